@@ -1,0 +1,96 @@
+// Package errs is the one error type of the domain: a Ganeti error class
+// (OpPrereqError, OpExecError, ...) with Ganeti's classification code
+// (wrong_input, unknown_entity, ...). The service layer maps it to a gRPC
+// status in one table (server/errmap.go); the gateway projects that status
+// onto the legacy {"code","message","explain"} body.
+package errs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is Ganeti's error classification (constants.json error_codes).
+type Code string
+
+// Ganeti's ECODE_* values.
+const (
+	CodeNone      Code = ""
+	CodeResolver  Code = "resolver_error"
+	CodeNoRes     Code = "insufficient_resources"
+	CodeTempNoRes Code = "temp_insufficient_resources"
+	CodeInval     Code = "wrong_input"
+	CodeState     Code = "wrong_state"
+	CodeNoEnt     Code = "unknown_entity"
+	CodeExists    Code = "already_exists"
+	CodeNotUnique Code = "resource_not_unique"
+	CodeFault     Code = "internal_error"
+	CodeEnviron   Code = "environment_error"
+)
+
+// Ganeti error class names (constants.json error_classes) used by the domain.
+const (
+	ClassPrereq  = "OpPrereqError"
+	ClassExec    = "OpExecError"
+	ClassProgram = "ProgrammerError"
+	ClassQuery   = "QueryFilterParseError"
+	// ClassRequest marks a malformed request (bad query argument, bad body
+	// shape) that Ganeti's HTTP layer rejects before any opcode exists.
+	ClassRequest = "HttpBadRequest"
+	// ClassNotImplemented marks a feature that this server does not offer yet.
+	ClassNotImplemented = "HttpNotImplemented"
+	// ClassUnavailable marks a resource that exists but cannot serve now
+	// (Ganeti's 503, e.g. the console of a stopped instance).
+	ClassUnavailable = "HttpServiceUnavailable"
+)
+
+// Error is a domain error. Msg is safe to show to a client.
+type Error struct {
+	Class string
+	Code  Code
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Code == CodeNone {
+		return e.Class + ": " + e.Msg
+	}
+	return e.Class + ": " + e.Msg + " (" + string(e.Code) + ")"
+}
+
+// Prereq is a failed prerequisite check: nothing was changed.
+func Prereq(code Code, format string, args ...any) *Error {
+	return &Error{Class: ClassPrereq, Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Exec is a failure while executing an opcode.
+func Exec(format string, args ...any) *Error {
+	return &Error{Class: ClassExec, Msg: fmt.Sprintf(format, args...)}
+}
+
+// NotFound reports an unknown object, e.g. NotFound("Instance", "x").
+func NotFound(kind, name string) *Error {
+	return Prereq(CodeNoEnt, "%s '%s' not known", kind, name)
+}
+
+// BadRequest reports a malformed request with Ganeti's HTTP-layer message.
+func BadRequest(format string, args ...any) *Error {
+	return &Error{Class: ClassRequest, Code: CodeInval, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable reports Ganeti's 503 conditions.
+func Unavailable(format string, args ...any) *Error {
+	return &Error{Class: ClassUnavailable, Msg: fmt.Sprintf(format, args...)}
+}
+
+// NotImplemented reports a feature this server does not offer.
+func NotImplemented(format string, args ...any) *Error {
+	return &Error{Class: ClassNotImplemented, Msg: fmt.Sprintf(format, args...)}
+}
+
+// As returns the domain error inside err, if any.
+func As(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
