@@ -22,6 +22,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// LegacyEmpty says how an empty field is written on the legacy surface.
+type LegacyEmpty int32
+
+const (
+	// The default: an unset message or optional scalar is null, an empty
+	// repeated field is [], a zero scalar is its zero value.
+	LegacyEmpty_LEGACY_EMPTY_UNSPECIFIED LegacyEmpty = 0
+	// An empty repeated field (or unset field) is written as null.
+	LegacyEmpty_LEGACY_EMPTY_NULL LegacyEmpty = 1
+	// An empty repeated field (or unset field) is left out of the object.
+	LegacyEmpty_LEGACY_EMPTY_OMIT LegacyEmpty = 2
+)
+
+// Enum value maps for LegacyEmpty.
+var (
+	LegacyEmpty_name = map[int32]string{
+		0: "LEGACY_EMPTY_UNSPECIFIED",
+		1: "LEGACY_EMPTY_NULL",
+		2: "LEGACY_EMPTY_OMIT",
+	}
+	LegacyEmpty_value = map[string]int32{
+		"LEGACY_EMPTY_UNSPECIFIED": 0,
+		"LEGACY_EMPTY_NULL":        1,
+		"LEGACY_EMPTY_OMIT":        2,
+	}
+)
+
+func (x LegacyEmpty) Enum() *LegacyEmpty {
+	p := new(LegacyEmpty)
+	*p = x
+	return p
+}
+
+func (x LegacyEmpty) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LegacyEmpty) Descriptor() protoreflect.EnumDescriptor {
+	return file_ganeti_rapi_v2_options_proto_enumTypes[0].Descriptor()
+}
+
+func (LegacyEmpty) Type() protoreflect.EnumType {
+	return &file_ganeti_rapi_v2_options_proto_enumTypes[0]
+}
+
+func (x LegacyEmpty) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LegacyEmpty.Descriptor instead.
+func (LegacyEmpty) EnumDescriptor() ([]byte, []int) {
+	return file_ganeti_rapi_v2_options_proto_rawDescGZIP(), []int{0}
+}
+
 // LegacyValue is how an enum value is spelled on the legacy surface.
 type LegacyValue struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -323,11 +377,51 @@ var file_ganeti_rapi_v2_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Filename:      "ganeti/rapi/v2/options.proto",
 	},
 	{
+		ExtendedType:  (*descriptorpb.MessageOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         50012,
+		Name:          "ganeti.rapi.v2.unwrap",
+		Tag:           "varint,50012,opt,name=unwrap",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
+		ExtendedType:  (*descriptorpb.MessageOptions)(nil),
+		ExtensionType: (*string)(nil),
+		Field:         50013,
+		Name:          "ganeti.rapi.v2.strict_object",
+		Tag:           "bytes,50013,opt,name=strict_object",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
 		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
 		ExtensionType: (*ParamSpec)(nil),
 		Field:         50020,
 		Name:          "ganeti.rapi.v2.param",
 		Tag:           "bytes,50020,opt,name=param",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*LegacyEmpty)(nil),
+		Field:         50021,
+		Name:          "ganeti.rapi.v2.empty",
+		Tag:           "varint,50021,opt,name=empty,enum=ganeti.rapi.v2.LegacyEmpty",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         50022,
+		Name:          "ganeti.rapi.v2.inline",
+		Tag:           "varint,50022,opt,name=inline",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         50023,
+		Name:          "ganeti.rapi.v2.csv",
+		Tag:           "varint,50023,opt,name=csv",
 		Filename:      "ganeti/rapi/v2/options.proto",
 	},
 	{
@@ -357,12 +451,39 @@ var (
 	//
 	// optional ganeti.rapi.v2.OpcodeInfo opcode = 50011;
 	E_Opcode = &file_ganeti_rapi_v2_options_proto_extTypes[2]
+	// The message is written as the value of its first non-empty field (or of
+	// its first field when all are empty) instead of as an object: a legacy
+	// answer that is a bare list, such as the bulk and non-bulk forms of
+	// GET /2/instances.
+	//
+	// optional bool unwrap = 50012;
+	E_Unwrap = &file_ganeti_rapi_v2_options_proto_extTypes[3]
+	// Decoding rejects keys that are not fields with Ganeti's message
+	// "Invalid body parameters: <strict_object> doesn't support the parameter
+	// '<key>'". Opcode messages are strict as "Object <class_name>".
+	//
+	// optional string strict_object = 50013;
+	E_StrictObject = &file_ganeti_rapi_v2_options_proto_extTypes[4]
 )
 
 // Extension fields to descriptorpb.FieldOptions.
 var (
 	// optional ganeti.rapi.v2.ParamSpec param = 50020;
-	E_Param = &file_ganeti_rapi_v2_options_proto_extTypes[3]
+	E_Param = &file_ganeti_rapi_v2_options_proto_extTypes[5]
+	// How the field is written when empty (see LegacyEmpty).
+	//
+	// optional ganeti.rapi.v2.LegacyEmpty empty = 50021;
+	E_Empty = &file_ganeti_rapi_v2_options_proto_extTypes[6]
+	// A message field whose own fields appear inline in the parent's JSON
+	// object (keys the parent does not know go to it).
+	//
+	// optional bool inline = 50022;
+	E_Inline = &file_ganeti_rapi_v2_options_proto_extTypes[7]
+	// A repeated query argument given as one comma-separated value
+	// (Ganeti's csv / csv_int query arguments), e.g. ?fields=name,mtotal.
+	//
+	// optional bool csv = 50023;
+	E_Csv = &file_ganeti_rapi_v2_options_proto_extTypes[8]
 )
 
 // Extension fields to descriptorpb.MethodOptions.
@@ -371,7 +492,7 @@ var (
 	// ("read", "write"); empty means anonymous access is allowed.
 	//
 	// repeated string access = 50030;
-	E_Access = &file_ganeti_rapi_v2_options_proto_extTypes[4]
+	E_Access = &file_ganeti_rapi_v2_options_proto_extTypes[9]
 )
 
 var File_ganeti_rapi_v2_options_proto protoreflect.FileDescriptor
@@ -401,11 +522,20 @@ const file_ganeti_rapi_v2_options_proto_rawDesc = "" +
 	"\x03sig\x18\b \x01(\tR\x03sig\x12\x18\n" +
 	"\aprivate\x18\t \x01(\bR\aprivateB\x06\n" +
 	"\x04_minB\x06\n" +
-	"\x04_max:X\n" +
+	"\x04_max*Y\n" +
+	"\vLegacyEmpty\x12\x1c\n" +
+	"\x18LEGACY_EMPTY_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11LEGACY_EMPTY_NULL\x10\x01\x12\x15\n" +
+	"\x11LEGACY_EMPTY_OMIT\x10\x02:X\n" +
 	"\x06legacy\x12!.google.protobuf.EnumValueOptions\x18ц\x03 \x01(\v2\x1b.ganeti.rapi.v2.LegacyValueR\x06legacy:7\n" +
 	"\x05tuple\x12\x1f.google.protobuf.MessageOptions\x18چ\x03 \x01(\bR\x05tuple:U\n" +
-	"\x06opcode\x12\x1f.google.protobuf.MessageOptions\x18ۆ\x03 \x01(\v2\x1a.ganeti.rapi.v2.OpcodeInfoR\x06opcode:P\n" +
-	"\x05param\x12\x1d.google.protobuf.FieldOptions\x18\xe4\x86\x03 \x01(\v2\x19.ganeti.rapi.v2.ParamSpecR\x05param:8\n" +
+	"\x06opcode\x12\x1f.google.protobuf.MessageOptions\x18ۆ\x03 \x01(\v2\x1a.ganeti.rapi.v2.OpcodeInfoR\x06opcode:9\n" +
+	"\x06unwrap\x12\x1f.google.protobuf.MessageOptions\x18܆\x03 \x01(\bR\x06unwrap:F\n" +
+	"\rstrict_object\x12\x1f.google.protobuf.MessageOptions\x18݆\x03 \x01(\tR\fstrictObject:P\n" +
+	"\x05param\x12\x1d.google.protobuf.FieldOptions\x18\xe4\x86\x03 \x01(\v2\x19.ganeti.rapi.v2.ParamSpecR\x05param:R\n" +
+	"\x05empty\x12\x1d.google.protobuf.FieldOptions\x18\xe5\x86\x03 \x01(\x0e2\x1b.ganeti.rapi.v2.LegacyEmptyR\x05empty:7\n" +
+	"\x06inline\x12\x1d.google.protobuf.FieldOptions\x18\xe6\x86\x03 \x01(\bR\x06inline:1\n" +
+	"\x03csv\x12\x1d.google.protobuf.FieldOptions\x18\xe7\x86\x03 \x01(\bR\x03csv:8\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xee\x86\x03 \x03(\tR\x06accessB\xc3\x01\n" +
 	"\x12com.ganeti.rapi.v2B\fOptionsProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
@@ -421,30 +551,38 @@ func file_ganeti_rapi_v2_options_proto_rawDescGZIP() []byte {
 	return file_ganeti_rapi_v2_options_proto_rawDescData
 }
 
+var file_ganeti_rapi_v2_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_ganeti_rapi_v2_options_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_ganeti_rapi_v2_options_proto_goTypes = []any{
-	(*LegacyValue)(nil),                   // 0: ganeti.rapi.v2.LegacyValue
-	(*OpcodeInfo)(nil),                    // 1: ganeti.rapi.v2.OpcodeInfo
-	(*ParamSpec)(nil),                     // 2: ganeti.rapi.v2.ParamSpec
-	(*descriptorpb.EnumValueOptions)(nil), // 3: google.protobuf.EnumValueOptions
-	(*descriptorpb.MessageOptions)(nil),   // 4: google.protobuf.MessageOptions
-	(*descriptorpb.FieldOptions)(nil),     // 5: google.protobuf.FieldOptions
-	(*descriptorpb.MethodOptions)(nil),    // 6: google.protobuf.MethodOptions
+	(LegacyEmpty)(0),                      // 0: ganeti.rapi.v2.LegacyEmpty
+	(*LegacyValue)(nil),                   // 1: ganeti.rapi.v2.LegacyValue
+	(*OpcodeInfo)(nil),                    // 2: ganeti.rapi.v2.OpcodeInfo
+	(*ParamSpec)(nil),                     // 3: ganeti.rapi.v2.ParamSpec
+	(*descriptorpb.EnumValueOptions)(nil), // 4: google.protobuf.EnumValueOptions
+	(*descriptorpb.MessageOptions)(nil),   // 5: google.protobuf.MessageOptions
+	(*descriptorpb.FieldOptions)(nil),     // 6: google.protobuf.FieldOptions
+	(*descriptorpb.MethodOptions)(nil),    // 7: google.protobuf.MethodOptions
 }
 var file_ganeti_rapi_v2_options_proto_depIdxs = []int32{
-	3, // 0: ganeti.rapi.v2.legacy:extendee -> google.protobuf.EnumValueOptions
-	4, // 1: ganeti.rapi.v2.tuple:extendee -> google.protobuf.MessageOptions
-	4, // 2: ganeti.rapi.v2.opcode:extendee -> google.protobuf.MessageOptions
-	5, // 3: ganeti.rapi.v2.param:extendee -> google.protobuf.FieldOptions
-	6, // 4: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
-	0, // 5: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
-	1, // 6: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
-	2, // 7: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	5, // [5:8] is the sub-list for extension type_name
-	0, // [0:5] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	4,  // 0: ganeti.rapi.v2.legacy:extendee -> google.protobuf.EnumValueOptions
+	5,  // 1: ganeti.rapi.v2.tuple:extendee -> google.protobuf.MessageOptions
+	5,  // 2: ganeti.rapi.v2.opcode:extendee -> google.protobuf.MessageOptions
+	5,  // 3: ganeti.rapi.v2.unwrap:extendee -> google.protobuf.MessageOptions
+	5,  // 4: ganeti.rapi.v2.strict_object:extendee -> google.protobuf.MessageOptions
+	6,  // 5: ganeti.rapi.v2.param:extendee -> google.protobuf.FieldOptions
+	6,  // 6: ganeti.rapi.v2.empty:extendee -> google.protobuf.FieldOptions
+	6,  // 7: ganeti.rapi.v2.inline:extendee -> google.protobuf.FieldOptions
+	6,  // 8: ganeti.rapi.v2.csv:extendee -> google.protobuf.FieldOptions
+	7,  // 9: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
+	1,  // 10: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
+	2,  // 11: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
+	3,  // 12: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
+	0,  // 13: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	10, // [10:14] is the sub-list for extension type_name
+	0,  // [0:10] is the sub-list for extension extendee
+	0,  // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_ganeti_rapi_v2_options_proto_init() }
@@ -462,13 +600,14 @@ func file_ganeti_rapi_v2_options_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ganeti_rapi_v2_options_proto_rawDesc), len(file_ganeti_rapi_v2_options_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   3,
-			NumExtensions: 5,
+			NumExtensions: 10,
 			NumServices:   0,
 		},
 		GoTypes:           file_ganeti_rapi_v2_options_proto_goTypes,
 		DependencyIndexes: file_ganeti_rapi_v2_options_proto_depIdxs,
+		EnumInfos:         file_ganeti_rapi_v2_options_proto_enumTypes,
 		MessageInfos:      file_ganeti_rapi_v2_options_proto_msgTypes,
 		ExtensionInfos:    file_ganeti_rapi_v2_options_proto_extTypes,
 	}.Build()
