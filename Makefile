@@ -1,0 +1,90 @@
+# ganeti-gateway build, codegen and checks. `make help` lists the targets.
+# CI (.ci/run) calls these same targets; see docs/ci.md.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+GO       ?= go
+NPM      ?= npm
+BUF      ?= node_modules/.bin/buf
+FUZZTIME ?= 10s
+BENCH    ?= .
+LISTEN   ?= 127.0.0.1:5080
+DATA_DIR ?= ./data
+ARGS     ?=
+# Ref that `make breaking` compares proto/ against.
+BREAKING_REF ?= HEAD~1
+
+# Debian's ganeti-htools-3.0 puts hbal/hspace/hscan and hail under
+# /usr/lib/ganeti/3.0 (only the conflicting ganeti-htools/ganeti packages add
+# /usr/bin links); append those dirs so tests can find the tools on PATH.
+HTOOLS_DIRS := $(wildcard /usr/lib/ganeti/3.0/usr/bin /usr/lib/ganeti/3.0/usr/lib/ganeti/iallocators)
+ifneq ($(HTOOLS_DIRS),)
+export PATH := $(PATH):$(subst $() ,:,$(HTOOLS_DIRS))
+endif
+
+.PHONY: help build run test generate vendor lint breaking check-generated bench fuzz ci
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
+
+build: ## go build ./...
+	$(GO) build ./...
+
+run: ## run the server on 127.0.0.1:5080 (plain HTTP) with the embedded default cluster
+	$(GO) run ./cmd/ganeti-gateway --insecure --listen $(LISTEN) --data-dir $(DATA_DIR) $(ARGS)
+
+test: ## go test -race -count=1 ./...
+	$(GO) test -race -count=1 ./...
+
+# buf and google-proto-files come from npm (package-lock.json); installed on demand.
+node_modules/.bin/buf:
+	$(NPM) ci --no-audit --no-fund
+
+generate: node_modules/.bin/buf ## buf generate (proto/ -> gen/)
+	$(BUF) generate
+
+vendor: node_modules/.bin/buf ## refresh third_party/googleapis from node_modules/google-proto-files
+	tools/vendor-googleapis.sh
+
+lint: node_modules/.bin/buf ## buf format + buf lint + go vet + gofmt (gen/ excluded)
+	$(BUF) format -d --exit-code proto
+	$(BUF) lint
+	$(GO) vet ./...
+	@files=$$(find . \( -path ./gen -o -path ./node_modules -o -path ./third_party -o -path ./.git -o -name testdata \) -prune \
+	    -o -type f -name '*.go' -print); \
+	bad=$$([ -z "$$files" ] || gofmt -l $$files); \
+	if [ -n "$$bad" ]; then echo "gofmt: these files need 'gofmt -w':"; echo "$$bad"; exit 1; fi; \
+	echo "gofmt: ok"
+
+breaking: node_modules/.bin/buf ## buf breaking against BREAKING_REF (default HEAD~1)
+	@if ! git rev-parse --verify -q '$(BREAKING_REF)^{commit}' >/dev/null; then \
+	  echo "breaking: skipped: no commit $(BREAKING_REF) (first commit or shallow clone)"; \
+	elif ! git cat-file -e '$(BREAKING_REF):proto' 2>/dev/null; then \
+	  echo "breaking: skipped: proto/ did not exist in $(BREAKING_REF)"; \
+	else \
+	  echo "$(BUF) breaking --against '.git#ref=$(BREAKING_REF)'"; \
+	  $(BUF) breaking --against '.git#ref=$(BREAKING_REF)'; \
+	  echo "breaking: ok (against $(BREAKING_REF))"; \
+	fi
+
+check-generated: generate ## fail if gen/ differs from what buf generate produces
+	@if ! git diff --quiet -- gen/; then \
+	  echo "check-generated: gen/ is stale; run 'make generate' and commit gen/:"; \
+	  git diff --stat -- gen/; git diff -- gen/ | head -n 200; exit 1; \
+	fi; \
+	untracked=$$(git ls-files --others --exclude-standard -- gen/); \
+	if [ -n "$$untracked" ]; then \
+	  echo "check-generated: untracked generated files; 'git add' them:"; echo "$$untracked"; exit 1; \
+	fi; \
+	echo "check-generated: gen/ is up to date"
+
+bench: ## go test -bench . -benchmem ./... (BENCH=regexp)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
+
+fuzz: ## run every Fuzz target for FUZZTIME each (default 10s)
+	GO='$(GO)' FUZZTIME='$(FUZZTIME)' tools/fuzz.sh
+
+ci: ## run the CI script locally (.ci/run)
+	bash .ci/run

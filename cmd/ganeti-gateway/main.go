@@ -1,0 +1,117 @@
+// Command ganeti-gateway serves the Ganeti remote API (RAPI 2) and its typed
+// gRPC API on one port, on an embedded simulated cluster by default.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "ganeti-gateway:", err)
+		os.Exit(1)
+	}
+}
+
+// envPrefix prefixes the environment variable of every flag: --data-dir is
+// GANETI_GATEWAY_DATA_DIR. A flag given on the command line wins.
+const envPrefix = "GANETI_GATEWAY_"
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func run(args []string) error {
+	var cfg app.Config
+	var logLevel string
+	fs := flag.NewFlagSet("ganeti-gateway", flag.ContinueOnError)
+	fs.StringVar(&cfg.Listen, "listen", app.DefaultListen, "address of the one listener (gRPC and RAPI JSON)")
+	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "directory of the store, the generated certificate and the users file")
+	fs.StringVar(&cfg.ClusterFile, "cluster-file", "", "cluster file that seeds the store on first start (default: the embedded demo cluster)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "serve plain HTTP/1.1 and h2c instead of TLS (local use only)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (default: a self-signed certificate kept in the data dir)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
+	fs.StringVar(&cfg.UsersFile, "users-file", "", "Ganeti RAPI users file (default: <data-dir>/rapi/users)")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest accepted request body (default 4 MiB)")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "time allowed to read request headers")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", app.DefaultIdleTimeout, "keep-alive idle timeout")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n\nEvery flag can also be set with an environment variable, e.g. --data-dir as %s.\n\n", envName("data-dir"))
+		fs.PrintDefaults()
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	lis, err := a.Listen()
+	if err != nil {
+		a.Close()
+		return err
+	}
+	attrs := []any{"addr", lis.Addr().String(), "tls", !cfg.Insecure}
+	if a.Fingerprint != "" {
+		attrs = append(attrs, "tls_sha256_fingerprint", a.Fingerprint)
+	}
+	log.Info("ganeti-gateway listening", attrs...)
+	errc := make(chan error, 1)
+	go func() { errc <- a.Serve(lis) }()
+	select {
+	case err := <-errc:
+		a.Close()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return a.Shutdown(shutdownCtx)
+}
+
+// applyEnv sets each flag from its environment variable; command-line
+// flags, parsed afterwards, override them.
+func applyEnv(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		v, ok := os.LookupEnv(envName(f.Name))
+		if !ok || err != nil {
+			return
+		}
+		if bf, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool && bf.IsBoolFlag() {
+			if _, perr := strconv.ParseBool(v); perr != nil {
+				err = fmt.Errorf("%s: %q is not a boolean", envName(f.Name), v)
+				return
+			}
+		}
+		if serr := f.Value.Set(v); serr != nil {
+			err = fmt.Errorf("%s: %v", envName(f.Name), serr)
+		}
+	})
+	return err
+}

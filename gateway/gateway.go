@@ -1,0 +1,246 @@
+// Package gateway is the transport layer: one listener that serves gRPC and
+// the legacy RAPI JSON surface. Legacy requests pass Ganeti's HTTP-level
+// checks here (routing, 404/501, Content-Type, JSON syntax, body size), go
+// through grpc-gateway with the legacy JSON codec, and reach the gRPC
+// services over an in-process connection, so they run the same interceptor
+// chain and stats handlers as direct gRPC calls.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
+)
+
+// DefaultMaxBodyBytes caps legacy request bodies.
+const DefaultMaxBodyBytes = 4 << 20
+
+// Config configures the legacy surface.
+type Config struct {
+	// Conn reaches the gRPC services (an in-process connection). Required.
+	Conn grpc.ClientConnInterface
+	// MaxBodyBytes caps request bodies; default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Conn == nil {
+		return errors.New("gateway: Config.Conn is required")
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Legacy serves the RAPI 2 JSON surface.
+type Legacy struct {
+	cfg    Config
+	routes *Routes
+	mux    *runtime.ServeMux
+}
+
+type routeKey struct{}
+
+// RouteFromContext returns the legacy route template and method of a
+// request being served, e.g. ("/2/nodes/{node_name}", "GET").
+func RouteFromContext(ctx context.Context) (template, method string, ok bool) {
+	m, ok := ctx.Value(routeKey{}).(routeInfo)
+	return m.template, m.method, ok
+}
+
+type routeInfo struct{ template, method string }
+
+// NewLegacy builds the legacy handler.
+func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	routes, err := LoadRoutes()
+	if err != nil {
+		return nil, err
+	}
+	// grpc-gateway keeps the query parser in a package variable; this is the
+	// only mux of the process.
+	runtime.SetQueryParameterParser(queryParser{})
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, legacyjson.Marshaler{}),
+		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithDisableHTTPMethodOverride(),
+		// Only the Authorization header is forwarded (as gRPC metadata).
+		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
+			if strings.EqualFold(h, "Authorization") {
+				return "authorization", true
+			}
+			return "", false
+		}),
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+	)
+	conn := cfg.Conn
+	for _, register := range []func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error{
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterVersionServiceHandlerClient(ctx, m, rapiv2.NewVersionServiceClient(c))
+		},
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterClusterServiceHandlerClient(ctx, m, rapiv2.NewClusterServiceClient(c))
+		},
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterNodeServiceHandlerClient(ctx, m, rapiv2.NewNodeServiceClient(c))
+		},
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterGroupServiceHandlerClient(ctx, m, rapiv2.NewGroupServiceClient(c))
+		},
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterInstanceServiceHandlerClient(ctx, m, rapiv2.NewInstanceServiceClient(c))
+		},
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterNetworkServiceHandlerClient(ctx, m, rapiv2.NewNetworkServiceClient(c))
+		},
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterJobServiceHandlerClient(ctx, m, rapiv2.NewJobServiceClient(c))
+		},
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterFilterServiceHandlerClient(ctx, m, rapiv2.NewFilterServiceClient(c))
+		},
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterOsServiceHandlerClient(ctx, m, rapiv2.NewOsServiceClient(c))
+		},
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterTagServiceHandlerClient(ctx, m, rapiv2.NewTagServiceClient(c))
+		},
+		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
+			return rapiv2.RegisterQueryServiceHandlerClient(ctx, m, rapiv2.NewQueryServiceClient(c))
+		},
+	} {
+		if err := register(ctx, mux, conn); err != nil {
+			return nil, err
+		}
+	}
+	// GET /2/jobs/{job_id}/wait carries a JSON body, which grpc-gateway does
+	// not read on GET; this handler (registered last, so it wins) does.
+	jobs := rapiv2.NewJobServiceClient(conn)
+	if err := mux.HandlePath("GET", "/2/jobs/{job_id}/wait", func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		serveWaitJobChange(mux, jobs, w, r, params)
+	}); err != nil {
+		return nil, err
+	}
+	return &Legacy{cfg: cfg, routes: routes, mux: mux}, nil
+}
+
+// Routes returns the legacy route table.
+func (l *Legacy) Routes() *Routes { return l.routes }
+
+// ServeHTTP applies Ganeti's order of checks: route (404), method (501),
+// body (415, 400), then the handler.
+func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	method := strings.ToUpper(r.Method)
+	route := l.routes.Match(r.URL.EscapedPath())
+	if route == nil {
+		WriteLegacyError(w, LegacyError{Code: http.StatusNotFound, Message: "Not Found", Explain: explain[404]})
+		return
+	}
+	if _, ok := route.Methods[method]; !ok {
+		WriteLegacyError(w, LegacyError{
+			Code:    http.StatusNotImplemented,
+			Message: fmt.Sprintf("Method %s is unsupported for path %s", method, r.RequestURI),
+			Explain: explain[501],
+		})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, l.cfg.MaxBodyBytes+1))
+	if err != nil {
+		WriteLegacyError(w, LegacyError{Code: http.StatusBadRequest, Message: "Unable to read request body", Explain: explain[400]})
+		return
+	}
+	if int64(len(body)) > l.cfg.MaxBodyBytes {
+		WriteLegacyError(w, LegacyError{Code: http.StatusRequestEntityTooLarge, Message: "Request body too large", Explain: explain[413]})
+		return
+	}
+	if len(body) > 0 {
+		if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Type")), "application/json") {
+			WriteLegacyError(w, LegacyError{Code: http.StatusUnsupportedMediaType, Message: "Unsupported Media Type", Explain: explain[415]})
+			return
+		}
+		if !json.Valid(body) {
+			WriteLegacyError(w, LegacyError{Code: http.StatusBadRequest, Message: "Unable to parse JSON data", Explain: explain[400]})
+			return
+		}
+	}
+	r2 := r.WithContext(context.WithValue(r.Context(), routeKey{}, routeInfo{route.Template, method}))
+	r2.Method = method
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	r2.Header.Set("Content-Type", "application/json")
+	l.mux.ServeHTTP(w, r2)
+}
+
+// routingErrorHandler only runs for requests that passed the route table
+// but that grpc-gateway does not route (a path the table accepts with
+// characters grpc-gateway decodes differently): answer as Ganeti would.
+func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+	if code == http.StatusMethodNotAllowed {
+		WriteLegacyError(w, LegacyError{Code: http.StatusNotImplemented, Message: fmt.Sprintf("Method %s is unsupported for path %s", r.Method, r.RequestURI), Explain: explain[501]})
+		return
+	}
+	WriteLegacyError(w, LegacyError{Code: http.StatusNotFound, Message: "Not Found", Explain: explain[404]})
+}
+
+// serveWaitJobChange decodes the GET body of /2/jobs/{job_id}/wait.
+func serveWaitJobChange(mux *runtime.ServeMux, jobs rapiv2.JobServiceClient, w http.ResponseWriter, r *http.Request, params map[string]string) {
+	ctx := r.Context()
+	m := legacyjson.Marshaler{}
+	req := &rapiv2.WaitJobChangeRequest{}
+	if err := m.NewDecoder(r.Body).Decode(req); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = status.Error(codes.InvalidArgument, "The 'fields' parameter should be a list")
+		} else {
+			err = status.Error(codes.InvalidArgument, err.Error())
+		}
+		errorHandler(ctx, mux, m, w, r, err)
+		return
+	}
+	id, ok := pyInt(params["job_id"])
+	if !ok {
+		errorHandler(ctx, mux, m, w, r, status.Error(codes.NotFound, "Not Found"))
+		return
+	}
+	req.JobId = id
+	ctx, err := runtime.AnnotateContext(ctx, mux, r, "/ganeti.rapi.v2.JobService/WaitJobChange", runtime.WithHTTPPathPattern("/2/jobs/{job_id}/wait"))
+	if err != nil {
+		errorHandler(ctx, mux, m, w, r, err)
+		return
+	}
+	resp, err := jobs.WaitJobChange(ctx, req)
+	if err != nil {
+		errorHandler(ctx, mux, m, w, r, err)
+		return
+	}
+	out, err := m.Marshal(resp.GetChange())
+	if err != nil {
+		errorHandler(ctx, mux, m, w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", m.ContentType(nil))
+	_, _ = w.Write(out)
+}

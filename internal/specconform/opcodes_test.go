@@ -1,0 +1,215 @@
+package specconform
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
+)
+
+type specType struct {
+	Type     string          `json:"type"`
+	Nullable bool            `json:"nullable"`
+	NonEmpty bool            `json:"non_empty"`
+	Values   json.RawMessage `json:"values"`
+	Items    json.RawMessage `json:"items"`
+}
+
+type specParam struct {
+	Name     string   `json:"name"`
+	Required bool     `json:"required"`
+	Sig      string   `json:"sig"`
+	Type     specType `json:"type"`
+}
+
+type specOpcode struct {
+	Class        string      `json:"class"`
+	OpID         string      `json:"op_id"`
+	Params       []specParam `json:"params"`
+	SummaryField *string     `json:"summary_field"`
+	Rapi         struct {
+		Reachable bool `json:"reachable"`
+	} `json:"rapi"`
+}
+
+func readJSON(t *testing.T, name string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testutil.SharedDir(t), "spec", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// opcodeMessages returns the opcode messages of the OpCode oneof by OP_ID.
+func opcodeMessages(t *testing.T) map[string]protoreflect.MessageDescriptor {
+	oneof := (&rapiv2.OpCode{}).ProtoReflect().Descriptor().Oneofs().ByName("op")
+	if oneof == nil {
+		t.Fatal("OpCode has no oneof op")
+	}
+	out := map[string]protoreflect.MessageDescriptor{}
+	fields := oneof.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		md := fields.Get(i).Message()
+		info, _ := proto.GetExtension(md.Options(), rapiv2.E_Opcode).(*rapiv2.OpcodeInfo)
+		if info == nil {
+			t.Errorf("%s has no opcode option", md.FullName())
+			continue
+		}
+		if _, dup := out[info.GetId()]; dup {
+			t.Errorf("%s appears twice in OpCode", info.GetId())
+		}
+		out[info.GetId()] = md
+	}
+	return out
+}
+
+// TestOpcodesMatchSpec checks that every opcode of spec/opcodes.json is a
+// message of the OpCode oneof with one field per parameter, named as in
+// Ganeti, with Ganeti's type signature and flags, and enum values that are
+// exactly the spec's.
+func TestOpcodesMatchSpec(t *testing.T) {
+	var spec struct {
+		Opcodes map[string]specOpcode `json:"opcodes"`
+	}
+	readJSON(t, "opcodes.json", &spec)
+	msgs := opcodeMessages(t)
+	if len(spec.Opcodes) != 75 || len(msgs) != len(spec.Opcodes) {
+		t.Fatalf("spec has %d opcodes, the proto %d", len(spec.Opcodes), len(msgs))
+	}
+	for id, op := range spec.Opcodes {
+		md, ok := msgs[id]
+		if !ok {
+			t.Errorf("%s: no message", id)
+			continue
+		}
+		info := proto.GetExtension(md.Options(), rapiv2.E_Opcode).(*rapiv2.OpcodeInfo)
+		if info.GetClassName() != op.Class || string(md.Name()) != op.Class {
+			t.Errorf("%s: class %q (message %s), spec %q", id, info.GetClassName(), md.Name(), op.Class)
+		}
+		summary := ""
+		if op.SummaryField != nil {
+			summary = *op.SummaryField
+		}
+		if info.GetSummaryField() != summary || info.GetRapiReachable() != op.Rapi.Reachable {
+			t.Errorf("%s: opcode option %v disagrees with the spec", id, info)
+		}
+		if md.Fields().Len() != len(op.Params) {
+			t.Errorf("%s: %d fields, spec has %d parameters", id, md.Fields().Len(), len(op.Params))
+		}
+		for _, p := range op.Params {
+			fd := md.Fields().ByName(protoreflect.Name(p.Name))
+			if fd == nil {
+				t.Errorf("%s: no field for parameter %s", id, p.Name)
+				continue
+			}
+			if fd.JSONName() != p.Name {
+				t.Errorf("%s.%s: json_name %q", id, p.Name, fd.JSONName())
+			}
+			ps, _ := proto.GetExtension(fd.Options(), rapiv2.E_Param).(*rapiv2.ParamSpec)
+			if ps == nil {
+				t.Errorf("%s.%s: no param option", id, p.Name)
+				continue
+			}
+			if ps.GetSig() != p.Sig || ps.GetRequired() != p.Required || ps.GetNullable() != p.Type.Nullable {
+				t.Errorf("%s.%s: param option %v, spec sig %q required %v nullable %v", id, p.Name, ps, p.Sig, p.Required, p.Type.Nullable)
+			}
+			checkEnum(t, id+"."+p.Name, fd, p.Type)
+		}
+	}
+}
+
+// checkEnum compares an enum field's legacy values with the spec's enum
+// (for a field of a list type, with its item enum).
+func checkEnum(t *testing.T, what string, fd protoreflect.FieldDescriptor, st specType) {
+	if fd.Kind() != protoreflect.EnumKind {
+		return
+	}
+	if st.Type == "list" && len(st.Items) > 0 {
+		var item specType
+		if err := json.Unmarshal(st.Items, &item); err == nil {
+			st = item
+		}
+	}
+	if st.Type != "enum" {
+		t.Errorf("%s: proto enum for spec type %s", what, st.Type)
+		return
+	}
+	var values []any
+	if err := json.Unmarshal(st.Values, &values); err != nil {
+		t.Errorf("%s: spec enum values: %v", what, err)
+		return
+	}
+	var want []string
+	for _, v := range values {
+		b, _ := json.Marshal(v)
+		want = append(want, string(b))
+	}
+	var got []string
+	vals := fd.Enum().Values()
+	for i := 0; i < vals.Len(); i++ {
+		lv, _ := proto.GetExtension(vals.Get(i).Options(), rapiv2.E_Legacy).(*rapiv2.LegacyValue)
+		switch x := lv.GetValue().(type) {
+		case *rapiv2.LegacyValue_Str:
+			b, _ := json.Marshal(x.Str)
+			got = append(got, string(b))
+		case *rapiv2.LegacyValue_Num:
+			b, _ := json.Marshal(x.Num)
+			got = append(got, string(b))
+		}
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	if strings.Join(want, ",") != strings.Join(got, ",") {
+		t.Errorf("%s: enum values %v, spec %v", what, got, want)
+	}
+}
+
+// TestReadMessagesMatchFieldLists checks that the read messages hold exactly
+// Ganeti's rlib2 field lists, in order, keyed by the legacy names.
+func TestReadMessagesMatchFieldLists(t *testing.T) {
+	var spec struct {
+		Lists map[string]struct {
+			Fields []struct {
+				Name string `json:"name"`
+			} `json:"fields"`
+		} `json:"rlib2_field_lists"`
+	}
+	readJSON(t, "fields.json", &spec)
+	cases := map[string]proto.Message{
+		"N_FIELDS":           &rapiv2.Node{},
+		"I_FIELDS":           &rapiv2.Instance{},
+		"G_FIELDS":           &rapiv2.Group{},
+		"NET_FIELDS":         &rapiv2.Network{},
+		"FILTER_RULE_FIELDS": &rapiv2.FilterRule{},
+		"J_FIELDS":           &rapiv2.Job{},
+	}
+	for list, msg := range cases {
+		var want []string
+		for _, f := range spec.Lists[list].Fields {
+			want = append(want, f.Name)
+		}
+		var got []string
+		fds := msg.ProtoReflect().Descriptor().Fields()
+		for i := 0; i < fds.Len(); i++ {
+			fd := fds.Get(i)
+			if fd.JSONName() == "secondary_ip" { // GET /2/nodes/[node_name] extra (fields.json response_extras)
+				continue
+			}
+			got = append(got, fd.JSONName())
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: message %s has\n %v\nspec:\n %v", list, msg.ProtoReflect().Descriptor().Name(), got, want)
+		}
+	}
+}

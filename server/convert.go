@@ -1,0 +1,141 @@
+package server
+
+import (
+	"fmt"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
+	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+)
+
+// fill converts a Ganeti-shaped value from the domain into msg. A failure
+// is a bug of ours (the domain produced a value the API cannot hold), so it
+// surfaces as an internal error.
+func fill(msg proto.Message, v any) error {
+	if err := legacyjson.FromValue(msg, v); err != nil {
+		return fmt.Errorf("convert %s: %w", msg.ProtoReflect().Descriptor().FullName(), err)
+	}
+	return nil
+}
+
+var queryFieldsCache sync.Map // protoreflect.FullName -> []string
+
+// queryFields are the Ganeti field names a read message holds: the
+// json_names of its fields, except those left out of the legacy object when
+// empty (extras such as a node's secondary_ip, which are not query fields).
+// The rlib2 field lists (N_FIELDS, I_FIELDS, ...) thus live only in the
+// proto.
+func queryFields(msg proto.Message) []string {
+	d := msg.ProtoReflect().Descriptor()
+	if v, ok := queryFieldsCache.Load(d.FullName()); ok {
+		return v.([]string)
+	}
+	fds := d.Fields()
+	names := make([]string, 0, fds.Len())
+	for i := 0; i < fds.Len(); i++ {
+		fd := fds.Get(i)
+		if proto.GetExtension(fd.Options(), rapiv2.E_Empty).(rapiv2.LegacyEmpty) == rapiv2.LegacyEmpty_LEGACY_EMPTY_OMIT {
+			continue
+		}
+		names = append(names, fd.JSONName())
+	}
+	queryFieldsCache.Store(d.FullName(), names)
+	return names
+}
+
+// rowObject turns one query row into a Ganeti object; cells without data
+// are left out, so they read as null.
+func rowObject(fields []string, cells []cluster.Cell) map[string]any {
+	obj := make(map[string]any, len(fields))
+	for i, f := range fields {
+		if i < len(cells) && cells[i].Status == 0 {
+			obj[f] = cells[i].Value
+		}
+	}
+	return obj
+}
+
+// listObjects runs the bulk query of a resource into messages made by newMsg.
+func listObjects[T proto.Message](st *cluster.State, resource string, newMsg func() T) ([]T, error) {
+	fields := queryFields(newMsg())
+	res, err := st.Query(resource, fields, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(res.Data))
+	for _, row := range res.Data {
+		m := newMsg()
+		if err := fill(m, rowObject(fields, row)); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// getObject reads one object of a resource into msg.
+func getObject(st *cluster.State, resource, name string, msg proto.Message) error {
+	fields := queryFields(msg)
+	cells, err := st.Get(resource, name, fields)
+	if err != nil {
+		return err
+	}
+	return fill(msg, rowObject(fields, cells))
+}
+
+// queryResponse converts a domain query result.
+func queryResponse(res *cluster.QueryResult) (*rapiv2.QueryResponse, error) {
+	resp := &rapiv2.QueryResponse{Fields: fieldDefinitions(res.Fields)}
+	resp.Data = make([]*rapiv2.QueryRow, len(res.Data))
+	for i, row := range res.Data {
+		cells := make([]*rapiv2.QueryCell, len(row))
+		for j, c := range row {
+			cell := &rapiv2.QueryCell{}
+			if err := fill(cell, []any{int64(c.Status), c.Value}); err != nil {
+				return nil, err
+			}
+			cells[j] = cell
+		}
+		resp.Data[i] = &rapiv2.QueryRow{Cells: cells}
+	}
+	return resp, nil
+}
+
+func fieldDefinitions(defs []cluster.FieldDef) []*rapiv2.FieldDefinition {
+	out := make([]*rapiv2.FieldDefinition, len(defs))
+	for i, d := range defs {
+		out[i] = &rapiv2.FieldDefinition{Name: d.Name, Title: d.Title, Kind: fieldKind(d.Kind), Doc: d.Doc}
+	}
+	return out
+}
+
+var fieldKinds = enumByLegacy(rapiv2.QueryFieldKind_QUERY_FIELD_KIND_UNSPECIFIED.Descriptor())
+
+func fieldKind(kind string) rapiv2.QueryFieldKind {
+	return rapiv2.QueryFieldKind(fieldKinds[kind])
+}
+
+// enumByLegacy maps an enum's legacy spellings to its numbers.
+func enumByLegacy(ed protoreflect.EnumDescriptor) map[string]protoreflect.EnumNumber {
+	m := map[string]protoreflect.EnumNumber{}
+	vals := ed.Values()
+	for i := 0; i < vals.Len(); i++ {
+		v := vals.Get(i)
+		if lv, ok := proto.GetExtension(v.Options(), rapiv2.E_Legacy).(*rapiv2.LegacyValue); ok && lv != nil {
+			if s, ok := lv.GetValue().(*rapiv2.LegacyValue_Str); ok {
+				m[s.Str] = v.Number()
+			}
+		}
+	}
+	return m
+}
+
+// badRequest is a request the HTTP layer of Ganeti rejects with 400.
+func badRequest(format string, args ...any) error {
+	return errs.BadRequest(format, args...)
+}

@@ -1,0 +1,64 @@
+// Package server holds the gRPC service handlers of ganeti-gateway. They are
+// thin: validate the request, call the domain (the cluster model, later the
+// job engine), convert the domain's Ganeti-shaped values into the typed
+// messages, and return domain errors for the interceptor to map.
+package server
+
+import (
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+)
+
+// Config holds the dependencies of the services.
+type Config struct {
+	// Cluster is the cluster model. Required.
+	Cluster *cluster.Model
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Cluster == nil {
+		return errors.New("server: Config.Cluster is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Services are the RAPI services, ready to be registered on a gRPC server.
+type Services struct {
+	cfg Config
+}
+
+// New builds the services.
+func New(cfg Config) (*Services, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	return &Services{cfg: cfg}, nil
+}
+
+// Register registers every RAPI service on r.
+func (s *Services) Register(r grpc.ServiceRegistrar) {
+	rapiv2.RegisterVersionServiceServer(r, &versionService{})
+	rapiv2.RegisterClusterServiceServer(r, &clusterService{s: s})
+	rapiv2.RegisterNodeServiceServer(r, &nodeService{s: s})
+	rapiv2.RegisterGroupServiceServer(r, &groupService{s: s})
+	rapiv2.RegisterInstanceServiceServer(r, &instanceService{s: s})
+	rapiv2.RegisterNetworkServiceServer(r, &networkService{s: s})
+	rapiv2.RegisterJobServiceServer(r, &jobService{s: s})
+	rapiv2.RegisterFilterServiceServer(r, &filterService{s: s})
+	rapiv2.RegisterOsServiceServer(r, &osService{s: s})
+	rapiv2.RegisterTagServiceServer(r, &tagService{s: s})
+	rapiv2.RegisterQueryServiceServer(r, &queryService{s: s})
+}
+
+func (s *Services) state() *cluster.State { return s.cfg.Cluster.State() }
