@@ -80,10 +80,10 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 	if err != nil {
 		return nil, err
 	}
-	// grpc-gateway keeps the query parser in a package variable; this is the
-	// only mux of the process.
-	runtime.SetQueryParameterParser(queryParser{})
 	mux := runtime.NewServeMux(
+		// grpc-gateway keeps the query parser in a package variable; this is
+		// the only mux of the process.
+		runtime.SetQueryParameterParser(queryParser{}),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, legacyjson.Marshaler{}),
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),

@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// serverBinary builds cmd/ganeti-gateway once per test run.
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ganeti-gateway-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ganeti-gateway")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/ganeti-gateway")
+		cmd.Dir = testutil.RepoRoot(t)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// serverProcess is a ganeti-gateway process listening on a loopback port.
+type serverProcess struct {
+	Addr    string // host:port
+	DataDir string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	logs    *strings.Builder
+	mu      sync.Mutex
+}
+
+// startServer runs the binary with --listen 127.0.0.1:0 and the given
+// flags, and waits for its "listening" log line.
+func startServer(t *testing.T, dataDir string, args ...string) *serverProcess {
+	t.Helper()
+	bin := serverBinary(t)
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	args = append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "GANETI_GATEWAY_LOG_LEVEL=info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serverProcess{DataDir: dataDir, cmd: cmd, done: make(chan struct{}), logs: &strings.Builder{}}
+	addrc := make(chan string, 1)
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.logs.WriteString(line + "\n")
+			p.mu.Unlock()
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ganeti-gateway listening" {
+				select {
+				case addrc <- rec.Addr:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		_ = cmd.Wait()
+	}()
+	t.Cleanup(func() { p.Stop(t) })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	select {
+	case p.Addr = <-addrc:
+	case <-p.done:
+		t.Fatalf("server exited before listening:\n%s", p.Logs())
+	case <-ctx.Done():
+		t.Fatalf("server did not start:\n%s", p.Logs())
+	}
+	return p
+}
+
+// Logs returns what the server logged so far.
+func (p *serverProcess) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// Stop ends the process with SIGTERM (SIGKILL after 10 s).
+func (p *serverProcess) Stop(t *testing.T) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
