@@ -206,18 +206,14 @@ func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.M
 	WriteLegacyError(w, LegacyError{Code: http.StatusNotFound, Message: "Not Found", Explain: explain[404]})
 }
 
-// serveWaitJobChange decodes the GET body of /2/jobs/{job_id}/wait.
+// serveWaitJobChange decodes the GET body of /2/jobs/{job_id}/wait with
+// Ganeti's checks and messages.
 func serveWaitJobChange(mux *runtime.ServeMux, jobs rapiv2.JobServiceClient, w http.ResponseWriter, r *http.Request, params map[string]string) {
 	ctx := r.Context()
 	m := legacyjson.Marshaler{}
-	req := &rapiv2.WaitJobChangeRequest{}
-	if err := m.NewDecoder(r.Body).Decode(req); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = status.Error(codes.InvalidArgument, "The 'fields' parameter should be a list")
-		} else {
-			err = status.Error(codes.InvalidArgument, err.Error())
-		}
-		errorHandler(ctx, mux, m, w, r, err)
+	req, err := decodeWaitBody(r.Body)
+	if err != nil {
+		errorHandler(ctx, mux, m, w, r, status.Error(codes.InvalidArgument, err.Error()))
 		return
 	}
 	id, ok := pyInt(params["job_id"])
@@ -226,11 +222,6 @@ func serveWaitJobChange(mux *runtime.ServeMux, jobs rapiv2.JobServiceClient, w h
 		return
 	}
 	req.JobId = id
-	ctx, err := runtime.AnnotateContext(ctx, mux, r, "/ganeti.rapi.v2.JobService/WaitJobChange", runtime.WithHTTPPathPattern("/2/jobs/{job_id}/wait"))
-	if err != nil {
-		errorHandler(ctx, mux, m, w, r, err)
-		return
-	}
 	resp, err := jobs.WaitJobChange(ctx, req)
 	if err != nil {
 		errorHandler(ctx, mux, m, w, r, err)
@@ -243,4 +234,43 @@ func serveWaitJobChange(mux *runtime.ServeMux, jobs rapiv2.JobServiceClient, w h
 	}
 	w.Header().Set("Content-Type", m.ContentType(nil))
 	_, _ = w.Write(out)
+}
+
+// decodeWaitBody checks {"fields": [...], "previous_job_info": [...]|null,
+// "previous_log_serial": n|null} as Ganeti does.
+func decodeWaitBody(body io.Reader) (*rapiv2.WaitJobChangeRequest, error) {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	var obj map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if len(data) == 0 || dec.Decode(&obj) != nil || obj == nil {
+		return nil, errors.New("The 'fields' parameter should be a list")
+	}
+	if _, ok := obj["fields"].([]any); !ok {
+		return nil, errors.New("The 'fields' parameter should be a list")
+	}
+	if v := obj["previous_job_info"]; v != nil {
+		if _, ok := v.([]any); !ok {
+			return nil, errors.New("The 'previous_job_info' parameter should be a list")
+		}
+	}
+	if v := obj["previous_log_serial"]; v != nil {
+		if n, ok := v.(json.Number); !ok || strings.ContainsAny(n.String(), ".eE") {
+			return nil, errors.New("The 'previous_log_serial' parameter should be a number")
+		}
+	}
+	req := &rapiv2.WaitJobChangeRequest{}
+	known := map[string]any{}
+	for _, k := range []string{"fields", "previous_job_info", "previous_log_serial"} {
+		if v, ok := obj[k]; ok {
+			known[k] = v
+		}
+	}
+	if err := legacyjson.FromValue(req, known); err != nil {
+		return nil, errors.New("The 'fields' parameter should be a list")
+	}
+	return req, nil
 }
