@@ -193,6 +193,7 @@ func TestReadMessagesMatchFieldLists(t *testing.T) {
 		"NET_FIELDS":         &rapiv2.Network{},
 		"FILTER_RULE_FIELDS": &rapiv2.FilterRule{},
 		"J_FIELDS":           &rapiv2.Job{},
+		"J_FIELDS_BULK":      &rapiv2.JobSummary{},
 	}
 	for list, msg := range cases {
 		var want []string

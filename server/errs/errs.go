@@ -88,6 +88,12 @@ func NotImplemented(format string, args ...any) *Error {
 	return &Error{Class: ClassNotImplemented, Msg: fmt.Sprintf(format, args...)}
 }
 
+// QueryFilter reports a malformed query filter, or one that cannot be
+// evaluated (unknown field, operands of the wrong type).
+func QueryFilter(format string, args ...any) *Error {
+	return &Error{Class: ClassQuery, Code: CodeInval, Msg: fmt.Sprintf(format, args...)}
+}
+
 // As returns the domain error inside err, if any.
 func As(err error) (*Error, bool) {
 	var e *Error

@@ -211,7 +211,7 @@ func (x *ListJobsRequest) GetBulk() bool {
 type ListJobsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Refs          []*JobRef              `protobuf:"bytes,1,rep,name=refs,proto3" json:"refs,omitempty"`
-	Jobs          []*Job                 `protobuf:"bytes,2,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	Jobs          []*JobSummary          `protobuf:"bytes,2,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,7 +253,7 @@ func (x *ListJobsResponse) GetRefs() []*JobRef {
 	return nil
 }
 
-func (x *ListJobsResponse) GetJobs() []*Job {
+func (x *ListJobsResponse) GetJobs() []*JobSummary {
 	if x != nil {
 		return x.Jobs
 	}
@@ -358,8 +358,110 @@ func (x *GetJobRequest) GetJobId() int64 {
 	return 0
 }
 
-// Job has the fields of Ganeti's J_FIELDS (the bulk list leaves out oplog
-// and opresult, as Ganeti's J_FIELDS_BULK does).
+// JobSummary has the fields of Ganeti's J_FIELDS_BULK: a job without its
+// log and results, as GET /2/jobs?bulk=1 lists it.
+type JobSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Ops           []*OpCode              `protobuf:"bytes,2,rep,name=ops,proto3" json:"ops,omitempty"`
+	Status        JobStatus              `protobuf:"varint,3,opt,name=status,proto3,enum=ganeti.rapi.v2.JobStatus" json:"status,omitempty"`
+	Summary       []string               `protobuf:"bytes,4,rep,name=summary,proto3" json:"summary,omitempty"`
+	Opstatus      []JobStatus            `protobuf:"varint,5,rep,packed,name=opstatus,proto3,enum=ganeti.rapi.v2.JobStatus" json:"opstatus,omitempty"`
+	ReceivedTs    *JobTimestamp          `protobuf:"bytes,6,opt,name=received_ts,proto3" json:"received_ts,omitempty"`
+	StartTs       *JobTimestamp          `protobuf:"bytes,7,opt,name=start_ts,proto3" json:"start_ts,omitempty"`
+	EndTs         *JobTimestamp          `protobuf:"bytes,8,opt,name=end_ts,proto3" json:"end_ts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobSummary) Reset() {
+	*x = JobSummary{}
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobSummary) ProtoMessage() {}
+
+func (x *JobSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobSummary.ProtoReflect.Descriptor instead.
+func (*JobSummary) Descriptor() ([]byte, []int) {
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *JobSummary) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *JobSummary) GetOps() []*OpCode {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *JobSummary) GetStatus() JobStatus {
+	if x != nil {
+		return x.Status
+	}
+	return JobStatus_JOB_STATUS_UNSPECIFIED
+}
+
+func (x *JobSummary) GetSummary() []string {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+func (x *JobSummary) GetOpstatus() []JobStatus {
+	if x != nil {
+		return x.Opstatus
+	}
+	return nil
+}
+
+func (x *JobSummary) GetReceivedTs() *JobTimestamp {
+	if x != nil {
+		return x.ReceivedTs
+	}
+	return nil
+}
+
+func (x *JobSummary) GetStartTs() *JobTimestamp {
+	if x != nil {
+		return x.StartTs
+	}
+	return nil
+}
+
+func (x *JobSummary) GetEndTs() *JobTimestamp {
+	if x != nil {
+		return x.EndTs
+	}
+	return nil
+}
+
+// Job has the fields of Ganeti's J_FIELDS. An unknown job has every field
+// but its id null, as in Ganeti.
 type Job struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -382,7 +484,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[4]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +496,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[4]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +509,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{4}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Job) GetId() int64 {
@@ -491,7 +593,7 @@ type JobTimestamp struct {
 
 func (x *JobTimestamp) Reset() {
 	*x = JobTimestamp{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[5]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +605,7 @@ func (x *JobTimestamp) String() string {
 func (*JobTimestamp) ProtoMessage() {}
 
 func (x *JobTimestamp) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[5]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +618,7 @@ func (x *JobTimestamp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobTimestamp.ProtoReflect.Descriptor instead.
 func (*JobTimestamp) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{5}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JobTimestamp) GetSeconds() int64 {
@@ -547,7 +649,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[6]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +661,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[6]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +674,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{6}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LogEntry) GetSerial() int64 {
@@ -613,7 +715,7 @@ type OpLog struct {
 
 func (x *OpLog) Reset() {
 	*x = OpLog{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[7]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +727,7 @@ func (x *OpLog) String() string {
 func (*OpLog) ProtoMessage() {}
 
 func (x *OpLog) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[7]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +740,7 @@ func (x *OpLog) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpLog.ProtoReflect.Descriptor instead.
 func (*OpLog) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{7}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *OpLog) GetEntries() []*LogEntry {
@@ -665,7 +767,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[8]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +779,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[8]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +792,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{8}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *OpResult) GetResult() isOpResult_Result {
@@ -763,7 +865,7 @@ type OpError struct {
 
 func (x *OpError) Reset() {
 	*x = OpError{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[9]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +877,7 @@ func (x *OpError) String() string {
 func (*OpError) ProtoMessage() {}
 
 func (x *OpError) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[9]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +890,7 @@ func (x *OpError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpError.ProtoReflect.Descriptor instead.
 func (*OpError) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{9}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OpError) GetErrorClass() string {
@@ -816,7 +918,7 @@ type OpErrorArgs struct {
 
 func (x *OpErrorArgs) Reset() {
 	*x = OpErrorArgs{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[10]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +930,7 @@ func (x *OpErrorArgs) String() string {
 func (*OpErrorArgs) ProtoMessage() {}
 
 func (x *OpErrorArgs) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[10]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +943,7 @@ func (x *OpErrorArgs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpErrorArgs.ProtoReflect.Descriptor instead.
 func (*OpErrorArgs) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{10}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OpErrorArgs) GetMessage() string {
@@ -868,7 +970,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[11]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +982,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[11]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +995,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{11}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelJobRequest) GetJobId() int64 {
@@ -914,7 +1016,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[12]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1028,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[12]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1041,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{12}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelJobResponse) GetSuccess() bool {
@@ -973,7 +1075,7 @@ type WaitJobChangeRequest struct {
 
 func (x *WaitJobChangeRequest) Reset() {
 	*x = WaitJobChangeRequest{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[13]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1087,7 @@ func (x *WaitJobChangeRequest) String() string {
 func (*WaitJobChangeRequest) ProtoMessage() {}
 
 func (x *WaitJobChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[13]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1100,7 @@ func (x *WaitJobChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitJobChangeRequest.ProtoReflect.Descriptor instead.
 func (*WaitJobChangeRequest) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{13}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WaitJobChangeRequest) GetJobId() int64 {
@@ -1047,7 +1149,7 @@ type WaitJobChangeResponse struct {
 
 func (x *WaitJobChangeResponse) Reset() {
 	*x = WaitJobChangeResponse{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[14]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1161,7 @@ func (x *WaitJobChangeResponse) String() string {
 func (*WaitJobChangeResponse) ProtoMessage() {}
 
 func (x *WaitJobChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[14]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1174,7 @@ func (x *WaitJobChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitJobChangeResponse.ProtoReflect.Descriptor instead.
 func (*WaitJobChangeResponse) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{14}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WaitJobChangeResponse) GetChange() *JobChange {
@@ -1093,7 +1195,7 @@ type JobChange struct {
 
 func (x *JobChange) Reset() {
 	*x = JobChange{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[15]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1207,7 @@ func (x *JobChange) String() string {
 func (*JobChange) ProtoMessage() {}
 
 func (x *JobChange) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[15]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1220,7 @@ func (x *JobChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobChange.ProtoReflect.Descriptor instead.
 func (*JobChange) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{15}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JobChange) GetJobInfo() *structpb.ListValue {
@@ -1145,7 +1247,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[16]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1259,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[16]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1272,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{16}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SubmitJobRequest) GetOps() []*OpCode {
@@ -1190,7 +1292,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[17]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1304,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[17]
+	mi := &file_ganeti_rapi_v2_jobs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1317,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{17}
+	return file_ganeti_rapi_v2_jobs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchJobRequest) GetJobId() int64 {
@@ -1231,15 +1333,25 @@ const file_ganeti_rapi_v2_jobs_proto_rawDesc = "" +
 	"\n" +
 	"\x19ganeti/rapi/v2/jobs.proto\x12\x0eganeti.rapi.v2\x1a\x1bganeti/rapi/v2/common.proto\x1a\x1cganeti/rapi/v2/opcodes.proto\x1a\x1cganeti/rapi/v2/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"%\n" +
 	"\x0fListJobsRequest\x12\x12\n" +
-	"\x04bulk\x18\x01 \x01(\bR\x04bulk\"m\n" +
+	"\x04bulk\x18\x01 \x01(\bR\x04bulk\"t\n" +
 	"\x10ListJobsResponse\x12*\n" +
-	"\x04refs\x18\x01 \x03(\v2\x16.ganeti.rapi.v2.JobRefR\x04refs\x12'\n" +
-	"\x04jobs\x18\x02 \x03(\v2\x13.ganeti.rapi.v2.JobR\x04jobs:\x04\xe0\xb5\x18\x01\"*\n" +
+	"\x04refs\x18\x01 \x03(\v2\x16.ganeti.rapi.v2.JobRefR\x04refs\x12.\n" +
+	"\x04jobs\x18\x02 \x03(\v2\x1a.ganeti.rapi.v2.JobSummaryR\x04jobs:\x04\xe0\xb5\x18\x01\"*\n" +
 	"\x06JobRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
 	"\x03uri\x18\x02 \x01(\tR\x03uri\"'\n" +
 	"\rGetJobRequest\x12\x16\n" +
-	"\x06job_id\x18\x01 \x01(\x03R\x06job_id\"\x84\x04\n" +
+	"\x06job_id\x18\x01 \x01(\x03R\x06job_id\"\xfa\x02\n" +
+	"\n" +
+	"JobSummary\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12(\n" +
+	"\x03ops\x18\x02 \x03(\v2\x16.ganeti.rapi.v2.OpCodeR\x03ops\x121\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x19.ganeti.rapi.v2.JobStatusR\x06status\x12\x18\n" +
+	"\asummary\x18\x04 \x03(\tR\asummary\x125\n" +
+	"\bopstatus\x18\x05 \x03(\x0e2\x19.ganeti.rapi.v2.JobStatusR\bopstatus\x12>\n" +
+	"\vreceived_ts\x18\x06 \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\vreceived_ts\x128\n" +
+	"\bstart_ts\x18\a \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\bstart_ts\x124\n" +
+	"\x06end_ts\x18\b \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\x06end_ts\"\x84\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
 	"\x03ops\x18\x02 \x03(\v2\x16.ganeti.rapi.v2.OpCodeB\x04\xa8\xb6\x18\x01R\x03ops\x126\n" +
@@ -1249,9 +1361,9 @@ const file_ganeti_rapi_v2_jobs_proto_rawDesc = "" +
 	"\vreceived_ts\x18\x06 \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\vreceived_ts\x128\n" +
 	"\bstart_ts\x18\a \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\bstart_ts\x124\n" +
 	"\x06end_ts\x18\b \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\x06end_ts\x121\n" +
-	"\x05oplog\x18\t \x03(\v2\x15.ganeti.rapi.v2.OpLogB\x04\xa8\xb6\x18\x02R\x05oplog\x12:\n" +
+	"\x05oplog\x18\t \x03(\v2\x15.ganeti.rapi.v2.OpLogB\x04\xa8\xb6\x18\x01R\x05oplog\x12:\n" +
 	"\bopresult\x18\n" +
-	" \x03(\v2\x18.ganeti.rapi.v2.OpResultB\x04\xa8\xb6\x18\x02R\bopresultB\t\n" +
+	" \x03(\v2\x18.ganeti.rapi.v2.OpResultB\x04\xa8\xb6\x18\x01R\bopresultB\t\n" +
 	"\a_status\"R\n" +
 	"\fJobTimestamp\x12\x18\n" +
 	"\aseconds\x18\x01 \x01(\x03R\aseconds\x12\"\n" +
@@ -1360,7 +1472,7 @@ func file_ganeti_rapi_v2_jobs_proto_rawDescGZIP() []byte {
 }
 
 var file_ganeti_rapi_v2_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ganeti_rapi_v2_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_ganeti_rapi_v2_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_ganeti_rapi_v2_jobs_proto_goTypes = []any{
 	(JobStatus)(0),                // 0: ganeti.rapi.v2.JobStatus
 	(ErrorCode)(0),                // 1: ganeti.rapi.v2.ErrorCode
@@ -1368,65 +1480,72 @@ var file_ganeti_rapi_v2_jobs_proto_goTypes = []any{
 	(*ListJobsResponse)(nil),      // 3: ganeti.rapi.v2.ListJobsResponse
 	(*JobRef)(nil),                // 4: ganeti.rapi.v2.JobRef
 	(*GetJobRequest)(nil),         // 5: ganeti.rapi.v2.GetJobRequest
-	(*Job)(nil),                   // 6: ganeti.rapi.v2.Job
-	(*JobTimestamp)(nil),          // 7: ganeti.rapi.v2.JobTimestamp
-	(*LogEntry)(nil),              // 8: ganeti.rapi.v2.LogEntry
-	(*OpLog)(nil),                 // 9: ganeti.rapi.v2.OpLog
-	(*OpResult)(nil),              // 10: ganeti.rapi.v2.OpResult
-	(*OpError)(nil),               // 11: ganeti.rapi.v2.OpError
-	(*OpErrorArgs)(nil),           // 12: ganeti.rapi.v2.OpErrorArgs
-	(*CancelJobRequest)(nil),      // 13: ganeti.rapi.v2.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 14: ganeti.rapi.v2.CancelJobResponse
-	(*WaitJobChangeRequest)(nil),  // 15: ganeti.rapi.v2.WaitJobChangeRequest
-	(*WaitJobChangeResponse)(nil), // 16: ganeti.rapi.v2.WaitJobChangeResponse
-	(*JobChange)(nil),             // 17: ganeti.rapi.v2.JobChange
-	(*SubmitJobRequest)(nil),      // 18: ganeti.rapi.v2.SubmitJobRequest
-	(*WatchJobRequest)(nil),       // 19: ganeti.rapi.v2.WatchJobRequest
-	(*OpCode)(nil),                // 20: ganeti.rapi.v2.OpCode
-	(*structpb.Value)(nil),        // 21: google.protobuf.Value
-	(*structpb.ListValue)(nil),    // 22: google.protobuf.ListValue
-	(*JobSubmission)(nil),         // 23: ganeti.rapi.v2.JobSubmission
+	(*JobSummary)(nil),            // 6: ganeti.rapi.v2.JobSummary
+	(*Job)(nil),                   // 7: ganeti.rapi.v2.Job
+	(*JobTimestamp)(nil),          // 8: ganeti.rapi.v2.JobTimestamp
+	(*LogEntry)(nil),              // 9: ganeti.rapi.v2.LogEntry
+	(*OpLog)(nil),                 // 10: ganeti.rapi.v2.OpLog
+	(*OpResult)(nil),              // 11: ganeti.rapi.v2.OpResult
+	(*OpError)(nil),               // 12: ganeti.rapi.v2.OpError
+	(*OpErrorArgs)(nil),           // 13: ganeti.rapi.v2.OpErrorArgs
+	(*CancelJobRequest)(nil),      // 14: ganeti.rapi.v2.CancelJobRequest
+	(*CancelJobResponse)(nil),     // 15: ganeti.rapi.v2.CancelJobResponse
+	(*WaitJobChangeRequest)(nil),  // 16: ganeti.rapi.v2.WaitJobChangeRequest
+	(*WaitJobChangeResponse)(nil), // 17: ganeti.rapi.v2.WaitJobChangeResponse
+	(*JobChange)(nil),             // 18: ganeti.rapi.v2.JobChange
+	(*SubmitJobRequest)(nil),      // 19: ganeti.rapi.v2.SubmitJobRequest
+	(*WatchJobRequest)(nil),       // 20: ganeti.rapi.v2.WatchJobRequest
+	(*OpCode)(nil),                // 21: ganeti.rapi.v2.OpCode
+	(*structpb.Value)(nil),        // 22: google.protobuf.Value
+	(*structpb.ListValue)(nil),    // 23: google.protobuf.ListValue
+	(*JobSubmission)(nil),         // 24: ganeti.rapi.v2.JobSubmission
 }
 var file_ganeti_rapi_v2_jobs_proto_depIdxs = []int32{
 	4,  // 0: ganeti.rapi.v2.ListJobsResponse.refs:type_name -> ganeti.rapi.v2.JobRef
-	6,  // 1: ganeti.rapi.v2.ListJobsResponse.jobs:type_name -> ganeti.rapi.v2.Job
-	20, // 2: ganeti.rapi.v2.Job.ops:type_name -> ganeti.rapi.v2.OpCode
-	0,  // 3: ganeti.rapi.v2.Job.status:type_name -> ganeti.rapi.v2.JobStatus
-	0,  // 4: ganeti.rapi.v2.Job.opstatus:type_name -> ganeti.rapi.v2.JobStatus
-	7,  // 5: ganeti.rapi.v2.Job.received_ts:type_name -> ganeti.rapi.v2.JobTimestamp
-	7,  // 6: ganeti.rapi.v2.Job.start_ts:type_name -> ganeti.rapi.v2.JobTimestamp
-	7,  // 7: ganeti.rapi.v2.Job.end_ts:type_name -> ganeti.rapi.v2.JobTimestamp
-	9,  // 8: ganeti.rapi.v2.Job.oplog:type_name -> ganeti.rapi.v2.OpLog
-	10, // 9: ganeti.rapi.v2.Job.opresult:type_name -> ganeti.rapi.v2.OpResult
-	7,  // 10: ganeti.rapi.v2.LogEntry.timestamp:type_name -> ganeti.rapi.v2.JobTimestamp
-	21, // 11: ganeti.rapi.v2.LogEntry.message:type_name -> google.protobuf.Value
-	8,  // 12: ganeti.rapi.v2.OpLog.entries:type_name -> ganeti.rapi.v2.LogEntry
-	21, // 13: ganeti.rapi.v2.OpResult.value:type_name -> google.protobuf.Value
-	11, // 14: ganeti.rapi.v2.OpResult.error:type_name -> ganeti.rapi.v2.OpError
-	12, // 15: ganeti.rapi.v2.OpError.args:type_name -> ganeti.rapi.v2.OpErrorArgs
-	1,  // 16: ganeti.rapi.v2.OpErrorArgs.code:type_name -> ganeti.rapi.v2.ErrorCode
-	22, // 17: ganeti.rapi.v2.WaitJobChangeRequest.previous_job_info:type_name -> google.protobuf.ListValue
-	17, // 18: ganeti.rapi.v2.WaitJobChangeResponse.change:type_name -> ganeti.rapi.v2.JobChange
-	22, // 19: ganeti.rapi.v2.JobChange.job_info:type_name -> google.protobuf.ListValue
-	8,  // 20: ganeti.rapi.v2.JobChange.log_entries:type_name -> ganeti.rapi.v2.LogEntry
-	20, // 21: ganeti.rapi.v2.SubmitJobRequest.ops:type_name -> ganeti.rapi.v2.OpCode
-	2,  // 22: ganeti.rapi.v2.JobService.ListJobs:input_type -> ganeti.rapi.v2.ListJobsRequest
-	5,  // 23: ganeti.rapi.v2.JobService.GetJob:input_type -> ganeti.rapi.v2.GetJobRequest
-	13, // 24: ganeti.rapi.v2.JobService.CancelJob:input_type -> ganeti.rapi.v2.CancelJobRequest
-	15, // 25: ganeti.rapi.v2.JobService.WaitJobChange:input_type -> ganeti.rapi.v2.WaitJobChangeRequest
-	18, // 26: ganeti.rapi.v2.JobService.SubmitJob:input_type -> ganeti.rapi.v2.SubmitJobRequest
-	19, // 27: ganeti.rapi.v2.JobService.WatchJob:input_type -> ganeti.rapi.v2.WatchJobRequest
-	3,  // 28: ganeti.rapi.v2.JobService.ListJobs:output_type -> ganeti.rapi.v2.ListJobsResponse
-	6,  // 29: ganeti.rapi.v2.JobService.GetJob:output_type -> ganeti.rapi.v2.Job
-	14, // 30: ganeti.rapi.v2.JobService.CancelJob:output_type -> ganeti.rapi.v2.CancelJobResponse
-	16, // 31: ganeti.rapi.v2.JobService.WaitJobChange:output_type -> ganeti.rapi.v2.WaitJobChangeResponse
-	23, // 32: ganeti.rapi.v2.JobService.SubmitJob:output_type -> ganeti.rapi.v2.JobSubmission
-	6,  // 33: ganeti.rapi.v2.JobService.WatchJob:output_type -> ganeti.rapi.v2.Job
-	28, // [28:34] is the sub-list for method output_type
-	22, // [22:28] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	6,  // 1: ganeti.rapi.v2.ListJobsResponse.jobs:type_name -> ganeti.rapi.v2.JobSummary
+	21, // 2: ganeti.rapi.v2.JobSummary.ops:type_name -> ganeti.rapi.v2.OpCode
+	0,  // 3: ganeti.rapi.v2.JobSummary.status:type_name -> ganeti.rapi.v2.JobStatus
+	0,  // 4: ganeti.rapi.v2.JobSummary.opstatus:type_name -> ganeti.rapi.v2.JobStatus
+	8,  // 5: ganeti.rapi.v2.JobSummary.received_ts:type_name -> ganeti.rapi.v2.JobTimestamp
+	8,  // 6: ganeti.rapi.v2.JobSummary.start_ts:type_name -> ganeti.rapi.v2.JobTimestamp
+	8,  // 7: ganeti.rapi.v2.JobSummary.end_ts:type_name -> ganeti.rapi.v2.JobTimestamp
+	21, // 8: ganeti.rapi.v2.Job.ops:type_name -> ganeti.rapi.v2.OpCode
+	0,  // 9: ganeti.rapi.v2.Job.status:type_name -> ganeti.rapi.v2.JobStatus
+	0,  // 10: ganeti.rapi.v2.Job.opstatus:type_name -> ganeti.rapi.v2.JobStatus
+	8,  // 11: ganeti.rapi.v2.Job.received_ts:type_name -> ganeti.rapi.v2.JobTimestamp
+	8,  // 12: ganeti.rapi.v2.Job.start_ts:type_name -> ganeti.rapi.v2.JobTimestamp
+	8,  // 13: ganeti.rapi.v2.Job.end_ts:type_name -> ganeti.rapi.v2.JobTimestamp
+	10, // 14: ganeti.rapi.v2.Job.oplog:type_name -> ganeti.rapi.v2.OpLog
+	11, // 15: ganeti.rapi.v2.Job.opresult:type_name -> ganeti.rapi.v2.OpResult
+	8,  // 16: ganeti.rapi.v2.LogEntry.timestamp:type_name -> ganeti.rapi.v2.JobTimestamp
+	22, // 17: ganeti.rapi.v2.LogEntry.message:type_name -> google.protobuf.Value
+	9,  // 18: ganeti.rapi.v2.OpLog.entries:type_name -> ganeti.rapi.v2.LogEntry
+	22, // 19: ganeti.rapi.v2.OpResult.value:type_name -> google.protobuf.Value
+	12, // 20: ganeti.rapi.v2.OpResult.error:type_name -> ganeti.rapi.v2.OpError
+	13, // 21: ganeti.rapi.v2.OpError.args:type_name -> ganeti.rapi.v2.OpErrorArgs
+	1,  // 22: ganeti.rapi.v2.OpErrorArgs.code:type_name -> ganeti.rapi.v2.ErrorCode
+	23, // 23: ganeti.rapi.v2.WaitJobChangeRequest.previous_job_info:type_name -> google.protobuf.ListValue
+	18, // 24: ganeti.rapi.v2.WaitJobChangeResponse.change:type_name -> ganeti.rapi.v2.JobChange
+	23, // 25: ganeti.rapi.v2.JobChange.job_info:type_name -> google.protobuf.ListValue
+	9,  // 26: ganeti.rapi.v2.JobChange.log_entries:type_name -> ganeti.rapi.v2.LogEntry
+	21, // 27: ganeti.rapi.v2.SubmitJobRequest.ops:type_name -> ganeti.rapi.v2.OpCode
+	2,  // 28: ganeti.rapi.v2.JobService.ListJobs:input_type -> ganeti.rapi.v2.ListJobsRequest
+	5,  // 29: ganeti.rapi.v2.JobService.GetJob:input_type -> ganeti.rapi.v2.GetJobRequest
+	14, // 30: ganeti.rapi.v2.JobService.CancelJob:input_type -> ganeti.rapi.v2.CancelJobRequest
+	16, // 31: ganeti.rapi.v2.JobService.WaitJobChange:input_type -> ganeti.rapi.v2.WaitJobChangeRequest
+	19, // 32: ganeti.rapi.v2.JobService.SubmitJob:input_type -> ganeti.rapi.v2.SubmitJobRequest
+	20, // 33: ganeti.rapi.v2.JobService.WatchJob:input_type -> ganeti.rapi.v2.WatchJobRequest
+	3,  // 34: ganeti.rapi.v2.JobService.ListJobs:output_type -> ganeti.rapi.v2.ListJobsResponse
+	7,  // 35: ganeti.rapi.v2.JobService.GetJob:output_type -> ganeti.rapi.v2.Job
+	15, // 36: ganeti.rapi.v2.JobService.CancelJob:output_type -> ganeti.rapi.v2.CancelJobResponse
+	17, // 37: ganeti.rapi.v2.JobService.WaitJobChange:output_type -> ganeti.rapi.v2.WaitJobChangeResponse
+	24, // 38: ganeti.rapi.v2.JobService.SubmitJob:output_type -> ganeti.rapi.v2.JobSubmission
+	7,  // 39: ganeti.rapi.v2.JobService.WatchJob:output_type -> ganeti.rapi.v2.Job
+	34, // [34:40] is the sub-list for method output_type
+	28, // [28:34] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_ganeti_rapi_v2_jobs_proto_init() }
@@ -1437,21 +1556,21 @@ func file_ganeti_rapi_v2_jobs_proto_init() {
 	file_ganeti_rapi_v2_common_proto_init()
 	file_ganeti_rapi_v2_opcodes_proto_init()
 	file_ganeti_rapi_v2_options_proto_init()
-	file_ganeti_rapi_v2_jobs_proto_msgTypes[4].OneofWrappers = []any{}
-	file_ganeti_rapi_v2_jobs_proto_msgTypes[8].OneofWrappers = []any{
+	file_ganeti_rapi_v2_jobs_proto_msgTypes[5].OneofWrappers = []any{}
+	file_ganeti_rapi_v2_jobs_proto_msgTypes[9].OneofWrappers = []any{
 		(*OpResult_Value)(nil),
 		(*OpResult_Error)(nil),
 		(*OpResult_Canceled)(nil),
 	}
-	file_ganeti_rapi_v2_jobs_proto_msgTypes[10].OneofWrappers = []any{}
-	file_ganeti_rapi_v2_jobs_proto_msgTypes[13].OneofWrappers = []any{}
+	file_ganeti_rapi_v2_jobs_proto_msgTypes[11].OneofWrappers = []any{}
+	file_ganeti_rapi_v2_jobs_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ganeti_rapi_v2_jobs_proto_rawDesc), len(file_ganeti_rapi_v2_jobs_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

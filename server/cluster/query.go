@@ -1,0 +1,334 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+)
+
+// This file is the query engine behind /2/query/[resource], the bulk lists
+// and the single-object GETs: field definitions, rows of [status, value]
+// cells, filters.
+
+// Result statuses of a query cell (constants.json query_result_status).
+const (
+	StatusNormal  = 0 // value is valid
+	StatusUnknown = 1 // unknown field
+	StatusNoData  = 2 // no data (e.g. RPC error)
+	StatusUnavail = 3 // value unavailable for this item
+	StatusOffline = 4 // the node is offline
+)
+
+// Query field kinds (constants.json query_field_kinds).
+const (
+	KindUnknown   = "unknown"
+	KindText      = "text"
+	KindBool      = "bool"
+	KindNumber    = "number"
+	KindUnit      = "unit"
+	KindTimestamp = "timestamp"
+	KindOther     = "other"
+	KindFloat     = "float"
+)
+
+// FieldDef describes a query field as /2/query/[resource]/fields shows it.
+type FieldDef struct {
+	Name  string `json:"name"`
+	Title string `json:"title"`
+	Kind  string `json:"kind"`
+	Doc   string `json:"doc"`
+}
+
+// Cell is one value of a query row; it marshals as Ganeti's [status, value].
+type Cell struct {
+	Status int
+	Value  any
+}
+
+// MarshalJSON implements json.Marshaler.
+func (c Cell) MarshalJSON() ([]byte, error) { return json.Marshal([2]any{c.Status, c.Value}) }
+
+// QueryResult is the answer to a query: field definitions and rows.
+type QueryResult struct {
+	Fields []FieldDef `json:"fields"`
+	Data   [][]Cell   `json:"data"`
+}
+
+func normal(v any) Cell { return Cell{Status: StatusNormal, Value: v} }
+
+var (
+	unavail  = Cell{Status: StatusUnavail}
+	noData   = Cell{Status: StatusNoData}
+	offline  = Cell{Status: StatusOffline}
+	unknownC = Cell{Status: StatusUnknown}
+)
+
+// qffMode says how a field's value is used in filters (Ganeti's QffMode).
+type qffMode int
+
+const (
+	qffNormal    qffMode = iota
+	qffHostname          // equality also matches the short host name
+	qffTimestamp         // [seconds, microseconds]: compare the seconds
+)
+
+// queryCtx is what getters see besides the item.
+type queryCtx struct{ s *State }
+
+type getter[T any] func(ctx *queryCtx, item T) Cell
+
+type field[T any] struct {
+	def FieldDef
+	get getter[T]
+	qff qffMode
+}
+
+// table is a query resource: its fields and how to list and look up items.
+type table[T any] struct {
+	resource string
+	defs     []FieldDef // every field, in Ganeti's listing order
+	fields   map[string]*field[T]
+	items    func(s *State) []T
+	// lookup finds one item by name; nil for resources without names.
+	lookup func(s *State, name string) (T, error)
+	// missing lists defined fields without a getter (tests keep it empty).
+	missing []string
+	// extra lists getters without a field definition (tests keep it empty).
+	extra []string
+}
+
+func newTable[T any](resource string, getters map[string]getter[T], qff map[string]qffMode,
+	items func(*State) []T, lookup func(*State, string) (T, error)) *table[T] {
+	t := &table[T]{
+		resource: resource,
+		defs:     fieldDefTable[resource],
+		fields:   make(map[string]*field[T], len(fieldDefTable[resource])),
+		items:    items,
+		lookup:   lookup,
+	}
+	for _, d := range t.defs {
+		g, ok := getters[d.Name]
+		if !ok {
+			t.missing = append(t.missing, d.Name)
+			g = func(*queryCtx, T) Cell { return unavail }
+		}
+		t.fields[d.Name] = &field[T]{def: d, get: g, qff: qff[d.Name]}
+	}
+	for name := range getters {
+		if _, ok := t.fields[name]; !ok {
+			t.extra = append(t.extra, name)
+		}
+	}
+	return t
+}
+
+// fieldDefs returns the definitions of the named fields (all when names
+// is empty); unknown names get a definition of kind "unknown".
+func (t *table[T]) fieldDefs(names []string) []FieldDef {
+	if len(names) == 0 {
+		return append([]FieldDef(nil), t.defs...)
+	}
+	out := make([]FieldDef, len(names))
+	for i, n := range names {
+		if f, ok := t.fields[n]; ok {
+			out[i] = f.def
+		} else {
+			out[i] = unknownFieldDef(n)
+		}
+	}
+	return out
+}
+
+func unknownFieldDef(name string) FieldDef {
+	return FieldDef{Name: name, Title: name, Kind: KindUnknown, Doc: fmt.Sprintf("Unknown field '%s'", name)}
+}
+
+// resolve maps field names to fields; nil marks an unknown name.
+func (t *table[T]) resolve(names []string) []*field[T] {
+	out := make([]*field[T], len(names))
+	for i, n := range names {
+		out[i] = t.fields[n]
+	}
+	return out
+}
+
+func row[T any](ctx *queryCtx, item T, fields []*field[T], into []Cell) {
+	for i, f := range fields {
+		if f != nil {
+			into[i] = f.get(ctx, item)
+		} else {
+			into[i] = unknownC
+		}
+	}
+}
+
+// query runs a query on the table.
+func (t *table[T]) query(s *State, names []string, filter any) (*QueryResult, error) {
+	root, err := parseFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := compileFilter(root, t)
+	if err != nil {
+		return nil, err
+	}
+	var items []T
+	if wanted, ok := requestedNames(root, "name"); ok && len(wanted) > 0 && t.lookup != nil {
+		// Like Ganeti: a filter that only names items looks them up (so an
+		// unknown name is an error), in the order given.
+		for _, name := range wanted {
+			it, err := t.lookup(s, name)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, it)
+		}
+	} else {
+		items = t.items(s)
+	}
+	ctx := &queryCtx{s: s}
+	res := &QueryResult{Fields: t.fieldDefs(names), Data: make([][]Cell, 0, len(items))}
+	fields := t.resolve(names)
+	cells := make([]Cell, len(items)*len(names))
+	for _, it := range items {
+		if root != nil {
+			ok, err := cf.match(ctx, it)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		r := cells[:len(names):len(names)]
+		cells = cells[len(names):]
+		row(ctx, it, fields, r)
+		res.Data = append(res.Data, r)
+	}
+	return res, nil
+}
+
+func (t *table[T]) get(s *State, name string, names []string) ([]Cell, error) {
+	if t.lookup == nil {
+		return nil, errs.Prereq(errs.CodeInval, "Resource '%s' has no single-object lookup", t.resource)
+	}
+	it, err := t.lookup(s, name)
+	if err != nil {
+		return nil, err
+	}
+	r := make([]Cell, len(names))
+	row(&queryCtx{s: s}, it, t.resolve(names), r)
+	return r, nil
+}
+
+// queryTable is the type-erased view of a table.
+type queryTable interface {
+	query(s *State, names []string, filter any) (*QueryResult, error)
+	get(s *State, name string, names []string) ([]Cell, error)
+	fieldDefs(names []string) []FieldDef
+}
+
+// Query resources (fields.json query_resources_via_rapi).
+const (
+	ResExport   = "export"
+	ResFilter   = "filter"
+	ResGroup    = "group"
+	ResInstance = "instance"
+	ResJob      = "job"
+	ResLock     = "lock"
+	ResNetwork  = "network"
+	ResNode     = "node"
+)
+
+// QueryResources are the resources /2/query serves.
+var QueryResources = []string{ResExport, ResFilter, ResGroup, ResInstance, ResJob, ResLock, ResNetwork, ResNode}
+
+// notViaRAPI are Ganeti query resources that RAPI does not offer.
+var notViaRAPI = []string{"cluster", "extstorage", "os"}
+
+func lookupTable(resource string) (queryTable, error) {
+	switch resource {
+	case "node":
+		return nodeTable, nil
+	case "instance":
+		return instanceTable, nil
+	case "group":
+		return groupTable, nil
+	case "network":
+		return networkTable, nil
+	case "filter":
+		return filterTable, nil
+	case "export":
+		return exportTable, nil
+	case "job":
+		return jobTable, nil
+	case "lock":
+		return lockTable, nil
+	}
+	if contains(notViaRAPI, resource) {
+		return nil, errs.Prereq(errs.CodeInval, "Resource '%s' is not available via RAPI", resource)
+	}
+	return nil, errs.Prereq(errs.CodeInval, "Unknown query resource '%s'", resource)
+}
+
+// Query runs a query: the values of fields for every item of resource that
+// passes filter (a decoded JSON qfilter, nil for none). Unknown field names
+// give a field of kind "unknown" and cells of status 1. Errors: an unknown
+// resource or a malformed filter (wrong_input), an unknown name in a
+// names-only filter (unknown_entity).
+func (s *State) Query(resource string, fields []string, filter any) (*QueryResult, error) {
+	t, err := lookupTable(resource)
+	if err != nil {
+		return nil, err
+	}
+	return t.query(s, fields, filter)
+}
+
+// FieldDefs returns the definitions of fields of resource, or of all its
+// fields (sorted by name, numbers as numbers) when fields is empty.
+func (s *State) FieldDefs(resource string, fields []string) ([]FieldDef, error) {
+	t, err := lookupTable(resource)
+	if err != nil {
+		return nil, err
+	}
+	return t.fieldDefs(fields), nil
+}
+
+// Get returns the cells of fields for one object: resource node, instance,
+// group or network by name (or UUID, or unique short name), filter by
+// UUID. An unknown object is errs.NotFound ("Instance 'x' not known").
+func (s *State) Get(resource, name string, fields []string) ([]Cell, error) {
+	t, err := lookupTable(resource)
+	if err != nil {
+		return nil, err
+	}
+	return t.get(s, name, fields)
+}
+
+// Shared getters --------------------------------------------------------------
+
+func strList(s []string) []string { return nonNil(cloneStrings(s)) }
+
+func optString(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func optCell(p *string) Cell {
+	if p == nil {
+		return unavail
+	}
+	return normal(*p)
+}
+
+// commonGetters are the ctime/mtime/uuid/serial_no/tags fields.
+func commonGetters[T any](getters map[string]getter[T], meta func(T) (ctime, mtime float64, uuid string, serial int64, tags []string)) {
+	getters["ctime"] = func(_ *queryCtx, it T) Cell { c, _, _, _, _ := meta(it); return normal(c) }
+	getters["mtime"] = func(_ *queryCtx, it T) Cell { _, m, _, _, _ := meta(it); return normal(m) }
+	getters["uuid"] = func(_ *queryCtx, it T) Cell { _, _, u, _, _ := meta(it); return normal(u) }
+	getters["serial_no"] = func(_ *queryCtx, it T) Cell { _, _, _, sn, _ := meta(it); return normal(sn) }
+	getters["tags"] = func(_ *queryCtx, it T) Cell { _, _, _, _, t := meta(it); return normal(strList(t)) }
+}
