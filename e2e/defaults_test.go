@@ -30,7 +30,7 @@ func TestDefaultsAnswerLikeGaneti(t *testing.T) {
 	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
 	_, port, _ := strings.Cut(p.Addr, ":")
-	base := "https://localhost:" + port
+	base := "https://" + e2eUser + ":" + e2ePassword + "@localhost:" + port
 
 	golden := map[int]capture{}
 	for _, c := range loadCaptures(t) {

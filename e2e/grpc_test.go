@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,17 +16,39 @@ import (
 	"google.golang.org/grpc/status"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 )
 
-func dialGRPC(t testing.TB, base string) *grpc.ClientConn {
+// dialGRPC connects to a server started by inProcess over h2c; the calls
+// carry the base URL's credentials (if any) as authorization metadata.
+func dialGRPC(t testing.TB, base string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(strings.TrimPrefix(base, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	if u.User != nil {
+		password, _ := u.User.Password()
+		opts = append(opts, grpc.WithPerRPCCredentials(basicCreds{auth.BasicAuthorization(u.User.Username(), password)}))
+	}
+	conn, err := grpc.NewClient(u.Host, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
 }
+
+// basicCreds sends an authorization value on every call, also over h2c
+// (test servers only).
+type basicCreds struct{ value string }
+
+func (c basicCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": c.value}, nil
+}
+
+func (basicCreds) RequireTransportSecurity() bool { return false }
 
 // TestGRPCReads reads over typed gRPC on the same port as the legacy JSON
 // and checks that both surfaces tell the same.

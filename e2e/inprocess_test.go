@@ -6,27 +6,75 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
+	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 )
 
-// inProcess starts an App (plain HTTP + h2c) on 127.0.0.1:0 and returns its
-// base URL.
+// The users of the test servers: those of the golden captures (reader,
+// writer, hasher) and e2eUser, which has every option and which the
+// helpers' base URLs carry.
+const (
+	e2eUser     = "e2e"
+	e2ePassword = "e2e-password"
+)
+
+// testUsersFile is the users file of the test servers.
+func testUsersFile() string {
+	return "# users of the golden captures\n" +
+		"reader {cleartext}readpass read\n" +
+		"writer writepass write\n" +
+		"hasher {HA1}" + auth.HA1("hasher", "hashpass") + " read\n" +
+		"# the e2e helpers' user\n" +
+		e2eUser + " " + e2ePassword + " read,write\n"
+}
+
+// writeTestUsers writes testUsersFile as <dataDir>/rapi/users.
+func writeTestUsers(t testing.TB, dataDir string) string {
+	t.Helper()
+	path := filepath.Join(dataDir, "rapi", "users")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(testUsersFile()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// inProcess starts an App (plain HTTP + h2c) on 127.0.0.1:0 with the test
+// users and returns its base URL, which carries e2eUser's credentials
+// (net/http sends them as Basic authentication; dialGRPC as metadata).
 func inProcess(t testing.TB, clusterFile string) string {
+	t.Helper()
+	return inProcessWith(t, clusterFile, nil)
+}
+
+// inProcessWith is inProcess with a chance to change the configuration.
+func inProcessWith(t testing.TB, clusterFile string, configure func(*app.Config)) string {
 	t.Helper()
 	if clusterFile != "" && !filepath.IsAbs(clusterFile) {
 		clusterFile = filepath.Join(testutil.RepoRoot(t), clusterFile)
 	}
-	a, err := app.New(context.Background(), app.Config{
-		DataDir:     t.TempDir(),
+	dataDir := t.TempDir()
+	writeTestUsers(t, dataDir)
+	cfg := app.Config{
+		DataDir:     dataDir,
 		ClusterFile: clusterFile,
 		Insecure:    true,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+		Console:     io.Discard,
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	a, err := app.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,11 +84,31 @@ func inProcess(t testing.TB, clusterFile string) string {
 	}
 	go func() { _ = a.Serve(lis) }()
 	t.Cleanup(a.Close)
-	return "http://" + lis.Addr().String()
+	return "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String()
+}
+
+// anonymous is a base URL without credentials.
+func anonymous(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		panic(err)
+	}
+	u.User = nil
+	return u.String()
 }
 
 // do sends one legacy request.
 func do(t testing.TB, method, url, contentType, body string) (int, http.Header, []byte) {
+	t.Helper()
+	h := map[string]string{}
+	if contentType != "" {
+		h["Content-Type"] = contentType
+	}
+	return doHeaders(t, method, url, h, body)
+}
+
+// doHeaders sends one legacy request with the given headers.
+func doHeaders(t testing.TB, method, url string, headers map[string]string, body string) (int, http.Header, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -50,8 +118,8 @@ func do(t testing.TB, method, url, contentType, body string) (int, http.Header, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -57,8 +57,21 @@ type serverProcess struct {
 }
 
 // startServer runs the binary with --listen 127.0.0.1:0 and the given
-// flags, and waits for its "listening" log line.
+// flags, and waits for its "listening" log line. The data dir gets the
+// test users file (testUsersFile) unless it has a users file.
 func startServer(t *testing.T, dataDir string, args ...string) *serverProcess {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "rapi", "users")); os.IsNotExist(err) {
+		writeTestUsers(t, dataDir)
+	}
+	return startServerRaw(t, dataDir, args...)
+}
+
+// startServerRaw is startServer without the test users file.
+func startServerRaw(t *testing.T, dataDir string, args ...string) *serverProcess {
 	t.Helper()
 	bin := serverBinary(t)
 	if dataDir == "" {
@@ -112,7 +125,8 @@ func startServer(t *testing.T, dataDir string, args ...string) *serverProcess {
 	return p
 }
 
-// Logs returns what the server logged so far.
+// Logs returns what the server wrote on stderr so far: the JSON log lines
+// and the one-time notice of a first-start users file.
 func (p *serverProcess) Logs() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

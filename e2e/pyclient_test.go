@@ -28,7 +28,9 @@ func requireRapiClient(t *testing.T) {
 }
 
 // TestOfficialClientReads runs the official Python client's read methods
-// against a server process on the embedded demo cluster, over verified TLS.
+// against a server process on the embedded demo cluster, over verified TLS,
+// authenticated as a user with the "read" option (authentication is
+// required by default).
 func TestOfficialClientReads(t *testing.T) {
 	requireRapiClient(t)
 	p := startServer(t, "")
@@ -41,6 +43,7 @@ func TestOfficialClientReads(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"RAPI_HOST=localhost", "RAPI_PORT="+port,
 		"RAPI_CAFILE="+filepath.Join(p.DataDir, "tls.crt"),
+		"RAPI_USER=reader", "RAPI_PASSWORD=readpass",
 		"EXPECT="+string(expect))
 	_ = host
 	out, err := cmd.CombinedOutput()

@@ -7,16 +7,18 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ganeti-gateway/ganeti-gateway/server"
+	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 )
 
 // Realm is the HTTP Basic realm of the RAPI.
-const Realm = "Ganeti Remote API"
+const Realm = auth.Realm
 
 // httpStatus maps gRPC codes to the legacy HTTP statuses (Ganeti's, where
 // Ganeti has the case; see README "Deliberate differences" for the rest).
@@ -83,6 +85,9 @@ type LegacyError struct {
 	Code    int    `json:"code"`
 	Message string `json:"message"`
 	Explain string `json:"explain"`
+	// RetryAfter, when positive, is sent as the Retry-After header (whole
+	// seconds, rounded up).
+	RetryAfter time.Duration `json:"-"`
 }
 
 // legacyErrorFromStatus projects a gRPC status onto the legacy body.
@@ -106,7 +111,11 @@ func legacyErrorFromStatus(st *status.Status) LegacyError {
 	if msg == "" {
 		msg = http.StatusText(code)
 	}
-	return LegacyError{Code: code, Message: msg, Explain: explain[code]}
+	e := LegacyError{Code: code, Message: msg, Explain: explain[code]}
+	if d, ok := server.RetryDelayOf(st); ok {
+		e.RetryAfter = d
+	}
+	return e
 }
 
 func isSafe(msg string) bool {
@@ -124,6 +133,9 @@ func WriteLegacyError(w http.ResponseWriter, e LegacyError) {
 	h.Set("Content-Type", "application/json")
 	if e.Code == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf) // Encode appends the newline Ganeti ends bodies with

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 )
 
 // FuzzQueryParse feeds arbitrary query strings to Ganeti's query rules for
@@ -82,6 +83,37 @@ func FuzzWaitBody(f *testing.F) {
 		_, err := decodeWaitBody(strings.NewReader(body))
 		if err != nil && !strings.HasPrefix(err.Error(), "The '") {
 			t.Fatalf("message %q", err)
+		}
+	})
+}
+
+// FuzzForwardableAuthorization: the Authorization value the gateway
+// forwards on its in-process call is valid gRPC metadata (printable ASCII)
+// and authenticates exactly as the client's value does.
+func FuzzForwardableAuthorization(f *testing.F) {
+	for _, s := range []string{"", "Basic", "Basic\x85", "Basic YWxpY2U6cHc=", "basic\xa0YWxpY2U6cHc=\x01junk", "Digest x",
+		"Basic\tYTpiOmM=", "Basic \x01", "\xff"} {
+		f.Add(s)
+	}
+	verdict := func(v string) string {
+		user, password, err := auth.ParseAuthorization(v)
+		switch {
+		case err == nil:
+			return "ok " + user + ":" + password
+		case errors.Is(err, auth.ErrNoCredentials):
+			return "400"
+		}
+		return "401"
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		fw := forwardableAuthorization(v)
+		for i := 0; i < len(fw); i++ {
+			if fw[i] < 0x20 || fw[i] > 0x7e {
+				t.Fatalf("%q forwarded as %q", v, fw)
+			}
+		}
+		if verdict(fw) != verdict(v) {
+			t.Fatalf("%q (%s) forwarded as %q (%s)", v, verdict(v), fw, verdict(fw))
 		}
 	})
 }

@@ -1,9 +1,10 @@
 // Package gateway is the transport layer: one listener that serves gRPC and
 // the legacy RAPI JSON surface. Legacy requests pass Ganeti's HTTP-level
-// checks here (routing, 404/501, Content-Type, JSON syntax, body size), go
-// through grpc-gateway with the legacy JSON codec, and reach the gRPC
-// services over an in-process connection, so they run the same interceptor
-// chain and stats handlers as direct gRPC calls.
+// checks here (routing, 404/501, authentication through Config.Authorize,
+// Content-Type, JSON syntax, body size), go through grpc-gateway with the
+// legacy JSON codec, and reach the gRPC services over an in-process
+// connection, so they run the same interceptor chain and stats handlers as
+// direct gRPC calls.
 package gateway
 
 import (
@@ -16,14 +17,18 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
+	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 )
 
 // DefaultMaxBodyBytes caps legacy request bodies.
@@ -35,6 +40,14 @@ type Config struct {
 	Conn grpc.ClientConnInterface
 	// MaxBodyBytes caps request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// ReadTimeout bounds the reading of a request body (the headers are
+	// bounded by the HTTP server's ReadHeaderTimeout); 0 means no bound.
+	// It is a deadline on the body only, so long polls are not cut.
+	ReadTimeout time.Duration
+	// Authorize, when set, is Ganeti's authentication step: it runs after
+	// the route and method checks and before the body is read. A non-nil
+	// error (a gRPC status) is the response.
+	Authorize func(ctx context.Context, fullMethod string, call *server.LegacyCall) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -71,6 +84,18 @@ func RouteFromContext(ctx context.Context) (template, method string, ok bool) {
 
 type routeInfo struct{ template, method string }
 
+type callKey struct{}
+
+// legacyMetadata forwards what the services need to know of a legacy
+// request (client address, verified client certificate, route) on the
+// in-process call.
+func legacyMetadata(_ context.Context, r *http.Request) metadata.MD {
+	if c, ok := r.Context().Value(callKey{}).(*server.LegacyCall); ok {
+		return c.Metadata()
+	}
+	return nil
+}
+
 // NewLegacy builds the legacy handler.
 func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
@@ -96,6 +121,7 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 			return "", false
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithMetadata(legacyMetadata),
 	)
 	conn := cfg.Conn
 	for _, register := range []func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error{
@@ -152,7 +178,8 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 func (l *Legacy) Routes() *Routes { return l.routes }
 
 // ServeHTTP applies Ganeti's order of checks: route (404), method (501),
-// body (415, 400), then the handler.
+// authentication and access (401, 403, 400: Config.Authorize), body (413,
+// 415, 400), then the handler.
 func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	method := strings.ToUpper(r.Method)
 	route := l.routes.Match(r.URL.EscapedPath())
@@ -168,7 +195,24 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, l.cfg.MaxBodyBytes+1))
+	m := route.Methods[method]
+	call := &server.LegacyCall{
+		Authorization: r.Header.Values("Authorization"),
+		RemoteAddr:    r.RemoteAddr,
+		HTTPMethod:    method,
+		Route:         route.Template,
+		Path:          r.URL.EscapedPath(),
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		call.ClientCert, call.ClientCN = true, r.TLS.VerifiedChains[0][0].Subject.CommonName
+	}
+	if l.cfg.Authorize != nil {
+		if err := l.cfg.Authorize(r.Context(), m.FullMethod, call); err != nil {
+			errorHandler(r.Context(), l.mux, nil, w, r, err)
+			return
+		}
+	}
+	body, err := l.readBody(w, r)
 	if err != nil {
 		WriteLegacyError(w, LegacyError{Code: http.StatusBadRequest, Message: "Unable to read request body", Explain: explain[400]})
 		return
@@ -187,12 +231,61 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	r2 := r.WithContext(context.WithValue(r.Context(), routeKey{}, routeInfo{route.Template, method}))
+	ctx := context.WithValue(r.Context(), routeKey{}, routeInfo{route.Template, method})
+	r2 := r.WithContext(context.WithValue(ctx, callKey{}, call))
 	r2.Method = method
+	if len(call.Authorization) > 0 {
+		r2.Header["Authorization"] = []string{forwardableAuthorization(call.Authorization[0])}
+	}
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	r2.Header.Set("Content-Type", "application/json")
 	l.mux.ServeHTTP(w, r2)
+}
+
+// readBody reads the body, up to MaxBodyBytes+1 bytes, within ReadTimeout.
+// After a failed read the connection is closed with the response.
+func (l *Legacy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	var rc *http.ResponseController
+	if l.cfg.ReadTimeout > 0 {
+		rc = http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(l.cfg.ReadTimeout)) != nil {
+			rc = nil
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, l.cfg.MaxBodyBytes+1))
+	if err != nil {
+		w.Header().Set("Connection", "close")
+		return nil, err
+	}
+	if rc != nil {
+		// Clear the deadline once the body is in: the server keeps reading
+		// the connection to notice a client that goes away during a long
+		// poll.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	return body, nil
+}
+
+// forwardableAuthorization is the Authorization value sent on the
+// in-process call: the client's, unless it has bytes that gRPC metadata
+// cannot carry (outside printable ASCII), in which case it is replaced by
+// a value that authenticates the same way: the canonical form of its
+// credentials, a bare "Basic", or an unsupported scheme.
+func forwardableAuthorization(v string) string {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			user, password, err := auth.ParseAuthorization(v)
+			switch {
+			case err == nil:
+				return auth.BasicAuthorization(user, password)
+			case errors.Is(err, auth.ErrNoCredentials):
+				return "Basic"
+			}
+			return "Invalid"
+		}
+	}
+	return v
 }
 
 // routingErrorHandler only runs for requests that passed the route table
@@ -209,8 +302,12 @@ func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.M
 // serveWaitJobChange decodes the GET body of /2/jobs/{job_id}/wait with
 // Ganeti's checks and messages.
 func serveWaitJobChange(mux *runtime.ServeMux, jobs rapiv2.JobServiceClient, w http.ResponseWriter, r *http.Request, params map[string]string) {
-	ctx := r.Context()
 	m := legacyjson.Marshaler{}
+	ctx, err := runtime.AnnotateContext(r.Context(), mux, r, "/ganeti.rapi.v2.JobService/WaitJobChange", runtime.WithHTTPPathPattern("/2/jobs/{job_id}/wait"))
+	if err != nil {
+		errorHandler(r.Context(), mux, m, w, r, err)
+		return
+	}
 	req, err := decodeWaitBody(r.Body)
 	if err != nil {
 		errorHandler(ctx, mux, m, w, r, status.Error(codes.InvalidArgument, err.Error()))

@@ -13,7 +13,7 @@ type clusterService struct {
 
 func (c *clusterService) GetInfo(context.Context, *rapiv2.GetInfoRequest) (*rapiv2.ClusterInfo, error) {
 	info := &rapiv2.ClusterInfo{}
-	if err := fill(info, c.s.state().Info()); err != nil {
+	if err := fill(info, c.s.state().InfoShared()); err != nil { // fill copies what it keeps
 		return nil, err
 	}
 	return info, nil

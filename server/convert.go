@@ -17,7 +17,7 @@ import (
 // is a bug of ours (the domain produced a value the API cannot hold), so it
 // surfaces as an internal error.
 func fill(msg proto.Message, v any) error {
-	if err := legacyjson.FromValue(msg, v); err != nil {
+	if err := legacyjson.FillTrusted(msg, v); err != nil {
 		return fmt.Errorf("convert %s: %w", msg.ProtoReflect().Descriptor().FullName(), err)
 	}
 	return nil
@@ -48,29 +48,48 @@ func queryFields(msg proto.Message) []string {
 	return names
 }
 
-// rowObject turns one query row into a Ganeti object; cells without data
-// are left out, so they read as null.
-func rowObject(fields []string, cells []cluster.Cell) map[string]any {
-	obj := make(map[string]any, len(fields))
-	for i, f := range fields {
+var rowFillers sync.Map // protoreflect.FullName -> *legacyjson.RowFiller
+
+// rowFiller converts query rows of queryFields(msg) into messages of msg's
+// type.
+func rowFiller(msg proto.Message) (*legacyjson.RowFiller, []string) {
+	fields := queryFields(msg)
+	name := msg.ProtoReflect().Descriptor().FullName()
+	if v, ok := rowFillers.Load(name); ok {
+		return v.(*legacyjson.RowFiller), fields
+	}
+	v, _ := rowFillers.LoadOrStore(name, legacyjson.NewRowFiller(msg, fields))
+	return v.(*legacyjson.RowFiller), fields
+}
+
+// fillRow converts one query row into msg, the Ganeti object of the row:
+// cells without data are left out, so they read as null.
+func fillRow(b *legacyjson.Batch, rf *legacyjson.RowFiller, msg proto.Message, cells []cluster.Cell, vals []any) error {
+	for i := range vals {
+		vals[i] = nil
 		if i < len(cells) && cells[i].Status == 0 {
-			obj[f] = cells[i].Value
+			vals[i] = cells[i].Value
 		}
 	}
-	return obj
+	if err := b.FillRow(rf, msg, vals); err != nil {
+		return fmt.Errorf("convert %s: %w", msg.ProtoReflect().Descriptor().FullName(), err)
+	}
+	return nil
 }
 
 // listObjects runs the bulk query of a resource into messages made by newMsg.
 func listObjects[T proto.Message](st *cluster.State, resource string, newMsg func() T) ([]T, error) {
-	fields := queryFields(newMsg())
-	res, err := st.Query(resource, fields, nil)
+	rf, fields := rowFiller(newMsg())
+	res, err := st.QueryShared(resource, fields, nil) // the conversion copies what it keeps
 	if err != nil {
 		return nil, err
 	}
 	out := make([]T, 0, len(res.Data))
+	vals := make([]any, len(fields))
+	var batch legacyjson.Batch
 	for _, row := range res.Data {
 		m := newMsg()
-		if err := fill(m, rowObject(fields, row)); err != nil {
+		if err := fillRow(&batch, rf, m, row, vals); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
@@ -80,24 +99,28 @@ func listObjects[T proto.Message](st *cluster.State, resource string, newMsg fun
 
 // getObject reads one object of a resource into msg.
 func getObject(st *cluster.State, resource, name string, msg proto.Message) error {
-	fields := queryFields(msg)
-	cells, err := st.Get(resource, name, fields)
+	rf, fields := rowFiller(msg)
+	cells, err := st.GetShared(resource, name, fields)
 	if err != nil {
 		return err
 	}
-	return fill(msg, rowObject(fields, cells))
+	return fillRow(&legacyjson.Batch{}, rf, msg, cells, make([]any, len(fields)))
 }
 
 // queryResponse converts a domain query result.
 func queryResponse(res *cluster.QueryResult) (*rapiv2.QueryResponse, error) {
 	resp := &rapiv2.QueryResponse{Fields: fieldDefinitions(res.Fields)}
 	resp.Data = make([]*rapiv2.QueryRow, len(res.Data))
+	var batch legacyjson.Batch
+	tuple := make([]any, 2)
 	for i, row := range res.Data {
 		cells := make([]*rapiv2.QueryCell, len(row))
+		block := make([]rapiv2.QueryCell, len(row))
 		for j, c := range row {
-			cell := &rapiv2.QueryCell{}
-			if err := fill(cell, []any{int64(c.Status), c.Value}); err != nil {
-				return nil, err
+			cell := &block[j]
+			tuple[0], tuple[1] = int64(c.Status), c.Value
+			if err := batch.FillTrusted(cell, tuple); err != nil {
+				return nil, fmt.Errorf("convert %s: %w", cell.ProtoReflect().Descriptor().FullName(), err)
 			}
 			cells[j] = cell
 		}

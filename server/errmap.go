@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -38,11 +41,14 @@ var codeTable = map[errs.Code]codes.Code{
 }
 
 var classTable = map[string]codes.Code{
-	errs.ClassRequest:        codes.InvalidArgument,
-	errs.ClassQuery:          codes.InvalidArgument,
-	errs.ClassNotImplemented: codes.Unimplemented,
-	errs.ClassUnavailable:    codes.Unavailable,
-	errs.ClassExec:           codes.Aborted,
+	errs.ClassRequest:         codes.InvalidArgument,
+	errs.ClassQuery:           codes.InvalidArgument,
+	errs.ClassNotImplemented:  codes.Unimplemented,
+	errs.ClassUnavailable:     codes.Unavailable,
+	errs.ClassExec:            codes.Aborted,
+	errs.ClassUnauthorized:    codes.Unauthenticated,
+	errs.ClassForbidden:       codes.PermissionDenied,
+	errs.ClassTooManyRequests: codes.ResourceExhausted,
 }
 
 // ToStatus converts any error into a gRPC status that is safe to show a
@@ -72,7 +78,11 @@ func ToStatus(log *slog.Logger, err error) error {
 			Domain:   ErrorDomain,
 			Metadata: map[string]string{MetaErrorClass: de.Class, MetaErrorCode: string(de.Code)},
 		}
-		if withDetails, derr := st.WithDetails(info); derr == nil {
+		details := []protoadapt.MessageV1{info}
+		if de.RetryAfter > 0 {
+			details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(de.RetryAfter)})
+		}
+		if withDetails, derr := st.WithDetails(details...); derr == nil {
 			st = withDetails
 		}
 		return st.Err()
@@ -101,6 +111,17 @@ func ErrorOf(st *status.Status) (class, code string) {
 		}
 	}
 	return "", ""
+}
+
+// RetryDelayOf returns the delay of a status's RetryInfo detail (set by
+// ToStatus for errors with a RetryAfter).
+func RetryDelayOf(st *status.Status) (time.Duration, bool) {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			return ri.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
 }
 
 func upperSnake(s string) string {

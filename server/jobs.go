@@ -2,27 +2,378 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
+	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
-// jobService answers job reads. The job engine is not part of this server
-// yet, so the queue is always empty: every job id is unknown, which Ganeti
-// answers with a job whose fields are all null.
+// Waiting for a job change: Ganeti's RAPI waits at most _WFJC_TIMEOUT (10
+// seconds) and answers null when nothing changed; a typed request may ask
+// for another timeout, capped.
+const (
+	jobWaitDefault = 10 * time.Second
+	jobWaitMax     = 30 * time.Second
+)
+
+// jobService answers the job RPCs from the job engine. Without one
+// (Config.Jobs nil) the queue is empty: every job id is unknown, which
+// Ganeti answers with a job whose fields are all null.
 type jobService struct {
 	rapiv2.UnimplementedJobServiceServer
 	s *Services
 }
 
-func (j *jobService) ListJobs(context.Context, *rapiv2.ListJobsRequest) (*rapiv2.ListJobsResponse, error) {
-	return &rapiv2.ListJobsResponse{}, nil
+func (j *jobService) engine() *jobs.Engine { return j.s.cfg.Jobs }
+
+// LegacyOpValue is the legacy JSON value of an opcode (its OP_ID and
+// parameters): what jobs.Config.EncodeOp should be for the "ops" field of
+// the "job" query resource.
+func LegacyOpValue(op *rapiv2.OpCode) (any, error) { return legacyjson.ToValue(op) }
+
+func (j *jobService) ListJobs(_ context.Context, req *rapiv2.ListJobsRequest) (*rapiv2.ListJobsResponse, error) {
+	eng := j.engine()
+	if eng == nil {
+		return &rapiv2.ListJobsResponse{}, nil
+	}
+	if !req.GetBulk() {
+		ids := eng.IDs()
+		refs := make([]*rapiv2.JobRef, len(ids))
+		for i, id := range ids {
+			refs[i] = &rapiv2.JobRef{Id: id, Uri: fmt.Sprintf("/2/jobs/%d", id)}
+		}
+		return &rapiv2.ListJobsResponse{Refs: refs}, nil
+	}
+	list := eng.List()
+	out := make([]*rapiv2.JobSummary, len(list))
+	for i, job := range list {
+		out[i] = jobSummary(job)
+	}
+	return &rapiv2.ListJobsResponse{Jobs: out}, nil
 }
 
 func (j *jobService) GetJob(_ context.Context, req *rapiv2.GetJobRequest) (*rapiv2.Job, error) {
-	return &rapiv2.Job{Id: req.GetJobId()}, nil
+	eng := j.engine()
+	if eng == nil {
+		return &rapiv2.Job{Id: req.GetJobId()}, nil
+	}
+	job, ok := eng.Get(req.GetJobId())
+	if !ok {
+		return &rapiv2.Job{Id: req.GetJobId()}, nil
+	}
+	return jobMessage(job)
 }
 
 func (j *jobService) CancelJob(_ context.Context, req *rapiv2.CancelJobRequest) (*rapiv2.CancelJobResponse, error) {
-	return &rapiv2.CancelJobResponse{Success: false, Message: fmt.Sprintf("Job %d not found in queue", req.GetJobId())}, nil
+	eng := j.engine()
+	if eng == nil {
+		return &rapiv2.CancelJobResponse{Success: false, Message: fmt.Sprintf("Job %d not found in queue", req.GetJobId())}, nil
+	}
+	ok, msg := eng.Cancel(req.GetJobId())
+	return &rapiv2.CancelJobResponse{Success: ok, Message: msg}, nil
+}
+
+func (j *jobService) WaitJobChange(ctx context.Context, req *rapiv2.WaitJobChangeRequest) (*rapiv2.WaitJobChangeResponse, error) {
+	eng := j.engine()
+	if eng == nil {
+		return nil, jobs.NotFound(req.GetJobId())
+	}
+	var prev []any
+	if req.PreviousJobInfo != nil {
+		prev = req.PreviousJobInfo.AsSlice()
+	}
+	serial := int64(-1)
+	if req.PreviousLogSerial != nil {
+		serial = req.GetPreviousLogSerial()
+	}
+	timeout := jobWaitDefault
+	if t := req.GetTimeoutSeconds(); t > 0 {
+		timeout = min(time.Duration(t)*time.Second, jobWaitMax)
+	}
+	info, logs, changed, err := eng.WaitForChange(ctx, req.GetJobId(), req.GetFields(), prev, serial, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if !changed {
+		return &rapiv2.WaitJobChangeResponse{}, nil
+	}
+	lv, err := toListValue(info)
+	if err != nil {
+		return nil, err
+	}
+	change := &rapiv2.JobChange{JobInfo: lv, LogEntries: make([]*rapiv2.LogEntry, len(logs))}
+	for i, l := range logs {
+		e, err := logEntryFromValue(l)
+		if err != nil {
+			return nil, err
+		}
+		change.LogEntries[i] = e
+	}
+	return &rapiv2.WaitJobChangeResponse{Change: change}, nil
+}
+
+func (j *jobService) SubmitJob(ctx context.Context, req *rapiv2.SubmitJobRequest) (*rapiv2.JobSubmission, error) {
+	eng := j.engine()
+	if eng == nil {
+		return nil, errs.NotImplemented("The job queue is not available")
+	}
+	for _, op := range req.GetOps() {
+		if err := legacyjson.CheckRequired(op); err != nil {
+			return nil, errs.BadRequest("%s", err.Error())
+		}
+	}
+	id, err := eng.Submit(ctx, req.GetOps(), jobs.SubmitOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &rapiv2.JobSubmission{JobId: id}, nil
+}
+
+func (j *jobService) WatchJob(req *rapiv2.WatchJobRequest, stream grpc.ServerStreamingServer[rapiv2.Job]) error {
+	eng := j.engine()
+	if eng == nil {
+		return jobs.NotFound(req.GetJobId())
+	}
+	ch, err := eng.Watch(stream.Context(), req.GetJobId())
+	if err != nil {
+		return err
+	}
+	for snap := range ch {
+		msg, err := jobMessage(snap)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+	}
+	return stream.Context().Err()
+}
+
+// Conversion of engine jobs ------------------------------------------------------
+
+var (
+	jobStatusOnce sync.Once
+	jobStatuses   map[string]rapiv2.JobStatus
+	errorCodes    map[string]rapiv2.ErrorCode
+)
+
+func legacyStrings(ed protoreflect.EnumDescriptor) map[string]protoreflect.EnumNumber {
+	m := map[string]protoreflect.EnumNumber{}
+	vals := ed.Values()
+	for i := 0; i < vals.Len(); i++ {
+		v := vals.Get(i)
+		if lv := legacyOf(v); lv != "" {
+			m[lv] = v.Number()
+		}
+	}
+	return m
+}
+
+func legacyOf(v protoreflect.EnumValueDescriptor) string {
+	lv, _ := proto.GetExtension(v.Options(), rapiv2.E_Legacy).(*rapiv2.LegacyValue)
+	return lv.GetStr()
+}
+
+func jobEnums() {
+	jobStatusOnce.Do(func() {
+		jobStatuses = map[string]rapiv2.JobStatus{}
+		for k, v := range legacyStrings(rapiv2.JobStatus_JOB_STATUS_UNSPECIFIED.Descriptor()) {
+			jobStatuses[k] = rapiv2.JobStatus(v)
+		}
+		errorCodes = map[string]rapiv2.ErrorCode{}
+		for k, v := range legacyStrings(rapiv2.ErrorCode_ERROR_CODE_UNSPECIFIED.Descriptor()) {
+			errorCodes[k] = rapiv2.ErrorCode(v)
+		}
+	})
+}
+
+func jobStatus(s string) rapiv2.JobStatus {
+	jobEnums()
+	return jobStatuses[s]
+}
+
+func jobStatusList(s []string) []rapiv2.JobStatus {
+	out := make([]rapiv2.JobStatus, len(s))
+	for i, v := range s {
+		out[i] = jobStatus(v)
+	}
+	return out
+}
+
+func jobTimestamp(t *jobs.Timestamp) *rapiv2.JobTimestamp {
+	if t == nil {
+		return nil
+	}
+	return &rapiv2.JobTimestamp{Seconds: t.Sec, Microseconds: t.Usec}
+}
+
+func jobSummary(j *jobs.Job) *rapiv2.JobSummary {
+	return &rapiv2.JobSummary{
+		Id:         j.ID,
+		Ops:        j.Ops,
+		Status:     jobStatus(j.Status),
+		Summary:    j.Summary,
+		Opstatus:   jobStatusList(j.OpStatus),
+		ReceivedTs: jobTimestamp(j.ReceivedTS),
+		StartTs:    jobTimestamp(j.StartTS),
+		EndTs:      jobTimestamp(j.EndTS),
+	}
+}
+
+// jobMessage converts a job snapshot to the J_FIELDS message.
+func jobMessage(j *jobs.Job) (*rapiv2.Job, error) {
+	st := jobStatus(j.Status)
+	out := &rapiv2.Job{
+		Id:         j.ID,
+		Ops:        j.Ops,
+		Status:     &st,
+		Summary:    j.Summary,
+		Opstatus:   jobStatusList(j.OpStatus),
+		ReceivedTs: jobTimestamp(j.ReceivedTS),
+		StartTs:    jobTimestamp(j.StartTS),
+		EndTs:      jobTimestamp(j.EndTS),
+		Oplog:      make([]*rapiv2.OpLog, len(j.OpLog)),
+		Opresult:   make([]*rapiv2.OpResult, len(j.OpResult)),
+	}
+	for i, l := range j.OpLog {
+		ol := &rapiv2.OpLog{Entries: make([]*rapiv2.LogEntry, len(l))}
+		for k, e := range l {
+			msg, err := toValue(e.Message)
+			if err != nil {
+				return nil, err
+			}
+			ol.Entries[k] = &rapiv2.LogEntry{Serial: e.Serial, Timestamp: jobTimestamp(&e.Time), LogType: e.Type, Message: msg}
+		}
+		out.Oplog[i] = ol
+	}
+	for i, res := range j.OpResult {
+		status := ""
+		if i < len(j.OpStatus) {
+			status = j.OpStatus[i]
+		}
+		r, err := opResult(status, res)
+		if err != nil {
+			return nil, err
+		}
+		out.Opresult[i] = r
+	}
+	return out, nil
+}
+
+// opResult converts one opcode result: an encoded error for a failed
+// opcode, the cancel message for a canceled one, the value otherwise.
+func opResult(status string, res any) (*rapiv2.OpResult, error) {
+	if res == nil {
+		return &rapiv2.OpResult{}, nil
+	}
+	switch status {
+	case jobs.StatusError:
+		if e := opError(res); e != nil {
+			return &rapiv2.OpResult{Result: &rapiv2.OpResult_Error{Error: e}}, nil
+		}
+	case jobs.StatusCanceled:
+		if s, ok := res.(string); ok {
+			return &rapiv2.OpResult{Result: &rapiv2.OpResult_Canceled{Canceled: s}}, nil
+		}
+	}
+	v, err := toValue(res)
+	if err != nil {
+		return nil, err
+	}
+	return &rapiv2.OpResult{Result: &rapiv2.OpResult_Value{Value: v}}, nil
+}
+
+// opError converts [class, [message]] or [class, [message, code]].
+func opError(res any) *rapiv2.OpError {
+	l, ok := res.([]any)
+	if !ok || len(l) != 2 {
+		return nil
+	}
+	class, ok := l[0].(string)
+	args, ok2 := l[1].([]any)
+	if !ok || !ok2 || len(args) == 0 || len(args) > 2 {
+		return nil
+	}
+	msg, ok := args[0].(string)
+	if !ok {
+		return nil
+	}
+	out := &rapiv2.OpError{ErrorClass: class, Args: &rapiv2.OpErrorArgs{Message: msg}}
+	if len(args) == 2 {
+		code, ok := args[1].(string)
+		if !ok {
+			return nil
+		}
+		jobEnums()
+		c, known := errorCodes[code]
+		if !known {
+			return nil
+		}
+		out.Args.Code = &c
+	}
+	return out
+}
+
+// toValue converts a JSON-like value to a google.protobuf.Value.
+func toValue(v any) (*structpb.Value, error) {
+	norm, err := jsonNormalize(v)
+	if err != nil {
+		return nil, err
+	}
+	return structpb.NewValue(norm)
+}
+
+func toListValue(l []any) (*structpb.ListValue, error) {
+	norm, err := jsonNormalize(l)
+	if err != nil {
+		return nil, err
+	}
+	s, _ := norm.([]any)
+	return structpb.NewList(s)
+}
+
+// jsonNormalize turns a JSON-like value into what structpb accepts (nil,
+// bool, float64, string, []any, map[string]any).
+func jsonNormalize(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("job value: %w", err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("job value: %w", err)
+	}
+	return out, nil
+}
+
+// logEntryFromValue converts [serial, [sec, usec], type, message].
+func logEntryFromValue(l []any) (*rapiv2.LogEntry, error) {
+	if len(l) != 4 {
+		return nil, fmt.Errorf("log entry of %d elements", len(l))
+	}
+	serial, _ := l[0].(int64)
+	ts, _ := l[1].([]any)
+	typ, _ := l[2].(string)
+	msg, err := toValue(l[3])
+	if err != nil {
+		return nil, err
+	}
+	e := &rapiv2.LogEntry{Serial: serial, LogType: typ, Message: msg}
+	if len(ts) == 2 {
+		sec, _ := ts[0].(int64)
+		usec, _ := ts[1].(int64)
+		e.Timestamp = &rapiv2.JobTimestamp{Seconds: sec, Microseconds: usec}
+	}
+	return e, nil
 }

@@ -15,7 +15,7 @@ func (q *queryService) Query(_ context.Context, req *rapiv2.QueryRequest) (*rapi
 	if len(req.GetFields()) == 0 {
 		return nil, badRequest("Missing 'fields' query argument")
 	}
-	res, err := q.s.state().Query(req.GetResource(), req.GetFields(), nil)
+	res, err := q.s.state().QueryShared(req.GetResource(), req.GetFields(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +39,7 @@ func (q *queryService) QueryWithFilter(_ context.Context, req *rapiv2.QueryWithF
 	if filter != nil {
 		qfilter = filter.AsInterface()
 	}
-	res, err := q.s.state().Query(req.GetResource(), fields, qfilter)
+	res, err := q.s.state().QueryShared(req.GetResource(), fields, qfilter)
 	if err != nil {
 		return nil, err
 	}

@@ -12,12 +12,16 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
 // Config holds the dependencies of the services.
 type Config struct {
 	// Cluster is the cluster model. Required.
 	Cluster *cluster.Model
+	// Jobs is the job engine. Optional: without it the job queue is empty
+	// and every write answers "not implemented".
+	Jobs *jobs.Engine
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }

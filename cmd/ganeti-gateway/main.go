@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -42,10 +43,17 @@ func run(args []string) error {
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "serve plain HTTP/1.1 and h2c instead of TLS (local use only)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (default: a self-signed certificate kept in the data dir)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
-	fs.StringVar(&cfg.UsersFile, "users-file", "", "Ganeti RAPI users file (default: <data-dir>/rapi/users)")
+	fs.StringVar(&cfg.UsersFile, "users-file", "", "Ganeti RAPI users file (default: <data-dir>/rapi/users; created on first start)")
+	fs.BoolVar(&cfg.AllowAnonymousReads, "allow-anonymous-reads", false, "let requests without credentials call methods that need no user option (Ganeti's default without --require-authentication)")
+	fs.StringVar(&cfg.ClientCA, "client-ca", "", "require TLS client certificates verified against this CA bundle (PEM); a certificate's CN is the user")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest accepted request body (default 4 MiB)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "time allowed to read request headers")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", app.DefaultReadTimeout, "time allowed to read a request body")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", app.DefaultIdleTimeout, "keep-alive idle timeout")
+	cfg.WriteRate = app.DefaultWriteRate
+	fs.Var((*rateFlag)(&cfg.WriteRate), "write-rate", "writes each user may make, as N/s, N/m or N/h (or off)")
+	fs.IntVar(&cfg.WriteBurst, "write-burst", app.DefaultWriteBurst, "writes a user may make at once before --write-rate applies")
+	fs.IntVar(&cfg.MaxWaiters, "max-waiters", app.DefaultMaxWaiters, "concurrent job long polls (GET /2/jobs/{id}/wait, WaitJobChange, WatchJob); -1 for no limit")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n\nEvery flag can also be set with an environment variable, e.g. --data-dir as %s.\n\n", envName("data-dir"))
@@ -114,4 +122,34 @@ func applyEnv(fs *flag.FlagSet) error {
 		}
 	})
 	return err
+}
+
+// rateFlag is a rate per second written as N/s, N/m, N/h or N (per
+// second); "off" (a negative rate) means no limit.
+type rateFlag float64
+
+func (r *rateFlag) String() string {
+	switch {
+	case r == nil:
+		return ""
+	case *r < 0:
+		return "off"
+	}
+	return strconv.FormatFloat(float64(*r), 'f', -1, 64) + "/s"
+}
+
+func (r *rateFlag) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if strings.EqualFold(s, "off") || strings.EqualFold(s, "unlimited") {
+		*r = -1
+		return nil
+	}
+	num, unit, _ := strings.Cut(s, "/")
+	per := map[string]float64{"": 1, "s": 1, "m": 60, "h": 3600}[strings.ToLower(unit)]
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || per == 0 || n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+		return fmt.Errorf("%q is not a rate such as 20/s, 100/m or off", s)
+	}
+	*r = rateFlag(n / per)
+	return nil
 }

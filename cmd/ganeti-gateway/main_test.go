@@ -35,3 +35,38 @@ func TestEnvironment(t *testing.T) {
 		t.Errorf("envName = %q", got)
 	}
 }
+
+func TestRateFlag(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"20/s", 20, true},
+		{"20", 20, true},
+		{"120/m", 2, true},
+		{"3600/h", 1, true},
+		{"0.5/s", 0.5, true},
+		{"off", -1, true},
+		{"OFF", -1, true},
+		{"0", 0, false},
+		{"-1/s", 0, false},
+		{"20/d", 0, false},
+		{"x/s", 0, false},
+		{"NaN", 0, false},
+		{"Inf/s", 0, false},
+	} {
+		var r rateFlag
+		err := r.Set(c.in)
+		if (err == nil) != c.ok || (c.ok && float64(r) != c.want) {
+			t.Errorf("Set(%q) = %v, %v; want %v ok=%v", c.in, float64(r), err, c.want, c.ok)
+		}
+	}
+	t.Setenv("GANETI_GATEWAY_WRITE_RATE", "60/m")
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var r rateFlag = 20
+	fs.Var(&r, "write-rate", "")
+	if err := applyEnv(fs); err != nil || r != 1 {
+		t.Errorf("from the environment: %v %v", float64(r), err)
+	}
+}

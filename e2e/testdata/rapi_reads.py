@@ -3,7 +3,8 @@ python3-ganeti-rapi) against a ganeti-gateway and check the answers.
 
 Run by e2e/pyclient_test.go with Debian's /usr/bin/python3. Environment:
 RAPI_HOST, RAPI_PORT, RAPI_CAFILE (the server's certificate: TLS is
-verified), EXPECT (JSON: cluster name, master, node / instance / group
+verified), RAPI_USER and RAPI_PASSWORD (a user with the "read" option),
+EXPECT (JSON: cluster name, master, node / instance / group
 names, OS names, network names). Prints one line per check and ends with
 "N passed, N failed"; exits non-zero on any failure.
 """
@@ -17,6 +18,7 @@ from ganeti.rapi import client
 EXPECT = json.loads(os.environ["EXPECT"])
 rapi = client.GanetiRapiClient(
     os.environ["RAPI_HOST"], port=int(os.environ["RAPI_PORT"]),
+    username=os.environ["RAPI_USER"], password=os.environ["RAPI_PASSWORD"],
     curl_config_fn=client.GenericCurlConfig(cafile=os.environ["RAPI_CAFILE"]))
 
 N_FIELDS = ["name", "offline", "master_candidate", "drained", "dtotal", "dfree", "sptotal", "spfree",

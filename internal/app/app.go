@@ -6,8 +6,10 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -24,6 +27,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/selfsigned"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
+	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
 )
@@ -43,13 +47,36 @@ type Config struct {
 	// kept in DataDir.
 	TLSCert, TLSKey string
 	// UsersFile is Ganeti's RAPI users file; default <DataDir>/rapi/users.
+	// It is created on first start with one "write" user whose password is
+	// printed once on Console; changes apply without a restart.
 	UsersFile string
+	// AllowAnonymousReads lets requests without credentials call the
+	// methods whose access list is empty (upstream's default); by default
+	// every request needs a user.
+	AllowAnonymousReads bool
+	// ClientCA, when set, requires every TLS client to present a
+	// certificate verified against this CA bundle (PEM); the certificate's
+	// common name is the user (who must be in the users file).
+	ClientCA string
 	// MaxBodyBytes caps legacy request bodies.
 	MaxBodyBytes int64
-	// ReadHeaderTimeout and IdleTimeout bound slow or idle clients.
-	ReadHeaderTimeout, IdleTimeout time.Duration
+	// ReadHeaderTimeout and IdleTimeout bound slow or idle clients;
+	// ReadTimeout bounds the reading of a legacy request body.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
+	// WriteRate is each user's sustained rate of writes per second, and
+	// WriteBurst the bucket size: beyond, writes get 429 /
+	// ResourceExhausted. 0 means the default; a negative WriteRate means
+	// no limit.
+	WriteRate  float64
+	WriteBurst int
+	// MaxWaiters bounds the concurrent long polls (GET /2/jobs/{id}/wait,
+	// WaitJobChange, WatchJob); 0 means the default, negative no limit.
+	MaxWaiters int
 	// Logger defaults to a JSON logger on stderr.
 	Logger *slog.Logger
+	// Console receives the one-time notice with the password of the user
+	// created on first start (not the log); default os.Stderr.
+	Console io.Writer
 }
 
 // Defaults.
@@ -57,7 +84,11 @@ const (
 	DefaultListen            = ":5080"
 	DefaultDataDir           = "./data"
 	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	DefaultWriteRate         = 20
+	DefaultWriteBurst        = 40
+	DefaultMaxWaiters        = 128
 )
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -77,17 +108,35 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Insecure && c.TLSCert != "" {
 		return errors.New("--insecure and --tls-cert exclude each other")
 	}
+	if c.Insecure && c.ClientCA != "" {
+		return errors.New("--client-ca needs TLS: it excludes --insecure")
+	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = gateway.DefaultMaxBodyBytes
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.WriteRate == 0 {
+		c.WriteRate = DefaultWriteRate
+	}
+	if c.WriteBurst <= 0 {
+		c.WriteBurst = DefaultWriteBurst
+	}
+	if c.MaxWaiters == 0 {
+		c.MaxWaiters = DefaultMaxWaiters
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if c.Console == nil {
+		c.Console = os.Stderr
 	}
 	return nil
 }
@@ -96,6 +145,7 @@ func (c *Config) CheckAndSetDefaults() error {
 type App struct {
 	cfg        Config
 	store      *boltstore.Store
+	users      *auth.Store
 	grpcServer *grpc.Server
 	conn       *grpc.ClientConn
 	legacy     *gateway.Legacy
@@ -144,9 +194,28 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.openUsers(); err != nil {
+		return nil, err
+	}
+	writeRate := rate.Limit(cfg.WriteRate)
+	if cfg.WriteRate < 0 {
+		writeRate = 0 // no limit
+	}
+	authz, err := server.NewAuthorizer(server.AuthConfig{
+		Users:               a.users,
+		AllowAnonymousReads: cfg.AllowAnonymousReads,
+		WriteRate:           writeRate,
+		WriteBurst:          cfg.WriteBurst,
+		MaxWaiters:          cfg.MaxWaiters,
+		InProcess:           gateway.IsInProcess,
+		Logger:              log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.grpcServer = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(log)),
-		grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(log)),
+		grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(log), authz.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
 	)
 	services.Register(a.grpcServer)
 	healthpb.RegisterHealthServer(a.grpcServer, health.NewServer())
@@ -155,7 +224,13 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.conn, err = gateway.InProcess(a.grpcServer); err != nil {
 		return nil, err
 	}
-	if a.legacy, err = gateway.NewLegacy(ctx, gateway.Config{Conn: a.conn, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log}); err != nil {
+	if a.legacy, err = gateway.NewLegacy(ctx, gateway.Config{
+		Conn:         a.conn,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		ReadTimeout:  cfg.ReadTimeout,
+		Authorize:    authz.Preflight,
+		Logger:       log,
+	}); err != nil {
 		return nil, err
 	}
 	if !cfg.Insecure {
@@ -168,6 +243,28 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Idle:       cfg.IdleTimeout,
 	})
 	return a, nil
+}
+
+// openUsers creates the users file on first start, loads it and starts
+// watching it.
+func (a *App) openUsers() error {
+	password, created, err := auth.CreateInitial(a.cfg.UsersFile, auth.DefaultAdmin)
+	if err != nil {
+		return fmt.Errorf("users file: %w", err)
+	}
+	if created {
+		a.cfg.Logger.Info("created the users file with one user; its password is printed once on stderr, outside the log",
+			"path", a.cfg.UsersFile, "user", auth.DefaultAdmin)
+		fmt.Fprintf(a.cfg.Console, "\n"+
+			"ganeti-gateway: created the RAPI users file %s with one user (option %q):\n"+
+			"    user:     %s\n"+
+			"    password: %s\n"+
+			"This password is shown only now; the file keeps only its {HA1} hash.\n\n",
+			a.cfg.UsersFile, auth.OptionWrite, auth.DefaultAdmin, password)
+	}
+	a.users = auth.NewStore(a.cfg.UsersFile, a.cfg.Logger)
+	a.users.Start()
+	return nil
 }
 
 func (a *App) loadTLS() (*tls.Config, error) {
@@ -183,11 +280,24 @@ func (a *App) loadTLS() (*tls.Config, error) {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	a.Fingerprint = selfsigned.Fingerprint(cert)
-	return &tls.Config{
+	cfg := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 		NextProtos:   []string{"h2", "http/1.1"},
-	}, nil
+	}
+	if a.cfg.ClientCA != "" {
+		pem, err := os.ReadFile(a.cfg.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA: no PEM certificate in %s", a.cfg.ClientCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
 // Listen opens the configured listener.
@@ -230,5 +340,8 @@ func (a *App) Close() {
 	}
 	if a.store != nil {
 		_ = a.store.Close()
+	}
+	if a.users != nil {
+		a.users.Close()
 	}
 }

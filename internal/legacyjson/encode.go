@@ -49,6 +49,10 @@ type encoder struct {
 	lastMI *msgInfo
 	// Key slices for sorting Struct keys, reused across Structs.
 	freeKeys [][]string
+	// One-entry cache in front of planForMessage.
+	lastPlanMD protoreflect.MessageDescriptor
+	lastPlanT  reflect.Type
+	lastPlan   *plan
 }
 
 func (e *encoder) info(md protoreflect.MessageDescriptor) *msgInfo {
@@ -343,7 +347,11 @@ func (e *encoder) message(m protoreflect.Message) error {
 		return nil
 	}
 	e.buf = append(e.buf, '{')
-	if _, err := e.members(m, mi, true, ""); err != nil {
+	if p := e.plan(m); p != nil {
+		if _, err := e.planMembers(m, p); err != nil {
+			return err
+		}
+	} else if _, err := e.members(m, mi, true, ""); err != nil {
 		return err
 	}
 	e.buf = append(e.buf, '}')
@@ -369,51 +377,62 @@ func (e *encoder) writesNull(m protoreflect.Message, f *fieldInfo) bool {
 // is left out.
 func (e *encoder) members(m protoreflect.Message, mi *msgInfo, first bool, skip string) (bool, error) {
 	for _, f := range mi.fields {
-		if f.inline {
-			// Unset is written as empty: decoding always sets the field.
-			if err := e.push(); err != nil {
-				return first, err
-			}
-			sub := m.Get(f.fd).Message()
-			var err error
-			if first, err = e.members(sub, e.info(sub.Descriptor()), first, skip); err != nil {
-				return first, err
-			}
-			e.pop()
-			continue
-		}
-		if skip != "" && f.key == skip {
-			continue
-		}
-		if (f.oneof || e.omitUnset) && f.fd.HasPresence() && !m.Has(f.fd) {
-			continue
-		}
-		// m.Has is false for an empty list or map and an unset field with
-		// presence; the (empty) option does not apply to other scalars.
-		empty := f.empty != rapiv2.LegacyEmpty_LEGACY_EMPTY_UNSPECIFIED &&
-			(f.fd.IsList() || f.fd.IsMap() || f.fd.HasPresence()) && !m.Has(f.fd)
-		if empty && f.empty == rapiv2.LegacyEmpty_LEGACY_EMPTY_OMIT {
-			continue
-		}
-		if !first {
-			e.comma()
-		}
-		first = false
-		if e.ascii {
-			e.buf = append(e.buf, f.quotedA...)
-		} else {
-			e.buf = append(e.buf, f.quoted...)
-		}
-		e.colon()
-		if empty {
-			e.null()
-			continue
-		}
-		if err := e.field(m, f); err != nil {
+		var err error
+		if first, err = e.member(m, f, first, skip); err != nil {
 			return first, err
 		}
 	}
 	return first, nil
+}
+
+// member writes field f of m as a member of an object that is already
+// open (see members).
+func (e *encoder) member(m protoreflect.Message, f *fieldInfo, first bool, skip string) (bool, error) {
+	if f.inline {
+		// Unset is written as empty: decoding always sets the field.
+		if err := e.push(); err != nil {
+			return first, err
+		}
+		sub := m.Get(f.fd).Message()
+		var err error
+		if first, err = e.members(sub, e.info(sub.Descriptor()), first, skip); err != nil {
+			return first, err
+		}
+		e.pop()
+		return first, nil
+	}
+	if skip != "" && f.key == skip {
+		return first, nil
+	}
+	if (f.oneof || e.omitUnset) && f.fd.HasPresence() && !m.Has(f.fd) {
+		return first, nil
+	}
+	// m.Has is false for an empty list or map and an unset field with
+	// presence; the (empty) option does not apply to other scalars.
+	empty := f.empty != rapiv2.LegacyEmpty_LEGACY_EMPTY_UNSPECIFIED &&
+		(f.fd.IsList() || f.fd.IsMap() || f.fd.HasPresence()) && !m.Has(f.fd)
+	if empty && f.empty == rapiv2.LegacyEmpty_LEGACY_EMPTY_OMIT {
+		return first, nil
+	}
+	e.key(f, first)
+	if empty {
+		e.null()
+		return false, nil
+	}
+	return false, e.field(m, f)
+}
+
+// key writes the key of f and the colon, after a comma unless first.
+func (e *encoder) key(f *fieldInfo, first bool) {
+	if !first {
+		e.comma()
+	}
+	if e.ascii {
+		e.buf = append(e.buf, f.quotedA...)
+	} else {
+		e.buf = append(e.buf, f.quoted...)
+	}
+	e.colon()
 }
 
 // unwrap writes an (unwrap) message as the value of its first non-empty

@@ -6,6 +6,7 @@ import (
 	"io"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/proto"
@@ -58,20 +59,74 @@ func (Marshaler) ContentType(any) string { return "application/json" }
 
 const maxPooledBuffer = 4 << 20
 
+// maxHintedBuffer bounds the buffers Marshal sizes from earlier outputs.
+const maxHintedBuffer = 256 << 20
+
 var bufPool = sync.Pool{New: func() any {
 	b := make([]byte, 0, 4096)
 	return &b
 }}
 
+// bigOutput is the expected size from which Marshal encodes into a buffer
+// of its own, sized from the earlier outputs of the same Go type, and
+// returns that buffer (rather than growing a pooled one and copying).
+const bigOutput = 64 << 10
+
+// sizeHints are the sizes of the latest outputs per Go type of the
+// marshaled value, per element for slices: reflect.Type -> *atomic.Int64.
+var sizeHints sync.Map
+
+// sizeHint returns the hint of v's type (nil when there is none yet) and
+// the number of elements the hint is multiplied by.
+func sizeHint(v any) (reflect.Type, *atomic.Int64, int64) {
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return nil, nil, 0
+	}
+	n := int64(1)
+	if t.Kind() == reflect.Slice {
+		n = max(int64(reflect.ValueOf(v).Len()), 1)
+	}
+	h, _ := sizeHints.Load(t)
+	hint, _ := h.(*atomic.Int64)
+	return t, hint, n
+}
+
+func recordSize(t reflect.Type, hint *atomic.Int64, n int64, size int) {
+	if t == nil {
+		return
+	}
+	if hint == nil {
+		h, _ := sizeHints.LoadOrStore(t, new(atomic.Int64))
+		hint = h.(*atomic.Int64)
+	}
+	if per := int64(size) / n; hint.Load() != per {
+		hint.Store(per)
+	}
+}
+
 // Marshal encodes v as legacy JSON followed by a newline.
 func (m Marshaler) Marshal(v any) (out []byte, err error) {
 	defer catchPanic(&err)
+	t, hint, n := sizeHint(v)
+	if hint != nil {
+		if est := hint.Load() * n; est >= bigOutput && est <= maxHintedBuffer {
+			e := encoder{buf: make([]byte, 0, est+est/16+512), ascii: m.PythonStyle, omitUnset: m.OmitUnset}
+			if err = e.value(v); err != nil {
+				return nil, err
+			}
+			out = append(e.buf, '\n')
+			recordSize(t, hint, n, len(out))
+			return out, nil
+		}
+	}
 	bp := bufPool.Get().(*[]byte)
 	e := encoder{buf: (*bp)[:0], ascii: m.PythonStyle, omitUnset: m.OmitUnset}
 	if err = e.value(v); err == nil {
 		out = make([]byte, len(e.buf)+1)
 		copy(out, e.buf)
 		out[len(e.buf)] = '\n'
+		recordSize(t, hint, n, len(out))
 	}
 	if cap(e.buf) <= maxPooledBuffer {
 		*bp = e.buf[:0]

@@ -57,6 +57,20 @@ func BenchmarkQueryInstancesBulk(b *testing.B) {
 	}
 }
 
+// BenchmarkQuerySharedInstancesBulk is BenchmarkQueryInstancesBulk as the
+// read path runs it: without copies (QueryShared).
+func BenchmarkQuerySharedInstancesBulk(b *testing.B) {
+	s := stateFromJSON(b, benchCluster(40, 1000))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := s.QueryShared(ResInstance, IFields, nil)
+		if err != nil || len(r.Data) != 1000 {
+			b.Fatal(err, len(r.Data))
+		}
+	}
+}
+
 // BenchmarkQueryInstancesFiltered adds a filter evaluated on every item.
 func BenchmarkQueryInstancesFiltered(b *testing.B) {
 	s := stateFromJSON(b, benchCluster(40, 1000))

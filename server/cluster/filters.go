@@ -11,8 +11,8 @@ func filterGetters() map[string]getter[*FilterRule] {
 		"uuid":         func(_ *queryCtx, f *FilterRule) Cell { return normal(f.UUID) },
 		"watermark":    func(_ *queryCtx, f *FilterRule) Cell { return normal(f.Watermark) },
 		"priority":     func(_ *queryCtx, f *FilterRule) Cell { return normal(f.Priority) },
-		"predicates":   func(_ *queryCtx, f *FilterRule) Cell { return normal(deepCopy(nonNilAny(f.Predicates))) },
-		"action":       func(_ *queryCtx, f *FilterRule) Cell { return normal(deepCopy(f.Action)) },
-		"reason_trail": func(_ *queryCtx, f *FilterRule) Cell { return normal(deepCopy(nonNilAny(f.ReasonTrail))) },
+		"predicates":   func(c *queryCtx, f *FilterRule) Cell { return normal(c.value(nonNilAny(f.Predicates))) },
+		"action":       func(c *queryCtx, f *FilterRule) Cell { return normal(c.value(f.Action)) },
+		"reason_trail": func(c *queryCtx, f *FilterRule) Cell { return normal(c.value(nonNilAny(f.ReasonTrail))) },
 	}
 }

@@ -33,23 +33,27 @@ func groupGetters() map[string]getter[*Group] {
 		"ndparams":     func(c *queryCtx, gr *Group) Cell { return normal(c.s.groupNDParams(gr)) },
 		"ipolicy":      func(c *queryCtx, gr *Group) Cell { return normal(c.s.groupIPolicy(gr)) },
 		"diskparams":   func(c *queryCtx, gr *Group) Cell { return normal(c.s.groupDiskParams(gr)) },
-		"custom_ndparams": func(_ *queryCtx, gr *Group) Cell {
-			return normal(cloneParams(nonNilParams(gr.NDParams)))
+		"custom_ndparams": func(c *queryCtx, gr *Group) Cell {
+			return normal(c.params(gr.NDParams))
 		},
-		"custom_ipolicy": func(_ *queryCtx, gr *Group) Cell {
-			return normal(cloneParams(nonNilParams(gr.IPolicy)))
+		"custom_ipolicy": func(c *queryCtx, gr *Group) Cell {
+			return normal(c.params(gr.IPolicy))
 		},
-		"custom_diskparams": func(_ *queryCtx, gr *Group) Cell {
-			out := map[string]any{}
+		"custom_diskparams": func(c *queryCtx, gr *Group) Cell {
+			out := make(map[string]any, len(gr.DiskParams))
 			for dt, p := range gr.DiskParams {
-				out[dt] = cloneParams(p)
+				if c.shared {
+					out[dt] = p
+				} else {
+					out[dt] = cloneParams(p)
+				}
 			}
 			return normal(out)
 		},
 		"node_cnt":   func(c *queryCtx, gr *Group) Cell { return normal(int64(len(c.s.groupStats[gr.UUID].nodes))) },
-		"node_list":  func(c *queryCtx, gr *Group) Cell { return normal(strList(c.s.groupStats[gr.UUID].nodes)) },
+		"node_list":  func(c *queryCtx, gr *Group) Cell { return normal(c.strs(c.s.groupStats[gr.UUID].nodes)) },
 		"pinst_cnt":  func(c *queryCtx, gr *Group) Cell { return normal(int64(len(c.s.groupStats[gr.UUID].pinst))) },
-		"pinst_list": func(c *queryCtx, gr *Group) Cell { return normal(strList(c.s.groupStats[gr.UUID].pinst)) },
+		"pinst_list": func(c *queryCtx, gr *Group) Cell { return normal(c.strs(c.s.groupStats[gr.UUID].pinst)) },
 	}
 	ndpGetters(g, func(c *queryCtx, gr *Group) Params { return c.s.groupNDParams(gr) })
 	commonGetters(g, func(gr *Group) (float64, float64, string, int64, []string) {

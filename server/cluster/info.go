@@ -3,7 +3,16 @@ package cluster
 // Info returns what GET /2/info returns: every key of Ganeti 3.0.2's
 // cluster information, including the response aliases vg_name (of
 // volume_group_name) and drbd_helper (of drbd_usermode_helper).
-func (s *State) Info() map[string]any {
+func (s *State) Info() map[string]any { return s.info() }
+
+// InfoShared is Info for callers that only read the result: it is computed
+// once per State and shared by every caller, so it must not be modified.
+func (s *State) InfoShared() map[string]any {
+	s.infoOnce.Do(func() { s.sharedInfo = s.info() })
+	return s.sharedInfo
+}
+
+func (s *State) info() map[string]any {
 	c := s.cfg.Cluster
 	hvparams := make(map[string]any, len(c.HVParams))
 	for hv, p := range c.HVParams {

@@ -25,19 +25,44 @@ var instanceTable = newTable("instance", instanceGetters(),
 // instRow is an instance with the values of its most used query fields
 // computed once per State (the bulk list reads them for every instance).
 // Boxed scalars and list elements are immutable and may be shared; lists
-// and maps are copied for every caller.
+// and maps are copied for every caller, except for shared queries (see
+// State.QueryShared), which get the row's own values.
 type instRow struct {
 	*Instance
 	pnode *Node
 
 	name, os, adminState, adminSource, diskTemplate, uuid, pnodeName, status any
-	ctime, mtime, serial, diskUsage                                          any
+	ctime, mtime, serial, diskUsage, operRAM, operVCPUs                      any
 
 	be, hv Params // merged parameters
+	beMem  Params // be with rlib2's "memory" alias
+	// customHV and customBE are the instance's own parameters, never nil;
+	// customNIC the NICs' own parameters, boxed.
+	customHV, customBE Params
+	customNIC          any
+	tags               any // boxed, never a nil list
 
-	nicMACs, nicIPs, nicNames, nicUUIDs, nicModes, nicLinks, nicBridges, nicNetworks, nicNetworkNames []any
-	diskSizes, diskSpindles, diskNames, diskUUIDs                                                     []any
+	lists [numInstLists][]any
+	boxed [numInstLists]any // lists, boxed
 }
+
+// The per-NIC and per-disk lists of an instRow.
+const (
+	lNICMACs = iota
+	lNICIPs
+	lNICNames
+	lNICUUIDs
+	lNICModes
+	lNICLinks
+	lNICBridges
+	lNICNetworks
+	lNICNetworkNames
+	lDiskSizes
+	lDiskSpindles
+	lDiskNames
+	lDiskUUIDs
+	numInstLists
+)
 
 func newInstRow(s *State, inst *Instance) *instRow {
 	r := &instRow{
@@ -46,26 +71,39 @@ func newInstRow(s *State, inst *Instance) *instRow {
 		diskTemplate: inst.DiskTemplate, uuid: inst.UUID, ctime: inst.CTime, mtime: inst.MTime,
 		serial: inst.SerialNo, diskUsage: diskUsage(inst),
 		be: s.instBEParams(inst), hv: s.instHVParams(inst),
+		operRAM: inst.OperRAM, operVCPUs: inst.OperVCPUs,
+		customHV: cloneFlat(inst.HVParams), customBE: cloneFlat(inst.BEParams), tags: strList(inst.Tags),
 	}
+	r.beMem = withMemoryAlias(cloneFlat(r.be))
 	r.pnodeName = r.pnode.Name
 	r.status = s.instanceStatus(inst)
 	n := len(inst.NICs)
-	r.nicMACs, r.nicIPs, r.nicNames, r.nicUUIDs = make([]any, n), make([]any, n), make([]any, n), make([]any, n)
-	r.nicModes, r.nicLinks, r.nicBridges = make([]any, n), make([]any, n), make([]any, n)
-	r.nicNetworks, r.nicNetworkNames = make([]any, n), make([]any, n)
+	for _, k := range []int{lNICMACs, lNICIPs, lNICNames, lNICUUIDs, lNICModes, lNICLinks, lNICBridges, lNICNetworks, lNICNetworkNames} {
+		r.lists[k] = make([]any, n)
+	}
+	customNIC := make([]any, n)
 	for k := range inst.NICs {
 		nic := &inst.NICs[k]
-		r.nicMACs[k], r.nicIPs[k], r.nicNames[k], r.nicUUIDs[k] = nic.MAC, optString(nic.IP), optString(nic.Name), nic.UUID
-		r.nicModes[k], r.nicLinks[k], r.nicBridges[k] = s.nicParam(nic, "mode"), s.nicParam(nic, "link"), s.nicBridge(nic)
-		r.nicNetworks[k], r.nicNetworkNames[k] = optString(nic.Network), s.networkName(nic.Network)
+		r.lists[lNICMACs][k], r.lists[lNICIPs][k] = nic.MAC, optString(nic.IP)
+		r.lists[lNICNames][k], r.lists[lNICUUIDs][k] = optString(nic.Name), nic.UUID
+		r.lists[lNICModes][k], r.lists[lNICLinks][k] = s.nicParam(nic, "mode"), s.nicParam(nic, "link")
+		r.lists[lNICBridges][k] = s.nicBridge(nic)
+		r.lists[lNICNetworks][k], r.lists[lNICNetworkNames][k] = optString(nic.Network), s.networkName(nic.Network)
+		customNIC[k] = cloneFlat(nic.NICParams)
 	}
+	r.customNIC = customNIC
 	d := len(inst.Disks)
-	r.diskSizes, r.diskSpindles, r.diskNames, r.diskUUIDs = make([]any, d), make([]any, d), make([]any, d), make([]any, d)
+	for _, k := range []int{lDiskSizes, lDiskSpindles, lDiskNames, lDiskUUIDs} {
+		r.lists[k] = make([]any, d)
+	}
 	for k, disk := range inst.Disks {
-		r.diskSizes[k], r.diskNames[k], r.diskUUIDs[k] = disk.Size, optString(disk.Name), disk.UUID
+		r.lists[lDiskSizes][k], r.lists[lDiskNames][k], r.lists[lDiskUUIDs][k] = disk.Size, optString(disk.Name), disk.UUID
 		if disk.Spindles != nil {
-			r.diskSpindles[k] = *disk.Spindles
+			r.lists[lDiskSpindles][k] = *disk.Spindles
 		}
+	}
+	for k := range r.lists {
+		r.boxed[k] = r.lists[k]
 	}
 	return r
 }
@@ -73,8 +111,13 @@ func newInstRow(s *State, inst *Instance) *instRow {
 // copyList returns a fresh copy of a list of immutable values.
 func copyList(l []any) []any { return append(make([]any, 0, len(l)), l...) }
 
-func listGetter(get func(r *instRow) []any) getter[*instRow] {
-	return func(_ *queryCtx, r *instRow) Cell { return normal(copyList(get(r))) }
+func listGetter(list int) getter[*instRow] {
+	return func(c *queryCtx, r *instRow) Cell {
+		if c.shared {
+			return normal(r.boxed[list])
+		}
+		return normal(copyList(r.lists[list]))
+	}
 }
 
 // Instance statuses (constants.json instance_status).
@@ -245,40 +288,42 @@ func instanceGetters() map[string]getter[*instRow] {
 			return normal(out)
 		},
 
-		"hvparams":        func(_ *queryCtx, i *instRow) Cell { return normal(cloneFlat(i.hv)) },
-		"beparams":        func(_ *queryCtx, i *instRow) Cell { return normal(withMemoryAlias(cloneFlat(i.be))) },
-		"osparams":        func(c *queryCtx, i *instRow) Cell { return normal(c.s.instOSParams(i.Instance)) },
-		"custom_hvparams": func(_ *queryCtx, i *instRow) Cell { return normal(cloneFlat(i.HVParams)) },
-		"custom_beparams": func(_ *queryCtx, i *instRow) Cell { return normal(cloneFlat(i.BEParams)) },
+		"hvparams": sharedOr(func(i *instRow) any { return i.hv }, func(i *instRow) any { return cloneFlat(i.hv) }),
+		"beparams": sharedOr(func(i *instRow) any { return i.beMem }, func(i *instRow) any { return cloneFlat(i.beMem) }),
+		"osparams": func(c *queryCtx, i *instRow) Cell { return normal(c.s.instOSParams(i.Instance)) },
+		"custom_hvparams": sharedOr(func(i *instRow) any { return i.customHV },
+			func(i *instRow) any { return cloneFlat(i.HVParams) }),
+		"custom_beparams": sharedOr(func(i *instRow) any { return i.customBE },
+			func(i *instRow) any { return cloneFlat(i.BEParams) }),
 		"custom_osparams": func(_ *queryCtx, i *instRow) Cell { return normal(cloneFlat(i.OSParams)) },
-		"custom_nicparams": func(_ *queryCtx, i *instRow) Cell {
+		"custom_nicparams": sharedOr(func(i *instRow) any { return i.customNIC }, func(i *instRow) any {
 			out := make([]any, len(i.NICs))
 			for k := range i.NICs {
 				out[k] = cloneFlat(i.NICs[k].NICParams)
 			}
-			return normal(out)
-		},
+			return out
+		}),
 
 		// Disks.
 		"disk_usage":    func(_ *queryCtx, i *instRow) Cell { return normal(i.diskUsage) },
 		"disk.count":    func(_ *queryCtx, i *instRow) Cell { return normal(int64(len(i.Disks))) },
 		"disk_template": func(_ *queryCtx, i *instRow) Cell { return normal(i.diskTemplate) },
-		"disk.sizes":    listGetter(func(r *instRow) []any { return r.diskSizes }),
-		"disk.spindles": listGetter(func(r *instRow) []any { return r.diskSpindles }),
-		"disk.names":    listGetter(func(r *instRow) []any { return r.diskNames }),
-		"disk.uuids":    listGetter(func(r *instRow) []any { return r.diskUUIDs }),
+		"disk.sizes":    listGetter(lDiskSizes),
+		"disk.spindles": listGetter(lDiskSpindles),
+		"disk.names":    listGetter(lDiskNames),
+		"disk.uuids":    listGetter(lDiskUUIDs),
 
 		// NICs.
 		"nic.count":          func(_ *queryCtx, i *instRow) Cell { return normal(int64(len(i.NICs))) },
-		"nic.macs":           listGetter(func(r *instRow) []any { return r.nicMACs }),
-		"nic.ips":            listGetter(func(r *instRow) []any { return r.nicIPs }),
-		"nic.names":          listGetter(func(r *instRow) []any { return r.nicNames }),
-		"nic.uuids":          listGetter(func(r *instRow) []any { return r.nicUUIDs }),
-		"nic.modes":          listGetter(func(r *instRow) []any { return r.nicModes }),
-		"nic.links":          listGetter(func(r *instRow) []any { return r.nicLinks }),
-		"nic.bridges":        listGetter(func(r *instRow) []any { return r.nicBridges }),
-		"nic.networks":       listGetter(func(r *instRow) []any { return r.nicNetworks }),
-		"nic.networks.names": listGetter(func(r *instRow) []any { return r.nicNetworkNames }),
+		"nic.macs":           listGetter(lNICMACs),
+		"nic.ips":            listGetter(lNICIPs),
+		"nic.names":          listGetter(lNICNames),
+		"nic.uuids":          listGetter(lNICUUIDs),
+		"nic.modes":          listGetter(lNICModes),
+		"nic.links":          listGetter(lNICLinks),
+		"nic.bridges":        listGetter(lNICBridges),
+		"nic.networks":       listGetter(lNICNetworks),
+		"nic.networks.names": listGetter(lNICNetworkNames),
 		"nic.vlans":          nicList(func(s *State, n *NIC) any { return s.nicVLAN(n) }),
 
 		// Runtime, from the fake hypervisor.
@@ -290,10 +335,10 @@ func instanceGetters() map[string]getter[*instRow] {
 			return normal(i.Running)
 		},
 		"oper_ram": func(c *queryCtx, i *instRow) Cell {
-			return operCell(c.s, i, i.OperRAM)
+			return operCell(c.s, i, i.operRAM)
 		},
 		"oper_vcpus": func(c *queryCtx, i *instRow) Cell {
-			return operCell(c.s, i, i.OperVCPUs)
+			return operCell(c.s, i, i.operVCPUs)
 		},
 		"console": func(c *queryCtx, i *instRow) Cell {
 			if i.pnode.Offline {
@@ -387,7 +432,19 @@ func instanceGetters() map[string]getter[*instRow] {
 	g["mtime"] = func(_ *queryCtx, i *instRow) Cell { return normal(i.mtime) }
 	g["uuid"] = func(_ *queryCtx, i *instRow) Cell { return normal(i.uuid) }
 	g["serial_no"] = func(_ *queryCtx, i *instRow) Cell { return normal(i.serial) }
+	g["tags"] = sharedOr(func(i *instRow) any { return i.tags }, func(i *instRow) any { return strList(i.Tags) })
 	return g
+}
+
+// sharedOr is a getter that returns the row's own value to shared queries
+// and a fresh copy to the others.
+func sharedOr(shared, fresh func(*instRow) any) getter[*instRow] {
+	return func(c *queryCtx, i *instRow) Cell {
+		if c.shared {
+			return normal(shared(i))
+		}
+		return normal(fresh(i))
+	}
 }
 
 func nicList(get func(s *State, n *NIC) any) getter[*instRow] {
@@ -421,7 +478,7 @@ func paramCell(p Params, name string) Cell {
 }
 
 // operCell is a value the hypervisor reports for a running instance.
-func operCell(s *State, i *instRow, v int64) Cell {
+func operCell(s *State, i *instRow, v any) Cell {
 	switch {
 	case i.pnode.Offline:
 		return offline

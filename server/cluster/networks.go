@@ -144,10 +144,10 @@ func networkGetters() map[string]getter[*Network] {
 			return normal(c.s.pools[n.UUID].externalReservations())
 		},
 		"group_list": func(c *queryCtx, n *Network) Cell {
-			return normal(deepCopy(c.s.netStats[n.UUID].groups))
+			return normal(c.value(c.s.netStats[n.UUID].groups))
 		},
 		"group_cnt": func(c *queryCtx, n *Network) Cell { return normal(int64(len(c.s.netStats[n.UUID].groups))) },
-		"inst_list": func(c *queryCtx, n *Network) Cell { return normal(strList(c.s.netStats[n.UUID].instances)) },
+		"inst_list": func(c *queryCtx, n *Network) Cell { return normal(c.strs(c.s.netStats[n.UUID].instances)) },
 		"inst_cnt":  func(c *queryCtx, n *Network) Cell { return normal(int64(len(c.s.netStats[n.UUID].instances))) },
 	}
 	commonGetters(g, func(n *Network) (float64, float64, string, int64, []string) {

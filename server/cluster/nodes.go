@@ -51,13 +51,13 @@ func nodeGetters() map[string]getter[*Node] {
 		"group":      func(c *queryCtx, n *Node) Cell { return normal(c.s.cfg.Groups[n.Group].Name) },
 		"group.uuid": func(_ *queryCtx, n *Node) Cell { return normal(n.Group) },
 		"ndparams":   func(c *queryCtx, n *Node) Cell { return normal(c.s.nodeNDParams(n)) },
-		"custom_ndparams": func(_ *queryCtx, n *Node) Cell {
-			return normal(cloneParams(nonNilParams(n.NDParams)))
+		"custom_ndparams": func(c *queryCtx, n *Node) Cell {
+			return normal(c.params(n.NDParams))
 		},
 		"pinst_cnt":  func(c *queryCtx, n *Node) Cell { return normal(int64(len(c.s.nodeStats[n.UUID].pinst))) },
 		"sinst_cnt":  func(c *queryCtx, n *Node) Cell { return normal(int64(len(c.s.nodeStats[n.UUID].sinst))) },
-		"pinst_list": func(c *queryCtx, n *Node) Cell { return normal(strList(c.s.nodeStats[n.UUID].pinst)) },
-		"sinst_list": func(c *queryCtx, n *Node) Cell { return normal(strList(c.s.nodeStats[n.UUID].sinst)) },
+		"pinst_list": func(c *queryCtx, n *Node) Cell { return normal(c.strs(c.s.nodeStats[n.UUID].pinst)) },
+		"sinst_list": func(c *queryCtx, n *Node) Cell { return normal(c.strs(c.s.nodeStats[n.UUID].sinst)) },
 		"role":       func(c *queryCtx, n *Node) Cell { return normal(c.s.roleCode(n)) },
 		"powered": func(c *queryCtx, n *Node) Cell {
 			// Without an out-of-band program Ganeti cannot tell.

@@ -74,7 +74,12 @@ const (
 )
 
 // queryCtx is what getters see besides the item.
-type queryCtx struct{ s *State }
+type queryCtx struct {
+	s *State
+	// shared lets getters return values shared with the State (and with
+	// other callers) instead of fresh copies: see State.QueryShared.
+	shared bool
+}
 
 type getter[T any] func(ctx *queryCtx, item T) Cell
 
@@ -164,7 +169,7 @@ func row[T any](ctx *queryCtx, item T, fields []*field[T], into []Cell) {
 }
 
 // query runs a query on the table.
-func (t *table[T]) query(s *State, names []string, filter any) (*QueryResult, error) {
+func (t *table[T]) query(s *State, names []string, filter any, shared bool) (*QueryResult, error) {
 	root, err := parseFilter(filter)
 	if err != nil {
 		return nil, err
@@ -187,7 +192,7 @@ func (t *table[T]) query(s *State, names []string, filter any) (*QueryResult, er
 	} else {
 		items = t.items(s)
 	}
-	ctx := &queryCtx{s: s}
+	ctx := &queryCtx{s: s, shared: shared}
 	res := &QueryResult{Fields: t.fieldDefs(names), Data: make([][]Cell, 0, len(items))}
 	fields := t.resolve(names)
 	cells := make([]Cell, len(items)*len(names))
@@ -209,7 +214,7 @@ func (t *table[T]) query(s *State, names []string, filter any) (*QueryResult, er
 	return res, nil
 }
 
-func (t *table[T]) get(s *State, name string, names []string) ([]Cell, error) {
+func (t *table[T]) get(s *State, name string, names []string, shared bool) ([]Cell, error) {
 	if t.lookup == nil {
 		return nil, errs.Prereq(errs.CodeInval, "Resource '%s' has no single-object lookup", t.resource)
 	}
@@ -218,14 +223,14 @@ func (t *table[T]) get(s *State, name string, names []string) ([]Cell, error) {
 		return nil, err
 	}
 	r := make([]Cell, len(names))
-	row(&queryCtx{s: s}, it, t.resolve(names), r)
+	row(&queryCtx{s: s, shared: shared}, it, t.resolve(names), r)
 	return r, nil
 }
 
 // queryTable is the type-erased view of a table.
 type queryTable interface {
-	query(s *State, names []string, filter any) (*QueryResult, error)
-	get(s *State, name string, names []string) ([]Cell, error)
+	query(s *State, names []string, filter any, shared bool) (*QueryResult, error)
+	get(s *State, name string, names []string, shared bool) ([]Cell, error)
 	fieldDefs(names []string) []FieldDef
 }
 
@@ -282,7 +287,19 @@ func (s *State) Query(resource string, fields []string, filter any) (*QueryResul
 	if err != nil {
 		return nil, err
 	}
-	return t.query(s, fields, filter)
+	return t.query(s, fields, filter, false)
+}
+
+// QueryShared is Query for callers that only read the result: the cell
+// values may be shared with the State and with other callers, so they must
+// not be modified (they stay valid for as long as the caller keeps them).
+// It saves the copies Query makes for every list and dictionary.
+func (s *State) QueryShared(resource string, fields []string, filter any) (*QueryResult, error) {
+	t, err := lookupTable(resource)
+	if err != nil {
+		return nil, err
+	}
+	return t.query(s, fields, filter, true)
 }
 
 // FieldDefs returns the definitions of fields of resource, or of all its
@@ -303,12 +320,48 @@ func (s *State) Get(resource, name string, fields []string) ([]Cell, error) {
 	if err != nil {
 		return nil, err
 	}
-	return t.get(s, name, fields)
+	return t.get(s, name, fields, false)
+}
+
+// GetShared is Get for callers that only read the cells (see QueryShared).
+func (s *State) GetShared(resource, name string, fields []string) ([]Cell, error) {
+	t, err := lookupTable(resource)
+	if err != nil {
+		return nil, err
+	}
+	return t.get(s, name, fields, true)
 }
 
 // Shared getters --------------------------------------------------------------
 
 func strList(s []string) []string { return nonNil(cloneStrings(s)) }
+
+// strs is a list of names of the State: the list itself for a shared
+// query, a copy otherwise (never nil).
+func (c *queryCtx) strs(s []string) []string {
+	if c.shared {
+		return nonNil(s)
+	}
+	return strList(s)
+}
+
+// params is a parameter dictionary of the State (never nil): itself for a
+// shared query, a deep copy otherwise.
+func (c *queryCtx) params(p Params) Params {
+	if c.shared {
+		return nonNilParams(p)
+	}
+	return cloneParams(nonNilParams(p))
+}
+
+// value is a JSON-like value of the State: itself for a shared query, a
+// deep copy otherwise.
+func (c *queryCtx) value(v any) any {
+	if c.shared {
+		return v
+	}
+	return deepCopy(v)
+}
 
 func optString(p *string) any {
 	if p == nil {
@@ -330,5 +383,8 @@ func commonGetters[T any](getters map[string]getter[T], meta func(T) (ctime, mti
 	getters["mtime"] = func(_ *queryCtx, it T) Cell { _, m, _, _, _ := meta(it); return normal(m) }
 	getters["uuid"] = func(_ *queryCtx, it T) Cell { _, _, u, _, _ := meta(it); return normal(u) }
 	getters["serial_no"] = func(_ *queryCtx, it T) Cell { _, _, _, sn, _ := meta(it); return normal(sn) }
-	getters["tags"] = func(_ *queryCtx, it T) Cell { _, _, _, _, t := meta(it); return normal(strList(t)) }
+	getters["tags"] = func(c *queryCtx, it T) Cell {
+		_, _, _, _, t := meta(it)
+		return normal(c.strs(t))
+	}
 }

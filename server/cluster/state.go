@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -41,6 +42,10 @@ type State struct {
 	// encoded holds the persisted documents (bucket -> key -> JSON), so that
 	// a commit writes only what changed.
 	encoded map[string]map[string][]byte
+
+	// sharedInfo is InfoShared's value, made on first use.
+	infoOnce   sync.Once
+	sharedInfo map[string]any
 }
 
 // nodeStats are values derived for one node.

@@ -8,6 +8,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is Ganeti's error classification (constants.json error_codes).
@@ -42,6 +43,15 @@ const (
 	// ClassUnavailable marks a resource that exists but cannot serve now
 	// (Ganeti's 503, e.g. the console of a stopped instance).
 	ClassUnavailable = "HttpServiceUnavailable"
+	// ClassUnauthorized marks missing or wrong credentials (Ganeti's 401).
+	ClassUnauthorized = "HttpUnauthorized"
+	// ClassForbidden marks a user without the option a method needs
+	// (Ganeti's 403).
+	ClassForbidden = "HttpForbidden"
+	// ClassTooManyRequests marks a request over one of this server's limits
+	// (per-user write rate, concurrent long polls): 429, no Ganeti
+	// equivalent.
+	ClassTooManyRequests = "HttpTooManyRequests"
 )
 
 // Error is a domain error. Msg is safe to show to a client.
@@ -49,6 +59,9 @@ type Error struct {
 	Class string
 	Code  Code
 	Msg   string
+	// RetryAfter, when set, is how long the client should wait before
+	// trying again (a RetryInfo detail; the legacy Retry-After header).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -86,6 +99,23 @@ func Unavailable(format string, args ...any) *Error {
 // NotImplemented reports a feature this server does not offer.
 func NotImplemented(format string, args ...any) *Error {
 	return &Error{Class: ClassNotImplemented, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Unauthorized reports missing or wrong credentials, with Ganeti's message.
+func Unauthorized() *Error {
+	return &Error{Class: ClassUnauthorized, Msg: "Unauthorized"}
+}
+
+// Forbidden reports an authenticated user without the option a method
+// needs, with Ganeti's message.
+func Forbidden() *Error {
+	return &Error{Class: ClassForbidden, Msg: "Forbidden"}
+}
+
+// TooManyRequests reports a request over a limit; the client may retry
+// after retryAfter.
+func TooManyRequests(retryAfter time.Duration, format string, args ...any) *Error {
+	return &Error{Class: ClassTooManyRequests, Msg: fmt.Sprintf(format, args...), RetryAfter: retryAfter}
 }
 
 // QueryFilter reports a malformed query filter, or one that cannot be

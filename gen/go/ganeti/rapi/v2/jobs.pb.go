@@ -1448,15 +1448,15 @@ const file_ganeti_rapi_v2_jobs_proto_rawDesc = "" +
 	"\x0einternal_error\x129\n" +
 	"\x1cERROR_CODE_ENVIRONMENT_ERROR\x10\n" +
 	"\x1a\x17\x8a\xb5\x18\x13\n" +
-	"\x11environment_error2\xe5\x04\n" +
+	"\x11environment_error2\xf8\x04\n" +
 	"\n" +
 	"JobService\x12^\n" +
 	"\bListJobs\x12\x1f.ganeti.rapi.v2.ListJobsRequest\x1a .ganeti.rapi.v2.ListJobsResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/2/jobs\x12V\n" +
 	"\x06GetJob\x12\x1d.ganeti.rapi.v2.GetJobRequest\x1a\x13.ganeti.rapi.v2.Job\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/2/jobs/{job_id}\x12s\n" +
 	"\tCancelJob\x12 .ganeti.rapi.v2.CancelJobRequest\x1a!.ganeti.rapi.v2.CancelJobResponse\"!\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02\x12*\x10/2/jobs/{job_id}\x12\x8c\x01\n" +
 	"\rWaitJobChange\x12$.ganeti.rapi.v2.WaitJobChangeRequest\x1a%.ganeti.rapi.v2.WaitJobChangeResponse\".\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02\x1fb\x06change\x12\x15/2/jobs/{job_id}/wait\x12W\n" +
-	"\tSubmitJob\x12 .ganeti.rapi.v2.SubmitJobRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\t\xf2\xb6\x18\x05write\x12B\n" +
-	"\bWatchJob\x12\x1f.ganeti.rapi.v2.WatchJobRequest\x1a\x13.ganeti.rapi.v2.Job0\x01B\xc0\x01\n" +
+	"\tSubmitJob\x12 .ganeti.rapi.v2.SubmitJobRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\t\xf2\xb6\x18\x05write\x12U\n" +
+	"\bWatchJob\x12\x1f.ganeti.rapi.v2.WatchJobRequest\x1a\x13.ganeti.rapi.v2.Job\"\x11\xf2\xb6\x18\x04read\xf2\xb6\x18\x05write0\x01B\xc0\x01\n" +
 	"\x12com.ganeti.rapi.v2B\tJobsProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
 var (

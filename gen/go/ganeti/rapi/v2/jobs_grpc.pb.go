@@ -47,7 +47,8 @@ type JobServiceClient interface {
 	// SubmitJob queues a job of any opcodes (typed API only).
 	SubmitJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*JobSubmission, error)
 	// WatchJob streams the job every time it changes, until it has ended
-	// (typed API only).
+	// (typed API only). A long poll with no upstream equivalent: it needs
+	// the "read" or the "write" option.
 	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Job], error)
 }
 
@@ -148,7 +149,8 @@ type JobServiceServer interface {
 	// SubmitJob queues a job of any opcodes (typed API only).
 	SubmitJob(context.Context, *SubmitJobRequest) (*JobSubmission, error)
 	// WatchJob streams the job every time it changes, until it has ended
-	// (typed API only).
+	// (typed API only). A long poll with no upstream equivalent: it needs
+	// the "read" or the "write" option.
 	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[Job]) error
 	mustEmbedUnimplementedJobServiceServer()
 }

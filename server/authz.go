@@ -1,0 +1,473 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+)
+
+// Metadata keys of the legacy gateway's in-process calls. They are trusted
+// only on calls for which AuthConfig.InProcess is true; the listener strips
+// them from external gRPC requests (InternalMetadataPrefix).
+const (
+	InternalMetadataPrefix = "x-ganeti-gateway-"
+	mdPeer                 = InternalMetadataPrefix + "peer"
+	mdClientCN             = InternalMetadataPrefix + "client-cn-bin"
+	mdHTTPMethod           = InternalMetadataPrefix + "http-method"
+	mdHTTPRoute            = InternalMetadataPrefix + "http-route"
+	mdHTTPPath             = InternalMetadataPrefix + "http-path-bin"
+)
+
+// LegacyCall describes a legacy HTTP request, for authentication and the
+// audit log.
+type LegacyCall struct {
+	// Authorization holds the Authorization header values (nil when the
+	// header is absent). On the in-process call it travels as the
+	// "authorization" metadata key (the gateway's header matcher).
+	Authorization []string
+	// RemoteAddr is the HTTP client's address.
+	RemoteAddr string
+	// ClientCert is set when the client presented a certificate verified
+	// against the client CA; ClientCN is its subject's common name.
+	ClientCert bool
+	ClientCN   string
+	// HTTPMethod, Route (the route template) and Path (the escaped path,
+	// without the query) of the request.
+	HTTPMethod, Route, Path string
+}
+
+// Metadata is the internal metadata that carries c on the gateway's
+// in-process call (everything but Authorization).
+func (c *LegacyCall) Metadata() metadata.MD {
+	md := metadata.Pairs(
+		mdPeer, c.RemoteAddr,
+		mdHTTPMethod, c.HTTPMethod,
+		mdHTTPRoute, c.Route,
+		mdHTTPPath, c.Path,
+	)
+	if c.ClientCert {
+		md.Set(mdClientCN, c.ClientCN)
+	}
+	return md
+}
+
+func legacyCallFromMetadata(md metadata.MD) *LegacyCall {
+	first := func(k string) string {
+		if v := md.Get(k); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	c := &LegacyCall{
+		Authorization: md.Get("authorization"),
+		RemoteAddr:    first(mdPeer),
+		HTTPMethod:    first(mdHTTPMethod),
+		Route:         first(mdHTTPRoute),
+		Path:          first(mdHTTPPath),
+	}
+	if cn := md.Get(mdClientCN); len(cn) > 0 {
+		c.ClientCert, c.ClientCN = true, cn[0]
+	}
+	return c
+}
+
+// AuthConfig configures authentication, authorization and the per-user
+// limits.
+type AuthConfig struct {
+	// Users is the user table. Required.
+	Users interface{ Table() *auth.Table }
+	// AllowAnonymousReads lets requests without credentials call methods
+	// whose access list is empty (upstream's default). Otherwise every
+	// method needs an authenticated user (upstream's
+	// --require-authentication).
+	AllowAnonymousReads bool
+	// WriteRate and WriteBurst make the per-user token bucket of writes;
+	// a WriteRate <= 0 means no limit.
+	WriteRate  rate.Limit
+	WriteBurst int
+	// MaxWaiters bounds the concurrent long polls (WaitJobChange,
+	// WatchJob); <= 0 means no limit.
+	MaxWaiters int
+	// InProcess reports whether a call comes from the legacy gateway over
+	// the in-process connection, whose internal metadata is trusted.
+	InProcess func(context.Context) bool
+	// Logger receives the audit log; default slog.Default().
+	Logger *slog.Logger
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *AuthConfig) CheckAndSetDefaults() error {
+	if c.Users == nil {
+		return errors.New("server: AuthConfig.Users is required")
+	}
+	if c.WriteRate > 0 && c.WriteBurst < 1 {
+		c.WriteBurst = 1
+	}
+	if c.InProcess == nil {
+		c.InProcess = func(context.Context) bool { return false }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Authorizer authenticates and authorizes every call, on both surfaces,
+// with Ganeti's rules, applies the per-user write rate and the long-poll
+// limit, puts the user in the context (auth.FromContext) and writes the
+// audit log. Its interceptors go inside ErrorUnaryInterceptor /
+// ErrorStreamInterceptor, which turn its domain errors into statuses.
+type Authorizer struct {
+	cfg     AuthConfig
+	log     *slog.Logger
+	methods sync.Map // full method name -> *methodInfo
+	waiters chan struct{}
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+}
+
+// NewAuthorizer builds an Authorizer.
+func NewAuthorizer(cfg AuthConfig) (*Authorizer, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	a := &Authorizer{cfg: cfg, log: cfg.Logger, limiters: map[string]*rate.Limiter{}}
+	if cfg.MaxWaiters > 0 {
+		a.waiters = make(chan struct{}, cfg.MaxWaiters)
+	}
+	return a, nil
+}
+
+// openServices need no authentication: gRPC health checking and server
+// reflection (which only describes the API).
+var openServices = map[string]bool{
+	"grpc.health.v1.Health":                    true,
+	"grpc.reflection.v1.ServerReflection":      true,
+	"grpc.reflection.v1alpha.ServerReflection": true,
+}
+
+// longPollMethods wait for a job to change; MaxWaiters bounds them.
+var longPollMethods = map[string]bool{
+	"/ganeti.rapi.v2.JobService/WaitJobChange": true,
+	"/ganeti.rapi.v2.JobService/WatchJob":      true,
+}
+
+type methodInfo struct {
+	full string
+	// access is the (ganeti.rapi.v2.access) list of the method.
+	access []string
+	// open: no authentication (openServices).
+	open bool
+	// write: the access list has "write" but not "read", and the method is
+	// not a long poll. Writes are rate-limited per user and audited.
+	write    bool
+	longPoll bool
+}
+
+// method looks the method's access list up in the proto registry.
+func (a *Authorizer) method(full string) *methodInfo {
+	if m, ok := a.methods.Load(full); ok {
+		return m.(*methodInfo)
+	}
+	m := &methodInfo{full: full, longPoll: longPollMethods[full]}
+	svc, name, _ := strings.Cut(strings.TrimPrefix(full, "/"), "/")
+	if openServices[svc] {
+		m.open = true
+	} else if d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc)); err == nil {
+		if sd, ok := d.(protoreflect.ServiceDescriptor); ok {
+			if md := sd.Methods().ByName(protoreflect.Name(name)); md != nil {
+				m.access, _ = proto.GetExtension(md.Options(), rapiv2.E_Access).([]string)
+			}
+		}
+	}
+	m.write = contains(m.access, auth.OptionWrite) && !contains(m.access, auth.OptionRead) && !m.longPoll
+	a.methods.Store(full, m)
+	return m
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// request is what the checks need to know of one call.
+type request struct {
+	method *methodInfo
+	call   *LegacyCall
+	// legacy: the call came through the legacy gateway.
+	legacy bool
+}
+
+func (a *Authorizer) requestOf(ctx context.Context, m *methodInfo) *request {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if a.cfg.InProcess(ctx) {
+		return &request{method: m, call: legacyCallFromMetadata(md), legacy: true}
+	}
+	c := &LegacyCall{Authorization: md.Get("authorization")}
+	if p, ok := peer.FromContext(ctx); ok {
+		if p.Addr != nil {
+			c.RemoteAddr = p.Addr.String()
+		}
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 && len(ti.State.VerifiedChains[0]) > 0 {
+			c.ClientCert, c.ClientCN = true, ti.State.VerifiedChains[0][0].Subject.CommonName
+		}
+	}
+	return &request{method: m, call: c}
+}
+
+// Preflight runs the authentication and authorization step of a legacy
+// request before its body is read, which is Ganeti's order of checks. The
+// error is a gRPC status. The in-process call that follows is checked again
+// by the interceptors.
+func (a *Authorizer) Preflight(ctx context.Context, fullMethod string, call *LegacyCall) error {
+	m := a.method(fullMethod)
+	if m.open {
+		return nil
+	}
+	_, err := a.authenticate(ctx, &request{method: m, call: call, legacy: true})
+	return ToStatus(a.log, err)
+}
+
+// authenticate applies Ganeti's rules (errors.md section 4): credentials
+// are checked when the method's access list is non-empty, when
+// authentication is required (no AllowAnonymousReads) and whenever they are
+// sent (an Authorization header, or a verified client certificate); the
+// user is allowed when the access list is empty or shares an option with
+// the user. A nil user means an anonymous request that is allowed.
+func (a *Authorizer) authenticate(ctx context.Context, r *request) (*auth.User, error) {
+	access := r.method.access
+	table := a.cfg.Users.Table()
+	var user *auth.User
+	switch {
+	case len(r.call.Authorization) > 0:
+		name, password, err := auth.ParseAuthorization(r.call.Authorization[0])
+		if errors.Is(err, auth.ErrNoCredentials) {
+			a.denied(ctx, r, "", codes.InvalidArgument, "Basic authentication without credentials")
+			return nil, errs.BadRequest("Basic authentication requires credentials")
+		}
+		if err != nil {
+			a.denied(ctx, r, "", codes.Unauthenticated, err.Error())
+			return nil, errs.Unauthorized()
+		}
+		u, ok := table.Authenticate(name, password)
+		if !ok {
+			reason := "wrong password"
+			if u == nil {
+				reason = "unknown user"
+			}
+			a.denied(ctx, r, name, codes.Unauthenticated, reason)
+			return nil, errs.Unauthorized()
+		}
+		user = u
+	case r.call.ClientCert:
+		u, ok := table.Lookup(r.call.ClientCN)
+		if !ok {
+			a.denied(ctx, r, r.call.ClientCN, codes.Unauthenticated, "client certificate names a user that is not in the users file")
+			return nil, errs.Unauthorized()
+		}
+		user = u
+	case len(access) > 0 || !a.cfg.AllowAnonymousReads:
+		a.denied(ctx, r, "", codes.Unauthenticated, "no credentials")
+		return nil, errs.Unauthorized()
+	default:
+		return nil, nil
+	}
+	if len(access) == 0 || user.HasAny(access) {
+		return user, nil
+	}
+	a.denied(ctx, r, user.Name, codes.PermissionDenied, "the user has none of the options "+strings.Join(access, ", "))
+	return nil, errs.Forbidden()
+}
+
+// admit applies the per-user write rate and the long-poll limit; release
+// must be called when the call ends.
+func (a *Authorizer) admit(ctx context.Context, r *request, user *auth.User) (release func(), err error) {
+	if r.method.write && a.cfg.WriteRate > 0 {
+		name := ""
+		if user != nil {
+			name = user.Name
+		}
+		if wait := a.reserveWrite(name); wait > 0 {
+			a.denied(ctx, r, name, codes.ResourceExhausted, "write rate limit")
+			return nil, errs.TooManyRequests(wait, "Too many write requests, retry later")
+		}
+	}
+	if r.method.longPoll && a.waiters != nil {
+		select {
+		case a.waiters <- struct{}{}:
+			return func() { <-a.waiters }, nil
+		default:
+			name := ""
+			if user != nil {
+				name = user.Name
+			}
+			a.denied(ctx, r, name, codes.ResourceExhausted, "too many concurrent job waits")
+			return nil, errs.TooManyRequests(time.Second, "Too many concurrent job waits, retry later")
+		}
+	}
+	return func() {}, nil
+}
+
+// reserveWrite takes a token from the user's bucket; it returns how long
+// to wait when there is none (and takes nothing then).
+func (a *Authorizer) reserveWrite(user string) time.Duration {
+	a.mu.Lock()
+	lim, ok := a.limiters[user]
+	if !ok {
+		lim = rate.NewLimiter(a.cfg.WriteRate, a.cfg.WriteBurst)
+		a.limiters[user] = lim
+	}
+	a.mu.Unlock()
+	now := time.Now()
+	res := lim.ReserveN(now, 1)
+	if !res.OK() {
+		return time.Second
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d
+	}
+	return 0
+}
+
+// UnaryInterceptor checks every unary call.
+func (a *Authorizer) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		m := a.method(info.FullMethod)
+		if m.open {
+			return handler(ctx, req)
+		}
+		r := a.requestOf(ctx, m)
+		user, err := a.authenticate(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if user != nil {
+			ctx = auth.NewContext(ctx, user)
+		}
+		release, err := a.admit(ctx, r, user)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		resp, err := handler(ctx, req)
+		if m.write {
+			a.audit(ctx, r, user, req, resp, err)
+		}
+		return resp, err
+	}
+}
+
+// StreamInterceptor checks every streaming call.
+func (a *Authorizer) StreamInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		m := a.method(info.FullMethod)
+		if m.open {
+			return handler(srv, ss)
+		}
+		ctx := ss.Context()
+		r := a.requestOf(ctx, m)
+		user, err := a.authenticate(ctx, r)
+		if err != nil {
+			return err
+		}
+		if user != nil {
+			ctx = auth.NewContext(ctx, user)
+		}
+		release, err := a.admit(ctx, r, user)
+		if err != nil {
+			return err
+		}
+		defer release()
+		err = handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+		if m.write {
+			a.audit(ctx, r, user, nil, nil, err)
+		}
+		return err
+	}
+}
+
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
+
+// attrs are the audit attributes common to every record. Passwords and
+// Authorization headers are never among them.
+func (r *request) attrs(user string) []slog.Attr {
+	out := []slog.Attr{
+		slog.String("user", user),
+		slog.String("source", r.call.RemoteAddr),
+		slog.String("rpc", r.method.full),
+	}
+	if r.legacy {
+		out = append(out,
+			slog.String("http_method", r.call.HTTPMethod),
+			slog.String("http_route", r.call.Route),
+			slog.String("http_path", r.call.Path))
+	}
+	if r.call.ClientCert {
+		out = append(out, slog.String("client_cert_cn", r.call.ClientCN))
+	}
+	return out
+}
+
+// denied logs a request that authentication, authorization or a limit
+// refused.
+func (a *Authorizer) denied(ctx context.Context, r *request, user string, code codes.Code, reason string) {
+	attrs := append([]slog.Attr{slog.String("event", "denied")}, r.attrs(user)...)
+	attrs = append(attrs, slog.String("code", code.String()), slog.String("reason", reason))
+	a.log.LogAttrs(ctx, slog.LevelWarn, "audit", attrs...)
+}
+
+// audit logs a write once it has run.
+func (a *Authorizer) audit(ctx context.Context, r *request, user *auth.User, req, resp any, err error) {
+	name := ""
+	if user != nil {
+		name = user.Name
+	}
+	code := status.Code(ToStatus(nil, err))
+	attrs := append([]slog.Attr{slog.String("event", "write")}, r.attrs(name)...)
+	attrs = append(attrs, slog.String("code", code.String()))
+	if id, ok := jobIDOf(req, resp); ok {
+		attrs = append(attrs, slog.Int64("job_id", id))
+	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+}
+
+type jobIDer interface{ GetJobId() int64 }
+
+// jobIDOf is the job a write submitted (or names, for a cancel).
+func jobIDOf(req, resp any) (int64, bool) {
+	for _, v := range []any{resp, req} {
+		if j, ok := v.(jobIDer); ok && j.GetJobId() != 0 {
+			return j.GetJobId(), true
+		}
+	}
+	return 0, false
+}

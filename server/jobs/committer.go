@@ -1,0 +1,338 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/store"
+)
+
+// The committer is the one writer of job records: a goroutine that takes
+// every pending write (job records to persist, opcodes to execute, jobs to
+// archive) and commits them in one store transaction. While a transaction
+// commits (bbolt fsyncs), new writes accumulate and go into the next one:
+// group commit, with no added delay. Having one writer also keeps the
+// order of a job's writes: a record is encoded from the job's in-memory
+// state when the batch is taken, and that state only moves forward.
+
+var (
+	// errBatch aborts a batch of opcodes after one failed; they are then
+	// run one by one.
+	errBatch = errors.New("jobs: batch aborted")
+	// errCrashed is what writes get after kill (a test's simulated crash).
+	errCrashed = errors.New("jobs: engine crashed")
+	// errStopped is what writes get after the committer stopped.
+	errStopped = errors.New("jobs: engine stopped")
+)
+
+// execFailed carries an executor's error out of a Model.Update, which
+// rolls the transaction back.
+type execFailed struct{ err error }
+
+func (e *execFailed) Error() string { return "jobs: opcode failed" }
+
+type committer struct {
+	e *Engine
+
+	mu      sync.Mutex
+	dirty   map[int64]struct{}
+	execs   []*execItem
+	archive []int64
+	waiters []chan error
+	closed  bool
+	dead    bool // simulated crash: drop everything
+
+	kick chan struct{}
+	quit chan struct{}
+	done chan struct{}
+}
+
+// execItem is one opcode handed to the committer for execution.
+type execItem struct {
+	j   *job
+	idx int
+	ex  Executor
+	msg proto.Message
+	x   *ExecContext
+
+	// Outcome, set by the committer before done is closed.
+	result any
+	err    error
+	logs   []pendingLog
+	rec    *record // the job record after a successful execution
+}
+
+type pendingLog struct {
+	at      Timestamp
+	logType string
+	msg     any
+}
+
+func newCommitter(e *Engine) *committer {
+	c := &committer{
+		e:     e,
+		dirty: map[int64]struct{}{},
+		kick:  make(chan struct{}, 1),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go c.loop()
+	return c
+}
+
+func (c *committer) signal() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// write queues the records of jobs; the returned channel (buffered) gets
+// the commit's outcome.
+func (c *committer) write(ids ...int64) <-chan error {
+	ch := make(chan error, 1)
+	c.mu.Lock()
+	if c.closed || c.dead {
+		c.mu.Unlock()
+		if c.dead {
+			ch <- errCrashed
+		} else {
+			ch <- errStopped
+		}
+		return ch
+	}
+	for _, id := range ids {
+		c.dirty[id] = struct{}{}
+	}
+	c.waiters = append(c.waiters, ch)
+	c.mu.Unlock()
+	c.signal()
+	return ch
+}
+
+// exec queues an opcode for execution; the committer continues the job
+// when it is done (Engine.execDone). False when the committer has stopped.
+func (c *committer) exec(it *execItem) bool {
+	c.mu.Lock()
+	if c.closed || c.dead {
+		c.mu.Unlock()
+		return false
+	}
+	c.execs = append(c.execs, it)
+	c.mu.Unlock()
+	c.signal()
+	return true
+}
+
+// archiveJobs queues jobs to move to the archive.
+func (c *committer) archiveJobs(ids []int64) <-chan error {
+	ch := make(chan error, 1)
+	c.mu.Lock()
+	if c.closed || c.dead {
+		c.mu.Unlock()
+		ch <- errStopped
+		return ch
+	}
+	c.archive = append(c.archive, ids...)
+	c.waiters = append(c.waiters, ch)
+	c.mu.Unlock()
+	c.signal()
+	return ch
+}
+
+// stop commits what is queued and ends the loop.
+func (c *committer) stop() {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if !already {
+		close(c.quit)
+	}
+	<-c.done
+}
+
+// crash simulates the process dying: nothing queued or later is written.
+func (c *committer) crash() {
+	c.mu.Lock()
+	c.dead = true
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *committer) loop() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.kick:
+			c.flush()
+		case <-c.quit:
+			c.flush()
+			return
+		}
+	}
+}
+
+// batch is what one flush commits.
+type batch struct {
+	recs    map[string][]byte // job key -> record
+	archive map[string][]byte // job key -> record, moved to the archive
+	nextID  int64
+	archIDs []int64
+}
+
+func (c *committer) flush() {
+	c.mu.Lock()
+	dirty, execs, archive, waiters, dead := c.dirty, c.execs, c.archive, c.waiters, c.dead
+	c.dirty, c.execs, c.archive, c.waiters = map[int64]struct{}{}, nil, nil, nil
+	c.mu.Unlock()
+	if dead {
+		for _, w := range waiters {
+			w <- errCrashed
+		}
+		return // the jobs of execs stay as they are in the store
+	}
+	if len(dirty) == 0 && len(execs) == 0 && len(archive) == 0 {
+		for _, w := range waiters {
+			w <- nil
+		}
+		return
+	}
+	b, err := c.e.takeBatch(dirty, archive)
+	if err == nil {
+		if len(execs) == 0 {
+			err = c.e.st.Update(func(tx store.Tx) error { return b.write(tx) })
+		} else {
+			err = c.runExecs(b, execs)
+		}
+	}
+	if err == nil {
+		c.e.archived(b.archIDs)
+	} else if !errors.Is(err, errCrashed) {
+		c.e.log.Error("job queue write failed", "err", err)
+	}
+	for _, w := range waiters {
+		w <- err
+	}
+}
+
+// write puts the batch's records.
+func (b *batch) write(tx store.Tx) error {
+	for k, v := range b.recs {
+		if err := tx.Put(BucketJobs, k, v); err != nil {
+			return err
+		}
+	}
+	for k, v := range b.archive {
+		if err := tx.Put(BucketArchive, k, v); err != nil {
+			return err
+		}
+		if err := tx.Delete(BucketJobs, k); err != nil {
+			return err
+		}
+	}
+	return tx.Put(BucketQueue, keyNextID, []byte(strconv.FormatInt(b.nextID, 10)))
+}
+
+// runExecs executes opcodes in one Model.Update together with the batch's
+// records. If that fails, the records are written alone and the opcodes
+// run one by one, so that a failing opcode commits nothing.
+func (c *committer) runExecs(b *batch, execs []*execItem) error {
+	e := c.e
+	prev := e.model.State()
+	now := e.now()
+	err := e.model.Update(func(tx store.Tx, cfg *cluster.Config) error {
+		if err := b.write(tx); err != nil {
+			return err
+		}
+		for _, it := range execs {
+			if err := c.execOne(tx, cfg, prev, now, it); err != nil {
+				if len(execs) > 1 {
+					return errBatch
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, it := range execs {
+			e.execDone(it)
+		}
+		return nil
+	}
+	var ef *execFailed
+	if !errors.Is(err, errBatch) && !errors.As(err, &ef) {
+		e.log.Warn("opcode batch failed, retrying one by one", "opcodes", len(execs), "err", err)
+	}
+	werr := e.st.Update(func(tx store.Tx) error { return b.write(tx) })
+	for _, it := range execs {
+		c.runSingle(it)
+	}
+	return werr
+}
+
+func (c *committer) runSingle(it *execItem) {
+	e := c.e
+	prev := e.model.State()
+	now := e.now()
+	err := e.model.Update(func(tx store.Tx, cfg *cluster.Config) error {
+		return c.execOne(tx, cfg, prev, now, it)
+	})
+	var ef *execFailed
+	switch {
+	case err == nil:
+	case errors.As(err, &ef):
+		it.err = ef.err
+	default:
+		// The configuration check or the commit failed: the opcode's effect
+		// is not applied. Its text is not for clients.
+		e.log.Error("opcode commit failed", "job", it.j.rec.ID, "opcode", it.idx, "err", err)
+		it.err = fmt.Errorf("commit: %w", err)
+	}
+	e.execDone(it)
+}
+
+// execOne runs one opcode inside a transaction and writes its job record
+// as succeeded.
+func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.State, now Timestamp, it *execItem) error {
+	e := c.e
+	it.result, it.err, it.logs, it.rec = nil, nil, nil, nil
+	x := it.x
+	x.Config, x.Tx, x.State, x.now = cfg, tx, prev, now.Time()
+	x.logf = func(logType string, msg any) {
+		it.logs = append(it.logs, pendingLog{at: TimestampOf(e.cfg.Clock()), logType: logType, msg: msg})
+	}
+	res, err := safeExec(e, it.ex, x, it.msg)
+	x.Config, x.Tx, x.logf = nil, nil, nil
+	if err != nil {
+		it.err = err
+		return &execFailed{err: err}
+	}
+	it.result = res
+	e.mu.Lock()
+	rec := it.j.rec.clone()
+	e.mu.Unlock()
+	for _, l := range it.logs {
+		rec.appendLog(it.idx, l.at, l.logType, l.msg)
+	}
+	end := e.now()
+	rec.OpStatus[it.idx] = StatusSuccess
+	rec.OpResult[it.idx] = res
+	rec.OpEnd[it.idx] = &end
+	if rec.current() == len(rec.OpStatus) {
+		rec.End = &end
+	}
+	enc, err := encodeRecord(rec)
+	if err != nil {
+		it.err = err
+		return &execFailed{err: err}
+	}
+	it.rec = rec
+	return tx.Put(BucketJobs, jobKey(rec.ID), enc)
+}

@@ -1,0 +1,61 @@
+// Package jobs is the job engine of ganeti-gateway: Ganeti's job queue
+// (jqueue) and lock manager for the simulated cluster.
+//
+// A job is a list of opcodes (rapiv2.OpCode). Submit validates it, gives it
+// the next job id and persists it in the store before it returns the id
+// (concurrent submissions share one store transaction: group commit). The
+// job is then queued; a pool of workers runs queued jobs by priority (lower
+// first, then by id), one opcode at a time:
+//
+//  1. its dependencies ("depends": [[job_id, [status, ...]], ...]) are
+//     waited for (status "waiting"), as Ganeti's _JobDependencyManager does;
+//  2. its executor (Config.Executors, by OP_ID) names the locks it needs;
+//     the engine adds the Big Ganeti Lock in shared mode and acquires them
+//     all at once (status "waiting" while another job holds a conflicting
+//     lock, without blocking a worker);
+//  3. the opcode runs (status "running"): the optional Runner phase (e.g.
+//     the sleep of OP_TEST_DELAY) outside any transaction, then Exec inside
+//     one cluster.Model.Update that applies the opcode's effect to the
+//     configuration and writes the job record with the opcode's new status
+//     and result, atomically. Opcodes ready at the same time share one
+//     Update (a failure in such a batch re-runs its opcodes one by one, so a
+//     failed opcode never commits anything);
+//  4. the locks are released.
+//
+// Statuses, results, logs and timestamps follow Ganeti 3.0.2 (see
+// ../../../shared/spec/errors.md §6): the job status is derived from the
+// opcode statuses; a failed opcode's result is [class, [message, code]] and
+// the opcodes after it fail with ["OpExecError", ["Preceding opcode
+// failed"]].
+//
+// # Locks
+//
+// Lock names and their order are those of Ganeti 3.0's lock manager
+// (src/Ganeti/Locking/Locks.hs): cluster ("cluster/BGL"), instance
+// ("instance/<name>"), node group ("nodegroup/<uuid>"), node
+// ("node/<uuid>"), node resources ("node-res/<uuid>"), network
+// ("network/<uuid>"). An opcode acquires all its locks at once, atomically,
+// so no job ever holds a lock while waiting for another: deadlock is
+// impossible. Requests are granted in (priority, arrival) order: a request
+// that conflicts with an earlier pending one waits behind it, so exclusive
+// requests are not starved by shared ones. The "lock" query resource lists
+// the locks that are held or wanted (name, mode, owner as job ids in JSON
+// strings, pending as [[mode, [owner]], ...]), as Ganeti's Query/Locks.hs.
+//
+// # Crash safety
+//
+// Every state change of a job is written to the store (bucket "jobs"); the
+// change to "running" is durable before the opcode starts. On New, jobs
+// found "queued" or "waiting" are queued again (a waiting opcode goes back
+// to "queued"); a job found "running" or "canceling" was interrupted by an
+// unclean shutdown: as Ganeti's JobQueue does on master start, its
+// unfinished opcodes end with status "error" and result ["OpExecError",
+// ["Unclean master daemon shutdown"]]. Since an opcode's effect and its
+// "success" commit together, an interrupted opcode changed nothing.
+//
+// # Archive
+//
+// Finished jobs older than Config.ArchiveAfter move to the bucket
+// "jobs-archive": Get still finds them, List and the "job" query do not
+// (as Ganeti's /2/jobs).
+package jobs

@@ -1,0 +1,147 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"google.golang.org/protobuf/proto"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/server/store"
+)
+
+// Buckets of the job engine (the cluster model uses others).
+const (
+	BucketJobs    = "jobs"
+	BucketArchive = "jobs-archive"
+	BucketQueue   = "jobqueue"
+)
+
+// keyNextID holds the next job id (decimal) in BucketQueue.
+const keyNextID = "next_id"
+
+// jobKey is the key of a job: its id zero-padded, so that keys sort by id.
+func jobKey(id int64) string { return fmt.Sprintf("%020d", id) }
+
+func encodeRecord(r *record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: encode job %d: %w", r.ID, err)
+	}
+	return b, nil
+}
+
+func decodeRecord(b []byte) (*record, error) {
+	var r record
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&r); err != nil {
+		return nil, fmt.Errorf("jobs: decode job: %w", err)
+	}
+	for i, v := range r.OpResult {
+		r.OpResult[i] = normalizeNumbers(v)
+	}
+	n := len(r.Ops)
+	if len(r.OpStatus) != n || len(r.OpResult) != n || len(r.OpLog) != n || len(r.OpStart) != n ||
+		len(r.OpExec) != n || len(r.OpEnd) != n || len(r.OpPriority) != n || len(r.Summary) != n {
+		return nil, fmt.Errorf("jobs: job %d: inconsistent record", r.ID)
+	}
+	if len(r.Deps) != n {
+		r.Deps = make([][]dependency, n)
+	}
+	for i := range r.OpLog {
+		if r.OpLog[i] == nil {
+			r.OpLog[i] = []LogEntry{}
+		}
+	}
+	return &r, nil
+}
+
+// decodeValue decodes a JSON value into nil, bool, int64, float64, string,
+// []any and map[string]any.
+func decodeValue(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	return normalizeNumbers(v), nil
+}
+
+// normalizeNumbers turns the json.Numbers of a decoded value into int64
+// (integers) or float64.
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeNumbers(e)
+		}
+		return x
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeNumbers(e)
+		}
+		return x
+	}
+	return v
+}
+
+// decodeOps decodes the opcodes of a record.
+func decodeOps(r *record) ([]*rapiv2.OpCode, error) {
+	ops := make([]*rapiv2.OpCode, len(r.Ops))
+	for i, b := range r.Ops {
+		op := &rapiv2.OpCode{}
+		if err := proto.Unmarshal(b, op); err != nil {
+			return nil, fmt.Errorf("jobs: job %d: opcode %d: %w", r.ID, i, err)
+		}
+		ops[i] = op
+	}
+	return ops, nil
+}
+
+// loadAll reads the next id and every live job.
+func loadAll(st store.Store) (next int64, recs []*record, err error) {
+	err = st.View(func(tx store.Tx) error {
+		b, err := tx.Get(BucketQueue, keyNextID)
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			if next, err = strconv.ParseInt(string(b), 10, 64); err != nil {
+				return fmt.Errorf("jobs: bad next job id %q", b)
+			}
+		}
+		return tx.ForEach(BucketJobs, func(_ string, val []byte) error {
+			r, err := decodeRecord(val)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
+			return nil
+		})
+	})
+	return next, recs, err
+}
+
+// loadArchived reads one archived job (nil when absent).
+func loadArchived(st store.Store, id int64) (*record, error) {
+	var r *record
+	err := st.View(func(tx store.Tx) error {
+		b, err := tx.Get(BucketArchive, jobKey(id))
+		if err != nil || b == nil {
+			return err
+		}
+		r, err = decodeRecord(b)
+		return err
+	})
+	return r, err
+}
