@@ -37,7 +37,7 @@ const DefaultMaxBodyBytes = 4 << 20
 // Config configures the legacy surface.
 type Config struct {
 	// Conn reaches the gRPC services (an in-process connection). Required.
-	Conn grpc.ClientConnInterface
+	Conn *grpc.ClientConn
 	// MaxBodyBytes caps request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// ReadTimeout bounds the reading of a request body (the headers are
@@ -124,40 +124,18 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 		runtime.WithMetadata(legacyMetadata),
 	)
 	conn := cfg.Conn
-	for _, register := range []func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error{
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterVersionServiceHandlerClient(ctx, m, rapiv2.NewVersionServiceClient(c))
-		},
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterClusterServiceHandlerClient(ctx, m, rapiv2.NewClusterServiceClient(c))
-		},
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterNodeServiceHandlerClient(ctx, m, rapiv2.NewNodeServiceClient(c))
-		},
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterGroupServiceHandlerClient(ctx, m, rapiv2.NewGroupServiceClient(c))
-		},
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterInstanceServiceHandlerClient(ctx, m, rapiv2.NewInstanceServiceClient(c))
-		},
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterNetworkServiceHandlerClient(ctx, m, rapiv2.NewNetworkServiceClient(c))
-		},
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterJobServiceHandlerClient(ctx, m, rapiv2.NewJobServiceClient(c))
-		},
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterFilterServiceHandlerClient(ctx, m, rapiv2.NewFilterServiceClient(c))
-		},
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterOsServiceHandlerClient(ctx, m, rapiv2.NewOsServiceClient(c))
-		},
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterTagServiceHandlerClient(ctx, m, rapiv2.NewTagServiceClient(c))
-		},
-		func(ctx context.Context, m *runtime.ServeMux, c grpc.ClientConnInterface) error {
-			return rapiv2.RegisterQueryServiceHandlerClient(ctx, m, rapiv2.NewQueryServiceClient(c))
-		},
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		rapiv2.RegisterVersionServiceHandler,
+		rapiv2.RegisterClusterServiceHandler,
+		rapiv2.RegisterNodeServiceHandler,
+		rapiv2.RegisterGroupServiceHandler,
+		rapiv2.RegisterInstanceServiceHandler,
+		rapiv2.RegisterNetworkServiceHandler,
+		rapiv2.RegisterJobServiceHandler,
+		rapiv2.RegisterFilterServiceHandler,
+		rapiv2.RegisterOsServiceHandler,
+		rapiv2.RegisterTagServiceHandler,
+		rapiv2.RegisterQueryServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, err
