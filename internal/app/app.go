@@ -29,6 +29,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
 )
 
@@ -146,6 +147,7 @@ type App struct {
 	cfg        Config
 	store      *boltstore.Store
 	users      *auth.Store
+	jobs       *jobs.Engine
 	grpcServer *grpc.Server
 	conn       *grpc.ClientConn
 	legacy     *gateway.Legacy
@@ -190,7 +192,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	services, err := server.New(server.Config{Cluster: model, Logger: log})
+	a.jobs, err = jobs.New(jobs.Config{Model: model, Logger: log, EncodeOp: server.LegacyOpValue})
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	a.jobs.Start()
+	services, err := server.New(server.Config{Cluster: model, Jobs: a.jobs, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -323,6 +330,13 @@ func (a *App) Serve(lis net.Listener) error {
 // then closes everything.
 func (a *App) Shutdown(ctx context.Context) error {
 	err := a.http.Shutdown(ctx)
+	if a.jobs != nil {
+		// Running opcodes finish (or ctx ends); queued jobs stay queued
+		// in the store and run after the next start.
+		if jerr := a.jobs.Stop(ctx); err == nil {
+			err = jerr
+		}
+	}
 	a.Close()
 	return err
 }
@@ -337,6 +351,11 @@ func (a *App) Close() {
 	}
 	if a.grpcServer != nil {
 		a.grpcServer.Stop()
+	}
+	if a.jobs != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // no grace: Shutdown is the graceful path
+		_ = a.jobs.Stop(ctx)
 	}
 	if a.store != nil {
 		_ = a.store.Close()

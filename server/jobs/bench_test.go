@@ -129,9 +129,6 @@ func BenchmarkBurst1000(b *testing.B) {
 		}
 		wg.Wait()
 		total += time.Since(start)
-		if _, err := e.Archive(); err != nil {
-			b.Fatal(err)
-		}
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "jobs/s")
