@@ -14,11 +14,17 @@ import (
 
 // DefaultExecutors returns the executors of the opcodes implemented so far.
 func DefaultExecutors() map[string]Executor {
-	return map[string]Executor{
+	m := map[string]Executor{
 		"OP_TAGS_SET":   TagsSet{},
 		"OP_TAGS_DEL":   TagsDel{},
 		"OP_TEST_DELAY": TestDelay{},
 	}
+	for _, more := range []map[string]Executor{instanceExecutors(), clusterObjectExecutors()} {
+		for id, ex := range more {
+			m[id] = ex
+		}
+	}
+	return m
 }
 
 // Ganeti's tag limits (constants.MAX_TAG_LEN, MAX_TAGS_PER_OBJ) and
