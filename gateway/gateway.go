@@ -209,6 +209,12 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Ganeti's checks on the keys of a write body (renamed, static and
+	// forbidden parameters) need the body as the client sent it.
+	if body, err = server.PrepareLegacyBody(m.FullMethod, r.URL.Query(), body); err != nil {
+		errorHandler(r.Context(), l.mux, nil, w, r, err)
+		return
+	}
 	ctx := context.WithValue(r.Context(), routeKey{}, routeInfo{route.Template, method})
 	r2 := r.WithContext(context.WithValue(ctx, callKey{}, call))
 	r2.Method = method

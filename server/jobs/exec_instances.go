@@ -1,6 +1,645 @@
 package jobs
 
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+)
+
 // instanceExecutors are the executors of the instance opcodes.
 func instanceExecutors() map[string]Executor {
-	return map[string]Executor{}
+	return map[string]Executor{
+		"OP_INSTANCE_CREATE":           InstanceCreate{},
+		"OP_INSTANCE_REMOVE":           InstanceRemove{},
+		"OP_INSTANCE_STARTUP":          InstanceStartup{},
+		"OP_INSTANCE_SHUTDOWN":         InstanceShutdown{},
+		"OP_INSTANCE_REBOOT":           InstanceReboot{},
+		"OP_INSTANCE_RENAME":           InstanceRename{},
+		"OP_INSTANCE_SET_PARAMS":       InstanceSetParams{},
+		"OP_INSTANCE_GROW_DISK":        InstanceGrowDisk{},
+		"OP_INSTANCE_ACTIVATE_DISKS":   InstanceActivateDisks{},
+		"OP_INSTANCE_DEACTIVATE_DISKS": InstanceDeactivateDisks{},
+		"OP_INSTANCE_REINSTALL":        InstanceReinstall{},
+		"OP_INSTANCE_MIGRATE":          InstanceMigrate{},
+		"OP_INSTANCE_FAILOVER":         InstanceFailover{},
+		"OP_INSTANCE_QUERY_DATA":       InstanceQueryData{},
+		"OP_INSTANCE_RECREATE_DISKS":   InstanceRecreateDisks{},
+		"OP_INSTANCE_REPLACE_DISKS":    InstanceReplaceDisks{},
+	}
+}
+
+// ClassTypeEnforcement is Ganeti's TypeEnforcementError class.
+const ClassTypeEnforcement = "TypeEnforcementError"
+
+func typeError(format string, args ...any) error {
+	return &errs.Error{Class: ClassTypeEnforcement, Msg: fmt.Sprintf(format, args...)}
+}
+
+// instanceNamed is an opcode that names one instance.
+type instanceNamed interface {
+	proto.Message
+	GetInstanceName() string
+}
+
+func instanceNameOf(op proto.Message) (string, error) {
+	m, ok := op.(instanceNamed)
+	if !ok {
+		return "", errs.Exec("Unexpected opcode %T", op)
+	}
+	return m.GetInstanceName(), nil
+}
+
+// stateInstance resolves an instance name of the snapshot to its full
+// name and its node UUIDs (primary first).
+func stateInstance(st *cluster.State, name string) (full string, nodes []string, err error) {
+	cells, err := st.Get("instance", name, []string{"name", "pnode", "snodes"})
+	if err != nil {
+		return "", nil, err
+	}
+	full, _ = cells[0].Value.(string)
+	pnode, _ := cells[1].Value.(string)
+	uuid, err := lookupState(st, "node", pnode, "uuid")
+	if err != nil {
+		return "", nil, err
+	}
+	nodes = append(nodes, uuid)
+	snodes, _ := cells[2].Value.([]string)
+	for _, sn := range snodes {
+		u, err := lookupState(st, "node", sn, "uuid")
+		if err != nil {
+			return "", nil, err
+		}
+		nodes = append(nodes, u)
+	}
+	return full, nodes, nil
+}
+
+// lockSpec says which node-level locks an instance opcode takes.
+type lockSpec struct {
+	nodes, nodeRes  bool
+	nodeMode        Mode
+	nodeResMode     Mode
+	primaryOnly     bool // node-res on the primary node only
+	instanceMode    Mode
+	allNodes        bool // every node (an iallocator run)
+	extraInstances  []string
+	nodeGroupShared bool
+}
+
+// instanceLocks is Ganeti's _ExpandAndLockInstance plus _LockInstancesNodes.
+func instanceLocks(op proto.Message, st *cluster.State, spec lockSpec) ([]Lock, error) {
+	name, err := instanceNameOf(op)
+	if err != nil {
+		return nil, err
+	}
+	full, nodes, err := stateInstance(st, name)
+	if err != nil {
+		return nil, err
+	}
+	locks := []Lock{{Level: LevelInstance, Name: full, Mode: spec.instanceMode}}
+	for _, extra := range spec.extraInstances {
+		if extra != full {
+			locks = append(locks, Lock{Level: LevelInstance, Name: extra, Mode: Exclusive})
+		}
+	}
+	if spec.allNodes {
+		nodes = allNodeUUIDs(st)
+	}
+	if spec.nodeGroupShared {
+		seen := map[string]bool{}
+		for _, n := range nodes {
+			g, err := lookupState(st, "node", n, "group.uuid")
+			if err == nil && !seen[g] {
+				seen[g] = true
+				locks = append(locks, Lock{Level: LevelNodeGroup, Name: g, Mode: Shared})
+			}
+		}
+	}
+	if spec.nodes {
+		for _, n := range nodes {
+			locks = append(locks, Lock{Level: LevelNode, Name: n, Mode: spec.nodeMode})
+		}
+	}
+	if spec.nodeRes {
+		resNodes := nodes
+		if spec.primaryOnly {
+			resNodes = nodes[:1]
+		}
+		for _, n := range resNodes {
+			locks = append(locks, Lock{Level: LevelNodeRes, Name: n, Mode: spec.nodeResMode})
+		}
+	}
+	return locks, nil
+}
+
+func allNodeUUIDs(st *cluster.State) []string {
+	var out []string
+	for _, name := range st.Names("node") {
+		if u, err := lookupState(st, "node", name, "uuid"); err == nil {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// findInstance finds an instance of the configuration being changed.
+func findInstance(cfg *cluster.Config, name string) (*cluster.Instance, error) {
+	i := findByName(cfg.Instances, name, func(i *cluster.Instance) string { return i.Name }, true)
+	if i == nil {
+		return nil, errs.NotFound("Instance", name)
+	}
+	return i, nil
+}
+
+// findNode finds a node by name, short name or UUID.
+func findNode(cfg *cluster.Config, name string) (*cluster.Node, error) {
+	n := findByName(cfg.Nodes, name, func(n *cluster.Node) string { return n.Name }, true)
+	if n == nil {
+		return nil, errs.NotFound("Node", name)
+	}
+	return n, nil
+}
+
+// editInstance returns the instance ready to be modified, with its serial
+// number and mtime bumped (Ganeti's ConfigWriter.Update).
+func editInstance(x *ExecContext, uuid string) *cluster.Instance {
+	e := x.Config.EditInstance(uuid)
+	e.SerialNo++
+	e.MTime = x.Timestamp()
+	return e
+}
+
+// Instance states (Ganeti's INSTANCE_ONLINE, INSTANCE_NOT_RUNNING).
+var (
+	stOnline     = []string{cluster.AdminUp, cluster.AdminDown}
+	stNotRunning = []string{cluster.AdminDown, cluster.AdminOffline}
+)
+
+// checkInstanceState is Ganeti's CheckInstanceState.
+func checkInstanceState(inst *cluster.Instance, states []string, msg string) error {
+	if msg == "" {
+		msg = "can't use instance from outside " + strings.Join(states, ", ") + " states"
+	}
+	if !slices.Contains(states, inst.AdminState) {
+		return errs.Prereq(errs.CodeState, "Instance '%s' is marked to be %s, %s", inst.Name, inst.AdminState, msg)
+	}
+	if !slices.Contains(states, cluster.AdminUp) && inst.Running {
+		return errs.Prereq(errs.CodeState, "Instance %s is running, %s", inst.Name, msg)
+	}
+	return nil
+}
+
+// checkNodeOnline is Ganeti's CheckNodeOnline.
+func checkNodeOnline(n *cluster.Node, msg string) error {
+	if msg == "" {
+		msg = "Can't use offline node"
+	}
+	if n.Offline {
+		return errs.Prereq(errs.CodeState, "%s: %s", msg, n.Name)
+	}
+	return nil
+}
+
+// checkFreeMemory is Ganeti's CheckNodeFreeMemory.
+func checkFreeMemory(cfg *cluster.Config, node *cluster.Node, reason string, requested int64) error {
+	free, _ := cfg.NodeFree(node.UUID)
+	if requested > free {
+		return errs.Prereq(errs.CodeNoRes, "Not enough memory on node %s for %s: needed %d MiB, available %d MiB",
+			node.Name, reason, requested, free)
+	}
+	return nil
+}
+
+// checkFreeDisk is Ganeti's CheckNodesFreeDiskPerVG for the node-local
+// disk templates (the file template is checked the same way here, since
+// the simulated nodes account file storage too).
+func checkFreeDisk(cfg *cluster.Config, template string, nodes []*cluster.Node, requested int64) error {
+	if requested <= 0 {
+		return nil
+	}
+	for _, n := range nodes {
+		_, free := cfg.NodeFree(n.UUID)
+		if requested <= free {
+			continue
+		}
+		switch template {
+		case "plain", "drbd":
+			vg := "xenvg"
+			if cfg.Cluster.VolumeGroupName != nil {
+				vg = *cfg.Cluster.VolumeGroupName
+			}
+			return errs.Prereq(errs.CodeNoRes, "Not enough disk space on target node %s vg %s: required %d MiB, available %d MiB",
+				n.Name, vg, requested, free)
+		default:
+			return errs.Prereq(errs.CodeNoRes, "Not enough disk space on target node %s: required %d MiB, available %d MiB",
+				n.Name, requested, free)
+		}
+	}
+	return nil
+}
+
+// startInstance marks an instance as running with its current parameters
+// (override: temporary beparams of OP_INSTANCE_STARTUP).
+func startInstance(cfg *cluster.Config, e *cluster.Instance, override cluster.Params) {
+	be := cluster.FillParams(cfg.InstanceBEParams(e), override)
+	e.Running = true
+	e.DisksActive = true
+	e.OperRAM, _ = be["maxmem"].(int64)
+	e.OperVCPUs, _ = be["vcpus"].(int64)
+}
+
+func stopInstance(e *cluster.Instance) {
+	e.Running = false
+	e.OperRAM, e.OperVCPUs = 0, 0
+}
+
+// Parameters -----------------------------------------------------------------
+
+// jsonValue converts a structpb value to a JSON-like Go value; integral
+// numbers become int64.
+func jsonValue(v *structpb.Value) any {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		f := k.NumberValue
+		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return int64(f)
+		}
+		return f
+	case *structpb.Value_StringValue:
+		return k.StringValue
+	case *structpb.Value_BoolValue:
+		return k.BoolValue
+	case *structpb.Value_StructValue:
+		return structMap(k.StructValue)
+	case *structpb.Value_ListValue:
+		out := make([]any, 0, len(k.ListValue.GetValues()))
+		for _, e := range k.ListValue.GetValues() {
+			out = append(out, jsonValue(e))
+		}
+		return out
+	}
+	return nil
+}
+
+func structMap(s *structpb.Struct) map[string]any {
+	out := map[string]any{}
+	for k, v := range s.GetFields() {
+		out[k] = jsonValue(v)
+	}
+	return out
+}
+
+var unitRe = regexp.MustCompile(`^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$`)
+
+// parseUnit is Ganeti's utils.ParseUnit: a size in MiB, with an optional
+// unit (m, g, t; MiB by default), rounded up to 4 MiB multiples when a
+// unit other than MiB is given.
+func parseUnit(s string) (int64, error) {
+	m := unitRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("Invalid format")
+	}
+	value, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("Invalid format")
+	}
+	switch strings.ToLower(m[2]) {
+	case "", "m", "mb", "mib":
+	case "g", "gb", "gib":
+		value *= 1024
+	case "t", "tb", "tib":
+		value *= 1024 * 1024
+	default:
+		return 0, fmt.Errorf("Unknown unit '%s'", m[2])
+	}
+	r := int64(math.Ceil(value))
+	if rem := r % 4; rem != 0 && m[2] != "" {
+		r += 4 - rem
+	}
+	return r, nil
+}
+
+// sizeParams are the beparams of type "size".
+var sizeParams = map[string]bool{"maxmem": true, "minmem": true, "memory": true}
+
+// forceDictType is Ganeti's utils.ForceDictType: it converts a parameter
+// dictionary to the types of defs (a default value per known key) and
+// returns the converted copy. Keys are checked in sorted order, minmem
+// before maxmem (as Ganeti reports a bad "memory").
+func forceDictType(p map[string]any, defs cluster.Params) (cluster.Params, error) {
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a == "minmem" && b == "maxmem" {
+			return true
+		}
+		if a == "maxmem" && b == "minmem" {
+			return false
+		}
+		return a < b
+	})
+	out := cluster.Params{}
+	for _, k := range keys {
+		v := p[k]
+		def, ok := defs[k]
+		if !ok {
+			return nil, typeError("Unknown parameter '%s'", k)
+		}
+		if v == nil && cluster.IsMaybeStringParam(k) {
+			out[k] = nil
+			continue
+		}
+		switch def.(type) {
+		case bool:
+			switch x := v.(type) {
+			case bool:
+				out[k] = x
+			case string:
+				switch strings.ToLower(x) {
+				case "false", "no", "0", "":
+					out[k] = false
+				case "true", "yes", "1":
+					out[k] = true
+				default:
+					return nil, typeError("'%s' (value %s) is not a valid boolean", k, x)
+				}
+			case int64:
+				out[k] = x != 0
+			default:
+				return nil, typeError("'%s' (value %v) is not a valid boolean", k, v)
+			}
+		case int64:
+			if sizeParams[k] {
+				switch x := v.(type) {
+				case int64:
+					out[k] = x
+				case float64:
+					out[k] = int64(math.Ceil(x))
+				case string:
+					n, err := parseUnit(x)
+					if err != nil {
+						return nil, typeError("'%s' (value %s) is not a valid size. error: %s", k, x, err)
+					}
+					out[k] = n
+				default:
+					return nil, typeError("'%s' (value %v) is not a valid size. error: Invalid format", k, v)
+				}
+				continue
+			}
+			switch x := v.(type) {
+			case int64:
+				out[k] = x
+			case string:
+				n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+				if err != nil {
+					return nil, typeError("'%s' (value %s) is not a valid integer", k, x)
+				}
+				out[k] = n
+			default:
+				return nil, typeError("'%s' (value %v) is not a valid integer", k, v)
+			}
+		case float64:
+			switch x := v.(type) {
+			case int64:
+				out[k] = float64(x)
+			case float64:
+				out[k] = x
+			case string:
+				f, err := strconv.ParseFloat(x, 64)
+				if err != nil {
+					return nil, typeError("'%s' (value %s) is not a valid float", k, x)
+				}
+				out[k] = f
+			default:
+				return nil, typeError("'%s' (value %v) is not a valid float", k, v)
+			}
+		default:
+			switch x := v.(type) {
+			case string:
+				out[k] = x
+			case nil:
+				out[k] = ""
+			default:
+				return nil, typeError("'%s' (value %v) is not a valid string", k, v)
+			}
+		}
+	}
+	return out, nil
+}
+
+// upgradeBEParams is Ganeti's UpgradeBeParams: "memory" sets both maxmem
+// and minmem.
+func upgradeBEParams(p map[string]any) map[string]any {
+	if m, ok := p["memory"]; ok {
+		out := map[string]any{}
+		for k, v := range p {
+			if k != "memory" {
+				out[k] = v
+			}
+		}
+		out["maxmem"], out["minmem"] = m, m
+		return out
+	}
+	return p
+}
+
+// checkBEParams validates beparams (custom) and the filled result.
+func checkBEParams(p map[string]any, filled func(cluster.Params) cluster.Params) (cluster.Params, error) {
+	be, err := forceDictType(upgradeBEParams(p), cluster.BEParamTypes())
+	if err != nil {
+		return nil, err
+	}
+	full := filled(be)
+	minmem, _ := full["minmem"].(int64)
+	maxmem, _ := full["maxmem"].(int64)
+	if minmem > maxmem {
+		return nil, errs.Prereq(errs.CodeInval, "Minimum memory size (%d) must be less than or equal to maximum memory size (%d)", minmem, maxmem)
+	}
+	return be, nil
+}
+
+// checkHVParams validates instance-level hypervisor parameters.
+func checkHVParams(p map[string]any) (cluster.Params, error) {
+	types, global := cluster.HVParamTypes()
+	var globals []string
+	for k := range p {
+		if global[k] {
+			globals = append(globals, k)
+		}
+	}
+	if len(globals) > 0 {
+		sort.Strings(globals)
+		return nil, errs.Prereq(errs.CodeInval, "The following hypervisor parameters are global and cannot be customized at instance level, please modify them at cluster level: %s", strings.Join(globals, ", "))
+	}
+	return forceDictType(p, types)
+}
+
+// checkOSParams validates OS parameters: free-form, string values.
+func checkOSParams(p map[string]any) cluster.Params {
+	out := cluster.Params{}
+	for k, v := range p {
+		switch x := v.(type) {
+		case string:
+			out[k] = x
+		case nil:
+			out[k] = ""
+		default:
+			out[k] = fmt.Sprint(x)
+		}
+	}
+	return out
+}
+
+// checkOS is the OS check of instance creation and reinstall: the OS must
+// exist on the node, and its variant must be valid.
+func checkOS(cfg *cluster.Config, node *cluster.Node, name string, forceVariant bool) error {
+	base, variant, hasVariant := strings.Cut(name, "+")
+	os, ok := cfg.OSes[base]
+	if !ok {
+		return errs.Exec("OS Parameters validation failed on node %s: Directory for OS %s not found in search path", node.Name, base)
+	}
+	if forceVariant {
+		return nil
+	}
+	if len(os.Variants) == 0 {
+		if hasVariant {
+			return errs.Prereq(errs.CodeInval, "OS '%s' doesn't support variants ('%s' passed)", base, variant)
+		}
+		return nil
+	}
+	if !hasVariant {
+		return errs.Prereq(errs.CodeInval, "OS name '%s' must include a variant", name)
+	}
+	if !slices.Contains(os.Variants, variant) {
+		return errs.Prereq(errs.CodeInval, "Unsupported OS variant")
+	}
+	return nil
+}
+
+// resolveName is the simulated resolver of name_check: every name
+// resolves to itself except those of the reserved .invalid domain
+// (RFC 6761), which fail as Ganeti's resolver does.
+func resolveName(name string) error {
+	n := strings.TrimSuffix(strings.ToLower(name), ".")
+	if n == "invalid" || strings.HasSuffix(n, ".invalid") {
+		return errs.Prereq(errs.CodeResolver, "The given name (%s) does not resolve: Temporary failure in name resolution", name)
+	}
+	return nil
+}
+
+// ipolicyViolations is Ganeti's ComputeIPolicySpecViolation.
+func ipolicyViolations(ipol cluster.Params, template string, mem, cpus, spindles int64, nics int, disks []int64) []string {
+	type setting struct {
+		name, qual string
+		value      int64
+	}
+	tests := []setting{{"memory-size", "", mem}, {"cpu-count", "", cpus}, {"nic-count", "", int64(nics)}, {"spindle-use", "", spindles}}
+	for i, d := range disks {
+		tests = append(tests, setting{"disk-size", strconv.Itoa(i), d})
+	}
+	if template != "diskless" {
+		tests = append(tests, setting{"disk-count", "", int64(len(disks))})
+	}
+	var ret []string
+	if dts, ok := ipol["disk-templates"]; ok {
+		allowed := toStrings(dts)
+		if !slices.Contains(allowed, template) {
+			ret = append(ret, fmt.Sprintf("Disk template %s is not allowed (allowed templates: %s)", template, strings.Join(allowed, ", ")))
+		}
+	}
+	var minErrs []string
+	first := true
+	mm, _ := ipol["minmax"].([]any)
+	for _, e := range mm {
+		pair, _ := e.(map[string]any)
+		lo, _ := pair["min"].(map[string]any)
+		hi, _ := pair["max"].(map[string]any)
+		var errsHere []string
+		for _, t := range tests {
+			minV, ok1 := toInt(lo[t.name])
+			maxV, ok2 := toInt(hi[t.name])
+			if !ok1 {
+				minV = t.value
+			}
+			if !ok2 {
+				maxV = t.value
+			}
+			if maxV < t.value || minV > t.value {
+				fqn := t.name
+				if t.qual != "" {
+					fqn += "/" + t.qual
+				}
+				errsHere = append(errsHere, fmt.Sprintf("%s value %d is not in range [%d, %d]", fqn, t.value, minV, maxV))
+			}
+		}
+		if first || len(errsHere) < len(minErrs) {
+			minErrs, first = errsHere, false
+		}
+	}
+	return append(ret, minErrs...)
+}
+
+func toInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case float64:
+		return int64(x), true
+	case int:
+		return int64(x), true
+	}
+	return 0, false
+}
+
+func toStrings(v any) []string {
+	switch x := v.(type) {
+	case []string:
+		return x
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// checkIPolicy fails with Ganeti's message when the instance spec
+// violates its group's policy.
+func checkIPolicy(cfg *cluster.Config, group *cluster.Group, what string, template string, be cluster.Params, nics int, disks []int64) error {
+	mem, _ := be["maxmem"].(int64)
+	cpus, _ := be["vcpus"].(int64)
+	spindles, _ := be["spindle_use"].(int64)
+	res := ipolicyViolations(cfg.GroupIPolicy(group.UUID), template, mem, cpus, spindles, nics, disks)
+	if len(res) == 0 {
+		return nil
+	}
+	return errs.Prereq(errs.CodeInval, "%s to group %s (%s) violates policy: %s", what, group.UUID, group.Name, strings.Join(res, ", "))
+}
+
+// sizeString is Ganeti's utils.FormatUnit(mib, "h").
+func sizeString(mib int64) string {
+	switch {
+	case mib < 1024:
+		return fmt.Sprintf("%dM", mib)
+	case mib < 1024*1024:
+		return fmt.Sprintf("%.1fG", float64(mib)/1024)
+	}
+	return fmt.Sprintf("%.1fT", float64(mib)/1024/1024)
 }

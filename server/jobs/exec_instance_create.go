@@ -1,0 +1,628 @@
+package jobs
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+)
+
+// InstanceCreate implements OP_INSTANCE_CREATE (Ganeti's LUInstanceCreate)
+// in mode "create" on the fake hypervisor. Without pnode, a built-in
+// allocator stands in for the iallocator: it picks the usable node with the
+// most free memory (and, for drbd, the next one as secondary). The result
+// is the list of the instance's node names (node UUIDs in dry-run mode).
+type InstanceCreate struct{}
+
+// builtinIAllocator is the name under which the built-in allocator runs
+// when the cluster has no default iallocator.
+const builtinIAllocator = "hail"
+
+func createParams(op proto.Message) (*rapiv2.OpInstanceCreate, error) {
+	m, ok := op.(*rapiv2.OpInstanceCreate)
+	if !ok {
+		return nil, errs.Exec("Unexpected opcode %T", op)
+	}
+	return m, nil
+}
+
+// enumStr is the Ganeti value of an opcode enum.
+func enumStr(e protoreflect.Enum) string {
+	s, _ := legacyStr(e.Descriptor().Values().ByNumber(e.Number()))
+	return s
+}
+
+// createArgs is CheckArguments of LUInstanceCreate: checks that need no
+// configuration.
+func createArgs(m *rapiv2.OpInstanceCreate) error {
+	if m.Mode != nil && m.GetMode() != rapiv2.InstanceCreateMode_INSTANCE_CREATE_MODE_CREATE {
+		return errs.Prereq(errs.CodeInval, "Instance import is not supported by the fake hypervisor simulation (mode %s)", enumStr(m.GetMode()))
+	}
+	nameCheck := m.NameCheck == nil || m.GetNameCheck()
+	ipCheck := m.IpCheck == nil || m.GetIpCheck()
+	if nameCheck {
+		if err := resolveName(m.GetInstanceName()); err != nil {
+			return err
+		}
+	} else if ipCheck {
+		return errs.Prereq(errs.CodeInval, "Cannot do IP address check without a name check")
+	}
+	if m.GetPnode() != "" && m.GetIallocator() != "" {
+		return errs.Prereq(errs.CodeInval, "Do not specify both, iallocator and node")
+	}
+	return nil
+}
+
+// Locks implements Executor: the new instance's name, and its nodes (every
+// node when the allocator chooses them), exclusively at node and node-res
+// level.
+func (InstanceCreate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	m, err := createParams(op)
+	if err != nil {
+		return nil, err
+	}
+	if err := createArgs(m); err != nil {
+		return nil, err
+	}
+	name := m.GetInstanceName()
+	if slices.Contains(st.Names("instance"), name) {
+		return nil, errs.Prereq(errs.CodeExists, "Instance '%s' is already in the cluster", name)
+	}
+	var nodes []string
+	if m.GetPnode() == "" {
+		nodes = allNodeUUIDs(st)
+	} else {
+		for _, n := range []string{m.GetPnode(), m.GetSnode()} {
+			if n == "" {
+				continue
+			}
+			u, err := lookupState(st, "node", n, "uuid")
+			if err != nil {
+				return nil, err
+			}
+			nodes = append(nodes, u)
+		}
+	}
+	locks := []Lock{{Level: LevelInstance, Name: name, Mode: Exclusive}}
+	for _, u := range nodes {
+		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive}, Lock{Level: LevelNodeRes, Name: u, Mode: Exclusive})
+	}
+	return locks, nil
+}
+
+// newDisk is a disk of the opcode, checked.
+type newDisk struct {
+	size     int64
+	mode     string
+	name     *string
+	spindles *int64
+}
+
+var diskKeys = []string{"size", "mode", "name", "spindles", "vg", "metavg", "adopt", "provider", "uuid"}
+
+// computeDisk is Ganeti's ComputeDisks for one disk.
+func computeDisk(d map[string]any, defaultSize bool) (newDisk, error) {
+	nd := newDisk{mode: "rw"}
+	for k := range d {
+		if !slices.Contains(diskKeys, k) {
+			return nd, errs.Prereq(errs.CodeInval, "Unknown disk parameter '%s'", k)
+		}
+	}
+	if v, ok := d["mode"]; ok {
+		s, _ := v.(string)
+		if s != "rw" && s != "ro" {
+			return nd, errs.Prereq(errs.CodeInval, "Invalid disk access mode '%v'", v)
+		}
+		nd.mode = s
+	}
+	v, ok := d["size"]
+	if !ok {
+		if !defaultSize {
+			return nd, errs.Prereq(errs.CodeInval, "Missing disk size")
+		}
+	} else {
+		size, err := diskSize(v)
+		if err != nil {
+			return nd, err
+		}
+		nd.size = size
+	}
+	if v, ok := d["name"]; ok && v != nil {
+		s, _ := v.(string)
+		if strings.EqualFold(s, "none") || s == "" {
+			s = ""
+		} else {
+			nd.name = &s
+		}
+	}
+	if v, ok := d["spindles"]; ok && v != nil {
+		n, ok := toInt(v)
+		if !ok || n < 0 {
+			return nd, errs.Prereq(errs.CodeInval, "Invalid disk spindles '%v'", v)
+		}
+		nd.spindles = &n
+	}
+	return nd, nil
+}
+
+func diskSize(v any) (int64, error) {
+	var size int64
+	switch x := v.(type) {
+	case int64:
+		size = x
+	case string:
+		n, err := parseUnit(x)
+		if err != nil {
+			return 0, errs.Prereq(errs.CodeInval, "Invalid disk size '%s'", x)
+		}
+		size = n
+	default:
+		return 0, errs.Prereq(errs.CodeInval, "Invalid disk size '%v'", v)
+	}
+	if size < 1 {
+		return 0, errs.Prereq(errs.CodeInval, "Invalid disk size '%v'", v)
+	}
+	return size, nil
+}
+
+// nicSpec is the NIC part of an opcode (create or modify).
+type nicSpec struct {
+	mac, ip, mode, link, vlan, name, network *string
+}
+
+func nicSpecOf(p *rapiv2.NicParams) nicSpec {
+	s := nicSpec{mac: p.Mac, ip: p.Ip, mode: p.Mode, link: p.Link, vlan: p.Vlan, name: p.Name, network: p.Network}
+	if s.link == nil && p.Bridge != nil {
+		s.link = p.Bridge
+	}
+	return s
+}
+
+func nicSpecFromMap(d map[string]any) (nicSpec, error) {
+	var s nicSpec
+	for k, v := range d {
+		var p *string
+		if v != nil {
+			str, ok := v.(string)
+			if !ok {
+				str = fmt.Sprint(v)
+			}
+			p = &str
+		}
+		switch k {
+		case "mac":
+			s.mac = p
+		case "ip":
+			s.ip = p
+		case "mode":
+			s.mode = p
+		case "link", "bridge":
+			s.link = p
+		case "vlan":
+			s.vlan = p
+		case "name":
+			s.name = p
+		case "network":
+			s.network = p
+		default:
+			return s, errs.Prereq(errs.CodeInval, "Invalid NIC parameter '%s'", k)
+		}
+	}
+	return s, nil
+}
+
+func isNone(p *string) bool { return p != nil && strings.EqualFold(*p, "none") }
+
+var macRe = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
+
+// generateMAC is Ganeti's GenerateMAC: the prefix and three random bytes,
+// unused in the cluster.
+func generateMAC(prefix string, used map[string]bool) (string, error) {
+	for attempt := 0; attempt < 64; attempt++ {
+		var r [3]byte
+		_, _ = rand.Read(r[:])
+		mac := fmt.Sprintf("%s:%02x:%02x:%02x", prefix, r[0], r[1], r[2])
+		if !used[mac] {
+			used[mac] = true
+			return mac, nil
+		}
+	}
+	return "", errs.Prereq(errs.CodeNoRes, "Can't generate unique MAC")
+}
+
+// buildNIC computes a new NIC from its spec (Ganeti's ComputeNics and the
+// NIC part of CheckPrereq) for an instance whose primary node is pnode.
+func buildNIC(cfg *cluster.Config, pnode *cluster.Node, s nicSpec, nameCheck bool, used map[string]bool) (cluster.NIC, error) {
+	nic := cluster.NIC{UUID: cluster.NewUUID(), NICParams: cluster.Params{}}
+	var netUUID string
+	if s.network != nil && !isNone(s.network) {
+		nw := findByName(cfg.Networks, *s.network, func(n *cluster.Network) string { return n.Name }, false)
+		if nw == nil {
+			return nic, errs.Prereq(errs.CodeNoEnt, "Network '%s' not found", *s.network)
+		}
+		if s.mode != nil || s.link != nil {
+			return nic, errs.Prereq(errs.CodeInval, "If network is given, no mode or link is allowed to be passed")
+		}
+		conn, ok := cfg.Groups[pnode.Group].Networks[nw.UUID]
+		if !ok {
+			return nic, errs.Prereq(errs.CodeInval, "No netparams found for network %s. Probably not connected to node's %s nodegroup", nw.Name, pnode.Name)
+		}
+		for _, k := range []string{"mode", "link", "vlan"} {
+			nic.NICParams[k] = conn[k]
+		}
+		netUUID = nw.UUID
+		nic.Network = &netUUID
+	}
+	if s.mode != nil {
+		if !slices.Contains(cluster.NICModes(), *s.mode) {
+			return nic, errs.Prereq(errs.CodeInval, "Invalid NIC mode '%s'", *s.mode)
+		}
+		nic.NICParams["mode"] = *s.mode
+	}
+	if s.link != nil {
+		nic.NICParams["link"] = *s.link
+	}
+	if s.vlan != nil {
+		nic.NICParams["vlan"] = *s.vlan
+	}
+	if s.name != nil && !isNone(s.name) {
+		n := *s.name
+		nic.Name = &n
+	}
+	if s.ip != nil && !isNone(s.ip) {
+		ip := strings.ToLower(*s.ip)
+		switch {
+		case ip == "auto":
+			if !nameCheck {
+				return nic, errs.Prereq(errs.CodeInval, "IP address set to auto but name checks have been skipped")
+			}
+			return nic, errs.Prereq(errs.CodeInval, "IP address 'auto' cannot be resolved by the simulated resolver")
+		case ip == "pool":
+			if netUUID == "" {
+				return nic, errs.Prereq(errs.CodeInval, "if ip=pool, parameter network must be passed too")
+			}
+			free, ok := cfg.NetworkFreeIP(netUUID)
+			if !ok {
+				return nic, errs.Prereq(errs.CodeState, "Unable to get a free IP from pool")
+			}
+			cfg.SetNetworkIP(netUUID, free, true)
+			nic.IP = &free
+		default:
+			a, err := netip.ParseAddr(ip)
+			if err != nil || !a.Is4() {
+				return nic, errs.Prereq(errs.CodeInval, "Invalid IP address '%s'", *s.ip)
+			}
+			ip = a.String()
+			if netUUID != "" {
+				in, reserved := cfg.NetworkIPStatus(netUUID, ip)
+				if !in || reserved {
+					return nic, errs.Prereq(errs.CodeNotUnique, "IP address %s already in use or does not belong to network %s", ip, cfg.Networks[netUUID].Name)
+				}
+				cfg.SetNetworkIP(netUUID, ip, true)
+			}
+			nic.IP = &ip
+		}
+	}
+	mode, _ := cluster.FillParams(cfg.Cluster.NICParams, nic.NICParams)["mode"].(string)
+	if mode == "routed" && nic.IP == nil {
+		return nic, errs.Prereq(errs.CodeInval, "Routed nic mode requires an ip address")
+	}
+	if s.mac == nil || strings.EqualFold(*s.mac, "auto") || strings.EqualFold(*s.mac, "generate") {
+		mac, err := generateMAC(cfg.MACPrefixOf(netUUID), used)
+		if err != nil {
+			return nic, err
+		}
+		nic.MAC = mac
+	} else {
+		mac := strings.ToLower(*s.mac)
+		if !macRe.MatchString(mac) {
+			return nic, errs.Prereq(errs.CodeInval, "Invalid MAC address '%s'", *s.mac)
+		}
+		if used[mac] {
+			return nic, errs.Prereq(errs.CodeNotUnique, "MAC address %s already in use in cluster", mac)
+		}
+		used[mac] = true
+		nic.MAC = mac
+	}
+	return nic, nil
+}
+
+// usableNode says whether the allocator may place instances on n.
+func usableNode(cfg *cluster.Config, n *cluster.Node) bool {
+	g := cfg.Groups[n.Group]
+	return !n.Offline && !n.Drained && n.VMCapable && (g == nil || g.AllocPolicy != "unallocable")
+}
+
+// allocate is the built-in allocator: the usable nodes (of group, if
+// given) with the most free memory that fit mem and disk; for a mirrored
+// template two nodes of one group.
+func allocate(cfg *cluster.Config, group string, mem, disk int64, mirrored bool) []*cluster.Node {
+	var cands []*cluster.Node
+	for _, n := range cfg.Nodes {
+		if !usableNode(cfg, n) || (group != "" && n.Group != group) {
+			continue
+		}
+		fm, fd := cfg.NodeFree(n.UUID)
+		if fm < mem || fd < disk {
+			continue
+		}
+		cands = append(cands, n)
+	}
+	free := func(n *cluster.Node) int64 { m, _ := cfg.NodeFree(n.UUID); return m }
+	sort.Slice(cands, func(i, j int) bool {
+		fi, fj := free(cands[i]), free(cands[j])
+		if fi != fj {
+			return fi > fj
+		}
+		return cands[i].Name < cands[j].Name
+	})
+	if !mirrored {
+		if len(cands) == 0 {
+			return nil
+		}
+		return cands[:1]
+	}
+	for i, p := range cands {
+		for _, s := range cands[i+1:] {
+			if s.Group == p.Group {
+				return []*cluster.Node{p, s}
+			}
+		}
+	}
+	return nil
+}
+
+// Exec implements Executor.
+func (InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, err := createParams(op)
+	if err != nil {
+		return nil, err
+	}
+	if err := createArgs(m); err != nil {
+		return nil, err
+	}
+	cfg := x.Config
+	c := cfg.Cluster
+	name := m.GetInstanceName()
+	for _, i := range cfg.Instances {
+		if i.Name == name {
+			return nil, errs.Prereq(errs.CodeExists, "Instance '%s' is already in the cluster", name)
+		}
+	}
+	nameCheck := m.NameCheck == nil || m.GetNameCheck()
+	start := m.Start == nil || m.GetStart()
+	if m.GetNoInstall() && start {
+		x.LogInfo("No-installation mode selected, disabling startup")
+		start = false
+	}
+
+	// Hypervisor and disk template.
+	hv := c.EnabledHypervisors[0]
+	if m.Hypervisor != nil {
+		hv = enumStr(m.GetHypervisor())
+	}
+	if !slices.Contains(c.EnabledHypervisors, hv) {
+		return nil, errs.Prereq(errs.CodeState, "Selected hypervisor (%s) not enabled in the cluster (%s)", hv, strings.Join(c.EnabledHypervisors, ","))
+	}
+	template := ""
+	if m.DiskTemplate != nil {
+		template = enumStr(m.GetDiskTemplate())
+	} else if len(c.EnabledDiskTemplates) > 0 {
+		template = c.EnabledDiskTemplates[0]
+	}
+	if !slices.Contains(c.EnabledDiskTemplates, template) {
+		return nil, errs.Prereq(errs.CodeState, "Disk template '%s' is not enabled in cluster. Enabled disk templates are: %s", template, strings.Join(c.EnabledDiskTemplates, ","))
+	}
+	switch template {
+	case "diskless", "file", "plain", "drbd":
+	default:
+		return nil, errs.Prereq(errs.CodeInval, "Disk template '%s' is not supported by the fake hypervisor simulation", template)
+	}
+
+	// Disks and parameters.
+	if template == "diskless" && len(m.GetDisks()) > 0 {
+		return nil, errs.Prereq(errs.CodeInval, "Diskless instances cannot have disks")
+	}
+	if len(m.GetDisks()) > cluster.MaxDisks {
+		return nil, errs.Prereq(errs.CodeInval, "Too many disks (%d), maximum is %d", len(m.GetDisks()), cluster.MaxDisks)
+	}
+	if len(m.GetNics()) > cluster.MaxNICs {
+		return nil, errs.Prereq(errs.CodeInval, "Too many NICs (%d), maximum is %d", len(m.GetNics()), cluster.MaxNICs)
+	}
+	var disks []newDisk
+	for _, d := range m.GetDisks() {
+		nd, err := computeDisk(structMap(d), false)
+		if err != nil {
+			return nil, err
+		}
+		disks = append(disks, nd)
+	}
+	be, err := checkBEParams(structMap(m.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(c.BEParams, p) })
+	if err != nil {
+		return nil, err
+	}
+	hvp, err := checkHVParams(structMap(m.GetHvparams()))
+	if err != nil {
+		return nil, err
+	}
+	osp := checkOSParams(structMap(m.GetOsparams()))
+	beFull := cluster.FillParams(c.BEParams, be)
+	if m.GetOsType() == "" {
+		return nil, errs.Prereq(errs.CodeInval, "No guest OS or OS image specified")
+	}
+
+	// Nodes.
+	var pnode, snode *cluster.Node
+	mirrored := template == "drbd"
+	var diskReq int64
+	for _, d := range disks {
+		diskReq += d.size
+		if mirrored {
+			diskReq += cluster.DRBDMetaSize
+		}
+	}
+	if m.GetPnode() != "" {
+		if pnode, err = findNode(cfg, m.GetPnode()); err != nil {
+			return nil, err
+		}
+		if mirrored {
+			if m.GetSnode() == "" {
+				return nil, errs.Prereq(errs.CodeInval, "The networked disk templates need a mirror node")
+			}
+			if snode, err = findNode(cfg, m.GetSnode()); err != nil {
+				return nil, err
+			}
+		} else if m.GetSnode() != "" {
+			x.LogWarning("Secondary node will be ignored on non-mirrored disk template")
+		}
+	} else {
+		ialloc := m.GetIallocator()
+		if ialloc == "" {
+			ialloc = c.DefaultIAllocator
+		}
+		if ialloc == "" {
+			return nil, errs.Prereq(errs.CodeInval, "No iallocator or node given and no cluster-wide default iallocator found; please specify either an iallocator or a node, or set a cluster-wide default iallocator")
+		}
+		group := ""
+		if m.GetGroupName() != "" {
+			g := findByName(cfg.Groups, m.GetGroupName(), func(g *cluster.Group) string { return g.Name }, false)
+			if g == nil {
+				return nil, errs.Prereq(errs.CodeNoEnt, "Group '%s' not found", m.GetGroupName())
+			}
+			group = g.UUID
+		}
+		mem, _ := beFull["maxmem"].(int64)
+		nodes := allocate(cfg, group, mem, diskReq, mirrored)
+		if nodes == nil {
+			return nil, errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: No valid allocation solutions", ialloc)
+		}
+		pnode = nodes[0]
+		names := []string{pnode.Name}
+		if mirrored {
+			snode = nodes[1]
+			names = append(names, snode.Name)
+		}
+		x.LogInfo("Selected nodes for instance %s via iallocator %s: %s", name, ialloc, strings.Join(names, ", "))
+	}
+	switch {
+	case pnode.Offline:
+		return nil, errs.Prereq(errs.CodeState, "Cannot use offline primary node '%s'", pnode.Name)
+	case pnode.Drained:
+		return nil, errs.Prereq(errs.CodeState, "Cannot use drained primary node '%s'", pnode.Name)
+	case !pnode.VMCapable:
+		return nil, errs.Prereq(errs.CodeState, "Cannot use non-vm_capable primary node '%s'", pnode.Name)
+	}
+	nodes := []*cluster.Node{pnode}
+	if snode != nil {
+		if snode.UUID == pnode.UUID {
+			return nil, errs.Prereq(errs.CodeInval, "The secondary node cannot be the primary node")
+		}
+		if err := checkNodeOnline(snode, ""); err != nil {
+			return nil, err
+		}
+		if snode.Drained {
+			return nil, errs.Prereq(errs.CodeState, "Can't use drained node %s", snode.Name)
+		}
+		if !snode.VMCapable {
+			return nil, errs.Prereq(errs.CodeState, "Can't use non-vm_capable node %s", snode.Name)
+		}
+		nodes = append(nodes, snode)
+	}
+
+	// NICs (they may reserve addresses in cfg; an error discards cfg).
+	used := cfg.UsedMACs()
+	nicSpecs := m.GetNics()
+	var nics []cluster.NIC
+	for _, p := range nicSpecs {
+		nic, err := buildNIC(cfg, pnode, nicSpecOf(p), nameCheck, used)
+		if err != nil {
+			return nil, err
+		}
+		nics = append(nics, nic)
+	}
+
+	// Policy, OS, resources.
+	if !m.GetIgnoreIpolicy() {
+		sizes := make([]int64, len(disks))
+		for i, d := range disks {
+			sizes[i] = d.size
+		}
+		if err := checkIPolicy(cfg, cfg.Groups[pnode.Group], "Instance allocation", template, beFull, len(nics), sizes); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkOS(cfg, pnode, m.GetOsType(), m.GetForceVariant()); err != nil {
+		return nil, err
+	}
+	if err := checkFreeDisk(cfg, template, nodes, diskReq); err != nil {
+		return nil, err
+	}
+	if start {
+		mem, _ := beFull["maxmem"].(int64)
+		if err := checkFreeMemory(cfg, pnode, "creating instance "+name, mem); err != nil {
+			return nil, err
+		}
+	}
+	if x.DryRun {
+		out := []any{}
+		for _, n := range nodes {
+			out = append(out, n.UUID)
+		}
+		return out, nil
+	}
+
+	// Create.
+	now := x.Timestamp()
+	inst := &cluster.Instance{
+		Name: name, UUID: cluster.NewUUID(), CTime: now, MTime: now, SerialNo: 1,
+		OS: m.GetOsType(), Hypervisor: hv, PrimaryNode: pnode.UUID, SecondaryNodes: []string{},
+		DiskTemplate: template, BEParams: be, HVParams: hvp, OSParams: osp,
+		AdminState: cluster.AdminDown, AdminStateSource: "admin", NICs: nics,
+		Tags: slices.Clone(m.GetTags()), Disks: []cluster.Disk{},
+	}
+	if inst.NICs == nil {
+		inst.NICs = []cluster.NIC{}
+	}
+	if inst.Tags == nil {
+		inst.Tags = []string{}
+	}
+	if snode != nil {
+		inst.SecondaryNodes = []string{snode.UUID}
+	}
+	for i, d := range disks {
+		inst.Disks = append(inst.Disks, cluster.Disk{UUID: cluster.NewUUID(), Name: d.name, Size: d.size, Spindles: d.spindles, Mode: d.mode})
+		x.Log(fmt.Sprintf("* disk %d, size %s", i, sizeString(d.size)))
+	}
+	x.Log("* creating instance disks...")
+	x.Log(fmt.Sprintf("adding instance %s to cluster config", name))
+	x.Log("adding disks to cluster config")
+	cfg.Instances[inst.UUID] = inst
+	if mirrored && m.GetWaitForSync() {
+		x.LogInfo("Waiting for instance %s to sync disks", name)
+		x.LogInfo("Instance %s's disks are in sync", name)
+	}
+	if len(disks) > 0 && !m.GetNoInstall() {
+		x.Log("* running the instance OS create scripts...")
+	}
+	if start {
+		x.Log("* starting instance...")
+		inst.AdminState = cluster.AdminUp
+		inst.SerialNo++
+		startInstance(cfg, inst, nil)
+	}
+	out := []any{}
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	return out, nil
+}

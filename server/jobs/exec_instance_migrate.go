@@ -1,0 +1,543 @@
+package jobs
+
+import (
+	"fmt"
+	"sort"
+
+	"google.golang.org/protobuf/proto"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+)
+
+// InstanceMigrate implements OP_INSTANCE_MIGRATE and InstanceFailover
+// OP_INSTANCE_FAILOVER (TLMigrateInstance): a drbd instance swaps its
+// primary and secondary node; a diskless one moves to target_node or to
+// the node the allocator picks in its group; file and plain instances
+// cannot move. A running instance keeps running on its new node (a
+// failover restarts it there). Result: null.
+type InstanceMigrate struct{}
+
+// InstanceFailover implements OP_INSTANCE_FAILOVER; see InstanceMigrate.
+type InstanceFailover struct{}
+
+type moveOp struct {
+	name, target, iallocator string
+	failover, allowFailover  bool
+	cleanup                  bool
+}
+
+func moveParams(op proto.Message) (moveOp, error) {
+	switch m := op.(type) {
+	case *rapiv2.OpInstanceMigrate:
+		return moveOp{name: m.GetInstanceName(), target: m.GetTargetNode(), iallocator: m.GetIallocator(),
+			allowFailover: m.GetAllowFailover(), cleanup: m.GetCleanup()}, nil
+	case *rapiv2.OpInstanceFailover:
+		return moveOp{name: m.GetInstanceName(), target: m.GetTargetNode(), iallocator: m.GetIallocator(),
+			failover: true, cleanup: m.GetCleanup()}, nil
+	}
+	return moveOp{}, errs.Exec("Unexpected opcode %T", op)
+}
+
+func moveLocks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	mv, err := moveParams(op)
+	if err != nil {
+		return nil, err
+	}
+	full, nodes, err := stateInstance(st, mv.name)
+	if err != nil {
+		return nil, err
+	}
+	cells, err := st.Get("instance", full, []string{"disk_template"})
+	if err != nil {
+		return nil, err
+	}
+	dt, _ := cells[0].Value.(string)
+	spec := nodeLocks
+	if !mirrored(dt) && !isNotMigratable(dt) {
+		if mv.target == "" {
+			spec.allNodes = true
+		} else {
+			u, err := lookupState(st, "node", mv.target, "uuid")
+			if err != nil {
+				return nil, err
+			}
+			locks, err := instanceLocks(op, st, spec)
+			if err != nil {
+				return nil, err
+			}
+			if u != nodes[0] {
+				locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive}, Lock{Level: LevelNodeRes, Name: u, Mode: Exclusive})
+			}
+			return locks, nil
+		}
+	}
+	return instanceLocks(op, st, spec)
+}
+
+// Locks implements Executor.
+func (InstanceMigrate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	return moveLocks(op, st)
+}
+
+// Locks implements Executor.
+func (InstanceFailover) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	return moveLocks(op, st)
+}
+
+// Exec implements Executor.
+func (InstanceMigrate) Exec(x *ExecContext, op proto.Message) (any, error) { return moveExec(x, op) }
+
+// Exec implements Executor.
+func (InstanceFailover) Exec(x *ExecContext, op proto.Message) (any, error) { return moveExec(x, op) }
+
+func moveExec(x *ExecContext, op proto.Message) (any, error) {
+	mv, err := moveParams(op)
+	if err != nil {
+		return nil, err
+	}
+	cfg := x.Config
+	inst, err := findInstance(cfg, mv.name)
+	if err != nil {
+		return nil, err
+	}
+	what := "migrations"
+	if mv.failover {
+		what = "failovers"
+	}
+	if isNotMigratable(inst.DiskTemplate) {
+		return nil, errs.Prereq(errs.CodeState, "Instance's disk layout '%s' does not allow %s", inst.DiskTemplate, what)
+	}
+	if !mv.failover && inst.AdminState != cluster.AdminUp {
+		if !mv.allowFailover {
+			return nil, errs.Prereq(errs.CodeState, "Instance %s is not running, cannot migrate", inst.Name)
+		}
+		x.LogInfo("Instance is marked down or offline, fallback allowed, switching to failover")
+		mv.failover = true
+	}
+	pnode := cfg.Nodes[inst.PrimaryNode]
+	var target *cluster.Node
+	be := cfg.InstanceBEParams(inst)
+	maxmem, _ := be["maxmem"].(int64)
+	if mirrored(inst.DiskTemplate) {
+		if len(inst.SecondaryNodes) == 0 {
+			return nil, errs.Prereq(errs.CodeState, "Instance %s has no secondary node", inst.Name)
+		}
+		target = cfg.Nodes[inst.SecondaryNodes[0]]
+		if mv.target != "" {
+			t, err := findNode(cfg, mv.target)
+			if err != nil {
+				return nil, err
+			}
+			if t.UUID != target.UUID {
+				return nil, errs.Prereq(errs.CodeInval, "Instances with disk template %s cannot be migrated to arbitrary nodes", inst.DiskTemplate)
+			}
+		}
+	} else if mv.target != "" {
+		if target, err = findNode(cfg, mv.target); err != nil {
+			return nil, err
+		}
+		if target.UUID == pnode.UUID {
+			return nil, errs.Prereq(errs.CodeInval, "Instance %s is already on the node %s", inst.Name, target.Name)
+		}
+	} else {
+		ialloc := mv.iallocator
+		if ialloc == "" {
+			ialloc = cfg.Cluster.DefaultIAllocator
+		}
+		if ialloc == "" {
+			return nil, errs.Prereq(errs.CodeInval, "No iallocator or target node given and no cluster-wide default iallocator found; please specify either an iallocator or a node, or set a cluster-wide default iallocator")
+		}
+		var need int64
+		if inst.Running {
+			need = maxmem
+		}
+		var cands []*cluster.Node
+		for _, n := range cfg.Nodes {
+			if n.UUID == pnode.UUID || n.Group != pnode.Group || !usableNode(cfg, n) {
+				continue
+			}
+			if free, _ := cfg.NodeFree(n.UUID); free < need {
+				continue
+			}
+			cands = append(cands, n)
+		}
+		if len(cands) == 0 {
+			return nil, errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", ialloc)
+		}
+		sort.Slice(cands, func(i, j int) bool {
+			fi, _ := cfg.NodeFree(cands[i].UUID)
+			fj, _ := cfg.NodeFree(cands[j].UUID)
+			if fi != fj {
+				return fi > fj
+			}
+			return cands[i].Name < cands[j].Name
+		})
+		target = cands[0]
+		x.LogInfo("Selected nodes for instance %s via iallocator %s: %s", inst.Name, ialloc, target.Name)
+	}
+	if err := checkNodeOnline(target, ""); err != nil {
+		return nil, err
+	}
+	if !mv.failover {
+		if err := checkNodeOnline(pnode, ""); err != nil {
+			return nil, err
+		}
+	}
+	if inst.Running || (mv.failover && inst.AdminState == cluster.AdminUp) {
+		reason := "migrating instance " + inst.Name
+		if mv.failover {
+			reason = "failing over instance " + inst.Name
+		}
+		if err := checkFreeMemory(cfg, target, reason, maxmem); err != nil {
+			return nil, err
+		}
+	}
+	if x.DryRun {
+		return nil, nil
+	}
+	e := editInstance(x, inst.UUID)
+	if mv.failover {
+		x.Log(fmt.Sprintf("* checking disk consistency between source and target"))
+		x.Log(fmt.Sprintf("* shutting down instance on source node"))
+	} else {
+		x.Log(fmt.Sprintf("Migrating instance %s", inst.Name))
+	}
+	if mirrored(inst.DiskTemplate) {
+		e.SecondaryNodes = []string{pnode.UUID}
+	}
+	e.PrimaryNode = target.UUID
+	if mv.failover {
+		wasRunning := e.Running
+		stopInstance(e)
+		if e.AdminState == cluster.AdminUp && !target.Offline {
+			x.Log(fmt.Sprintf("* starting the instance on the target node %s", target.Name))
+			startInstance(cfg, e, nil)
+		} else if wasRunning {
+			e.DisksActive = false
+		}
+	} else {
+		x.Log("* done")
+	}
+	return nil, nil
+}
+
+// InstanceQueryData implements OP_INSTANCE_QUERY_DATA
+// (LUInstanceQueryData). Result: {name: {...}} per instance.
+type InstanceQueryData struct{}
+
+// Locks implements Executor: with use_locking, the instances and their
+// nodes, shared.
+func (InstanceQueryData) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	m, ok := op.(*rapiv2.OpInstanceQueryData)
+	if !ok {
+		return nil, errs.Exec("Unexpected opcode %T", op)
+	}
+	names := m.GetInstances()
+	if len(names) == 0 {
+		names = st.Names("instance")
+	}
+	var locks []Lock
+	seen := map[string]bool{}
+	for _, n := range names {
+		full, nodes, err := stateInstance(st, n)
+		if err != nil {
+			return nil, err
+		}
+		if !m.GetUseLocking() {
+			continue
+		}
+		locks = append(locks, Lock{Level: LevelInstance, Name: full, Mode: Shared})
+		for _, u := range nodes {
+			if !seen[u] {
+				seen[u] = true
+				locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Shared})
+			}
+		}
+	}
+	return locks, nil
+}
+
+// Exec implements Executor.
+func (InstanceQueryData) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, ok := op.(*rapiv2.OpInstanceQueryData)
+	if !ok {
+		return nil, errs.Exec("Unexpected opcode %T", op)
+	}
+	cfg := x.Config
+	static := m.GetStatic()
+	if !static {
+		x.LogWarning("Non-static data requested, locks need to be acquired")
+	}
+	var insts []*cluster.Instance
+	if len(m.GetInstances()) == 0 {
+		for _, i := range cfg.Instances {
+			insts = append(insts, i)
+		}
+	} else {
+		for _, n := range m.GetInstances() {
+			i, err := findInstance(cfg, n)
+			if err != nil {
+				return nil, err
+			}
+			insts = append(insts, i)
+		}
+	}
+	out := map[string]any{}
+	for _, i := range insts {
+		out[i.Name] = instanceData(cfg, i, static)
+	}
+	return out, nil
+}
+
+func nilOr(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func instanceData(cfg *cluster.Config, inst *cluster.Instance, static bool) map[string]any {
+	c := cfg.Cluster
+	pnode := cfg.Nodes[inst.PrimaryNode]
+	var runState any
+	if !static && !pnode.Offline {
+		runState = "down"
+		if inst.Running {
+			runState = "up"
+		}
+	}
+	snodes, sgNames, sgUUIDs := []any{}, []any{}, []any{}
+	for _, u := range inst.SecondaryNodes {
+		n := cfg.Nodes[u]
+		snodes = append(snodes, n.Name)
+		sgNames = append(sgNames, cfg.Groups[n.Group].Name)
+		sgUUIDs = append(sgUUIDs, n.Group)
+	}
+	nics := []any{}
+	for _, n := range inst.NICs {
+		p := cluster.FillParams(c.NICParams, n.NICParams)
+		var netName any
+		if n.Network != nil {
+			if nw := cfg.Networks[*n.Network]; nw != nil {
+				netName = nw.Name
+			}
+		}
+		vlan := p["vlan"]
+		if vlan == nil {
+			vlan = ""
+		}
+		nics = append(nics, []any{nilOr(n.Name), n.UUID, nilOr(n.IP), n.MAC, p["mode"], p["link"], vlan, nilOr(n.Network), netName})
+	}
+	disks := []any{}
+	for idx, d := range inst.Disks {
+		var pstatus, sstatus any
+		if !static && inst.DisksActive {
+			pstatus = []any{diskPath(cfg, inst, idx), int64(0), int64(0), nil, nil, int64(1), false}
+		}
+		var spindles any
+		if d.Spindles != nil {
+			spindles = *d.Spindles
+		}
+		disks = append(disks, map[string]any{
+			"iv_name": fmt.Sprintf("disk/%d", idx), "dev_type": inst.DiskTemplate, "size": d.Size,
+			"mode": d.Mode, "name": nilOr(d.Name), "uuid": d.UUID, "spindles": spindles,
+			"pstatus": pstatus, "sstatus": sstatus, "children": []any{},
+		})
+	}
+	hvActual := map[string]any{}
+	for k, v := range c.HVParams[inst.Hypervisor] {
+		hvActual[k] = v
+	}
+	_, global := cluster.HVParamTypes()
+	for k := range global {
+		delete(hvActual, k)
+	}
+	for k, v := range inst.HVParams {
+		hvActual[k] = v
+	}
+	osActual := map[string]any{}
+	for k, v := range c.OSParams[inst.OS] {
+		osActual[k] = v
+	}
+	for k, v := range inst.OSParams {
+		osActual[k] = v
+	}
+	var port any
+	if inst.NetworkPort != nil {
+		port = *inst.NetworkPort
+	}
+	return map[string]any{
+		"name": inst.Name, "uuid": inst.UUID, "config_state": inst.AdminState, "run_state": runState,
+		"pnode": pnode.Name, "pnode_group_uuid": pnode.Group, "pnode_group_name": cfg.Groups[pnode.Group].Name,
+		"snodes": snodes, "snodes_group_names": sgNames, "snodes_group_uuids": sgUUIDs,
+		"os": inst.OS, "network_port": port, "nics": nics, "disk_template": inst.DiskTemplate, "disks": disks,
+		"hypervisor": inst.Hypervisor, "hv_instance": cluster.FillParams(nil, inst.HVParams), "hv_actual": hvActual,
+		"be_instance": cluster.FillParams(nil, inst.BEParams), "be_actual": cfg.InstanceBEParams(inst),
+		"os_instance": cluster.FillParams(nil, inst.OSParams), "os_actual": osActual,
+		"ctime": inst.CTime, "mtime": inst.MTime, "serial_no": inst.SerialNo,
+	}
+}
+
+// InstanceRecreateDisks implements OP_INSTANCE_RECREATE_DISKS of a stopped
+// instance (the fake disks are recreated in place). Result: null.
+type InstanceRecreateDisks struct{}
+
+// Locks implements Executor.
+func (InstanceRecreateDisks) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	return instanceLocks(op, st, nodeLocks)
+}
+
+// Exec implements Executor.
+func (InstanceRecreateDisks) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, ok := op.(*rapiv2.OpInstanceRecreateDisks)
+	if !ok {
+		return nil, errs.Exec("Unexpected opcode %T", op)
+	}
+	inst, err := findInstance(x.Config, m.GetInstanceName())
+	if err != nil {
+		return nil, err
+	}
+	if inst.DiskTemplate == "diskless" {
+		return nil, errs.Prereq(errs.CodeInval, "Instance '%s' has no disks", m.GetInstanceName())
+	}
+	if len(m.GetNodes()) > 0 || m.GetIallocator() != "" {
+		return nil, errs.Prereq(errs.CodeInval, "Recreating disks on other nodes is not supported by the fake hypervisor simulation")
+	}
+	if err := checkInstanceState(inst, stNotRunning, "cannot recreate disks"); err != nil {
+		return nil, err
+	}
+	list, _ := jsonValue(m.GetDisks()).([]any)
+	for _, d := range list {
+		var idx any = d
+		if l, ok := idx.([]any); ok && len(l) > 0 {
+			idx = l[0]
+		}
+		n, ok := toInt(idx)
+		if !ok || n < 0 || int(n) >= len(inst.Disks) {
+			return nil, errs.Prereq(errs.CodeInval, "Invalid disk index '%v'", d)
+		}
+	}
+	return nil, nil
+}
+
+// InstanceReplaceDisks implements OP_INSTANCE_REPLACE_DISKS for drbd
+// instances, replacing on the primary or secondary node in place (nothing
+// changes in the simulation) or moving to a new secondary. Result: null.
+type InstanceReplaceDisks struct{}
+
+// Locks implements Executor.
+func (InstanceReplaceDisks) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	m, ok := op.(*rapiv2.OpInstanceReplaceDisks)
+	if !ok {
+		return nil, errs.Exec("Unexpected opcode %T", op)
+	}
+	spec := nodeLocks
+	if m.GetIallocator() != "" {
+		spec.allNodes = true
+	}
+	locks, err := instanceLocks(op, st, spec)
+	if err != nil {
+		return nil, err
+	}
+	if m.GetRemoteNode() != "" {
+		u, err := lookupState(st, "node", m.GetRemoteNode(), "uuid")
+		if err != nil {
+			return nil, err
+		}
+		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive}, Lock{Level: LevelNodeRes, Name: u, Mode: Exclusive})
+	}
+	return dedupLocks(locks), nil
+}
+
+func dedupLocks(locks []Lock) []Lock {
+	seen := map[string]bool{}
+	out := locks[:0]
+	for _, l := range locks {
+		if !seen[l.FullName()] {
+			seen[l.FullName()] = true
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Exec implements Executor.
+func (InstanceReplaceDisks) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, ok := op.(*rapiv2.OpInstanceReplaceDisks)
+	if !ok {
+		return nil, errs.Exec("Unexpected opcode %T", op)
+	}
+	cfg := x.Config
+	inst, err := findInstance(cfg, m.GetInstanceName())
+	if err != nil {
+		return nil, err
+	}
+	if inst.DiskTemplate != "drbd" {
+		return nil, errs.Prereq(errs.CodeInval, "Can only run replace disks for DRBD8-based instances")
+	}
+	for _, d := range m.GetDisks() {
+		if d < 0 || int(d) >= len(inst.Disks) {
+			return nil, errs.Prereq(errs.CodeInval, "Invalid disk index: %d (instace has disks 0 to %d", d, len(inst.Disks)-1)
+		}
+	}
+	mode := m.GetMode()
+	newSecondary := mode == rapiv2.ReplaceDisksMode_REPLACE_DISKS_MODE_REPLACE_NEW_SECONDARY
+	if !newSecondary {
+		if m.GetRemoteNode() != "" || m.GetIallocator() != "" {
+			return nil, errs.Prereq(errs.CodeInval, "The iallocator and new node options can only be used when changing the secondary node")
+		}
+		if x.DryRun {
+			return nil, nil
+		}
+		return nil, nil
+	}
+	var target *cluster.Node
+	switch {
+	case m.GetRemoteNode() != "" && m.GetIallocator() != "":
+		return nil, errs.Prereq(errs.CodeInval, "Give either the iallocator or the new secondary, not both")
+	case m.GetRemoteNode() != "":
+		if target, err = findNode(cfg, m.GetRemoteNode()); err != nil {
+			return nil, err
+		}
+	case m.GetIallocator() != "":
+		need := cluster.LocalDiskUsage(inst)
+		for _, n := range allocate(cfg, cfg.Nodes[inst.PrimaryNode].Group, 0, need, false) {
+			if n.UUID != inst.PrimaryNode && !containsStr(inst.SecondaryNodes, n.UUID) {
+				target = n
+			}
+		}
+		if target == nil {
+			return nil, errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", m.GetIallocator())
+		}
+	default:
+		return nil, errs.Prereq(errs.CodeInval, "When changing the secondary either an iallocator script must be used or the new node given")
+	}
+	if target.UUID == inst.PrimaryNode {
+		return nil, errs.Prereq(errs.CodeInval, "The specified node is the primary node of the instance")
+	}
+	if containsStr(inst.SecondaryNodes, target.UUID) {
+		return nil, errs.Prereq(errs.CodeInval, "The specified node is already the secondary node of the instance")
+	}
+	if err := checkNodeOnline(target, ""); err != nil {
+		return nil, err
+	}
+	if err := checkFreeDisk(cfg, inst.DiskTemplate, []*cluster.Node{target}, cluster.LocalDiskUsage(inst)); err != nil {
+		return nil, err
+	}
+	if x.DryRun {
+		return nil, nil
+	}
+	editInstance(x, inst.UUID).SecondaryNodes = []string{target.UUID}
+	return nil, nil
+}
+
+func containsStr(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
