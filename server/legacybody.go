@@ -5,6 +5,13 @@ import (
 	"encoding/json"
 	"net/url"
 	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -12,7 +19,9 @@ import (
 // legacyBodyRule is what Ganeti's rlib2 checks on the keys of a write's
 // JSON body before it builds the opcode: forbidden parameters, renamed
 // parameters, and static parameters (set from the path, the query or the
-// handler) that the body may not give.
+// handler) that the body may not give. The rules are the methods'
+// (ganeti.rapi.v2.legacy_body) options; internal/specconform checks them
+// against resources.json.
 type legacyBodyRule struct {
 	static    []string
 	renames   [][2]string
@@ -21,46 +30,39 @@ type legacyBodyRule struct {
 	version bool
 }
 
-func svc(s, m string) string { return "/ganeti.rapi.v2." + s + "/" + m }
+var (
+	legacyBodyOnce  sync.Once
+	legacyBodyRules map[string]legacyBodyRule // by full method name
+)
 
-// legacyBodyRules are the rules of the writes whose body holds opcode
-// parameters (resources.json static_params, renames, forbidden_params).
-var legacyBodyRules = map[string]legacyBodyRule{
-	svc("ClusterService", "ModifyCluster"):      {static: []string{"reason"}, forbidden: forbiddenClusterParams},
-	svc("ClusterService", "RedistributeConfig"): {static: []string{"reason"}},
-	svc("NodeService", "EvacuateNode"):          {static: []string{"dry_run", "node_name", "reason"}},
-	svc("NodeService", "MigrateNode"):           {static: []string{"node_name", "reason"}},
-	svc("NodeService", "ModifyNode"):            {static: []string{"node_name", "reason"}},
-	svc("NodeService", "PowercycleNode"):        {static: []string{"force", "node_name", "reason"}},
-	svc("GroupService", "CreateGroup"): {static: []string{"dry_run", "reason"},
-		renames: [][2]string{{"name", "group_name"}}},
-	svc("GroupService", "AssignGroupNodes"): {static: []string{"dry_run", "force", "group_name", "reason"}},
-	svc("GroupService", "ModifyGroup"): {static: []string{"group_name", "reason"},
-		renames: [][2]string{{"custom_diskparams", "diskparams"}, {"custom_ipolicy", "ipolicy"}, {"custom_ndparams", "ndparams"}}},
-	svc("GroupService", "RenameGroup"): {static: []string{"dry_run", "group_name", "reason"}},
-	svc("InstanceService", "CreateInstance"): {static: []string{"dry_run", "reason"},
-		renames: instanceCreateRenames, version: true},
-	svc("InstanceService", "MultiAllocateInstances"): {static: []string{"dry_run", "reason"}},
-	svc("InstanceService", "DeleteInstance"):         {static: []string{"dry_run", "ignore_failures", "instance_name", "reason"}},
-	svc("InstanceService", "GrowInstanceDisk"):       {static: []string{"disk", "instance_name", "reason"}},
-	svc("InstanceService", "ExportInstance"): {static: []string{"instance_name", "reason"},
-		renames: [][2]string{{"destination", "target_node"}}},
-	svc("InstanceService", "FailoverInstance"): {static: []string{"instance_name", "reason"}},
-	svc("InstanceService", "MigrateInstance"):  {static: []string{"instance_name", "reason"}},
-	svc("InstanceService", "ModifyInstance"): {static: []string{"instance_name", "reason"},
-		renames: [][2]string{{"custom_beparams", "beparams"}, {"custom_hvparams", "hvparams"}}},
-	svc("InstanceService", "RebootInstance"):        {static: []string{"dry_run", "ignore_secondaries", "instance_name", "reason", "reboot_type"}},
-	svc("InstanceService", "RecreateInstanceDisks"): {static: []string{"instance_name", "reason"}},
-	svc("InstanceService", "RenameInstance"):        {static: []string{"instance_name", "reason"}},
-	svc("InstanceService", "ReplaceInstanceDisks"):  {static: []string{"instance_name", "reason"}},
-	svc("InstanceService", "ShutdownInstance"):      {static: []string{"dry_run", "instance_name", "no_remember", "reason"}},
-	svc("NetworkService", "CreateNetwork"): {static: []string{"dry_run", "reason"},
-		renames: [][2]string{{"name", "network_name"}}},
-	svc("NetworkService", "DeleteNetwork"):     {static: []string{"dry_run", "network_name", "reason"}},
-	svc("NetworkService", "ConnectNetwork"):    {static: []string{"dry_run", "network_name", "reason"}},
-	svc("NetworkService", "DisconnectNetwork"): {static: []string{"dry_run", "network_name", "reason"}},
-	svc("NetworkService", "ModifyNetwork"):     {static: []string{"network_name", "reason"}},
+// loadLegacyBodyRules reads the legacy_body options of the API's methods.
+func loadLegacyBodyRules() map[string]legacyBodyRule {
+	legacyBodyOnce.Do(func() {
+		legacyBodyRules = map[string]legacyBodyRule{}
+		protoregistry.GlobalFiles.RangeFilesByPackage("ganeti.rapi.v2", func(fd protoreflect.FileDescriptor) bool {
+			for i := 0; i < fd.Services().Len(); i++ {
+				mds := fd.Services().Get(i).Methods()
+				for j := 0; j < mds.Len(); j++ {
+					md := mds.Get(j)
+					opt, _ := proto.GetExtension(md.Options(), rapiv2.E_LegacyBody).(*rapiv2.LegacyBodyRules)
+					if opt == nil {
+						continue
+					}
+					rule := legacyBodyRule{static: opt.GetStaticParams(), forbidden: opt.GetForbiddenParams(), version: opt.GetVersioned()}
+					for _, r := range opt.GetRenames() {
+						rule.renames = append(rule.renames, [2]string{r.GetFrom(), r.GetTo()})
+					}
+					legacyBodyRules["/"+string(md.Parent().FullName())+"/"+string(md.Name())] = rule
+				}
+			}
+			return true
+		})
+	})
+	return legacyBodyRules
 }
+
+// bodyRule returns the legacy body rules of a method.
+func bodyRule(fullMethod string) legacyBodyRule { return loadLegacyBodyRules()[fullMethod] }
 
 // PrepareLegacyBody applies Ganeti's checks on the keys of a legacy write
 // body (fullMethod's): the instance creation version, forbidden
@@ -69,7 +71,7 @@ var legacyBodyRules = map[string]legacyBodyRule{
 // or a gRPC status error with Ganeti's message. Bodies that are not JSON
 // objects are returned as they are, for the codec to reject.
 func PrepareLegacyBody(fullMethod string, query url.Values, body []byte) ([]byte, error) {
-	rule, ok := legacyBodyRules[fullMethod]
+	rule, ok := loadLegacyBodyRules()[fullMethod]
 	if !ok {
 		return body, nil
 	}

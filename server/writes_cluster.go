@@ -7,14 +7,11 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
 
-// forbiddenClusterParams cannot be set through PUT /2/modify (Ganeti's
-// rlib2 _R_2_modify forbidden params).
-var forbiddenClusterParams = []string{"compression_tools"}
-
 func (c *clusterService) ModifyCluster(ctx context.Context, req *rapiv2.ModifyClusterRequest) (*rapiv2.JobSubmission, error) {
 	op := opOf(req.GetOp(), func() *rapiv2.OpClusterSetParams { return &rapiv2.OpClusterSetParams{} })
 	fields := op.ProtoReflect().Descriptor().Fields()
-	for _, p := range forbiddenClusterParams {
+	// The forbidden parameters apply to typed clients too.
+	for _, p := range bodyRule(rapiv2.ClusterService_ModifyCluster_FullMethodName).forbidden {
 		if fd := fields.ByJSONName(p); fd != nil && has(op.ProtoReflect(), fd) {
 			return nil, forbiddenParam(p)
 		}

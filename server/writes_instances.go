@@ -11,10 +11,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
 
-// instanceCreateRenames are the legacy names of OP_INSTANCE_CREATE
-// parameters (Ganeti's rlib2 _INST_CREATE_REQV1 renames).
-var instanceCreateRenames = [][2]string{{"name", "instance_name"}, {"os", "os_type"}}
-
 func (i *instanceService) CreateInstance(ctx context.Context, req *rapiv2.CreateInstanceRequest) (*rapiv2.JobSubmission, error) {
 	body := req.GetBody()
 	switch v := body.GetVersion(); v {
@@ -52,7 +48,8 @@ func instanceCreateValue(v *structpb.Value) (*structpb.Value, error) {
 		return nil, errs.BadRequest("Body contents: Type is '%s', but 'dict' is expected", pyTypeOf(v))
 	}
 	fields := obj.AsMap()
-	if err := applyRenames(fields, instanceCreateRenames); err != nil {
+	// Each element takes the legacy names an instance creation body takes.
+	if err := applyRenames(fields, bodyRule(rapiv2.InstanceService_CreateInstance_FullMethodName).renames); err != nil {
 		return nil, err
 	}
 	if err := legacyjson.FromValue(&rapiv2.OpInstanceCreate{}, fields); err != nil {

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
@@ -213,4 +215,121 @@ func TestReadMessagesMatchFieldLists(t *testing.T) {
 			t.Errorf("%s: message %s has\n %v\nspec:\n %v", list, msg.ProtoReflect().Descriptor().Name(), got, want)
 		}
 	}
+}
+
+// TestLegacyBodyRulesMatchSpec checks every method's legacy_body option
+// (static, renamed and forbidden parameters) against resources.json, and
+// that every write whose body holds opcode parameters has one.
+func TestLegacyBodyRulesMatchSpec(t *testing.T) {
+	var spec struct {
+		Resources map[string]struct {
+			Methods map[string]struct {
+				Body struct {
+					Kind            string            `json:"kind"`
+					StaticParams    []string          `json:"static_params"`
+					Renames         map[string]string `json:"renames"`
+					ForbiddenParams []string          `json:"forbidden_params"`
+				} `json:"body"`
+				StaticParams    []string          `json:"static_params"`
+				Renames         map[string]string `json:"renames"`
+				ForbiddenParams []string          `json:"forbidden_params"`
+			} `json:"methods"`
+		} `json:"resources"`
+	}
+	readJSON(t, "resources.json", &spec)
+	opcodeBodies := map[string]bool{"opcode_params": true, "opcode_params_required": true, "opcode_params_or_query": true,
+		"opcode_params_unless_query": true, "instance_create_v1": true, "multi_alloc": true}
+	checked := 0
+	for _, route := range routeMethods(t) {
+		res, ok := spec.Resources[route.specPath]
+		if !ok {
+			t.Errorf("%s: no spec resource %s", route.full, route.specPath)
+			continue
+		}
+		m := res.Methods[route.httpMethod]
+		rules, _ := proto.GetExtension(route.md.Options(), rapiv2.E_LegacyBody).(*rapiv2.LegacyBodyRules)
+		if !opcodeBodies[m.Body.Kind] {
+			if rules != nil {
+				t.Errorf("%s: legacy_body option on a %s body", route.full, m.Body.Kind)
+			}
+			continue
+		}
+		if rules == nil {
+			t.Errorf("%s: %s body without a legacy_body option", route.full, m.Body.Kind)
+			continue
+		}
+		checked++
+		// resources.json keeps each list on the method or on its body.
+		static, renames, forbidden := m.StaticParams, m.Renames, m.ForbiddenParams
+		if static == nil {
+			static = m.Body.StaticParams
+		}
+		if renames == nil {
+			renames = m.Body.Renames
+		}
+		if forbidden == nil {
+			forbidden = m.Body.ForbiddenParams
+		}
+		if strings.Join(rules.GetStaticParams(), ",") != strings.Join(static, ",") {
+			t.Errorf("%s: static %v, spec %v", route.full, rules.GetStaticParams(), static)
+		}
+		got := map[string]string{}
+		for _, r := range rules.GetRenames() {
+			got[r.GetFrom()] = r.GetTo()
+		}
+		if len(got) != len(renames) {
+			t.Errorf("%s: renames %v, spec %v", route.full, got, renames)
+		}
+		for from, to := range renames {
+			if got[from] != to {
+				t.Errorf("%s: rename %s -> %q, spec %q", route.full, from, got[from], to)
+			}
+		}
+		if strings.Join(rules.GetForbiddenParams(), ",") != strings.Join(forbidden, ",") {
+			t.Errorf("%s: forbidden %v, spec %v", route.full, rules.GetForbiddenParams(), forbidden)
+		}
+		if rules.GetVersioned() != (m.Body.Kind == "instance_create_v1") {
+			t.Errorf("%s: versioned %v for a %s body", route.full, rules.GetVersioned(), m.Body.Kind)
+		}
+	}
+	if checked < 25 {
+		t.Errorf("only %d methods with opcode bodies checked", checked)
+	}
+}
+
+type routeMethod struct {
+	full, httpMethod, specPath string
+	md                         protoreflect.MethodDescriptor
+}
+
+// routeMethods lists the API's methods with their legacy binding.
+func routeMethods(t *testing.T) []routeMethod {
+	var out []routeMethod
+	protoregistry.GlobalFiles.RangeFilesByPackage("ganeti.rapi.v2", func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			mds := fd.Services().Get(i).Methods()
+			for j := 0; j < mds.Len(); j++ {
+				md := mds.Get(j)
+				rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
+				if rule == nil {
+					continue
+				}
+				var method, tmpl string
+				switch p := rule.GetPattern().(type) {
+				case *annotations.HttpRule_Get:
+					method, tmpl = "GET", p.Get
+				case *annotations.HttpRule_Put:
+					method, tmpl = "PUT", p.Put
+				case *annotations.HttpRule_Post:
+					method, tmpl = "POST", p.Post
+				case *annotations.HttpRule_Delete:
+					method, tmpl = "DELETE", p.Delete
+				}
+				specPath := strings.NewReplacer("{", "[", "}", "]").Replace(tmpl)
+				out = append(out, routeMethod{full: string(md.FullName()), httpMethod: method, specPath: specPath, md: md})
+			}
+		}
+		return true
+	})
+	return out
 }

@@ -733,16 +733,36 @@ const file_ganeti_rapi_v2_groups_proto_rawDesc = "" +
 	"group_name\x12-\n" +
 	"\x02op\x18\x02 \x01(\v2\x1d.ganeti.rapi.v2.OpGroupRenameR\x02op\x12\x18\n" +
 	"\adry_run\x18\x03 \x01(\bR\adry-run\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason2\x9e\a\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason2\x83\t\n" +
 	"\fGroupService\x12f\n" +
 	"\n" +
-	"ListGroups\x12!.ganeti.rapi.v2.ListGroupsRequest\x1a\".ganeti.rapi.v2.ListGroupsResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/2/groups\x12x\n" +
-	"\vCreateGroup\x12\".ganeti.rapi.v2.CreateGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"&\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02\x17:\x02opb\x06job_id\"\t/2/groups\x12b\n" +
+	"ListGroups\x12!.ganeti.rapi.v2.ListGroupsRequest\x1a\".ganeti.rapi.v2.ListGroupsResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/2/groups\x12\xa1\x01\n" +
+	"\vCreateGroup\x12\".ganeti.rapi.v2.CreateGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"O\xf2\xb6\x18\x05write\xfa\xb6\x18%\n" +
+	"\adry_run\n" +
+	"\x06reason\x12\x12\n" +
+	"\x04name\x12\n" +
+	"group_name\x82\xd3\xe4\x93\x02\x17:\x02opb\x06job_id\"\t/2/groups\x12b\n" +
 	"\bGetGroup\x12\x1f.ganeti.rapi.v2.GetGroupRequest\x1a\x15.ganeti.rapi.v2.Group\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/2/groups/{group_name}\x12\x8a\x01\n" +
-	"\vDeleteGroup\x12\".ganeti.rapi.v2.DeleteGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"8\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02):\aoptionsb\x06job_id*\x16/2/groups/{group_name}\x12\x9c\x01\n" +
-	"\x10AssignGroupNodes\x12'.ganeti.rapi.v2.AssignGroupNodesRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"@\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\x1a#/2/groups/{group_name}/assign-nodes\x12\x8c\x01\n" +
-	"\vModifyGroup\x12\".ganeti.rapi.v2.ModifyGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\":\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\x1a\x1d/2/groups/{group_name}/modify\x12\x8c\x01\n" +
-	"\vRenameGroup\x12\".ganeti.rapi.v2.RenameGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\":\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\x1a\x1d/2/groups/{group_name}/renameB\xc2\x01\n" +
+	"\vDeleteGroup\x12\".ganeti.rapi.v2.DeleteGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"8\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02):\aoptionsb\x06job_id*\x16/2/groups/{group_name}\x12\xc4\x01\n" +
+	"\x10AssignGroupNodes\x12'.ganeti.rapi.v2.AssignGroupNodesRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"h\xf2\xb6\x18\x05write\xfa\xb6\x18$\n" +
+	"\adry_run\n" +
+	"\x05force\n" +
+	"\n" +
+	"group_name\n" +
+	"\x06reason\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\x1a#/2/groups/{group_name}/assign-nodes\x12\xfe\x01\n" +
+	"\vModifyGroup\x12\".ganeti.rapi.v2.ModifyGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xab\x01\xf2\xb6\x18\x05write\xfa\xb6\x18m\n" +
+	"\n" +
+	"group_name\n" +
+	"\x06reason\x12\x1f\n" +
+	"\x11custom_diskparams\x12\n" +
+	"diskparams\x12\x19\n" +
+	"\x0ecustom_ipolicy\x12\aipolicy\x12\x1b\n" +
+	"\x0fcustom_ndparams\x12\bndparams\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\x1a\x1d/2/groups/{group_name}/modify\x12\xad\x01\n" +
+	"\vRenameGroup\x12\".ganeti.rapi.v2.RenameGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"[\xf2\xb6\x18\x05write\xfa\xb6\x18\x1d\n" +
+	"\adry_run\n" +
+	"\n" +
+	"group_name\n" +
+	"\x06reason\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\x1a\x1d/2/groups/{group_name}/renameB\xc2\x01\n" +
 	"\x12com.ganeti.rapi.v2B\vGroupsProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
 var (

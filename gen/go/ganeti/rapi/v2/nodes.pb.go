@@ -1296,16 +1296,26 @@ const file_ganeti_rapi_v2_nodes_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x124\n" +
 	"\aoptions\x18\x05 \x01(\v2\x1a.ganeti.rapi.v2.JobOptionsR\aoptionsB\x0f\n" +
-	"\r_storage_type2\xf0\v\n" +
+	"\r_storage_type2\xdc\f\n" +
 	"\vNodeService\x12b\n" +
 	"\tListNodes\x12 .ganeti.rapi.v2.ListNodesRequest\x1a!.ganeti.rapi.v2.ListNodesResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/2/nodes\x12]\n" +
-	"\aGetNode\x12\x1e.ganeti.rapi.v2.GetNodeRequest\x1a\x14.ganeti.rapi.v2.Node\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/2/nodes/{node_name}\x12\x8e\x01\n" +
-	"\fEvacuateNode\x12#.ganeti.rapi.v2.EvacuateNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\":\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\"\x1d/2/nodes/{node_name}/evacuate\x12\x8b\x01\n" +
-	"\vMigrateNode\x12\".ganeti.rapi.v2.MigrateNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"9\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02*:\x02opb\x06job_id\"\x1c/2/nodes/{node_name}/migrate\x12\x88\x01\n" +
+	"\aGetNode\x12\x1e.ganeti.rapi.v2.GetNodeRequest\x1a\x14.ganeti.rapi.v2.Node\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/2/nodes/{node_name}\x12\xae\x01\n" +
+	"\fEvacuateNode\x12#.ganeti.rapi.v2.EvacuateNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"Z\xf2\xb6\x18\x05write\xfa\xb6\x18\x1c\n" +
+	"\adry_run\n" +
+	"\tnode_name\n" +
+	"\x06reason\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\"\x1d/2/nodes/{node_name}/evacuate\x12\xa2\x01\n" +
+	"\vMigrateNode\x12\".ganeti.rapi.v2.MigrateNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"P\xf2\xb6\x18\x05write\xfa\xb6\x18\x13\n" +
+	"\tnode_name\n" +
+	"\x06reason\x82\xd3\xe4\x93\x02*:\x02opb\x06job_id\"\x1c/2/nodes/{node_name}/migrate\x12\x9f\x01\n" +
 	"\n" +
-	"ModifyNode\x12!.ganeti.rapi.v2.ModifyNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"8\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02):\x02opb\x06job_id\"\x1b/2/nodes/{node_name}/modify\x12\x94\x01\n" +
-	"\x0ePowercycleNode\x12%.ganeti.rapi.v2.PowercycleNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"<\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02-:\x02opb\x06job_id\"\x1f/2/nodes/{node_name}/powercycle\x12t\n" +
+	"ModifyNode\x12!.ganeti.rapi.v2.ModifyNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"O\xf2\xb6\x18\x05write\xfa\xb6\x18\x13\n" +
+	"\tnode_name\n" +
+	"\x06reason\x82\xd3\xe4\x93\x02):\x02opb\x06job_id\"\x1b/2/nodes/{node_name}/modify\x12\xb2\x01\n" +
+	"\x0ePowercycleNode\x12%.ganeti.rapi.v2.PowercycleNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"Z\xf2\xb6\x18\x05write\xfa\xb6\x18\x1a\n" +
+	"\x05force\n" +
+	"\tnode_name\n" +
+	"\x06reason\x82\xd3\xe4\x93\x02-:\x02opb\x06job_id\"\x1f/2/nodes/{node_name}/powercycle\x12t\n" +
 	"\vGetNodeRole\x12\".ganeti.rapi.v2.GetNodeRoleRequest\x1a\x18.ganeti.rapi.v2.NodeRole\"'\x82\xd3\xe4\x93\x02!b\x04role\x12\x19/2/nodes/{node_name}/role\x12\x8a\x01\n" +
 	"\vSetNodeRole\x12\".ganeti.rapi.v2.SetNodeRoleRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"8\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02):\x04roleb\x06job_id\x1a\x19/2/nodes/{node_name}/role\x12\x8d\x01\n" +
 	"\x0eGetNodeStorage\x12%.ganeti.rapi.v2.GetNodeStorageRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"5\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02&b\x06job_id\x12\x1c/2/nodes/{node_name}/storage\x12\xa3\x01\n" +

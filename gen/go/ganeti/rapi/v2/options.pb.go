@@ -351,6 +351,135 @@ func (x *ParamSpec) GetPrivate() bool {
 	return false
 }
 
+// LegacyBodyRules are the checks Ganeti's rlib2 makes on the keys of a
+// write's JSON body before it builds the opcode (resources.json
+// static_params, renames, forbidden_params).
+type LegacyBodyRules struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Opcode parameters set from the path, the query or the handler: the body
+	// may not give them ("Can't overwrite static parameters").
+	StaticParams []string `protobuf:"bytes,1,rep,name=static_params,json=staticParams,proto3" json:"static_params,omitempty"`
+	// Old parameter names still accepted, moved to their new names.
+	Renames []*ParamRename `protobuf:"bytes,2,rep,name=renames,proto3" json:"renames,omitempty"`
+	// Parameters that cannot be set via RAPI (403), in the body or the query.
+	ForbiddenParams []string `protobuf:"bytes,3,rep,name=forbidden_params,json=forbiddenParams,proto3" json:"forbidden_params,omitempty"`
+	// The body is a versioned instance creation request (__version__).
+	Versioned     bool `protobuf:"varint,4,opt,name=versioned,proto3" json:"versioned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LegacyBodyRules) Reset() {
+	*x = LegacyBodyRules{}
+	mi := &file_ganeti_rapi_v2_options_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LegacyBodyRules) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LegacyBodyRules) ProtoMessage() {}
+
+func (x *LegacyBodyRules) ProtoReflect() protoreflect.Message {
+	mi := &file_ganeti_rapi_v2_options_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LegacyBodyRules.ProtoReflect.Descriptor instead.
+func (*LegacyBodyRules) Descriptor() ([]byte, []int) {
+	return file_ganeti_rapi_v2_options_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LegacyBodyRules) GetStaticParams() []string {
+	if x != nil {
+		return x.StaticParams
+	}
+	return nil
+}
+
+func (x *LegacyBodyRules) GetRenames() []*ParamRename {
+	if x != nil {
+		return x.Renames
+	}
+	return nil
+}
+
+func (x *LegacyBodyRules) GetForbiddenParams() []string {
+	if x != nil {
+		return x.ForbiddenParams
+	}
+	return nil
+}
+
+func (x *LegacyBodyRules) GetVersioned() bool {
+	if x != nil {
+		return x.Versioned
+	}
+	return false
+}
+
+// ParamRename is one renamed opcode parameter.
+type ParamRename struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParamRename) Reset() {
+	*x = ParamRename{}
+	mi := &file_ganeti_rapi_v2_options_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParamRename) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParamRename) ProtoMessage() {}
+
+func (x *ParamRename) ProtoReflect() protoreflect.Message {
+	mi := &file_ganeti_rapi_v2_options_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParamRename.ProtoReflect.Descriptor instead.
+func (*ParamRename) Descriptor() ([]byte, []int) {
+	return file_ganeti_rapi_v2_options_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ParamRename) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ParamRename) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
 var file_ganeti_rapi_v2_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.EnumValueOptions)(nil),
@@ -432,6 +561,14 @@ var file_ganeti_rapi_v2_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Tag:           "bytes,50030,rep,name=access",
 		Filename:      "ganeti/rapi/v2/options.proto",
 	},
+	{
+		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
+		ExtensionType: (*LegacyBodyRules)(nil),
+		Field:         50031,
+		Name:          "ganeti.rapi.v2.legacy_body",
+		Tag:           "bytes,50031,opt,name=legacy_body",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
 }
 
 // Extension fields to descriptorpb.EnumValueOptions.
@@ -493,6 +630,10 @@ var (
 	//
 	// repeated string access = 50030;
 	E_Access = &file_ganeti_rapi_v2_options_proto_extTypes[9]
+	// Ganeti's checks on the keys of the legacy body.
+	//
+	// optional ganeti.rapi.v2.LegacyBodyRules legacy_body = 50031;
+	E_LegacyBody = &file_ganeti_rapi_v2_options_proto_extTypes[10]
 )
 
 var File_ganeti_rapi_v2_options_proto protoreflect.FileDescriptor
@@ -522,7 +663,15 @@ const file_ganeti_rapi_v2_options_proto_rawDesc = "" +
 	"\x03sig\x18\b \x01(\tR\x03sig\x12\x18\n" +
 	"\aprivate\x18\t \x01(\bR\aprivateB\x06\n" +
 	"\x04_minB\x06\n" +
-	"\x04_max*Y\n" +
+	"\x04_max\"\xb6\x01\n" +
+	"\x0fLegacyBodyRules\x12#\n" +
+	"\rstatic_params\x18\x01 \x03(\tR\fstaticParams\x125\n" +
+	"\arenames\x18\x02 \x03(\v2\x1b.ganeti.rapi.v2.ParamRenameR\arenames\x12)\n" +
+	"\x10forbidden_params\x18\x03 \x03(\tR\x0fforbiddenParams\x12\x1c\n" +
+	"\tversioned\x18\x04 \x01(\bR\tversioned\"1\n" +
+	"\vParamRename\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to*Y\n" +
 	"\vLegacyEmpty\x12\x1c\n" +
 	"\x18LEGACY_EMPTY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LEGACY_EMPTY_NULL\x10\x01\x12\x15\n" +
@@ -536,7 +685,9 @@ const file_ganeti_rapi_v2_options_proto_rawDesc = "" +
 	"\x05empty\x12\x1d.google.protobuf.FieldOptions\x18\xe5\x86\x03 \x01(\x0e2\x1b.ganeti.rapi.v2.LegacyEmptyR\x05empty:7\n" +
 	"\x06inline\x12\x1d.google.protobuf.FieldOptions\x18\xe6\x86\x03 \x01(\bR\x06inline:1\n" +
 	"\x03csv\x12\x1d.google.protobuf.FieldOptions\x18\xe7\x86\x03 \x01(\bR\x03csv:8\n" +
-	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xee\x86\x03 \x03(\tR\x06accessB\xc3\x01\n" +
+	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xee\x86\x03 \x03(\tR\x06access:b\n" +
+	"\vlegacy_body\x12\x1e.google.protobuf.MethodOptions\x18\xef\x86\x03 \x01(\v2\x1f.ganeti.rapi.v2.LegacyBodyRulesR\n" +
+	"legacyBodyB\xc3\x01\n" +
 	"\x12com.ganeti.rapi.v2B\fOptionsProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
 var (
@@ -552,37 +703,42 @@ func file_ganeti_rapi_v2_options_proto_rawDescGZIP() []byte {
 }
 
 var file_ganeti_rapi_v2_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ganeti_rapi_v2_options_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_ganeti_rapi_v2_options_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_ganeti_rapi_v2_options_proto_goTypes = []any{
 	(LegacyEmpty)(0),                      // 0: ganeti.rapi.v2.LegacyEmpty
 	(*LegacyValue)(nil),                   // 1: ganeti.rapi.v2.LegacyValue
 	(*OpcodeInfo)(nil),                    // 2: ganeti.rapi.v2.OpcodeInfo
 	(*ParamSpec)(nil),                     // 3: ganeti.rapi.v2.ParamSpec
-	(*descriptorpb.EnumValueOptions)(nil), // 4: google.protobuf.EnumValueOptions
-	(*descriptorpb.MessageOptions)(nil),   // 5: google.protobuf.MessageOptions
-	(*descriptorpb.FieldOptions)(nil),     // 6: google.protobuf.FieldOptions
-	(*descriptorpb.MethodOptions)(nil),    // 7: google.protobuf.MethodOptions
+	(*LegacyBodyRules)(nil),               // 4: ganeti.rapi.v2.LegacyBodyRules
+	(*ParamRename)(nil),                   // 5: ganeti.rapi.v2.ParamRename
+	(*descriptorpb.EnumValueOptions)(nil), // 6: google.protobuf.EnumValueOptions
+	(*descriptorpb.MessageOptions)(nil),   // 7: google.protobuf.MessageOptions
+	(*descriptorpb.FieldOptions)(nil),     // 8: google.protobuf.FieldOptions
+	(*descriptorpb.MethodOptions)(nil),    // 9: google.protobuf.MethodOptions
 }
 var file_ganeti_rapi_v2_options_proto_depIdxs = []int32{
-	4,  // 0: ganeti.rapi.v2.legacy:extendee -> google.protobuf.EnumValueOptions
-	5,  // 1: ganeti.rapi.v2.tuple:extendee -> google.protobuf.MessageOptions
-	5,  // 2: ganeti.rapi.v2.opcode:extendee -> google.protobuf.MessageOptions
-	5,  // 3: ganeti.rapi.v2.unwrap:extendee -> google.protobuf.MessageOptions
-	5,  // 4: ganeti.rapi.v2.strict_object:extendee -> google.protobuf.MessageOptions
-	6,  // 5: ganeti.rapi.v2.param:extendee -> google.protobuf.FieldOptions
-	6,  // 6: ganeti.rapi.v2.empty:extendee -> google.protobuf.FieldOptions
-	6,  // 7: ganeti.rapi.v2.inline:extendee -> google.protobuf.FieldOptions
-	6,  // 8: ganeti.rapi.v2.csv:extendee -> google.protobuf.FieldOptions
-	7,  // 9: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
-	1,  // 10: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
-	2,  // 11: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
-	3,  // 12: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
-	0,  // 13: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	10, // [10:14] is the sub-list for extension type_name
-	0,  // [0:10] is the sub-list for extension extendee
-	0,  // [0:0] is the sub-list for field type_name
+	5,  // 0: ganeti.rapi.v2.LegacyBodyRules.renames:type_name -> ganeti.rapi.v2.ParamRename
+	6,  // 1: ganeti.rapi.v2.legacy:extendee -> google.protobuf.EnumValueOptions
+	7,  // 2: ganeti.rapi.v2.tuple:extendee -> google.protobuf.MessageOptions
+	7,  // 3: ganeti.rapi.v2.opcode:extendee -> google.protobuf.MessageOptions
+	7,  // 4: ganeti.rapi.v2.unwrap:extendee -> google.protobuf.MessageOptions
+	7,  // 5: ganeti.rapi.v2.strict_object:extendee -> google.protobuf.MessageOptions
+	8,  // 6: ganeti.rapi.v2.param:extendee -> google.protobuf.FieldOptions
+	8,  // 7: ganeti.rapi.v2.empty:extendee -> google.protobuf.FieldOptions
+	8,  // 8: ganeti.rapi.v2.inline:extendee -> google.protobuf.FieldOptions
+	8,  // 9: ganeti.rapi.v2.csv:extendee -> google.protobuf.FieldOptions
+	9,  // 10: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
+	9,  // 11: ganeti.rapi.v2.legacy_body:extendee -> google.protobuf.MethodOptions
+	1,  // 12: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
+	2,  // 13: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
+	3,  // 14: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
+	0,  // 15: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
+	4,  // 16: ganeti.rapi.v2.legacy_body:type_name -> ganeti.rapi.v2.LegacyBodyRules
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	12, // [12:17] is the sub-list for extension type_name
+	1,  // [1:12] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_ganeti_rapi_v2_options_proto_init() }
@@ -601,8 +757,8 @@ func file_ganeti_rapi_v2_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ganeti_rapi_v2_options_proto_rawDesc), len(file_ganeti_rapi_v2_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
-			NumExtensions: 10,
+			NumMessages:   5,
+			NumExtensions: 11,
 			NumServices:   0,
 		},
 		GoTypes:           file_ganeti_rapi_v2_options_proto_goTypes,
