@@ -232,6 +232,8 @@ var deliberateDifferences = map[int]int{
 	238: 400, // job wait without a body: Ganeti 500
 	263: 404, // tags of an unknown instance: Ganeti 500
 	229: 400, // invalid query filter: Ganeti 502
+	255: 400, // invalid filter rule action: Ganeti 502 (luxid parse error)
+	258: 404, // delete an unknown filter rule: Ganeti 500
 }
 
 // TestGoldenDeliberateDifferences checks the documented 4xx answers where

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 )
@@ -65,6 +66,7 @@ type execItem struct {
 	err    error
 	logs   []pendingLog
 	rec    *record // the job record after a successful execution
+	follow []*job  // follow-up jobs, written in the same transaction
 }
 
 type pendingLog struct {
@@ -302,14 +304,15 @@ func (c *committer) runSingle(it *execItem) {
 // as succeeded.
 func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.State, now Timestamp, it *execItem) error {
 	e := c.e
-	it.result, it.err, it.logs, it.rec = nil, nil, nil, nil
+	it.result, it.err, it.logs, it.rec, it.follow = nil, nil, nil, nil, nil
 	x := it.x
 	x.Config, x.Tx, x.State, x.now = cfg, tx, prev, now.Time()
 	x.logf = func(logType string, msg any) {
 		it.logs = append(it.logs, pendingLog{at: TimestampOf(e.cfg.Clock()), logType: logType, msg: msg})
 	}
+	x.submit = func(ops []*rapiv2.OpCode) (int64, error) { return e.submitFollowUp(tx, it, ops) }
 	res, err := safeExec(e, it.ex, x, it.msg)
-	x.Config, x.Tx, x.logf = nil, nil, nil
+	x.Config, x.Tx, x.logf, x.submit = nil, nil, nil, nil
 	if err != nil {
 		it.err = err
 		return &execFailed{err: err}

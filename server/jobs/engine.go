@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +101,7 @@ type Engine struct {
 	runq       jobHeap
 	locks      *lockManager
 	depWaiters map[int64][]*job
+	flt        filterState // jobs held back by filter rules (filters.go)
 	started    bool
 	stopping   bool
 
@@ -321,21 +321,9 @@ func (e *Engine) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 	if opt.Priority != nil && (*opt.Priority < PriorityHighest || *opt.Priority > PriorityLowest) {
 		return 0, errs.Prereq(errs.CodeInval, "Invalid priority %d", *opt.Priority)
 	}
-	j := &job{heapIdx: -1, notify: make(chan struct{}), pending: true}
-	for i, op := range ops {
-		op = proto.Clone(op).(*rapiv2.OpCode)
-		msg := opMember(op)
-		if msg == nil {
-			return 0, errs.Prereq(errs.CodeInval, "Opcode %d of the job is empty", i)
-		}
-		id := opcodeInfo(msg).GetId()
-		if e.cfg.Executors[id] == nil {
-			return 0, errs.NotImplemented("Opcode %s is not implemented", id)
-		}
-		j.ops = append(j.ops, op)
-		j.msgs = append(j.msgs, msg)
-		j.ids = append(j.ids, id)
-		j.dry = append(j.dry, dryRunOf(msg))
+	j, err := e.newJob(ops)
+	if err != nil {
+		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -349,37 +337,9 @@ func (e *Engine) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 	e.nextID++
 	e.mu.Unlock()
 
-	received := e.now()
-	ns := (received.Sec*1e6 + received.Usec) * 1000
-	n := len(j.ops)
-	r := &record{
-		ID: id, Ops: make([][]byte, n), Summary: make([]string, n), OpStatus: make([]string, n),
-		OpResult: make([]any, n), OpLog: make([][]LogEntry, n), OpStart: make([]*Timestamp, n),
-		OpExec: make([]*Timestamp, n), OpEnd: make([]*Timestamp, n), OpPriority: make([]int, n),
-		Received: &received, Deps: make([][]dependency, n),
+	if err := e.newRecord(j, id, opt.Priority); err != nil {
+		return 0, err
 	}
-	for i, msg := range j.msgs {
-		deps, err := resolveDepends(msg, id)
-		if err != nil {
-			return 0, err
-		}
-		appendReason(msg, "gnt:opcode:"+strings.ToLower(strings.TrimPrefix(j.ids[i], "OP_")),
-			fmt.Sprintf("job=%d;index=%d", id, i), ns)
-		b, err := proto.Marshal(j.ops[i])
-		if err != nil {
-			return 0, fmt.Errorf("jobs: encode opcode: %w", err)
-		}
-		r.Ops[i] = b
-		r.Summary[i] = summaryOf(msg)
-		r.OpStatus[i] = StatusQueued
-		r.OpLog[i] = []LogEntry{}
-		r.OpPriority[i] = priorityOf(msg)
-		if opt.Priority != nil {
-			r.OpPriority[i] = *opt.Priority
-		}
-		r.Deps[i] = deps
-	}
-	j.rec = r
 
 	e.mu.Lock()
 	e.jobs[id] = j
@@ -396,7 +356,7 @@ func (e *Engine) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 	}
 	e.mu.Lock()
 	j.pending = false
-	if !Finalized(r.status()) {
+	if !Finalized(j.rec.status()) {
 		e.enqueue(j)
 	}
 	e.mu.Unlock()
@@ -551,6 +511,7 @@ func (e *Engine) dropLocks(j *job) {
 func (e *Engine) ended(j *job) {
 	e.dropLocks(j)
 	e.wakeDependents(j.rec.ID)
+	e.filtersJobEnded(j)
 }
 
 func (e *Engine) wakeDependents(id int64) {

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 )
@@ -62,9 +63,10 @@ type ExecContext struct {
 	// read-only, and possibly older than Config.
 	State *cluster.State
 
-	ctx  context.Context
-	now  time.Time
-	logf func(logType string, msg any)
+	ctx    context.Context
+	now    time.Time
+	logf   func(logType string, msg any)
+	submit func(ops []*rapiv2.OpCode) (int64, error) // SubmitFollowUp, in Exec only
 }
 
 // Context is canceled when the engine stops.

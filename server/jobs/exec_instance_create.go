@@ -347,18 +347,33 @@ func usableNode(cfg *cluster.Config, n *cluster.Node) bool {
 // given) with the most free memory that fit mem and disk; for a mirrored
 // template two nodes of one group.
 func allocate(cfg *cluster.Config, group string, mem, disk int64, mirrored bool) []*cluster.Node {
+	return allocateUsed(cfg, group, mem, disk, mirrored, nil, nil)
+}
+
+// nodeUse is memory and disk reserved on a node by allocations not yet in
+// the configuration (a multi-allocation, an evacuation).
+type nodeUse struct{ mem, disk int64 }
+
+// allocateUsed is allocate with the reservations of used (by node UUID)
+// taken off the free resources, never choosing a node of exclude.
+func allocateUsed(cfg *cluster.Config, group string, mem, disk int64, mirrored bool, used map[string]nodeUse, exclude []string) []*cluster.Node {
+	freeOf := func(n *cluster.Node) (int64, int64) {
+		fm, fd := cfg.NodeFree(n.UUID)
+		u := used[n.UUID]
+		return fm - u.mem, fd - u.disk
+	}
 	var cands []*cluster.Node
 	for _, n := range cfg.Nodes {
-		if !usableNode(cfg, n) || (group != "" && n.Group != group) {
+		if !usableNode(cfg, n) || (group != "" && n.Group != group) || slices.Contains(exclude, n.UUID) {
 			continue
 		}
-		fm, fd := cfg.NodeFree(n.UUID)
+		fm, fd := freeOf(n)
 		if fm < mem || fd < disk {
 			continue
 		}
 		cands = append(cands, n)
 	}
-	free := func(n *cluster.Node) int64 { m, _ := cfg.NodeFree(n.UUID); return m }
+	free := func(n *cluster.Node) int64 { m, _ := freeOf(n); return m }
 	sort.Slice(cands, func(i, j int) bool {
 		fi, fj := free(cands[i]), free(cands[j])
 		if fi != fj {

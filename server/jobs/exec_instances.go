@@ -35,6 +35,7 @@ func instanceExecutors() map[string]Executor {
 		"OP_INSTANCE_QUERY_DATA":       InstanceQueryData{},
 		"OP_INSTANCE_RECREATE_DISKS":   InstanceRecreateDisks{},
 		"OP_INSTANCE_REPLACE_DISKS":    InstanceReplaceDisks{},
+		"OP_INSTANCE_MULTI_ALLOC":      InstanceMultiAlloc{},
 	}
 }
 

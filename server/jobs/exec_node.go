@@ -21,13 +21,13 @@ type NodeSetParams struct{}
 // NodeQueryStorage implements OP_NODE_QUERY_STORAGE (LUNodeQueryStorage).
 type NodeQueryStorage struct{}
 
-// NodeEvacuate implements OP_NODE_EVACUATE (LUNodeEvacuate). Its result
-// lists follow-up jobs; since an executor cannot submit jobs, it succeeds
-// only when there is nothing to move ({"jobs": []}).
+// NodeEvacuate implements OP_NODE_EVACUATE (LUNodeEvacuate): it submits
+// one follow-up job per instance to move (exec_followup.go); its result is
+// {"jobs": [[true, job_id], ...]}.
 type NodeEvacuate struct{}
 
-// NodeMigrate implements OP_NODE_MIGRATE (LUNodeMigrate), with the same
-// limitation as NodeEvacuate.
+// NodeMigrate implements OP_NODE_MIGRATE (LUNodeMigrate): one follow-up
+// OP_INSTANCE_MIGRATE job per primary instance (exec_followup.go).
 type NodeMigrate struct{}
 
 // Node roles of LUNodeSetParams, as (master_candidate, drained, offline).
@@ -407,15 +407,6 @@ func (NodeQueryStorage) Exec(x *ExecContext, op proto.Message) (any, error) {
 	return rows, nil
 }
 
-// obJobsResult is the {"jobs": [...]} result of opcodes that submit
-// follow-up jobs, for the case where there are none.
-func obJobsResult() any { return map[string]any{"jobs": []any{}} }
-
-// obNoSubmit is the failure when follow-up jobs would be needed.
-func obNoSubmit(what string, instances []string) error {
-	return errs.Prereq(errs.CodeInval, "Cannot %s: submitting follow-up jobs is not supported by this server (instances: %s)", what, obCommaJoin(instances))
-}
-
 // Locks implements Executor: the node, shared.
 func (NodeMigrate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 	m, ok := op.(*rapiv2.OpNodeMigrate)
@@ -424,32 +415,6 @@ func (NodeMigrate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 	}
 	locks, _, err := obNodeLocks(st, m.GetNodeName(), Shared, false)
 	return locks, err
-}
-
-// Exec implements Executor.
-func (NodeMigrate) Exec(x *ExecContext, op proto.Message) (any, error) {
-	m, ok := op.(*rapiv2.OpNodeMigrate)
-	if !ok {
-		return nil, obUnexpected(op)
-	}
-	node := obNode(x.Config, m.GetNodeName())
-	if node == nil {
-		return nil, errs.NotFound("Node", m.GetNodeName())
-	}
-	var insts []string
-	for _, inst := range x.Config.Instances {
-		if inst.PrimaryNode == node.UUID {
-			insts = append(insts, inst.Name)
-		}
-	}
-	if x.DryRun {
-		return nil, nil
-	}
-	if len(insts) > 0 {
-		cluster.NiceSort(insts)
-		return nil, obNoSubmit("migrate the primary instances of node "+node.Name, insts)
-	}
-	return obJobsResult(), nil
 }
 
 // Locks implements Executor: the node, shared.
@@ -470,59 +435,4 @@ func (NodeEvacuate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 		locks = append(locks, l...)
 	}
 	return locks, nil
-}
-
-// Exec implements Executor.
-func (NodeEvacuate) Exec(x *ExecContext, op proto.Message) (any, error) {
-	m, ok := op.(*rapiv2.OpNodeEvacuate)
-	if !ok {
-		return nil, obUnexpected(op)
-	}
-	cfg := x.Config
-	ialloc := m.GetIallocator()
-	// CheckIAllocatorOrNode.
-	if ialloc != "" && m.RemoteNode != nil {
-		return nil, errs.Prereq(errs.CodeInval, "Give either the iallocator or the new secondary, not both")
-	}
-	if ialloc == "" && m.RemoteNode == nil {
-		ialloc = cfg.Cluster.DefaultIAllocator
-		if ialloc == "" {
-			return nil, errs.Prereq(errs.CodeInval, "No iallocator or node given and no cluster-wide default iallocator found; please specify either an iallocator or a node, or set a cluster-wide default iallocator")
-		}
-	}
-	node := obNode(cfg, m.GetNodeName())
-	if node == nil {
-		return nil, errs.NotFound("Node", m.GetNodeName())
-	}
-	mode, _ := obEnum(m.Mode)
-	if m.RemoteNode != nil {
-		remote := obNode(cfg, m.GetRemoteNode())
-		if remote == nil {
-			return nil, errs.NotFound("Node", m.GetRemoteNode())
-		}
-		if remote.UUID == node.UUID {
-			return nil, errs.Prereq(errs.CodeInval, "Can not use evacuated node as a new secondary node")
-		}
-		if mode != "secondary-only" {
-			return nil, errs.Prereq(errs.CodeInval, "Without the use of an iallocator only secondary instances can be evacuated")
-		}
-	} else if mode == "all" {
-		return nil, errs.Prereq(errs.CodeInval, "Due to an issue with the iallocator interface it is not possible to evacuate all instances at once; specify explicitly whether to evacuate primary or secondary instances")
-	}
-	var insts []string
-	for _, inst := range cfg.Instances {
-		primary := inst.PrimaryNode == node.UUID
-		secondary := slices.Contains(inst.SecondaryNodes, node.UUID)
-		if (mode != "secondary-only" && primary) || (mode != "primary-only" && secondary) {
-			insts = append(insts, inst.Name)
-		}
-	}
-	if x.DryRun {
-		return nil, nil
-	}
-	if len(insts) == 0 {
-		return obJobsResult(), nil
-	}
-	cluster.NiceSort(insts)
-	return nil, obNoSubmit("evacuate node "+node.Name, insts)
 }

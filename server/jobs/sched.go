@@ -124,6 +124,10 @@ func (e *Engine) step(j *job) {
 		return
 	}
 	if !j.holds {
+		if r.Start == nil && !e.admit(j) { // job filter rules (filters.go)
+			e.mu.Unlock()
+			return
+		}
 		if !e.prepare(j, i) {
 			e.mu.Unlock()
 			return
@@ -306,6 +310,7 @@ func (e *Engine) applyOutcome(it *execItem) {
 	if it.err == nil && it.rec != nil {
 		e.mu.Lock()
 		it.j.rec = it.rec
+		e.addFollowUps(it.follow)
 		if Finalized(it.rec.status()) {
 			e.ended(it.j)
 		}
