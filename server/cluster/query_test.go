@@ -219,7 +219,7 @@ func TestNodeFields(t *testing.T) {
 		`[[0,"n1.example.com"],[0,"M"],[0,6656],[0,96672],[0,["off.example.com","web.example.com"]],[0,[]],[2,null],[2,null],[3,null],[0,"default"],[0,true],`,
 		`[[0,"n2.example.com"],[0,"C"],[0,7680],[0,92576],[0,["db.example.com"]],[0,["web.example.com"]],[2,null],[2,null],[3,null],[0,"default"],[0,false],`,
 		`[[0,"n3.example.com"],[0,"O"],[4,null],[4,null],[0,["lost.example.com"]],[0,[]],[4,null],[4,null],[3,null],[0,"default"],[0,false],[4,null],`,
-		`[[0,"n10.example.com"],[0,"D"],[0,15744],[0,102300],[0,["g2inst.example.com"]],[0,[]],[0,6],[0,4],[0,true],[0,"g2"],[0,false],`,
+		`[[0,"n10.example.com"],[0,"D"],[0,15744],[0,102400],[0,["g2inst.example.com"]],[0,[]],[0,6],[0,4],[0,true],[0,"g2"],[0,false],`,
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("%d rows, want %d", len(rows), len(want))
