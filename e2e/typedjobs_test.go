@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+)
+
+// TestTypedMultiOpcodeJob submits a job of several opcodes with the typed
+// SubmitJob RPC and follows it with WatchJob until it ends: a tag on the
+// cluster, an instance creation, and a tag on the new instance. A second
+// job whose middle opcode fails shows Ganeti's "Preceding opcode failed".
+func TestTypedMultiOpcodeJob(t *testing.T) {
+	base := inProcess(t, "deploy/demo-cluster.json")
+	jobs := rapiv2.NewJobServiceClient(dialGRPC(t, base))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	disks, err := structpb.NewValue([]any{map[string]any{"size": 1024}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagSet := func(kind rapiv2.TagKind, name *string, tag string) *rapiv2.OpCode {
+		return &rapiv2.OpCode{Op: &rapiv2.OpCode_TagsSet{TagsSet: &rapiv2.OpTagsSet{Kind: kind.Enum(), Name: name, Tags: []string{tag}}}}
+	}
+	create := &rapiv2.OpCode{Op: &rapiv2.OpCode_InstanceCreate{InstanceCreate: &rapiv2.OpInstanceCreate{
+		InstanceName: proto.String("typed1.example.com"),
+		Mode:         rapiv2.InstanceCreateMode_INSTANCE_CREATE_MODE_CREATE.Enum(),
+		DiskTemplate: rapiv2.DiskTemplate_DISK_TEMPLATE_PLAIN.Enum(),
+		OsType:       proto.String("noop"),
+		Pnode:        proto.String("node3.example.com"),
+		Disks:        []*structpb.Struct{disks.GetListValue().GetValues()[0].GetStructValue()},
+		Nics:         []*rapiv2.NicParams{{}},
+		NameCheck:    proto.Bool(false),
+		IpCheck:      proto.Bool(false),
+	}}}
+	sub, err := jobs.SubmitJob(ctx, &rapiv2.SubmitJobRequest{Ops: []*rapiv2.OpCode{
+		tagSet(rapiv2.TagKind_TAG_KIND_CLUSTER, nil, "typed-api"),
+		create,
+		tagSet(rapiv2.TagKind_TAG_KIND_INSTANCE, proto.String("typed1.example.com"), "typed"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := watchToEnd(ctx, t, jobs, sub.GetJobId())
+	if final.GetStatus() != rapiv2.JobStatus_JOB_STATUS_SUCCESS || len(final.GetOpstatus()) != 3 {
+		t.Fatalf("job ended %v, opstatus %v, results %v", final.GetStatus(), final.GetOpstatus(), final.GetOpresult())
+	}
+	if got := final.GetSummary(); strings.Join(got, ",") != "TAGS_SET,INSTANCE_CREATE(typed1.example.com),TAGS_SET" {
+		t.Errorf("summary %v", got)
+	}
+	// The effects: the instance exists on node3 with its tag.
+	_, _, body := do(t, "GET", base+"/2/instances/typed1.example.com", "", "")
+	var inst map[string]any
+	if err := json.Unmarshal(body, &inst); err != nil {
+		t.Fatalf("%s", body)
+	}
+	if inst["pnode"] != "node3.example.com" || inst["status"] != "running" || !strings.Contains(string(body), `"tags":["typed"]`) {
+		t.Errorf("instance after the job: %s", body)
+	}
+
+	// A failing middle opcode: the later ones fail with "Preceding opcode failed".
+	sub, err = jobs.SubmitJob(ctx, &rapiv2.SubmitJobRequest{Ops: []*rapiv2.OpCode{
+		tagSet(rapiv2.TagKind_TAG_KIND_CLUSTER, nil, "first"),
+		tagSet(rapiv2.TagKind_TAG_KIND_INSTANCE, proto.String("nosuch.example.com"), "x"),
+		tagSet(rapiv2.TagKind_TAG_KIND_CLUSTER, nil, "third"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final = watchToEnd(ctx, t, jobs, sub.GetJobId())
+	res := final.GetOpresult()
+	if final.GetStatus() != rapiv2.JobStatus_JOB_STATUS_ERROR || len(res) != 3 ||
+		res[1].GetError().GetArgs().GetCode() != rapiv2.ErrorCode_ERROR_CODE_UNKNOWN_ENTITY ||
+		res[2].GetError().GetArgs().GetMessage() != "Preceding opcode failed" {
+		t.Errorf("failing job: %v %v", final.GetStatus(), res)
+	}
+}
+
+// watchToEnd follows a job with WatchJob, checking that statuses only move
+// forward, and returns its last state.
+func watchToEnd(ctx context.Context, t *testing.T, jobs rapiv2.JobServiceClient, id int64) *rapiv2.Job {
+	t.Helper()
+	stream, err := jobs.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *rapiv2.Job
+	updates := 0
+	for {
+		j, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		if last != nil && j.GetStatus() < last.GetStatus() && j.GetStatus() != rapiv2.JobStatus_JOB_STATUS_RUNNING {
+			t.Errorf("status went from %v back to %v", last.GetStatus(), j.GetStatus())
+		}
+		last, updates = j, updates+1
+	}
+	if last == nil {
+		t.Fatalf("WatchJob(%d) sent nothing", id)
+	}
+	switch last.GetStatus() {
+	case rapiv2.JobStatus_JOB_STATUS_SUCCESS, rapiv2.JobStatus_JOB_STATUS_ERROR, rapiv2.JobStatus_JOB_STATUS_CANCELED:
+	default:
+		t.Fatalf("stream ended before the job did: %v after %d updates", last.GetStatus(), updates)
+	}
+	return last
+}
