@@ -56,14 +56,7 @@ var knownMissing = map[string]string{}
 // knownServerBugs are client methods that fail because of a server bug
 // (reported, not fixed here). Same rule as knownMissing: remove a method
 // once it passes.
-var knownServerBugs = map[string]string{
-	// The client sends the tag list also as a JSON list body (Ganeti 3.0.2
-	// ignores it); the gateway decodes the body of PUT /2/nodes/{node}/tags
-	// into the "options" message (proto/ganeti/rapi/v2/tags.proto,
-	// AddNodeTags: body "options") and answers 400 "Body contents: Type is
-	// 'list', but 'dict' is expected".
-	"AddNodeTags": "PUT /2/nodes/{node}/tags refuses the client's list body (400)",
-}
+var knownServerBugs = map[string]string{}
 
 // blockerSeconds is how long the OP_TEST_DELAY job holds node3's lock.
 const blockerSeconds = 6

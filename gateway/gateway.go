@@ -209,6 +209,12 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Writes whose body only carries job options (Ganeti's handlers that
+	// ignore the body but for an object's "depends") accept any JSON: the
+	// official client sends AddNodeTags' tags as a list body, for one.
+	if m.BodyField == optionsBody && !isJSONObject(body) {
+		body = nil
+	}
 	// Ganeti's checks on the keys of a write body (renamed, static and
 	// forbidden parameters) need the body as the client sent it.
 	if body, err = server.PrepareLegacyBody(m.FullMethod, r.URL.Query(), body); err != nil {
@@ -225,6 +231,14 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.ContentLength = int64(len(body))
 	r2.Header.Set("Content-Type", "application/json")
 	l.mux.ServeHTTP(w, r2)
+}
+
+// optionsBody is the request field of bodies that only carry job options.
+const optionsBody = "options"
+
+func isJSONObject(body []byte) bool {
+	b := bytes.TrimSpace(body)
+	return len(b) > 0 && b[0] == '{'
 }
 
 // readBody reads the body, up to MaxBodyBytes+1 bytes, within ReadTimeout.

@@ -36,6 +36,8 @@ type Method struct {
 	// Access is the RAPI access list: one of these user options is needed;
 	// empty means anonymous access is allowed.
 	Access []string
+	// BodyField is the request field the body is bound to ("" for none).
+	BodyField string
 }
 
 // Route is one legacy path template with the methods bound to it.
@@ -114,7 +116,7 @@ func addMethod(byTemplate map[string]*Route, md protoreflect.MethodDescriptor) e
 		if _, dup := r.Methods[method]; dup {
 			return fmt.Errorf("%s: %s %s bound twice", full, method, tmpl)
 		}
-		r.Methods[method] = Method{HTTPMethod: method, FullMethod: full, Access: access}
+		r.Methods[method] = Method{HTTPMethod: method, FullMethod: full, Access: access, BodyField: b.GetBody()}
 	}
 	return nil
 }
