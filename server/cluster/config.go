@@ -89,6 +89,8 @@ type Cluster struct {
 	SSHKeyBits                   int64            `json:"ssh_key_bits"`
 	// Architecture is what /2/info reports: [bits, machine] of the master.
 	Architecture []string `json:"architecture"`
+
+	ClusterExtras
 }
 
 // Group is a node group.

@@ -169,7 +169,9 @@ type StorageUnit struct {
 
 // StorageUnits returns the storage units of a node for a storage type: the
 // file storage directory for "file" (when file is enabled), the volume
-// group for "lvm-vg" (when plain or drbd is enabled), none otherwise.
+// group for "lvm-vg" and its physical volume PVName for "lvm-pv" (when
+// plain or drbd is enabled), none otherwise. The allocatable flag is the
+// one OP_NODE_MODIFY_STORAGE set.
 func (s *State) StorageUnits(node, storageType string) ([]StorageUnit, error) {
 	n, err := s.node(node)
 	if err != nil {
@@ -187,8 +189,12 @@ func (s *State) StorageUnits(node, storageType string) ([]StorageUnit, error) {
 	case storageType == "lvm-vg" && c.VolumeGroupName != nil &&
 		(contains(c.EnabledDiskTemplates, "plain") || contains(c.EnabledDiskTemplates, "drbd")):
 		unit.Name = *c.VolumeGroupName
+	case storageType == "lvm-pv" && c.VolumeGroupName != nil &&
+		(contains(c.EnabledDiskTemplates, "plain") || contains(c.EnabledDiskTemplates, "drbd")):
+		unit.Name = PVName
 	default:
 		return []StorageUnit{}, nil
 	}
+	unit.Allocatable = c.StorageAllocatable(n.UUID, storageType, unit.Name)
 	return []StorageUnit{unit}, nil
 }

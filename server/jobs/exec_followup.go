@@ -374,14 +374,12 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 	failed := []any{}
 	var place [][]*cluster.Node // by instance; nil when failed
 	if ialloc != "" {
-		used := map[string]nodeUse{}
-		for _, c := range insts {
-			nodes, err := multiAllocPlace(cfg, c, used)
-			if err != nil {
-				return nil, err
-			}
-			place = append(place, nodes)
-			if nodes == nil {
+		place, err = multiAllocBuiltin(cfg, insts)
+		if err != nil {
+			return nil, err
+		}
+		for i, c := range insts {
+			if place[i] == nil {
 				failed = append(failed, c.GetInstanceName())
 			} else {
 				allocatable = append(allocatable, c.GetInstanceName())

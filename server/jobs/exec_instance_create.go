@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -517,7 +518,13 @@ func (InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
 			group = g.UUID
 		}
 		mem, _ := beFull["maxmem"].(int64)
-		nodes := allocate(cfg, group, mem, diskReq, mirrored)
+		nodes, err := externalAllocate(x, ialloc, createAllocReq(cfg, m, hv, template, disks, beFull))
+		if errors.Is(err, errNoExternalIAllocator) {
+			nodes, err = allocate(cfg, group, mem, diskReq, mirrored), nil
+		}
+		if err != nil {
+			return nil, err
+		}
 		if nodes == nil {
 			return nil, errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: No valid allocation solutions", ialloc)
 		}

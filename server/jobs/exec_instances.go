@@ -36,6 +36,8 @@ func instanceExecutors() map[string]Executor {
 		"OP_INSTANCE_RECREATE_DISKS":   InstanceRecreateDisks{},
 		"OP_INSTANCE_REPLACE_DISKS":    InstanceReplaceDisks{},
 		"OP_INSTANCE_MULTI_ALLOC":      InstanceMultiAlloc{},
+		"OP_BACKUP_PREPARE":            BackupPrepare{},
+		"OP_BACKUP_EXPORT":             BackupExport{},
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 // group and network opcodes.
 func clusterObjectExecutors() map[string]Executor {
 	return map[string]Executor{
+		"OP_OS_DIAGNOSE": OsDiagnose{},
+
 		"OP_GROUP_ADD":          GroupAdd{},
 		"OP_GROUP_RENAME":       GroupRename{},
 		"OP_GROUP_SET_PARAMS":   GroupSetParams{},
@@ -30,10 +32,13 @@ func clusterObjectExecutors() map[string]Executor {
 		"OP_NETWORK_SET_PARAMS": NetworkSetParams{},
 		"OP_NETWORK_REMOVE":     NetworkRemove{},
 
-		"OP_NODE_SET_PARAMS":    NodeSetParams{},
-		"OP_NODE_QUERY_STORAGE": NodeQueryStorage{},
-		"OP_NODE_EVACUATE":      NodeEvacuate{},
-		"OP_NODE_MIGRATE":       NodeMigrate{},
+		"OP_NODE_SET_PARAMS":     NodeSetParams{},
+		"OP_NODE_QUERY_STORAGE":  NodeQueryStorage{},
+		"OP_NODE_EVACUATE":       NodeEvacuate{},
+		"OP_NODE_MIGRATE":        NodeMigrate{},
+		"OP_NODE_MODIFY_STORAGE": NodeModifyStorage{},
+		"OP_REPAIR_NODE_STORAGE": RepairNodeStorage{},
+		"OP_NODE_POWERCYCLE":     NodePowercycle{},
 
 		"OP_CLUSTER_SET_PARAMS":  ClusterSetParams{},
 		"OP_CLUSTER_REDIST_CONF": ClusterRedistConf{},
