@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
+	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
 func main() {
@@ -53,6 +54,8 @@ func run(args []string) error {
 	cfg.WriteRate = app.DefaultWriteRate
 	fs.Var((*rateFlag)(&cfg.WriteRate), "write-rate", "writes each user may make, as N/s, N/m or N/h (or off)")
 	fs.IntVar(&cfg.WriteBurst, "write-burst", app.DefaultWriteBurst, "writes a user may make at once before --write-rate applies")
+	fs.IntVar(&cfg.JobWorkers, "job-workers", 4, "jobs that run at once (conflicting jobs still wait for each other's locks)")
+	fs.DurationVar(&cfg.JobArchiveAfter, "job-archive-after", jobs.DefaultArchiveAfter, "age after which finished jobs are archived (readable by id, no longer listed); negative: never")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", app.DefaultMaxWaiters, "concurrent job long polls (GET /2/jobs/{id}/wait, WaitJobChange, WatchJob); -1 for no limit")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {

@@ -70,6 +70,11 @@ type Config struct {
 	// no limit.
 	WriteRate  float64
 	WriteBurst int
+	// JobWorkers is the number of jobs that run at once (default 4).
+	JobWorkers int
+	// JobArchiveAfter is the age after which finished jobs are archived:
+	// still readable by id, no longer listed (default 6h; negative: never).
+	JobArchiveAfter time.Duration
 	// MaxWaiters bounds the concurrent long polls (GET /2/jobs/{id}/wait,
 	// WaitJobChange, WatchJob); 0 means the default, negative no limit.
 	MaxWaiters int
@@ -192,7 +197,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	a.jobs, err = jobs.New(jobs.Config{Model: model, Logger: log, EncodeOp: server.LegacyOpValue})
+	a.jobs, err = jobs.New(jobs.Config{
+		Model: model, Logger: log, EncodeOp: server.LegacyOpValue,
+		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
