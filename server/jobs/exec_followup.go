@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -76,8 +77,9 @@ func (NodeMigrate) Exec(x *ExecContext, op proto.Message) (any, error) {
 
 // Exec implements Executor (LUNodeEvacuate): one job per instance to move.
 // With a remote node, OP_INSTANCE_REPLACE_DISKS to that node for every
-// secondary instance. With an iallocator the built-in allocator plans the
-// moves as hail's node evacuation does: a DRBD primary instance migrates
+// secondary instance. With hail installed, its "node-evacuate" result
+// gives the jobs (externalEvacuate); otherwise the built-in allocator
+// plans the moves as hail's node evacuation does: a DRBD primary instance migrates
 // to its secondary (failing over when it is down), an instance of an
 // externally mirrored template (diskless, sharedfile, ...) migrates to
 // another node of its group, a DRBD secondary gets a new secondary node of
@@ -140,7 +142,11 @@ func (NodeEvacuate) Exec(x *ExecContext, op proto.Message) (any, error) {
 		}
 	} else if len(insts) > 0 {
 		var err error
-		if jobs, err = planEvacuation(x, node, insts, mode, m.GetEarlyRelease()); err != nil {
+		jobs, err = externalEvacuate(x, ialloc, insts, mode, m.GetEarlyRelease())
+		if errors.Is(err, errNoExternalIAllocator) {
+			jobs, err = planEvacuation(x, node, insts, mode, m.GetEarlyRelease())
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -256,8 +262,9 @@ func evacMigrateOp(inst, target string) *rapiv2.OpCode {
 
 // InstanceMultiAlloc implements OP_INSTANCE_MULTI_ALLOC
 // (LUInstanceMultiAlloc): with an iallocator (the opcode's, or the
-// cluster's default when no instance names its nodes) the built-in
-// allocator places the instances one after the other; then one
+// cluster's default when no instance names its nodes) hail's
+// "multi-allocate" places the instances, or without hail the built-in
+// allocator one after the other; then one
 // OP_INSTANCE_CREATE job per placed instance. The result is {"jobs":
 // [...], "allocatable": [names], "failed": [names]}; in dry-run mode the
 // same with no jobs.
@@ -374,16 +381,30 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 	failed := []any{}
 	var place [][]*cluster.Node // by instance; nil when failed
 	if ialloc != "" {
-		place, err = multiAllocBuiltin(cfg, insts)
-		if err != nil {
-			return nil, err
-		}
-		for i, c := range insts {
-			if place[i] == nil {
-				failed = append(failed, c.GetInstanceName())
-			} else {
-				allocatable = append(allocatable, c.GetInstanceName())
+		var ok, bad []string
+		place, ok, bad, err = externalMultiAllocate(x, ialloc, insts)
+		switch {
+		case err == nil:
+			for _, n := range ok {
+				allocatable = append(allocatable, n)
 			}
+			for _, n := range bad {
+				failed = append(failed, n)
+			}
+		case errors.Is(err, errNoExternalIAllocator):
+			place, err = multiAllocBuiltin(cfg, insts)
+			if err != nil {
+				return nil, err
+			}
+			for i, c := range insts {
+				if place[i] == nil {
+					failed = append(failed, c.GetInstanceName())
+				} else {
+					allocatable = append(allocatable, c.GetInstanceName())
+				}
+			}
+		default:
+			return nil, err
 		}
 	} else {
 		for _, c := range insts {
@@ -398,9 +419,20 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if x.DryRun {
 		return map[string]any{"jobs": []any{}, "allocatable": allocatable, "failed": failed}, nil
 	}
+	// The creation jobs in the order of "allocatable" (an external
+	// iallocator's order).
+	order := make([]int, 0, len(insts))
+	for _, n := range allocatable {
+		for i, c := range insts {
+			if c.GetInstanceName() == n && !slices.Contains(order, i) {
+				order = append(order, i)
+				break
+			}
+		}
+	}
 	var jobs [][]*rapiv2.OpCode
-	for i, c := range insts {
-		c = proto.Clone(c).(*rapiv2.OpInstanceCreate)
+	for _, i := range order {
+		c := proto.Clone(insts[i]).(*rapiv2.OpInstanceCreate)
 		if ialloc != "" {
 			if place[i] == nil {
 				continue

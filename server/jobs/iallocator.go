@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -40,7 +44,9 @@ type IAllocatorRunner interface {
 	// not installed (or not one this implementation runs).
 	Lookup(name string) string
 	// Run runs the iallocator at path on the request (a JSON document)
-	// and returns what it printed on its standard output.
+	// and returns what it printed on its standard output. A runner may
+	// decline a request with an error wrapping errNoExternalIAllocator:
+	// the built-in allocator then decides.
 	Run(ctx context.Context, path string, request []byte) ([]byte, error)
 }
 
@@ -354,6 +360,13 @@ var errNoExternalIAllocator = errors.New("no external iallocator")
 // "result" (errNoExternalIAllocator when it is not one to run or not
 // installed). A failed allocation is Ganeti's OpPrereqError.
 func runIAllocator(x *ExecContext, name string, request map[string]any) (json.RawMessage, error) {
+	return runIAllocatorFor(x, name, request, "Can't compute nodes using iallocator")
+}
+
+// runIAllocatorFor is runIAllocator with the start of the message of a
+// failed run ("Can't compute nodes using iallocator", or LUNodeEvacuate's
+// "Can't compute node evacuation using iallocator").
+func runIAllocatorFor(x *ExecContext, name string, request map[string]any, failure string) (json.RawMessage, error) {
 	path := iallocators.Lookup(name)
 	if path == "" {
 		logNoIAllocator(x, name)
@@ -364,6 +377,9 @@ func runIAllocator(x *ExecContext, name string, request map[string]any) (json.Ra
 		return nil, err
 	}
 	out, err := iallocators.Run(x.Context(), path, in)
+	if errors.Is(err, errNoExternalIAllocator) {
+		return nil, errNoExternalIAllocator
+	}
 	if err != nil {
 		return nil, errs.Exec("Failure while running the iallocator script: %v", err)
 	}
@@ -384,7 +400,7 @@ func runIAllocator(x *ExecContext, name string, request map[string]any) (json.Ra
 		return nil, errs.Exec("Can't parse iallocator results: missing key 'result'")
 	}
 	if !*resp.Success {
-		return nil, errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': %s", name, *resp.Info)
+		return nil, errs.Prereq(errs.CodeNoRes, "%s '%s': %s", failure, name, *resp.Info)
 	}
 	return resp.Result, nil
 }
@@ -455,4 +471,223 @@ func multiAllocBuiltin(cfg *cluster.Config, insts []*rapiv2.OpInstanceCreate) ([
 		place = append(place, nodes)
 	}
 	return place, nil
+}
+
+// multiAllocReq is the allocation request of one instance of an
+// OP_INSTANCE_MULTI_ALLOC (the defaults OP_INSTANCE_CREATE would use).
+func multiAllocReq(cfg *cluster.Config, c *rapiv2.OpInstanceCreate) (allocReq, error) {
+	hv := ""
+	if c.Hypervisor != nil {
+		hv = enumStr(c.GetHypervisor())
+	} else if len(cfg.Cluster.EnabledHypervisors) > 0 {
+		hv = cfg.Cluster.EnabledHypervisors[0]
+	}
+	template := ""
+	if c.DiskTemplate != nil {
+		template = enumStr(c.GetDiskTemplate())
+	} else if len(cfg.Cluster.EnabledDiskTemplates) > 0 {
+		template = cfg.Cluster.EnabledDiskTemplates[0]
+	}
+	be, err := checkBEParams(structMap(c.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(cfg.Cluster.BEParams, p) })
+	if err != nil {
+		return allocReq{}, err
+	}
+	var disks []newDisk
+	for _, d := range c.GetDisks() {
+		nd, err := computeDisk(structMap(d), false)
+		if err != nil {
+			return allocReq{}, err
+		}
+		disks = append(disks, nd)
+	}
+	return createAllocReq(cfg, c, hv, template, disks, cluster.FillParams(cfg.Cluster.BEParams, be)), nil
+}
+
+// externalMultiAllocate runs Ganeti's "multi-allocate" request
+// (IAReqMultiInstanceAlloc) and returns the nodes of every instance by
+// instance index (nil: failed) and the allocatable and failed names in
+// the iallocator's order (errNoExternalIAllocator: use the built-in one).
+func externalMultiAllocate(x *ExecContext, name string, insts []*rapiv2.OpInstanceCreate) (place [][]*cluster.Node, allocatable, failed []string, err error) {
+	if iallocators.Lookup(name) == "" {
+		logNoIAllocator(x, name)
+		return nil, nil, nil, errNoExternalIAllocator
+	}
+	reqs := make([]any, 0, len(insts))
+	byName := map[string]int{}
+	var required []int
+	for i, c := range insts {
+		r, err := multiAllocReq(x.Config, c)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		reqs = append(reqs, r.fields())
+		byName[r.name] = i
+		required = append(required, r.requiredNodes())
+	}
+	res, err := runIAllocator(x, name, map[string]any{"type": "multi-allocate", "instances": reqs})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// [[[instance, [nodes]], ...], [failed instance names]]
+	var out []json.RawMessage
+	if err := json.Unmarshal(res, &out); err != nil || len(out) != 2 {
+		return nil, nil, nil, errs.Exec("Can't parse iallocator results: invalid multi-allocate result %s", res)
+	}
+	var allocs [][2]json.RawMessage
+	if err := json.Unmarshal(out[0], &allocs); err != nil {
+		return nil, nil, nil, errs.Exec("Can't parse iallocator results: %v", err)
+	}
+	if err := json.Unmarshal(out[1], &failed); err != nil {
+		return nil, nil, nil, errs.Exec("Can't parse iallocator results: %v", err)
+	}
+	place = make([][]*cluster.Node, len(insts))
+	for _, a := range allocs {
+		var inst string
+		var names []string
+		if err := json.Unmarshal(a[0], &inst); err != nil {
+			return nil, nil, nil, errs.Exec("Can't parse iallocator results: %v", err)
+		}
+		if err := json.Unmarshal(a[1], &names); err != nil {
+			return nil, nil, nil, errs.Exec("Can't parse iallocator results: %v", err)
+		}
+		i, ok := byName[inst]
+		if !ok || place[i] != nil {
+			return nil, nil, nil, errs.Exec("Can't parse iallocator results: unexpected instance '%s'", inst)
+		}
+		nodes, err := resultNodes(x.Config, names, required[i])
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		place[i] = nodes
+		allocatable = append(allocatable, inst)
+		x.LogInfo("Selected nodes for instance %s via iallocator %s: %s", inst, name, strings.Join(names, ", "))
+	}
+	// LUInstanceMultiAlloc.Exec: every instance is allocatable or failed.
+	for i, c := range insts {
+		if place[i] == nil && !slices.Contains(failed, c.GetInstanceName()) {
+			return nil, nil, nil, errs.Exec("Iallocator returned an incomplete result: instance %s is neither allocatable nor failed", c.GetInstanceName())
+		}
+	}
+	return place, allocatable, failed, nil
+}
+
+// evacMoved is one entry of the "moved" list of a node-evacuate result:
+// [instance, group, [nodes]].
+type evacMoved struct {
+	inst, group string
+	nodes       []string
+}
+
+// externalEvacuate runs Ganeti's "node-evacuate" request (IAReqNodeEvac)
+// and turns the result into follow-up jobs as LoadNodeEvacResult does:
+// the result's opcodes, with early_release set on the ones that have it
+// (errNoExternalIAllocator: use the built-in planning).
+func externalEvacuate(x *ExecContext, name string, insts []*cluster.Instance, mode string, earlyRelease bool) ([][]*rapiv2.OpCode, error) {
+	if iallocators.Lookup(name) == "" {
+		logNoIAllocator(x, name)
+		return nil, errNoExternalIAllocator
+	}
+	names := make([]string, 0, len(insts))
+	for _, inst := range insts {
+		names = append(names, inst.Name)
+	}
+	res, err := runIAllocatorFor(x, name, map[string]any{"type": "node-evacuate", "instances": names, "evac_mode": mode},
+		"Can't compute node evacuation using iallocator")
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Moved  [][]json.RawMessage `json:"moved"`
+		Failed [][]json.RawMessage `json:"failed"`
+		Jobs   [][]json.RawMessage `json:"jobs"`
+	}
+	bad := func(err error) error { return errs.Exec("Can't parse iallocator results: %v", err) }
+	// hail prints [moved, failed, jobs]; doc/iallocator.rst names them.
+	var tuple []json.RawMessage
+	if json.Unmarshal(res, &tuple) == nil {
+		if len(tuple) != 3 {
+			return nil, bad(fmt.Errorf("invalid node-evacuate result %s", res))
+		}
+		for i, p := range []any{&out.Moved, &out.Failed, &out.Jobs} {
+			if err := json.Unmarshal(tuple[i], p); err != nil {
+				return nil, bad(err)
+			}
+		}
+	} else if err := json.Unmarshal(res, &out); err != nil {
+		return nil, bad(err)
+	}
+	var failed []string
+	for _, f := range out.Failed {
+		var inst, reason string
+		if len(f) != 2 {
+			return nil, bad(fmt.Errorf("invalid failed entry"))
+		}
+		if err := json.Unmarshal(f[0], &inst); err != nil {
+			return nil, bad(err)
+		}
+		if err := json.Unmarshal(f[1], &reason); err != nil {
+			return nil, bad(err)
+		}
+		failed = append(failed, fmt.Sprintf("%s (%s)", inst, reason))
+	}
+	var moved []evacMoved
+	for _, mv := range out.Moved {
+		var e evacMoved
+		if len(mv) != 3 {
+			return nil, bad(fmt.Errorf("invalid moved entry"))
+		}
+		for i, p := range []any{&e.inst, &e.group, &e.nodes} {
+			if err := json.Unmarshal(mv[i], p); err != nil {
+				return nil, bad(err)
+			}
+		}
+		moved = append(moved, e)
+	}
+	var jobs [][]*rapiv2.OpCode
+	for _, ops := range out.Jobs {
+		var job []*rapiv2.OpCode
+		for _, raw := range ops {
+			op, err := decodeOpCode(raw)
+			if err != nil {
+				return nil, bad(err)
+			}
+			if r := op.GetInstanceReplaceDisks(); r != nil {
+				r.EarlyRelease = proto.Bool(earlyRelease)
+			}
+			job = append(job, op)
+		}
+		jobs = append(jobs, job)
+	}
+	if len(failed) > 0 {
+		reason := strings.Join(failed, ", ")
+		x.LogWarning("Unable to evacuate instances %s", reason)
+		return nil, errs.Exec("Unable to evacuate instances %s", reason)
+	}
+	if len(moved) > 0 {
+		var parts []string
+		for _, e := range moved {
+			parts = append(parts, fmt.Sprintf("%s (to %s)", e.inst, strings.Join(e.nodes, ", ")))
+		}
+		x.LogInfo("Instances to be moved: %s", strings.Join(parts, ", "))
+	}
+	return jobs, nil
+}
+
+// decodeOpCode is Ganeti's OpCode.LoadOpCode: an opcode dict whose OP_ID
+// picks the opcode.
+func decodeOpCode(raw json.RawMessage) (*rapiv2.OpCode, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	op := &rapiv2.OpCode{}
+	if err := legacyjson.FromValue(op, v); err != nil {
+		return nil, err
+	}
+	if op.GetOp() == nil {
+		return nil, fmt.Errorf("invalid opcode %s", raw)
+	}
+	return op, nil
 }
