@@ -457,15 +457,22 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 	return map[string]any{"jobs": res, "allocatable": allocatable, "failed": failed}, nil
 }
 
+// multiAllocDiskTemplate is the disk template of one instance of a
+// multi-allocation: its own, else the cluster's first enabled one.
+func multiAllocDiskTemplate(cfg *cluster.Config, c *rapiv2.OpInstanceCreate) string {
+	if c.DiskTemplate != nil {
+		return enumStr(c.GetDiskTemplate())
+	}
+	if len(cfg.Cluster.EnabledDiskTemplates) > 0 {
+		return cfg.Cluster.EnabledDiskTemplates[0]
+	}
+	return ""
+}
+
 // multiAllocPlace places one instance of a multi-allocation with the
 // built-in allocator, reserving its resources in used (nil: no room).
 func multiAllocPlace(cfg *cluster.Config, c *rapiv2.OpInstanceCreate, used map[string]nodeUse) ([]*cluster.Node, error) {
-	template := ""
-	if c.DiskTemplate != nil {
-		template = enumStr(c.GetDiskTemplate())
-	} else if len(cfg.Cluster.EnabledDiskTemplates) > 0 {
-		template = cfg.Cluster.EnabledDiskTemplates[0]
-	}
+	template := multiAllocDiskTemplate(cfg, c)
 	be, err := checkBEParams(structMap(c.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(cfg.Cluster.BEParams, p) })
 	if err != nil {
 		return nil, err

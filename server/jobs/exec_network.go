@@ -32,6 +32,23 @@ type NetworkDisconnect struct{}
 const valueNone = "none"
 
 // obMACPrefix is Ganeti's NormalizeAndValidateThreeOctetMacPrefix.
+// obOptionalParam applies an optional modify parameter to cur: an empty
+// value keeps cur, valueNone clears it, and anything else is validated
+// and normalised by parse.
+func obOptionalParam(p string, cur *string, parse func(string) (string, error)) (*string, error) {
+	switch p {
+	case "":
+		return cur, nil
+	case valueNone:
+		return nil, nil
+	}
+	n, err := parse(p)
+	if err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
 func obMACPrefix(p string) (string, error) {
 	n := strings.ToLower(p)
 	if !cluster.ValidMACPrefix(n) {
@@ -236,38 +253,14 @@ func (NetworkSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 		}
 	}
 	macPrefix, network6, gateway6 := old.MACPrefix, old.Network6, old.Gateway6
-	if p := m.GetMacPrefix(); p != "" {
-		if p == valueNone {
-			macPrefix = nil
-		} else {
-			n, err := obMACPrefix(p)
-			if err != nil {
-				return nil, err
-			}
-			macPrefix = &n
-		}
+	if macPrefix, err = obOptionalParam(m.GetMacPrefix(), macPrefix, obMACPrefix); err != nil {
+		return nil, err
 	}
-	if p := m.GetNetwork6(); p != "" {
-		if p == valueNone {
-			network6 = nil
-		} else {
-			n, err := obIPv6Network(p)
-			if err != nil {
-				return nil, err
-			}
-			network6 = &n
-		}
+	if network6, err = obOptionalParam(m.GetNetwork6(), network6, obIPv6Network); err != nil {
+		return nil, err
 	}
-	if p := m.GetGateway6(); p != "" {
-		if p == valueNone {
-			gateway6 = nil
-		} else {
-			n, err := obIPv6Addr(p)
-			if err != nil {
-				return nil, err
-			}
-			gateway6 = &n
-		}
+	if gateway6, err = obOptionalParam(m.GetGateway6(), gateway6, obIPv6Addr); err != nil {
+		return nil, err
 	}
 	if x.DryRun {
 		return nil, nil

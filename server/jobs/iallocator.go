@@ -482,12 +482,7 @@ func multiAllocReq(cfg *cluster.Config, c *rapiv2.OpInstanceCreate) (allocReq, e
 	} else if len(cfg.Cluster.EnabledHypervisors) > 0 {
 		hv = cfg.Cluster.EnabledHypervisors[0]
 	}
-	template := ""
-	if c.DiskTemplate != nil {
-		template = enumStr(c.GetDiskTemplate())
-	} else if len(cfg.Cluster.EnabledDiskTemplates) > 0 {
-		template = cfg.Cluster.EnabledDiskTemplates[0]
-	}
+	template := multiAllocDiskTemplate(cfg, c)
 	be, err := checkBEParams(structMap(c.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(cfg.Cluster.BEParams, p) })
 	if err != nil {
 		return allocReq{}, err
