@@ -39,10 +39,6 @@ type State struct {
 	netStats   map[string]*netStats   // by network UUID
 	pools      map[string]*addrPool   // by network UUID
 
-	// encoded holds the persisted documents (bucket -> key -> JSON), so that
-	// a commit writes only what changed.
-	encoded map[string]map[string][]byte
-
 	// sharedInfo is InfoShared's value, made on first use.
 	infoOnce   sync.Once
 	sharedInfo map[string]any

@@ -25,10 +25,6 @@ import (
 // is the list of the instance's node names (node UUIDs in dry-run mode).
 type InstanceCreate struct{}
 
-// builtinIAllocator is the name under which the built-in allocator runs
-// when the cluster has no default iallocator.
-const builtinIAllocator = "hail"
-
 func createParams(op proto.Message) (*rapiv2.OpInstanceCreate, error) {
 	m, ok := op.(*rapiv2.OpInstanceCreate)
 	if !ok {
