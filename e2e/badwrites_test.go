@@ -77,6 +77,8 @@ func TestBadWrites(t *testing.T) {
 		// Tags.
 		{"tags is a string", "POST", "/2/networks", js, `{"network_name": "n1", "network": "10.0.0.0/24", "tags": "a"}`, 400, "Invalid body parameters: (\"Parameter 'OP_NETWORK_ADD.tags' fails validation\", 'wrong_input')"},
 		{"tags of numbers", "POST", "/2/networks", js, `{"network_name": "n1", "network": "10.0.0.0/24", "tags": [1]}`, 400, "Invalid body parameters: (\"Parameter 'OP_NETWORK_ADD.tags' fails validation\", 'wrong_input')"},
+		// Null tags are no tags (README, Compatibility); other nulls are still refused.
+		{"network name null, tags null", "POST", "/2/networks", js, `{"network_name": null, "network": "10.0.0.0/24", "tags": null}`, 400, "Invalid body parameters: (\"Parameter 'OP_NETWORK_ADD.network_name' fails validation\", 'wrong_input')"},
 		// Unknown parameters, static parameters, renames.
 		{"unknown group parameter", "POST", "/2/groups", js, `{"group_name": "g", "no_such_param": 1}`, 400, "Invalid body parameters: Object OpGroupAdd doesn't support the parameter 'no_such_param'"},
 		{"unknown cluster parameter", "PUT", "/2/modify", js, `{"no_such_param": 1}`, 400, "Invalid body parameters: Object OpClusterSetParams doesn't support the parameter 'no_such_param'"},
@@ -112,6 +114,8 @@ func TestBadWrites(t *testing.T) {
 		{"storage modify without name", "PUT", "/2/nodes/node1.example.com/storage/modify?storage_type=lvm-vg", "", "", 400, "Missing the required 'name' parameter"},
 		{"storage repair without name", "PUT", "/2/nodes/node1.example.com/storage/repair?storage_type=lvm-vg", "", "", 400, "Missing the required 'name' parameter"},
 		{"reinstall query and body", "POST", "/2/instances/inst1.example.com/reinstall?os=noop", js, `{"os": "noop"}`, 400, "Can't combine query and body parameters"},
+		// ?reason= may come with a body (README, Compatibility), the legacy arguments may not.
+		{"reinstall nostartup, reason and body", "POST", "/2/instances/inst1.example.com/reinstall?nostartup=1&reason=r", js, `{"os": "noop"}`, 400, "Can't combine query and body parameters"},
 		{"replace-disks without mode", "POST", "/2/instances/inst1.example.com/replace-disks", js, `{"disks": [0]}`, 400, "Invalid body parameters: (\"Parameter 'OP_INSTANCE_REPLACE_DISKS.mode' fails validation\", 'wrong_input')"},
 		{"export without target", "PUT", "/2/instances/inst1.example.com/export", js, `{"mode": "local"}`, 400, "Invalid body parameters: (\"Parameter 'OP_BACKUP_EXPORT.target_node' fails validation\", 'wrong_input')"},
 		{"export destination and target", "PUT", "/2/instances/inst1.example.com/export", js, `{"destination": "a", "target_node": "b"}`, 400, "Parameter 'destination' was renamed to 'target_node', but both are specified"},

@@ -148,3 +148,13 @@ func (p *serverProcess) Stop(t *testing.T) {
 		<-p.done
 	}
 }
+
+// skipOrFailInCI skips the test with msg, or fails it under CI=true, where
+// everything the tests need is installed by .ci/run.
+func skipOrFailInCI(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}

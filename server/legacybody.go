@@ -28,6 +28,9 @@ type legacyBodyRule struct {
 	forbidden []string
 	// version: the body is an instance creation request (__version__).
 	version bool
+	// nullDefault: keys whose null is read as absent (a deliberate
+	// difference from Ganeti, see LegacyBodyRules.null_means_default).
+	nullDefault []string
 }
 
 var (
@@ -48,7 +51,8 @@ func loadLegacyBodyRules() map[string]legacyBodyRule {
 					if opt == nil {
 						continue
 					}
-					rule := legacyBodyRule{static: opt.GetStaticParams(), forbidden: opt.GetForbiddenParams(), version: opt.GetVersioned()}
+					rule := legacyBodyRule{static: opt.GetStaticParams(), forbidden: opt.GetForbiddenParams(), version: opt.GetVersioned(),
+						nullDefault: opt.GetNullMeansDefault()}
 					for _, r := range opt.GetRenames() {
 						rule.renames = append(rule.renames, [2]string{r.GetFrom(), r.GetTo()})
 					}
@@ -67,7 +71,8 @@ func bodyRule(fullMethod string) legacyBodyRule { return loadLegacyBodyRules()[f
 // PrepareLegacyBody applies Ganeti's checks on the keys of a legacy write
 // body (fullMethod's): the instance creation version, forbidden
 // parameters (in the body or the query), renamed parameters (moved to
-// their new names) and static parameters. It returns the body to decode,
+// their new names), static parameters, and the keys whose null means the
+// default (left out). It returns the body to decode,
 // or a gRPC status error with Ganeti's message. Bodies that are not JSON
 // objects are returned as they are, for the codec to reject.
 func PrepareLegacyBody(fullMethod string, query url.Values, body []byte) ([]byte, error) {
@@ -94,13 +99,19 @@ func PrepareLegacyBody(fullMethod string, query url.Values, body []byte) ([]byte
 	if err := checkLegacyKeys(rule, obj); err != nil {
 		return nil, ToStatus(nil, err)
 	}
-	renamed := false
+	changed := false
 	for _, r := range rule.renames {
 		if _, ok := obj[r[0]]; ok {
-			renamed = true
+			changed = true
 		}
 	}
-	if !renamed {
+	for _, k := range rule.nullDefault {
+		if v, ok := obj[k]; ok && string(bytes.TrimSpace(v)) == "null" {
+			delete(obj, k)
+			changed = true
+		}
+	}
+	if !changed {
 		return body, nil
 	}
 	for _, r := range rule.renames {

@@ -219,7 +219,9 @@ func (i *instanceService) StartupInstance(ctx context.Context, req *rapiv2.Start
 
 // ReinstallInstance submits OP_INSTANCE_SHUTDOWN, OP_INSTANCE_REINSTALL
 // and, unless told not to, OP_INSTANCE_STARTUP, from the body or (without
-// one) the legacy query arguments os and nostartup.
+// one) the legacy query arguments os and nostartup. Unlike Ganeti 3.0.2,
+// ?reason= may come with a body (the official client sends both) and goes
+// into the reason trails.
 func (i *instanceService) ReinstallInstance(ctx context.Context, req *rapiv2.ReinstallInstanceRequest) (*rapiv2.JobSubmission, error) {
 	body := req.GetBody()
 	query := req.Os != nil || req.GetNostartup()
@@ -247,7 +249,7 @@ func (i *instanceService) ReinstallInstance(ctx context.Context, req *rapiv2.Rei
 		start = !req.GetNostartup()
 	}
 	name := req.GetInstanceName()
-	w := write{handler: "instances_name_reinstall", ops: []opWrite{
+	w := write{handler: "instances_name_reinstall", reason: req.GetReason(), ops: []opWrite{
 		{op: &rapiv2.OpInstanceShutdown{}, static: params{"instance_name": name}},
 		{op: &rapiv2.OpInstanceReinstall{}, static: params{"instance_name": name, "os_type": osType, "osparams": osparams}},
 	}}

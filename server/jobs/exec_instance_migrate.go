@@ -2,7 +2,11 @@ package jobs
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -381,8 +385,56 @@ func instanceData(cfg *cluster.Config, inst *cluster.Instance, static bool) map[
 }
 
 // InstanceRecreateDisks implements OP_INSTANCE_RECREATE_DISKS of a stopped
-// instance (the fake disks are recreated in place). Result: null.
+// instance (the fake disks are recreated in place, with the new size, mode
+// or spindles their entries of "disks" give). Result: null.
 type InstanceRecreateDisks struct{}
+
+// recreateModifiable are the disk parameters a recreation may change
+// (LUInstanceRecreateDisks._MODIFYABLE).
+var recreateModifiable = []string{"size", "mode", "spindles"}
+
+// recreateDiskChanges is LUInstanceRecreateDisks.CheckArguments: "disks"
+// is a list of disk indices or of [index, {changes}] pairs; the result
+// maps each index to its changes (nil when only recreated).
+func recreateDiskChanges(disks any) (map[int64]map[string]any, error) {
+	list, _ := disks.([]any)
+	out := map[int64]map[string]any{}
+	var dups []string
+	for _, d := range list {
+		var idx any = d
+		var params map[string]any
+		if l, ok := d.([]any); ok && len(l) > 0 {
+			idx = l[0]
+			if len(l) > 1 {
+				params, _ = l[1].(map[string]any)
+			}
+		}
+		n, ok := toInt(idx)
+		if !ok || n < 0 {
+			return nil, errs.Prereq(errs.CodeInval, "Invalid disk index '%v'", idx)
+		}
+		if _, seen := out[n]; seen {
+			dups = append(dups, strconv.FormatInt(n, 10))
+		}
+		out[n] = params
+	}
+	if len(dups) > 0 {
+		return nil, errs.Prereq(errs.CodeInval, "Some disks have been specified more than once: %s", strings.Join(dups, ", "))
+	}
+	for _, n := range slices.Sorted(maps.Keys(out)) {
+		var unsupported []string
+		for k := range out[n] {
+			if !slices.Contains(recreateModifiable, k) {
+				unsupported = append(unsupported, k)
+			}
+		}
+		if len(unsupported) > 0 {
+			slices.Sort(unsupported)
+			return nil, errs.Prereq(errs.CodeInval, "Parameters for disk %d try to change unmodifyable parameter(s): %s", n, strings.Join(unsupported, ", "))
+		}
+	}
+	return out, nil
+}
 
 // Locks implements Executor.
 func (InstanceRecreateDisks) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
@@ -394,6 +446,10 @@ func (InstanceRecreateDisks) Exec(x *ExecContext, op proto.Message) (any, error)
 	m, ok := op.(*rapiv2.OpInstanceRecreateDisks)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
+	}
+	changes, err := recreateDiskChanges(jsonValue(m.GetDisks()))
+	if err != nil {
+		return nil, err
 	}
 	inst, err := findInstance(x.Config, m.GetInstanceName())
 	if err != nil {
@@ -408,17 +464,45 @@ func (InstanceRecreateDisks) Exec(x *ExecContext, op proto.Message) (any, error)
 	if err := checkInstanceState(inst, stNotRunning, "cannot recreate disks"); err != nil {
 		return nil, err
 	}
-	list, _ := jsonValue(m.GetDisks()).([]any)
-	for _, d := range list {
-		var idx any = d
-		if l, ok := idx.([]any); ok && len(l) > 0 {
-			idx = l[0]
-		}
-		n, ok := toInt(idx)
-		if !ok || n < 0 || int(n) >= len(inst.Disks) {
-			return nil, errs.Prereq(errs.CodeInval, "Invalid disk index '%v'", d)
+	if len(changes) > 0 {
+		if maxIdx := slices.Max(slices.Collect(maps.Keys(changes))); int(maxIdx) >= len(inst.Disks) {
+			return nil, errs.Prereq(errs.CodeInval, "Invalid disk index '%d'", maxIdx)
 		}
 	}
+	// The new disks, checked as a creation's (ComputeDisks).
+	disks := slices.Clone(inst.Disks)
+	var grow int64
+	for idx, params := range changes {
+		if len(params) == 0 {
+			continue
+		}
+		nd, err := computeDisk(params, true)
+		if err != nil {
+			return nil, err
+		}
+		d := &disks[idx]
+		if _, ok := params["size"]; ok {
+			grow += max(nd.size-d.Size, 0)
+			d.Size = nd.size
+		}
+		if _, ok := params["mode"]; ok {
+			d.Mode = nd.mode
+		}
+		if _, ok := params["spindles"]; ok {
+			d.Spindles = nd.spindles
+		}
+	}
+	nodes := []*cluster.Node{x.Config.Nodes[inst.PrimaryNode]}
+	for _, u := range inst.SecondaryNodes {
+		nodes = append(nodes, x.Config.Nodes[u])
+	}
+	if err := checkFreeDisk(x.Config, inst.DiskTemplate, nodes, grow); err != nil {
+		return nil, err
+	}
+	if x.DryRun || slices.Equal(disks, inst.Disks) {
+		return nil, nil
+	}
+	editInstance(x, inst.UUID).Disks = disks
 	return nil, nil
 }
 
@@ -502,11 +586,12 @@ func (InstanceReplaceDisks) Exec(x *ExecContext, op proto.Message) (any, error) 
 			return nil, err
 		}
 	case m.GetIallocator() != "":
+		// The instance's own nodes are not candidates (allocate alone
+		// returns only the best node, which may be one of them).
 		need := cluster.LocalDiskUsage(inst)
-		for _, n := range allocate(cfg, cfg.Nodes[inst.PrimaryNode].Group, 0, need, false) {
-			if n.UUID != inst.PrimaryNode && !containsStr(inst.SecondaryNodes, n.UUID) {
-				target = n
-			}
+		exclude := append([]string{inst.PrimaryNode}, inst.SecondaryNodes...)
+		if nodes := allocateUsed(cfg, cfg.Nodes[inst.PrimaryNode].Group, 0, need, false, nil, exclude); len(nodes) > 0 {
+			target = nodes[0]
 		}
 		if target == nil {
 			return nil, errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", m.GetIallocator())

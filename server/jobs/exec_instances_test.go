@@ -551,3 +551,80 @@ func TestInstanceQueryData(t *testing.T) {
 		t.Errorf("static: run_state %v, log %v", res["run_state"], j.OpLog[0])
 	}
 }
+
+// TestReplaceDisksIAllocatorSkipsOwnNodes: the new secondary chosen by an
+// iallocator is the best node that is not one of the instance's own; it
+// used to be only the best node of the group, so the call failed whenever
+// that was the current secondary (found by the conformance suite).
+func TestReplaceDisksIAllocatorSkipsOwnNodes(t *testing.T) {
+	v := newInstEnv(t)
+	op := create("drbd1.example.com", "drbd", 1024)
+	op.Snode = proto.String("node2.example.com") // node2 has the most free memory
+	v.runOK(op)
+	mode := rapiv2.ReplaceDisksMode_REPLACE_DISKS_MODE_REPLACE_NEW_SECONDARY
+	v.runOK(&rapiv2.OpInstanceReplaceDisks{InstanceName: proto.String("drbd1.example.com"), Mode: &mode, Iallocator: proto.String("hail")})
+	if got := v.instField("drbd1.example.com", "pnode", "snodes"); jsonOf(t, got) != `["node1.example.com",["node3.example.com"]]` {
+		t.Errorf("nodes after replace-disks: %s", jsonOf(t, got))
+	}
+	// And back: node2 is the only node that is neither primary nor
+	// secondary.
+	v.runOK(&rapiv2.OpInstanceReplaceDisks{InstanceName: proto.String("drbd1.example.com"), Mode: &mode, Iallocator: proto.String("hail")})
+	if got := v.instField("drbd1.example.com", "snodes"); jsonOf(t, got) != `[["node2.example.com"]]` {
+		t.Errorf("secondary after the second replace-disks: %s", jsonOf(t, got))
+	}
+}
+
+// TestRecreateDisksChanges: OP_INSTANCE_RECREATE_DISKS applies the size,
+// mode and spindles of [index, {changes}] entries (they used to be
+// accepted and ignored) and refuses what Ganeti refuses.
+func TestRecreateDisksChanges(t *testing.T) {
+	v := newInstEnv(t)
+	op := create("plain1.example.com", "plain", 1024, 1024)
+	op.Start = proto.Bool(false)
+	v.runOK(op)
+	name := proto.String("plain1.example.com")
+	recreate := func(disks any) *Job {
+		t.Helper()
+		return v.run(&rapiv2.OpInstanceRecreateDisks{InstanceName: name, Disks: mustValue(disks)})
+	}
+	_, dfree := v.nodeFree("node1.example.com")
+	// Plain indices: recreated as they are.
+	if j := recreate([]any{0, 1}); j.Status != StatusSuccess {
+		t.Fatalf("recreate [0, 1]: %s", jsonOf(t, j.OpResult))
+	}
+	if got := v.instField("plain1.example.com", "disk.sizes", "serial_no"); jsonOf(t, got) != `[[1024,1024],1]` {
+		t.Errorf("after recreating in place: %s", jsonOf(t, got))
+	}
+	// New size and mode for disk 1.
+	if j := recreate([]any{[]any{1, map[string]any{"size": 2048, "mode": "ro"}}}); j.Status != StatusSuccess {
+		t.Fatalf("recreate with changes: %s", jsonOf(t, j.OpResult))
+	}
+	if got := v.instField("plain1.example.com", "disk.sizes"); jsonOf(t, got) != `[[1024,2048]]` {
+		t.Errorf("after recreating disk 1: %s", jsonOf(t, got))
+	}
+	for _, inst := range v.model.State().Config().Instances {
+		if inst.Name == "plain1.example.com" && (inst.Disks[0].Mode != "rw" || inst.Disks[1].Mode != "ro") {
+			t.Errorf("disk modes %s, %s", inst.Disks[0].Mode, inst.Disks[1].Mode)
+		}
+	}
+	if _, after := v.nodeFree("node1.example.com"); after != dfree-1024 {
+		t.Errorf("dfree %d, want %d", after, dfree-1024)
+	}
+	for _, c := range []struct {
+		disks any
+		want  string
+	}{
+		{[]any{0, 0}, `[["OpPrereqError",["Some disks have been specified more than once: 0","wrong_input"]]]`},
+		{[]any{[]any{0, map[string]any{"name": "x", "vg": "y"}}}, `[["OpPrereqError",["Parameters for disk 0 try to change unmodifyable parameter(s): name, vg","wrong_input"]]]`},
+		{[]any{5}, `[["OpPrereqError",["Invalid disk index '5'","wrong_input"]]]`},
+		{[]any{[]any{0, map[string]any{"mode": "rw+"}}}, `[["OpPrereqError",["Invalid disk access mode 'rw+'","wrong_input"]]]`},
+		{[]any{[]any{0, map[string]any{"size": 1 << 30}}}, `[["OpPrereqError",["Not enough disk space on target node node1.example.com vg xenvg: required 1073740800 MiB, available 7168 MiB","insufficient_resources"]]]`},
+	} {
+		if got := jsonOf(t, recreate(c.disks).OpResult); got != c.want {
+			t.Errorf("recreate %s: %s, want %s", jsonOf(t, c.disks), got, c.want)
+		}
+	}
+	if got := v.instField("plain1.example.com", "disk.sizes"); jsonOf(t, got) != `[[1024,2048]]` {
+		t.Errorf("refused recreations changed the disks: %s", jsonOf(t, got))
+	}
+}

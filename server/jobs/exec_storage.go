@@ -24,8 +24,8 @@ type RepairNodeStorage struct{}
 
 // NodePowercycle implements OP_NODE_POWERCYCLE (LUNodePowercycle). Its
 // result is the node daemon's answer, "Reboot scheduled in 5 seconds"; the
-// simulated node comes back at once (instances keep their state, as the
-// watcher would restart them).
+// simulated node comes back at once with a new boot id, as a rebooted node
+// reports (instances keep their state, as the watcher would restart them).
 type NodePowercycle struct{}
 
 // storageModifiableFields is constants.json storage_modifiable_fields.
@@ -220,5 +220,9 @@ func (NodePowercycle) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if node.Offline {
 		return nil, errs.Exec("Failed to schedule the reboot: Node is marked offline")
 	}
+	// The reboot: the node's boot id (/proc/sys/kernel/random/boot_id, the
+	// "bootid" query field) is renewed. Not a configuration change in
+	// Ganeti, so neither the node's serial number nor its mtime move.
+	x.Config.EditNode(node.UUID).BootID = cluster.NewUUID()
 	return "Reboot scheduled in 5 seconds", nil
 }

@@ -243,15 +243,7 @@ func TestIAllocatorFailure(t *testing.T) {
 // engine and compares its choice with hail run by hand on the same request.
 func TestHail(t *testing.T) {
 	real := execIAllocators{}
-	path := real.Lookup("hail")
-	if path == "" {
-		if os.Getenv("CI") == "true" {
-			if _, err := os.Stat(hailFallbackPath); err == nil {
-				t.Fatalf("%s exists but could not be used", hailFallbackPath)
-			}
-		}
-		t.Skip("hail is not installed (apt-get install ganeti-htools-3.0)")
-	}
+	path := realHail(t)
 	fake := &fakeIAllocators{path: path, real: real}
 	useIAllocators(t, fake)
 	v := newEnv(t, 3, nil)

@@ -831,11 +831,15 @@ func (x *InstanceConsole) GetDisplay() string {
 // ReinstallInstanceRequest reinstalls an instance's OS. The legacy query
 // arguments os and nostartup cannot be combined with a body.
 type ReinstallInstanceRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceName  string                 `protobuf:"bytes,1,opt,name=instance_name,proto3" json:"instance_name,omitempty"`
-	Body          *ReinstallBody         `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
-	Os            *string                `protobuf:"bytes,3,opt,name=os,proto3,oneof" json:"os,omitempty"`
-	Nostartup     bool                   `protobuf:"varint,4,opt,name=nostartup,proto3" json:"nostartup,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	InstanceName string                 `protobuf:"bytes,1,opt,name=instance_name,proto3" json:"instance_name,omitempty"`
+	Body         *ReinstallBody         `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	Os           *string                `protobuf:"bytes,3,opt,name=os,proto3,oneof" json:"os,omitempty"`
+	Nostartup    bool                   `protobuf:"varint,4,opt,name=nostartup,proto3" json:"nostartup,omitempty"`
+	// Not read by Ganeti 3.0.2, which refuses it together with a body (400);
+	// the official client sends it with the body. Here it goes into the
+	// reason trail of every opcode, as for the other writes.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -896,6 +900,13 @@ func (x *ReinstallInstanceRequest) GetNostartup() bool {
 		return x.Nostartup
 	}
 	return false
+}
+
+func (x *ReinstallInstanceRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 // ReinstallBody is the instance-reinstall-reqv1 body.
@@ -2168,12 +2179,13 @@ const file_ganeti_rapi_v2_instances_proto_rawDesc = "" +
 	"\x05_portB\a\n" +
 	"\x05_userB\n" +
 	"\n" +
-	"\b_display\"\xad\x01\n" +
+	"\b_display\"\xc5\x01\n" +
 	"\x18ReinstallInstanceRequest\x12$\n" +
 	"\rinstance_name\x18\x01 \x01(\tR\rinstance_name\x121\n" +
 	"\x04body\x18\x02 \x01(\v2\x1d.ganeti.rapi.v2.ReinstallBodyR\x04body\x12\x13\n" +
 	"\x02os\x18\x03 \x01(\tH\x00R\x02os\x88\x01\x01\x12\x1c\n" +
-	"\tnostartup\x18\x04 \x01(\bR\tnostartupB\x05\n" +
+	"\tnostartup\x18\x04 \x01(\bR\tnostartup\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reasonB\x05\n" +
 	"\x03_os\"\x85\x01\n" +
 	"\rReinstallBody\x12\x13\n" +
 	"\x02os\x18\x01 \x01(\tH\x00R\x02os\x88\x01\x01\x12\x19\n" +

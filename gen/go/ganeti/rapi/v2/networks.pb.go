@@ -747,13 +747,13 @@ const file_ganeti_rapi_v2_networks_proto_rawDesc = "" +
 	"\x14ModifyNetworkRequest\x12\"\n" +
 	"\fnetwork_name\x18\x01 \x01(\tR\fnetwork_name\x122\n" +
 	"\x02op\x18\x02 \x01(\v2\".ganeti.rapi.v2.OpNetworkSetParamsR\x02op\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2\x81\t\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason2\x87\t\n" +
 	"\x0eNetworkService\x12n\n" +
-	"\fListNetworks\x12#.ganeti.rapi.v2.ListNetworksRequest\x1a$.ganeti.rapi.v2.ListNetworksResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/2/networks\x12\xa9\x01\n" +
-	"\rCreateNetwork\x12$.ganeti.rapi.v2.CreateNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"S\xf2\xb6\x18\x05write\xfa\xb6\x18'\n" +
+	"\fListNetworks\x12#.ganeti.rapi.v2.ListNetworksRequest\x1a$.ganeti.rapi.v2.ListNetworksResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/2/networks\x12\xaf\x01\n" +
+	"\rCreateNetwork\x12$.ganeti.rapi.v2.CreateNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"Y\xf2\xb6\x18\x05write\xfa\xb6\x18-\n" +
 	"\adry_run\n" +
 	"\x06reason\x12\x14\n" +
-	"\x04name\x12\fnetwork_name\x82\xd3\xe4\x93\x02\x19:\x02opb\x06job_id\"\v/2/networks\x12l\n" +
+	"\x04name\x12\fnetwork_name*\x04tags\x82\xd3\xe4\x93\x02\x19:\x02opb\x06job_id\"\v/2/networks\x12l\n" +
 	"\n" +
 	"GetNetwork\x12!.ganeti.rapi.v2.GetNetworkRequest\x1a\x17.ganeti.rapi.v2.Network\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/2/networks/{network_name}\x12\xb0\x01\n" +
 	"\rDeleteNetwork\x12$.ganeti.rapi.v2.DeleteNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"Z\xf2\xb6\x18\x05write\xfa\xb6\x18\x1f\n" +

@@ -364,9 +364,15 @@ type LegacyBodyRules struct {
 	// Parameters that cannot be set via RAPI (403), in the body or the query.
 	ForbiddenParams []string `protobuf:"bytes,3,rep,name=forbidden_params,json=forbiddenParams,proto3" json:"forbidden_params,omitempty"`
 	// The body is a versioned instance creation request (__version__).
-	Versioned     bool `protobuf:"varint,4,opt,name=versioned,proto3" json:"versioned,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Versioned bool `protobuf:"varint,4,opt,name=versioned,proto3" json:"versioned,omitempty"`
+	// Body keys whose JSON null is read as absent (the parameter's default)
+	// although the parameter's type refuses null. Not Ganeti's behaviour: a
+	// deliberate difference for keys the official client sends as null
+	// (CreateNetwork without tags), listed in the README's compatibility
+	// section.
+	NullMeansDefault []string `protobuf:"bytes,5,rep,name=null_means_default,json=nullMeansDefault,proto3" json:"null_means_default,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LegacyBodyRules) Reset() {
@@ -425,6 +431,13 @@ func (x *LegacyBodyRules) GetVersioned() bool {
 		return x.Versioned
 	}
 	return false
+}
+
+func (x *LegacyBodyRules) GetNullMeansDefault() []string {
+	if x != nil {
+		return x.NullMeansDefault
+	}
+	return nil
 }
 
 // ParamRename is one renamed opcode parameter.
@@ -663,12 +676,13 @@ const file_ganeti_rapi_v2_options_proto_rawDesc = "" +
 	"\x03sig\x18\b \x01(\tR\x03sig\x12\x18\n" +
 	"\aprivate\x18\t \x01(\bR\aprivateB\x06\n" +
 	"\x04_minB\x06\n" +
-	"\x04_max\"\xb6\x01\n" +
+	"\x04_max\"\xe4\x01\n" +
 	"\x0fLegacyBodyRules\x12#\n" +
 	"\rstatic_params\x18\x01 \x03(\tR\fstaticParams\x125\n" +
 	"\arenames\x18\x02 \x03(\v2\x1b.ganeti.rapi.v2.ParamRenameR\arenames\x12)\n" +
 	"\x10forbidden_params\x18\x03 \x03(\tR\x0fforbiddenParams\x12\x1c\n" +
-	"\tversioned\x18\x04 \x01(\bR\tversioned\"1\n" +
+	"\tversioned\x18\x04 \x01(\bR\tversioned\x12,\n" +
+	"\x12null_means_default\x18\x05 \x03(\tR\x10nullMeansDefault\"1\n" +
 	"\vParamRename\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to*Y\n" +
