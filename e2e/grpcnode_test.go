@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	grpccreds "google.golang.org/grpc/credentials"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
+)
+
+// nodeClientDir holds the Node gRPC client (relative to the repository root).
+const nodeClientDir = "e2e/testdata/node-client"
+
+// requireNodeGRPC returns the node binary, skipping the test (failing under
+// CI=true) without node or without the npm packages the client needs
+// (@grpc/grpc-js and @grpc/proto-loader, from package-lock.json).
+func requireNodeGRPC(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		skipOrFailInCI(t, "node is needed for the Node gRPC client test (Debian: apt-get install nodejs npm)")
+		return ""
+	}
+	cmd := exec.Command(node, "-e", `for (const m of ['@grpc/grpc-js', '@grpc/proto-loader']) {
+  try { require.resolve(m); } catch (e) { console.log('cannot find ' + m); process.exitCode = 1; }
+}`)
+	cmd.Dir = filepath.Join(testutil.RepoRoot(t), nodeClientDir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		skipOrFailInCI(t, "the npm packages @grpc/grpc-js and @grpc/proto-loader are needed (run `npm ci` in the repository root): "+
+			strings.Join(strings.Fields(string(out)), " "))
+	}
+	return node
+}
+
+// TestNodeGRPCClient runs a gRPC client written in JavaScript
+// (e2e/testdata/node-client/client.js: @grpc/grpc-js, with
+// @grpc/proto-loader reading proto/ as it is) against a server process over
+// verified TLS. The client reads the cluster with Basic credentials in
+// metadata (and is refused without them), submits a typed job
+// (OP_TEST_DELAY then OP_TAGS_SET), follows it with WatchJob to success
+// and reads the tag back; the test then checks the job and the tag itself
+// over Go gRPC.
+func TestNodeGRPCClient(t *testing.T) {
+	node := requireNodeGRPC(t)
+	p := startServer(t, "")
+	certFile := filepath.Join(p.DataDir, "tls.crt")
+	const tag = "from-node-grpc-js"
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(testutil.RepoRoot(t), nodeClientDir, "client.js"))
+	cmd.Env = append(os.Environ(),
+		"GRPC_TARGET="+p.Addr, "GRPC_CA_FILE="+certFile, "GRPC_SERVER_NAME=localhost",
+		"RAPI_USER=writer", "RAPI_PASSWORD=writepass", "TAG="+tag)
+	out, err := cmd.CombinedOutput()
+	t.Logf("node client:\n%s", out)
+	if err != nil {
+		t.Fatalf("node client failed: %v\nserver log:\n%s", err, p.Logs())
+	}
+	var res struct {
+		Cluster, Master, Unauthenticated string
+		JobID                            string `json:"job_id"`
+		Updates                          int
+		Statuses, Opstatus, Summary      []string
+		Tags                             []string
+	}
+	found := false
+	for _, l := range strings.Split(string(out), "\n") {
+		if j, ok := strings.CutPrefix(l, "RESULT "); ok {
+			if err := json.Unmarshal([]byte(j), &res); err != nil {
+				t.Fatalf("RESULT line: %v", err)
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no RESULT line from the node client")
+	}
+	want := demoExpectations(t)
+	if res.Cluster != want.Cluster || res.Master != want.Master {
+		t.Errorf("GetInfo from node: cluster %q master %q, want %q %q", res.Cluster, res.Master, want.Cluster, want.Master)
+	}
+	if res.Unauthenticated != "UNAUTHENTICATED" {
+		t.Errorf("GetInfo without credentials: %s", res.Unauthenticated)
+	}
+	if len(res.Statuses) == 0 || res.Statuses[len(res.Statuses)-1] != "JOB_STATUS_SUCCESS" ||
+		!slices.Equal(res.Opstatus, []string{"JOB_STATUS_SUCCESS", "JOB_STATUS_SUCCESS"}) {
+		t.Errorf("WatchJob from node: statuses %v, opstatus %v", res.Statuses, res.Opstatus)
+	}
+	if !slices.Contains(res.Tags, tag) {
+		t.Errorf("tags read by node: %v", res.Tags)
+	}
+
+	// The same job and tag, read over Go gRPC.
+	id, err := strconv.ParseInt(res.JobID, 10, 64)
+	if err != nil {
+		t.Fatalf("job id %q", res.JobID)
+	}
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in " + certFile)
+	}
+	conn := dialGRPC(t, "https://"+e2eUser+":"+e2ePassword+"@"+p.Addr,
+		grpc.WithTransportCredentials(grpccreds.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost"})))
+	job, err := rapiv2.NewJobServiceClient(conn).GetJob(ctx, &rapiv2.GetJobRequest{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.GetStatus() != rapiv2.JobStatus_JOB_STATUS_SUCCESS || strings.Join(job.GetSummary(), ",") != "TEST_DELAY(0.2),TAGS_SET" {
+		t.Errorf("job %d: %v %v", id, job.GetStatus(), job.GetSummary())
+	}
+	tags, err := rapiv2.NewTagServiceClient(conn).ListClusterTags(ctx, &rapiv2.ListClusterTagsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(tags.GetTags(), tag) {
+		t.Errorf("cluster tags %v, want %q among them", tags.GetTags(), tag)
+	}
+}

@@ -1,0 +1,167 @@
+'use strict';
+// A gRPC client of ganeti-gateway written in JavaScript (Node), with
+// @grpc/grpc-js and @grpc/proto-loader loading proto/ganeti/rapi/v2/*.proto
+// as they are (no code generation). It:
+//   1. reads the cluster with ClusterService.GetInfo, sending HTTP Basic
+//      credentials as "authorization" metadata (and checks that the same call
+//      without them is refused with UNAUTHENTICATED);
+//   2. submits a job of two opcodes (OP_TEST_DELAY, OP_TAGS_SET on the
+//      cluster) with the typed JobService.SubmitJob;
+//   3. follows it with the JobService.WatchJob server stream until it ends;
+//   4. reads the cluster's tags back (TagService.ListClusterTags).
+// On success it prints one JSON line starting with "RESULT " and exits 0.
+//
+// Environment: GRPC_TARGET (host:port), GRPC_CA_FILE (PEM certificate to
+// trust; without it the connection is plaintext h2c, for --insecure
+// servers), GRPC_SERVER_NAME (name to verify in the certificate, default
+// localhost), RAPI_USER and RAPI_PASSWORD (a user with the "write" option),
+// TAG (the cluster tag to add).
+//
+// Run from anywhere: node e2e/testdata/node-client/client.js
+
+const fs = require('fs');
+const path = require('path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const root = path.resolve(__dirname, '..', '..', '..');
+const protoDir = path.join(root, 'proto');
+
+function env(name, def) {
+  const v = process.env[name];
+  if (v === undefined || v === '') {
+    if (def !== undefined) return def;
+    throw new Error(`${name} is not set`);
+  }
+  return v;
+}
+
+function loadServices() {
+  const dir = path.join(protoDir, 'ganeti', 'rapi', 'v2');
+  const files = fs.readdirSync(dir)
+    .filter((f) => f.endsWith('.proto'))
+    .map((f) => path.join('ganeti', 'rapi', 'v2', f));
+  const def = protoLoader.loadSync(files, {
+    includeDirs: [protoDir, path.join(root, 'third_party', 'googleapis')],
+    keepCase: true, // field names as in the .proto (job_id, tags_set)
+    longs: String, // int64 as decimal strings
+    enums: String, // enum values by name
+    defaults: false,
+    oneofs: true,
+  });
+  return grpc.loadPackageDefinition(def).ganeti.rapi.v2;
+}
+
+// unary turns a callback-style unary method into a promise.
+function unary(client, method, request, metadata) {
+  return new Promise((resolve, reject) => {
+    const deadline = new Date(Date.now() + 30000);
+    client[method](request, metadata || new grpc.Metadata(), { deadline }, (err, res) =>
+      err ? reject(err) : resolve(res));
+  });
+}
+
+// watch follows a job with the WatchJob server stream until it ends, and
+// returns every update.
+function watch(jobs, jobId, metadata) {
+  return new Promise((resolve, reject) => {
+    const updates = [];
+    const call = jobs.WatchJob({ job_id: jobId }, metadata, { deadline: new Date(Date.now() + 60000) });
+    call.on('data', (job) => updates.push(job));
+    call.on('error', reject);
+    call.on('end', () => resolve(updates));
+  });
+}
+
+const FINAL = ['JOB_STATUS_SUCCESS', 'JOB_STATUS_ERROR', 'JOB_STATUS_CANCELED'];
+
+async function main() {
+  const v2 = loadServices();
+  const target = env('GRPC_TARGET');
+  const caFile = env('GRPC_CA_FILE', '-');
+  const user = env('RAPI_USER');
+  const password = env('RAPI_PASSWORD');
+  const tag = env('TAG');
+
+  // The credentials go as metadata on each call (grpc-js attaches call
+  // credentials over TLS only; explicit metadata works on both).
+  const basic = 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
+  const authed = () => {
+    const md = new grpc.Metadata();
+    md.set('authorization', basic);
+    return md;
+  };
+  const options = {};
+  let channel;
+  if (caFile === '-') {
+    channel = grpc.credentials.createInsecure();
+  } else {
+    options['grpc.ssl_target_name_override'] = env('GRPC_SERVER_NAME', 'localhost');
+    channel = grpc.credentials.createSsl(fs.readFileSync(caFile));
+  }
+  const cluster = new v2.ClusterService(target, channel, options);
+  const jobs = new v2.JobService(target, channel, options);
+  const tags = new v2.TagService(target, channel, options);
+
+  // 1. GetInfo, refused without credentials, answered with them.
+  let refused = 'no error';
+  try {
+    await unary(cluster, 'GetInfo', {});
+  } catch (err) {
+    refused = grpc.status[err.code] || String(err.code);
+  }
+  if (refused !== 'UNAUTHENTICATED') {
+    throw new Error(`GetInfo without credentials: ${refused}, want UNAUTHENTICATED`);
+  }
+  const info = await unary(cluster, 'GetInfo', {}, authed());
+
+  // 2. SubmitJob: a short delay on the master, then a cluster tag.
+  const submission = await unary(jobs, 'SubmitJob', {
+    ops: [
+      { test_delay: { duration: 0.2, on_master: true } },
+      { tags_set: { kind: 'TAG_KIND_CLUSTER', tags: [tag] } },
+    ],
+  }, authed());
+  const jobId = submission.job_id;
+
+  // 3. WatchJob, until the job has ended.
+  const updates = await watch(jobs, jobId, authed());
+  if (updates.length === 0) throw new Error(`WatchJob(${jobId}) sent nothing`);
+  const last = updates[updates.length - 1];
+  if (!FINAL.includes(last.status)) {
+    throw new Error(`WatchJob(${jobId}) ended at ${last.status}`);
+  }
+  if (last.status !== 'JOB_STATUS_SUCCESS') {
+    throw new Error(`job ${jobId} ended ${last.status}: ${JSON.stringify(last.opresult)}`);
+  }
+
+  // 4. The effect.
+  const tagList = await unary(tags, 'ListClusterTags', {}, authed());
+  if (!(tagList.tags || []).includes(tag)) {
+    throw new Error(`cluster tags after job ${jobId}: ${JSON.stringify(tagList.tags)}`);
+  }
+
+  const statuses = [];
+  for (const u of updates) {
+    if (statuses[statuses.length - 1] !== u.status) statuses.push(u.status);
+  }
+  console.log('RESULT ' + JSON.stringify({
+    cluster: info.name,
+    master: info.master,
+    unauthenticated: refused,
+    job_id: jobId,
+    updates: updates.length,
+    statuses,
+    opstatus: last.opstatus,
+    summary: last.summary,
+    tags: tagList.tags,
+  }));
+  cluster.close();
+  jobs.close();
+  tags.close();
+}
+
+main().catch((err) => {
+  console.error('node client failed: ' + (err && err.stack ? err.stack : err));
+  process.exit(1);
+});
