@@ -67,6 +67,28 @@ type ExecContext struct {
 	now    time.Time
 	logf   func(logType string, msg any)
 	submit func(ops []*rapiv2.OpCode) (int64, error) // SubmitFollowUp, in Exec only
+	// handoff is what Run leaves for the Exec of the same opcode (Exec
+	// may run more than once: it reads it, never consumes it).
+	handoff any
+}
+
+// runFilter is implemented by Runners whose Run phase only some of their
+// opcodes need (a remote export, not a local one): for the others the
+// engine skips Run and the durable "running" mark before it.
+type runFilter interface {
+	needsRun(op proto.Message) bool
+}
+
+// runnerFor returns ex as the Runner of op, or nil.
+func runnerFor(ex Executor, op proto.Message) Runner {
+	rn, ok := ex.(Runner)
+	if !ok {
+		return nil
+	}
+	if f, ok := ex.(runFilter); ok && !f.needsRun(op) {
+		return nil
+	}
+	return rn
 }
 
 // Context is canceled when the engine stops.

@@ -1,46 +1,43 @@
 package jobs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha1"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
-	"encoding/pem"
+	"errors"
 	"fmt"
-	"math/big"
-	"time"
+	"slices"
+	"strconv"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/server/impexp"
 )
 
 // BackupPrepare implements OP_BACKUP_PREPARE (LUBackupPrepare): null in
 // local mode; in remote mode a new X509 key and self-signed CA on the
-// primary node, returned as {"handshake", "x509_key_name", "x509_ca"}
-// signed with the cluster domain secret (HMAC-SHA1), the key name being
-// kept in the configuration for a later export.
-type BackupPrepare struct{}
+// primary node (kept by the Remote until it expires), returned as
+// {"handshake", "x509_key_name", "x509_ca"} signed with the cluster domain
+// secret (HMAC-SHA1), the key name being recorded in the configuration.
+type BackupPrepare struct {
+	// Remote configures the remote mode (nil: DefaultExecutors' one).
+	Remote *Remote
+}
 
-// BackupExport implements OP_BACKUP_EXPORT (LUBackupExport), local mode:
+// BackupExport implements OP_BACKUP_EXPORT (LUBackupExport). Local mode:
 // the export is recorded on the target node (and older exports of the
-// instance on other nodes are removed); shutdown and remove_instance are
-// honoured. The result is [true, [true for each disk]].
-type BackupExport struct{}
-
-// Remote import/export constants (Ganeti's RIE_*).
-const (
-	rieVersion       = 0
-	rieHandshake     = "Hi, I'm Ganeti"
-	rieCertValidity  = 24 * time.Hour
-	x509SignatureHdr = "X-Ganeti-Signature"
-)
+// instance on other nodes are removed). Remote mode (move-instance): the
+// destination information and the key name are checked with the cluster
+// domain secret, each disk is sent to its destination (Run), and only
+// then is the instance removed when remove_instance is set. shutdown and
+// remove_instance are honoured. The result is [true, [true for each
+// disk]].
+type BackupExport struct {
+	// Remote configures the remote mode (nil: DefaultExecutors' one).
+	Remote *Remote
+}
 
 func exportModeOf(m *rapiv2.ExportMode) string {
 	if m == nil {
@@ -50,46 +47,11 @@ func exportModeOf(m *rapiv2.ExportMode) string {
 	return s
 }
 
-// sha1Hmac is Ganeti's utils.Sha1Hmac with a salt.
-func sha1Hmac(key, text, salt string) string {
-	h := hmac.New(sha1.New, []byte(key))
-	h.Write([]byte(salt + text))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// generateSecret is Ganeti's utils.GenerateSecret(n): n random bytes in hex.
-func generateSecret(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
-// selfSignedCA returns a new self-signed X509 CA certificate, PEM-encoded.
-func selfSignedCA(cn string, now time.Time) (string, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63))
-	if err != nil {
-		return "", err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(rieCertValidity),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return "", err
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), nil
+// preparedKey is what BackupPrepare.Run hands to Exec.
+type preparedKey struct {
+	cds  string
+	key  *impexp.KeyPair
+	gone []string // the expired keys Run removed
 }
 
 // Locks implements Executor: the instance.
@@ -97,92 +59,288 @@ func (BackupPrepare) Locks(op proto.Message, st *cluster.State) ([]Lock, error) 
 	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive})
 }
 
-// Exec implements Executor.
-func (BackupPrepare) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (BackupPrepare) needsRun(op proto.Message) bool {
 	m, ok := op.(*rapiv2.OpBackupPrepare)
-	if !ok {
-		return nil, obUnexpected(op)
-	}
-	inst, err := findInstance(x.Config, m.GetInstanceName())
-	if err != nil {
-		return nil, err
-	}
-	pnode := x.Config.Nodes[inst.PrimaryNode]
-	if err := checkNodeOnline(pnode, ""); err != nil {
-		return nil, err
-	}
-	mode := exportModeOf(m.Mode)
-	if mode != "remote" {
-		return nil, nil
-	}
-	cds := x.Config.Cluster.DomainSecret
-	if cds == "" {
-		return nil, errs.Prereq(errs.CodeInval, "Cluster domain secret not configured")
-	}
-	if x.DryRun {
-		return nil, nil
-	}
-	x.Log("Generating X509 certificate on " + pnode.Name)
-	suffix, err := generateSecret(4)
-	if err != nil {
-		return nil, err
-	}
-	name := fmt.Sprintf("x509-%s-%s", x.Now().UTC().Format("2006-01-02_15_04_05"), suffix)
-	certPEM, err := selfSignedCA(name, x.Now())
-	if err != nil {
-		return nil, err
-	}
-	var salts [3]string
-	for i := range salts {
-		if salts[i], err = generateSecret(8); err != nil {
-			return nil, err
-		}
-	}
-	c := x.Config.EditCluster()
-	c.AddX509KeyName(name)
-	msg := fmt.Sprintf("%d:%s", rieVersion, rieHandshake)
-	return map[string]any{
-		"handshake":     []any{int64(rieVersion), sha1Hmac(cds, msg, salts[0]), salts[0]},
-		"x509_key_name": []any{name, sha1Hmac(cds, name, salts[1]), salts[1]},
-		"x509_ca":       fmt.Sprintf("%s: %s/%s\n\n%s", x509SignatureHdr, salts[2], sha1Hmac(cds, certPEM, salts[2]), certPEM),
-	}, nil
+	return ok && exportModeOf(m.Mode) == "remote"
 }
 
-// Locks implements Executor: the instance and, shared, every node (old
-// exports on any node may be removed).
-func (BackupExport) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	m, ok := op.(*rapiv2.OpBackupExport)
-	if !ok {
-		return nil, obUnexpected(op)
-	}
-	if exportModeOf(m.Mode) == "remote" {
-		return nil, errs.Prereq(errs.CodeInval, "remote exports are not supported yet")
-	}
-	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive, nodes: true, nodeMode: Shared, allNodes: true})
-}
-
-// Exec implements Executor.
-func (BackupExport) Exec(x *ExecContext, op proto.Message) (any, error) {
-	m, ok := op.(*rapiv2.OpBackupExport)
-	if !ok {
-		return nil, obUnexpected(op)
-	}
-	if exportModeOf(m.Mode) == "remote" {
-		return nil, errs.Prereq(errs.CodeInval, "remote exports are not supported yet")
-	}
-	cfg := x.Config
+// prepareChecks is CheckPrereq of LUBackupPrepare.
+func prepareChecks(cfg *cluster.Config, m *rapiv2.OpBackupPrepare) (*cluster.Node, error) {
 	inst, err := findInstance(cfg, m.GetInstanceName())
 	if err != nil {
 		return nil, err
-	}
-	shutdown := m.Shutdown == nil || m.GetShutdown()
-	if m.GetRemoveInstance() && inst.AdminState == cluster.AdminUp && !shutdown {
-		return nil, errs.Prereq(errs.CodeState, "Can not remove instance without shutting it down before")
 	}
 	pnode := cfg.Nodes[inst.PrimaryNode]
 	if err := checkNodeOnline(pnode, ""); err != nil {
 		return nil, err
 	}
+	return pnode, nil
+}
+
+// Run implements Runner (remote mode): the X509 key on the primary node.
+func (p BackupPrepare) Run(x *ExecContext, op proto.Message) error {
+	m, ok := op.(*rapiv2.OpBackupPrepare)
+	if !ok {
+		return obUnexpected(op)
+	}
+	r := remoteOr(p.Remote)
+	cfg := x.State.Config()
+	pnode, err := prepareChecks(cfg, m)
+	if err != nil {
+		return err
+	}
+	cds, err := r.secret(cfg)
+	if err != nil {
+		return err
+	}
+	gone, err := r.keys.Prune(r.cfg.Now())
+	if err != nil {
+		r.cfg.Logger.Warn("removing expired X509 keys failed", "err", err)
+	}
+	x.Log("Generating X509 certificate on " + pnode.Name)
+	key, err := r.newKey(pnode.Name)
+	if err != nil {
+		return err
+	}
+	if err := r.keys.Add(key); err != nil {
+		return err
+	}
+	x.handoff = &preparedKey{cds: cds, key: key, gone: gone}
+	return nil
+}
+
+// Exec implements Executor.
+func (p BackupPrepare) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, ok := op.(*rapiv2.OpBackupPrepare)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	if _, err := prepareChecks(x.Config, m); err != nil {
+		return nil, err
+	}
+	if exportModeOf(m.Mode) != "remote" {
+		return nil, nil
+	}
+	if x.DryRun {
+		_, err := remoteOr(p.Remote).secret(x.Config)
+		return nil, err
+	}
+	pk, ok := x.handoff.(*preparedKey)
+	if !ok {
+		return nil, errs.Exec("The X509 key was not created")
+	}
+	salt, err := impexp.GenerateSecret(8)
+	if err != nil {
+		return nil, err
+	}
+	handshake, err := impexp.ComputeHandshake(pk.cds)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := impexp.SignCertificate(pk.key.Cert, pk.cds, salt)
+	if err != nil {
+		return nil, err
+	}
+	c := x.Config.EditCluster()
+	names := make([]string, 0, len(c.X509KeyNames)+1)
+	for _, n := range c.X509KeyNames {
+		if !slices.Contains(pk.gone, n) && n != pk.key.Name {
+			names = append(names, n)
+		}
+	}
+	c.X509KeyNames = append(names, pk.key.Name)
+	name := pk.key.Name
+	return map[string]any{
+		"handshake":     handshake,
+		"x509_key_name": []any{name, impexp.Sha1Hmac(pk.cds, name, salt), salt},
+		"x509_ca":       ca,
+	}, nil
+}
+
+// exportArgs is CheckArguments of LUBackupExport.
+func exportArgs(m *rapiv2.OpBackupExport) error {
+	if exportModeOf(m.Mode) != "remote" {
+		return nil
+	}
+	if len(m.GetX509KeyName()) == 0 {
+		return errs.Prereq(errs.CodeInval, "Missing X509 key name for encryption")
+	}
+	if m.GetDestinationX509Ca() == "" {
+		return errs.Prereq(errs.CodeInval, "Missing destination X509 CA")
+	}
+	return nil
+}
+
+// Locks implements Executor: the instance and, for a local export,
+// shared, every node (old exports on any node may be removed).
+func (BackupExport) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	m, ok := op.(*rapiv2.OpBackupExport)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	if err := exportArgs(m); err != nil {
+		return nil, err
+	}
+	if exportModeOf(m.Mode) == "remote" {
+		return instanceLocks(op, st, lockSpec{instanceMode: Exclusive})
+	}
+	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive, nodes: true, nodeMode: Shared, allNodes: true})
+}
+
+func (BackupExport) needsRun(op proto.Message) bool {
+	m, ok := op.(*rapiv2.OpBackupExport)
+	return ok && exportModeOf(m.Mode) == "remote"
+}
+
+// remoteExport is a checked remote export (CheckPrereq of LUBackupExport).
+type remoteExport struct {
+	inst  *cluster.Instance
+	dests []impexp.Destination
+	key   *impexp.KeyPair
+	ca    *x509.Certificate
+}
+
+// exportChecks is the part of CheckPrereq of LUBackupExport common to
+// both modes.
+func exportChecks(cfg *cluster.Config, m *rapiv2.OpBackupExport) (*cluster.Instance, *cluster.Node, error) {
+	inst, err := findInstance(cfg, m.GetInstanceName())
+	if err != nil {
+		return nil, nil, err
+	}
+	shutdown := m.Shutdown == nil || m.GetShutdown()
+	if m.GetRemoveInstance() && inst.AdminState == cluster.AdminUp && !shutdown {
+		return nil, nil, errs.Prereq(errs.CodeState, "Can not remove instance without shutting it down before")
+	}
+	pnode := cfg.Nodes[inst.PrimaryNode]
+	if err := checkNodeOnline(pnode, ""); err != nil {
+		return nil, nil, err
+	}
+	return inst, pnode, nil
+}
+
+// checkExport is CheckPrereq of LUBackupExport in remote mode.
+func (r *Remote) checkExport(cfg *cluster.Config, m *rapiv2.OpBackupExport) (*remoteExport, error) {
+	inst, _, err := exportChecks(cfg, m)
+	if err != nil {
+		return nil, err
+	}
+	targets, ok := jsonValue(m.GetTargetNode()).([]any)
+	if !ok {
+		return nil, errs.Prereq(errs.CodeInval, "Remote exports require the destination information as a list")
+	}
+	if len(targets) != len(inst.Disks) {
+		return nil, errs.Prereq(errs.CodeInval, "Received destination information for %d disks, but instance %s has %d disks",
+			len(targets), m.GetInstanceName(), len(inst.Disks))
+	}
+	cds, err := r.secret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	name, err := impexp.CheckKeyName(cds, listValues(m.GetX509KeyName()))
+	if err != nil {
+		return nil, errs.Prereq(errs.CodeInval, "%s", err.Error())
+	}
+	ca, err := r.loadPeerCA(cds, m.GetDestinationX509Ca(), "destination")
+	if err != nil {
+		return nil, err
+	}
+	ex := &remoteExport{inst: inst, ca: ca}
+	for i, t := range targets {
+		d, err := impexp.CheckDiskInfo(cds, i, t)
+		if err != nil {
+			return nil, errs.Prereq(errs.CodeInval, "Target info for disk %d: %s", i, err.Error())
+		}
+		ex.dests = append(ex.dests, d)
+	}
+	key, err := r.keys.Get(name)
+	switch {
+	case errors.Is(err, impexp.ErrNoKey):
+		return nil, errs.Prereq(errs.CodeInval, "X509 key %s not found", name)
+	case err != nil:
+		return nil, err
+	case r.cfg.Now().After(key.Cert.NotAfter):
+		return nil, errs.Prereq(errs.CodeInval, "X509 key %s has expired", name)
+	}
+	ex.key = key
+	return ex, nil
+}
+
+// exportDone is what BackupExport.Run hands to Exec.
+type exportDone struct{ dresults []any }
+
+// Run implements Runner (remote mode): each disk is sent to its
+// destination (ExportInstanceHelper.RemoteExport); an error leaves the
+// instance as it is.
+func (b BackupExport) Run(x *ExecContext, op proto.Message) error {
+	m, ok := op.(*rapiv2.OpBackupExport)
+	if !ok {
+		return obUnexpected(op)
+	}
+	r := remoteOr(b.Remote)
+	ex, err := r.checkExport(x.State.Config(), m)
+	if err != nil {
+		return err
+	}
+	inst := ex.inst
+	if (m.Shutdown == nil || m.GetShutdown()) && inst.Running {
+		x.Log("Shutting down instance " + inst.Name)
+	}
+	tlsCfg := impexp.ClientTLS(ex.key, ex.ca, r.cfg.Now)
+	sent := make([]bool, len(ex.dests))
+	var wg sync.WaitGroup
+	for i, d := range ex.dests {
+		x.Log(fmt.Sprintf("Sending disk %d to %s:%s", i, d.Host, d.Port))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := impexp.Send(x.Context(), d, tlsCfg, inst.Disks[i].Size, r.cfg.ConnectTimeout, impexp.Events{
+				Connected: func() { x.Log(fmt.Sprintf("Disk %d is now sending data", i)) },
+			})
+			if err != nil {
+				x.Log(fmt.Sprintf("Disk %d failed to send data: %s", i, r.transferFailure(x, i, err)))
+				return
+			}
+			x.Log(fmt.Sprintf("Disk %d finished sending data", i))
+			sent[i] = true
+		}()
+	}
+	wg.Wait()
+	if err := x.Context().Err(); err != nil {
+		return err
+	}
+	var failed []string
+	dresults := make([]any, len(sent))
+	for i, v := range sent {
+		dresults[i] = v
+		if !v {
+			failed = append(failed, strconv.Itoa(i))
+		}
+	}
+	if len(failed) > 0 {
+		return errs.Exec("Export failed, errors in disk export: disk(s) %s", obCommaJoin(failed))
+	}
+	x.handoff = &exportDone{dresults: dresults}
+	return nil
+}
+
+// Exec implements Executor.
+func (b BackupExport) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, ok := op.(*rapiv2.OpBackupExport)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	if err := exportArgs(m); err != nil {
+		return nil, err
+	}
+	if exportModeOf(m.Mode) == "remote" {
+		return b.execRemote(x, m)
+	}
+	cfg := x.Config
+	inst, pnode, err := exportChecks(cfg, m)
+	if err != nil {
+		return nil, err
+	}
+	shutdown := m.Shutdown == nil || m.GetShutdown()
 	target := m.GetTargetNode().GetStringValue()
 	if target == "" {
 		return nil, errs.Prereq(errs.CodeInval, "Local exports require a target node given as a string")
@@ -233,4 +391,31 @@ func (BackupExport) Exec(x *ExecContext, op proto.Message) (any, error) {
 		x.Log("Removing old exports for instance " + inst.Name)
 	}
 	return []any{true, dresults}, nil
+}
+
+// execRemote is the configuration part of a remote export, after Run sent
+// every disk: the instance is removed if asked.
+func (b BackupExport) execRemote(x *ExecContext, m *rapiv2.OpBackupExport) (any, error) {
+	r := remoteOr(b.Remote)
+	if x.DryRun {
+		_, err := r.checkExport(x.Config, m)
+		return nil, err
+	}
+	done, ok := x.handoff.(*exportDone)
+	if !ok {
+		return nil, errs.Exec("The disks were not sent")
+	}
+	inst, _, err := exportChecks(x.Config, m)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case m.GetRemoveInstance():
+		x.Log("Removing instance " + inst.Name)
+		releaseIPs(x.Config, inst.NICs)
+		delete(x.Config.Instances, inst.UUID)
+	case (m.Shutdown == nil || m.GetShutdown()) && inst.Running && inst.AdminState == cluster.AdminUp:
+		x.Log("Starting instance " + inst.Name)
+	}
+	return []any{true, done.dresults}, nil
 }

@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,6 +11,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -16,14 +20,27 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/server/impexp"
 )
 
 // InstanceCreate implements OP_INSTANCE_CREATE (Ganeti's LUInstanceCreate)
-// in mode "create" on the fake hypervisor. Without pnode, a built-in
-// allocator stands in for the iallocator: it picks the usable node with the
-// most free memory (and, for drbd, the next one as secondary). The result
-// is the list of the instance's node names (node UUIDs in dry-run mode).
-type InstanceCreate struct{}
+// in modes "create" and "remote-import" on the fake hypervisor. Without
+// pnode, the iallocator (hail when installed, else a built-in allocator
+// that picks the usable node with the most free memory and, for drbd, the
+// next one as secondary) chooses the nodes. The result is the list of the
+// instance's node names (node UUIDs in dry-run mode).
+//
+// A remote import (move-instance's destination side) checks the source
+// cluster's handshake and signed CA with the cluster domain secret, then
+// (Run, with the locks held) listens for each disk and publishes where in
+// a "remote-import" log entry, and waits for the source cluster's export;
+// only when every disk arrived does Exec add the instance. A failure or a
+// timeout leaves no instance.
+type InstanceCreate struct {
+	// Remote configures the remote-import mode (nil: DefaultExecutors'
+	// one).
+	Remote *Remote
+}
 
 func createParams(op proto.Message) (*rapiv2.OpInstanceCreate, error) {
 	m, ok := op.(*rapiv2.OpInstanceCreate)
@@ -42,7 +59,7 @@ func enumStr(e protoreflect.Enum) string {
 // createArgs is CheckArguments of LUInstanceCreate: checks that need no
 // configuration.
 func createArgs(m *rapiv2.OpInstanceCreate) error {
-	if m.Mode != nil && m.GetMode() != rapiv2.InstanceCreateMode_INSTANCE_CREATE_MODE_CREATE {
+	if m.Mode != nil && m.GetMode() != rapiv2.InstanceCreateMode_INSTANCE_CREATE_MODE_CREATE && !isRemoteImport(m) {
 		return errs.Prereq(errs.CodeInval, "Instance import is not supported by the fake hypervisor simulation (mode %s)", enumStr(m.GetMode()))
 	}
 	nameCheck := m.NameCheck == nil || m.GetNameCheck()
@@ -395,7 +412,7 @@ func allocateUsed(cfg *cluster.Config, group string, mem, disk int64, mirrored b
 }
 
 // Exec implements Executor.
-func (InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (c InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
 	m, err := createParams(op)
 	if err != nil {
 		return nil, err
@@ -403,6 +420,27 @@ func (InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if err := createArgs(m); err != nil {
 		return nil, err
 	}
+	if isRemoteImport(m) {
+		if x.DryRun {
+			r := remoteOr(c.Remote)
+			cds, err := r.secret(x.Config)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := r.checkImport(cds, m); err != nil {
+				return nil, err
+			}
+		} else if _, ok := x.handoff.(*importDone); !ok {
+			return nil, errs.Exec("The disks were not imported")
+		}
+	}
+	return createInstance(x, m)
+}
+
+// createInstance is CheckPrereq and Exec of LUInstanceCreate, once the
+// arguments were checked (and, for a remote import, the disks received).
+func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate) (any, error) {
+	remote := isRemoteImport(m)
 	cfg := x.Config
 	c := cfg.Cluster
 	name := m.GetInstanceName()
@@ -469,7 +507,7 @@ func (InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
 	}
 	osp := checkOSParams(structMap(m.GetOsparams()))
 	beFull := cluster.FillParams(c.BEParams, be)
-	if m.GetOsType() == "" {
+	if m.GetOsType() == "" && !remote {
 		return nil, errs.Prereq(errs.CodeInval, "No guest OS or OS image specified")
 	}
 
@@ -579,8 +617,10 @@ func (InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
 			return nil, err
 		}
 	}
-	if err := checkOS(cfg, pnode, m.GetOsType(), m.GetForceVariant()); err != nil {
-		return nil, err
+	if m.GetOsType() != "" {
+		if err := checkOS(cfg, pnode, m.GetOsType(), m.GetForceVariant()); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkFreeDisk(cfg, template, nodes, diskReq); err != nil {
 		return nil, err
@@ -629,7 +669,12 @@ func (InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
 		x.LogInfo("Waiting for instance %s to sync disks", name)
 		x.LogInfo("Instance %s's disks are in sync", name)
 	}
-	if len(disks) > 0 && !m.GetNoInstall() {
+	switch {
+	case remote:
+		if inst.OS != "" {
+			x.Log("Running rename script for " + name)
+		}
+	case len(disks) > 0 && !m.GetNoInstall():
 		x.Log("* running the instance OS create scripts...")
 	}
 	if start {
@@ -643,4 +688,163 @@ func (InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
 		out = append(out, n.Name)
 	}
 	return out, nil
+}
+
+func isRemoteImport(m *rapiv2.OpInstanceCreate) bool {
+	return m.Mode != nil && m.GetMode() == rapiv2.InstanceCreateMode_INSTANCE_CREATE_MODE_REMOTE_IMPORT
+}
+
+func (InstanceCreate) needsRun(op proto.Message) bool {
+	m, ok := op.(*rapiv2.OpInstanceCreate)
+	return ok && isRemoteImport(m)
+}
+
+// importDone is what InstanceCreate.Run hands to Exec: every disk arrived.
+type importDone struct{}
+
+// checkImport is the remote-import part of CheckArguments of
+// LUInstanceCreate: the source's handshake and its signed X509 CA.
+func (r *Remote) checkImport(cds string, m *rapiv2.OpInstanceCreate) (*x509.Certificate, error) {
+	if len(m.GetSourceHandshake()) == 0 {
+		return nil, errs.Prereq(errs.CodeInval, "Missing source handshake")
+	}
+	if msg := impexp.CheckHandshake(cds, listValues(m.GetSourceHandshake())); msg != "" {
+		return nil, errs.Prereq(errs.CodeInval, "Invalid handshake: %s", msg)
+	}
+	if m.GetSourceX509Ca() == "" {
+		return nil, errs.Prereq(errs.CodeInval, "Missing source X509 CA")
+	}
+	ca, err := r.loadPeerCA(cds, m.GetSourceX509Ca(), "source")
+	if err != nil {
+		return nil, err
+	}
+	if m.GetSourceInstanceName() == "" {
+		return nil, errs.Prereq(errs.CodeInval, "Missing source instance name")
+	}
+	return ca, nil
+}
+
+// Ganeti's DEFAULT_SHUTDOWN_TIMEOUT, source_shutdown_timeout's default.
+const defaultShutdownTimeout = 120 * time.Second
+
+// Run implements Runner (remote-import mode): the checks, then Ganeti's
+// RemoteImport: a new X509 key signed with the domain secret, a listener
+// per disk, the "remote-import" log entry the source cluster waits for,
+// and the wait for every disk (RIE_CONNECT_TIMEOUT plus
+// source_shutdown_timeout). Any failure ends the job before Exec: no
+// instance is created.
+func (c InstanceCreate) Run(x *ExecContext, op proto.Message) error {
+	m, err := createParams(op)
+	if err != nil {
+		return err
+	}
+	r := remoteOr(c.Remote)
+	cfg := x.State.Config()
+	cds, err := r.secret(cfg)
+	if err != nil {
+		return err
+	}
+	srcCA, err := r.checkImport(cds, m)
+	if err != nil {
+		return err
+	}
+	// CheckPrereq now, on a copy: the import must not start when the
+	// instance cannot be created.
+	check := &ExecContext{JobID: x.JobID, OpIndex: x.OpIndex, DryRun: true, Config: cfg, State: x.State, ctx: x.ctx, now: x.now}
+	res, err := createInstance(check, m)
+	if err != nil {
+		return err
+	}
+	uuids, _ := res.([]any)
+	var pnode *cluster.Node
+	if len(uuids) > 0 {
+		u, _ := uuids[0].(string)
+		pnode = cfg.Nodes[u]
+	}
+	if pnode == nil {
+		return errs.Exec("No primary node")
+	}
+	var sizes []int64
+	for _, d := range m.GetDisks() {
+		nd, err := computeDisk(structMap(d), false)
+		if err != nil {
+			return err
+		}
+		sizes = append(sizes, nd.size)
+	}
+	name := m.GetInstanceName()
+
+	x.Log("* preparing remote import...")
+	key, err := r.newKey(pnode.Name)
+	if err != nil {
+		return err
+	}
+	var secrets [3]string // certificate salt, disk info salt, magic base
+	for i, n := range []int{8, 8, 6} {
+		if secrets[i], err = impexp.GenerateSecret(n); err != nil {
+			return err
+		}
+	}
+	signedCA, err := impexp.SignCertificate(key.Cert, cds, secrets[0])
+	if err != nil {
+		return err
+	}
+	srvTLS := impexp.ServerTLS(key, srcCA, r.cfg.Now)
+	recv := make([]*impexp.Receiver, len(sizes))
+	defer func() {
+		for _, rc := range recv {
+			if rc != nil {
+				_ = rc.Close()
+			}
+		}
+	}()
+	disks := make([]any, len(sizes))
+	for i, size := range sizes {
+		magic := impexp.DiskMagic(secrets[2], name, i)
+		if recv[i], err = impexp.Listen(r.cfg.Address, srvTLS, magic, size); err != nil {
+			return err
+		}
+		x.Log(fmt.Sprintf("Disk %d is now listening", i))
+		disks[i] = impexp.ComputeDiskInfo(cds, secrets[1], i, r.cfg.Address, recv[i].Port(), magic)
+	}
+	x.LogEntry(LogRemoteImport, map[string]any{"disks": disks, "x509_ca": signedCA})
+
+	timeout := r.cfg.ConnectTimeout + defaultShutdownTimeout
+	if m.SourceShutdownTimeout != nil {
+		timeout = r.cfg.ConnectTimeout + time.Duration(max(m.GetSourceShutdownTimeout(), 0))*time.Second
+	}
+	ctx, cancel := context.WithCancel(x.Context())
+	defer cancel()
+	received := make([]bool, len(recv))
+	var wg sync.WaitGroup
+	for i, rc := range recv {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := rc.Receive(ctx, timeout, impexp.Events{
+				Connected: func() { x.Log(fmt.Sprintf("Disk %d is now receiving data", i)) },
+				Refused: func(remote string, err error) {
+					r.cfg.Logger.Warn("remote import: refused a connection", "job", x.JobID, "disk", i, "remote", remote, "err", err)
+				},
+			})
+			if err == nil {
+				x.Log(fmt.Sprintf("Disk %d finished receiving data", i))
+				received[i] = true
+				return
+			}
+			if ctx.Err() == nil {
+				x.Log(fmt.Sprintf("Disk %d failed to receive data: %s", i, r.transferFailure(x, i, err)))
+			}
+			cancel() // the import failed: stop waiting for the other disks
+		}()
+	}
+	wg.Wait()
+	if err := x.Context().Err(); err != nil {
+		return err
+	}
+	if slices.Contains(received, false) {
+		return errs.Exec("Some disks for instance %s on node %s were not imported successfully", name, pnode.Name)
+	}
+	x.handoff = &importDone{}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/impexp"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 )
 
@@ -74,7 +75,28 @@ func TestStorageOpcodes(t *testing.T) {
 	stWantResult(t, stRun(t, v, &rapiv2.OpNodePowercycle{NodeName: ps("node1")}), "error",
 		`["OpPrereqError",["The node is the master and the force parameter was not set","wrong_input"]]`)
 	stWantResult(t, stRun(t, v, &rapiv2.OpNodePowercycle{NodeName: ps("node1"), Force: pb(true)}), "success", `"Reboot scheduled in 5 seconds"`)
+	node2 := func() cluster.Node {
+		uuid, _, err := v.model.State().NodeByName("node2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *v.model.State().Config().Nodes[uuid]
+	}
+	before := node2()
 	stWantResult(t, stRun(t, v, &rapiv2.OpNodePowercycle{NodeName: ps("node2")}), "success", `"Reboot scheduled in 5 seconds"`)
+	// The node rebooted: a new boot id, no configuration change.
+	after := node2()
+	if after.BootID == before.BootID || after.BootID == "" {
+		t.Errorf("boot id %q after a powercycle, was %q", after.BootID, before.BootID)
+	}
+	if after.SerialNo != before.SerialNo || after.MTime != before.MTime {
+		t.Errorf("serial %d mtime %v after a powercycle, were %d %v", after.SerialNo, after.MTime, before.SerialNo, before.MTime)
+	}
+	// A dry run reboots nothing.
+	stWantResult(t, stRun(t, v, &rapiv2.OpNodePowercycle{NodeName: ps("node2"), DryRun: pb(true)}), "success", "null")
+	if got := node2().BootID; got != after.BootID {
+		t.Errorf("boot id %q after a dry-run powercycle, was %q", got, after.BootID)
+	}
 }
 
 func TestBackupOpcodes(t *testing.T) {
@@ -97,11 +119,11 @@ func TestBackupOpcodes(t *testing.T) {
 	if err := json.Unmarshal([]byte(jsonOf(t, j.OpResult[0])), &res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Handshake) != 3 || res.Handshake[1] != sha1Hmac("s3cret", "0:Hi, I'm Ganeti", res.Handshake[2].(string)) {
+	if len(res.Handshake) != 3 || res.Handshake[1] != impexp.Sha1Hmac("s3cret", "0:Hi, I'm Ganeti", res.Handshake[2].(string)) {
 		t.Fatalf("handshake %v", res.Handshake)
 	}
 	name, _ := res.KeyName[0].(string)
-	if len(res.KeyName) != 3 || res.KeyName[1] != sha1Hmac("s3cret", name, res.KeyName[2].(string)) {
+	if len(res.KeyName) != 3 || res.KeyName[1] != impexp.Sha1Hmac("s3cret", name, res.KeyName[2].(string)) {
 		t.Fatalf("key name %v", res.KeyName)
 	}
 	if !strings.HasPrefix(res.CA, "X-Ganeti-Signature: ") || !strings.Contains(res.CA, "-----BEGIN CERTIFICATE-----") {
@@ -127,7 +149,7 @@ func TestBackupOpcodes(t *testing.T) {
 	}
 	stWantResult(t, stRun(t, v, &rapiv2.OpBackupExport{InstanceName: ps("inst2"), TargetNode: structpb.NewStringValue("nonode"), Mode: local}), "error", "")
 	stWantResult(t, stRun(t, v, &rapiv2.OpBackupExport{InstanceName: ps("inst2"), TargetNode: target, Mode: remote}), "error",
-		`["OpPrereqError",["remote exports are not supported yet","wrong_input"]]`)
+		`["OpPrereqError",["Missing X509 key name for encryption","wrong_input"]]`)
 }
 
 func exportNames(t *testing.T, v *env) [][]string {
