@@ -25,6 +25,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
@@ -164,6 +167,12 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if route == nil {
 		WriteLegacyError(w, LegacyError{Code: http.StatusNotFound, Message: "Not Found", Explain: explain[404]})
 		return
+	}
+	// The route names the request's span and labels its metrics (otelhttp
+	// reads the pattern once the handler returns) and its access log line.
+	r.Pattern = method + " " + route.Template
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(attrRoute.String(r.Pattern), semconv.HTTPRoute(route.Template))
 	}
 	if _, ok := route.Methods[method]; !ok {
 		WriteLegacyError(w, LegacyError{

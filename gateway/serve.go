@@ -3,17 +3,20 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/felixge/httpsnoop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ganeti-gateway/ganeti-gateway/server"
+	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
 // SamePort sends gRPC requests (HTTP/2 with an application/grpc content
@@ -105,4 +108,40 @@ func IsInProcess(ctx context.Context) bool {
 	}
 	_, ok = p.Addr.(inProcessAddr)
 	return ok
+}
+
+// attrRoute is the span attribute of the legacy route ("PUT
+// /2/instances/{instance_name}/startup").
+var attrRoute = jobs.AttrRoute
+
+// Handler is the legacy surface with its access log: one line per request
+// (method, route, path, status, duration, bytes, user, client address;
+// the trace and span ids when the logger adds them). Tracing and metrics
+// wrap it (internal/telemetry).
+func (l *Legacy) Handler() http.Handler {
+	log := l.cfg.Logger
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !log.Enabled(r.Context(), slog.LevelInfo) {
+			l.ServeHTTP(w, r)
+			return
+		}
+		ctx, info := server.WithAccessInfo(r.Context())
+		r2 := r.WithContext(ctx)
+		m := httpsnoop.CaptureMetrics(l, w, r2)
+		// The route ServeHTTP matched, for the HTTP span and metrics.
+		r.Pattern = r2.Pattern
+		route := ""
+		if _, tmpl, ok := strings.Cut(r2.Pattern, " "); ok {
+			route = tmpl
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "access",
+			slog.String("http_method", r.Method),
+			slog.String("http_route", route),
+			slog.String("http_path", r.URL.EscapedPath()),
+			slog.Int("status", m.Code),
+			slog.Float64("duration_ms", float64(m.Duration.Microseconds())/1000),
+			slog.Int64("bytes", m.Written),
+			slog.String("user", info.User),
+			slog.String("source", r.RemoteAddr))
+	})
 }

@@ -8,6 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -22,6 +26,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
 // Metadata keys of the legacy gateway's in-process calls. They are trusted
@@ -109,8 +114,12 @@ type AuthConfig struct {
 	// InProcess reports whether a call comes from the legacy gateway over
 	// the in-process connection, whose internal metadata is trusted.
 	InProcess func(context.Context) bool
-	// Logger receives the audit log; default slog.Default().
+	// Logger receives the audit log and the access log of gRPC calls;
+	// default slog.Default().
 	Logger *slog.Logger
+	// MeterProvider records the authentication failures and the active
+	// long polls (telemetry.go); nil: none.
+	MeterProvider metric.MeterProvider
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -140,6 +149,7 @@ type Authorizer struct {
 	log     *slog.Logger
 	methods sync.Map // full method name -> *methodInfo
 	waiters chan struct{}
+	metrics *authMetrics
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -151,6 +161,10 @@ func NewAuthorizer(cfg AuthConfig) (*Authorizer, error) {
 		return nil, err
 	}
 	a := &Authorizer{cfg: cfg, log: cfg.Logger, limiters: map[string]*rate.Limiter{}}
+	var err error
+	if a.metrics, err = newAuthMetrics(cfg.MeterProvider); err != nil {
+		return nil, err
+	}
 	if cfg.MaxWaiters > 0 {
 		a.waiters = make(chan struct{}, cfg.MaxWaiters)
 	}
@@ -247,7 +261,13 @@ func (a *Authorizer) Preflight(ctx context.Context, fullMethod string, call *Leg
 	if m.open {
 		return nil
 	}
-	_, err := a.authenticate(ctx, &request{method: m, call: call, legacy: true})
+	user, err := a.authenticate(ctx, &request{method: m, call: call, legacy: true})
+	if user != nil {
+		if info := accessInfoFrom(ctx); info != nil {
+			info.User = user.Name
+		}
+		trace.SpanFromContext(ctx).SetAttributes(attrUser.String(user.Name))
+	}
 	return ToStatus(a.log, err)
 }
 
@@ -318,7 +338,8 @@ func (a *Authorizer) admit(ctx context.Context, r *request, user *auth.User) (re
 	if r.method.longPoll && a.waiters != nil {
 		select {
 		case a.waiters <- struct{}{}:
-			return func() { <-a.waiters }, nil
+			a.metrics.longPollStart(ctx)
+			return func() { a.metrics.longPollEnd(ctx); <-a.waiters }, nil
 		default:
 			name := ""
 			if user != nil {
@@ -327,6 +348,10 @@ func (a *Authorizer) admit(ctx context.Context, r *request, user *auth.User) (re
 			a.denied(ctx, r, name, codes.ResourceExhausted, "too many concurrent job waits")
 			return nil, errs.TooManyRequests(time.Second, "Too many concurrent job waits, retry later")
 		}
+	}
+	if r.method.longPoll {
+		a.metrics.longPollStart(ctx)
+		return func() { a.metrics.longPollEnd(ctx) }, nil
 	}
 	return func() {}, nil
 }
@@ -355,25 +380,28 @@ func (a *Authorizer) reserveWrite(user string) time.Duration {
 
 // UnaryInterceptor checks every unary call.
 func (a *Authorizer) UnaryInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		m := a.method(info.FullMethod)
 		if m.open {
 			return handler(ctx, req)
 		}
 		r := a.requestOf(ctx, m)
-		user, err := a.authenticate(ctx, r)
+		var user *auth.User
+		if !r.legacy {
+			defer a.accessLog(ctx, r, &user, time.Now(), &err)
+		}
+		defer func() { annotateError(ctx, err) }()
+		user, err = a.authenticate(ctx, r)
 		if err != nil {
 			return nil, err
 		}
-		if user != nil {
-			ctx = auth.NewContext(ctx, user)
-		}
+		ctx = a.annotate(ctx, r, user)
 		release, err := a.admit(ctx, r, user)
 		if err != nil {
 			return nil, err
 		}
 		defer release()
-		resp, err := handler(ctx, req)
+		resp, err = handler(ctx, req)
 		if m.write {
 			a.audit(ctx, r, user, req, resp, err)
 		}
@@ -383,20 +411,23 @@ func (a *Authorizer) UnaryInterceptor() grpc.UnaryServerInterceptor {
 
 // StreamInterceptor checks every streaming call.
 func (a *Authorizer) StreamInterceptor() grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		m := a.method(info.FullMethod)
 		if m.open {
 			return handler(srv, ss)
 		}
 		ctx := ss.Context()
 		r := a.requestOf(ctx, m)
-		user, err := a.authenticate(ctx, r)
+		var user *auth.User
+		if !r.legacy {
+			defer a.accessLog(ctx, r, &user, time.Now(), &err)
+		}
+		defer func() { annotateError(ctx, err) }()
+		user, err = a.authenticate(ctx, r)
 		if err != nil {
 			return err
 		}
-		if user != nil {
-			ctx = auth.NewContext(ctx, user)
-		}
+		ctx = a.annotate(ctx, r, user)
 		release, err := a.admit(ctx, r, user)
 		if err != nil {
 			return err
@@ -440,6 +471,7 @@ func (r *request) attrs(user string) []slog.Attr {
 // denied logs a request that authentication, authorization or a limit
 // refused.
 func (a *Authorizer) denied(ctx context.Context, r *request, user string, code codes.Code, reason string) {
+	a.metrics.denied(ctx, code)
 	attrs := append([]slog.Attr{slog.String("event", "denied")}, r.attrs(user)...)
 	attrs = append(attrs, slog.String("code", code.String()), slog.String("reason", reason))
 	a.log.LogAttrs(ctx, slog.LevelWarn, "audit", attrs...)
@@ -470,4 +502,170 @@ func jobIDOf(req, resp any) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// Attribute keys of the spans the authorizer annotates (shared with the
+// job engine's).
+var (
+	attrUser  = jobs.AttrUser
+	attrRoute = jobs.AttrRoute
+)
+
+// annotate puts the user in the context (auth.FromContext) and the job
+// origin (jobs.WithOrigin), and the user and the legacy route on the
+// call's span.
+func (a *Authorizer) annotate(ctx context.Context, r *request, user *auth.User) context.Context {
+	o := jobs.Origin{RPC: r.method.full}
+	if user != nil {
+		ctx = auth.NewContext(ctx, user)
+		o.User = user.Name
+	}
+	if r.legacy && r.call.Route != "" {
+		o.Route = r.call.HTTPMethod + " " + r.call.Route
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		if o.User != "" {
+			span.SetAttributes(attrUser.String(o.User))
+		}
+		if o.Route != "" {
+			span.SetAttributes(attrRoute.String(o.Route))
+		}
+	}
+	if !contains(r.method.access, auth.OptionWrite) {
+		return ctx // submits no job
+	}
+	return jobs.WithOrigin(ctx, o)
+}
+
+// annotateError puts the Ganeti error class and classification of a
+// failed call on its span (the status code is otelgrpc's).
+func annotateError(ctx context.Context, err error) {
+	if err == nil {
+		return
+	}
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	if de, ok := errs.As(err); ok {
+		span.SetAttributes(jobs.AttrErrClass.String(de.Class))
+		if de.Code != "" {
+			span.SetAttributes(jobs.AttrErrCode.String(string(de.Code)))
+		}
+	}
+}
+
+// accessLog writes the one access log line of a gRPC call that did not
+// come through the legacy gateway (legacy requests get theirs from the
+// gateway).
+func (a *Authorizer) accessLog(ctx context.Context, r *request, user **auth.User, start time.Time, err *error) {
+	if !a.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	name := ""
+	if *user != nil {
+		name = (*user).Name
+	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "access",
+		slog.String("rpc", r.method.full),
+		slog.String("code", status.Code(ToStatus(nil, *err)).String()),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.String("user", name),
+		slog.String("source", r.call.RemoteAddr))
+}
+
+// AccessInfo is what the access log line of a legacy request learns from
+// the authorizer's Preflight: the authenticated user.
+type AccessInfo struct {
+	User string
+}
+
+type accessInfoKey struct{}
+
+// WithAccessInfo returns ctx with a new AccessInfo, which Preflight fills
+// in.
+func WithAccessInfo(ctx context.Context) (context.Context, *AccessInfo) {
+	info := &AccessInfo{}
+	return context.WithValue(ctx, accessInfoKey{}, info), info
+}
+
+func accessInfoFrom(ctx context.Context) *AccessInfo {
+	info, _ := ctx.Value(accessInfoKey{}).(*AccessInfo)
+	return info
+}
+
+// authMetrics are the authorizer's metrics.
+type authMetrics struct {
+	failures  metric.Int64Counter
+	longPolls metric.Int64UpDownCounter
+	window    failureWindow
+}
+
+const authMeterName = "github.com/ganeti-gateway/ganeti-gateway/server"
+
+func newAuthMetrics(mp metric.MeterProvider) (*authMetrics, error) {
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	m := mp.Meter(authMeterName)
+	am := &authMetrics{}
+	var err error
+	if am.failures, err = m.Int64Counter("rapi.auth.failures", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests refused by authentication or authorization (401, 403, 400 for Basic without credentials), by gRPC code")); err != nil {
+		return nil, err
+	}
+	if am.longPolls, err = m.Int64UpDownCounter("rapi.jobs.waiters", metric.WithUnit("{request}"),
+		metric.WithDescription("Job long polls in progress (GET /2/jobs/{job_id}/wait, WaitJobChange, WatchJob)")); err != nil {
+		return nil, err
+	}
+	_, err = m.Float64ObservableGauge("rapi.auth.failure.rate", metric.WithUnit("{request}/s"),
+		metric.WithDescription("Authentication and authorization failures per second over the last minute"),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			o.Observe(am.window.rate(time.Now()))
+			return nil
+		}))
+	return am, err
+}
+
+func (m *authMetrics) denied(ctx context.Context, code codes.Code) {
+	if code == codes.ResourceExhausted {
+		return // a limit, not an authentication failure
+	}
+	m.failures.Add(ctx, 1, metric.WithAttributes(attribute.String("rpc.grpc.status_code", code.String())))
+	m.window.add(time.Now())
+}
+
+func (m *authMetrics) longPollStart(ctx context.Context) { m.longPolls.Add(ctx, 1) }
+func (m *authMetrics) longPollEnd(ctx context.Context)   { m.longPolls.Add(ctx, -1) }
+
+// failureWindow counts events per second over the last minute.
+type failureWindow struct {
+	mu     sync.Mutex
+	counts [60]int64
+	secs   [60]int64 // the second each bucket counts
+}
+
+func (w *failureWindow) add(now time.Time) {
+	s := now.Unix()
+	i := s % 60
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.secs[i] != s {
+		w.secs[i], w.counts[i] = s, 0
+	}
+	w.counts[i]++
+}
+
+// rate is the events per second over the minute before now.
+func (w *failureWindow) rate(now time.Time) float64 {
+	s := now.Unix()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var n int64
+	for i := range w.secs {
+		if s-w.secs[i] < 60 {
+			n += w.counts[i]
+		}
+	}
+	return float64(n) / 60
 }

@@ -58,8 +58,14 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.JobArchiveAfter, "job-archive-after", jobs.DefaultArchiveAfter, "age after which finished jobs are archived (readable by id, no longer listed); negative: never")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", app.DefaultMaxWaiters, "concurrent job long polls (GET /2/jobs/{id}/wait, WaitJobChange, WatchJob); -1 for no limit")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.ClusterDomainSecretFile, "cluster-domain-secret-file", "", "Ganeti's cluster domain secret file; clusters sharing it trust each other for move-instance (default: <data-dir>/cluster-domain-secret, created on first start)")
+	fs.StringVar(&cfg.RemoteImportAddress, "remote-import-address", "127.0.0.1", "address remote imports (move-instance) listen on and announce to the exporting cluster")
+	fs.DurationVar(&cfg.RemoteConnectTimeout, "remote-connect-timeout", 180*time.Second, "how long a remote export tries to connect and a remote import waits for it (Ganeti's RIE_CONNECT_TIMEOUT)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the admin listener (/healthz, /debug/pprof/, /metrics); a bare port binds loopback only; empty: none")
+	fs.BoolVar(&cfg.MetricsPrometheus, "metrics-prometheus", false, "serve the metrics in Prometheus format on the admin listener's /metrics")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n\nEvery flag can also be set with an environment variable, e.g. --data-dir as %s.\n\n", envName("data-dir"))
+		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n\nEvery flag can also be set with an environment variable, e.g. --data-dir as %s.\n"+
+			"Tracing and metrics follow the OTEL_* variables (OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER: otlp, console or none; see docs/observability.md).\n\n", envName("data-dir"))
 		fs.PrintDefaults()
 	}
 	if err := applyEnv(fs); err != nil {
@@ -90,9 +96,19 @@ func run(args []string) error {
 	if a.Fingerprint != "" {
 		attrs = append(attrs, "tls_sha256_fingerprint", a.Fingerprint)
 	}
+	adminLis, err := a.ListenAdmin()
+	if err != nil {
+		_ = lis.Close()
+		a.Close()
+		return err
+	}
 	log.Info("ganeti-gateway listening", attrs...)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- a.Serve(lis) }()
+	if adminLis != nil {
+		log.Info("admin listener", "addr", adminLis.Addr().String(), "metrics", cfg.MetricsPrometheus)
+		go func() { errc <- a.ServeAdmin(adminLis) }()
+	}
 	select {
 	case err := <-errc:
 		a.Close()

@@ -26,10 +26,12 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/deploy"
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/selfsigned"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
 )
 
@@ -78,11 +80,35 @@ type Config struct {
 	// MaxWaiters bounds the concurrent long polls (GET /2/jobs/{id}/wait,
 	// WaitJobChange, WatchJob); 0 means the default, negative no limit.
 	MaxWaiters int
+	// ClusterDomainSecretFile is Ganeti's cluster domain secret file (one
+	// line of text): clusters sharing it trust each other for remote
+	// imports and exports (move-instance). Default
+	// <DataDir>/cluster-domain-secret, created with a random secret on
+	// first start.
+	ClusterDomainSecretFile string
+	// RemoteImportAddress is the address remote imports listen on and
+	// announce to the exporting cluster (default 127.0.0.1).
+	RemoteImportAddress string
+	// RemoteConnectTimeout is how long a remote export tries to connect
+	// and a remote import waits for it (Ganeti's RIE_CONNECT_TIMEOUT,
+	// default 180 s; imports add the opcode's source_shutdown_timeout).
+	RemoteConnectTimeout time.Duration
 	// Logger defaults to a JSON logger on stderr.
 	Logger *slog.Logger
 	// Console receives the one-time notice with the password of the user
 	// created on first start (not the log); default os.Stderr.
 	Console io.Writer
+	// Telemetry are the tracer and meter providers. Nil means built from
+	// the OTEL_* environment (telemetry.New; off unless configured) and
+	// stopped by Shutdown; a given one is the caller's to stop.
+	Telemetry *telemetry.Providers
+	// AdminListen is the address of the admin listener (/healthz,
+	// /debug/pprof/, and /metrics with MetricsPrometheus); empty: none. A
+	// bare port (":9090") binds the loopback interface only.
+	AdminListen string
+	// MetricsPrometheus serves the metrics in Prometheus format on the
+	// admin listener's /metrics.
+	MetricsPrometheus bool
 }
 
 // Defaults.
@@ -144,6 +170,15 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Console == nil {
 		c.Console = os.Stderr
 	}
+	if c.AdminListen != "" {
+		addr, err := telemetry.AdminAddr(c.AdminListen)
+		if err != nil {
+			return fmt.Errorf("--admin-listen: %w", err)
+		}
+		c.AdminListen = addr
+	} else if c.MetricsPrometheus {
+		return errors.New("--metrics-prometheus needs --admin-listen")
+	}
 	return nil
 }
 
@@ -158,6 +193,9 @@ type App struct {
 	legacy     *gateway.Legacy
 	http       *http.Server
 	tls        *tls.Config
+	tel        *telemetry.Providers
+	ownTel     bool // tel was built here: Shutdown stops it
+	admin      *http.Server
 	// Fingerprint is the SHA-256 fingerprint of the TLS certificate (empty
 	// with Insecure).
 	Fingerprint string
@@ -169,6 +207,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
+	cfg.Logger = telemetry.Logger(cfg.Logger) // trace and span ids in the logs
 	log := cfg.Logger
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -193,13 +232,27 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Close()
 		}
 	}()
+	if a.tel = cfg.Telemetry; a.tel == nil {
+		if a.tel, err = telemetry.New(ctx, telemetry.Options{Prometheus: cfg.MetricsPrometheus}); err != nil {
+			return nil, err
+		}
+		a.ownTel = true
+	}
+	if a.tel.Metrics != nil && cfg.AdminListen == "" {
+		return nil, errors.New("the Prometheus endpoint (OTEL_METRICS_EXPORTER=prometheus) needs --admin-listen")
+	}
 	model, err := cluster.Open(st, seed, time.Now)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	execs, err := executors(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	a.jobs, err = jobs.New(jobs.Config{
-		Model: model, Logger: log, EncodeOp: server.LegacyOpValue,
+		Model: model, Logger: log, EncodeOp: server.LegacyOpValue, Executors: execs,
 		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
+		TracerProvider: a.tel.TracerProvider, MeterProvider: a.tel.MeterProvider,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
@@ -224,19 +277,20 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		MaxWaiters:          cfg.MaxWaiters,
 		InProcess:           gateway.IsInProcess,
 		Logger:              log,
+		MeterProvider:       a.tel.MeterProvider,
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.grpcServer = grpc.NewServer(
+	a.grpcServer = grpc.NewServer(append(telemetry.ServerOptions(a.tel),
 		grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(log), authz.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
-	)
+	)...)
 	services.Register(a.grpcServer)
 	healthpb.RegisterHealthServer(a.grpcServer, health.NewServer())
 	reflection.Register(a.grpcServer)
 
-	if a.conn, err = gateway.InProcess(a.grpcServer); err != nil {
+	if a.conn, err = gateway.InProcess(a.grpcServer, telemetry.DialOptions(a.tel)...); err != nil {
 		return nil, err
 	}
 	if a.legacy, err = gateway.NewLegacy(ctx, gateway.Config{
@@ -253,11 +307,18 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			return nil, err
 		}
 	}
-	a.http = gateway.NewHTTPServer(gateway.SamePort(a.grpcServer, a.legacy), a.tls, gateway.Timeouts{
+	legacy := telemetry.HTTPHandler(a.tel, a.legacy.Handler())
+	a.admin = telemetry.NewAdminServer(telemetry.AdminConfig{Metrics: a.tel.Metrics, Health: a.health})
+	a.http = gateway.NewHTTPServer(gateway.SamePort(a.grpcServer, legacy), a.tls, gateway.Timeouts{
 		ReadHeader: cfg.ReadHeaderTimeout,
 		Idle:       cfg.IdleTimeout,
 	})
 	return a, nil
+}
+
+// health is the admin listener's health check: the store answers.
+func (a *App) health(context.Context) error {
+	return a.store.View(func(store.Tx) error { return nil })
 }
 
 // openUsers creates the users file on first start, loads it and starts
@@ -334,6 +395,24 @@ func (a *App) Serve(lis net.Listener) error {
 	return err
 }
 
+// ListenAdmin opens the admin listener (nil without AdminListen).
+func (a *App) ListenAdmin() (net.Listener, error) {
+	if a.cfg.AdminListen == "" {
+		return nil, nil
+	}
+	return net.Listen("tcp", a.cfg.AdminListen)
+}
+
+// ServeAdmin serves health, pprof and the Prometheus metrics on lis until
+// Shutdown; it returns nil after a shutdown.
+func (a *App) ServeAdmin(lis net.Listener) error {
+	err := a.admin.Serve(lis)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
 // then closes everything.
 func (a *App) Shutdown(ctx context.Context) error {
@@ -344,6 +423,15 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if jerr := a.jobs.Stop(ctx); err == nil {
 			err = jerr
 		}
+	}
+	if a.ownTel {
+		// Export what is buffered.
+		if terr := a.tel.Shutdown(ctx); terr != nil {
+			a.cfg.Logger.Warn("telemetry shutdown failed", "err", terr)
+		}
+	}
+	if a.admin != nil {
+		_ = a.admin.Shutdown(ctx)
 	}
 	a.Close()
 	return err
@@ -370,5 +458,13 @@ func (a *App) Close() {
 	}
 	if a.users != nil {
 		a.users.Close()
+	}
+	if a.admin != nil {
+		_ = a.admin.Close()
+	}
+	if a.ownTel && a.tel != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // no grace
+		_ = a.tel.Shutdown(ctx)
 	}
 }

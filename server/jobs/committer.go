@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -45,6 +46,7 @@ type committer struct {
 	execs   []*execItem
 	archive []int64
 	waiters []chan error
+	traced  commitTrace // the spans the next transaction serves
 	closed  bool
 	dead    bool // simulated crash: drop everything
 
@@ -96,7 +98,11 @@ func (c *committer) signal() {
 
 // write queues the records of jobs; the returned channel (buffered) gets
 // the commit's outcome.
-func (c *committer) write(ids ...int64) <-chan error {
+func (c *committer) write(ids ...int64) <-chan error { return c.writeCtx(nil, ids...) }
+
+// writeCtx is write for the span of ctx (nil: none): the transaction is
+// traced as its child.
+func (c *committer) writeCtx(ctx context.Context, ids ...int64) <-chan error {
 	ch := make(chan error, 1)
 	c.mu.Lock()
 	if c.closed || c.dead {
@@ -111,6 +117,7 @@ func (c *committer) write(ids ...int64) <-chan error {
 	for _, id := range ids {
 		c.dirty[id] = struct{}{}
 	}
+	c.traced.add(ctx)
 	c.waiters = append(c.waiters, ch)
 	c.mu.Unlock()
 	c.signal()
@@ -126,6 +133,7 @@ func (c *committer) exec(it *execItem) bool {
 		return false
 	}
 	c.execs = append(c.execs, it)
+	c.traced.add(it.x.ctx)
 	c.mu.Unlock()
 	c.signal()
 	return true
@@ -191,7 +199,8 @@ type batch struct {
 func (c *committer) flush() {
 	c.mu.Lock()
 	dirty, execs, archive, waiters, dead := c.dirty, c.execs, c.archive, c.waiters, c.dead
-	c.dirty, c.execs, c.archive, c.waiters = map[int64]struct{}{}, nil, nil, nil
+	links := c.traced.links
+	c.dirty, c.execs, c.archive, c.waiters, c.traced = map[int64]struct{}{}, nil, nil, nil, commitTrace{}
 	c.mu.Unlock()
 	if dead {
 		for _, w := range waiters {
@@ -205,6 +214,7 @@ func (c *committer) flush() {
 		}
 		return
 	}
+	span := c.e.startCommit(links, len(dirty), len(execs), len(archive))
 	b, err := c.e.takeBatch(dirty, archive)
 	if err == nil {
 		if len(execs) == 0 {
@@ -213,6 +223,7 @@ func (c *committer) flush() {
 			err = c.runExecs(b, execs)
 		}
 	}
+	endCommit(span, err)
 	if err == nil {
 		c.e.archived(b.archIDs)
 	} else if !errors.Is(err, errCrashed) {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -44,6 +46,11 @@ type Config struct {
 	// resource. The default is a plain protojson rendering; the server
 	// wires the legacy codec.
 	EncodeOp func(*rapiv2.OpCode) (any, error)
+	// TracerProvider traces submissions, jobs, opcodes, lock waits,
+	// allocator runs and store transactions (otel.go); nil: no tracing.
+	TracerProvider trace.TracerProvider
+	// MeterProvider records the job metrics (otel.go); nil: none.
+	MeterProvider metric.MeterProvider
 }
 
 // DefaultArchiveAfter is Config.ArchiveAfter's default.
@@ -93,6 +100,7 @@ type Engine struct {
 	st    store.Store
 	log   *slog.Logger
 	com   *committer
+	tel   *telemetry
 
 	mu         sync.Mutex
 	cond       *sync.Cond // signaled when runq gets a job or on stop
@@ -127,6 +135,7 @@ type job struct {
 	archive bool // being archived
 	version uint64
 	notify  chan struct{} // closed and replaced on every change
+	tr      jobTrace      // spans and timings (otel.go)
 }
 
 // New opens the job queue persisted in cfg.Model's store: finished jobs
@@ -151,6 +160,11 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.cond = sync.NewCond(&e.mu)
 	e.runCtx, e.cancelRun = context.WithCancel(context.Background())
+	tel, err := newTelemetry(e, cfg.TracerProvider, cfg.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: telemetry: %w", err)
+	}
+	e.tel = tel
 	next, recs, err := loadAll(e.st)
 	if err != nil {
 		return nil, err
@@ -213,7 +227,7 @@ func newJobFromRecord(r *record) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &job{rec: r, ops: ops, heapIdx: -1, notify: make(chan struct{})}
+	j := &job{rec: r, ops: ops, heapIdx: -1, notify: make(chan struct{}), tr: jobTrace{done: Finalized(r.status())}}
 	for i, op := range ops {
 		msg := opMember(op)
 		if msg == nil {
@@ -305,6 +319,7 @@ func (e *Engine) changed(j *job) {
 	j.version++
 	close(j.notify)
 	j.notify = make(chan struct{})
+	e.observe(j)
 }
 
 // persist writes j's record asynchronously (mu may be held).
@@ -313,46 +328,55 @@ func (e *Engine) persist(j *job) { e.com.write(j.rec.ID) }
 // Submit validates and queues a job of ops, and returns its id once the job
 // is durable in the store. The opcodes are copied; an opcode
 // "gnt:opcode:<name>" entry is appended to each reason trail and relative
-// dependencies are made absolute, as Ganeti does.
+// dependencies are made absolute, as Ganeti does. The submission is a
+// child span of ctx's; the job's own trace links back to it.
 func (e *Engine) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOptions) (int64, error) {
+	ctx, span := e.startSubmit(ctx, len(ops))
+	id, ids, err := e.submit(ctx, ops, opt)
+	e.endSubmit(ctx, span, id, ids, err)
+	return id, err
+}
+
+func (e *Engine) submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOptions) (int64, []string, error) {
 	if len(ops) == 0 {
-		return 0, errs.Prereq(errs.CodeInval, "Job has no opcodes")
+		return 0, nil, errs.Prereq(errs.CodeInval, "Job has no opcodes")
 	}
 	if opt.Priority != nil && (*opt.Priority < PriorityHighest || *opt.Priority > PriorityLowest) {
-		return 0, errs.Prereq(errs.CodeInval, "Invalid priority %d", *opt.Priority)
+		return 0, nil, errs.Prereq(errs.CodeInval, "Invalid priority %d", *opt.Priority)
 	}
 	j, err := e.newJob(ops)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	e.mu.Lock()
 	if e.stopping {
 		e.mu.Unlock()
-		return 0, errs.Unavailable("Job queue is drained, cannot submit")
+		return 0, nil, errs.Unavailable("Job queue is drained, cannot submit")
 	}
 	id := e.nextID
 	e.nextID++
 	e.mu.Unlock()
 
 	if err := e.newRecord(j, id, opt.Priority); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
+	e.setOrigin(ctx, j.rec)
 
 	e.mu.Lock()
 	e.jobs[id] = j
 	e.mu.Unlock()
-	if err := <-e.com.write(id); err != nil {
+	if err := <-e.com.writeCtx(ctx, id); err != nil {
 		e.mu.Lock()
 		delete(e.jobs, id)
 		e.wakeDependents(id)
 		e.mu.Unlock()
 		if errors.Is(err, errStopped) || errors.Is(err, errCrashed) {
-			return 0, errs.Unavailable("Job queue is drained, cannot submit")
+			return 0, nil, errs.Unavailable("Job queue is drained, cannot submit")
 		}
-		return 0, fmt.Errorf("jobs: persist job %d: %w", id, err)
+		return 0, nil, fmt.Errorf("jobs: persist job %d: %w", id, err)
 	}
 	e.mu.Lock()
 	j.pending = false
@@ -360,7 +384,7 @@ func (e *Engine) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 		e.enqueue(j)
 	}
 	e.mu.Unlock()
-	return id, nil
+	return id, j.ids, nil
 }
 
 // Get returns a snapshot of a job, archived or not; false for an unknown
@@ -497,11 +521,15 @@ func (e *Engine) dropLocks(j *job) {
 	if j.req == nil {
 		return
 	}
+	if !j.req.granted {
+		e.lockAbandoned(j)
+	}
 	granted := e.locks.release(j.req)
 	j.req, j.holds = nil, false
 	for _, g := range granted {
 		if gj := e.jobs[g.owner]; gj != nil && gj.req == g {
 			gj.holds = true
+			e.lockAcquired(gj, true)
 			e.enqueue(gj)
 		}
 	}

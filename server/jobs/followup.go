@@ -133,6 +133,7 @@ func (e *Engine) submitFollowUp(tx store.Tx, it *execItem, ops []*rapiv2.OpCode)
 	if err := e.newRecord(j, id, nil); err != nil {
 		return 0, err
 	}
+	e.inheritOrigin(it, j.rec)
 	enc, err := encodeRecord(j.rec)
 	if err != nil {
 		return 0, err

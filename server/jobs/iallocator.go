@@ -366,7 +366,13 @@ func runIAllocator(x *ExecContext, name string, request map[string]any) (json.Ra
 // runIAllocatorFor is runIAllocator with the start of the message of a
 // failed run ("Can't compute nodes using iallocator", or LUNodeEvacuate's
 // "Can't compute node evacuation using iallocator").
-func runIAllocatorFor(x *ExecContext, name string, request map[string]any, failure string) (json.RawMessage, error) {
+func runIAllocatorFor(x *ExecContext, name string, request map[string]any, failure string) (res json.RawMessage, err error) {
+	ctx, span := startAllocatorSpan(x, name, request)
+	defer func() {
+		if span.IsRecording() {
+			endAllocatorSpan(span, res, err)
+		}
+	}()
 	path := iallocators.Lookup(name)
 	if path == "" {
 		logNoIAllocator(x, name)
@@ -376,7 +382,7 @@ func runIAllocatorFor(x *ExecContext, name string, request map[string]any, failu
 	if err != nil {
 		return nil, err
 	}
-	out, err := iallocators.Run(x.Context(), path, in)
+	out, err := iallocators.Run(ctx, path, in)
 	if errors.Is(err, errNoExternalIAllocator) {
 		return nil, errNoExternalIAllocator
 	}

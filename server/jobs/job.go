@@ -205,6 +205,15 @@ type record struct {
 	LogSerial  int64        `json:"log_serial"`
 	// Deps are the resolved dependencies of each opcode.
 	Deps [][]dependency `json:"deps"`
+	// User, Route and RPC are the job's Origin (a follow-up job's are
+	// those of the job that submitted it).
+	User  string `json:"user,omitempty"`
+	Route string `json:"route,omitempty"`
+	RPC   string `json:"rpc,omitempty"`
+	// Trace is the W3C trace context (traceparent, tracestate) of the
+	// submission's span, which the job's span links to; empty when the
+	// submission was not traced.
+	Trace map[string]string `json:"trace,omitempty"`
 }
 
 // clone copies the record deeply enough for the copy to be modified

@@ -128,6 +128,7 @@ func (e *Engine) step(j *job) {
 			e.mu.Unlock()
 			return
 		}
+		e.startJobTrace(j)
 		if !e.prepare(j, i) {
 			e.mu.Unlock()
 			return
@@ -145,16 +146,17 @@ func (e *Engine) step(j *job) {
 		r.Start = &now
 	}
 	e.changed(j)
+	opCtx := e.opContext(j)
 	e.mu.Unlock()
 
 	ex := e.cfg.Executors[j.ids[i]]
-	x := &ExecContext{JobID: r.ID, OpIndex: i, DryRun: j.dry[i], ctx: e.runCtx, now: now.Time()}
+	x := &ExecContext{JobID: r.ID, OpIndex: i, DryRun: j.dry[i], ctx: opCtx, now: now.Time()}
 	if j.dry[i] {
 		e.dryRun(j, i, ex, x)
 		e.next(j)
 		return
 	}
-	if rn, ok := ex.(Runner); ok {
+	if rn := runnerFor(ex, j.msgs[i]); rn != nil {
 		// The opcode acts outside the store: "running" is made durable
 		// first, so that a crash during Run ends the job in error.
 		if err := <-e.com.write(r.ID); err != nil {
@@ -202,6 +204,7 @@ func (e *Engine) prepare(j *job, i int) bool {
 		}
 		j.depPos = 0
 		e.setDebugLevel(j, i)
+		e.startOpTrace(j, i)
 		e.changed(j)
 	}
 	for j.depPos < len(r.Deps[i]) {
@@ -250,8 +253,10 @@ func (e *Engine) prepare(j *job, i int) bool {
 	}
 	j.req = e.locks.newReq(r.ID, r.priority(), locks)
 	if e.locks.acquire(j.req) {
+		e.lockAcquired(j, false)
 		return true
 	}
+	e.lockWaitStart(j)
 	e.persist(j)
 	return false
 }

@@ -1,0 +1,78 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+)
+
+// AdminConfig configures the admin listener's handler.
+type AdminConfig struct {
+	// Metrics is the Prometheus scrape handler, served on /metrics when
+	// set.
+	Metrics http.Handler
+	// Health reports whether the server is healthy (/healthz answers 200
+	// "ok", else 503); nil means always healthy.
+	Health func(context.Context) error
+}
+
+// AdminHandler serves /healthz, /debug/pprof/ and, when enabled, /metrics,
+// on a mux of its own (never the public listener's).
+func AdminHandler(cfg AdminConfig) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if cfg.Health != nil {
+			if err := cfg.Health(r.Context()); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, "unavailable")
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	return mux
+}
+
+// NewAdminServer is the admin listener's HTTP server (HTTP/1.1, bounded
+// header reads; no write timeout, for CPU profiles).
+func NewAdminServer(cfg AdminConfig) *http.Server {
+	return &http.Server{
+		Handler:           AdminHandler(cfg),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
+// AdminAddr is the address the admin listener binds: a bare port (":9090"
+// or "9090") binds the loopback interface only; a host, including 0.0.0.0
+// or [::], is used as given.
+func AdminAddr(addr string) (string, error) {
+	if addr == "" {
+		return "", errors.New("empty admin address")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		// A bare port.
+		host, port = "", addr
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil || port == "" {
+		return "", fmt.Errorf("admin address %q: bad port", addr)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
