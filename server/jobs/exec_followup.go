@@ -144,7 +144,9 @@ func (NodeEvacuate) Exec(x *ExecContext, op proto.Message) (any, error) {
 		var err error
 		jobs, err = externalEvacuate(x, ialloc, insts, mode, m.GetEarlyRelease())
 		if errors.Is(err, errNoExternalIAllocator) {
+			end := traceBuiltinAllocator(x, ialloc, "node-evacuate", instanceNames(insts)...)
 			jobs, err = planEvacuation(x, node, insts, mode, m.GetEarlyRelease())
+			end(nil, err)
 		}
 		if err != nil {
 			return nil, err
@@ -392,7 +394,9 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 				failed = append(failed, n)
 			}
 		case errors.Is(err, errNoExternalIAllocator):
+			end := traceBuiltinAllocator(x, ialloc, "multi-allocate")
 			place, err = multiAllocBuiltin(cfg, insts)
+			end(nil, err)
 			if err != nil {
 				return nil, err
 			}

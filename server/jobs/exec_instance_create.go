@@ -554,7 +554,9 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate) (any, error) {
 		mem, _ := beFull["maxmem"].(int64)
 		nodes, err := externalAllocate(x, ialloc, createAllocReq(cfg, m, hv, template, disks, beFull))
 		if errors.Is(err, errNoExternalIAllocator) {
+			end := traceBuiltinAllocator(x, ialloc, "allocate", name)
 			nodes, err = allocate(cfg, group, mem, diskReq, mirrored), nil
+			end(nodeNames(nodes), nil)
 		}
 		if err != nil {
 			return nil, err

@@ -153,6 +153,7 @@ func moveExec(x *ExecContext, op proto.Message) (any, error) {
 		if ialloc == "" {
 			return nil, errs.Prereq(errs.CodeInval, "No iallocator or target node given and no cluster-wide default iallocator found; please specify either an iallocator or a node, or set a cluster-wide default iallocator")
 		}
+		end := traceBuiltinAllocator(x, ialloc, "relocate", inst.Name)
 		var need int64
 		if inst.Running {
 			need = maxmem
@@ -168,7 +169,9 @@ func moveExec(x *ExecContext, op proto.Message) (any, error) {
 			cands = append(cands, n)
 		}
 		if len(cands) == 0 {
-			return nil, errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", ialloc)
+			err := errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", ialloc)
+			end(nil, err)
+			return nil, err
 		}
 		sort.Slice(cands, func(i, j int) bool {
 			fi, _ := cfg.NodeFree(cands[i].UUID)
@@ -179,6 +182,7 @@ func moveExec(x *ExecContext, op proto.Message) (any, error) {
 			return cands[i].Name < cands[j].Name
 		})
 		target = cands[0]
+		end([]string{target.Name}, nil)
 		x.LogInfo("Selected nodes for instance %s via iallocator %s: %s", inst.Name, ialloc, target.Name)
 	}
 	if err := checkNodeOnline(target, ""); err != nil {
@@ -590,12 +594,16 @@ func (InstanceReplaceDisks) Exec(x *ExecContext, op proto.Message) (any, error) 
 		// returns only the best node, which may be one of them).
 		need := cluster.LocalDiskUsage(inst)
 		exclude := append([]string{inst.PrimaryNode}, inst.SecondaryNodes...)
+		end := traceBuiltinAllocator(x, m.GetIallocator(), "relocate", inst.Name)
 		if nodes := allocateUsed(cfg, cfg.Nodes[inst.PrimaryNode].Group, 0, need, false, nil, exclude); len(nodes) > 0 {
 			target = nodes[0]
 		}
 		if target == nil {
-			return nil, errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", m.GetIallocator())
+			err := errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", m.GetIallocator())
+			end(nil, err)
+			return nil, err
 		}
+		end([]string{target.Name}, nil)
 	default:
 		return nil, errs.Prereq(errs.CodeInval, "When changing the secondary either an iallocator script must be used or the new node given")
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
 
@@ -632,4 +633,46 @@ func allocatorNodes(result []byte) []string {
 		return nil
 	}
 	return capList(names)
+}
+
+// traceBuiltinAllocator starts the span of a run of the built-in allocator
+// ("iallocator builtin"), which stands in for the iallocator name when it
+// is not installed (or for requests hail is not sent); mode is the
+// IAllocator request type it answers. The returned func ends the span
+// with the chosen node names or the error.
+func traceBuiltinAllocator(x *ExecContext, name, mode string, instances ...string) func(nodes []string, err error) {
+	parent := trace.SpanFromContext(x.Context())
+	if !parent.IsRecording() {
+		return func([]string, error) {}
+	}
+	attrs := []attribute.KeyValue{AttrAllocator.String(name), attribute.String("ganeti.iallocator.mode", mode),
+		attribute.Bool("ganeti.iallocator.builtin", true), AttrJobID.Int64(x.JobID), AttrOpIndex.Int(x.OpIndex)}
+	if len(instances) > 0 {
+		attrs = append(attrs, AttrInstance.StringSlice(capList(instances)))
+	}
+	_, span := parent.TracerProvider().Tracer(instrumentationName).Start(x.Context(), "iallocator builtin", trace.WithAttributes(attrs...))
+	return func(nodes []string, err error) {
+		if err != nil {
+			recordError(span, err)
+		} else if len(nodes) > 0 {
+			span.SetAttributes(AttrNode.StringSlice(capList(nodes)))
+		}
+		span.End()
+	}
+}
+
+func nodeNames(nodes []*cluster.Node) []string {
+	out := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+func instanceNames(insts []*cluster.Instance) []string {
+	out := make([]string, 0, len(insts))
+	for _, i := range insts {
+		out = append(out, i.Name)
+	}
+	return out
 }

@@ -394,3 +394,39 @@ func histogram(t *testing.T, r *sdkmetric.ManualReader, name string, attrs ...at
 	t.Fatalf("no %s data point with %v", name, attrs)
 	return metricdata.HistogramDataPoint[float64]{}
 }
+
+// TestTraceBuiltinAllocator: when the named iallocator is not installed,
+// the built-in allocator's run is a span under the opcode, with the
+// request type, the instance and the node it chose.
+func TestTraceBuiltinAllocator(t *testing.T) {
+	tr := newTraced()
+	v := newEnv(t, 3, tr.configure)
+	v.e.Start()
+	j := v.run(createAlloc("traced.example.com", "file", "no-such-allocator", 1024))
+	if j.Status != StatusSuccess {
+		t.Fatalf("job: %s %s", j.Status, jsonOf(t, j.OpResult))
+	}
+	id := j.ID
+	var pnode string
+	for _, inst := range v.model.State().Config().Instances {
+		if inst.Name == "traced.example.com" {
+			pnode = v.model.State().Config().Nodes[inst.PrimaryNode].Name
+		}
+	}
+	if pnode == "" {
+		t.Fatal("no instance traced.example.com after the job")
+	}
+	op := tr.one(t, "opcode OP_INSTANCE_CREATE", AttrJobID.Int64(id))
+	alloc := tr.one(t, "iallocator builtin", AttrJobID.Int64(id))
+	if !isChild(alloc, op) {
+		t.Errorf("allocator span's parent %v, want the opcode span %v", alloc.Parent().SpanID(), op.SpanContext().SpanID())
+	}
+	for _, kv := range []attribute.KeyValue{
+		AttrAllocator.String("no-such-allocator"), attribute.String("ganeti.iallocator.mode", "allocate"),
+		AttrInstance.StringSlice([]string{"traced.example.com"}), AttrNode.StringSlice([]string{pnode}),
+	} {
+		if !hasAttr(alloc, kv) {
+			t.Errorf("allocator span has no %v: %v", kv, alloc.Attributes())
+		}
+	}
+}
