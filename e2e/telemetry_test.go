@@ -32,6 +32,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
@@ -381,7 +382,7 @@ func TestRequestMetrics(t *testing.T) {
 	var rm metricdata.ResourceMetrics
 	requests := func(method, route string, status int) uint64 {
 		var n uint64
-		for _, m := range metricsNamed(rm, "http.server.request.duration") {
+		for _, m := range testutil.MetricsNamed(rm, "http.server.request.duration") {
 			for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
 				r, hasRoute := dp.Attributes.Value("http.route")
 				mt, _ := dp.Attributes.Value("http.request.method")
@@ -419,7 +420,7 @@ func TestRequestMetrics(t *testing.T) {
 		}
 	}
 	var rpcInfo uint64
-	for _, m := range metricsNamed(rm, "rpc.server.call.duration") {
+	for _, m := range testutil.MetricsNamed(rm, "rpc.server.call.duration") {
 		for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
 			if v, _ := dp.Attributes.Value("rpc.method"); strings.HasSuffix(v.AsString(), "ClusterService/GetInfo") {
 				rpcInfo += dp.Count
@@ -449,7 +450,7 @@ func TestRequestMetrics(t *testing.T) {
 		t.Errorf("queue depth %v", g)
 	}
 	var ops uint64
-	for _, m := range metricsNamed(rm, "ganeti.opcode.duration") {
+	for _, m := range testutil.MetricsNamed(rm, "ganeti.opcode.duration") {
 		for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
 			ops += dp.Count
 		}
@@ -467,22 +468,10 @@ type attrFilter struct {
 	value string
 }
 
-func metricsNamed(rm metricdata.ResourceMetrics, name string) []metricdata.Metrics {
-	var out []metricdata.Metrics
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == name {
-				out = append(out, m)
-			}
-		}
-	}
-	return out
-}
-
 // sumOf adds up the data points of an int64 sum, those matching f.
 func sumOf(rm metricdata.ResourceMetrics, name string, f *attrFilter) int64 {
 	var n int64
-	for _, m := range metricsNamed(rm, name) {
+	for _, m := range testutil.MetricsNamed(rm, name) {
 		if s, ok := m.Data.(metricdata.Sum[int64]); ok {
 			for _, dp := range s.DataPoints {
 				if v, _ := dp.Attributes.Value(f.keyOrEmpty()); f == nil || v.AsString() == f.value {
@@ -504,7 +493,7 @@ func (f *attrFilter) keyOrEmpty() attribute.Key {
 // gaugeOf is the sum of a gauge's data points.
 func gaugeOf(rm metricdata.ResourceMetrics, name string) float64 {
 	var g float64
-	for _, m := range metricsNamed(rm, name) {
+	for _, m := range testutil.MetricsNamed(rm, name) {
 		switch d := m.Data.(type) {
 		case metricdata.Gauge[float64]:
 			for _, dp := range d.DataPoints {

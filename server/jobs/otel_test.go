@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
 )
@@ -325,7 +326,7 @@ func TestJobMetrics(t *testing.T) {
 		t.Errorf("successful OP_TAGS_SET job durations: %d", h.Count)
 	}
 	// Nothing is left in the queue.
-	for _, m := range metricsNamed(rm, "ganeti.jobs.active") {
+	for _, m := range testutil.MetricsNamed(rm, "ganeti.jobs.active") {
 		for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
 			if dp.Value != 0 {
 				t.Errorf("ganeti.jobs.active %v = %d", dp.Attributes, dp.Value)
@@ -355,21 +356,9 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) metricdata.ResourceMetrics
 	return rm
 }
 
-func metricsNamed(rm metricdata.ResourceMetrics, name string) []metricdata.Metrics {
-	var out []metricdata.Metrics
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == name {
-				out = append(out, m)
-			}
-		}
-	}
-	return out
-}
-
 func sumPoints(t *testing.T, rm metricdata.ResourceMetrics, name string) []metricdata.DataPoint[int64] {
 	t.Helper()
-	ms := metricsNamed(rm, name)
+	ms := testutil.MetricsNamed(rm, name)
 	if len(ms) != 1 {
 		t.Fatalf("%d metrics named %s", len(ms), name)
 	}
@@ -381,7 +370,7 @@ func sumPoints(t *testing.T, rm metricdata.ResourceMetrics, name string) []metri
 func histogram(t *testing.T, r *sdkmetric.ManualReader, name string, attrs ...attribute.KeyValue) metricdata.HistogramDataPoint[float64] {
 	t.Helper()
 	rm := collect(t, r)
-	for _, m := range metricsNamed(rm, name) {
+	for _, m := range testutil.MetricsNamed(rm, name) {
 		for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
 			if slices.IndexFunc(attrs, func(kv attribute.KeyValue) bool {
 				v, ok := dp.Attributes.Value(kv.Key)
