@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -153,36 +154,13 @@ func moveExec(x *ExecContext, op proto.Message) (any, error) {
 		if ialloc == "" {
 			return nil, errs.Prereq(errs.CodeInval, "No iallocator or target node given and no cluster-wide default iallocator found; please specify either an iallocator or a node, or set a cluster-wide default iallocator")
 		}
-		end := traceBuiltinAllocator(x, ialloc, "relocate", inst.Name)
-		var need int64
-		if inst.Running {
-			need = maxmem
+		target, err = externalRelocate(x, ialloc, inst, []string{pnode.UUID})
+		if errors.Is(err, errNoExternalIAllocator) {
+			target, err = relocateBuiltin(x, ialloc, inst, pnode, maxmem)
 		}
-		var cands []*cluster.Node
-		for _, n := range cfg.Nodes {
-			if n.UUID == pnode.UUID || n.Group != pnode.Group || !usableNode(cfg, n) {
-				continue
-			}
-			if free, _ := cfg.NodeFree(n.UUID); free < need {
-				continue
-			}
-			cands = append(cands, n)
-		}
-		if len(cands) == 0 {
-			err := errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", ialloc)
-			end(nil, err)
+		if err != nil {
 			return nil, err
 		}
-		sort.Slice(cands, func(i, j int) bool {
-			fi, _ := cfg.NodeFree(cands[i].UUID)
-			fj, _ := cfg.NodeFree(cands[j].UUID)
-			if fi != fj {
-				return fi > fj
-			}
-			return cands[i].Name < cands[j].Name
-		})
-		target = cands[0]
-		end([]string{target.Name}, nil)
 		x.LogInfo("Selected nodes for instance %s via iallocator %s: %s", inst.Name, ialloc, target.Name)
 	}
 	if err := checkNodeOnline(target, ""); err != nil {
@@ -594,16 +572,23 @@ func (InstanceReplaceDisks) Exec(x *ExecContext, op proto.Message) (any, error) 
 		// returns only the best node, which may be one of them).
 		need := cluster.LocalDiskUsage(inst)
 		exclude := append([]string{inst.PrimaryNode}, inst.SecondaryNodes...)
-		end := traceBuiltinAllocator(x, m.GetIallocator(), "relocate", inst.Name)
-		if nodes := allocateUsed(cfg, cfg.Nodes[inst.PrimaryNode].Group, 0, need, false, nil, exclude); len(nodes) > 0 {
-			target = nodes[0]
+		target, err = externalRelocate(x, m.GetIallocator(), inst, inst.SecondaryNodes)
+		if errors.Is(err, errNoExternalIAllocator) {
+			end := traceBuiltinAllocator(x, m.GetIallocator(), "relocate", inst.Name)
+			target, err = nil, nil
+			nodes := allocateUsed(cfg, cfg.Nodes[inst.PrimaryNode].Group, 0, need, false, nil, exclude)
+			if len(nodes) > 0 {
+				target = nodes[0]
+			} else {
+				err = errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", m.GetIallocator())
+			}
+			end(nodeNames(nodes), err)
 		}
-		if target == nil {
-			err := errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", m.GetIallocator())
-			end(nil, err)
+		if err != nil {
 			return nil, err
 		}
-		end([]string{target.Name}, nil)
+		// Ganeti names the instance by its UUID here.
+		x.LogInfo("Selected new secondary for instance '%s': %s", inst.UUID, target.Name)
 	default:
 		return nil, errs.Prereq(errs.CodeInval, "When changing the secondary either an iallocator script must be used or the new node given")
 	}
@@ -633,4 +618,42 @@ func containsStr(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// relocateBuiltin is the built-in allocator's answer to the relocation of
+// an externally mirrored instance's primary: the usable node of the
+// primary's group with the most free memory (enough for the instance
+// when it runs).
+func relocateBuiltin(x *ExecContext, ialloc string, inst *cluster.Instance, pnode *cluster.Node, maxmem int64) (*cluster.Node, error) {
+	cfg := x.Config
+	end := traceBuiltinAllocator(x, ialloc, "relocate", inst.Name)
+	var need int64
+	if inst.Running {
+		need = maxmem
+	}
+	var cands []*cluster.Node
+	for _, n := range cfg.Nodes {
+		if n.UUID == pnode.UUID || n.Group != pnode.Group || !usableNode(cfg, n) {
+			continue
+		}
+		if free, _ := cfg.NodeFree(n.UUID); free < need {
+			continue
+		}
+		cands = append(cands, n)
+	}
+	if len(cands) == 0 {
+		err := errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", ialloc)
+		end(nil, err)
+		return nil, err
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		fi, _ := cfg.NodeFree(cands[i].UUID)
+		fj, _ := cfg.NodeFree(cands[j].UUID)
+		if fi != fj {
+			return fi > fj
+		}
+		return cands[i].Name < cands[j].Name
+	})
+	end([]string{cands[0].Name}, nil)
+	return cands[0], nil
 }

@@ -25,7 +25,8 @@ import (
 // lib/masterd/iallocator.py) to an external allocator: the request is a
 // JSON file with the cluster's data and a "request" object, the allocator
 // (hail, from ganeti-htools) is run on it and prints {"success", "info",
-// "result"}. Only "hail" is run; any other name, or hail missing, leaves
+// "result"}. Requests: allocate, multi-allocate, node-evacuate and
+// relocate. Only "hail" is run; any other name, or hail missing, leaves
 // the choice to the built-in allocator (allocateUsed).
 
 // iallocatorVersion is Ganeti's IALLOCATOR_VERSION.
@@ -691,4 +692,65 @@ func decodeOpCode(raw json.RawMessage) (*rapiv2.OpCode, error) {
 		return nil, fmt.Errorf("invalid opcode %s", raw)
 	}
 	return op, nil
+}
+
+// relocateRequest is the "request" of a "relocate" run (IAReqRelocate):
+// a new node for inst instead of the nodes from (its secondary for
+// replace-disks, its primary for the migration of an externally mirrored
+// instance).
+func relocateRequest(cfg *cluster.Config, inst *cluster.Instance, from []string) map[string]any {
+	sizes := make([]int64, 0, len(inst.Disks))
+	for _, d := range inst.Disks {
+		sizes = append(sizes, d.Size)
+	}
+	names := make([]string, 0, len(from))
+	for _, uuid := range from {
+		names = append(names, cfg.Nodes[uuid].Name)
+	}
+	return map[string]any{
+		"type":             "relocate",
+		"name":             inst.Name,
+		"disk_space_total": diskSpaceTotal(inst.DiskTemplate, sizes),
+		"required_nodes":   1,
+		"relocate_from":    names,
+	}
+}
+
+// externalRelocate asks the named iallocator for a node to replace the
+// nodes from of inst (errNoExternalIAllocator: use the built-in
+// allocator). As IAReqRelocate.ValidateResult, the node must be in a
+// group of the nodes it replaces or of the primary.
+func externalRelocate(x *ExecContext, name string, inst *cluster.Instance, from []string) (*cluster.Node, error) {
+	cfg := x.Config
+	res, err := runIAllocator(x, name, relocateRequest(cfg, inst, from))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	if err := json.Unmarshal(res, &names); err != nil {
+		return nil, &errs.Error{Class: "ResultValidationError", Msg: fmt.Sprintf("iallocator returned invalid result, expected TList, got %s", res)}
+	}
+	nodes, err := resultNodes(cfg, names, 1)
+	if err != nil {
+		return nil, err
+	}
+	groupsOf := func(uuids ...string) []string {
+		var out []string
+		for _, u := range uuids {
+			if g := cfg.Groups[cfg.Nodes[u].Group]; g != nil && !slices.Contains(out, g.Name) {
+				out = append(out, g.Name)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := groupsOf(append(slices.Clone(from), inst.PrimaryNode)...)
+	got := groupsOf(nodes[0].UUID, inst.PrimaryNode)
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			return nil, &errs.Error{Class: "ResultValidationError", Msg: fmt.Sprintf(
+				"Groups of nodes returned by iallocator (%s) differ from original groups (%s)", strings.Join(got, ", "), strings.Join(want, ", "))}
+		}
+	}
+	return nodes[0], nil
 }

@@ -15,6 +15,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
+	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 )
 
 // Tests that do not install a runner (useIAllocators) run the installed
@@ -338,5 +339,86 @@ func TestIAllocatorNodeEvacuateFake(t *testing.T) {
 		Mode: rapiv2.NodeEvacMode_NODE_EVAC_MODE_SECONDARY_ONLY.Enum()})
 	if got := jsonOf(t, j.OpResult); got != `[["OpPrereqError",["Can't compute node evacuation using iallocator 'hail': Request failed: no nodes","insufficient_resources"]]]` {
 		t.Errorf("failed run: %s", got)
+	}
+}
+
+// TestHailRelocate: replace-disks with a new secondary chosen by hail
+// sends hail a "relocate" request (IAReqRelocate) and uses its node; when
+// hail finds none, the opcode fails with hail's reason, as Ganeti's
+// TLReplaceDisks._RunAllocator.
+func TestHailRelocate(t *testing.T) {
+	path := realHail(t)
+	fake := &fakeIAllocators{path: path, real: execIAllocators{}}
+	useIAllocators(t, fake)
+	v := newInstEnv(t)
+	v.runOK(drbdOn("inst2.example.com", "node1.example.com", "node2.example.com"))
+	replace := &rapiv2.OpInstanceReplaceDisks{InstanceName: proto.String("inst2.example.com"),
+		Mode: rapiv2.ReplaceDisksMode_REPLACE_DISKS_MODE_REPLACE_NEW_SECONDARY.Enum(), Iallocator: proto.String("hail")}
+
+	j := v.runOK(replace)
+	req := requestOf(t, fake.last(t))
+	if req["type"] != "relocate" || req["name"] != "inst2.example.com" || jsonOf(t, req["relocate_from"]) != `["node2.example.com"]` ||
+		req["required_nodes"] != float64(1) || req["disk_space_total"] != float64(1024+cluster.DRBDMetaSize) {
+		t.Fatalf("request %v", req)
+	}
+	var hand []string
+	if err := json.Unmarshal(hailByHand(t, path, fake.last(t)), &hand); err != nil || len(hand) != 1 {
+		t.Fatalf("hail by hand: %v (%v)", hand, err)
+	}
+	var inst *cluster.Instance
+	for _, i := range v.model.State().Config().Instances {
+		if i.Name == "inst2.example.com" {
+			inst = i
+		}
+	}
+	if got := v.model.State().Config().Nodes[inst.SecondaryNodes[0]].Name; got != hand[0] {
+		t.Errorf("new secondary %s, hail by hand chose %s", got, hand[0])
+	}
+	if !strings.Contains(jsonOf(t, j.OpLog), "Selected new secondary for instance '"+inst.UUID+"': "+hand[0]) {
+		t.Errorf("log %s", jsonOf(t, j.OpLog))
+	}
+
+	// The instance is now on node1 and node3: with node2, the only other
+	// node, drained, hail has nowhere to put the new secondary.
+	v.runOK(&rapiv2.OpNodeSetParams{NodeName: proto.String("node2.example.com"), Drained: proto.Bool(true)})
+	j = v.run(replace)
+	ok, info, _ := hailByHandResp(t, path, fake.last(t))
+	if ok {
+		t.Fatalf("hail by hand relocated with no free node")
+	}
+	want := jsonOf(t, []any{[]any{"OpPrereqError", []any{"Can't compute nodes using iallocator 'hail': " + info, "insufficient_resources"}}})
+	if got := jsonOf(t, j.OpResult); j.Status != StatusError || got != want {
+		t.Errorf("status %s result %s\nwant %s", j.Status, got, want)
+	}
+}
+
+// TestHailRelocatePrimary: migrating an externally mirrored (here
+// diskless) instance with an iallocator sends a "relocate" request away
+// from its primary (TLMigrateInstance._RunAllocator), and the instance
+// moves to the node hail chose.
+func TestHailRelocatePrimary(t *testing.T) {
+	path := realHail(t)
+	fake := &fakeIAllocators{path: path, real: execIAllocators{}}
+	useIAllocators(t, fake)
+	v := newInstEnv(t)
+	j := v.runOK(&rapiv2.OpInstanceMigrate{InstanceName: proto.String("inst1.example.com"), Iallocator: proto.String("hail")})
+	req := requestOf(t, fake.last(t))
+	if req["type"] != "relocate" || req["name"] != "inst1.example.com" || jsonOf(t, req["relocate_from"]) != `["node1.example.com"]` ||
+		req["disk_space_total"] != float64(0) {
+		t.Fatalf("request %v", req)
+	}
+	var hand []string
+	if err := json.Unmarshal(hailByHand(t, path, fake.last(t)), &hand); err != nil || len(hand) != 1 {
+		t.Fatalf("hail by hand: %v (%v)", hand, err)
+	}
+	for _, i := range v.model.State().Config().Instances {
+		if i.Name == "inst1.example.com" {
+			if got := v.model.State().Config().Nodes[i.PrimaryNode].Name; got != hand[0] {
+				t.Errorf("migrated to %s, hail by hand chose %s", got, hand[0])
+			}
+		}
+	}
+	if !strings.Contains(jsonOf(t, j.OpLog), "Selected nodes for instance inst1.example.com via iallocator hail: "+hand[0]) {
+		t.Errorf("log %s", jsonOf(t, j.OpLog))
 	}
 }

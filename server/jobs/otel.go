@@ -637,8 +637,7 @@ func allocatorNodes(result []byte) []string {
 
 // traceBuiltinAllocator starts the span of a run of the built-in allocator
 // ("iallocator builtin"), which stands in for the iallocator name when it
-// is not installed (or for requests hail is not sent); mode is the
-// IAllocator request type it answers. The returned func ends the span
+// is not installed; mode is the IAllocator request type it answers. The returned func ends the span
 // with the chosen node names or the error.
 func traceBuiltinAllocator(x *ExecContext, name, mode string, instances ...string) func(nodes []string, err error) {
 	parent := trace.SpanFromContext(x.Context())
