@@ -1,6 +1,9 @@
 package cluster
 
-import "maps"
+import (
+	"maps"
+	"slices"
+)
 
 // This file holds the configuration objects of the simulated cluster. They
 // are what is persisted (one JSON document per object, see persist.go) and
@@ -237,6 +240,62 @@ type FilterRule struct {
 type Export struct {
 	Node string `json:"node"` // node UUID
 	Name string `json:"name"` // exported instance name
+	// Info is what the export's config.ini records (Ganeti's
+	// backend.FinalizeExport); nil for an export declared without it (a
+	// cluster file, an older store), which then holds no information. It
+	// is never modified once recorded: copies of a Config share it.
+	Info *ExportInfo `json:"info,omitempty"`
+}
+
+// ExportInfo is the content of an export's config.ini: the exported
+// instance with its parameters filled with the cluster defaults of the
+// time of the export (as the export RPC sends them).
+type ExportInfo struct {
+	OS           string       `json:"os,omitempty"`     // [export] os
+	Source       string       `json:"source,omitempty"` // [export] source: the primary node UUID
+	DiskTemplate string       `json:"disk_template,omitempty"`
+	Hypervisor   string       `json:"hypervisor,omitempty"`
+	Tags         []string     `json:"tags,omitempty"`
+	Disks        []ExportDisk `json:"disks,omitempty"`
+	NICs         []ExportNIC  `json:"nics,omitempty"`
+	HVParams     Params       `json:"hvparams,omitempty"` // [hypervisor], without the global ones
+	BEParams     Params       `json:"beparams,omitempty"` // [backend]
+	OSParams     Params       `json:"osparams,omitempty"` // [os]
+}
+
+// ExportDisk is a disk of an export (disk%d_size, disk%d_name, its mode).
+type ExportDisk struct {
+	Size int64   `json:"size"`
+	Name *string `json:"name,omitempty"`
+	Mode string  `json:"mode,omitempty"`
+}
+
+// ExportNIC is a NIC of an export (nic%d_mac, _ip, _network (a UUID),
+// _name and the filled NIC parameters).
+type ExportNIC struct {
+	MAC       string  `json:"mac"`
+	IP        *string `json:"ip,omitempty"`
+	Network   *string `json:"network,omitempty"`
+	Name      *string `json:"name,omitempty"`
+	NICParams Params  `json:"nicparams,omitempty"`
+}
+
+// UnmarshalJSON decodes an ExportInfo keeping integral numbers int64 (as
+// every parameter map of a Config).
+func (e *ExportInfo) UnmarshalJSON(data []byte) error {
+	type plain ExportInfo
+	var p plain
+	if err := decodeJSON(data, &p, false); err != nil {
+		return err
+	}
+	for _, m := range []Params{p.HVParams, p.BEParams, p.OSParams} {
+		normalizeJSON(m)
+	}
+	for _, n := range p.NICs {
+		normalizeJSON(n.NICParams)
+	}
+	*e = ExportInfo(p)
+	return nil
 }
 
 // Config is the whole configuration of the cluster: what the store holds
@@ -575,4 +634,27 @@ func (c *Config) EditFilter(uuid string) *FilterRule {
 		f = cp
 	}
 	return f
+}
+
+// NewExportInfo is what Ganeti's FinalizeExport writes to config.ini for
+// inst: its OS, disk template, hypervisor, tags, disks, NICs, and its
+// hypervisor (without the cluster-wide ones), backend, OS and NIC
+// parameters filled with c's defaults.
+func NewExportInfo(c *Cluster, inst *Instance) *ExportInfo {
+	s := &State{cfg: &Config{Cluster: c}} // the fill helpers read only the cluster
+	info := &ExportInfo{
+		OS: inst.OS, Source: inst.PrimaryNode, DiskTemplate: inst.DiskTemplate, Hypervisor: inst.Hypervisor,
+		Tags:     slices.Clone(inst.Tags),
+		HVParams: s.instHVParams(inst), BEParams: s.instBEParams(inst), OSParams: s.instOSParams(inst),
+	}
+	for _, d := range inst.Disks {
+		info.Disks = append(info.Disks, ExportDisk{Size: d.Size, Name: clonePtr(d.Name), Mode: d.Mode})
+	}
+	for _, n := range inst.NICs {
+		info.NICs = append(info.NICs, ExportNIC{
+			MAC: n.MAC, IP: clonePtr(n.IP), Network: clonePtr(n.Network), Name: clonePtr(n.Name),
+			NICParams: fillParams(c.NICParams, n.NICParams),
+		})
+	}
+	return info
 }

@@ -80,15 +80,15 @@ func saveDiff(tx store.Tx, prev, next *Config) error {
 	if err := diffBucket(tx, BucketFilters, prev.Filters, next.Filters); err != nil {
 		return err
 	}
-	old := map[string]bool{}
+	old := map[string]Export{}
 	for _, e := range prev.Exports {
-		old[exportKey(e)] = true
+		old[exportKey(e)] = e
 	}
 	now := map[string]bool{}
 	for _, e := range next.Exports {
 		k := exportKey(e)
 		now[k] = true
-		if !old[k] {
+		if o, ok := old[k]; !ok || o != e { // a new export, or a new one replacing it (new Info)
 			if err := putJSON(tx, BucketExports, k, e); err != nil {
 				return err
 			}

@@ -27,8 +27,9 @@ type BackupPrepare struct {
 }
 
 // BackupExport implements OP_BACKUP_EXPORT (LUBackupExport). Local mode:
-// the export is recorded on the target node (and older exports of the
-// instance on other nodes are removed). Remote mode (move-instance): the
+// the export is recorded on the target node with what its config.ini
+// holds (cluster.ExportInfo, read by an import), and older exports of the
+// instance on other nodes are removed. Remote mode (move-instance): the
 // destination information and the key name are checked with the cluster
 // domain secret, each disk is sent to its destination (Run), and only
 // then is the instance removed when remove_instance is set. shutdown and
@@ -381,7 +382,7 @@ func (b BackupExport) Exec(x *ExecContext, op proto.Message) (any, error) {
 		}
 		exports = append(exports, e)
 	}
-	cfg.Exports = append(exports, cluster.Export{Node: dst.UUID, Name: inst.Name})
+	cfg.Exports = append(exports, cluster.Export{Node: dst.UUID, Name: inst.Name, Info: cluster.NewExportInfo(cfg.Cluster, inst)})
 	if m.GetRemoveInstance() {
 		x.Log("Removing instance " + inst.Name)
 		releaseIPs(cfg, inst.NICs)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -16,6 +18,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
@@ -24,11 +27,21 @@ import (
 )
 
 // InstanceCreate implements OP_INSTANCE_CREATE (Ganeti's LUInstanceCreate)
-// in modes "create" and "remote-import" on the fake hypervisor. Without
-// pnode, the iallocator (hail when installed, else a built-in allocator
-// that picks the usable node with the most free memory and, for drbd, the
-// next one as secondary) chooses the nodes. The result is the list of the
+// in modes "create", "import" and "remote-import" on the fake hypervisor.
+// Without pnode, the iallocator (hail when installed, else a built-in
+// allocator that picks the usable node with the most free memory and, for
+// drbd, the next one as secondary) chooses the nodes. The result is the list of the
 // instance's node names (node UUIDs in dry-run mode).
+//
+// An import (mode "import") reads an export kept on a node (src_node and
+// src_path, relative to Ganeti's export directory or absolute under it;
+// without src_node, the export named src_path, by default the instance
+// name, is searched on every node), fills the parameters the opcode does
+// not give from what the export recorded (Ganeti's _ReadExportParams: the
+// OS always; disks, NICs, tags, hypervisor when not given; hypervisor,
+// backend and OS parameters key by key), then creates the instance as
+// mode "create" does, the disk data being copied (simulated) from the
+// export.
 //
 // A remote import (move-instance's destination side) checks the source
 // cluster's handshake and signed CA with the cluster domain secret, then
@@ -59,8 +72,8 @@ func enumStr(e protoreflect.Enum) string {
 // createArgs is CheckArguments of LUInstanceCreate: checks that need no
 // configuration.
 func createArgs(m *rapiv2.OpInstanceCreate) error {
-	if m.Mode != nil && m.GetMode() != rapiv2.InstanceCreateMode_INSTANCE_CREATE_MODE_CREATE && !isRemoteImport(m) {
-		return errs.Prereq(errs.CodeInval, "Instance import is not supported by the fake hypervisor simulation (mode %s)", enumStr(m.GetMode()))
+	if isImport(m) && m.GetSrcNode() == "" && path.IsAbs(importPath(m)) {
+		return errs.Prereq(errs.CodeInval, "Importing an instance from a path requires a source node option")
 	}
 	nameCheck := m.NameCheck == nil || m.GetNameCheck()
 	ipCheck := m.IpCheck == nil || m.GetIpCheck()
@@ -105,6 +118,21 @@ func (InstanceCreate) Locks(op proto.Message, st *cluster.State) ([]Lock, error)
 				return nil, err
 			}
 			nodes = append(nodes, u)
+		}
+	}
+	if isImport(m) {
+		// The source node too; without it, the export is searched on
+		// every node.
+		if m.GetSrcNode() == "" {
+			nodes = allNodeUUIDs(st)
+		} else {
+			u, err := lookupState(st, "node", m.GetSrcNode(), "uuid")
+			if err != nil {
+				return nil, err
+			}
+			if !slices.Contains(nodes, u) {
+				nodes = append(nodes, u)
+			}
 		}
 	}
 	locks := []Lock{{Level: LevelInstance, Name: name, Mode: Exclusive}}
@@ -434,12 +462,22 @@ func (c InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
 			return nil, errs.Exec("The disks were not imported")
 		}
 	}
-	return createInstance(x, m)
+	var src *importSource
+	if isImport(m) {
+		if src, err = readExport(x.Config, m); err != nil {
+			return nil, err
+		}
+		if m, err = src.fill(x.Config, m); err != nil {
+			return nil, err
+		}
+	}
+	return createInstance(x, m, src)
 }
 
 // createInstance is CheckPrereq and Exec of LUInstanceCreate, once the
-// arguments were checked (and, for a remote import, the disks received).
-func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate) (any, error) {
+// arguments were checked (and, for a remote import, the disks received;
+// for an import, src is the export m was filled from).
+func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSource) (any, error) {
 	remote := isRemoteImport(m)
 	cfg := x.Config
 	c := cfg.Cluster
@@ -454,6 +492,9 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate) (any, error) {
 	if m.GetNoInstall() && start {
 		x.LogInfo("No-installation mode selected, disabling startup")
 		start = false
+	}
+	if src != nil && m.GetNoInstall() {
+		x.LogInfo("No-installation mode has no effect during import")
 	}
 
 	// Hypervisor and disk template.
@@ -507,7 +548,10 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate) (any, error) {
 	}
 	osp := checkOSParams(structMap(m.GetOsparams()))
 	beFull := cluster.FillParams(c.BEParams, be)
-	if m.GetOsType() == "" && !remote {
+	if m.GetIdentifyDefaults() {
+		revertToDefaults(c, hv, m.GetOsType(), be, hvp, osp)
+	}
+	if m.GetOsType() == "" && !remote && src == nil {
 		return nil, errs.Prereq(errs.CodeInval, "No guest OS or OS image specified")
 	}
 
@@ -602,7 +646,11 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate) (any, error) {
 	nicSpecs := m.GetNics()
 	var nics []cluster.NIC
 	for _, p := range nicSpecs {
-		nic, err := buildNIC(cfg, pnode, nicSpecOf(p), nameCheck, used)
+		spec := nicSpecOf(p)
+		if m.GetIdentifyDefaults() {
+			revertNICToDefaults(c, &spec)
+		}
+		nic, err := buildNIC(cfg, pnode, spec, nameCheck, used)
 		if err != nil {
 			return nil, err
 		}
@@ -620,7 +668,9 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate) (any, error) {
 		}
 	}
 	if m.GetOsType() != "" {
-		if err := checkOS(cfg, pnode, m.GetOsType(), m.GetForceVariant()); err != nil {
+		// An import forces the variant: it worked when the instance was
+		// installed.
+		if err := checkOS(cfg, pnode, m.GetOsType(), m.GetForceVariant() || src != nil); err != nil {
 			return nil, err
 		}
 	}
@@ -672,6 +722,13 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate) (any, error) {
 		x.LogInfo("Instance %s's disks are in sync", name)
 	}
 	switch {
+	case src != nil:
+		if len(disks) > 0 {
+			src.copyDisks(x, pnode, len(disks))
+			if inst.OS != "" {
+				x.Log("Running rename script for " + name)
+			}
+		}
 	case remote:
 		if inst.OS != "" {
 			x.Log("Running rename script for " + name)
@@ -753,7 +810,7 @@ func (c InstanceCreate) Run(x *ExecContext, op proto.Message) error {
 	// CheckPrereq now, on a copy: the import must not start when the
 	// instance cannot be created.
 	check := &ExecContext{JobID: x.JobID, OpIndex: x.OpIndex, DryRun: true, Config: cfg, State: x.State, ctx: x.ctx, now: x.now}
-	res, err := createInstance(check, m)
+	res, err := createInstance(check, m, nil)
 	if err != nil {
 		return err
 	}
@@ -849,4 +906,231 @@ func (c InstanceCreate) Run(x *ExecContext, op proto.Message) error {
 	}
 	x.handoff = &importDone{}
 	return nil
+}
+
+// Local import -----------------------------------------------------------------
+
+// exportDir is Ganeti's pathutils.EXPORT_DIR, where nodes keep exports.
+const exportDir = "/srv/ganeti/export"
+
+func isImport(m *rapiv2.OpInstanceCreate) bool {
+	return m.Mode != nil && m.GetMode() == rapiv2.InstanceCreateMode_INSTANCE_CREATE_MODE_IMPORT
+}
+
+// importPath is the opcode's src_path, the instance name by default.
+func importPath(m *rapiv2.OpInstanceCreate) string {
+	if m.SrcPath != nil && m.GetSrcPath() != "" {
+		return m.GetSrcPath()
+	}
+	return m.GetInstanceName()
+}
+
+// importSource is an export located for an import.
+type importSource struct {
+	node *cluster.Node
+	path string
+	exp  cluster.Export
+}
+
+// readExport is Ganeti's _ReadExportInfo: the export at src_path on
+// src_node or, without src_node, the export named src_path on the first
+// online node (by name) that has one.
+func readExport(cfg *cluster.Config, m *rapiv2.OpInstanceCreate) (*importSource, error) {
+	p := importPath(m)
+	var node *cluster.Node
+	if m.GetSrcNode() == "" {
+		nodes := make([]*cluster.Node, 0, len(cfg.Nodes))
+		for _, n := range cfg.Nodes {
+			if !n.Offline { // an offline node answers no export list
+				nodes = append(nodes, n)
+			}
+		}
+		slices.SortFunc(nodes, func(a, b *cluster.Node) int { return strings.Compare(a.Name, b.Name) })
+		for _, n := range nodes {
+			if slices.ContainsFunc(cfg.Exports, func(e cluster.Export) bool { return e.Node == n.UUID && e.Name == p }) {
+				node = n
+				break
+			}
+		}
+		if node == nil {
+			return nil, errs.Prereq(errs.CodeInval, "No export found for relative path %s", p)
+		}
+		p = path.Join(exportDir, p)
+	} else {
+		var err error
+		if node, err = findNode(cfg, m.GetSrcNode()); err != nil {
+			return nil, err
+		}
+		if !path.IsAbs(p) {
+			p = path.Join(exportDir, p)
+		}
+	}
+	if err := checkNodeOnline(node, ""); err != nil {
+		return nil, err
+	}
+	clean := path.Clean(p)
+	for _, e := range cfg.Exports {
+		if e.Node == node.UUID && path.Join(exportDir, e.Name) == clean {
+			return &importSource{node: node, path: p, exp: e}, nil
+		}
+	}
+	return nil, errs.Exec("No export or invalid export found in dir %s: Export info file doesn't have the required fields", p)
+}
+
+// info is what the export recorded (nothing for an export without it).
+func (s *importSource) info() *cluster.ExportInfo {
+	if s.exp.Info == nil {
+		return &cluster.ExportInfo{}
+	}
+	return s.exp.Info
+}
+
+// fill is Ganeti's _ReadExportParams: a copy of m with the parameters it
+// does not give taken from the export. As in Ganeti, the OS is always the
+// export's; disks get only their size and name, NICs their MAC, IP, name
+// and network (Ganeti's config.ini has nic%d_network "None" for a NIC
+// without network, so their mode, link and vlan are never read); and with
+// the old instance's name, a NIC given without MAC gets the exported one.
+func (s *importSource) fill(cfg *cluster.Config, m *rapiv2.OpInstanceCreate) (*rapiv2.OpInstanceCreate, error) {
+	m = proto.Clone(m).(*rapiv2.OpInstanceCreate)
+	info := s.info()
+	m.OsType = proto.String(info.OS)
+	orNone := func(p *string) *string {
+		if p == nil {
+			return proto.String("None")
+		}
+		return proto.String(*p)
+	}
+	if len(m.GetDisks()) == 0 {
+		for _, d := range info.Disks {
+			st, err := structpb.NewStruct(map[string]any{"size": d.Size, "name": *orNone(d.Name)})
+			if err != nil {
+				return nil, err
+			}
+			m.Disks = append(m.Disks, st)
+		}
+		template := ""
+		if m.DiskTemplate != nil {
+			template = enumStr(m.GetDiskTemplate())
+		} else if ts := cfg.Cluster.EnabledDiskTemplates; len(ts) > 0 {
+			template = ts[0]
+		}
+		if len(m.Disks) == 0 && template != "diskless" {
+			return nil, errs.Prereq(errs.CodeInval, "No disk info specified and the export is missing the disk information")
+		}
+	}
+	if len(m.GetNics()) == 0 {
+		for _, n := range info.NICs {
+			m.Nics = append(m.Nics, &rapiv2.NicParams{Mac: proto.String(n.MAC), Ip: orNone(n.IP), Name: orNone(n.Name), Network: orNone(n.Network)})
+		}
+	} else if m.GetInstanceName() == s.exp.Name {
+		for i, n := range m.Nics {
+			if (n.Mac == nil || n.GetMac() == "auto") && i < len(info.NICs) {
+				n.Mac = proto.String(info.NICs[i].MAC)
+			}
+		}
+	}
+	if len(m.GetTags()) == 0 && len(info.Tags) > 0 {
+		m.Tags = slices.Clone(info.Tags)
+	}
+	if m.Hypervisor == nil && info.Hypervisor != "" {
+		if hv, ok := hypervisorEnum(info.Hypervisor); ok {
+			m.Hypervisor = &hv
+		}
+	}
+	var err error
+	for _, f := range []struct {
+		dst  **structpb.Struct
+		from cluster.Params
+	}{{&m.Hvparams, info.HVParams}, {&m.Beparams, info.BEParams}, {&m.Osparams, info.OSParams}} {
+		if *f.dst, err = fillStruct(*f.dst, f.from); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// fillStruct is st with the entries of from it lacks.
+func fillStruct(st *structpb.Struct, from cluster.Params) (*structpb.Struct, error) {
+	if len(from) == 0 {
+		return st, nil
+	}
+	if st == nil {
+		st = &structpb.Struct{}
+	}
+	if st.Fields == nil {
+		st.Fields = map[string]*structpb.Value{}
+	}
+	for k, v := range from {
+		if _, ok := st.Fields[k]; ok {
+			continue
+		}
+		val, err := structpb.NewValue(v)
+		if err != nil {
+			return nil, errs.Exec("Invalid exported parameter '%s'", k)
+		}
+		st.Fields[k] = val
+	}
+	return st, nil
+}
+
+// hypervisorEnum is the opcode enum value of a Ganeti hypervisor name.
+func hypervisorEnum(name string) (rapiv2.Hypervisor, bool) {
+	vals := rapiv2.Hypervisor(0).Descriptor().Values()
+	for i := range vals.Len() {
+		if s, ok := legacyStr(vals.Get(i)); ok && s == name {
+			return rapiv2.Hypervisor(vals.Get(i).Number()), true
+		}
+	}
+	return 0, false
+}
+
+// copyDisks logs Ganeti's TransferInstanceData of the n new disks from
+// the export (the disks the export has an image of); the copy itself is
+// simulated.
+func (s *importSource) copyDisks(x *ExecContext, pnode *cluster.Node, n int) {
+	x.Log("* running the instance OS import scripts...")
+	for i := range min(n, len(s.info().Disks)) {
+		d := fmt.Sprintf("disk/%d", i)
+		x.Log(fmt.Sprintf("Exporting %s from %s to %s", d, s.node.Name, pnode.Name))
+		x.Log(d + " is now listening, starting export")
+		x.Log(fmt.Sprintf("%s is sending data on %s", d, s.node.Name))
+		x.Log(fmt.Sprintf("%s is receiving data on %s", d, pnode.Name))
+		x.Log(d + " finished sending data")
+		x.Log(d + " finished receiving data")
+	}
+}
+
+// revertToDefaults is the parameter part of Ganeti's _RevertToDefaults
+// (identify_defaults): instance parameters equal to the cluster's
+// defaults are dropped, so that they follow later changes of the
+// defaults.
+func revertToDefaults(c *cluster.Cluster, hv, os string, be, hvp, osp cluster.Params) {
+	base, _, _ := strings.Cut(os, "+")
+	osDefs := cluster.FillParams(c.OSParams[base], nil)
+	if os != base {
+		osDefs = cluster.FillParams(osDefs, c.OSParams[os])
+	}
+	for _, p := range []struct{ params, defs cluster.Params }{
+		{hvp, cluster.FillParams(c.HVParams[hv], c.OSHVP[base][hv])},
+		{be, c.BEParams},
+		{osp, osDefs},
+	} {
+		for k, v := range p.params {
+			if d, ok := p.defs[k]; ok && reflect.DeepEqual(d, v) {
+				delete(p.params, k)
+			}
+		}
+	}
+}
+
+// revertNICToDefaults is the NIC part of _RevertToDefaults.
+func revertNICToDefaults(c *cluster.Cluster, s *nicSpec) {
+	for k, p := range map[string]**string{"mode": &s.mode, "link": &s.link, "vlan": &s.vlan} {
+		if *p != nil {
+			if d, ok := c.NICParams[k].(string); ok && d == **p {
+				*p = nil
+			}
+		}
+	}
 }
