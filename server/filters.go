@@ -13,7 +13,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
-	"github.com/ganeti-gateway/ganeti-gateway/server/store"
+	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
 type filterService struct {
@@ -56,18 +56,18 @@ const filterReasonSource = "luxid"
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // AddFilter is POST /2/filters: luxi ReplaceFilter(None, ...).
-func (f *filterService) AddFilter(_ context.Context, req *rapiv2.AddFilterRequest) (*rapiv2.FilterUuid, error) {
+func (f *filterService) AddFilter(ctx context.Context, req *rapiv2.AddFilterRequest) (*rapiv2.FilterUuid, error) {
 	rule, err := f.buildRule(req.GetRule())
 	if err != nil {
 		return nil, err
 	}
 	rule.UUID = cluster.NewUUID()
-	return f.put(rule)
+	return f.put(ctx, rule)
 }
 
 // ReplaceFilter is PUT /2/filters/{uuid}: replaces the rule, or creates
 // it with that UUID.
-func (f *filterService) ReplaceFilter(_ context.Context, req *rapiv2.ReplaceFilterRequest) (*rapiv2.FilterUuid, error) {
+func (f *filterService) ReplaceFilter(ctx context.Context, req *rapiv2.ReplaceFilterRequest) (*rapiv2.FilterUuid, error) {
 	uuid := req.GetFilterUuid()
 	if !uuidPattern.MatchString(uuid) {
 		return nil, errs.BadRequest("Invalid filter rule UUID '%s'", uuid)
@@ -77,47 +77,39 @@ func (f *filterService) ReplaceFilter(_ context.Context, req *rapiv2.ReplaceFilt
 		return nil, err
 	}
 	rule.UUID = strings.ToLower(uuid)
-	return f.put(rule)
+	return f.put(ctx, rule)
 }
 
 // DeleteFilter is DELETE /2/filters/{uuid}; it answers null.
-func (f *filterService) DeleteFilter(_ context.Context, req *rapiv2.DeleteFilterRequest) (*structpb.Value, error) {
-	uuid := strings.ToLower(req.GetFilterUuid())
-	err := f.s.cfg.Cluster.Update(func(_ store.Tx, cfg *cluster.Config) error {
-		if _, ok := cfg.Filters[uuid]; !ok {
-			return errs.Prereq(errs.CodeNoEnt, "Filter rule with UUID %s does not exist", req.GetFilterUuid())
-		}
-		delete(cfg.Filters, uuid)
-		return nil
-	})
+func (f *filterService) DeleteFilter(ctx context.Context, req *rapiv2.DeleteFilterRequest) (*structpb.Value, error) {
+	eng, err := f.engine()
 	if err != nil {
 		return nil, err
 	}
-	f.changed()
+	if err := eng.DeleteFilter(ctx, req.GetFilterUuid()); err != nil {
+		return nil, err
+	}
 	return structpb.NewNullValue(), nil
 }
 
-// put commits rule (new or replacing the one with its UUID) and lets the
-// job engine apply the new rules to the queued jobs.
-func (f *filterService) put(rule *cluster.FilterRule) (*rapiv2.FilterUuid, error) {
-	err := f.s.cfg.Cluster.Update(func(_ store.Tx, cfg *cluster.Config) error {
-		if eng := f.s.cfg.Jobs; eng != nil {
-			rule.Watermark = eng.LastJobID()
-		}
-		cfg.Filters[rule.UUID] = rule
-		return nil
-	})
+// put commits rule (new or replacing the one with its UUID); the job
+// engine applies the new rules to the queued jobs.
+func (f *filterService) put(ctx context.Context, rule *cluster.FilterRule) (*rapiv2.FilterUuid, error) {
+	eng, err := f.engine()
 	if err != nil {
 		return nil, err
 	}
-	f.changed()
+	if err := eng.PutFilter(ctx, rule); err != nil {
+		return nil, err
+	}
 	return &rapiv2.FilterUuid{Uuid: rule.UUID}, nil
 }
 
-func (f *filterService) changed() {
+func (f *filterService) engine() (*jobs.Engine, error) {
 	if eng := f.s.cfg.Jobs; eng != nil {
-		eng.FiltersChanged()
+		return eng, nil
 	}
+	return nil, errs.NotImplemented("The job queue is not available")
 }
 
 // buildRule validates a rule body (what luxid checks when it parses the

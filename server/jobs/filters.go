@@ -1,10 +1,14 @@
 package jobs
 
 import (
+	"context"
 	"encoding/json"
+	"strings"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 )
 
 // Job filtering (Ganeti's design "Job filtering", doc/design-optables.rst,
@@ -206,4 +210,42 @@ func (e *Engine) filtersJobEnded(j *job) {
 	if j.rec.Start != nil {
 		e.releaseParked(true)
 	}
+}
+
+// PutFilter commits rule, new or replacing the rule with its UUID, with
+// the last job id handed out as its watermark (the rule applies to the
+// jobs submitted after it), then applies the rules to the held-back jobs.
+func (e *Engine) PutFilter(ctx context.Context, rule *cluster.FilterRule) error {
+	return e.updateFilters(ctx, "put", rule.UUID, func(cfg *cluster.Config) error {
+		rule.Watermark = e.LastJobID()
+		cfg.Filters[rule.UUID] = rule
+		return nil
+	})
+}
+
+// DeleteFilter removes the rule uuid (in any case: rules are keyed by the
+// lower-case form; the error names it as given), then applies the
+// remaining rules to the held-back jobs.
+func (e *Engine) DeleteFilter(ctx context.Context, uuid string) error {
+	key := strings.ToLower(uuid)
+	return e.updateFilters(ctx, "delete", key, func(cfg *cluster.Config) error {
+		if _, ok := cfg.Filters[key]; !ok {
+			return errs.Prereq(errs.CodeNoEnt, "Filter rule with UUID %s does not exist", uuid)
+		}
+		delete(cfg.Filters, key)
+		return nil
+	})
+}
+
+// updateFilters commits a change of the filter rules in one store
+// transaction (a "store.commit" span in the caller's trace).
+func (e *Engine) updateFilters(ctx context.Context, op, uuid string, change func(cfg *cluster.Config) error) error {
+	span := e.startFilterCommit(ctx, op, uuid)
+	err := e.model.Update(func(_ store.Tx, cfg *cluster.Config) error { return change(cfg) })
+	endFilterCommit(span, err)
+	if err != nil {
+		return err
+	}
+	e.FiltersChanged()
+	return nil
 }

@@ -675,3 +675,31 @@ func instanceNames(insts []*cluster.Instance) []string {
 	}
 	return out
 }
+
+// startFilterCommit starts the span of the store transaction that changes
+// a filter rule, a child of ctx's span; none when ctx is not traced.
+func (e *Engine) startFilterCommit(ctx context.Context, op, uuid string) trace.Span {
+	if !e.tel.tracing || !trace.SpanFromContext(ctx).IsRecording() {
+		return nil
+	}
+	_, span := e.tel.tracer.Start(ctx, "store.commit", trace.WithAttributes(
+		attribute.String("ganeti.filter.uuid", uuid),
+		attribute.String("ganeti.filter.change", op),
+		attribute.String("db.system.name", "bbolt"),
+		attribute.String("db.operation.name", "update")))
+	return span
+}
+
+// endFilterCommit ends a filter-rule transaction's span: a refused change
+// records its Ganeti error class, a failed transaction a store error.
+func endFilterCommit(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if _, ok := errs.As(err); ok {
+		recordError(span, err)
+		span.End()
+		return
+	}
+	endCommit(span, err)
+}

@@ -419,3 +419,36 @@ func TestTraceBuiltinAllocator(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceFilterCommit: a change of the filter rules is a store.commit
+// span in the caller's trace; a refused one carries its error class.
+func TestTraceFilterCommit(t *testing.T) {
+	tr := newTraced()
+	v := newEnv(t, 3, tr.configure)
+	v.e.Start()
+	const uuid = "0000aaaa-0000-4000-8000-000000000001"
+	ctx, req := tr.request("admin")
+	if err := v.e.PutFilter(ctx, &cluster.FilterRule{UUID: uuid, Action: "CONTINUE", Predicates: []any{}, ReasonTrail: []any{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.e.DeleteFilter(ctx, "0000AAAA-0000-4000-8000-000000000002"); err == nil {
+		t.Fatal("deleting an unknown rule succeeded")
+	}
+	req.End()
+	put := tr.one(t, "store.commit", attribute.String("ganeti.filter.change", "put"))
+	del := tr.one(t, "store.commit", attribute.String("ganeti.filter.change", "delete"))
+	for _, s := range []sdktrace.ReadOnlySpan{put, del} {
+		if s.Parent().SpanID() != req.SpanContext().SpanID() || s.SpanContext().TraceID() != req.SpanContext().TraceID() {
+			t.Errorf("%v: parent %v, want the request span", s.Attributes(), s.Parent())
+		}
+	}
+	if !hasAttr(put, attribute.String("ganeti.filter.uuid", uuid)) || put.Status().Code == codes.Error {
+		t.Errorf("put span %v %v", put.Attributes(), put.Status())
+	}
+	if !hasAttr(del, AttrErrClass.String("OpPrereqError")) || !hasAttr(del, AttrErrCode.String("unknown_entity")) || del.Status().Code != codes.Error {
+		t.Errorf("delete span %v %v", del.Attributes(), del.Status())
+	}
+	if _, ok := v.model.State().Config().Filters[uuid]; !ok {
+		t.Error("the rule was not committed")
+	}
+}
