@@ -34,7 +34,7 @@ func newPairedServers(b *testing.B) *pairedServers {
 	b.Helper()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	mp := telemetry.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	b.Cleanup(func() { _ = tp.Shutdown(b.Context()) })
 	return &pairedServers{
 		off: inProcessWith(b, "testdata/golden-cluster.json", func(c *app.Config) {

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"net/http"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -8,6 +9,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
 )
 
 // HTTPHandler traces and measures h (the legacy surface) with otelhttp:
@@ -38,12 +40,52 @@ func grpcOptions(p *Providers) []otelgrpc.Option {
 }
 
 // ServerOptions are the gRPC server's options for tracing and metrics (the
-// otelgrpc server stats handler); none when telemetry is off.
-func ServerOptions(p *Providers) []grpc.ServerOption {
+// otelgrpc server stats handler); none when telemetry is off. Calls for
+// which inProcess is true (the legacy requests, over the gateway's
+// in-process connection) are traced but record no rpc.server metrics:
+// http.server.request.duration measures them, by route.
+func ServerOptions(p *Providers, inProcess func(context.Context) bool) []grpc.ServerOption {
 	if !p.Enabled() {
 		return nil
 	}
-	return []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(grpcOptions(p)...))}
+	opts := grpcOptions(p)
+	return []grpc.ServerOption{grpc.StatsHandler(&serverHandler{
+		external:  otelgrpc.NewServerHandler(opts...),
+		inProcess: otelgrpc.NewServerHandler(append(opts, otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()))...),
+		isIn:      inProcess,
+	})}
+}
+
+// serverHandler sends each call to the otelgrpc handler of its kind.
+type serverHandler struct {
+	external, inProcess stats.Handler
+	isIn                func(context.Context) bool
+}
+
+type inProcessKey struct{}
+
+func (h *serverHandler) of(ctx context.Context) stats.Handler {
+	if ctx.Value(inProcessKey{}) != nil {
+		return h.inProcess
+	}
+	return h.external
+}
+
+func (h *serverHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	if h.isIn != nil && h.isIn(ctx) {
+		return h.inProcess.TagRPC(context.WithValue(ctx, inProcessKey{}, true), info)
+	}
+	return h.external.TagRPC(ctx, info)
+}
+
+func (h *serverHandler) HandleRPC(ctx context.Context, s stats.RPCStats) { h.of(ctx).HandleRPC(ctx, s) }
+
+func (h *serverHandler) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	return h.external.TagConn(ctx, info)
+}
+
+func (h *serverHandler) HandleConn(ctx context.Context, s stats.ConnStats) {
+	h.external.HandleConn(ctx, s)
 }
 
 // DialOptions are the options of the gateway's in-process client (the

@@ -194,11 +194,23 @@ func New(ctx context.Context, o Options) (_ *Providers, err error) {
 		p.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	}
 	if len(readers) > 0 {
-		mp := sdkmetric.NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)
+		mp := NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)
 		p.MeterProvider = mp
 		p.shutdown = append(p.shutdown, mp.Shutdown)
 	}
 	return p, nil
+}
+
+// NewMeterProvider is the SDK's meter provider with opts and the server's
+// views: otelhttp's request and response body size histograms are
+// dropped (every legacy request would record both, for figures Ganeti's
+// clients do not vary); http.server.request.duration is kept.
+func NewMeterProvider(opts ...sdkmetric.Option) *sdkmetric.MeterProvider {
+	drop := sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}}
+	return sdkmetric.NewMeterProvider(append(opts,
+		sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "http.server.request.body.size"}, drop)),
+		sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "http.server.response.body.size"}, drop)),
+	)...)
 }
 
 // exporterName is the exporter an OTEL_*_EXPORTER variable names; unset,

@@ -332,11 +332,11 @@ func TestLogHandler(t *testing.T) {
 func TestInstrumentOff(t *testing.T) {
 	var p *Providers
 	h := http.NotFoundHandler()
-	if got := HTTPHandler(p, h); got == nil || ServerOptions(p) != nil || DialOptions(p) != nil {
+	if got := HTTPHandler(p, h); got == nil || ServerOptions(p, nil) != nil || DialOptions(p) != nil {
 		t.Error("instrumentation installed with telemetry off")
 	}
 	on := &Providers{MeterProvider: sdkmetric.NewMeterProvider()}
-	if len(ServerOptions(on)) != 1 || len(DialOptions(on)) != 1 {
+	if len(ServerOptions(on, nil)) != 1 || len(DialOptions(on)) != 1 {
 		t.Error("no instrumentation with metrics on")
 	}
 	var _ metric.MeterProvider = on.Meter()
