@@ -13,16 +13,17 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
 )
 
-// benchEngine is an engine with default settings on a bbolt store (fsync
-// on every commit) in a temporary directory.
-func benchEngine(b *testing.B, instances int) *Engine {
+// benchEngine is an engine with cfg's settings (its model and logger
+// filled in) on a bbolt store (fsync on every commit) in a temporary
+// directory, with a cluster of instances instances.
+func benchEngine(b *testing.B, instances int, cfg Config) *Engine {
 	b.Helper()
 	st, err := boltstore.Open(filepath.Join(b.TempDir(), "state.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	model := openModel(b, st, instances)
-	e, err := New(Config{Model: model, Logger: quiet})
+	cfg.Model, cfg.Logger = openModel(b, st, instances), quiet
+	e, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func waitDone(b *testing.B, e *Engine, id int64) string {
 // the job's success as a client waiting for it sees it: OP_TAGS_SET on an
 // instance, on bbolt with fsync.
 func BenchmarkSubmitToSuccessTagAdd(b *testing.B) {
-	e := benchEngine(b, 10)
+	e := benchEngine(b, 10, Config{})
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
@@ -96,7 +97,7 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 // lock), half on the cluster.
 func BenchmarkBurst1000(b *testing.B) {
 	const n = 1000
-	e := benchEngine(b, 100)
+	e := benchEngine(b, 100, Config{})
 	ctx := context.Background()
 	var total time.Duration
 	var lat []time.Duration

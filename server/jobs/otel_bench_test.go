@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
 )
 
 // BenchmarkTracedSubmitToSuccess is BenchmarkSubmitToSuccessTagAdd on two
@@ -25,25 +23,8 @@ func BenchmarkTracedSubmitToSuccess(b *testing.B) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	engine := func(cfg Config) *Engine {
-		st, err := boltstore.Open(filepath.Join(b.TempDir(), "state.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		cfg.Model, cfg.Logger = openModel(b, st, 10), quiet
-		e, err := New(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		e.Start()
-		b.Cleanup(func() {
-			_ = e.Stop(context.Background())
-			_ = st.Close()
-		})
-		return e
-	}
-	off := engine(Config{})
-	on := engine(Config{TracerProvider: tp, MeterProvider: mp})
+	off := benchEngine(b, 10, Config{})
+	on := benchEngine(b, 10, Config{TracerProvider: tp, MeterProvider: mp})
 	tracer := tp.Tracer("bench")
 	round := func(e *Engine, i int) time.Duration {
 		ctx, span := tracer.Start(context.Background(), "request")
