@@ -26,10 +26,18 @@ import (
 // must end every job: none is lost, queued jobs run to success, a job that
 // was running ends as error "Unclean master daemon shutdown", and the
 // cluster's tags are exactly those of the successful jobs.
+// It runs five times: each kill comes at another point of the queue's
+// work.
 func TestKill9(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts the server twice")
+		t.Skip("starts the server ten times")
 	}
+	for run := range 5 {
+		t.Run(fmt.Sprintf("run%d", run), testKill9Once)
+	}
+}
+
+func testKill9Once(t *testing.T) {
 	const (
 		total    = 500
 		killAt   = 250 // acknowledgements before SIGKILL

@@ -56,6 +56,8 @@ func run(args []string) error {
 	fs.IntVar(&cfg.WriteBurst, "write-burst", app.DefaultWriteBurst, "writes a user may make at once before --write-rate applies")
 	fs.IntVar(&cfg.JobWorkers, "job-workers", 4, "jobs that run at once (conflicting jobs still wait for each other's locks)")
 	fs.DurationVar(&cfg.JobArchiveAfter, "job-archive-after", jobs.DefaultArchiveAfter, "age after which finished jobs are archived (readable by id, no longer listed); negative: never")
+	fs.IntVar(&cfg.JobQueueSize, "job-queue-size", jobs.DefaultQueueSize, "jobs the queue holds (not archived) before submissions are refused with 503 \"Job queue is full, needs archiving\" (Ganeti's JOB_QUEUE_SIZE_HARD_LIMIT); from 80% on, finished jobs are archived early; -1 for no limit")
+	fs.IntVar(&cfg.MaxOpcodesPerJob, "max-opcodes-per-job", jobs.DefaultMaxOpsPerJob, "opcodes one job may have (400 beyond)")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", app.DefaultMaxWaiters, "concurrent job long polls (GET /2/jobs/{id}/wait, WaitJobChange, WatchJob); -1 for no limit")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.ClusterDomainSecretFile, "cluster-domain-secret-file", "", "Ganeti's cluster domain secret file; clusters sharing it trust each other for move-instance (default: <data-dir>/cluster-domain-secret, created on first start)")

@@ -77,6 +77,12 @@ type Config struct {
 	// JobArchiveAfter is the age after which finished jobs are archived:
 	// still readable by id, no longer listed (default 6h; negative: never).
 	JobArchiveAfter time.Duration
+	// JobQueueSize is the most jobs the queue holds before submissions are
+	// refused (0: jobs.DefaultQueueSize, Ganeti's hard limit; negative: no
+	// limit).
+	JobQueueSize int
+	// MaxOpcodesPerJob bounds a job's opcodes (0: jobs.DefaultMaxOpsPerJob).
+	MaxOpcodesPerJob int
 	// MaxWaiters bounds the concurrent long polls (GET /2/jobs/{id}/wait,
 	// WaitJobChange, WatchJob); 0 means the default, negative no limit.
 	MaxWaiters int
@@ -189,6 +195,7 @@ type App struct {
 	users      *auth.Store
 	jobs       *jobs.Engine
 	grpcServer *grpc.Server
+	healthSrv  *health.Server
 	conn       *grpc.ClientConn
 	legacy     *gateway.Legacy
 	http       *http.Server
@@ -249,10 +256,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.healthSrv = health.NewServer()
 	a.jobs, err = jobs.New(jobs.Config{
 		Model: model, Logger: log, EncodeOp: server.LegacyOpValue, Executors: execs,
 		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
+		QueueSize: cfg.JobQueueSize, MaxOpsPerJob: cfg.MaxOpcodesPerJob,
 		TracerProvider: a.tel.TracerProvider, MeterProvider: a.tel.MeterProvider,
+		// The store refused a commit: the job queue stopped (fail-stop).
+		// Every service reports NOT_SERVING until a restart.
+		OnFailure: func(error) { a.healthSrv.Shutdown() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
@@ -287,7 +299,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
 	)...)
 	services.Register(a.grpcServer)
-	healthpb.RegisterHealthServer(a.grpcServer, health.NewServer())
+	healthpb.RegisterHealthServer(a.grpcServer, a.healthSrv)
 	reflection.Register(a.grpcServer)
 
 	if a.conn, err = gateway.InProcess(a.grpcServer, telemetry.DialOptions(a.tel)...); err != nil {
@@ -316,8 +328,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	return a, nil
 }
 
-// health is the admin listener's health check: the store answers.
+// health is the admin listener's health check: the store answers and the
+// job queue has not stopped on a refused commit.
 func (a *App) health(context.Context) error {
+	if err := a.jobs.Err(); err != nil {
+		return err
+	}
 	return a.store.View(func(store.Tx) error { return nil })
 }
 

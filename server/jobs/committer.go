@@ -30,6 +30,9 @@ var (
 	errCrashed = errors.New("jobs: engine crashed")
 	// errStopped is what writes get after the committer stopped.
 	errStopped = errors.New("jobs: engine stopped")
+	// errFailed is what writes get after the store refused a commit
+	// (Engine.failStop).
+	errFailed = errors.New("jobs: the store refused a commit")
 )
 
 // execFailed carries an executor's error out of a Model.Update, which
@@ -49,6 +52,7 @@ type committer struct {
 	traced  commitTrace // the spans the next transaction serves
 	closed  bool
 	dead    bool // simulated crash: drop everything
+	failed  bool // the store refused a commit: write nothing more
 
 	kick chan struct{}
 	quit chan struct{}
@@ -105,13 +109,9 @@ func (c *committer) write(ids ...int64) <-chan error { return c.writeCtx(nil, id
 func (c *committer) writeCtx(ctx context.Context, ids ...int64) <-chan error {
 	ch := make(chan error, 1)
 	c.mu.Lock()
-	if c.closed || c.dead {
+	if err := c.refusal(); err != nil {
 		c.mu.Unlock()
-		if c.dead {
-			ch <- errCrashed
-		} else {
-			ch <- errStopped
-		}
+		ch <- err
 		return ch
 	}
 	for _, id := range ids {
@@ -128,7 +128,7 @@ func (c *committer) writeCtx(ctx context.Context, ids ...int64) <-chan error {
 // when it is done (Engine.execDone). False when the committer has stopped.
 func (c *committer) exec(it *execItem) bool {
 	c.mu.Lock()
-	if c.closed || c.dead {
+	if c.refusal() != nil {
 		c.mu.Unlock()
 		return false
 	}
@@ -143,9 +143,9 @@ func (c *committer) exec(it *execItem) bool {
 func (c *committer) archiveJobs(ids []int64) <-chan error {
 	ch := make(chan error, 1)
 	c.mu.Lock()
-	if c.closed || c.dead {
+	if err := c.refusal(); err != nil {
 		c.mu.Unlock()
-		ch <- errStopped
+		ch <- err
 		return ch
 	}
 	c.archive = append(c.archive, ids...)
@@ -153,6 +153,28 @@ func (c *committer) archiveJobs(ids []int64) <-chan error {
 	c.mu.Unlock()
 	c.signal()
 	return ch
+}
+
+// refusal is the error a new write gets, nil when it is taken (mu held).
+func (c *committer) refusal() error {
+	switch {
+	case c.dead:
+		return errCrashed
+	case c.failed:
+		return errFailed
+	case c.closed:
+		return errStopped
+	}
+	return nil
+}
+
+// fail makes the committer refuse every write from now on, and drop what
+// is queued (Engine.failStop).
+func (c *committer) fail() {
+	c.mu.Lock()
+	c.failed = true
+	c.mu.Unlock()
+	c.signal()
 }
 
 // stop commits what is queued and ends the loop.
@@ -194,17 +216,29 @@ type batch struct {
 	archive map[string][]byte // job key -> record, moved to the archive
 	nextID  int64
 	archIDs []int64
+	pub     []published // the records of recs, published once committed
+}
+
+// published is a job record to show once its transaction has committed.
+type published struct {
+	j   *job
+	rec *record
+	ops []*rapiv2.OpCode
 }
 
 func (c *committer) flush() {
 	c.mu.Lock()
-	dirty, execs, archive, waiters, dead := c.dirty, c.execs, c.archive, c.waiters, c.dead
+	dirty, execs, archive, waiters := c.dirty, c.execs, c.archive, c.waiters
+	refused := c.refusal()
+	if refused == errStopped {
+		refused = nil // stop commits what was queued before it
+	}
 	links := c.traced.links
 	c.dirty, c.execs, c.archive, c.waiters, c.traced = map[int64]struct{}{}, nil, nil, nil, commitTrace{}
 	c.mu.Unlock()
-	if dead {
+	if refused != nil {
 		for _, w := range waiters {
-			w <- errCrashed
+			w <- refused
 		}
 		return // the jobs of execs stay as they are in the store
 	}
@@ -219,15 +253,23 @@ func (c *committer) flush() {
 	if err == nil {
 		if len(execs) == 0 {
 			err = c.e.st.Update(func(tx store.Tx) error { return b.write(tx) })
+			if err == nil {
+				c.e.publishBatch(b)
+			}
 		} else {
 			err = c.runExecs(b, execs)
 		}
 	}
 	endCommit(span, err)
-	if err == nil {
+	switch {
+	case err == nil:
 		c.e.archived(b.archIDs)
-	} else if !errors.Is(err, errCrashed) {
-		c.e.log.Error("job queue write failed", "err", err)
+	case errors.Is(err, errCrashed):
+	default:
+		// Job records that were not written must not be shown, and the
+		// engine cannot go on without writing them: stop (fail-stop).
+		c.e.failStop(err)
+		err = errFailed
 	}
 	for _, w := range waiters {
 		w <- err
@@ -253,8 +295,10 @@ func (b *batch) write(tx store.Tx) error {
 }
 
 // runExecs executes opcodes in one Model.Update together with the batch's
-// records. If that fails, the records are written alone and the opcodes
-// run one by one, so that a failing opcode commits nothing.
+// records. If an opcode fails, the records are written alone and the
+// opcodes run one by one, so that a failing opcode commits nothing. A
+// store that refuses the commit stops the engine (the error is returned,
+// nothing is published).
 func (c *committer) runExecs(b *batch, execs []*execItem) error {
 	e := c.e
 	prev := e.model.State()
@@ -274,23 +318,34 @@ func (c *committer) runExecs(b *batch, execs []*execItem) error {
 		return nil
 	})
 	if err == nil {
+		e.publishBatch(b)
 		for _, it := range execs {
 			e.execDone(it)
 		}
 		return nil
 	}
+	if errors.Is(err, store.ErrCommit) {
+		return err
+	}
 	var ef *execFailed
 	if !errors.Is(err, errBatch) && !errors.As(err, &ef) {
 		e.log.Warn("opcode batch failed, retrying one by one", "opcodes", len(execs), "err", err)
 	}
-	werr := e.st.Update(func(tx store.Tx) error { return b.write(tx) })
-	for _, it := range execs {
-		c.runSingle(it)
+	if err := e.st.Update(func(tx store.Tx) error { return b.write(tx) }); err != nil {
+		return err
 	}
-	return werr
+	e.publishBatch(b)
+	for _, it := range execs {
+		if err := c.runSingle(it); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (c *committer) runSingle(it *execItem) {
+// runSingle executes one opcode in its own transaction. It returns an
+// error only when the store refused the commit.
+func (c *committer) runSingle(it *execItem) error {
 	e := c.e
 	prev := e.model.State()
 	now := e.now()
@@ -300,15 +355,18 @@ func (c *committer) runSingle(it *execItem) {
 	var ef *execFailed
 	switch {
 	case err == nil:
+	case errors.Is(err, store.ErrCommit):
+		return err
 	case errors.As(err, &ef):
 		it.err = ef.err
 	default:
-		// The configuration check or the commit failed: the opcode's effect
-		// is not applied. Its text is not for clients.
+		// The configuration check failed or a write was refused: the
+		// opcode's effect is not applied. Its text is not for clients.
 		e.log.Error("opcode commit failed", "job", it.j.rec.ID, "opcode", it.idx, "err", err)
 		it.err = fmt.Errorf("commit: %w", err)
 	}
 	e.execDone(it)
+	return nil
 }
 
 // execOne runs one opcode inside a transaction and writes its job record

@@ -53,6 +53,30 @@
 // ["Unclean master daemon shutdown"]]. Since an opcode's effect and its
 // "success" commit together, an interrupted opcode changed nothing.
 //
+// # What clients see, and a store that refuses a commit
+//
+// A job's working state runs ahead of the store while a write is pending;
+// clients never see it. Get, List, the "job" query, WaitForChange and Watch
+// return the state as last committed, published by the committer after the
+// transaction (dependencies, too, count a job's status once committed).
+// When the store refuses a commit (store.ErrCommit: a full disk, an I/O or
+// fsync error), the engine stops at once, as etcd does on a failed WAL
+// write: it takes no submission (503 "Job queue is unavailable"), runs no
+// opcode, writes nothing more, and Err reports it (health goes NOT_SERVING).
+// Jobs keep showing what was committed; a restart, once the store can
+// write, reads exactly that and carries on as after a crash. The outcome of
+// the refused commit itself is unknown (it may have reached the disk): a
+// submission answered 503 may still exist after the restart, as with
+// Ganeti's queue; an acknowledged one is never lost.
+//
+// # Queue size
+//
+// Config.QueueSize is Ganeti's JOB_QUEUE_SIZE_HARD_LIMIT (5000): with that
+// many jobs in the queue (archived ones excepted), submissions fail with
+// Ganeti's RAPI answer, 503 "Job queue is full, needs archiving". From the
+// soft limit (80%) on, finished jobs are archived early, oldest first (a
+// to-do of Ganeti's queue), so only unfinished jobs fill it.
+//
 // # Archive
 //
 // Finished jobs older than Config.ArchiveAfter move to the bucket

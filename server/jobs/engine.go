@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
@@ -8,7 +9,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -51,7 +51,31 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	// MeterProvider records the job metrics (otel.go); nil: none.
 	MeterProvider metric.MeterProvider
+	// QueueSize is the most jobs the queue holds (not archived, finished
+	// or not) before submissions are refused with Ganeti's "Job queue is
+	// full, needs archiving" (503). Default DefaultQueueSize, Ganeti's
+	// JOB_QUEUE_SIZE_HARD_LIMIT; negative: no limit. From SoftQueueSize()
+	// on, finished jobs are archived early, oldest first.
+	QueueSize int
+	// MaxOpsPerJob is the most opcodes one job may have (default
+	// DefaultMaxOpsPerJob; negative: no limit).
+	MaxOpsPerJob int
+	// OnFailure, when set, is called once (in its own goroutine) when the
+	// store refuses a commit and the engine stops (see Engine.Err).
+	OnFailure func(error)
 }
+
+// Queue limits (Config.QueueSize, Config.MaxOpsPerJob).
+const (
+	// DefaultQueueSize is Ganeti's JOB_QUEUE_SIZE_HARD_LIMIT.
+	DefaultQueueSize = 5000
+	// DefaultMaxOpsPerJob bounds a job's size; Ganeti has no such limit.
+	DefaultMaxOpsPerJob = 1000
+)
+
+// SoftQueueSize is Ganeti's JOB_QUEUE_SIZE_SOFT_LIMIT for a queue size:
+// 80% of it. Beyond it the engine archives finished jobs early.
+func SoftQueueSize(size int) int { return size * 8 / 10 }
 
 // DefaultArchiveAfter is Config.ArchiveAfter's default.
 const DefaultArchiveAfter = 6 * time.Hour
@@ -82,6 +106,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.EncodeOp == nil {
 		c.EncodeOp = protojsonOp
 	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.MaxOpsPerJob == 0 {
+		c.MaxOpsPerJob = DefaultMaxOpsPerJob
+	}
 	return nil
 }
 
@@ -111,7 +141,14 @@ type Engine struct {
 	depWaiters map[int64][]*job
 	flt        filterState // jobs held back by filter rules (filters.go)
 	started    bool
-	stopping   bool
+	stopping   bool // no more submissions or runs (Stop, kill, failStop)
+	closed     bool // Stop was called
+	submitting int  // submissions holding an id, not yet in jobs
+	// failed is the store failure that stopped the engine (fail-stop):
+	// nothing more is committed, jobs show what was committed last.
+	failed error
+	// archiving is set while an early (soft-limit) archive runs.
+	archiving bool
 
 	runCtx    context.Context // canceled when Stop gives up waiting
 	cancelRun context.CancelFunc
@@ -121,20 +158,25 @@ type Engine struct {
 
 // job is a job in the queue (not archived).
 type job struct {
-	rec  *record
-	ops  []*rapiv2.OpCode
-	msgs []proto.Message
-	ids  []string // OP_IDs
-	dry  []bool
+	// rec is the job's working state: ahead of the store while a write is
+	// pending. Clients never see it: they see shown.
+	rec *record
+	// shown is the job as last committed (nil until its submission
+	// commits): the only state Get, List, queries and waits return.
+	shown *Job
+	ops   []*rapiv2.OpCode
+	msgs  []proto.Message
+	ids   []string // OP_IDs
+	dry   []bool
 
-	pending bool // submitted, not durable yet: invisible
+	pending bool // submitted, not durable yet: invisible (shown is nil)
 	heapIdx int  // index in runq, -1 when not in it
 	req     *lockReq
-	holds   bool // req is granted: the job is queued to run its opcode
-	depPos  int  // dependencies of the current opcode already satisfied
-	archive bool // being archived
-	version uint64
-	notify  chan struct{} // closed and replaced on every change
+	holds   bool          // req is granted: the job is queued to run its opcode
+	depPos  int           // dependencies of the current opcode already satisfied
+	archive bool          // being archived
+	version uint64        // bumped on every published (committed) change
+	notify  chan struct{} // closed and replaced on every published change
 	tr      jobTrace      // spans and timings (otel.go)
 }
 
@@ -228,6 +270,7 @@ func newJobFromRecord(r *record) (*job, error) {
 		return nil, err
 	}
 	j := &job{rec: r, ops: ops, heapIdx: -1, notify: make(chan struct{}), tr: jobTrace{done: Finalized(r.status())}}
+	j.shown = snapshotOf(r, ops)
 	for i, op := range ops {
 		msg := opMember(op)
 		if msg == nil {
@@ -273,13 +316,12 @@ func (e *Engine) Start() {
 // shutdown on the next start). Queued jobs stay queued in the store.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
-	if e.stopping {
+	if e.closed {
 		e.mu.Unlock()
 		return nil
 	}
-	e.stopping = true
-	close(e.quit)
-	e.cond.Broadcast()
+	e.closed = true
+	e.halt()
 	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
@@ -296,16 +338,60 @@ func (e *Engine) Stop(ctx context.Context) error {
 	return err
 }
 
-// kill simulates a crash (tests): nothing more is written, the workers and
-// Run phases stop.
-func (e *Engine) kill() {
-	e.com.crash()
-	e.mu.Lock()
+// halt stops taking submissions and wakes the workers so that they end
+// (mu held).
+func (e *Engine) halt() {
 	if !e.stopping {
 		e.stopping = true
 		close(e.quit)
 	}
 	e.cond.Broadcast()
+}
+
+// failStop stops the engine after the store refused a commit, as etcd
+// stops on a failed WAL write: nothing more is committed or run, jobs show
+// what was committed last, submissions are refused, and Err reports the
+// failure until the server is restarted (which reads what the store holds).
+func (e *Engine) failStop(err error) {
+	e.mu.Lock()
+	if e.failed != nil {
+		e.mu.Unlock()
+		return
+	}
+	e.failed = err
+	e.halt()
+	e.mu.Unlock()
+	e.com.fail()
+	e.cancelRun()
+	e.log.Error("the store refused a commit: the job queue stopped; jobs show what was last committed; "+
+		"restart the server once the store can write again", "err", err)
+	if e.cfg.OnFailure != nil {
+		go e.cfg.OnFailure(ErrStoreFailed)
+	}
+}
+
+// ErrStoreFailed is what Engine.Err returns after the store refused a
+// commit.
+var ErrStoreFailed = errors.New("jobs: the store refused a commit; the job queue is stopped until a restart")
+
+// Err is nil while the engine works, ErrStoreFailed once the store refused
+// a commit (the engine then takes and runs no job until a restart).
+func (e *Engine) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.failed != nil {
+		return ErrStoreFailed
+	}
+	return nil
+}
+
+// kill simulates a crash (tests): nothing more is written, the workers and
+// Run phases stop.
+func (e *Engine) kill() {
+	e.com.crash()
+	e.mu.Lock()
+	e.closed = true
+	e.halt()
 	e.mu.Unlock()
 	e.cancelRun()
 	e.wg.Wait()
@@ -314,15 +400,29 @@ func (e *Engine) kill() {
 
 func (e *Engine) now() Timestamp { return TimestampOf(e.cfg.Clock()) }
 
-// changed records a change of j (mu held): watchers wake up.
-func (e *Engine) changed(j *job) {
+// changed records a change of j's working state (mu held). Clients see it
+// once the store has committed it (publish): call persist too.
+func (e *Engine) changed(j *job) { e.observe(j) }
+
+// publish makes a committed state of j visible (mu held): reads return it,
+// waiters wake up and, once it is final, the jobs depending on j re-check.
+func (e *Engine) publish(j *job, r *record, ops []*rapiv2.OpCode) {
+	j.shown = snapshotOf(r, ops)
+	e.wake(j)
+	if j.shown.Finalized() {
+		e.wakeDependents(r.ID)
+	}
+}
+
+// wake wakes j's waiters (mu held).
+func (e *Engine) wake(j *job) {
 	j.version++
 	close(j.notify)
 	j.notify = make(chan struct{})
-	e.observe(j)
 }
 
-// persist writes j's record asynchronously (mu may be held).
+// persist writes j's record asynchronously (mu may be held); it is
+// published once committed.
 func (e *Engine) persist(j *job) { e.com.write(j.rec.ID) }
 
 // Submit validates and queues a job of ops, and returns its id once the job
@@ -341,6 +441,9 @@ func (e *Engine) submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 	if len(ops) == 0 {
 		return 0, nil, errs.Prereq(errs.CodeInval, "Job has no opcodes")
 	}
+	if n := e.cfg.MaxOpsPerJob; n > 0 && len(ops) > n {
+		return 0, nil, errs.Prereq(errs.CodeInval, "Job has too many opcodes (%d, at most %d)", len(ops), n)
+	}
 	if opt.Priority != nil && (*opt.Priority < PriorityHighest || *opt.Priority > PriorityLowest) {
 		return 0, nil, errs.Prereq(errs.CodeInval, "Invalid priority %d", *opt.Priority)
 	}
@@ -352,22 +455,28 @@ func (e *Engine) submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 		return 0, nil, err
 	}
 	e.mu.Lock()
-	if e.stopping {
+	if err := e.admitSubmission(); err != nil {
 		e.mu.Unlock()
-		return 0, nil, errs.Unavailable("Job queue is drained, cannot submit")
+		return 0, nil, err
 	}
 	id := e.nextID
 	e.nextID++
+	e.submitting++
 	e.mu.Unlock()
 
-	if err := e.newRecord(j, id, opt.Priority); err != nil {
+	err = e.newRecord(j, id, opt.Priority)
+	if err == nil {
+		e.setOrigin(ctx, j.rec)
+	}
+	e.mu.Lock()
+	e.submitting--
+	if err == nil {
+		e.jobs[id] = j
+	}
+	e.mu.Unlock()
+	if err != nil {
 		return 0, nil, err
 	}
-	e.setOrigin(ctx, j.rec)
-
-	e.mu.Lock()
-	e.jobs[id] = j
-	e.mu.Unlock()
 	if err := <-e.com.writeCtx(ctx, id); err != nil {
 		e.mu.Lock()
 		delete(e.jobs, id)
@@ -375,6 +484,9 @@ func (e *Engine) submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 		e.mu.Unlock()
 		if errors.Is(err, errStopped) || errors.Is(err, errCrashed) {
 			return 0, nil, errs.Unavailable("Job queue is drained, cannot submit")
+		}
+		if errors.Is(err, errFailed) {
+			return 0, nil, errQueueFailed()
 		}
 		return 0, nil, fmt.Errorf("jobs: persist job %d: %w", id, err)
 	}
@@ -385,6 +497,38 @@ func (e *Engine) submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 	}
 	e.mu.Unlock()
 	return id, j.ids, nil
+}
+
+// errQueueFailed is what a submission gets after the store refused a
+// commit.
+func errQueueFailed() error {
+	return errs.Unavailable("Job queue is unavailable: the store refused a write")
+}
+
+// admitSubmission checks that the queue takes one more job (mu held):
+// Ganeti's drain and queue size rules. Reaching the soft limit starts an
+// early archive of finished jobs.
+func (e *Engine) admitSubmission() error {
+	if e.failed != nil {
+		return errQueueFailed()
+	}
+	if e.stopping {
+		return errs.Unavailable("Job queue is drained, cannot submit")
+	}
+	size := e.cfg.QueueSize
+	if size <= 0 {
+		return nil
+	}
+	n := len(e.jobs) + e.submitting
+	if n >= SoftQueueSize(size) && !e.archiving {
+		e.archiving = true
+		e.wg.Add(1)
+		go e.archiveEarly()
+	}
+	if n >= size {
+		return errs.Unavailable("Job queue is full, needs archiving")
+	}
+	return nil
 }
 
 // Get returns a snapshot of a job, archived or not; false for an unknown
@@ -456,7 +600,9 @@ func (e *Engine) IDs() []int64 {
 	return ids
 }
 
-func (e *Engine) snapshot(j *job) *Job { return snapshotOf(j.rec, j.ops) }
+// snapshot is j as last committed (mu held; j not pending). Snapshots are
+// shared by readers: never modify one.
+func (e *Engine) snapshot(j *job) *Job { return j.shown }
 
 func snapshotOf(r *record, ops []*rapiv2.OpCode) *Job {
 	return &Job{
@@ -483,20 +629,32 @@ func snapshotOf(r *record, ops []*rapiv2.OpCode) *Job {
 // "Job N is no longer waiting in the queue") for a running one; (false,
 // "Job N not found in queue") for a finished or unknown one. The opcodes
 // that had not started get a null result, one that was waiting for its
-// locks "Job canceled by request".
+// locks "Job canceled by request". It returns once the cancellation is
+// committed.
 func (e *Engine) Cancel(id int64) (bool, string) {
+	done, ok, msg := e.cancel(id)
+	if done == nil {
+		return ok, msg
+	}
+	if err := <-done; err != nil {
+		return false, fmt.Sprintf("Job %d could not be canceled: the job queue is unavailable", id)
+	}
+	return ok, msg
+}
+
+func (e *Engine) cancel(id int64) (<-chan error, bool, string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	j := e.jobs[id]
 	if j == nil || j.pending {
-		return false, fmt.Sprintf("Job %d not found in queue", id)
+		return nil, false, fmt.Sprintf("Job %d not found in queue", id)
 	}
 	r := j.rec
 	switch st := r.status(); {
 	case Finalized(st):
-		return false, fmt.Sprintf("Job %d not found in queue", id)
+		return nil, false, fmt.Sprintf("Job %d not found in queue", id)
 	case st == StatusRunning || st == StatusCanceling:
-		return false, fmt.Sprintf("Job %d is no longer waiting in the queue", id)
+		return nil, false, fmt.Sprintf("Job %d is no longer waiting in the queue", id)
 	}
 	// A job waiting for its locks has started: Ganeti's job process marks
 	// its opcodes "Job canceled by request". A queued one, or one waiting
@@ -512,8 +670,7 @@ func (e *Engine) Cancel(id int64) (bool, string) {
 	e.dropLocks(j)
 	e.ended(j)
 	e.changed(j)
-	e.persist(j)
-	return true, fmt.Sprintf("Dequeued job %d", id)
+	return e.com.write(id), true, fmt.Sprintf("Dequeued job %d", id)
 }
 
 // dropLocks releases (or withdraws) j's lock request (mu held).
@@ -535,10 +692,10 @@ func (e *Engine) dropLocks(j *job) {
 	}
 }
 
-// ended handles a job that reached a final status (mu held).
+// ended handles a job that reached a final status (mu held). Its
+// dependents re-check once the status is committed (publish).
 func (e *Engine) ended(j *job) {
 	e.dropLocks(j)
-	e.wakeDependents(j.rec.ID)
 	e.filtersJobEnded(j)
 }
 
@@ -570,20 +727,63 @@ func (e *Engine) Archive() (int, error) {
 		return 0, nil
 	}
 	cutoff := e.cfg.Clock().Add(-e.cfg.ArchiveAfter)
-	var ids []int64
-	e.mu.Lock()
-	for id, j := range e.jobs {
-		if j.archive || !Finalized(j.rec.status()) || j.rec.End == nil || !j.rec.End.Time().Before(cutoff) {
-			continue
+	return e.archiveWhere(func(ended []*job) []*job {
+		return slices.DeleteFunc(ended, func(j *job) bool { return !j.shown.EndTS.Time().Before(cutoff) })
+	})
+}
+
+// archiveEarly archives the oldest finished jobs until the queue is 10% of
+// its size below the soft limit (Ganeti's JOB_QUEUE_SIZE_SOFT_LIMIT, where
+// its job queue has a to-do note for this): a busy queue does not fill up
+// with finished jobs. Archived jobs stay readable by id.
+func (e *Engine) archiveEarly() {
+	defer e.wg.Done()
+	size := e.cfg.QueueSize
+	n, err := e.archiveWhere(func(ended []*job) []*job {
+		e.mu.Lock()
+		excess := len(e.jobs) - (SoftQueueSize(size) - size/10)
+		e.mu.Unlock()
+		if excess <= 0 {
+			return nil
 		}
-		j.archive = true
-		ids = append(ids, id)
+		slices.SortFunc(ended, func(a, b *job) int { return cmp.Compare(a.rec.ID, b.rec.ID) })
+		return ended[:min(excess, len(ended))]
+	})
+	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, errFailed) {
+		e.log.Error("archiving jobs early failed", "err", err)
+	} else if n > 0 {
+		e.log.Info("job queue over its soft limit: archived finished jobs early", "jobs", n, "soft_limit", SoftQueueSize(size))
+	}
+	e.mu.Lock()
+	e.archiving = false
+	e.mu.Unlock()
+}
+
+// archiveWhere archives the jobs pick chooses among those whose final
+// status is committed, and returns how many it archived.
+func (e *Engine) archiveWhere(pick func(ended []*job) []*job) (int, error) {
+	var ended []*job
+	e.mu.Lock()
+	for _, j := range e.jobs {
+		if !j.archive && !j.pending && j.shown.Finalized() && j.shown.EndTS != nil {
+			ended = append(ended, j)
+		}
 	}
 	e.mu.Unlock()
-	if len(ids) == 0 {
+	chosen := pick(ended)
+	if len(chosen) == 0 {
 		return 0, nil
 	}
-	sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
+	ids := make([]int64, 0, len(chosen))
+	e.mu.Lock()
+	for _, j := range chosen {
+		if e.jobs[j.rec.ID] == j && !j.archive {
+			j.archive = true
+			ids = append(ids, j.rec.ID)
+		}
+	}
+	e.mu.Unlock()
+	slices.Sort(ids)
 	if err := <-e.com.archiveJobs(ids); err != nil {
 		e.mu.Lock()
 		for _, id := range ids {
@@ -607,7 +807,7 @@ func (e *Engine) archiver() {
 		case <-e.quit:
 			return
 		case <-t.C:
-			if _, err := e.Archive(); err != nil && !errors.Is(err, errStopped) {
+			if _, err := e.Archive(); err != nil && !errors.Is(err, errStopped) && !errors.Is(err, errFailed) {
 				e.log.Error("archiving jobs failed", "err", err)
 			}
 		}
@@ -618,10 +818,13 @@ func (e *Engine) archiver() {
 func (e *Engine) takeBatch(dirty map[int64]struct{}, archive []int64) (*batch, error) {
 	recs := map[int64]*record{}
 	arch := map[int64]*record{}
+	var pub []published
 	e.mu.Lock()
 	for id := range dirty {
 		if j := e.jobs[id]; j != nil {
-			recs[id] = j.rec.clone()
+			r := j.rec.clone()
+			recs[id] = r
+			pub = append(pub, published{j: j, rec: r, ops: j.ops})
 		}
 	}
 	for _, id := range archive {
@@ -631,7 +834,7 @@ func (e *Engine) takeBatch(dirty map[int64]struct{}, archive []int64) (*batch, e
 	}
 	next := e.nextID
 	e.mu.Unlock()
-	b := &batch{recs: map[string][]byte{}, archive: map[string][]byte{}, nextID: next}
+	b := &batch{recs: map[string][]byte{}, archive: map[string][]byte{}, nextID: next, pub: pub}
 	for id, r := range recs {
 		enc, err := encodeRecord(r)
 		if err != nil {
@@ -661,6 +864,19 @@ func (e *Engine) archived(ids []int64) {
 		if j := e.jobs[id]; j != nil && j.archive {
 			delete(e.jobs, id)
 			e.changed(j)
+			e.wake(j)
+		}
+	}
+}
+
+// publishBatch publishes the job records a batch committed (called by the
+// committer after the commit).
+func (e *Engine) publishBatch(b *batch) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range b.pub {
+		if e.jobs[p.rec.ID] == p.j {
+			e.publish(p.j, p.rec, p.ops)
 		}
 	}
 }

@@ -185,6 +185,7 @@ func setBaseOpParams(src proto.Message, srcPrio int, dst proto.Message) {
 // queues them (mu held).
 func (e *Engine) addFollowUps(js []*job) {
 	for _, j := range js {
+		e.publish(j, j.rec, j.ops) // committed with the opcode that submitted it
 		j.pending = false
 		e.jobs[j.rec.ID] = j
 		if !e.stopping && !Finalized(j.rec.status()) {

@@ -3,6 +3,7 @@ package jobs
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
@@ -221,16 +222,16 @@ type record struct {
 // they are never modified).
 func (r *record) clone() *record {
 	c := *r
-	c.OpStatus = append([]string(nil), r.OpStatus...)
-	c.OpResult = append([]any(nil), r.OpResult...)
+	c.OpStatus = slices.Clone(r.OpStatus)
+	c.OpResult = slices.Clone(r.OpResult)
 	c.OpLog = make([][]LogEntry, len(r.OpLog))
 	for i, l := range r.OpLog {
-		c.OpLog[i] = append([]LogEntry(nil), l...)
+		c.OpLog[i] = slices.Clone(l) // an empty log stays [], not null
 	}
-	c.OpStart = append([]*Timestamp(nil), r.OpStart...)
-	c.OpExec = append([]*Timestamp(nil), r.OpExec...)
-	c.OpEnd = append([]*Timestamp(nil), r.OpEnd...)
-	c.OpPriority = append([]int(nil), r.OpPriority...)
+	c.OpStart = slices.Clone(r.OpStart)
+	c.OpExec = slices.Clone(r.OpExec)
+	c.OpEnd = slices.Clone(r.OpEnd)
+	c.OpPriority = slices.Clone(r.OpPriority)
 	return &c
 }
 

@@ -91,7 +91,7 @@ func (e *Engine) checkDep(j *job, d dependency) (depResult, string) {
 		if dj.pending {
 			return depWait, ""
 		}
-		status = dj.rec.status()
+		status = dj.shown.Status // a dependency counts once committed
 	} else {
 		r, err := loadArchived(e.st, d.JobID)
 		if err != nil {
@@ -168,6 +168,7 @@ func (e *Engine) step(j *job) {
 			e.mu.Lock()
 			j.rec.appendLog(i, e.now(), logType, msg)
 			e.changed(j)
+			e.persist(j)
 			e.mu.Unlock()
 		}
 		err := safeRun(e, rn, x, j.msgs[i])
@@ -285,7 +286,7 @@ func (e *Engine) abandon(j *job) {
 
 // abandonOrFail handles a failure to persist the "running" mark.
 func (e *Engine) abandonOrFail(j *job, i int, err error) {
-	if errors.Is(err, errCrashed) || errors.Is(err, errStopped) {
+	if errors.Is(err, errCrashed) || errors.Is(err, errStopped) || errors.Is(err, errFailed) {
 		e.abandon(j)
 		return
 	}
@@ -314,6 +315,7 @@ func (e *Engine) execDone(it *execItem) {
 func (e *Engine) applyOutcome(it *execItem) {
 	if it.err == nil && it.rec != nil {
 		e.mu.Lock()
+		e.publish(it.j, it.rec, it.j.ops) // committed with the opcode's effect
 		it.j.rec = it.rec
 		e.addFollowUps(it.follow)
 		if Finalized(it.rec.status()) {

@@ -22,6 +22,11 @@
 //   - ForEach visits keys in ascending byte order; fn must not modify the
 //     bucket it iterates.
 //   - A Tx must not be used after its fn returns.
+//   - When fn returned nil but the commit itself failed (a full disk, an
+//     I/O error), Update returns an error wrapping ErrCommit. The outcome of
+//     such a transaction is unknown (it may or may not be durable): a caller
+//     must not act as if it had committed, nor as if it had not; the job
+//     engine stops (fail-stop) and a restart reads what the store holds.
 package store
 
 import "errors"
@@ -59,6 +64,9 @@ var (
 	ErrEmptyName = errors.New("store: empty bucket name or key")
 	// ErrClosed is returned when the store has been closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrCommit wraps the error of a commit that failed after fn returned
+	// nil: the transaction's outcome is unknown.
+	ErrCommit = errors.New("store: commit failed")
 )
 
 // CheckNames validates a bucket name and key for implementations.

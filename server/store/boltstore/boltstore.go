@@ -56,12 +56,25 @@ func (s *Store) View(fn func(store.Tx) error) error {
 	return s.db.View(func(btx *bolt.Tx) error { return fn(tx{btx}) })
 }
 
-// Update runs fn in a read-write bbolt transaction.
+// Update runs fn in a read-write bbolt transaction. A failure of the
+// commit (writing the pages, growing the file, fsync) wraps
+// store.ErrCommit.
 func (s *Store) Update(fn func(store.Tx) error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	return s.db.Update(func(btx *bolt.Tx) error { return fn(tx{btx}) })
+	fnDone := false
+	err := s.db.Update(func(btx *bolt.Tx) error {
+		if err := fn(tx{btx}); err != nil {
+			return err
+		}
+		fnDone = true
+		return nil
+	})
+	if err != nil && fnDone {
+		return fmt.Errorf("%w: %w", store.ErrCommit, err)
+	}
+	return err
 }
 
 // Close closes the database file.

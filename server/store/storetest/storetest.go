@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"BucketsAreSeparate", testBucketsSeparate},
 		{"ReadYourWrites", testReadYourWrites},
 		{"RollbackOnError", testRollbackOnError},
+		{"FnErrorIsNotACommitError", testFnErrorNotCommit},
 		{"RollbackOnPanic", testRollbackOnPanic},
 		{"ViewIsReadOnly", testViewReadOnly},
 		{"EmptyNames", testEmptyNames},
@@ -426,5 +427,23 @@ func testClosed(t *testing.T, s store.Store) {
 	}
 	if err := s.Update(func(store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Update after Close = %v, want ErrClosed", err)
+	}
+}
+
+// An error of fn is returned as it is: it never wraps store.ErrCommit,
+// which is kept for commits that fail after fn succeeded.
+func testFnErrorNotCommit(t *testing.T, s store.Store) {
+	boom := errors.New("boom")
+	err := s.Update(func(tx store.Tx) error {
+		if err := tx.Put("b", "k", []byte("v")); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) || errors.Is(err, store.ErrCommit) {
+		t.Fatalf("Update = %v, want boom, not ErrCommit", err)
+	}
+	if err := s.Update(func(store.Tx) error { return nil }); err != nil {
+		t.Fatalf("empty Update after a rolled back one: %v", err)
 	}
 }
