@@ -13,9 +13,9 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"syscall"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
