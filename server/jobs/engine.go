@@ -14,6 +14,7 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -149,6 +150,7 @@ type Engine struct {
 	failed error
 	// archiving is set while an early (soft-limit) archive runs.
 	archiving bool
+	trims     singleflight.Group // one trimQueue at a time
 
 	runCtx    context.Context // canceled when Stop gives up waiting
 	cancelRun context.CancelFunc
@@ -455,8 +457,22 @@ func (e *Engine) submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 		return 0, nil, err
 	}
 	e.mu.Lock()
-	if err := e.admitSubmission(); err != nil {
+	err = e.admitSubmission()
+	if errors.Is(err, errQueueFull) {
+		// Make room by archiving finished jobs (oldest first), then check
+		// again: only unfinished jobs fill the queue.
 		e.mu.Unlock()
+		if _, aerr := e.trimQueue(); aerr != nil && !errors.Is(aerr, errStopped) && !errors.Is(aerr, errFailed) {
+			e.log.Error("archiving jobs early failed", "err", aerr)
+		}
+		e.mu.Lock()
+		err = e.admitSubmission()
+	}
+	if err != nil {
+		e.mu.Unlock()
+		if errors.Is(err, errQueueFull) {
+			err = errs.Unavailable("Job queue is full, needs archiving")
+		}
 		return 0, nil, err
 	}
 	id := e.nextID
@@ -526,10 +542,13 @@ func (e *Engine) admitSubmission() error {
 		go e.archiveEarly()
 	}
 	if n >= size {
-		return errs.Unavailable("Job queue is full, needs archiving")
+		return errQueueFull
 	}
 	return nil
 }
+
+// errQueueFull is admitSubmission's answer for a full queue.
+var errQueueFull = errors.New("jobs: queue full")
 
 // Get returns a snapshot of a job, archived or not; false for an unknown
 // id.
@@ -732,12 +751,29 @@ func (e *Engine) Archive() (int, error) {
 	})
 }
 
-// archiveEarly archives the oldest finished jobs until the queue is 10% of
-// its size below the soft limit (Ganeti's JOB_QUEUE_SIZE_SOFT_LIMIT, where
-// its job queue has a to-do note for this): a busy queue does not fill up
-// with finished jobs. Archived jobs stay readable by id.
+// archiveEarly is trimQueue in the background, started when the queue
+// reaches its soft limit.
 func (e *Engine) archiveEarly() {
 	defer e.wg.Done()
+	if _, err := e.trimQueue(); err != nil && !errors.Is(err, errStopped) && !errors.Is(err, errFailed) {
+		e.log.Error("archiving jobs early failed", "err", err)
+	}
+	e.mu.Lock()
+	e.archiving = false
+	e.mu.Unlock()
+}
+
+// trimQueue archives the oldest finished jobs until the queue is 10% of
+// its size below the soft limit (Ganeti's JOB_QUEUE_SIZE_SOFT_LIMIT, where
+// its job queue has a to-do note for this), so that a busy queue does not
+// fill up with finished jobs. Archived jobs stay readable by id. Concurrent
+// callers share one trim.
+func (e *Engine) trimQueue() (int, error) {
+	n, err, _ := e.trims.Do("trim", func() (any, error) { return e.trimOnce() })
+	return n.(int), err
+}
+
+func (e *Engine) trimOnce() (int, error) {
 	size := e.cfg.QueueSize
 	n, err := e.archiveWhere(func(ended []*job) []*job {
 		e.mu.Lock()
@@ -749,14 +785,10 @@ func (e *Engine) archiveEarly() {
 		slices.SortFunc(ended, func(a, b *job) int { return cmp.Compare(a.rec.ID, b.rec.ID) })
 		return ended[:min(excess, len(ended))]
 	})
-	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, errFailed) {
-		e.log.Error("archiving jobs early failed", "err", err)
-	} else if n > 0 {
+	if n > 0 {
 		e.log.Info("job queue over its soft limit: archived finished jobs early", "jobs", n, "soft_limit", SoftQueueSize(size))
 	}
-	e.mu.Lock()
-	e.archiving = false
-	e.mu.Unlock()
+	return n, err
 }
 
 // archiveWhere archives the jobs pick chooses among those whose final
