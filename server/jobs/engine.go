@@ -461,7 +461,7 @@ func (e *Engine) snapshot(j *job) *Job { return snapshotOf(j.rec, j.ops) }
 func snapshotOf(r *record, ops []*rapiv2.OpCode) *Job {
 	return &Job{
 		ID:         r.ID,
-		Ops:        slices.Clone(ops),
+		Ops:        redactOps(ops),
 		Status:     r.status(),
 		Summary:    slices.Clone(r.Summary),
 		OpStatus:   slices.Clone(r.OpStatus),
