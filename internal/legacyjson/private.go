@@ -101,7 +101,7 @@ func Redact(msg proto.Message) (out proto.Message, changed bool) {
 // private fields (with their depth) and the message fields that may hold
 // private values, by field number.
 type redactPlan struct {
-	wkt    bool // Struct, Value or ListValue
+	wkt    bool                             // Struct, Value or ListValue
 	fields map[protoreflect.FieldNumber]int // depth of a private field, -1 for a nested one
 }
 
