@@ -50,9 +50,10 @@ func requireNodeGRPC(t *testing.T) string {
 // @grpc/proto-loader reading proto/ as it is) against a server process over
 // verified TLS. The client reads the cluster with Basic credentials in
 // metadata (and is refused without them), submits a typed job
-// (OP_TEST_DELAY then OP_TAGS_SET), follows it with WatchJob to success
-// and reads the tag back; the test then checks the job and the tag itself
-// over Go gRPC.
+// (OP_TEST_DELAY then OP_TAGS_SET) as a user with the admin option (a write
+// user's is refused: OP_TEST_DELAY is not a RAPI opcode), follows it with
+// WatchJob to success and reads the tag back; the test then checks the job
+// and the tag itself over Go gRPC.
 func TestNodeGRPCClient(t *testing.T) {
 	node := requireNodeGRPC(t)
 	p := startServer(t, "")
@@ -64,7 +65,7 @@ func TestNodeGRPCClient(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, filepath.Join(testutil.RepoRoot(t), nodeClientDir, "client.js"))
 	cmd.Env = append(os.Environ(),
 		"GRPC_TARGET="+p.Addr, "GRPC_CA_FILE="+certFile, "GRPC_SERVER_NAME=localhost",
-		"RAPI_USER=writer", "RAPI_PASSWORD=writepass", "TAG="+tag)
+		"RAPI_USER="+e2eUser, "RAPI_PASSWORD="+e2ePassword, "WRITER_USER=writer", "WRITER_PASSWORD=writepass", "TAG="+tag)
 	out, err := cmd.CombinedOutput()
 	t.Logf("node client:\n%s", out)
 	if err != nil {
@@ -72,6 +73,7 @@ func TestNodeGRPCClient(t *testing.T) {
 	}
 	var res struct {
 		Cluster, Master, Unauthenticated string
+		WriterTestDelay                  string `json:"writer_test_delay"`
 		JobID                            string `json:"job_id"`
 		Updates                          int
 		Statuses, Opstatus, Summary      []string
@@ -95,6 +97,9 @@ func TestNodeGRPCClient(t *testing.T) {
 	}
 	if res.Unauthenticated != "UNAUTHENTICATED" {
 		t.Errorf("GetInfo without credentials: %s", res.Unauthenticated)
+	}
+	if res.WriterTestDelay != "PERMISSION_DENIED" {
+		t.Errorf("SubmitJob of OP_TEST_DELAY by a write user: %s, want PERMISSION_DENIED", res.WriterTestDelay)
 	}
 	if len(res.Statuses) == 0 || res.Statuses[len(res.Statuses)-1] != "JOB_STATUS_SUCCESS" ||
 		!slices.Equal(res.Opstatus, []string{"JOB_STATUS_SUCCESS", "JOB_STATUS_SUCCESS"}) {

@@ -32,7 +32,7 @@ func testUsersFile() string {
 		"writer writepass write\n" +
 		"hasher {HA1}" + auth.HA1("hasher", "hashpass") + " read\n" +
 		"# the e2e helpers' user\n" +
-		e2eUser + " " + e2ePassword + " read,write\n"
+		e2eUser + " " + e2ePassword + " read,write,admin\n"
 }
 
 // writeTestUsers writes testUsersFile as <dataDir>/rapi/users.

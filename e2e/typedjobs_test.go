@@ -3,14 +3,19 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 )
 
 // TestTypedMultiOpcodeJob submits a job of several opcodes with the typed
@@ -130,4 +135,42 @@ func opRank(s rapiv2.JobStatus) int {
 		return 1
 	}
 	return 2
+}
+
+// TestTypedAdminOpcodes drives SubmitJob through the whole server (the
+// users file, the authorizer): OP_TEST_DELAY is refused to a write user
+// with PERMISSION_DENIED, and the refusal is in the audit log; a user with
+// the admin option submits it within --max-test-delay (here 2 s) and is
+// refused beyond it.
+func TestTypedAdminOpcodes(t *testing.T) {
+	logs := &syncBuffer{}
+	base := inProcessWith(t, "deploy/demo-cluster.json", func(c *app.Config) {
+		c.MaxTestDelay = 2 * time.Second
+		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	delay := func(seconds float64) *rapiv2.SubmitJobRequest {
+		return &rapiv2.SubmitJobRequest{Ops: []*rapiv2.OpCode{{Op: &rapiv2.OpCode_TestDelay{TestDelay: &rapiv2.OpTestDelay{Duration: proto.Float64(seconds)}}}}}
+	}
+	u, _ := url.Parse(base)
+	u.User = url.UserPassword("writer", "writepass")
+	writer := rapiv2.NewJobServiceClient(dialGRPC(t, u.String()))
+	if _, err := writer.SubmitJob(ctx, delay(0.1)); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("write user, OP_TEST_DELAY: %v, want PERMISSION_DENIED", err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"audit"`) || !strings.Contains(logs.String(), `"code":"PermissionDenied"`) {
+		t.Errorf("no audit record of the refusal:\n%s", logs.String())
+	}
+	admin := rapiv2.NewJobServiceClient(dialGRPC(t, base))
+	if _, err := admin.SubmitJob(ctx, delay(3)); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("admin, 3 s with --max-test-delay 2s: %v, want INVALID_ARGUMENT", err)
+	}
+	sub, err := admin.SubmitJob(ctx, delay(0.1))
+	if err != nil {
+		t.Fatalf("admin, 0.1 s: %v", err)
+	}
+	if final := watchToEnd(ctx, t, admin, sub.GetJobId()); final.GetStatus() != rapiv2.JobStatus_JOB_STATUS_SUCCESS {
+		t.Errorf("admin's OP_TEST_DELAY ended %v", final.GetStatus())
+	}
 }

@@ -127,12 +127,16 @@ func (j *jobService) SubmitJob(ctx context.Context, req *rapiv2.SubmitJobRequest
 	if eng == nil {
 		return nil, errs.NotImplemented("The job queue is not available")
 	}
-	for _, op := range req.GetOps() {
-		if err := legacyjson.CheckRequired(op); err != nil {
-			return nil, errs.BadRequest("%s", err.Error())
+	ops, err := j.s.typedJob(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		if id := jobs.OpID(op); !eng.Implements(id) {
+			return nil, errs.NotImplemented("%s is not implemented yet", id)
 		}
 	}
-	id, err := eng.Submit(ctx, req.GetOps(), jobs.SubmitOptions{})
+	id, err := eng.Submit(ctx, ops, jobs.SubmitOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
@@ -24,6 +25,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
+	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
@@ -61,7 +63,7 @@ func newJobConn(t *testing.T, start bool) (*grpc.ClientConn, *jobs.Engine, *clus
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(quiet)),
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(quiet), testUserInterceptor(t)),
 		grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(quiet)))
 	svcs.Register(srv)
 	lis := bufconn.Listen(1 << 20)
@@ -75,6 +77,33 @@ func newJobConn(t *testing.T, start bool) (*grpc.ClientConn, *jobs.Engine, *clus
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn, eng, model
+}
+
+// testUsers are the users asUser names (the authorizer's tests check the
+// authentication itself).
+const testUsers = "admin x read,write,admin\nwriter x write\n"
+
+// testUserInterceptor makes the user named by the x-test-user metadata
+// (see asUser) the call's authenticated user.
+func testUserInterceptor(t *testing.T) grpc.UnaryServerInterceptor {
+	tab, _, err := auth.ParseUsers([]byte(testUsers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if names := md.Get("x-test-user"); len(names) > 0 {
+			if u, ok := tab.Lookup(names[0]); ok {
+				ctx = auth.NewContext(ctx, u)
+			}
+		}
+		return handler(ctx, req)
+	}
+}
+
+// asUser returns ctx for calls as one of testUsers.
+func asUser(ctx context.Context, name string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "x-test-user", name)
 }
 
 // waitJob long-polls a job's status until it has ended, as RAPI clients do.
@@ -275,7 +304,8 @@ func TestJobRPCs(t *testing.T) {
 
 	// Typed submission and watch.
 	delay := &rapiv2.OpCode{Op: &rapiv2.OpCode_TestDelay{TestDelay: &rapiv2.OpTestDelay{Duration: proto.Float64(0.01), Repeat: proto.Int64(2)}}}
-	s, err := js.SubmitJob(ctx, &rapiv2.SubmitJobRequest{Ops: []*rapiv2.OpCode{delay}})
+	admin := asUser(ctx, "admin")
+	s, err := js.SubmitJob(admin, &rapiv2.SubmitJobRequest{Ops: []*rapiv2.OpCode{delay}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,15 +336,15 @@ func TestJobRPCs(t *testing.T) {
 		w.GetChange().GetLogEntries()[0].GetMessage().GetStringValue() != " - INFO: Test delay iteration 1/1" {
 		t.Errorf("log entries = %v %v", w, err)
 	}
-	_, err = js.SubmitJob(ctx, &rapiv2.SubmitJobRequest{Ops: []*rapiv2.OpCode{{Op: &rapiv2.OpCode_TestDelay{TestDelay: &rapiv2.OpTestDelay{}}}}})
+	_, err = js.SubmitJob(admin, &rapiv2.SubmitJobRequest{Ops: []*rapiv2.OpCode{{Op: &rapiv2.OpCode_TestDelay{TestDelay: &rapiv2.OpTestDelay{}}}}})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("missing duration: %v", err)
 	}
-	_, err = js.SubmitJob(ctx, &rapiv2.SubmitJobRequest{Ops: []*rapiv2.OpCode{{Op: &rapiv2.OpCode_ClusterVerify{ClusterVerify: &rapiv2.OpClusterVerify{}}}}})
+	_, err = js.SubmitJob(admin, &rapiv2.SubmitJobRequest{Ops: []*rapiv2.OpCode{{Op: &rapiv2.OpCode_ClusterVerify{ClusterVerify: &rapiv2.OpClusterVerify{}}}}})
 	if status.Code(err) != codes.Unimplemented {
 		t.Errorf("unimplemented opcode: %v", err)
 	}
-	_, err = js.SubmitJob(ctx, &rapiv2.SubmitJobRequest{})
+	_, err = js.SubmitJob(admin, &rapiv2.SubmitJobRequest{})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("empty job: %v", err)
 	}

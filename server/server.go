@@ -7,6 +7,7 @@ package server
 import (
 	"errors"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -24,6 +25,10 @@ type Config struct {
 	Jobs *jobs.Engine
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// MaxTestDelay bounds the sleep of an OP_TEST_DELAY an administrator
+	// submits with SubmitJob (duration × repeat, on the master and the
+	// nodes); default DefaultMaxTestDelay.
+	MaxTestDelay time.Duration
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -33,6 +38,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.MaxTestDelay <= 0 {
+		c.MaxTestDelay = DefaultMaxTestDelay
 	}
 	return nil
 }

@@ -25,16 +25,9 @@ func (i *instanceService) CreateInstance(ctx context.Context, req *rapiv2.Create
 }
 
 func (i *instanceService) MultiAllocateInstances(ctx context.Context, req *rapiv2.MultiAllocateInstancesRequest) (*rapiv2.JobSubmission, error) {
-	if len(req.GetOp().GetInstances()) == 0 {
-		return nil, errs.BadRequest("Request is missing required 'instances' field in body")
-	}
-	op := proto.Clone(req.GetOp()).(*rapiv2.OpInstanceMultiAlloc)
-	for n, v := range op.GetInstances() {
-		inst, err := instanceCreateValue(v)
-		if err != nil {
-			return nil, err
-		}
-		op.Instances[n] = inst
+	op, err := checkMultiAlloc(req.GetOp())
+	if err != nil {
+		return nil, err
 	}
 	return i.s.submit(ctx, one("instances_multi_alloc", req.GetReason(), op, params{"dry_run": req.GetDryRun()}))
 }

@@ -59,6 +59,7 @@ func run(args []string) error {
 	fs.IntVar(&cfg.JobQueueSize, "job-queue-size", jobs.DefaultQueueSize, "jobs the queue holds (not archived) before submissions are refused with 503 \"Job queue is full, needs archiving\" (Ganeti's JOB_QUEUE_SIZE_HARD_LIMIT); from 80% on, finished jobs are archived early; -1 for no limit")
 	fs.IntVar(&cfg.MaxOpcodesPerJob, "max-opcodes-per-job", jobs.DefaultMaxOpsPerJob, "opcodes one job may have (400 beyond)")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", app.DefaultMaxWaiters, "concurrent job long polls (GET /2/jobs/{id}/wait, WaitJobChange, WatchJob); -1 for no limit")
+	fs.DurationVar(&cfg.MaxTestDelay, "max-test-delay", app.DefaultMaxTestDelay, "longest an OP_TEST_DELAY may sleep in all (duration × repeat); only users with the admin option may submit one")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.ClusterDomainSecretFile, "cluster-domain-secret-file", "", "Ganeti's cluster domain secret file; clusters sharing it trust each other for move-instance (default: <data-dir>/cluster-domain-secret, created on first start)")
 	fs.StringVar(&cfg.RemoteImportAddress, "remote-import-address", "127.0.0.1", "address remote imports (move-instance) listen on and announce to the exporting cluster")

@@ -86,6 +86,10 @@ type Config struct {
 	// MaxWaiters bounds the concurrent long polls (GET /2/jobs/{id}/wait,
 	// WaitJobChange, WatchJob); 0 means the default, negative no limit.
 	MaxWaiters int
+	// MaxTestDelay bounds how long an OP_TEST_DELAY (submitted with the
+	// typed SubmitJob by a user with the admin option) may sleep in all;
+	// 0 means server.DefaultMaxTestDelay.
+	MaxTestDelay time.Duration
 	// ClusterDomainSecretFile is Ganeti's cluster domain secret file (one
 	// line of text): clusters sharing it trust each other for remote
 	// imports and exports (move-instance). Default
@@ -127,6 +131,7 @@ const (
 	DefaultWriteRate         = 20
 	DefaultWriteBurst        = 40
 	DefaultMaxWaiters        = 128
+	DefaultMaxTestDelay      = server.DefaultMaxTestDelay
 )
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -270,7 +275,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
 	a.jobs.Start()
-	services, err := server.New(server.Config{Cluster: model, Jobs: a.jobs, Logger: log})
+	services, err := server.New(server.Config{Cluster: model, Jobs: a.jobs, Logger: log, MaxTestDelay: cfg.MaxTestDelay})
 	if err != nil {
 		return nil, err
 	}

@@ -624,29 +624,51 @@ func (e *encoder) mapField(mp protoreflect.Map, f *fieldInfo) error {
 }
 
 // private writes a private value the way Ganeti echoes it: null, or for a
-// dictionary each value as null (PrivateDict).
+// dictionary its keys with each value null (PrivateDict), a dictionary of
+// dictionaries (osparams_private_cluster) keeping both levels of keys.
 func (e *encoder) private(m protoreflect.Message, f *fieldInfo) error {
 	fd := f.fd
-	var keys []string
 	switch {
 	case fd.IsMap():
 		mp := m.Get(fd).Map()
-		for _, k := range sortedKeys(mp, fd.MapKey()) {
-			keys = append(keys, k.String())
+		e.buf = append(e.buf, '{')
+		for i, k := range sortedKeys(mp, fd.MapKey()) {
+			if i > 0 {
+				e.comma()
+			}
+			e.str(k.String())
+			e.colon()
+			e.null()
 		}
+		e.buf = append(e.buf, '}')
+		return nil
 	case !fd.IsList() && f.valKind == wktStruct && m.Has(fd):
 		s, err := asStructpb(m.Get(fd).Message())
 		if err != nil {
 			return err
 		}
-		for k := range s.GetFields() {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-	default:
+		return e.privateValue(structpb.NewStructValue(s), privateDepth(fd, f.spec))
+	}
+	e.null()
+	return nil
+}
+
+// privateValue writes v with every value below depth dictionary levels
+// null.
+func (e *encoder) privateValue(v *structpb.Value, depth int) error {
+	s := v.GetStructValue()
+	if s == nil || depth <= 0 {
 		e.null()
 		return nil
 	}
+	if err := e.push(); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(s.GetFields()))
+	for k := range s.GetFields() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	e.buf = append(e.buf, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -654,9 +676,12 @@ func (e *encoder) private(m protoreflect.Message, f *fieldInfo) error {
 		}
 		e.str(k)
 		e.colon()
-		e.null()
+		if err := e.privateValue(s.GetFields()[k], depth-1); err != nil {
+			return err
+		}
 	}
 	e.buf = append(e.buf, '}')
+	e.pop()
 	return nil
 }
 
@@ -730,7 +755,13 @@ func (e *encoder) pbStruct(s *structpb.Struct) error {
 		}
 		e.str(k)
 		e.colon()
-		if err := e.pbValue(fields[k]); err != nil {
+		var err error
+		if d, ok := privateKeyDepth(k); ok {
+			err = e.privateValue(fields[k], d)
+		} else {
+			err = e.pbValue(fields[k])
+		}
+		if err != nil {
 			return err
 		}
 	}

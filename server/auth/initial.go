@@ -33,7 +33,9 @@ func CreateInitial(path, user string) (password string, created bool, err error)
 # One user per line: <name> <password> [<options>]
 #   password: <cleartext>, {cleartext}<cleartext>, or {HA1}<hex MD5 of
 #             "<name>:%s:<password>">
-#   options:  comma-separated; "read" and "write" are recognised
+#   options:  comma-separated; "read" and "write" are recognised, and
+#             "admin" (ganeti-gateway's): the typed SubmitJob may then
+#             submit opcodes no RAPI route submits, such as OP_TEST_DELAY
 # Lines starting with '#' are comments. Changes apply without a restart.
 #
 # The password of %s was shown once when this file was created.

@@ -4,6 +4,7 @@ package auth
 
 import (
 	"io/fs"
+	"os"
 	"syscall"
 )
 
@@ -12,4 +13,10 @@ func inode(info fs.FileInfo) uint64 {
 		return uint64(st.Ino) //nolint:unconvert // the type differs between platforms
 	}
 	return 0
+}
+
+// openNoBlock opens path for reading with O_NONBLOCK, so that opening a
+// FIFO without a writer returns at once instead of blocking.
+func openNoBlock(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -17,7 +18,11 @@ import (
 // changes, the way Ganeti's RAPI daemon does:
 //
 //   - a missing or unreadable file gives an empty table: every
-//     authentication fails (fail closed);
+//     authentication fails (fail closed). A path that is not a regular
+//     file (a FIFO, a device, a directory) is unreadable: it is opened
+//     without blocking (a FIFO without a writer would otherwise block the
+//     reload, and with it every later reload and the shutdown), refused
+//     and logged, and the store keeps watching for a regular file;
 //   - a file that is not valid UTF-8 (Ganeti fails to decode it) keeps the
 //     previous table, and the error is logged;
 //   - malformed lines are logged (line number and reason, never the line)
@@ -42,6 +47,11 @@ type Store struct {
 	Debounce     time.Duration
 	PollInterval time.Duration
 
+	// CloseTimeout bounds how long Close waits for the watcher (a read
+	// stuck in the kernel, e.g. on a hung network file system, must not
+	// hold the shutdown); set before Start.
+	CloseTimeout time.Duration
+
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -53,6 +63,7 @@ type Store struct {
 const (
 	DefaultDebounce     = 100 * time.Millisecond
 	DefaultPollInterval = time.Second
+	DefaultCloseTimeout = 2 * time.Second
 )
 
 type fileStamp struct {
@@ -75,7 +86,8 @@ func NewStore(path string, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{path: filepath.Clean(path), log: log, Debounce: DefaultDebounce, PollInterval: DefaultPollInterval}
+	s := &Store{path: filepath.Clean(path), log: log, Debounce: DefaultDebounce, PollInterval: DefaultPollInterval,
+		CloseTimeout: DefaultCloseTimeout}
 	s.table.Store(EmptyTable())
 	s.Load()
 	return s
@@ -92,11 +104,16 @@ func (s *Store) Load() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stamp = stampOf(s.path)
-	data, err := os.ReadFile(s.path)
+	data, err := readUsersFile(s.path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		var nr *notRegularError
+		switch {
+		case errors.As(err, &nr):
+			s.log.Error("the users file is not a regular file: every authentication fails until it is one",
+				"path", s.path, "type", nr.kind)
+		case errors.Is(err, fs.ErrNotExist):
 			s.log.Warn("no users file: every authentication fails", "path", s.path)
-		} else {
+		default:
 			s.log.Error("cannot read the users file: every authentication fails", "path", s.path, "err", err.Error())
 		}
 		s.table.Store(EmptyTable())
@@ -134,13 +151,63 @@ func (s *Store) Start() {
 	go s.watch(w)
 }
 
-// Close stops the watcher.
+// Close stops the watcher. It waits at most CloseTimeout for it (then
+// logs and returns; the watcher ends by itself once its read returns).
 func (s *Store) Close() {
 	if s.stop == nil {
 		return
 	}
 	s.stopOnce.Do(func() { close(s.stop) })
-	<-s.done
+	timeout := s.CloseTimeout
+	if timeout <= 0 {
+		timeout = DefaultCloseTimeout
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+		s.log.Warn("users file watcher did not stop in time; leaving it", "path", s.path, "timeout", timeout.String())
+	}
+}
+
+// notRegularError is the error of a users file that is not a regular file.
+type notRegularError struct{ kind string }
+
+func (e *notRegularError) Error() string { return "not a regular file: " + e.kind }
+
+// readUsersFile reads the users file without ever blocking on what it is:
+// the file is opened non-blocking (openNoBlock), its type checked on the
+// open descriptor (no race with a rename), and anything but a regular file
+// refused.
+func readUsersFile(path string) ([]byte, error) {
+	f, err := openNoBlock(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, &notRegularError{kind: fileKind(info.Mode())}
+	}
+	return io.ReadAll(f)
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m.IsDir():
+		return "directory"
+	}
+	return "irregular"
 }
 
 func (s *Store) watch(w *fsnotify.Watcher) {

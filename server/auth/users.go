@@ -20,11 +20,13 @@ import (
 // Realm is the HTTP Basic realm of the RAPI; {HA1} hashes include it.
 const Realm = "Ganeti Remote API"
 
-// The user options Ganeti recognises. Other options are kept but grant
-// nothing.
+// The user options Ganeti recognises, and OptionAdmin, ours: it lets the
+// typed SubmitJob submit opcodes no RAPI route submits (what Ganeti keeps
+// for root on the master). Other options are kept but grant nothing.
 const (
 	OptionRead  = "read"
 	OptionWrite = "write"
+	OptionAdmin = "admin"
 )
 
 type scheme uint8

@@ -626,7 +626,7 @@ func (e *Engine) snapshot(j *job) *Job { return j.shown }
 func snapshotOf(r *record, ops []*rapiv2.OpCode) *Job {
 	return &Job{
 		ID:         r.ID,
-		Ops:        slices.Clone(ops),
+		Ops:        redactOps(ops),
 		Status:     r.status(),
 		Summary:    slices.Clone(r.Summary),
 		OpStatus:   slices.Clone(r.OpStatus),

@@ -6,7 +6,10 @@
 //      credentials as "authorization" metadata (and checks that the same call
 //      without them is refused with UNAUTHENTICATED);
 //   2. submits a job of two opcodes (OP_TEST_DELAY, OP_TAGS_SET on the
-//      cluster) with the typed JobService.SubmitJob;
+//      cluster) with the typed JobService.SubmitJob (OP_TEST_DELAY is for
+//      users with the "admin" option: with WRITER_USER and WRITER_PASSWORD,
+//      a user with "write" only, it first checks that such a user's
+//      submission is refused with PERMISSION_DENIED);
 //   3. follows it with the JobService.WatchJob server stream until it ends;
 //   4. reads the cluster's tags back (TagService.ListClusterTags).
 // On success it prints one JSON line starting with "RESULT " and exits 0.
@@ -14,8 +17,8 @@
 // Environment: GRPC_TARGET (host:port), GRPC_CA_FILE (PEM certificate to
 // trust; without it the connection is plaintext h2c, for --insecure
 // servers), GRPC_SERVER_NAME (name to verify in the certificate, default
-// localhost), RAPI_USER and RAPI_PASSWORD (a user with the "write" option),
-// TAG (the cluster tag to add).
+// localhost), RAPI_USER and RAPI_PASSWORD (a user with the "write" and
+// "admin" options), TAG (the cluster tag to add).
 //
 // Run from anywhere: node e2e/testdata/node-client/client.js
 
@@ -85,12 +88,13 @@ async function main() {
 
   // The credentials go as metadata on each call (grpc-js attaches call
   // credentials over TLS only; explicit metadata works on both).
-  const basic = 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
-  const authed = () => {
+  const basicOf = (u, p) => 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64');
+  const metadataOf = (value) => () => {
     const md = new grpc.Metadata();
-    md.set('authorization', basic);
+    md.set('authorization', value);
     return md;
   };
+  const authed = metadataOf(basicOf(user, password));
   const options = {};
   let channel;
   if (caFile === '-') {
@@ -116,12 +120,23 @@ async function main() {
   const info = await unary(cluster, 'GetInfo', {}, authed());
 
   // 2. SubmitJob: a short delay on the master, then a cluster tag.
-  const submission = await unary(jobs, 'SubmitJob', {
+  const job = {
     ops: [
       { test_delay: { duration: 0.2, on_master: true } },
       { tags_set: { kind: 'TAG_KIND_CLUSTER', tags: [tag] } },
     ],
-  }, authed());
+  };
+  let writerRefused = 'not tried';
+  if (process.env.WRITER_USER) {
+    const writer = metadataOf(basicOf(env('WRITER_USER'), env('WRITER_PASSWORD')));
+    try {
+      await unary(jobs, 'SubmitJob', job, writer());
+      writerRefused = 'accepted';
+    } catch (err) {
+      writerRefused = grpc.status[err.code] || String(err.code);
+    }
+  }
+  const submission = await unary(jobs, 'SubmitJob', job, authed());
   const jobId = submission.job_id;
 
   // 3. WatchJob, until the job has ended.
@@ -149,6 +164,7 @@ async function main() {
     cluster: info.name,
     master: info.master,
     unauthenticated: refused,
+    writer_test_delay: writerRefused,
     job_id: jobId,
     updates: updates.length,
     statuses,

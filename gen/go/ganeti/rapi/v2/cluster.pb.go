@@ -963,13 +963,17 @@ const file_ganeti_rapi_v2_cluster_proto_rawDesc = "" +
 	"\x82\xd3\xe4\x93\x02\x04\x12\x02/2\x12c\n" +
 	"\n" +
 	"GetVersion\x12!.ganeti.rapi.v2.GetVersionRequest\x1a\x17.ganeti.rapi.v2.Version\"\x19\x82\xd3\xe4\x93\x02\x13b\aversion\x12\b/version\x12j\n" +
-	"\vGetFeatures\x12\".ganeti.rapi.v2.GetFeaturesRequest\x1a\x18.ganeti.rapi.v2.Features\"\x1d\x82\xd3\xe4\x93\x02\x17b\bfeatures\x12\v/2/features2\xa9\x03\n" +
+	"\vGetFeatures\x12\".ganeti.rapi.v2.GetFeaturesRequest\x1a\x18.ganeti.rapi.v2.Features\"\x1d\x82\xd3\xe4\x93\x02\x17b\bfeatures\x12\v/2/features2\x83\x04\n" +
 	"\x0eClusterService\x12W\n" +
-	"\aGetInfo\x12\x1e.ganeti.rapi.v2.GetInfoRequest\x1a\x1b.ganeti.rapi.v2.ClusterInfo\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/2/info\x12\x9b\x01\n" +
-	"\rModifyCluster\x12$.ganeti.rapi.v2.ModifyClusterRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"E\xf2\xb6\x18\x05write\xfa\xb6\x18\x1b\n" +
-	"\x06reason\x1a\x11compression_tools\x82\xd3\xe4\x93\x02\x17:\x02opb\x06job_id\x1a\t/2/modify\x12\x9f\x01\n" +
-	"\x12RedistributeConfig\x12).ganeti.rapi.v2.RedistributeConfigRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"?\xf2\xb6\x18\x05write\xfa\xb6\x18\b\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02$:\x02opb\x06job_id\x1a\x16/2/redistribute-configB\xc3\x01\n" +
+	"\aGetInfo\x12\x1e.ganeti.rapi.v2.GetInfoRequest\x1a\x1b.ganeti.rapi.v2.ClusterInfo\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/2/info\x12\xc8\x01\n" +
+	"\rModifyCluster\x12$.ganeti.rapi.v2.ModifyClusterRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"r\xf2\xb6\x18\x05write\xfa\xb6\x18\x1b\n" +
+	"\x06reason\x1a\x11compression_tools\x82\xb7\x18)\n" +
+	"\x0ecluster_modify\x12\x17\n" +
+	"\x15OP_CLUSTER_SET_PARAMS\x82\xd3\xe4\x93\x02\x17:\x02opb\x06job_id\x1a\t/2/modify\x12\xcc\x01\n" +
+	"\x12RedistributeConfig\x12).ganeti.rapi.v2.RedistributeConfigRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"l\xf2\xb6\x18\x05write\xfa\xb6\x18\b\n" +
+	"\x06reason\x82\xb7\x18)\n" +
+	"\rredist_config\x12\x18\n" +
+	"\x16OP_CLUSTER_REDIST_CONF\x82\xd3\xe4\x93\x02$:\x02opb\x06job_id\x1a\x16/2/redistribute-configB\xc3\x01\n" +
 	"\x12com.ganeti.rapi.v2B\fClusterProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
 var (

@@ -733,36 +733,50 @@ const file_ganeti_rapi_v2_groups_proto_rawDesc = "" +
 	"group_name\x12-\n" +
 	"\x02op\x18\x02 \x01(\v2\x1d.ganeti.rapi.v2.OpGroupRenameR\x02op\x12\x18\n" +
 	"\adry_run\x18\x03 \x01(\bR\adry-run\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason2\x83\t\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason2\xba\v\n" +
 	"\fGroupService\x12f\n" +
 	"\n" +
-	"ListGroups\x12!.ganeti.rapi.v2.ListGroupsRequest\x1a\".ganeti.rapi.v2.ListGroupsResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/2/groups\x12\xa1\x01\n" +
-	"\vCreateGroup\x12\".ganeti.rapi.v2.CreateGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"O\xf2\xb6\x18\x05write\xfa\xb6\x18%\n" +
+	"ListGroups\x12!.ganeti.rapi.v2.ListGroupsRequest\x1a\".ganeti.rapi.v2.ListGroupsResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/2/groups\x12\xc6\x01\n" +
+	"\vCreateGroup\x12\".ganeti.rapi.v2.CreateGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"t\xf2\xb6\x18\x05write\xfa\xb6\x18%\n" +
 	"\adry_run\n" +
 	"\x06reason\x12\x12\n" +
 	"\x04name\x12\n" +
-	"group_name\x82\xd3\xe4\x93\x02\x17:\x02opb\x06job_id\"\t/2/groups\x12b\n" +
-	"\bGetGroup\x12\x1f.ganeti.rapi.v2.GetGroupRequest\x1a\x15.ganeti.rapi.v2.Group\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/2/groups/{group_name}\x12\x8a\x01\n" +
-	"\vDeleteGroup\x12\".ganeti.rapi.v2.DeleteGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"8\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02):\aoptionsb\x06job_id*\x16/2/groups/{group_name}\x12\xc4\x01\n" +
-	"\x10AssignGroupNodes\x12'.ganeti.rapi.v2.AssignGroupNodesRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"h\xf2\xb6\x18\x05write\xfa\xb6\x18$\n" +
+	"group_name\x82\xb7\x18!\n" +
+	"\x06groups\x12\x17\n" +
+	"\fOP_GROUP_ADD\x12\adry_run\x82\xd3\xe4\x93\x02\x17:\x02opb\x06job_id\"\t/2/groups\x12b\n" +
+	"\bGetGroup\x12\x1f.ganeti.rapi.v2.GetGroupRequest\x1a\x15.ganeti.rapi.v2.Group\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/2/groups/{group_name}\x12\xcc\x01\n" +
+	"\vDeleteGroup\x12\".ganeti.rapi.v2.DeleteGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"z\xf2\xb6\x18\x05write\x82\xb7\x18>\n" +
+	"\vgroups_name\x12/\n" +
+	"\x0fOP_GROUP_REMOVE\x12\adepends\x12\adry_run\x12\n" +
+	"group_name\x82\xd3\xe4\x93\x02):\aoptionsb\x06job_id*\x16/2/groups/{group_name}\x12\x98\x02\n" +
+	"\x10AssignGroupNodes\x12'.ganeti.rapi.v2.AssignGroupNodesRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xbb\x01\xf2\xb6\x18\x05write\xfa\xb6\x18$\n" +
 	"\adry_run\n" +
 	"\x05force\n" +
 	"\n" +
 	"group_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\x1a#/2/groups/{group_name}/assign-nodes\x12\xfe\x01\n" +
-	"\vModifyGroup\x12\".ganeti.rapi.v2.ModifyGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xab\x01\xf2\xb6\x18\x05write\xfa\xb6\x18m\n" +
+	"\x06reason\x82\xb7\x18O\n" +
+	"\x18groups_name_assign_nodes\x123\n" +
+	"\x15OP_GROUP_ASSIGN_NODES\x12\adry_run\x12\x05force\x12\n" +
+	"group_name\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\x1a#/2/groups/{group_name}/assign-nodes\x12\xb9\x02\n" +
+	"\vModifyGroup\x12\".ganeti.rapi.v2.ModifyGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xe6\x01\xf2\xb6\x18\x05write\xfa\xb6\x18m\n" +
 	"\n" +
 	"group_name\n" +
 	"\x06reason\x12\x1f\n" +
 	"\x11custom_diskparams\x12\n" +
 	"diskparams\x12\x19\n" +
 	"\x0ecustom_ipolicy\x12\aipolicy\x12\x1b\n" +
-	"\x0fcustom_ndparams\x12\bndparams\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\x1a\x1d/2/groups/{group_name}/modify\x12\xad\x01\n" +
-	"\vRenameGroup\x12\".ganeti.rapi.v2.RenameGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"[\xf2\xb6\x18\x05write\xfa\xb6\x18\x1d\n" +
+	"\x0fcustom_ndparams\x12\bndparams\x82\xb7\x187\n" +
+	"\x12groups_name_modify\x12!\n" +
+	"\x13OP_GROUP_SET_PARAMS\x12\n" +
+	"group_name\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\x1a\x1d/2/groups/{group_name}/modify\x12\xee\x01\n" +
+	"\vRenameGroup\x12\".ganeti.rapi.v2.RenameGroupRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x9b\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x1d\n" +
 	"\adry_run\n" +
 	"\n" +
 	"group_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\x1a\x1d/2/groups/{group_name}/renameB\xc2\x01\n" +
+	"\x06reason\x82\xb7\x18<\n" +
+	"\x12groups_name_rename\x12&\n" +
+	"\x0fOP_GROUP_RENAME\x12\adry_run\x12\n" +
+	"group_name\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\x1a\x1d/2/groups/{group_name}/renameB\xc2\x01\n" +
 	"\x12com.ganeti.rapi.v2B\vGroupsProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
 var (

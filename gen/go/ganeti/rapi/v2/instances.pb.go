@@ -2283,69 +2283,112 @@ const file_ganeti_rapi_v2_instances_proto_rawDesc = "" +
 	"\adry_run\x18\x03 \x01(\bR\adry-run\x12 \n" +
 	"\vno_remember\x18\x04 \x01(\bR\vno_remember\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x124\n" +
-	"\aoptions\x18\x06 \x01(\v2\x1a.ganeti.rapi.v2.JobOptionsR\aoptions2\xe0\x1f\n" +
+	"\aoptions\x18\x06 \x01(\v2\x1a.ganeti.rapi.v2.JobOptionsR\aoptions2\xe4,\n" +
 	"\x0fInstanceService\x12r\n" +
-	"\rListInstances\x12$.ganeti.rapi.v2.ListInstancesRequest\x1a%.ganeti.rapi.v2.ListInstancesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/2/instances\x12\xc0\x01\n" +
-	"\x0eCreateInstance\x12%.ganeti.rapi.v2.CreateInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"h\xf2\xb6\x18\x05write\xfa\xb6\x189\n" +
+	"\rListInstances\x12$.ganeti.rapi.v2.ListInstancesRequest\x1a%.ganeti.rapi.v2.ListInstancesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/2/instances\x12\xef\x01\n" +
+	"\x0eCreateInstance\x12%.ganeti.rapi.v2.CreateInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x96\x01\xf2\xb6\x18\x05write\xfa\xb6\x189\n" +
 	"\adry_run\n" +
 	"\x06reason\x12\x15\n" +
 	"\x04name\x12\rinstance_name\x12\r\n" +
-	"\x02os\x12\aos_type \x01\x82\xd3\xe4\x93\x02\x1c:\x04bodyb\x06job_id\"\f/2/instances\x12\xb2\x01\n" +
-	"\x16MultiAllocateInstances\x12-.ganeti.rapi.v2.MultiAllocateInstancesRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"J\xf2\xb6\x18\x05write\xfa\xb6\x18\x11\n" +
+	"\x02os\x12\aos_type \x01\x82\xb7\x18*\n" +
+	"\tinstances\x12\x1d\n" +
+	"\x12OP_INSTANCE_CREATE\x12\adry_run\x82\xd3\xe4\x93\x02\x1c:\x04bodyb\x06job_id\"\f/2/instances\x12\xf2\x01\n" +
+	"\x16MultiAllocateInstances\x12-.ganeti.rapi.v2.MultiAllocateInstancesRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x89\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x11\n" +
 	"\adry_run\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02&:\x02opb\x06job_id\"\x18/2/instances-multi-alloc\x12q\n" +
+	"\x06reason\x82\xb7\x18;\n" +
+	"\x15instances_multi_alloc\x12\"\n" +
+	"\x17OP_INSTANCE_MULTI_ALLOC\x12\adry_run\x82\xd3\xe4\x93\x02&:\x02opb\x06job_id\"\x18/2/instances-multi-alloc\x12q\n" +
 	"\vGetInstance\x12\".ganeti.rapi.v2.GetInstanceRequest\x1a\x18.ganeti.rapi.v2.Instance\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/2/instances/{instance_name}\x12\x9f\x01\n" +
-	"\x12GetInstanceConsole\x12).ganeti.rapi.v2.GetInstanceConsoleRequest\x1a\x1f.ganeti.rapi.v2.InstanceConsole\"=\xf2\xb6\x18\x04read\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02&\x12$/2/instances/{instance_name}/console\x12\xa3\x01\n" +
-	"\x11ReinstallInstance\x12(.ganeti.rapi.v2.ReinstallInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"E\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x026:\x04bodyb\x06job_id\"&/2/instances/{instance_name}/reinstall\x12\xc6\x01\n" +
-	"\x0eDeleteInstance\x12%.ganeti.rapi.v2.DeleteInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"n\xf2\xb6\x18\x05write\xfa\xb6\x181\n" +
+	"\x12GetInstanceConsole\x12).ganeti.rapi.v2.GetInstanceConsoleRequest\x1a\x1f.ganeti.rapi.v2.InstanceConsole\"=\xf2\xb6\x18\x04read\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02&\x12$/2/instances/{instance_name}/console\x12\xdb\x02\n" +
+	"\x11ReinstallInstance\x12(.ganeti.rapi.v2.ReinstallInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xfc\x01\xf2\xb6\x18\x05write\x82\xb7\x18\xb2\x01\n" +
+	"\x18instances_name_reinstall\x12%\n" +
+	"\x14OP_INSTANCE_SHUTDOWN\x12\rinstance_name\x129\n" +
+	"\x15OP_INSTANCE_REINSTALL\x12\rinstance_name\x12\aos_type\x12\bosparams\x124\n" +
+	"\x13OP_INSTANCE_STARTUP\x12\rinstance_name\x1a\x0e\n" +
+	"\x05force\x12\x05false\x82\xd3\xe4\x93\x026:\x04bodyb\x06job_id\"&/2/instances/{instance_name}/reinstall\x12\xa3\x02\n" +
+	"\x0eDeleteInstance\x12%.ganeti.rapi.v2.DeleteInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xca\x01\xf2\xb6\x18\x05write\xfa\xb6\x181\n" +
 	"\adry_run\n" +
 	"\x0fignore_failures\n" +
 	"\rinstance_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02*:\x02opb\x06job_id*\x1c/2/instances/{instance_name}\x12\xb3\x01\n" +
-	"\x15ActivateInstanceDisks\x12,.ganeti.rapi.v2.ActivateInstanceDisksRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"M\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02>:\aoptionsb\x06job_id\x1a+/2/instances/{instance_name}/activate-disks\x12\xb9\x01\n" +
-	"\x17DeactivateInstanceDisks\x12..ganeti.rapi.v2.DeactivateInstanceDisksRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"O\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02@:\aoptionsb\x06job_id\x1a-/2/instances/{instance_name}/deactivate-disks\x12\xcd\x01\n" +
-	"\x10GrowInstanceDisk\x12'.ganeti.rapi.v2.GrowInstanceDiskRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"q\xf2\xb6\x18\x05write\xfa\xb6\x18\x1d\n" +
+	"\x06reason\x82\xb7\x18X\n" +
+	"\x0einstances_name\x12F\n" +
+	"\x12OP_INSTANCE_REMOVE\x12\adry_run\x12\rinstance_name\x1a\x18\n" +
+	"\x0fignore_failures\x12\x05false\x82\xd3\xe4\x93\x02*:\x02opb\x06job_id*\x1c/2/instances/{instance_name}\x12\x9a\x02\n" +
+	"\x15ActivateInstanceDisks\x12,.ganeti.rapi.v2.ActivateInstanceDisksRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xb3\x01\xf2\xb6\x18\x05write\x82\xb7\x18b\n" +
+	"\x1dinstances_name_activate_disks\x12A\n" +
+	"\x1aOP_INSTANCE_ACTIVATE_DISKS\x12\adepends\x12\vignore_size\x12\rinstance_name\x82\xd3\xe4\x93\x02>:\aoptionsb\x06job_id\x1a+/2/instances/{instance_name}/activate-disks\x12\x9e\x02\n" +
+	"\x17DeactivateInstanceDisks\x12..ganeti.rapi.v2.DeactivateInstanceDisksRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xb3\x01\xf2\xb6\x18\x05write\x82\xb7\x18`\n" +
+	"\x1finstances_name_deactivate_disks\x12=\n" +
+	"\x1cOP_INSTANCE_DEACTIVATE_DISKS\x12\adepends\x12\x05force\x12\rinstance_name\x82\xd3\xe4\x93\x02@:\aoptionsb\x06job_id\x1a-/2/instances/{instance_name}/deactivate-disks\x12\x9a\x02\n" +
+	"\x10GrowInstanceDisk\x12'.ganeti.rapi.v2.GrowInstanceDiskRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xbd\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x1d\n" +
 	"\x04disk\n" +
 	"\rinstance_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02A:\x02opb\x06job_id\"3/2/instances/{instance_name}/disk/{disk_index}/grow\x12\xcf\x01\n" +
-	"\x0eExportInstance\x12%.ganeti.rapi.v2.ExportInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"w\xf2\xb6\x18\x05write\xfa\xb6\x183\n" +
+	"\x06reason\x82\xb7\x18H\n" +
+	"\x18instances_name_disk_grow\x12,\n" +
+	"\x15OP_INSTANCE_GROW_DISK\x12\x04disk\x12\rinstance_name\x82\xd3\xe4\x93\x02A:\x02opb\x06job_id\"3/2/instances/{instance_name}/disk/{disk_index}/grow\x12\x8e\x02\n" +
+	"\x0eExportInstance\x12%.ganeti.rapi.v2.ExportInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xb5\x01\xf2\xb6\x18\x05write\xfa\xb6\x183\n" +
 	"\rinstance_name\n" +
 	"\x06reason\x12\x1a\n" +
-	"\vdestination\x12\vtarget_node\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\x1a#/2/instances/{instance_name}/export\x12\xb9\x01\n" +
-	"\x10FailoverInstance\x12'.ganeti.rapi.v2.FailoverInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"]\xf2\xb6\x18\x05write\xfa\xb6\x18\x17\n" +
+	"\vdestination\x12\vtarget_node\x82\xb7\x18:\n" +
+	"\x15instances_name_export\x12!\n" +
+	"\x10OP_BACKUP_EXPORT\x12\rinstance_name\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\x1a#/2/instances/{instance_name}/export\x12\xfe\x01\n" +
+	"\x10FailoverInstance\x12'.ganeti.rapi.v2.FailoverInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xa1\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x17\n" +
 	"\rinstance_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x023:\x02opb\x06job_id\x1a%/2/instances/{instance_name}/failover\x12\x8b\x01\n" +
-	"\x0fGetInstanceInfo\x12&.ganeti.rapi.v2.GetInstanceInfoRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"1\x82\xd3\xe4\x93\x02+b\x06job_id\x12!/2/instances/{instance_name}/info\x12\xb6\x01\n" +
-	"\x0fMigrateInstance\x12&.ganeti.rapi.v2.MigrateInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\\\xf2\xb6\x18\x05write\xfa\xb6\x18\x17\n" +
+	"\x06reason\x82\xb7\x18@\n" +
+	"\x17instances_name_failover\x12%\n" +
+	"\x14OP_INSTANCE_FAILOVER\x12\rinstance_name\x82\xd3\xe4\x93\x023:\x02opb\x06job_id\x1a%/2/instances/{instance_name}/failover\x12\xdb\x01\n" +
+	"\x0fGetInstanceInfo\x12&.ganeti.rapi.v2.GetInstanceInfoRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x80\x01\x82\xb7\x18K\n" +
+	"\x13instances_name_info\x124\n" +
+	"\x16OP_INSTANCE_QUERY_DATA\x12\adepends\x12\tinstances\x12\x06static\x82\xd3\xe4\x93\x02+b\x06job_id\x12!/2/instances/{instance_name}/info\x12\xf9\x01\n" +
+	"\x0fMigrateInstance\x12&.ganeti.rapi.v2.MigrateInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x9e\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x17\n" +
 	"\rinstance_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x022:\x02opb\x06job_id\x1a$/2/instances/{instance_name}/migrate\x12\xee\x01\n" +
-	"\x0eModifyInstance\x12%.ganeti.rapi.v2.ModifyInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x95\x01\xf2\xb6\x18\x05write\xfa\xb6\x18Q\n" +
+	"\x06reason\x82\xb7\x18>\n" +
+	"\x16instances_name_migrate\x12$\n" +
+	"\x13OP_INSTANCE_MIGRATE\x12\rinstance_name\x82\xd3\xe4\x93\x022:\x02opb\x06job_id\x1a$/2/instances/{instance_name}/migrate\x12\xb2\x02\n" +
+	"\x0eModifyInstance\x12%.ganeti.rapi.v2.ModifyInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xd9\x01\xf2\xb6\x18\x05write\xfa\xb6\x18Q\n" +
 	"\rinstance_name\n" +
 	"\x06reason\x12\x1b\n" +
 	"\x0fcustom_beparams\x12\bbeparams\x12\x1b\n" +
-	"\x0fcustom_hvparams\x12\bhvparams\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\x1a#/2/instances/{instance_name}/modify\x12\xb3\x01\n" +
-	"\x15PrepareInstanceExport\x12,.ganeti.rapi.v2.PrepareInstanceExportRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"M\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02>:\aoptionsb\x06job_id\x1a+/2/instances/{instance_name}/prepare-export\x12\xde\x01\n" +
-	"\x0eRebootInstance\x12%.ganeti.rapi.v2.RebootInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x85\x01\xf2\xb6\x18\x05write\xfa\xb6\x18A\n" +
+	"\x0fcustom_hvparams\x12\bhvparams\x82\xb7\x18@\n" +
+	"\x15instances_name_modify\x12'\n" +
+	"\x16OP_INSTANCE_SET_PARAMS\x12\rinstance_name\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\x1a#/2/instances/{instance_name}/modify\x12\x8a\x02\n" +
+	"\x15PrepareInstanceExport\x12,.ganeti.rapi.v2.PrepareInstanceExportRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xa3\x01\xf2\xb6\x18\x05write\x82\xb7\x18R\n" +
+	"\x1dinstances_name_prepare_export\x121\n" +
+	"\x11OP_BACKUP_PREPARE\x12\adepends\x12\rinstance_name\x12\x04mode\x82\xd3\xe4\x93\x02>:\aoptionsb\x06job_id\x1a+/2/instances/{instance_name}/prepare-export\x12\xc8\x02\n" +
+	"\x0eRebootInstance\x12%.ganeti.rapi.v2.RebootInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xef\x01\xf2\xb6\x18\x05write\xfa\xb6\x18A\n" +
 	"\adry_run\n" +
 	"\x12ignore_secondaries\n" +
 	"\rinstance_name\n" +
 	"\x06reason\n" +
-	"\vreboot_type\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\"#/2/instances/{instance_name}/reboot\x12\xc9\x01\n" +
-	"\x15RecreateInstanceDisks\x12,.ganeti.rapi.v2.RecreateInstanceDisksRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"c\xf2\xb6\x18\x05write\xfa\xb6\x18\x17\n" +
+	"\vreboot_type\x82\xb7\x18f\n" +
+	"\x15instances_name_reboot\x12M\n" +
+	"\x12OP_INSTANCE_REBOOT\x12\adry_run\x12\x12ignore_secondaries\x12\rinstance_name\x12\vreboot_type\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\"#/2/instances/{instance_name}/reboot\x12\x9a\x02\n" +
+	"\x15RecreateInstanceDisks\x12,.ganeti.rapi.v2.RecreateInstanceDisksRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xb3\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x17\n" +
 	"\rinstance_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x029:\x02opb\x06job_id\"+/2/instances/{instance_name}/recreate-disks\x12\xb3\x01\n" +
-	"\x0eRenameInstance\x12%.ganeti.rapi.v2.RenameInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"[\xf2\xb6\x18\x05write\xfa\xb6\x18\x17\n" +
+	"\x06reason\x82\xb7\x18L\n" +
+	"\x1dinstances_name_recreate_disks\x12+\n" +
+	"\x1aOP_INSTANCE_RECREATE_DISKS\x12\rinstance_name\x82\xd3\xe4\x93\x029:\x02opb\x06job_id\"+/2/instances/{instance_name}/recreate-disks\x12\xf4\x01\n" +
+	"\x0eRenameInstance\x12%.ganeti.rapi.v2.RenameInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x9b\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x17\n" +
 	"\rinstance_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\x1a#/2/instances/{instance_name}/rename\x12\xc6\x01\n" +
-	"\x14ReplaceInstanceDisks\x12+.ganeti.rapi.v2.ReplaceInstanceDisksRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"b\xf2\xb6\x18\x05write\xfa\xb6\x18\x17\n" +
+	"\x06reason\x82\xb7\x18<\n" +
+	"\x15instances_name_rename\x12#\n" +
+	"\x12OP_INSTANCE_RENAME\x12\rinstance_name\x82\xd3\xe4\x93\x021:\x02opb\x06job_id\x1a#/2/instances/{instance_name}/rename\x12\xbb\x02\n" +
+	"\x14ReplaceInstanceDisks\x12+.ganeti.rapi.v2.ReplaceInstanceDisksRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xd6\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x17\n" +
 	"\rinstance_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x028:\x02opb\x06job_id\"*/2/instances/{instance_name}/replace-disks\x12\xcf\x01\n" +
-	"\x10ShutdownInstance\x12'.ganeti.rapi.v2.ShutdownInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"s\xf2\xb6\x18\x05write\xfa\xb6\x18-\n" +
+	"\x06reason\x82\xb7\x18p\n" +
+	"\x1cinstances_name_replace_disks\x12P\n" +
+	"\x19OP_INSTANCE_REPLACE_DISKS\x12\x05disks\x12\n" +
+	"iallocator\x12\rinstance_name\x12\x04mode\x12\vremote_node\x82\xd3\xe4\x93\x028:\x02opb\x06job_id\"*/2/instances/{instance_name}/replace-disks\x12\xaa\x02\n" +
+	"\x10ShutdownInstance\x12'.ganeti.rapi.v2.ShutdownInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xcd\x01\xf2\xb6\x18\x05write\xfa\xb6\x18-\n" +
 	"\adry_run\n" +
 	"\rinstance_name\n" +
 	"\vno_remember\n" +
-	"\x06reason\x82\xd3\xe4\x93\x023:\x02opb\x06job_id\x1a%/2/instances/{instance_name}/shutdown\x12\xa0\x01\n" +
-	"\x0fStartupInstance\x12&.ganeti.rapi.v2.StartupInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"F\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x027:\aoptionsb\x06job_id\x1a$/2/instances/{instance_name}/startupB\xc5\x01\n" +
+	"\x06reason\x82\xb7\x18V\n" +
+	"\x17instances_name_shutdown\x12;\n" +
+	"\x14OP_INSTANCE_SHUTDOWN\x12\adry_run\x12\rinstance_name\x12\vno_remember\x82\xd3\xe4\x93\x023:\x02opb\x06job_id\x1a%/2/instances/{instance_name}/shutdown\x12\x89\x02\n" +
+	"\x0fStartupInstance\x12&.ganeti.rapi.v2.StartupInstanceRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xae\x01\xf2\xb6\x18\x05write\x82\xb7\x18d\n" +
+	"\x16instances_name_startup\x12J\n" +
+	"\x13OP_INSTANCE_STARTUP\x12\adepends\x12\adry_run\x12\x05force\x12\rinstance_name\x12\vno_remember\x82\xd3\xe4\x93\x027:\aoptionsb\x06job_id\x1a$/2/instances/{instance_name}/startupB\xc5\x01\n" +
 	"\x12com.ganeti.rapi.v2B\x0eInstancesProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
 var (

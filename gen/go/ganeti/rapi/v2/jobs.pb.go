@@ -1237,10 +1237,14 @@ func (x *JobChange) GetLogEntries() []*LogEntry {
 	return nil
 }
 
-// SubmitJobRequest is a job of any opcodes.
+// SubmitJobRequest is a job of opcodes.
 type SubmitJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ops           []*OpCode              `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ops   []*OpCode              `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	// The reason of the job: like RAPI's ?reason=, the first entry of every
+	// opcode's reason trail ("gnt:user"). Opcodes may not give a reason
+	// trail of their own.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1280,6 +1284,13 @@ func (x *SubmitJobRequest) GetOps() []*OpCode {
 		return x.Ops
 	}
 	return nil
+}
+
+func (x *SubmitJobRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 // WatchJobRequest names a job.
@@ -1404,9 +1415,10 @@ const file_ganeti_rapi_v2_jobs_proto_rawDesc = "" +
 	"\x06change\x18\x01 \x01(\v2\x19.ganeti.rapi.v2.JobChangeR\x06change\"\x7f\n" +
 	"\tJobChange\x126\n" +
 	"\bjob_info\x18\x01 \x01(\v2\x1a.google.protobuf.ListValueR\bjob_info\x12:\n" +
-	"\vlog_entries\x18\x02 \x03(\v2\x18.ganeti.rapi.v2.LogEntryR\vlog_entries\"<\n" +
+	"\vlog_entries\x18\x02 \x03(\v2\x18.ganeti.rapi.v2.LogEntryR\vlog_entries\"T\n" +
 	"\x10SubmitJobRequest\x12(\n" +
-	"\x03ops\x18\x01 \x03(\v2\x16.ganeti.rapi.v2.OpCodeR\x03ops\")\n" +
+	"\x03ops\x18\x01 \x03(\v2\x16.ganeti.rapi.v2.OpCodeR\x03ops\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\")\n" +
 	"\x0fWatchJobRequest\x12\x16\n" +
 	"\x06job_id\x18\x01 \x01(\x03R\x06job_id*\xb8\x02\n" +
 	"\tJobStatus\x12\x1a\n" +

@@ -44,7 +44,12 @@ type JobServiceClient interface {
 	// log change. The legacy request carries a JSON body on GET, which the
 	// gateway decodes into this request.
 	WaitJobChange(ctx context.Context, in *WaitJobChangeRequest, opts ...grpc.CallOption) (*WaitJobChangeResponse, error)
-	// SubmitJob queues a job of any opcodes (typed API only).
+	// SubmitJob queues a job of opcodes (typed API only). It accepts the
+	// opcodes a legacy route submits (the methods' legacy_job options), each
+	// with the parameters one of those routes lets a client choose; other
+	// opcodes need a user with the "admin" option (PERMISSION_DENIED
+	// otherwise, before any job is created), and OP_TEST_DELAY's sleep is
+	// bounded even then.
 	SubmitJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*JobSubmission, error)
 	// WatchJob streams the job every time it changes, until it has ended
 	// (typed API only). A long poll with no upstream equivalent: it needs
@@ -146,7 +151,12 @@ type JobServiceServer interface {
 	// log change. The legacy request carries a JSON body on GET, which the
 	// gateway decodes into this request.
 	WaitJobChange(context.Context, *WaitJobChangeRequest) (*WaitJobChangeResponse, error)
-	// SubmitJob queues a job of any opcodes (typed API only).
+	// SubmitJob queues a job of opcodes (typed API only). It accepts the
+	// opcodes a legacy route submits (the methods' legacy_job options), each
+	// with the parameters one of those routes lets a client choose; other
+	// opcodes need a user with the "admin" option (PERMISSION_DENIED
+	// otherwise, before any job is created), and OP_TEST_DELAY's sleep is
+	// bounded even then.
 	SubmitJob(context.Context, *SubmitJobRequest) (*JobSubmission, error)
 	// WatchJob streams the job every time it changes, until it has ended
 	// (typed API only). A long poll with no upstream equivalent: it needs

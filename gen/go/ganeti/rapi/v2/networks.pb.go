@@ -747,30 +747,40 @@ const file_ganeti_rapi_v2_networks_proto_rawDesc = "" +
 	"\x14ModifyNetworkRequest\x12\"\n" +
 	"\fnetwork_name\x18\x01 \x01(\tR\fnetwork_name\x122\n" +
 	"\x02op\x18\x02 \x01(\v2\".ganeti.rapi.v2.OpNetworkSetParamsR\x02op\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2\x87\t\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason2\xcb\v\n" +
 	"\x0eNetworkService\x12n\n" +
-	"\fListNetworks\x12#.ganeti.rapi.v2.ListNetworksRequest\x1a$.ganeti.rapi.v2.ListNetworksResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/2/networks\x12\xaf\x01\n" +
-	"\rCreateNetwork\x12$.ganeti.rapi.v2.CreateNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"Y\xf2\xb6\x18\x05write\xfa\xb6\x18-\n" +
+	"\fListNetworks\x12#.ganeti.rapi.v2.ListNetworksRequest\x1a$.ganeti.rapi.v2.ListNetworksResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/2/networks\x12\xd9\x01\n" +
+	"\rCreateNetwork\x12$.ganeti.rapi.v2.CreateNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x82\x01\xf2\xb6\x18\x05write\xfa\xb6\x18-\n" +
 	"\adry_run\n" +
 	"\x06reason\x12\x14\n" +
-	"\x04name\x12\fnetwork_name*\x04tags\x82\xd3\xe4\x93\x02\x19:\x02opb\x06job_id\"\v/2/networks\x12l\n" +
+	"\x04name\x12\fnetwork_name*\x04tags\x82\xb7\x18%\n" +
+	"\bnetworks\x12\x19\n" +
+	"\x0eOP_NETWORK_ADD\x12\adry_run\x82\xd3\xe4\x93\x02\x19:\x02opb\x06job_id\"\v/2/networks\x12l\n" +
 	"\n" +
-	"GetNetwork\x12!.ganeti.rapi.v2.GetNetworkRequest\x1a\x17.ganeti.rapi.v2.Network\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/2/networks/{network_name}\x12\xb0\x01\n" +
-	"\rDeleteNetwork\x12$.ganeti.rapi.v2.DeleteNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"Z\xf2\xb6\x18\x05write\xfa\xb6\x18\x1f\n" +
+	"GetNetwork\x12!.ganeti.rapi.v2.GetNetworkRequest\x1a\x17.ganeti.rapi.v2.Network\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/2/networks/{network_name}\x12\xf0\x01\n" +
+	"\rDeleteNetwork\x12$.ganeti.rapi.v2.DeleteNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x99\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x1f\n" +
 	"\adry_run\n" +
 	"\fnetwork_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02(:\x02opb\x06job_id*\x1a/2/networks/{network_name}\x12\xba\x01\n" +
-	"\x0eConnectNetwork\x12%.ganeti.rapi.v2.ConnectNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"b\xf2\xb6\x18\x05write\xfa\xb6\x18\x1f\n" +
+	"\x06reason\x82\xb7\x18;\n" +
+	"\rnetworks_name\x12*\n" +
+	"\x11OP_NETWORK_REMOVE\x12\adry_run\x12\fnetwork_name\x82\xd3\xe4\x93\x02(:\x02opb\x06job_id*\x1a/2/networks/{network_name}\x12\x83\x02\n" +
+	"\x0eConnectNetwork\x12%.ganeti.rapi.v2.ConnectNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xaa\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x1f\n" +
 	"\adry_run\n" +
 	"\fnetwork_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x020:\x02opb\x06job_id\x1a\"/2/networks/{network_name}/connect\x12\xc3\x01\n" +
-	"\x11DisconnectNetwork\x12(.ganeti.rapi.v2.DisconnectNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"e\xf2\xb6\x18\x05write\xfa\xb6\x18\x1f\n" +
+	"\x06reason\x82\xb7\x18D\n" +
+	"\x15networks_name_connect\x12+\n" +
+	"\x12OP_NETWORK_CONNECT\x12\adry_run\x12\fnetwork_name\x82\xd3\xe4\x93\x020:\x02opb\x06job_id\x1a\"/2/networks/{network_name}/connect\x12\x92\x02\n" +
+	"\x11DisconnectNetwork\x12(.ganeti.rapi.v2.DisconnectNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xb3\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x1f\n" +
 	"\adry_run\n" +
 	"\fnetwork_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x023:\x02opb\x06job_id\x1a%/2/networks/{network_name}/disconnect\x12\xae\x01\n" +
-	"\rModifyNetwork\x12$.ganeti.rapi.v2.ModifyNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"X\xf2\xb6\x18\x05write\xfa\xb6\x18\x16\n" +
+	"\x06reason\x82\xb7\x18J\n" +
+	"\x18networks_name_disconnect\x12.\n" +
+	"\x15OP_NETWORK_DISCONNECT\x12\adry_run\x12\fnetwork_name\x82\xd3\xe4\x93\x023:\x02opb\x06job_id\x1a%/2/networks/{network_name}/disconnect\x12\xf0\x01\n" +
+	"\rModifyNetwork\x12$.ganeti.rapi.v2.ModifyNetworkRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x99\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x16\n" +
 	"\fnetwork_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02/:\x02opb\x06job_id\x1a!/2/networks/{network_name}/modifyB\xc4\x01\n" +
+	"\x06reason\x82\xb7\x18=\n" +
+	"\x14networks_name_modify\x12%\n" +
+	"\x15OP_NETWORK_SET_PARAMS\x12\fnetwork_name\x82\xd3\xe4\x93\x02/:\x02opb\x06job_id\x1a!/2/networks/{network_name}/modifyB\xc4\x01\n" +
 	"\x12com.ganeti.rapi.v2B\rNetworksProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
 var (

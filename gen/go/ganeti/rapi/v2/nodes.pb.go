@@ -1296,31 +1296,47 @@ const file_ganeti_rapi_v2_nodes_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x124\n" +
 	"\aoptions\x18\x05 \x01(\v2\x1a.ganeti.rapi.v2.JobOptionsR\aoptionsB\x0f\n" +
-	"\r_storage_type2\xdc\f\n" +
+	"\r_storage_type2\xd0\x11\n" +
 	"\vNodeService\x12b\n" +
 	"\tListNodes\x12 .ganeti.rapi.v2.ListNodesRequest\x1a!.ganeti.rapi.v2.ListNodesResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/2/nodes\x12]\n" +
-	"\aGetNode\x12\x1e.ganeti.rapi.v2.GetNodeRequest\x1a\x14.ganeti.rapi.v2.Node\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/2/nodes/{node_name}\x12\xae\x01\n" +
-	"\fEvacuateNode\x12#.ganeti.rapi.v2.EvacuateNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"Z\xf2\xb6\x18\x05write\xfa\xb6\x18\x1c\n" +
+	"\aGetNode\x12\x1e.ganeti.rapi.v2.GetNodeRequest\x1a\x14.ganeti.rapi.v2.Node\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/2/nodes/{node_name}\x12\xf0\x01\n" +
+	"\fEvacuateNode\x12#.ganeti.rapi.v2.EvacuateNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x9b\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x1c\n" +
 	"\adry_run\n" +
 	"\tnode_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\"\x1d/2/nodes/{node_name}/evacuate\x12\xa2\x01\n" +
-	"\vMigrateNode\x12\".ganeti.rapi.v2.MigrateNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"P\xf2\xb6\x18\x05write\xfa\xb6\x18\x13\n" +
+	"\x06reason\x82\xb7\x18=\n" +
+	"\x13nodes_name_evacuate\x12&\n" +
+	"\x10OP_NODE_EVACUATE\x12\adry_run\x12\tnode_name\x82\xd3\xe4\x93\x02+:\x02opb\x06job_id\"\x1d/2/nodes/{node_name}/evacuate\x12\xdf\x01\n" +
+	"\vMigrateNode\x12\".ganeti.rapi.v2.MigrateNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x8c\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x13\n" +
 	"\tnode_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02*:\x02opb\x06job_id\"\x1c/2/nodes/{node_name}/migrate\x12\x9f\x01\n" +
+	"\x06reason\x82\xb7\x188\n" +
+	"\x12nodes_name_migrate\x12\"\n" +
+	"\x0fOP_NODE_MIGRATE\x12\x04mode\x12\tnode_name\x82\xd3\xe4\x93\x02*:\x02opb\x06job_id\"\x1c/2/nodes/{node_name}/migrate\x12\xd8\x01\n" +
 	"\n" +
-	"ModifyNode\x12!.ganeti.rapi.v2.ModifyNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"O\xf2\xb6\x18\x05write\xfa\xb6\x18\x13\n" +
+	"ModifyNode\x12!.ganeti.rapi.v2.ModifyNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x87\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x13\n" +
 	"\tnode_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02):\x02opb\x06job_id\"\x1b/2/nodes/{node_name}/modify\x12\xb2\x01\n" +
-	"\x0ePowercycleNode\x12%.ganeti.rapi.v2.PowercycleNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"Z\xf2\xb6\x18\x05write\xfa\xb6\x18\x1a\n" +
+	"\x06reason\x82\xb7\x184\n" +
+	"\x11nodes_name_modify\x12\x1f\n" +
+	"\x12OP_NODE_SET_PARAMS\x12\tnode_name\x82\xd3\xe4\x93\x02):\x02opb\x06job_id\"\x1b/2/nodes/{node_name}/modify\x12\xf6\x01\n" +
+	"\x0ePowercycleNode\x12%.ganeti.rapi.v2.PowercycleNodeRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x9d\x01\xf2\xb6\x18\x05write\xfa\xb6\x18\x1a\n" +
 	"\x05force\n" +
 	"\tnode_name\n" +
-	"\x06reason\x82\xd3\xe4\x93\x02-:\x02opb\x06job_id\"\x1f/2/nodes/{node_name}/powercycle\x12t\n" +
-	"\vGetNodeRole\x12\".ganeti.rapi.v2.GetNodeRoleRequest\x1a\x18.ganeti.rapi.v2.NodeRole\"'\x82\xd3\xe4\x93\x02!b\x04role\x12\x19/2/nodes/{node_name}/role\x12\x8a\x01\n" +
-	"\vSetNodeRole\x12\".ganeti.rapi.v2.SetNodeRoleRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"8\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02):\x04roleb\x06job_id\x1a\x19/2/nodes/{node_name}/role\x12\x8d\x01\n" +
-	"\x0eGetNodeStorage\x12%.ganeti.rapi.v2.GetNodeStorageRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"5\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02&b\x06job_id\x12\x1c/2/nodes/{node_name}/storage\x12\xa3\x01\n" +
-	"\x11ModifyNodeStorage\x12(.ganeti.rapi.v2.ModifyNodeStorageRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"E\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x026:\aoptionsb\x06job_id\x1a#/2/nodes/{node_name}/storage/modify\x12\xa3\x01\n" +
-	"\x11RepairNodeStorage\x12(.ganeti.rapi.v2.RepairNodeStorageRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"E\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x026:\aoptionsb\x06job_id\x1a#/2/nodes/{node_name}/storage/repairB\xc1\x01\n" +
+	"\x06reason\x82\xb7\x18?\n" +
+	"\x15nodes_name_powercycle\x12&\n" +
+	"\x12OP_NODE_POWERCYCLE\x12\x05force\x12\tnode_name\x82\xd3\xe4\x93\x02-:\x02opb\x06job_id\"\x1f/2/nodes/{node_name}/powercycle\x12t\n" +
+	"\vGetNodeRole\x12\".ganeti.rapi.v2.GetNodeRoleRequest\x1a\x18.ganeti.rapi.v2.NodeRole\"'\x82\xd3\xe4\x93\x02!b\x04role\x12\x19/2/nodes/{node_name}/role\x12\xd6\x01\n" +
+	"\vSetNodeRole\x12\".ganeti.rapi.v2.SetNodeRoleRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x83\x01\xf2\xb6\x18\x05write\x82\xb7\x18G\n" +
+	"\x0fnodes_name_role\x124\n" +
+	"\x12OP_NODE_SET_PARAMS\x12\fauto_promote\x12\x05force\x12\tnode_name\x82\xd3\xe4\x93\x02):\x04roleb\x06job_id\x1a\x19/2/nodes/{node_name}/role\x12\xec\x01\n" +
+	"\x0eGetNodeStorage\x12%.ganeti.rapi.v2.GetNodeStorageRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x93\x01\xf2\xb6\x18\x05write\x82\xb7\x18Z\n" +
+	"\x12nodes_name_storage\x12D\n" +
+	"\x15OP_NODE_QUERY_STORAGE\x12\adepends\x12\x05nodes\x12\routput_fields\x12\fstorage_type\x82\xd3\xe4\x93\x02&b\x06job_id\x12\x1c/2/nodes/{node_name}/storage\x12\x8e\x02\n" +
+	"\x11ModifyNodeStorage\x12(.ganeti.rapi.v2.ModifyNodeStorageRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xaf\x01\xf2\xb6\x18\x05write\x82\xb7\x18f\n" +
+	"\x19nodes_name_storage_modify\x12I\n" +
+	"\x16OP_NODE_MODIFY_STORAGE\x12\achanges\x12\adepends\x12\x04name\x12\tnode_name\x12\fstorage_type\x82\xd3\xe4\x93\x026:\aoptionsb\x06job_id\x1a#/2/nodes/{node_name}/storage/modify\x12\x85\x02\n" +
+	"\x11RepairNodeStorage\x12(.ganeti.rapi.v2.RepairNodeStorageRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\xa6\x01\xf2\xb6\x18\x05write\x82\xb7\x18]\n" +
+	"\x19nodes_name_storage_repair\x12@\n" +
+	"\x16OP_REPAIR_NODE_STORAGE\x12\adepends\x12\x04name\x12\tnode_name\x12\fstorage_type\x82\xd3\xe4\x93\x026:\aoptionsb\x06job_id\x1a#/2/nodes/{node_name}/storage/repairB\xc1\x01\n" +
 	"\x12com.ganeti.rapi.v2B\n" +
 	"NodesProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 

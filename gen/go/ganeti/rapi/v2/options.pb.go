@@ -493,6 +493,190 @@ func (x *ParamRename) GetTo() string {
 	return ""
 }
 
+// LegacyJob is the job a legacy route submits and which parameters of its
+// opcodes the client chooses (resources.json handler, job_opcodes,
+// params_from_path, query_args and fixed_params; internal/specconform
+// checks it). The typed SubmitJob derives its allow-list and parameter
+// rules from these options: it accepts exactly the opcodes of the legacy
+// routes' jobs, each with the parameters one of those routes lets a client
+// choose (server/typedjobs.go).
+type LegacyJob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ganeti's handler class without "R_2_": the reason trail's
+	// "gnt:library:rlib2:<handler>".
+	Handler string `protobuf:"bytes,1,opt,name=handler,proto3" json:"handler,omitempty"`
+	// The job's opcodes, in order.
+	Ops           []*LegacyJobOp `protobuf:"bytes,2,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LegacyJob) Reset() {
+	*x = LegacyJob{}
+	mi := &file_ganeti_rapi_v2_options_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LegacyJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LegacyJob) ProtoMessage() {}
+
+func (x *LegacyJob) ProtoReflect() protoreflect.Message {
+	mi := &file_ganeti_rapi_v2_options_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LegacyJob.ProtoReflect.Descriptor instead.
+func (*LegacyJob) Descriptor() ([]byte, []int) {
+	return file_ganeti_rapi_v2_options_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LegacyJob) GetHandler() string {
+	if x != nil {
+		return x.Handler
+	}
+	return ""
+}
+
+func (x *LegacyJob) GetOps() []*LegacyJobOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+// LegacyJobOp is one opcode of a legacy route's job.
+type LegacyJobOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// OP_ID, such as "OP_INSTANCE_STARTUP".
+	Opcode string `protobuf:"bytes,1,opt,name=opcode,proto3" json:"opcode,omitempty"`
+	// Parameters the client chooses through the path, the query, or a body
+	// that is not the opcode's parameters (depends, the reinstall's os and
+	// osparams). When the method's body is the opcode (its body field is
+	// the opcode message, or inlines it), every parameter that is neither
+	// static nor forbidden (the legacy_body option) is the client's too.
+	ClientParams []string `protobuf:"bytes,2,rep,name=client_params,json=clientParams,proto3" json:"client_params,omitempty"`
+	// Parameters the handler sets to a value of its own.
+	Fixed         []*FixedParam `protobuf:"bytes,3,rep,name=fixed,proto3" json:"fixed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LegacyJobOp) Reset() {
+	*x = LegacyJobOp{}
+	mi := &file_ganeti_rapi_v2_options_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LegacyJobOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LegacyJobOp) ProtoMessage() {}
+
+func (x *LegacyJobOp) ProtoReflect() protoreflect.Message {
+	mi := &file_ganeti_rapi_v2_options_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LegacyJobOp.ProtoReflect.Descriptor instead.
+func (*LegacyJobOp) Descriptor() ([]byte, []int) {
+	return file_ganeti_rapi_v2_options_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LegacyJobOp) GetOpcode() string {
+	if x != nil {
+		return x.Opcode
+	}
+	return ""
+}
+
+func (x *LegacyJobOp) GetClientParams() []string {
+	if x != nil {
+		return x.ClientParams
+	}
+	return nil
+}
+
+func (x *LegacyJobOp) GetFixed() []*FixedParam {
+	if x != nil {
+		return x.Fixed
+	}
+	return nil
+}
+
+// FixedParam is a parameter a handler sets, and its value.
+type FixedParam struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The legacy JSON value, e.g. "false" or "\"instance\"".
+	ValueJson     string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FixedParam) Reset() {
+	*x = FixedParam{}
+	mi := &file_ganeti_rapi_v2_options_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FixedParam) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FixedParam) ProtoMessage() {}
+
+func (x *FixedParam) ProtoReflect() protoreflect.Message {
+	mi := &file_ganeti_rapi_v2_options_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FixedParam.ProtoReflect.Descriptor instead.
+func (*FixedParam) Descriptor() ([]byte, []int) {
+	return file_ganeti_rapi_v2_options_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *FixedParam) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FixedParam) GetValueJson() string {
+	if x != nil {
+		return x.ValueJson
+	}
+	return ""
+}
+
 var file_ganeti_rapi_v2_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.EnumValueOptions)(nil),
@@ -582,6 +766,14 @@ var file_ganeti_rapi_v2_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Tag:           "bytes,50031,opt,name=legacy_body",
 		Filename:      "ganeti/rapi/v2/options.proto",
 	},
+	{
+		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
+		ExtensionType: (*LegacyJob)(nil),
+		Field:         50032,
+		Name:          "ganeti.rapi.v2.legacy_job",
+		Tag:           "bytes,50032,opt,name=legacy_job",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
 }
 
 // Extension fields to descriptorpb.EnumValueOptions.
@@ -647,6 +839,10 @@ var (
 	//
 	// optional ganeti.rapi.v2.LegacyBodyRules legacy_body = 50031;
 	E_LegacyBody = &file_ganeti_rapi_v2_options_proto_extTypes[10]
+	// The job the method submits (legacy routes that submit one).
+	//
+	// optional ganeti.rapi.v2.LegacyJob legacy_job = 50032;
+	E_LegacyJob = &file_ganeti_rapi_v2_options_proto_extTypes[11]
 )
 
 var File_ganeti_rapi_v2_options_proto protoreflect.FileDescriptor
@@ -685,7 +881,19 @@ const file_ganeti_rapi_v2_options_proto_rawDesc = "" +
 	"\x12null_means_default\x18\x05 \x03(\tR\x10nullMeansDefault\"1\n" +
 	"\vParamRename\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
-	"\x02to\x18\x02 \x01(\tR\x02to*Y\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"T\n" +
+	"\tLegacyJob\x12\x18\n" +
+	"\ahandler\x18\x01 \x01(\tR\ahandler\x12-\n" +
+	"\x03ops\x18\x02 \x03(\v2\x1b.ganeti.rapi.v2.LegacyJobOpR\x03ops\"|\n" +
+	"\vLegacyJobOp\x12\x16\n" +
+	"\x06opcode\x18\x01 \x01(\tR\x06opcode\x12#\n" +
+	"\rclient_params\x18\x02 \x03(\tR\fclientParams\x120\n" +
+	"\x05fixed\x18\x03 \x03(\v2\x1a.ganeti.rapi.v2.FixedParamR\x05fixed\"?\n" +
+	"\n" +
+	"FixedParam\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x02 \x01(\tR\tvalueJson*Y\n" +
 	"\vLegacyEmpty\x12\x1c\n" +
 	"\x18LEGACY_EMPTY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LEGACY_EMPTY_NULL\x10\x01\x12\x15\n" +
@@ -701,7 +909,9 @@ const file_ganeti_rapi_v2_options_proto_rawDesc = "" +
 	"\x03csv\x12\x1d.google.protobuf.FieldOptions\x18\xe7\x86\x03 \x01(\bR\x03csv:8\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xee\x86\x03 \x03(\tR\x06access:b\n" +
 	"\vlegacy_body\x12\x1e.google.protobuf.MethodOptions\x18\xef\x86\x03 \x01(\v2\x1f.ganeti.rapi.v2.LegacyBodyRulesR\n" +
-	"legacyBodyB\xc3\x01\n" +
+	"legacyBody:Z\n" +
+	"\n" +
+	"legacy_job\x12\x1e.google.protobuf.MethodOptions\x18\xf0\x86\x03 \x01(\v2\x19.ganeti.rapi.v2.LegacyJobR\tlegacyJobB\xc3\x01\n" +
 	"\x12com.ganeti.rapi.v2B\fOptionsProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
 var (
@@ -717,7 +927,7 @@ func file_ganeti_rapi_v2_options_proto_rawDescGZIP() []byte {
 }
 
 var file_ganeti_rapi_v2_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ganeti_rapi_v2_options_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_ganeti_rapi_v2_options_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_ganeti_rapi_v2_options_proto_goTypes = []any{
 	(LegacyEmpty)(0),                      // 0: ganeti.rapi.v2.LegacyEmpty
 	(*LegacyValue)(nil),                   // 1: ganeti.rapi.v2.LegacyValue
@@ -725,34 +935,41 @@ var file_ganeti_rapi_v2_options_proto_goTypes = []any{
 	(*ParamSpec)(nil),                     // 3: ganeti.rapi.v2.ParamSpec
 	(*LegacyBodyRules)(nil),               // 4: ganeti.rapi.v2.LegacyBodyRules
 	(*ParamRename)(nil),                   // 5: ganeti.rapi.v2.ParamRename
-	(*descriptorpb.EnumValueOptions)(nil), // 6: google.protobuf.EnumValueOptions
-	(*descriptorpb.MessageOptions)(nil),   // 7: google.protobuf.MessageOptions
-	(*descriptorpb.FieldOptions)(nil),     // 8: google.protobuf.FieldOptions
-	(*descriptorpb.MethodOptions)(nil),    // 9: google.protobuf.MethodOptions
+	(*LegacyJob)(nil),                     // 6: ganeti.rapi.v2.LegacyJob
+	(*LegacyJobOp)(nil),                   // 7: ganeti.rapi.v2.LegacyJobOp
+	(*FixedParam)(nil),                    // 8: ganeti.rapi.v2.FixedParam
+	(*descriptorpb.EnumValueOptions)(nil), // 9: google.protobuf.EnumValueOptions
+	(*descriptorpb.MessageOptions)(nil),   // 10: google.protobuf.MessageOptions
+	(*descriptorpb.FieldOptions)(nil),     // 11: google.protobuf.FieldOptions
+	(*descriptorpb.MethodOptions)(nil),    // 12: google.protobuf.MethodOptions
 }
 var file_ganeti_rapi_v2_options_proto_depIdxs = []int32{
 	5,  // 0: ganeti.rapi.v2.LegacyBodyRules.renames:type_name -> ganeti.rapi.v2.ParamRename
-	6,  // 1: ganeti.rapi.v2.legacy:extendee -> google.protobuf.EnumValueOptions
-	7,  // 2: ganeti.rapi.v2.tuple:extendee -> google.protobuf.MessageOptions
-	7,  // 3: ganeti.rapi.v2.opcode:extendee -> google.protobuf.MessageOptions
-	7,  // 4: ganeti.rapi.v2.unwrap:extendee -> google.protobuf.MessageOptions
-	7,  // 5: ganeti.rapi.v2.strict_object:extendee -> google.protobuf.MessageOptions
-	8,  // 6: ganeti.rapi.v2.param:extendee -> google.protobuf.FieldOptions
-	8,  // 7: ganeti.rapi.v2.empty:extendee -> google.protobuf.FieldOptions
-	8,  // 8: ganeti.rapi.v2.inline:extendee -> google.protobuf.FieldOptions
-	8,  // 9: ganeti.rapi.v2.csv:extendee -> google.protobuf.FieldOptions
-	9,  // 10: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
-	9,  // 11: ganeti.rapi.v2.legacy_body:extendee -> google.protobuf.MethodOptions
-	1,  // 12: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
-	2,  // 13: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
-	3,  // 14: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
-	0,  // 15: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
-	4,  // 16: ganeti.rapi.v2.legacy_body:type_name -> ganeti.rapi.v2.LegacyBodyRules
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	12, // [12:17] is the sub-list for extension type_name
-	1,  // [1:12] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	7,  // 1: ganeti.rapi.v2.LegacyJob.ops:type_name -> ganeti.rapi.v2.LegacyJobOp
+	8,  // 2: ganeti.rapi.v2.LegacyJobOp.fixed:type_name -> ganeti.rapi.v2.FixedParam
+	9,  // 3: ganeti.rapi.v2.legacy:extendee -> google.protobuf.EnumValueOptions
+	10, // 4: ganeti.rapi.v2.tuple:extendee -> google.protobuf.MessageOptions
+	10, // 5: ganeti.rapi.v2.opcode:extendee -> google.protobuf.MessageOptions
+	10, // 6: ganeti.rapi.v2.unwrap:extendee -> google.protobuf.MessageOptions
+	10, // 7: ganeti.rapi.v2.strict_object:extendee -> google.protobuf.MessageOptions
+	11, // 8: ganeti.rapi.v2.param:extendee -> google.protobuf.FieldOptions
+	11, // 9: ganeti.rapi.v2.empty:extendee -> google.protobuf.FieldOptions
+	11, // 10: ganeti.rapi.v2.inline:extendee -> google.protobuf.FieldOptions
+	11, // 11: ganeti.rapi.v2.csv:extendee -> google.protobuf.FieldOptions
+	12, // 12: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
+	12, // 13: ganeti.rapi.v2.legacy_body:extendee -> google.protobuf.MethodOptions
+	12, // 14: ganeti.rapi.v2.legacy_job:extendee -> google.protobuf.MethodOptions
+	1,  // 15: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
+	2,  // 16: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
+	3,  // 17: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
+	0,  // 18: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
+	4,  // 19: ganeti.rapi.v2.legacy_body:type_name -> ganeti.rapi.v2.LegacyBodyRules
+	6,  // 20: ganeti.rapi.v2.legacy_job:type_name -> ganeti.rapi.v2.LegacyJob
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	15, // [15:21] is the sub-list for extension type_name
+	3,  // [3:15] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_ganeti_rapi_v2_options_proto_init() }
@@ -771,8 +988,8 @@ func file_ganeti_rapi_v2_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ganeti_rapi_v2_options_proto_rawDesc), len(file_ganeti_rapi_v2_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
-			NumExtensions: 11,
+			NumMessages:   8,
+			NumExtensions: 12,
 			NumServices:   0,
 		},
 		GoTypes:           file_ganeti_rapi_v2_options_proto_goTypes,

@@ -108,12 +108,16 @@ var File_ganeti_rapi_v2_os_proto protoreflect.FileDescriptor
 
 const file_ganeti_rapi_v2_os_proto_rawDesc = "" +
 	"\n" +
-	"\x17ganeti/rapi/v2/os.proto\x12\x0eganeti.rapi.v2\x1a\x1cgoogle/api/annotations.proto\"\x1d\n" +
+	"\x17ganeti/rapi/v2/os.proto\x12\x0eganeti.rapi.v2\x1a\x1cganeti/rapi/v2/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x1d\n" +
 	"\x1bListOperatingSystemsRequest\"(\n" +
 	"\x10OperatingSystems\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names2\x88\x01\n" +
-	"\tOsService\x12{\n" +
-	"\x14ListOperatingSystems\x12+.ganeti.rapi.v2.ListOperatingSystemsRequest\x1a .ganeti.rapi.v2.OperatingSystems\"\x14\x82\xd3\xe4\x93\x02\x0eb\x05names\x12\x05/2/osB\xbe\x01\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names2\xd7\x01\n" +
+	"\tOsService\x12\xc9\x01\n" +
+	"\x14ListOperatingSystems\x12+.ganeti.rapi.v2.ListOperatingSystemsRequest\x1a .ganeti.rapi.v2.OperatingSystems\"b\x82\xb7\x18J\n" +
+	"\x02os\x12D\n" +
+	"\x0eOP_OS_DIAGNOSE\x1a\v\n" +
+	"\x05names\x12\x02[]\x1a%\n" +
+	"\routput_fields\x12\x14[\"name\", \"variants\"]\x82\xd3\xe4\x93\x02\x0eb\x05names\x12\x05/2/osB\xbe\x01\n" +
 	"\x12com.ganeti.rapi.v2B\aOsProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
 var (
@@ -148,6 +152,7 @@ func file_ganeti_rapi_v2_os_proto_init() {
 	if File_ganeti_rapi_v2_os_proto != nil {
 		return
 	}
+	file_ganeti_rapi_v2_options_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -662,24 +662,58 @@ const file_ganeti_rapi_v2_tags_proto_rawDesc = "" +
 	"\x03tag\x18\x02 \x03(\tR\x03tag\x12\x18\n" +
 	"\adry_run\x18\x03 \x01(\bR\adry-run\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x124\n" +
-	"\aoptions\x18\x05 \x01(\v2\x1a.ganeti.rapi.v2.JobOptionsR\aoptions2\xea\x10\n" +
+	"\aoptions\x18\x05 \x01(\v2\x1a.ganeti.rapi.v2.JobOptionsR\aoptions2\xce\x17\n" +
 	"\n" +
 	"TagService\x12i\n" +
-	"\x0fListClusterTags\x12&.ganeti.rapi.v2.ListClusterTagsRequest\x1a\x17.ganeti.rapi.v2.TagList\"\x15\x82\xd3\xe4\x93\x02\x0fb\x04tags\x12\a/2/tags\x12\x84\x01\n" +
-	"\x0eAddClusterTags\x12(.ganeti.rapi.v2.ChangeClusterTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\")\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02\x1a:\aoptionsb\x06job_id\x1a\a/2/tags\x12\x87\x01\n" +
-	"\x11DeleteClusterTags\x12(.ganeti.rapi.v2.ChangeClusterTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\")\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02\x1a:\aoptionsb\x06job_id*\a/2/tags\x12u\n" +
-	"\fListNodeTags\x12#.ganeti.rapi.v2.ListNodeTagsRequest\x1a\x17.ganeti.rapi.v2.TagList\"'\x82\xd3\xe4\x93\x02!b\x04tags\x12\x19/2/nodes/{node_name}/tags\x12\x90\x01\n" +
-	"\vAddNodeTags\x12%.ganeti.rapi.v2.ChangeNodeTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\";\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02,:\aoptionsb\x06job_id\x1a\x19/2/nodes/{node_name}/tags\x12\x93\x01\n" +
-	"\x0eDeleteNodeTags\x12%.ganeti.rapi.v2.ChangeNodeTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\";\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02,:\aoptionsb\x06job_id*\x19/2/nodes/{node_name}/tags\x12y\n" +
-	"\rListGroupTags\x12$.ganeti.rapi.v2.ListGroupTagsRequest\x1a\x17.ganeti.rapi.v2.TagList\")\x82\xd3\xe4\x93\x02#b\x04tags\x12\x1b/2/groups/{group_name}/tags\x12\x94\x01\n" +
-	"\fAddGroupTags\x12&.ganeti.rapi.v2.ChangeGroupTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"=\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02.:\aoptionsb\x06job_id\x1a\x1b/2/groups/{group_name}/tags\x12\x97\x01\n" +
-	"\x0fDeleteGroupTags\x12&.ganeti.rapi.v2.ChangeGroupTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"=\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x02.:\aoptionsb\x06job_id*\x1b/2/groups/{group_name}/tags\x12\x85\x01\n" +
-	"\x10ListInstanceTags\x12'.ganeti.rapi.v2.ListInstanceTagsRequest\x1a\x17.ganeti.rapi.v2.TagList\"/\x82\xd3\xe4\x93\x02)b\x04tags\x12!/2/instances/{instance_name}/tags\x12\xa0\x01\n" +
-	"\x0fAddInstanceTags\x12).ganeti.rapi.v2.ChangeInstanceTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"C\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x024:\aoptionsb\x06job_id\x1a!/2/instances/{instance_name}/tags\x12\xa3\x01\n" +
-	"\x12DeleteInstanceTags\x12).ganeti.rapi.v2.ChangeInstanceTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"C\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x024:\aoptionsb\x06job_id*!/2/instances/{instance_name}/tags\x12\x81\x01\n" +
-	"\x0fListNetworkTags\x12&.ganeti.rapi.v2.ListNetworkTagsRequest\x1a\x17.ganeti.rapi.v2.TagList\"-\x82\xd3\xe4\x93\x02'b\x04tags\x12\x1f/2/networks/{network_name}/tags\x12\x9c\x01\n" +
-	"\x0eAddNetworkTags\x12(.ganeti.rapi.v2.ChangeNetworkTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"A\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x022:\aoptionsb\x06job_id\x1a\x1f/2/networks/{network_name}/tags\x12\x9f\x01\n" +
-	"\x11DeleteNetworkTags\x12(.ganeti.rapi.v2.ChangeNetworkTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"A\xf2\xb6\x18\x05write\x82\xd3\xe4\x93\x022:\aoptionsb\x06job_id*\x1f/2/networks/{network_name}/tagsB\xc0\x01\n" +
+	"\x0fListClusterTags\x12&.ganeti.rapi.v2.ListClusterTagsRequest\x1a\x17.ganeti.rapi.v2.TagList\"\x15\x82\xd3\xe4\x93\x02\x0fb\x04tags\x12\a/2/tags\x12\xd6\x01\n" +
+	"\x0eAddClusterTags\x12(.ganeti.rapi.v2.ChangeClusterTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"{\xf2\xb6\x18\x05write\x82\xb7\x18N\n" +
+	"\x04tags\x12F\n" +
+	"\vOP_TAGS_SET\x12\adepends\x12\adry_run\x12\x04tags\x1a\x11\n" +
+	"\x04kind\x12\t\"cluster\"\x1a\f\n" +
+	"\x04name\x12\x04null\x82\xd3\xe4\x93\x02\x1a:\aoptionsb\x06job_id\x1a\a/2/tags\x12\xd9\x01\n" +
+	"\x11DeleteClusterTags\x12(.ganeti.rapi.v2.ChangeClusterTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"{\xf2\xb6\x18\x05write\x82\xb7\x18N\n" +
+	"\x04tags\x12F\n" +
+	"\vOP_TAGS_DEL\x12\adepends\x12\adry_run\x12\x04tags\x1a\x11\n" +
+	"\x04kind\x12\t\"cluster\"\x1a\f\n" +
+	"\x04name\x12\x04null\x82\xd3\xe4\x93\x02\x1a:\aoptionsb\x06job_id*\a/2/tags\x12u\n" +
+	"\fListNodeTags\x12#.ganeti.rapi.v2.ListNodeTagsRequest\x1a\x17.ganeti.rapi.v2.TagList\"'\x82\xd3\xe4\x93\x02!b\x04tags\x12\x19/2/nodes/{node_name}/tags\x12\xe3\x01\n" +
+	"\vAddNodeTags\x12%.ganeti.rapi.v2.ChangeNodeTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x8d\x01\xf2\xb6\x18\x05write\x82\xb7\x18N\n" +
+	"\x0fnodes_name_tags\x12;\n" +
+	"\vOP_TAGS_SET\x12\adepends\x12\adry_run\x12\x04name\x12\x04tags\x1a\x0e\n" +
+	"\x04kind\x12\x06\"node\"\x82\xd3\xe4\x93\x02,:\aoptionsb\x06job_id\x1a\x19/2/nodes/{node_name}/tags\x12\xe6\x01\n" +
+	"\x0eDeleteNodeTags\x12%.ganeti.rapi.v2.ChangeNodeTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x8d\x01\xf2\xb6\x18\x05write\x82\xb7\x18N\n" +
+	"\x0fnodes_name_tags\x12;\n" +
+	"\vOP_TAGS_DEL\x12\adepends\x12\adry_run\x12\x04name\x12\x04tags\x1a\x0e\n" +
+	"\x04kind\x12\x06\"node\"\x82\xd3\xe4\x93\x02,:\aoptionsb\x06job_id*\x19/2/nodes/{node_name}/tags\x12y\n" +
+	"\rListGroupTags\x12$.ganeti.rapi.v2.ListGroupTagsRequest\x1a\x17.ganeti.rapi.v2.TagList\")\x82\xd3\xe4\x93\x02#b\x04tags\x12\x1b/2/groups/{group_name}/tags\x12\xed\x01\n" +
+	"\fAddGroupTags\x12&.ganeti.rapi.v2.ChangeGroupTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x95\x01\xf2\xb6\x18\x05write\x82\xb7\x18T\n" +
+	"\x10groups_name_tags\x12@\n" +
+	"\vOP_TAGS_SET\x12\adepends\x12\adry_run\x12\x04name\x12\x04tags\x1a\x13\n" +
+	"\x04kind\x12\v\"nodegroup\"\x82\xd3\xe4\x93\x02.:\aoptionsb\x06job_id\x1a\x1b/2/groups/{group_name}/tags\x12\xf0\x01\n" +
+	"\x0fDeleteGroupTags\x12&.ganeti.rapi.v2.ChangeGroupTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x95\x01\xf2\xb6\x18\x05write\x82\xb7\x18T\n" +
+	"\x10groups_name_tags\x12@\n" +
+	"\vOP_TAGS_DEL\x12\adepends\x12\adry_run\x12\x04name\x12\x04tags\x1a\x13\n" +
+	"\x04kind\x12\v\"nodegroup\"\x82\xd3\xe4\x93\x02.:\aoptionsb\x06job_id*\x1b/2/groups/{group_name}/tags\x12\x85\x01\n" +
+	"\x10ListInstanceTags\x12'.ganeti.rapi.v2.ListInstanceTagsRequest\x1a\x17.ganeti.rapi.v2.TagList\"/\x82\xd3\xe4\x93\x02)b\x04tags\x12!/2/instances/{instance_name}/tags\x12\xfb\x01\n" +
+	"\x0fAddInstanceTags\x12).ganeti.rapi.v2.ChangeInstanceTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x9d\x01\xf2\xb6\x18\x05write\x82\xb7\x18V\n" +
+	"\x13instances_name_tags\x12?\n" +
+	"\vOP_TAGS_SET\x12\adepends\x12\adry_run\x12\x04name\x12\x04tags\x1a\x12\n" +
+	"\x04kind\x12\n" +
+	"\"instance\"\x82\xd3\xe4\x93\x024:\aoptionsb\x06job_id\x1a!/2/instances/{instance_name}/tags\x12\xfe\x01\n" +
+	"\x12DeleteInstanceTags\x12).ganeti.rapi.v2.ChangeInstanceTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x9d\x01\xf2\xb6\x18\x05write\x82\xb7\x18V\n" +
+	"\x13instances_name_tags\x12?\n" +
+	"\vOP_TAGS_DEL\x12\adepends\x12\adry_run\x12\x04name\x12\x04tags\x1a\x12\n" +
+	"\x04kind\x12\n" +
+	"\"instance\"\x82\xd3\xe4\x93\x024:\aoptionsb\x06job_id*!/2/instances/{instance_name}/tags\x12\x81\x01\n" +
+	"\x0fListNetworkTags\x12&.ganeti.rapi.v2.ListNetworkTagsRequest\x1a\x17.ganeti.rapi.v2.TagList\"-\x82\xd3\xe4\x93\x02'b\x04tags\x12\x1f/2/networks/{network_name}/tags\x12\xf5\x01\n" +
+	"\x0eAddNetworkTags\x12(.ganeti.rapi.v2.ChangeNetworkTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x99\x01\xf2\xb6\x18\x05write\x82\xb7\x18T\n" +
+	"\x12networks_name_tags\x12>\n" +
+	"\vOP_TAGS_SET\x12\adepends\x12\adry_run\x12\x04name\x12\x04tags\x1a\x11\n" +
+	"\x04kind\x12\t\"network\"\x82\xd3\xe4\x93\x022:\aoptionsb\x06job_id\x1a\x1f/2/networks/{network_name}/tags\x12\xf8\x01\n" +
+	"\x11DeleteNetworkTags\x12(.ganeti.rapi.v2.ChangeNetworkTagsRequest\x1a\x1d.ganeti.rapi.v2.JobSubmission\"\x99\x01\xf2\xb6\x18\x05write\x82\xb7\x18T\n" +
+	"\x12networks_name_tags\x12>\n" +
+	"\vOP_TAGS_DEL\x12\adepends\x12\adry_run\x12\x04name\x12\x04tags\x1a\x11\n" +
+	"\x04kind\x12\t\"network\"\x82\xd3\xe4\x93\x022:\aoptionsb\x06job_id*\x1f/2/networks/{network_name}/tagsB\xc0\x01\n" +
 	"\x12com.ganeti.rapi.v2B\tTagsProtoP\x01ZEgithub.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2;rapiv2\xa2\x02\x03GRX\xaa\x02\x0eGaneti.Rapi.V2\xca\x02\x0eGaneti\\Rapi\\V2\xe2\x02\x1aGaneti\\Rapi\\V2\\GPBMetadata\xea\x02\x10Ganeti::Rapi::V2b\x06proto3"
 
 var (
