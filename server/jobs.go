@@ -67,7 +67,10 @@ func (j *jobService) GetJob(_ context.Context, req *rapiv2.GetJobRequest) (*rapi
 	if eng == nil {
 		return &rapiv2.Job{Id: req.GetJobId()}, nil
 	}
-	job, ok := eng.Get(req.GetJobId())
+	job, ok, err := eng.Lookup(req.GetJobId())
+	if err != nil {
+		return nil, err // an internal error: never a partial job, never "not found"
+	}
 	if !ok {
 		return &rapiv2.Job{Id: req.GetJobId()}, nil
 	}

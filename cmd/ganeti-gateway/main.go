@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -19,9 +20,18 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
+// ExitStoreRefused is the exit status when the store is refused (missing,
+// empty or damaged in a data dir used before): a supervisor should not
+// restart the server (systemd: RestartPreventExitStatus=3) until an
+// operator restores the store or starts once with --reinit.
+const ExitStoreRefused = 3
+
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "ganeti-gateway:", err)
+		if errors.Is(err, app.ErrStoreRefused) {
+			os.Exit(ExitStoreRefused)
+		}
 		os.Exit(1)
 	}
 }
@@ -41,6 +51,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Listen, "listen", app.DefaultListen, "address of the one listener (gRPC and RAPI JSON)")
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "directory of the store, the generated certificate and the users file")
 	fs.StringVar(&cfg.ClusterFile, "cluster-file", "", "cluster file that seeds the store on first start (default: the embedded demo cluster)")
+	fs.BoolVar(&cfg.Reinit, "reinit", false, "begin a new cluster (from --cluster-file) when the store is refused: missing or empty in a data dir used before, or damaged; the refused file is kept as state.db.reinit-<time>; a healthy store is never touched")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "serve plain HTTP/1.1 and h2c instead of TLS (local use only)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (default: a self-signed certificate kept in the data dir)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")

@@ -44,6 +44,10 @@ type Config struct {
 	// ClusterFile seeds the store on first start; empty means the embedded
 	// demo cluster.
 	ClusterFile string
+	// Reinit begins a new cluster when the store is refused (missing, empty
+	// or blank in a data dir used before, or damaged): the refused file is
+	// kept as state.db.reinit-<time>. A healthy store is never touched.
+	Reinit bool
 	// Insecure serves plain HTTP/1.1 and h2c instead of TLS.
 	Insecure bool
 	// TLSCert and TLSKey name a certificate; empty means a self-signed one
@@ -234,11 +238,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster file: %w", err)
 	}
-	st, err := boltstore.Open(filepath.Join(cfg.DataDir, "state.db"))
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	a := &App{cfg: cfg, store: st}
+	a := &App{cfg: cfg}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -253,17 +253,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.tel.Metrics != nil && cfg.AdminListen == "" {
 		return nil, errors.New("the Prometheus endpoint (OTEL_METRICS_EXPORTER=prometheus) needs --admin-listen")
 	}
-	model, err := cluster.Open(st, seed, time.Now)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	execs, err := executors(cfg, log)
-	if err != nil {
-		return nil, err
-	}
+	secret := domainSecretPath(cfg)
 	a.healthSrv = health.NewServer()
-	a.jobs, err = jobs.New(jobs.Config{
-		Model: model, Logger: log, EncodeOp: server.LegacyOpValue, Executors: execs,
+	model, err := a.openState(seed, jobs.Config{
+		Logger: log, EncodeOp: server.LegacyOpValue, Executors: executors(cfg, log, secret),
 		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
 		QueueSize: cfg.JobQueueSize, MaxOpsPerJob: cfg.MaxOpcodesPerJob,
 		TracerProvider: a.tel.TracerProvider, MeterProvider: a.tel.MeterProvider,
@@ -272,7 +265,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		OnFailure: func(error) { a.healthSrv.Shutdown() },
 	})
 	if err != nil {
-		return nil, fmt.Errorf("job queue: %w", err)
+		return nil, err
+	}
+	// Files of the first start are created once the store is accepted.
+	if err := ensureDomainSecret(cfg, secret, log); err != nil {
+		return nil, err
 	}
 	a.jobs.Start()
 	services, err := server.New(server.Config{Cluster: model, Jobs: a.jobs, Logger: log, MaxTestDelay: cfg.MaxTestDelay})

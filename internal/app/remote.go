@@ -13,25 +13,37 @@ import (
 // dir (Ganeti's cluster-domain-secret), created on first start.
 const DomainSecretFile = "cluster-domain-secret"
 
-// executors is the executor table with the remote import/export
-// (move-instance) configured: the cluster domain secret file (created
-// with a random secret on first start when it is the default one), the
-// X509 keys in <data dir>/crypto.
-func executors(cfg Config, log *slog.Logger) (map[string]jobs.Executor, error) {
-	path := cfg.ClusterDomainSecretFile
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, DomainSecretFile)
+// domainSecretPath is the cluster domain secret file: the configured one,
+// or the default one in the data dir.
+func domainSecretPath(cfg Config) string {
+	if cfg.ClusterDomainSecretFile != "" {
+		return cfg.ClusterDomainSecretFile
+	}
+	return filepath.Join(cfg.DataDir, DomainSecretFile)
+}
+
+// ensureDomainSecret creates the default secret file with a random secret
+// on first start, and checks that the secret can be read.
+func ensureDomainSecret(cfg Config, path string, log *slog.Logger) error {
+	if cfg.ClusterDomainSecretFile == "" {
 		created, err := impexp.EnsureSecret(path)
 		if err != nil {
-			return nil, fmt.Errorf("cluster domain secret: %w", err)
+			return fmt.Errorf("cluster domain secret: %w", err)
 		}
 		if created {
 			log.Info("created a cluster domain secret; clusters that share it trust each other for move-instance", "path", path)
 		}
 	}
 	if _, err := impexp.ReadSecret(path); err != nil {
-		return nil, fmt.Errorf("cluster domain secret: %w", err)
+		return fmt.Errorf("cluster domain secret: %w", err)
 	}
+	return nil
+}
+
+// executors is the executor table with the remote import/export
+// (move-instance) configured: the cluster domain secret file at path
+// (read when used), the X509 keys in <data dir>/crypto.
+func executors(cfg Config, log *slog.Logger, path string) map[string]jobs.Executor {
 	m := jobs.DefaultExecutors()
 	jobs.NewRemote(jobs.RemoteConfig{
 		DomainSecret:   func() (string, error) { return impexp.ReadSecret(path) },
@@ -40,5 +52,5 @@ func executors(cfg Config, log *slog.Logger) (map[string]jobs.Executor, error) {
 		ConnectTimeout: cfg.RemoteConnectTimeout,
 		Logger:         log,
 	}).Install(m)
-	return m, nil
+	return m
 }

@@ -12,6 +12,10 @@ import (
 // DefaultAdmin is the user CreateInitial creates.
 const DefaultAdmin = "admin"
 
+// InitialHeader is the first line of the users file CreateInitial writes
+// (how a data dir shows that a server started in it before).
+const InitialHeader = "# Ganeti RAPI users file, created by ganeti-gateway on first start."
+
 // CreateInitial creates a users file at path holding one user with the
 // "write" option and a random password, stored only as its {HA1} hash. It
 // does nothing when the file exists. The password is returned (for the
@@ -28,7 +32,7 @@ func CreateInitial(path, user string) (password string, created bool, err error)
 		return "", false, err
 	}
 	password = rand.Text() // 26 base32 characters, 130 bits
-	content := fmt.Sprintf(`# Ganeti RAPI users file, created by ganeti-gateway on first start.
+	content := fmt.Sprintf(InitialHeader+`
 #
 # One user per line: <name> <password> [<options>]
 #   password: <cleartext>, {cleartext}<cleartext>, or {HA1}<hex MD5 of

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
@@ -34,6 +35,8 @@ const (
 	keySchema     = "schema"
 	schemaVersion = "1"
 )
+
+var errStop = errors.New("stop")
 
 func putJSON(tx store.Tx, bucket, key string, v any) error {
 	b, err := json.Marshal(v)
@@ -125,8 +128,26 @@ func diffBucket[T any](tx store.Tx, bucket string, prev, next map[string]*T) err
 // loadConfig reads the configuration; nil, nil when the store holds none.
 func loadConfig(tx store.Tx) (*Config, error) {
 	raw, err := tx.Get(BucketCluster, keyConfig)
-	if err != nil || raw == nil {
+	if err != nil {
 		return nil, err
+	}
+	if raw == nil {
+		// No cluster yet, unless its objects are there: then the
+		// configuration record was lost, and seeding a new cluster over
+		// them would be wrong.
+		for _, b := range Buckets {
+			found := false
+			if err := tx.ForEach(b, func(string, []byte) error {
+				found = true
+				return errStop
+			}); err != nil && !errors.Is(err, errStop) {
+				return nil, err
+			}
+			if found {
+				return nil, store.Corrupt(BucketCluster, keyConfig, fmt.Errorf("missing, while bucket %s holds cluster objects", b))
+			}
+		}
+		return nil, nil
 	}
 	if v, err := tx.Get(BucketMeta, keySchema); err != nil {
 		return nil, err
@@ -135,7 +156,7 @@ func loadConfig(tx store.Tx) (*Config, error) {
 	}
 	cfg := &Config{Cluster: &Cluster{}}
 	if err := decodeJSON(raw, cfg.Cluster, false); err != nil {
-		return nil, fmt.Errorf("cluster: decode %s/%s: %w", BucketCluster, keyConfig, err)
+		return nil, store.Corrupt(BucketCluster, keyConfig, err)
 	}
 	normalizeCluster(cfg.Cluster)
 	if cfg.Nodes, err = loadBucket[Node](tx, BucketNodes, func(n *Node) string {
@@ -185,7 +206,10 @@ func loadConfig(tx store.Tx) (*Config, error) {
 	err = tx.ForEach(BucketExports, func(key string, val []byte) error {
 		var e Export
 		if err := decodeJSON(val, &e, false); err != nil {
-			return fmt.Errorf("cluster: decode %s/%s: %w", BucketExports, key, err)
+			return store.Corrupt(BucketExports, key, err)
+		}
+		if k := exportKey(e); k != key {
+			return store.Corrupt(BucketExports, key, fmt.Errorf("holds the export %q", k))
 		}
 		cfg.Exports = append(cfg.Exports, e)
 		return nil
@@ -203,10 +227,10 @@ func loadBucket[T any](tx store.Tx, bucket string, fix func(*T) string) (map[str
 	err := tx.ForEach(bucket, func(key string, val []byte) error {
 		v := new(T)
 		if err := decodeJSON(val, v, false); err != nil {
-			return fmt.Errorf("cluster: decode %s/%s: %w", bucket, key, err)
+			return store.Corrupt(bucket, key, err)
 		}
 		if k := fix(v); k != key {
-			return fmt.Errorf("cluster: %s/%s holds the object %q", bucket, key, k)
+			return store.Corrupt(bucket, key, fmt.Errorf("holds the object %q", k))
 		}
 		out[key] = v
 		return nil

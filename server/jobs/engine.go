@@ -551,35 +551,44 @@ func (e *Engine) admitSubmission() error {
 var errQueueFull = errors.New("jobs: queue full")
 
 // Get returns a snapshot of a job, archived or not; false for an unknown
-// id.
+// id and for an archived job that cannot be read (see Lookup).
 func (e *Engine) Get(id int64) (*Job, bool) {
+	s, ok, err := e.Lookup(id)
+	return s, ok && err == nil
+}
+
+// Lookup returns a snapshot of a job, archived or not; false for an
+// unknown id. An archived job whose record cannot be read is an error
+// (logged, wrapping store.ErrCorrupt when the record is damaged), never a
+// partial job and never "not found".
+func (e *Engine) Lookup(id int64) (*Job, bool, error) {
 	e.mu.Lock()
 	if j := e.jobs[id]; j != nil && !j.pending {
 		s := e.snapshot(j)
 		e.mu.Unlock()
-		return s, true
+		return s, true, nil
 	}
 	e.mu.Unlock()
 	r, err := loadArchived(e.st, id)
 	if err != nil {
 		e.log.Error("reading an archived job failed", "job", id, "err", err)
-		return nil, false
+		return nil, false, fmt.Errorf("jobs: archived job %d: %w", id, err)
 	}
 	if r == nil {
 		// It may have been archived between the two reads.
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if j := e.jobs[id]; j != nil && !j.pending {
-			return e.snapshot(j), true
+			return e.snapshot(j), true, nil
 		}
-		return nil, false
+		return nil, false, nil
 	}
 	s, err := archivedSnapshot(r)
 	if err != nil {
 		e.log.Error("decoding an archived job failed", "job", id, "err", err)
-		return nil, false
+		return nil, false, fmt.Errorf("jobs: archived job %d: %w", id, err)
 	}
-	return s, true
+	return s, true, nil
 }
 
 func archivedSnapshot(r *record) (*Job, error) {

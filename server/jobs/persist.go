@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -44,6 +45,16 @@ func decodeRecord(b []byte) (*record, error) {
 		r.OpResult[i] = normalizeNumbers(v)
 	}
 	n := len(r.Ops)
+	if n == 0 {
+		return nil, fmt.Errorf("jobs: job %d: no opcodes", r.ID)
+	}
+	for i, st := range r.OpStatus {
+		switch st {
+		case StatusQueued, StatusWaiting, StatusCanceling, StatusRunning, StatusCanceled, StatusSuccess, StatusError:
+		default:
+			return nil, fmt.Errorf("jobs: job %d: opcode %d: unknown status %q", r.ID, i, st)
+		}
+	}
 	if len(r.OpStatus) != n || len(r.OpResult) != n || len(r.OpLog) != n || len(r.OpStart) != n ||
 		len(r.OpExec) != n || len(r.OpEnd) != n || len(r.OpPriority) != n || len(r.Summary) != n {
 		return nil, fmt.Errorf("jobs: job %d: inconsistent record", r.ID)
@@ -108,7 +119,12 @@ func decodeOps(r *record) ([]*rapiv2.OpCode, error) {
 	return ops, nil
 }
 
-// loadAll reads the next id and every live job.
+// loadAll reads the next id and every live job; a record that cannot be
+// decoded refuses the start, naming it. The next id is also kept above
+// every archived job's id (their keys only are read: decoding the whole
+// archive at every start would cost about 13 µs per archived job; the
+// store verifies their checksums at open, and an archived record that
+// does not decode is an error when read, see loadArchived).
 func loadAll(st store.Store) (next int64, recs []*record, err error) {
 	err = st.View(func(tx store.Tx) error {
 		b, err := tx.Get(BucketQueue, keyNextID)
@@ -116,32 +132,70 @@ func loadAll(st store.Store) (next int64, recs []*record, err error) {
 			return err
 		}
 		if b != nil {
-			if next, err = strconv.ParseInt(string(b), 10, 64); err != nil {
-				return fmt.Errorf("jobs: bad next job id %q", b)
+			if next, err = strconv.ParseInt(string(b), 10, 64); err != nil || next < 1 {
+				return store.Corrupt(BucketQueue, keyNextID, fmt.Errorf("bad next job id %q", b))
 			}
 		}
-		return tx.ForEach(BucketJobs, func(_ string, val []byte) error {
-			r, err := decodeRecord(val)
+		if err := tx.ForEach(BucketJobs, func(key string, val []byte) error {
+			r, err := decodeStored(BucketJobs, key, val)
 			if err != nil {
 				return err
 			}
 			recs = append(recs, r)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.ForEach(BucketArchive, func(key string, _ []byte) error {
+			id, err := strconv.ParseInt(key, 10, 64)
+			if err != nil || jobKey(id) != key {
+				return store.Corrupt(BucketArchive, key, errors.New("not a job id"))
+			}
+			next = max(next, id+1)
 			return nil
 		})
 	})
 	return next, recs, err
 }
 
-// loadArchived reads one archived job (nil when absent).
+// decodeStored decodes the job record stored under bucket/key; a record
+// that does not decode, or is not the job its key names, is a
+// store.CorruptError.
+func decodeStored(bucket, key string, val []byte) (*record, error) {
+	r, err := decodeRecord(val)
+	if err != nil {
+		return nil, store.Corrupt(bucket, key, err)
+	}
+	if jobKey(r.ID) != key {
+		return nil, store.Corrupt(bucket, key, fmt.Errorf("holds job %d", r.ID))
+	}
+	ops, err := decodeOps(r)
+	if err != nil {
+		return nil, store.Corrupt(bucket, key, err)
+	}
+	for i, op := range ops {
+		if opMember(op) == nil {
+			return nil, store.Corrupt(bucket, key, fmt.Errorf("opcode %d has no opcode set", i))
+		}
+	}
+	return r, nil
+}
+
+// loadArchived reads one archived job (nil when absent). A record that
+// cannot be read is an error wrapping store.ErrCorrupt, never a job.
 func loadArchived(st store.Store, id int64) (*record, error) {
 	var r *record
 	err := st.View(func(tx store.Tx) error {
-		b, err := tx.Get(BucketArchive, jobKey(id))
+		key := jobKey(id)
+		b, err := tx.Get(BucketArchive, key)
 		if err != nil || b == nil {
 			return err
 		}
-		r, err = decodeRecord(b)
+		r, err = decodeStored(BucketArchive, key, b)
 		return err
 	})
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }

@@ -96,6 +96,7 @@ func (e *Engine) checkDep(j *job, d dependency) (depResult, string) {
 		r, err := loadArchived(e.st, d.JobID)
 		if err != nil {
 			e.log.Error("reading an archived job failed", "job", d.JobID, "err", err)
+			return depError, fmt.Sprintf("Dependency error: Job %d cannot be read", d.JobID)
 		}
 		if r == nil {
 			return depError, fmt.Sprintf("Dependency error: Job %d not found", d.JobID)

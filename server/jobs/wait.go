@@ -163,9 +163,9 @@ func (e *Engine) WaitForChange(ctx context.Context, id int64, fields []string, p
 		}
 	}()
 	for {
-		snap, notify := e.watchSnapshot(id)
-		if snap == nil {
-			return nil, nil, false, NotFound(id)
+		snap, notify, err := e.watchSnapshot(id)
+		if err != nil {
+			return nil, nil, false, err
 		}
 		info, _ := e.Info(snap, fields)
 		logs := LogValues(snap.LogSince(prevSerial))
@@ -191,20 +191,24 @@ func (e *Engine) WaitForChange(ctx context.Context, id int64, fields []string, p
 }
 
 // watchSnapshot returns a snapshot of a job and the channel closed on its
-// next change (nil for an archived job, which does not change).
-func (e *Engine) watchSnapshot(id int64) (*Job, <-chan struct{}) {
+// next change (nil for an archived job, which does not change); NotFound
+// for an unknown job.
+func (e *Engine) watchSnapshot(id int64) (*Job, <-chan struct{}, error) {
 	e.mu.Lock()
 	if j := e.jobs[id]; j != nil && !j.pending {
 		s, n := e.snapshot(j), j.notify
 		e.mu.Unlock()
-		return s, n
+		return s, n, nil
 	}
 	e.mu.Unlock()
-	s, ok := e.Get(id)
-	if !ok {
-		return nil, nil
+	s, ok, err := e.Lookup(id)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case !ok:
+		return nil, nil, NotFound(id)
 	}
-	return s, nil
+	return s, nil, nil
 }
 
 // Watch streams a job: its current snapshot at once, then a snapshot after
@@ -221,8 +225,11 @@ func (e *Engine) Watch(ctx context.Context, id int64) (<-chan *Job, error) {
 	}
 	e.mu.Unlock()
 	if first == nil {
-		s, ok := e.Get(id)
-		if !ok {
+		s, ok, err := e.Lookup(id)
+		switch {
+		case err != nil:
+			return nil, err
+		case !ok:
 			return nil, NotFound(id)
 		}
 		first = s

@@ -27,9 +27,17 @@
 //     such a transaction is unknown (it may or may not be durable): a caller
 //     must not act as if it had committed, nor as if it had not; the job
 //     engine stops (fail-stop) and a restart reads what the store holds.
+//   - A value that the store finds damaged when it reads it (boltstore keeps
+//     a checksum with every value) is an error wrapping ErrCorrupt, never
+//     returned as data. Users of the store that fail to decode a record
+//     they read report it with Corrupt as well, so that one errors.Is test
+//     tells damaged data from other failures.
 package store
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Store is a transactional key/value store made of named buckets.
 type Store interface {
@@ -67,7 +75,28 @@ var (
 	// ErrCommit wraps the error of a commit that failed after fn returned
 	// nil: the transaction's outcome is unknown.
 	ErrCommit = errors.New("store: commit failed")
+	// ErrCorrupt is wrapped by every error about damaged stored data.
+	ErrCorrupt = errors.New("damaged")
 )
+
+// CorruptError is a record of the store that is damaged: its value fails
+// its checksum or does not decode.
+type CorruptError struct {
+	Bucket, Key string
+	Err         error // what is wrong
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("record %s/%s is damaged: %v", e.Bucket, e.Key, e.Err)
+}
+
+// Unwrap returns ErrCorrupt and the cause.
+func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
+
+// Corrupt returns the error for the damaged record bucket/key.
+func Corrupt(bucket, key string, err error) error {
+	return &CorruptError{Bucket: bucket, Key: key, Err: err}
+}
 
 // CheckNames validates a bucket name and key for implementations.
 func CheckNames(bucket, key string) error {
