@@ -131,6 +131,9 @@ func (j *jobService) SubmitJob(ctx context.Context, req *rapiv2.SubmitJobRequest
 		if err := legacyjson.CheckRequired(op); err != nil {
 			return nil, errs.BadRequest("%s", err.Error())
 		}
+		if err := legacyjson.CheckParams(op); err != nil {
+			return nil, errs.BadRequest("%s", err.Error())
+		}
 	}
 	id, err := eng.Submit(ctx, req.GetOps(), jobs.SubmitOptions{})
 	if err != nil {
