@@ -19,8 +19,9 @@ import (
 // surfaces refuse the same values: the error is a *DecodeError with
 // Ganeti's "Parameter '<OP_ID>.<key>' fails validation" message naming the
 // first failing parameter in field-number order. Required parameters are
-// CheckRequired's. A message that is not an opcode is checked field by
-// field without a name (the error names no parameter).
+// CheckRequired's. Outside opcodes nothing is checked (as FromValue
+// checks nothing there), but opcodes nested in other messages (an OpCode
+// switch, a job's list of them) are.
 func CheckParams(msg proto.Message) (err error) {
 	defer catchPanic(&err)
 	if msg == nil {
@@ -30,23 +31,30 @@ func CheckParams(msg proto.Message) (err error) {
 	if !m.IsValid() {
 		return nil
 	}
-	return checkMessage(m, 0)
+	return checkMessage(m, 0, false)
 }
 
 var errCheck = errors.New("legacyjson: parameter check failed")
 
-// checkMessage checks the set fields of m. For an opcode, a failing field
-// is named; inside a parameter, errCheck goes up to the opcode.
-func checkMessage(m protoreflect.Message, depth int) error {
+// checkMessage checks the set fields of m (strict: inside an opcode). For
+// an opcode, a failing field is named; inside a parameter, errCheck goes
+// up to the opcode.
+func checkMessage(m protoreflect.Message, depth int, strict bool) error {
 	if depth > maxDepth {
 		return errCheck
 	}
 	mi := infoFor(m.Descriptor())
+	strict = strict || mi.opcode != nil
 	for _, f := range mi.fields {
 		if !m.Has(f.fd) {
 			continue
 		}
-		err := checkField(m, f, depth)
+		var err error
+		if strict {
+			err = checkField(m, f, depth)
+		} else {
+			err = findOpcodes(m, f, depth)
+		}
 		if err == nil {
 			continue
 		}
@@ -127,11 +135,43 @@ func checkSingle(fd protoreflect.FieldDescriptor, f *fieldInfo, v protoreflect.V
 				return checkSingle(inner[0].fd, &w, sub.Get(inner[0].fd), depth)
 			}
 		default:
-			return checkMessage(sub, depth+1)
+			return checkMessage(sub, depth+1, true)
 		}
 	}
 	if !ok {
 		return errCheck
+	}
+	return nil
+}
+
+// findOpcodes checks the opcodes held by a field outside any opcode.
+func findOpcodes(m protoreflect.Message, f *fieldInfo, depth int) error {
+	fd := f.fd
+	vd := fd
+	if fd.IsMap() {
+		vd = fd.MapValue()
+	}
+	if vd.Kind() != protoreflect.MessageKind || f.valKind != wktNone {
+		return nil
+	}
+	v := m.Get(fd)
+	switch {
+	case fd.IsList():
+		l := v.List()
+		for i := 0; i < l.Len(); i++ {
+			if err := checkMessage(l.Get(i).Message(), depth+1, false); err != nil {
+				return err
+			}
+		}
+	case fd.IsMap():
+		var err error
+		v.Map().Range(func(_ protoreflect.MapKey, x protoreflect.Value) bool {
+			err = checkMessage(x.Message(), depth+1, false)
+			return err == nil
+		})
+		return err
+	default:
+		return checkMessage(v.Message(), depth+1, false)
 	}
 	return nil
 }
