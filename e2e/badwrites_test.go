@@ -74,6 +74,29 @@ func TestBadWrites(t *testing.T) {
 		{"path traversal in a node name", "POST", "/2/nodes/..%2F..%2Fetc/modify", js, `{}`, 404, "Not Found"},
 		{"unicode in a path name", "POST", "/2/nodes/n%C3%B6de/modify", js, `{}`, 404, "Not Found"},
 		{"space in a path name", "PUT", "/2/groups/a%20b/rename", js, `{"new_name": "c"}`, 404, "Not Found"},
+		// Names of new groups and networks must be addressable by a RAPI path
+		// (README, Compatibility; Ganeti only requires them non-empty).
+		{"group name with a space", "POST", "/2/groups", js, `{"group_name": "a b"}`, 400, "Invalid body parameters: (\"Parameter 'OP_GROUP_ADD.group_name' fails validation\", 'wrong_input')"},
+		{"group name (old key) with a slash", "POST", "/2/groups", js, `{"name": "a/b"}`, 400, "Invalid body parameters: (\"Parameter 'OP_GROUP_ADD.group_name' fails validation\", 'wrong_input')"},
+		{"group name of 256 characters", "POST", "/2/groups", js, `{"group_name": "` + strings.Repeat("g", 256) + `"}`, 400, "Invalid body parameters: (\"Parameter 'OP_GROUP_ADD.group_name' fails validation\", 'wrong_input')"},
+		{"group name of 40,000 characters", "POST", "/2/groups", js, `{"group_name": "` + strings.Repeat("g", 40000) + `"}`, 400, "Invalid body parameters: (\"Parameter 'OP_GROUP_ADD.group_name' fails validation\", 'wrong_input')"},
+		{"group renamed to dot dot", "PUT", "/2/groups/default/rename", js, `{"new_name": ".."}`, 400, "Invalid body parameters: (\"Parameter 'OP_GROUP_RENAME.new_name' fails validation\", 'wrong_input')"},
+		{"network name with unicode", "POST", "/2/networks", js, `{"network_name": "n\u00e9t", "network": "10.0.0.0/24"}`, 400, "Invalid body parameters: (\"Parameter 'OP_NETWORK_ADD.network_name' fails validation\", 'wrong_input')"},
+		// Ganeti's type signatures of disk specifications and modifications;
+		// free-form numbers must be finite and int64 integers.
+		{"disk size 1.5", "POST", "/2/instances", js, `{"__version__": 1, ` + strings.Replace(inst, `"disks": []`, `"disks": [{"size": 1.5}]`, 1) + `, "instance_name": "i1.example.com"}`, 400, "Invalid body parameters: (\"Parameter 'OP_INSTANCE_CREATE.disks' fails validation\", 'wrong_input')"},
+		{"disk size 1e30", "POST", "/2/instances", js, `{"__version__": 1, ` + strings.Replace(inst, `"disks": []`, `"disks": [{"size": 1e30}]`, 1) + `, "instance_name": "i1.example.com"}`, 400, "Invalid body parameters: (\"Parameter 'OP_INSTANCE_CREATE.disks' fails validation\", 'wrong_input')"},
+		{"memory 2^70", "POST", "/2/instances", js, `{"__version__": 1, ` + inst + `, "instance_name": "i1.example.com", "beparams": {"memory": 1180591620717411303424}}`, 400, "Invalid body parameters: (\"Parameter 'OP_INSTANCE_CREATE.beparams' fails validation\", 'wrong_input')"},
+		{"memory 1e400", "POST", "/2/instances", js, `{"__version__": 1, ` + inst + `, "instance_name": "i1.example.com", "beparams": {"memory": 1e400}}`, 400, "Invalid body parameters: (\"Parameter 'OP_INSTANCE_CREATE.beparams' fails validation\", 'wrong_input')"},
+		{"modify memory 2^70", "PUT", "/2/instances/inst1.example.com/modify", js, `{"beparams": {"maxmem": 1180591620717411303424}}`, 400, "Invalid body parameters: (\"Parameter 'OP_INSTANCE_SET_PARAMS.beparams' fails validation\", 'wrong_input')"},
+		{"modify adds a disk of 1.5", "PUT", "/2/instances/inst1.example.com/modify", js, `{"disks": [["add", {"size": 1.5}]]}`, 400, "Invalid body parameters: (\"Parameter 'OP_INSTANCE_SET_PARAMS.disks' fails validation\", 'wrong_input')"},
+		{"modify with an unknown action", "PUT", "/2/instances/inst1.example.com/modify", js, `{"disks": [["grow", {}]]}`, 400, "Invalid body parameters: (\"Parameter 'OP_INSTANCE_SET_PARAMS.disks' fails validation\", 'wrong_input')"},
+		{"recreate disk -1", "POST", "/2/instances/inst1.example.com/recreate-disks", js, `{"disks": [-1]}`, 400, "Invalid body parameters: (\"Parameter 'OP_INSTANCE_RECREATE_DISKS.disks' fails validation\", 'wrong_input')"},
+		// Filter rules (luxid's checks; Ganeti answers 502).
+		{"filter priority 2^70", "POST", "/2/filters", js, `{"priority": 1180591620717411303424}`, 400, ""},
+		{"filter priority -1", "POST", "/2/filters", js, `{"priority": -1}`, 400, ""},
+		{"filter rate limit 1e30", "POST", "/2/filters", js, `{"action": ["RATE_LIMIT", 1e30]}`, 400, ""},
+		{"filter reason timestamp 2^70", "POST", "/2/filters", js, `{"reason": [["a", "b", 1180591620717411303424]]}`, 400, ""},
 		// Tags.
 		{"tags is a string", "POST", "/2/networks", js, `{"network_name": "n1", "network": "10.0.0.0/24", "tags": "a"}`, 400, "Invalid body parameters: (\"Parameter 'OP_NETWORK_ADD.tags' fails validation\", 'wrong_input')"},
 		{"tags of numbers", "POST", "/2/networks", js, `{"network_name": "n1", "network": "10.0.0.0/24", "tags": [1]}`, 400, "Invalid body parameters: (\"Parameter 'OP_NETWORK_ADD.tags' fails validation\", 'wrong_input')"},

@@ -63,6 +63,9 @@ func FuzzWriteBodies(f *testing.F) {
 		`{"mode": "all", "dry_run": true}`, `{"instances": [{"name": "a", "os": "b"}]}`, `{"priority": 100}`,
 		`{"new_name": "\u00e9t\u00e9"}`, `{"nodes": "node1"}`, `{"compression_tools": []}`,
 		`{"priority": 1, "predicates": [["jobid", [">", "id", 0]]], "action": "ACCEPT"}`, `{"action": ["RATE_LIMIT", -1]}`,
+		`{"__version__": 1, "instance_name": "A b", "disks": [{"size": 1e30}], "beparams": {"memory": -1}, "tags": ["t\u00e4g\u00e9"]}`,
+		`{"group_name": "..", "new_name": "x/y", "network_name": "` + "n\u00e9t" + `", "network": "10.0.0.0/24"}`,
+		`{"disks": [["add", {"size": 1180591620717411303424}]], "beparams": {"maxmem": 1e400}, "runtime_mem": -1}`,
 	} {
 		f.Add(seed)
 	}

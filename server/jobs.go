@@ -138,6 +138,9 @@ func (j *jobService) SubmitJob(ctx context.Context, req *rapiv2.SubmitJobRequest
 		if id := jobs.OpID(op); !eng.Implements(id) {
 			return nil, errs.NotImplemented("%s is not implemented yet", id)
 		}
+		if err := legacyjson.CheckParams(op); err != nil {
+			return nil, errs.BadRequest("%s", err.Error())
+		}
 	}
 	id, err := eng.Submit(ctx, ops, jobs.SubmitOptions{})
 	if err != nil {

@@ -129,6 +129,12 @@ func buildOp(ow opWrite, trail []any) (proto.Message, error) {
 	if err := checkRequired(m); err != nil {
 		return nil, err
 	}
+	// Ganeti's type checks of every parameter, in one place for both
+	// surfaces: a legacy body was checked while decoding, a typed (gRPC)
+	// opcode is checked here.
+	if err := legacyjson.CheckParams(msg); err != nil {
+		return nil, codecError(err)
+	}
 	return msg, nil
 }
 

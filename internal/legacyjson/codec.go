@@ -153,6 +153,10 @@ type fieldInfo struct {
 	// match, for some (unwrap) oneof members, narrows which JSON values
 	// select the member (see unwrapMatch).
 	match func(any) bool
+	// sig is the compiled (param) sig of a google.protobuf.Struct, Value
+	// or ListValue field (or list or map of them) whose sig checks more
+	// than the JSON shape (see sig.go); nil otherwise.
+	sig *sigType
 }
 
 // private reports whether the field holds a private (secret) value.
@@ -321,6 +325,10 @@ func buildMsgInfo(md protoreflect.MessageDescriptor) *msgInfo {
 			f.enum = enumInfoFor(vd.Enum())
 		case protoreflect.MessageKind, protoreflect.GroupKind:
 			f.valKind = wktByName[vd.Message().FullName()]
+		}
+		switch f.valKind {
+		case wktStruct, wktValue, wktListValue:
+			f.sig = compileSig(f.spec.GetSig())
 		}
 		mi.fields = append(mi.fields, f)
 	}

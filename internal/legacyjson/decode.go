@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/names"
 )
 
 // FromValue resets msg and fills it from a JSON-like Go value: what
@@ -368,6 +369,9 @@ func (d *decoder) field(m protoreflect.Message, f *fieldInfo, v any) error {
 		m.Clear(fd)
 		return nil
 	}
+	if spec != nil && f.sig != nil && !f.sig.check(v, 0) {
+		return errInvalid
+	}
 	switch {
 	case fd.IsList():
 		list, ok := asList(v)
@@ -713,6 +717,9 @@ func (d *decoder) pbValue(v any) (*structpb.Value, error) {
 		return structpb.NewStringValue(validUTF8(s)), nil
 	}
 	if f, err := toFloat(v); err == nil {
+		if d.strict && !strictNumber(v, f) {
+			return nil, errInvalid
+		}
 		return structpb.NewNumberValue(f), nil
 	}
 	if list, ok := asList(v); ok {
@@ -730,6 +737,23 @@ func (d *decoder) pbValue(v any) (*structpb.Value, error) {
 		return structpb.NewStructValue(s), nil
 	}
 	return nil, errInvalid
+}
+
+// strictNumber is the rule of numbers in the free-form values of an
+// opcode (the dicts and lists Ganeti types as any): finite, and an integer
+// literal within the int64 range. Python would take 2**70 or 1e400 (as
+// inf); the store, which keeps these values as doubles, and the executors
+// could not.
+func strictNumber(v any, f float64) bool {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return false
+	}
+	if n, ok := v.(json.Number); ok && !isFloatLiteral(string(n)) {
+		if _, err := strconv.ParseInt(string(n), 10, 64); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // enum matches v against the legacy spelling of the enum's values. Numbers
@@ -923,7 +947,14 @@ func checkString(spec *rapiv2.ParamSpec, s string) bool {
 	if spec.GetNonEmpty() && s == "" {
 		return false
 	}
-	switch spec.GetFormat() {
+	return checkFormat(spec.GetFormat(), s)
+}
+
+// checkFormat checks a string against a ParamSpec format: Ganeti's address
+// and network types, or object_name, the rule of new node group and
+// network names (ValidObjectName). An unknown format checks nothing.
+func checkFormat(format, s string) bool {
+	switch format {
 	case "ipv4_address":
 		return validIPv4(s)
 	case "ipv6_address":
@@ -932,6 +963,8 @@ func checkString(spec *rapiv2.ParamSpec, s string) bool {
 		return validIPv4Network(s)
 	case "ipv6_network":
 		return validIPv6Network(s)
+	case "object_name":
+		return names.ValidObjectName(s)
 	}
 	return true
 }

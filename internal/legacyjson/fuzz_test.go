@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson/testdata/testpb"
 )
 
@@ -26,6 +27,9 @@ func FuzzDecode(f *testing.F) {
 		`{"id": 1, "ops": [{"OP_ID": "OP_TEST_NOTE", "note": "x", "when": [1, 2]}, {"OP_ID": "OP_TEST_FLAG", "ids": [1]}],
 		  "results": [null, "t", [1, 2], {"a": 1}], "lists": [[{"mac": "m"}], []], "error": ["E", ["m", "drbd"]], "name": "n", "link": "l"}`,
 		`["OpPrereqError", ["msg", "plain"], 5]`, `[1, 2]`, `{"priority": 1, "bogus": 2}`,
+		`{"instance_name": "i", "disks": [{"size": 1.5}], "beparams": {"memory": 1e30}}`,
+		`{"disks": [["add", {"size": -1}]], "nics": [[0, {"ip": null}]], "runtime_mem": 1180591620717411303424}`,
+		`{"group_name": "a b", "new_name": "..", "network_name": "n\u00e9t", "disks": [0, [1, {}]]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -44,6 +48,13 @@ func FuzzDecode(f *testing.F) {
 			{&testpb.StrictSpec{}, true},
 			{&testpb.AnyOp{}, false},
 			{&testpb.InlineOpBody{}, false},
+			// Real opcodes with sig-checked (Struct / Value) and named
+			// parameters.
+			{&rapiv2.OpInstanceCreate{}, false},
+			{&rapiv2.OpInstanceSetParams{}, false},
+			{&rapiv2.OpInstanceRecreateDisks{}, false},
+			{&rapiv2.OpGroupAdd{}, false},
+			{&rapiv2.OpGroupRename{}, false},
 		}
 		for _, tc := range targets {
 			err := m.Unmarshal(data, tc.msg)
@@ -56,6 +67,11 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("CheckRequired: %v", err)
 				}
 				continue
+			}
+			// The typed check agrees with the decoder: what a legacy body
+			// may hold, a gRPC client may send.
+			if err := CheckParams(tc.msg); err != nil {
+				t.Fatalf("%T: decoded, but CheckParams refuses it: %v", tc.msg, err)
 			}
 			out, err := m.Marshal(tc.msg)
 			if err != nil {

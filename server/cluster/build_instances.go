@@ -12,7 +12,7 @@ import (
 func (b *builder) buildNetworks() error {
 	total := 0
 	for i, fnw := range b.f.Networks {
-		if err := checkName(fmt.Sprintf("networks[%d]", i), fnw.Name); err != nil {
+		if err := checkObjectName(fmt.Sprintf("networks[%d]", i), fnw.Name); err != nil {
 			return err
 		}
 		what := "network " + fnw.Name
@@ -115,7 +115,7 @@ func (b *builder) buildInstances() error {
 	c := b.cfg.Cluster
 	names := map[string]bool{}
 	for i, fi := range b.f.Instances {
-		if err := checkName(fmt.Sprintf("instances[%d]", i), fi.Name); err != nil {
+		if err := checkHostName(fmt.Sprintf("instances[%d]", i), fi.Name); err != nil {
 			return err
 		}
 		what := "instance " + fi.Name

@@ -15,7 +15,7 @@ func (b *builder) buildGroups() error {
 	}
 	for i, fg := range decls {
 		what := fmt.Sprintf("groups[%d]", i)
-		if err := checkName(what, fg.Name); err != nil {
+		if err := checkObjectName(what, fg.Name); err != nil {
 			return err
 		}
 		what = fmt.Sprintf("group %s", fg.Name)
@@ -64,7 +64,7 @@ func (b *builder) buildNodes() error {
 	}
 	pips := map[netip.Addr]string{}
 	for i, fn := range b.f.Nodes {
-		if err := checkName(fmt.Sprintf("nodes[%d]", i), fn.Name); err != nil {
+		if err := checkHostName(fmt.Sprintf("nodes[%d]", i), fn.Name); err != nil {
 			return err
 		}
 		what := "node " + fn.Name

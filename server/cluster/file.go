@@ -256,15 +256,18 @@ type FileExport struct {
 	Name string `json:"name"`
 }
 
+// MaxSizeMiB is the largest memory or disk size, in MiB (1 EiB), of a
+// cluster file and of any request: Ganeti has no limit (Python's ints are
+// unbounded), but sizes here are int64 MiB whose sums must not overflow.
+const MaxSizeMiB = 1 << 40
+
 // Limits that keep a file (and the fuzzer) sane.
 const (
 	maxFileBytes   = 64 << 20
 	maxObjects     = 100000
 	maxDisks       = 16 // Ganeti's MAX_DISKS
 	maxNICs        = 8  // Ganeti's MAX_NICS
-	maxSizeMiB     = 1 << 40
-	maxTags        = 4096
-	maxTagLen      = 128
+	maxSizeMiB     = MaxSizeMiB
 	maxNameLen     = 255
 	minNetPrefix   = 16
 	maxNetPrefix   = 30
@@ -281,7 +284,6 @@ const (
 
 var (
 	nameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
-	tagRe  = regexp.MustCompile(`^[\w.+*/:@-]+$`)
 	uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 	macRe  = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
 	pfxRe  = regexp.MustCompile(`^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$`)
@@ -381,14 +383,38 @@ func checkName(what, name string) error {
 	return nil
 }
 
+// checkHostName is the rule of instance and node names (NormalizeHostname),
+// which a cluster file must give already normalized.
+func checkHostName(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s: missing name", what)
+	}
+	if n, err := NormalizeHostname(name); err != nil || n != name {
+		return fmt.Errorf("%s: invalid name %q (a host name: lower-case letters, digits, '.', '_' and '-', no empty label)", what, name)
+	}
+	return nil
+}
+
+// checkObjectName is the rule of node group and network names
+// (ValidObjectName).
+func checkObjectName(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s: missing name", what)
+	}
+	if !ValidObjectName(name) {
+		return fmt.Errorf("%s: invalid name %q (letters, digits, '.', '_' and '-' only)", what, name)
+	}
+	return nil
+}
+
 func checkTags(what string, tags []string) ([]string, error) {
-	if len(tags) > maxTags {
-		return nil, fmt.Errorf("%s: more than %d tags", what, maxTags)
+	if len(tags) > MaxTagsPerObj {
+		return nil, fmt.Errorf("%s: more than %d tags", what, MaxTagsPerObj)
 	}
 	out := make([]string, 0, len(tags))
 	seen := map[string]bool{}
 	for _, t := range tags {
-		if len(t) > maxTagLen || !tagRe.MatchString(t) {
+		if err := ValidateTag(t); err != nil {
 			return nil, fmt.Errorf("%s: invalid tag %q", what, t)
 		}
 		if seen[t] {

@@ -49,6 +49,15 @@ func TestParseFileErrors(t *testing.T) {
 		{"bad uuid", `{"cluster": {"name": "c", "master_node": "n1", "uuid": "xyz"}, "nodes": [{"name": "n1", "pip": "192.0.2.1"}]}`, `invalid uuid "xyz"`},
 		{"duplicate uuid", `{"cluster": {"name": "c", "master_node": "n1", "uuid": "191bf0a2-ce90-4914-bd06-43e4a2421af9"}, "nodes": [{"name": "n1", "pip": "192.0.2.1", "uuid": "191bf0a2-ce90-4914-bd06-43e4a2421af9"}]}`, "is already used by cluster"},
 		{"bad tag", `{"cluster": {"name": "c", "master_node": "n1", "tags": ["a b"]}, "nodes": [{"name": "n1", "pip": "192.0.2.1"}]}`, `invalid tag "a b"`},
+		// The object naming rules (internal/names): host names for nodes and
+		// instances, addressable names for groups and networks, Ganeti's
+		// Unicode tag rule.
+		{"upper-case node name", `{"cluster": {"name": "c", "master_node": "N1"}, "nodes": [{"name": "N1", "pip": "192.0.2.1"}]}`, `nodes[0]: invalid name "N1"`},
+		{"node name with an empty label", `{"cluster": {"name": "c", "master_node": "n1..x"}, "nodes": [{"name": "n1..x", "pip": "192.0.2.1"}]}`, `nodes[0]: invalid name "n1..x"`},
+		{"instance name with a trailing dot", file(`"instances": [{"name": "i1.", "os": "noop", "pnode": "n1", "disk_template": "diskless"}]`), `instances[0]: invalid name "i1."`},
+		{"group name dot dot", file(`"groups": [{"name": ".."}]`), `groups[0]: invalid name ".."`},
+		{"unicode tag", `{"cluster": {"name": "c", "master_node": "n1", "tags": ["tägé", "` + strings.Repeat("ä", 128) + `"]}, "nodes": [{"name": "n1", "pip": "192.0.2.1"}]}`, ""},
+		{"tag of 129 characters", `{"cluster": {"name": "c", "master_node": "n1", "tags": ["` + strings.Repeat("ä", 129) + `"]}, "nodes": [{"name": "n1", "pip": "192.0.2.1"}]}`, "invalid tag"},
 		{"negative ctime", `{"cluster": {"name": "c", "master_node": "n1", "ctime": -1}, "nodes": [{"name": "n1", "pip": "192.0.2.1"}]}`, "ctime must be a Unix timestamp"},
 		{"other hypervisor", `{"cluster": {"name": "c", "master_node": "n1", "enabled_hypervisors": ["kvm"]}, "nodes": [{"name": "n1", "pip": "192.0.2.1"}]}`, "only the fake hypervisor"},
 		{"unknown disk template", `{"cluster": {"name": "c", "master_node": "n1", "enabled_disk_templates": ["floppy"]}, "nodes": [{"name": "n1", "pip": "192.0.2.1"}]}`, `unknown value "floppy"`},

@@ -93,6 +93,9 @@ func (GroupAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
 		return nil, obUnexpected(op)
 	}
 	name := m.GetGroupName()
+	if err := cluster.CheckObjectName("node group", name); err != nil {
+		return nil, err
+	}
 	if g := obGroup(x.Config, name); g != nil {
 		return nil, errs.Prereq(errs.CodeExists, "Desired group name '%s' already exists as a node group (UUID: %s)", name, g.UUID)
 	}
@@ -159,6 +162,9 @@ func (GroupRename) Exec(x *ExecContext, op proto.Message) (any, error) {
 		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
 	}
 	newName := m.GetNewName()
+	if err := cluster.CheckObjectName("node group", newName); err != nil {
+		return nil, err
+	}
 	if other := obGroup(x.Config, newName); other != nil {
 		return nil, errs.Prereq(errs.CodeExists, "Desired new name '%s' clashes with existing node group %s (UUID: %s)", newName, other.Name, other.UUID)
 	}

@@ -55,10 +55,22 @@ type InstanceCreate struct {
 	Remote *Remote
 }
 
+// createParams is the opcode with its instance name validated and
+// normalized (CheckArguments: Hostname.GetNormalizedName): when the name
+// changes (upper case, trailing dots), a copy with the normalized name,
+// so the job's own opcode is never modified.
 func createParams(op proto.Message) (*rapiv2.OpInstanceCreate, error) {
 	m, ok := op.(*rapiv2.OpInstanceCreate)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
+	}
+	name, err := cluster.NormalizeHostname(m.GetInstanceName())
+	if err != nil {
+		return nil, err
+	}
+	if name != m.GetInstanceName() {
+		m = proto.Clone(m).(*rapiv2.OpInstanceCreate)
+		m.InstanceName = proto.String(name)
 	}
 	return m, nil
 }
@@ -197,22 +209,18 @@ func computeDisk(d map[string]any, defaultSize bool) (newDisk, error) {
 	return nd, nil
 }
 
+// diskSize is a disk's size as Ganeti's ForceDictType(disk,
+// IDISK_PARAMS_TYPES) converts it (VTYPE_SIZE: ParseUnit of str(size),
+// so a negative size, 1e+30 or "lots" is a TypeEnforcementError), then
+// ComputeDisks' own check (a size of 0 is refused here; Ganeti would
+// create an empty disk).
 func diskSize(v any) (int64, error) {
-	var size int64
-	switch x := v.(type) {
-	case int64:
-		size = x
-	case string:
-		n, err := parseUnit(x)
-		if err != nil {
-			return 0, errs.Prereq(errs.CodeInval, "Invalid disk size '%s'", x)
-		}
-		size = n
-	default:
-		return 0, errs.Prereq(errs.CodeInval, "Invalid disk size '%v'", v)
+	size, err := sizeValue(v)
+	if err != nil {
+		return 0, typeError("'size' (value %s) is not a valid size. error: %s", pyStr(v), err)
 	}
 	if size < 1 {
-		return 0, errs.Prereq(errs.CodeInval, "Invalid disk size '%v'", v)
+		return 0, errs.Prereq(errs.CodeInval, "Invalid disk size '%v'", pyStr(v))
 	}
 	return size, nil
 }
@@ -530,6 +538,12 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 	if len(m.GetNics()) > cluster.MaxNICs {
 		return nil, errs.Prereq(errs.CodeInval, "Too many NICs (%d), maximum is %d", len(m.GetNics()), cluster.MaxNICs)
 	}
+	// CheckPrereq's tag validity check, and Exec's iobj.AddTag (at most
+	// MAX_TAGS_PER_OBJ); nothing is changed before either fails.
+	tags, err := cluster.AddTags(nil, m.GetTags())
+	if err != nil {
+		return nil, err
+	}
 	var disks []newDisk
 	for _, d := range m.GetDisks() {
 		nd, err := computeDisk(structMap(d), false)
@@ -698,13 +712,10 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 		OS: m.GetOsType(), Hypervisor: hv, PrimaryNode: pnode.UUID, SecondaryNodes: []string{},
 		DiskTemplate: template, BEParams: be, HVParams: hvp, OSParams: osp,
 		AdminState: cluster.AdminDown, AdminStateSource: "admin", NICs: nics,
-		Tags: slices.Clone(m.GetTags()), Disks: []cluster.Disk{},
+		Tags: tags, Disks: []cluster.Disk{},
 	}
 	if inst.NICs == nil {
 		inst.NICs = []cluster.NIC{}
-	}
-	if inst.Tags == nil {
-		inst.Tags = []string{}
 	}
 	if snode != nil {
 		inst.SecondaryNodes = []string{snode.UUID}
@@ -782,6 +793,10 @@ func (r *Remote) checkImport(cds string, m *rapiv2.OpInstanceCreate) (*x509.Cert
 	}
 	return ca, nil
 }
+
+// maxTimeoutSeconds bounds a timeout given in seconds (about 68 years), so
+// that it never overflows a time.Duration.
+const maxTimeoutSeconds = 1 << 31
 
 // Ganeti's DEFAULT_SHUTDOWN_TIMEOUT, source_shutdown_timeout's default.
 const defaultShutdownTimeout = 120 * time.Second
@@ -870,7 +885,7 @@ func (c InstanceCreate) Run(x *ExecContext, op proto.Message) error {
 
 	timeout := r.cfg.ConnectTimeout + defaultShutdownTimeout
 	if m.SourceShutdownTimeout != nil {
-		timeout = r.cfg.ConnectTimeout + time.Duration(max(m.GetSourceShutdownTimeout(), 0))*time.Second
+		timeout = r.cfg.ConnectTimeout + time.Duration(min(max(m.GetSourceShutdownTimeout(), 0), int64(maxTimeoutSeconds)))*time.Second
 	}
 	ctx, cancel := context.WithCancel(x.Context())
 	defer cancel()

@@ -3,6 +3,7 @@ package jobs
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -75,32 +76,59 @@ func (InstanceRemove) Exec(x *ExecContext, op proto.Message) (any, error) {
 
 // Locks implements Executor: the instance under its old and new names.
 func (InstanceRename) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	m, ok := op.(*rapiv2.OpInstanceRename)
-	if !ok {
-		return nil, errs.Exec("Unexpected opcode %T", op)
-	}
-	if err := renameArgs(m); err != nil {
+	m, err := renameParams(op)
+	if err != nil {
 		return nil, err
 	}
 	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive, extraInstances: []string{m.GetNewName()}})
 }
 
-func renameArgs(m *rapiv2.OpInstanceRename) error {
-	nameCheck := m.NameCheck == nil || m.GetNameCheck()
-	ipCheck := m.IpCheck == nil || m.GetIpCheck()
-	if ipCheck && !nameCheck {
-		return errs.Prereq(errs.CodeInval, "IP address check requires a name check")
-	}
-	return nil
-}
-
-// Exec implements Executor.
-func (InstanceRename) Exec(x *ExecContext, op proto.Message) (any, error) {
+// renameParams is CheckArguments and _PerformChecksAndResolveNewName of
+// LUInstanceRename: the opcode with its new name checked and normalized
+// (a copy when the name changes; the job's opcode is never modified).
+//
+// With name_check (the default) the name is resolved as Ganeti's
+// CheckHostnameSane does: normalized (an invalid host name fails), looked
+// up by the simulated resolver (see resolveName), and the result must
+// look like the given name (utils.MatchNameComponent, case-sensitive), so
+// "Inst2" fails as it does on Ganeti. Without name_check Ganeti stores the
+// name as given; here it is normalized all the same (a deliberate
+// difference: a name such as "a b" or "x/y" could not be addressed over
+// RAPI afterwards).
+func renameParams(op proto.Message) (*rapiv2.OpInstanceRename, error) {
 	m, ok := op.(*rapiv2.OpInstanceRename)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
 	}
-	if err := renameArgs(m); err != nil {
+	nameCheck := m.NameCheck == nil || m.GetNameCheck()
+	ipCheck := m.IpCheck == nil || m.GetIpCheck()
+	if ipCheck && !nameCheck {
+		return nil, errs.Prereq(errs.CodeInval, "IP address check requires a name check")
+	}
+	given := m.GetNewName()
+	name, err := cluster.NormalizeHostname(given)
+	if err != nil {
+		return nil, err
+	}
+	if nameCheck {
+		if err := resolveName(name); err != nil {
+			return nil, err
+		}
+		if name != given && !strings.HasPrefix(name, given+".") {
+			return nil, errs.Prereq(errs.CodeInval, "Resolved hostname '%s' does not look the same as given hostname '%s'", name, given)
+		}
+	}
+	if name != given {
+		m = proto.Clone(m).(*rapiv2.OpInstanceRename)
+		m.NewName = proto.String(name)
+	}
+	return m, nil
+}
+
+// Exec implements Executor.
+func (InstanceRename) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, err := renameParams(op)
+	if err != nil {
 		return nil, err
 	}
 	inst, err := findInstance(x.Config, m.GetInstanceName())
@@ -111,11 +139,6 @@ func (InstanceRename) Exec(x *ExecContext, op proto.Message) (any, error) {
 		return nil, err
 	}
 	newName := m.GetNewName()
-	if m.NameCheck == nil || m.GetNameCheck() {
-		if err := resolveName(newName); err != nil {
-			return nil, err
-		}
-	}
 	for _, i := range x.Config.Instances {
 		if i.Name == newName && i.UUID != inst.UUID {
 			return nil, errs.Prereq(errs.CodeExists, "Instance '%s' is already in the cluster", newName)
@@ -176,6 +199,11 @@ func (InstanceGrowDisk) Exec(x *ExecContext, op proto.Message) (any, error) {
 		if delta < 0 {
 			return nil, errs.Prereq(errs.CodeInval, "Requested increment (%s) is negative", sizeString(delta))
 		}
+	}
+	// Beyond Ganeti (whose sizes are unbounded Python ints): no disk grows
+	// past cluster.MaxSizeMiB, so sizes and their sums never overflow.
+	if delta > cluster.MaxSizeMiB || target > cluster.MaxSizeMiB {
+		return nil, errs.Prereq(errs.CodeInval, "Requested disk size exceeds the largest supported one (%s)", sizeString(cluster.MaxSizeMiB))
 	}
 	if err := checkFreeDisk(cfg, inst.DiskTemplate, nodes, delta); err != nil {
 		return nil, err

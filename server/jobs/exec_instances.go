@@ -1,13 +1,14 @@
 package jobs
 
 import (
+	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -302,34 +303,128 @@ func structMap(s *structpb.Struct) map[string]any {
 	return out
 }
 
-var unitRe = regexp.MustCompile(`^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$`)
-
-// parseUnit is Ganeti's utils.ParseUnit: a size in MiB, with an optional
-// unit (m, g, t; MiB by default), rounded up to 4 MiB multiples when a
-// unit other than MiB is given.
+// parseUnit is Ganeti's utils.ParseUnit: ^([.\d]+)\s*([a-zA-Z]+)?$ (Python's
+// "$" also matches before a final newline), the number in MiB unless a
+// unit says otherwise (m, mb, mib; g, gb, gib; t, tb, tib; any case),
+// rounded up to an integer and then to a multiple of 4. A negative number
+// or one written with an exponent does not match ("Invalid format"). The
+// result must also be at most cluster.MaxSizeMiB (Python's ints are
+// unbounded; the sizes here are int64 MiB, and sums of them must not
+// overflow). Digits and spaces are ASCII and Unicode whitespace; Python
+// would also take other Unicode decimal digits.
 func parseUnit(s string) (int64, error) {
-	m := unitRe.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("Invalid format")
+	s = strings.TrimSuffix(s, "\n")
+	num := 0
+	for num < len(s) && (s[num] == '.' || '0' <= s[num] && s[num] <= '9') {
+		num++
 	}
-	value, err := strconv.ParseFloat(m[1], 64)
+	if num == 0 {
+		return 0, errors.New("Invalid format")
+	}
+	rest := strings.TrimLeftFunc(s[num:], pyIsSpace)
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i] | 0x20; c < 'a' || c > 'z' {
+			return 0, errors.New("Invalid format")
+		}
+	}
+	value, err := strconv.ParseFloat(s[:num], 64)
 	if err != nil {
-		return 0, fmt.Errorf("Invalid format")
+		// Python's float() raises ValueError ("1.2.3", "."), which
+		// ForceDictType does not catch; reported as a bad format here.
+		return 0, errors.New("Invalid format")
 	}
-	switch strings.ToLower(m[2]) {
+	switch strings.ToLower(rest) {
 	case "", "m", "mb", "mib":
 	case "g", "gb", "gib":
 		value *= 1024
 	case "t", "tb", "tib":
 		value *= 1024 * 1024
 	default:
-		return 0, fmt.Errorf("Unknown unit '%s'", m[2])
+		return 0, fmt.Errorf("Unknown unit: %s", rest)
 	}
-	r := int64(math.Ceil(value))
-	if rem := r % 4; rem != 0 && m[2] != "" {
+	value = math.Ceil(value)
+	if value > cluster.MaxSizeMiB {
+		return 0, fmt.Errorf("Size too large (at most %d MiB)", int64(cluster.MaxSizeMiB))
+	}
+	r := int64(value)
+	if rem := r % 4; rem != 0 {
 		r += 4 - rem
 	}
 	return r, nil
+}
+
+// pyIsSpace is Python's str.isspace (Go's white space plus the
+// information separators U+001C..U+001F).
+func pyIsSpace(r rune) bool { return unicode.IsSpace(r) || r >= 0x1c && r <= 0x1f }
+
+// sizeValue is ForceDictType's VTYPE_SIZE conversion: ParseUnit of
+// Python's str() of the value. Numbers arrive as int64 when integral
+// (jsonValue), float64 otherwise: a negative number, a bool or null, and a
+// float Python writes with an exponent (below 1e-4 or from 1e16 up, such
+// as 1e+30) have an invalid format.
+func sizeValue(v any) (int64, error) {
+	switch x := v.(type) {
+	case string:
+		return parseUnit(x)
+	case int64:
+		return parseUnit(strconv.FormatInt(x, 10))
+	case float64:
+		if math.IsNaN(x) || x < 0 || math.Signbit(x) || x >= 1e16 || (x != 0 && x < 1e-4) {
+			return 0, errors.New("Invalid format")
+		}
+		return parseUnit(strconv.FormatFloat(x, 'f', -1, 64))
+	}
+	return 0, errors.New("Invalid format")
+}
+
+// intValue is ForceDictType's VTYPE_INT conversion, Python's int(): an
+// integer, a float truncated toward zero, a bool as 0 or 1, a decimal
+// string (surrounding white space allowed). Beyond Ganeti, the result
+// must be in the int64 range.
+func intValue(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case bool:
+		if x {
+			return 1, true
+		}
+		return 0, true
+	case float64:
+		t := math.Trunc(x)
+		if math.IsNaN(t) || t < -(1<<63) || t >= 1<<63 {
+			return 0, false
+		}
+		return int64(t), true
+	case string:
+		n, err := strconv.ParseInt(strings.TrimFunc(x, pyIsSpace), 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+// floatValue is ForceDictType's VTYPE_FLOAT conversion, Python's float(),
+// except that NaN and infinities are refused.
+func floatValue(v any) (float64, bool) {
+	var f float64
+	switch x := v.(type) {
+	case int64:
+		f = float64(x)
+	case float64:
+		f = x
+	case bool:
+		if x {
+			f = 1
+		}
+	case string:
+		var err error
+		if f, err = strconv.ParseFloat(strings.TrimFunc(x, pyIsSpace), 64); err != nil {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 // sizeParams are the beparams of type "size".
@@ -338,7 +433,9 @@ var sizeParams = map[string]bool{"maxmem": true, "minmem": true, "memory": true}
 // forceDictType is Ganeti's utils.ForceDictType: it converts a parameter
 // dictionary to the types of defs (a default value per known key) and
 // returns the converted copy. Keys are checked in sorted order, minmem
-// before maxmem (as Ganeti reports a bad "memory").
+// before maxmem (as Ganeti reports a bad "memory"). A value that cannot be
+// converted is a TypeEnforcementError with Ganeti's message; numbers out
+// of the int64 range (or sizes above cluster.MaxSizeMiB) are refused too.
 func forceDictType(p map[string]any, defs cluster.Params) (cluster.Params, error) {
 	keys := make([]string, 0, len(p))
 	for k := range p {
@@ -382,53 +479,28 @@ func forceDictType(p map[string]any, defs cluster.Params) (cluster.Params, error
 			case int64:
 				out[k] = x != 0
 			default:
-				return nil, typeError("'%s' (value %v) is not a valid boolean", k, v)
+				return nil, typeError("'%s' (value %s) is not a valid boolean", k, pyStr(v))
 			}
 		case int64:
 			if sizeParams[k] {
-				switch x := v.(type) {
-				case int64:
-					out[k] = x
-				case float64:
-					out[k] = int64(math.Ceil(x))
-				case string:
-					n, err := parseUnit(x)
-					if err != nil {
-						return nil, typeError("'%s' (value %s) is not a valid size. error: %s", k, x, err)
-					}
-					out[k] = n
-				default:
-					return nil, typeError("'%s' (value %v) is not a valid size. error: Invalid format", k, v)
-				}
-				continue
-			}
-			switch x := v.(type) {
-			case int64:
-				out[k] = x
-			case string:
-				n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+				n, err := sizeValue(v)
 				if err != nil {
-					return nil, typeError("'%s' (value %s) is not a valid integer", k, x)
+					return nil, typeError("'%s' (value %s) is not a valid size. error: %s", k, pyStr(v), err)
 				}
 				out[k] = n
-			default:
-				return nil, typeError("'%s' (value %v) is not a valid integer", k, v)
+				continue
 			}
+			n, ok := intValue(v)
+			if !ok {
+				return nil, typeError("'%s' (value %s) is not a valid integer", k, pyStr(v))
+			}
+			out[k] = n
 		case float64:
-			switch x := v.(type) {
-			case int64:
-				out[k] = float64(x)
-			case float64:
-				out[k] = x
-			case string:
-				f, err := strconv.ParseFloat(x, 64)
-				if err != nil {
-					return nil, typeError("'%s' (value %s) is not a valid float", k, x)
-				}
-				out[k] = f
-			default:
-				return nil, typeError("'%s' (value %v) is not a valid float", k, v)
+			f, ok := floatValue(v)
+			if !ok {
+				return nil, typeError("'%s' (value %s) is not a valid float", k, pyStr(v))
 			}
+			out[k] = f
 		default:
 			switch x := v.(type) {
 			case string:
@@ -436,7 +508,7 @@ func forceDictType(p map[string]any, defs cluster.Params) (cluster.Params, error
 			case nil:
 				out[k] = ""
 			default:
-				return nil, typeError("'%s' (value %v) is not a valid string", k, v)
+				return nil, typeError("'%s' (value %s) is not a valid string", k, pyStr(v))
 			}
 		}
 	}
@@ -600,7 +672,12 @@ func toInt(v any) (int64, bool) {
 	case int64:
 		return x, true
 	case float64:
-		return int64(x), true
+		// Truncated, as before; never beyond the int64 range.
+		t := math.Trunc(x)
+		if math.IsNaN(t) || t < -(1<<63) || t >= 1<<63 {
+			return 0, false
+		}
+		return int64(t), true
 	case int:
 		return int64(x), true
 	}

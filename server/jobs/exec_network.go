@@ -98,6 +98,9 @@ func (NetworkAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
 	}
 	cfg := x.Config
 	name := m.GetNetworkName()
+	if err := cluster.CheckObjectName("network", name); err != nil {
+		return nil, err
+	}
 	if m.Network == nil {
 		return nil, errs.Prereq(errs.CodeInval, "Network must be given")
 	}
@@ -188,11 +191,11 @@ func (NetworkAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
 			return nil, errs.Exec("Cannot reserve IP address '%s': %s", ip, err)
 		}
 	}
-	tags := slices.Clone(m.GetTags())
-	slices.Sort(tags)
-	tags = slices.Compact(tags)
-	if tags == nil {
-		tags = []string{}
+	// LUNetworkAdd.Exec: nobj.AddTag for each tag (TagError "Too many
+	// tags" beyond MAX_TAGS_PER_OBJ).
+	tags, err := cluster.AddTags(nil, m.GetTags())
+	if err != nil {
+		return nil, err
 	}
 	now := x.Timestamp()
 	nw.UUID, nw.CTime, nw.MTime, nw.SerialNo, nw.Tags = cluster.NewUUID(), now, now, 1, tags

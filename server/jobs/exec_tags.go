@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"regexp"
 	"slices"
 	"strings"
 
@@ -27,33 +26,9 @@ func DefaultExecutors() map[string]Executor {
 	return m
 }
 
-// Ganeti's tag limits (constants.MAX_TAG_LEN, MAX_TAGS_PER_OBJ) and
-// objects.TaggableObject.VALID_TAG_RE. Python's "$" also matches before a
-// final newline.
-const (
-	MaxTagLen     = 128
-	MaxTagsPerObj = 4096
-)
-
-var validTag = regexp.MustCompile(`^[\w.+*/:@-]+\n?$`)
-
-// ClassTag is Ganeti's TagError class.
-const ClassTag = "TagError"
-
-func tagError(msg string) error { return &errs.Error{Class: ClassTag, Msg: msg} }
-
-// ValidateTag is Ganeti's TaggableObject.ValidateTag.
-func ValidateTag(tag string) error {
-	switch {
-	case len(tag) > MaxTagLen:
-		return tagError("Tag too long (>128 characters)")
-	case tag == "":
-		return tagError("Tags cannot be empty")
-	case !validTag.MatchString(tag):
-		return tagError("Tag contains invalid characters")
-	}
-	return nil
-}
+// ValidateTag is Ganeti's TaggableObject.ValidateTag (see
+// cluster.ValidateTag, the one rule every tagged object goes through).
+func ValidateTag(tag string) error { return cluster.ValidateTag(tag) }
 
 // TagsSet implements OP_TAGS_SET (Ganeti's LUTagsSet).
 type TagsSet struct{}
@@ -257,15 +232,14 @@ func (TagsSet) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if x.DryRun {
 		return nil, nil
 	}
-	tags := slices.Clone(target.tags)
-	slices.Sort(tags)
-	for _, tag := range t.tags {
-		if len(tags) >= MaxTagsPerObj {
-			return nil, errs.Exec("Error while setting tag: Too many tags")
+	tags, err := cluster.AddTags(target.tags, t.tags)
+	if err != nil {
+		// LUTagsSet.Exec: "Error while setting tag: <TagError>".
+		msg := err.Error()
+		if e, ok := errs.As(err); ok {
+			msg = e.Msg
 		}
-		if i, found := slices.BinarySearch(tags, tag); !found {
-			tags = slices.Insert(tags, i, tag)
-		}
+		return nil, errs.Exec("Error while setting tag: %s", msg)
 	}
 	target.apply(tags)
 	return nil, nil

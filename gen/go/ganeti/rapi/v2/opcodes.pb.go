@@ -14675,12 +14675,12 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xa4\n" +
+	"\b_comment\"\xb1\n" +
 	"\n" +
 	"\n" +
-	"OpGroupAdd\x12>\n" +
+	"OpGroupAdd\x12K\n" +
 	"\n" +
-	"group_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\n" +
+	"group_name\x18\x01 \x01(\tB&\xa2\xb6\x18\"\b\x01\x18\x01:\vobject_nameB\x0fnonempty_stringH\x00R\n" +
 	"group_name\x88\x01\x01\x12|\n" +
 	"\falloc_policy\x18\x02 \x01(\x0e2\x1b.ganeti.rapi.v2.AllocPolicyB6\xa2\xb6\x182\x10\x01B.maybe<enum{last_resort,preferred,unallocable}>H\x01R\falloc_policy\x88\x01\x01\x12Q\n" +
 	"\bndparams\x18\x03 \x01(\v2\x17.google.protobuf.StructB\x1c\xa2\xb6\x18\x18\x10\x01B\x14maybe<dict<any,any>>R\bndparams\x12\x9e\x01\n" +
@@ -14787,12 +14787,12 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xec\x05\n" +
+	"\b_comment\"\xf9\x05\n" +
 	"\rOpGroupRename\x12>\n" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\n" +
-	"group_name\x88\x01\x01\x12:\n" +
-	"\bnew_name\x18\x02 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x01R\bnew_name\x88\x01\x01\x122\n" +
+	"group_name\x88\x01\x01\x12G\n" +
+	"\bnew_name\x18\x02 \x01(\tB&\xa2\xb6\x18\"\b\x01\x18\x01:\vobject_nameB\x0fnonempty_stringH\x01R\bnew_name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
@@ -15562,10 +15562,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xca\n" +
+	"\b_comment\"\xd7\n" +
 	"\n" +
-	"\fOpNetworkAdd\x12B\n" +
-	"\fnetwork_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\fnetwork_name\x88\x01\x01\x12A\n" +
+	"\fOpNetworkAdd\x12O\n" +
+	"\fnetwork_name\x18\x01 \x01(\tB&\xa2\xb6\x18\"\b\x01\x18\x01:\vobject_nameB\x0fnonempty_stringH\x00R\fnetwork_name\x88\x01\x01\x12A\n" +
 	"\anetwork\x18\x02 \x01(\tB\"\xa2\xb6\x18\x1e\b\x01:\fipv4_networkB\fipv4_networkH\x01R\anetwork\x88\x01\x01\x12H\n" +
 	"\agateway\x18\x03 \x01(\tB)\xa2\xb6\x18%\x10\x01:\fipv4_addressB\x13maybe<ipv4_address>H\x02R\agateway\x88\x01\x01\x12J\n" +
 	"\bnetwork6\x18\x04 \x01(\tB)\xa2\xb6\x18%\x10\x01:\fipv6_networkB\x13maybe<ipv6_network>H\x03R\bnetwork6\x88\x01\x01\x12J\n" +

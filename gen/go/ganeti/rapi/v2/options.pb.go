@@ -248,7 +248,10 @@ type ParamSpec struct {
 	Max *int64 `protobuf:"varint,5,opt,name=max,proto3,oneof" json:"max,omitempty"`
 	// The default value as JSON text; empty when the default is null.
 	DefaultJson string `protobuf:"bytes,6,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
-	// ipv4_address, ipv6_address, ipv4_network or ipv6_network.
+	// ipv4_address, ipv6_address, ipv4_network or ipv6_network (Ganeti's
+	// checks), or object_name: the name of a new node group or network must
+	// be addressable by a RAPI path (1 to 255 ASCII letters, digits, '.',
+	// '_' and '-', not "." or ".."; Ganeti only requires it non-empty).
 	Format string `protobuf:"bytes,7,opt,name=format,proto3" json:"format,omitempty"`
 	// Ganeti's compact type signature, for documentation and checks.
 	Sig string `protobuf:"bytes,8,opt,name=sig,proto3" json:"sig,omitempty"`
