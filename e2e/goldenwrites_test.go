@@ -460,6 +460,7 @@ func (r *flowReplay) compareJob(c capture, capID int64, path string) []string {
 		return []string{fmt.Sprintf("captured job %d was not submitted by the replay", capID)}
 	}
 	var want struct {
+		Ops      []any    `json:"ops"`
 		Status   string   `json:"status"`
 		OpStatus []string `json:"opstatus"`
 		OpResult []any    `json:"opresult"`
@@ -474,6 +475,7 @@ func (r *flowReplay) compareJob(c capture, capID int64, path string) []string {
 		return []string{fmt.Sprintf("GET %s: %d %s", path, status, truncate(got))}
 	}
 	var have struct {
+		Ops      []any    `json:"ops"`
 		Status   string   `json:"status"`
 		OpStatus []string `json:"opstatus"`
 		OpResult []any    `json:"opresult"`
@@ -481,7 +483,9 @@ func (r *flowReplay) compareJob(c capture, capID int64, path string) []string {
 	if err := json.Unmarshal(got, &have); err != nil {
 		return []string{fmt.Sprintf("job %d: %v: %s", ours, err, truncate(got))}
 	}
-	var diffs []string
+	// The opcodes as Ganeti stores them, with only uuids and timestamps
+	// normalised (and our job ids mapped to the captured ones).
+	diffs := jsonDiff("ops", normalise(want.Ops, nil), normalise(have.Ops, r.ourToCaptured()), nil)
 	if have.Status != want.Status {
 		diffs = append(diffs, fmt.Sprintf("status %q, captured %q", have.Status, want.Status))
 	}
@@ -582,6 +586,8 @@ var (
 	uuidRE  = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 	macRE   = regexp.MustCompile(`\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b`)
 	jobIDRE = regexp.MustCompile(`\b([Jj]ob) ([0-9]+)\b`)
+	// A reason trail's "gnt:opcode:..." entry names the job.
+	reasonJobRE = regexp.MustCompile(`^job=([0-9]+);index=([0-9]+)$`)
 )
 
 // normalisedKeys are the fields whose values depend on when and how often
@@ -609,6 +615,12 @@ func normalise(v any, jobs map[int64]int64) any {
 				}
 				return s
 			})
+			if m := reasonJobRE.FindStringSubmatch(x); m != nil {
+				id, _ := strconv.ParseInt(m[1], 10, 64)
+				if c, ok := jobs[id]; ok {
+					x = fmt.Sprintf("job=%d;index=%s", c, m[2])
+				}
+			}
 		}
 		return x
 	case []any:
