@@ -60,37 +60,15 @@ var knownDifferences = map[int]string{
 // (compared after normalising uuids, MACs, timestamps, serial numbers and
 // job ids).
 func TestGoldenWriteFlows(t *testing.T) {
-	authed := inProcessWith(t, "testdata/golden-cluster.json", func(c *app.Config) {
-		c.WriteRate = -1 // the captures' writes come faster than 20/s
-		c.MaxWaiters = -1
-	})
-	base := anonymous(authed)
-	all := loadCaptures(t)
-	r := &flowReplay{t: t, base: base, authed: authed, jobs: map[int64]int64{}, uuids: map[string]string{}, held: map[int64]bool{}, capturedFirst: map[int64]string{}}
-	for _, c := range all {
-		if id, ok := jobResultID(c); ok {
-			var j struct {
-				Status *string `json:"status"`
-			}
-			if json.Unmarshal([]byte(c.ResponseBody), &j) == nil && j.Status != nil {
-				if _, seen := r.capturedFirst[id]; !seen {
-					r.capturedFirst[id] = *j.Status
-				}
-			}
-		}
-	}
+	r, all := newFlowReplay(t)
 	var replayed, matched, known, skipped int
 	var nowMatching []int
 	for _, c := range all {
 		if c.Seq < writeFlowFirst || c.Seq > writeFlowLast {
 			continue
 		}
-		if c.Status == 401 || c.Status == 403 {
-			skipped++ // auth-only: TestGoldenReads
-			continue
-		}
-		if _, ok := deliberateDifferences[c.Seq]; ok {
-			skipped++ // TestGoldenDeliberateDifferences
+		if !replayable(c) {
+			skipped++
 			continue
 		}
 		if why, ok := writeFlowSkipped[c.Seq]; ok {
@@ -126,6 +104,41 @@ func TestGoldenWriteFlows(t *testing.T) {
 	}
 }
 
+// newFlowReplay starts a fresh server with the mirrored cluster file and
+// returns the replay state and the captures.
+func newFlowReplay(t *testing.T) (*flowReplay, []capture) {
+	authed := inProcessWith(t, "testdata/golden-cluster.json", func(c *app.Config) {
+		c.WriteRate = -1 // the captures' writes come faster than 20/s
+		c.MaxWaiters = -1
+	})
+	all := loadCaptures(t)
+	r := &flowReplay{t: t, base: anonymous(authed), authed: authed, jobs: map[int64]int64{}, uuids: map[string]string{}, held: map[int64]bool{}, capturedFirst: map[int64]string{}}
+	for _, c := range all {
+		if id, ok := jobResultID(c); ok {
+			var j struct {
+				Status *string `json:"status"`
+			}
+			if json.Unmarshal([]byte(c.ResponseBody), &j) == nil && j.Status != nil {
+				if _, seen := r.capturedFirst[id]; !seen {
+					r.capturedFirst[id] = *j.Status
+				}
+			}
+		}
+	}
+	return r, all
+}
+
+// replayable says whether the write-flow replay sends c: auth-only records
+// (401/403, TestGoldenReads) and deliberateDifferences
+// (TestGoldenDeliberateDifferences) are not.
+func replayable(c capture) bool {
+	if c.Status == 401 || c.Status == 403 {
+		return false
+	}
+	_, deliberate := deliberateDifferences[c.Seq]
+	return !deliberate
+}
+
 func userOf(c capture) string {
 	if c.User == nil {
 		return "anonymous"
@@ -148,6 +161,9 @@ type flowReplay struct {
 	// held are our jobs that the captures saw queued (held by a PAUSE
 	// filter rule).
 	held map[int64]bool
+	// onJob, when set, also gets every "job result" record and our answer
+	// to it (TestGoldenJobRecords).
+	onJob func(c capture, ours []byte)
 }
 
 // waitIdle waits until no job is pending but the held ones: the jobs that
@@ -474,6 +490,7 @@ func (r *flowReplay) compareJob(c capture, capID int64, path string) []string {
 	if status != 200 {
 		return []string{fmt.Sprintf("GET %s: %d %s", path, status, truncate(got))}
 	}
+
 	var have struct {
 		Ops      []any    `json:"ops"`
 		Status   string   `json:"status"`
@@ -513,6 +530,9 @@ func (r *flowReplay) compareJob(c capture, capID int64, path string) []string {
 			hj, _ := json.Marshal(h)
 			diffs = append(diffs, fmt.Sprintf("opresult[%d] shape differs\n    captured %s\n    ours     %s", i, truncate(wj), truncate(hj)))
 		}
+	}
+	if r.onJob != nil {
+		r.onJob(c, got)
 	}
 	return diffs
 }
