@@ -400,8 +400,7 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 			it.err = err
 			return &execFailed{err: err}
 		}
-		rec.Ops = slices.Clone(rec.Ops)
-		rec.Ops[it.idx] = b
+		rec.setOp(it.idx, opMember(nop), b)
 		it.op = nop
 	}
 	for _, l := range it.logs {

@@ -77,15 +77,24 @@ func withParams(op *rapiv2.OpCode, writes []paramWrite) (*rapiv2.OpCode, []byte,
 	return out, b, nil
 }
 
-// setOp replaces opcode i of j (mu held; the slices are copied on write:
+// setOp replaces opcode i of j, and its summary, which Ganeti computes
+// from the opcode as stored (mu held; the slices are copied on write:
 // snapshots and batches share them).
 func (j *job) setOp(i int, op *rapiv2.OpCode, b []byte) {
 	j.ops = slices.Clone(j.ops)
 	j.ops[i] = op
 	j.msgs = slices.Clone(j.msgs)
 	j.msgs[i] = opMember(op)
-	j.rec.Ops = slices.Clone(j.rec.Ops)
-	j.rec.Ops[i] = b
+	j.rec.setOp(i, j.msgs[i], b)
+}
+
+// setOp replaces the binary opcode i of r and its summary (the slices are
+// copied on write).
+func (r *record) setOp(i int, msg proto.Message, b []byte) {
+	r.Ops = slices.Clone(r.Ops)
+	r.Ops[i] = b
+	r.Summary = slices.Clone(r.Summary)
+	r.Summary[i] = summaryOf(msg)
 }
 
 // writeParams applies writes to opcode i of j's working state (mu held).

@@ -323,17 +323,25 @@ func TestNamesExpandedIntoRecord(t *testing.T) {
 	node := v.wait(v.submit(&rapiv2.OpCode{Op: &rapiv2.OpCode_NodeSetParams{NodeSetParams: &rapiv2.OpNodeSetParams{
 		NodeName: proto.String("node2"), Drained: proto.Bool(false)}}}))
 	for _, tc := range []struct {
-		name   string
-		j      *Job
-		status string
-		want   map[string]any // nil value: absent
+		name    string
+		j       *Job
+		status  string
+		summary string
+		want    map[string]any // nil value: absent
 	}{
-		{"known instance", known, StatusSuccess, map[string]any{"instance_name": "inst1.example.com", "instance_uuid": uuid, "admin_state_source": "admin"}},
-		{"unknown instance", unknown, StatusError, map[string]any{"instance_name": "nosuch.example.com", "instance_uuid": nil, "admin_state_source": "admin"}},
-		{"node", node, StatusSuccess, map[string]any{"node_name": "node2.example.com", "node_uuid": node2}},
+		{"known instance", known, StatusSuccess, "INSTANCE_SHUTDOWN(inst1.example.com)",
+			map[string]any{"instance_name": "inst1.example.com", "instance_uuid": uuid, "admin_state_source": "admin"}},
+		{"unknown instance", unknown, StatusError, "INSTANCE_SHUTDOWN(nosuch.example.com)",
+			map[string]any{"instance_name": "nosuch.example.com", "instance_uuid": nil, "admin_state_source": "admin"}},
+		{"node", node, StatusSuccess, "NODE_SET_PARAMS(node2.example.com)",
+			map[string]any{"node_name": "node2.example.com", "node_uuid": node2}},
 	} {
 		if tc.j.Status != tc.status {
 			t.Errorf("%s: status %s: %v", tc.name, tc.j.Status, tc.j.OpResult)
+		}
+		// Ganeti's summary is that of the opcode as stored.
+		if len(tc.j.Summary) != 1 || tc.j.Summary[0] != tc.summary {
+			t.Errorf("%s: summary %v, want %s", tc.name, tc.j.Summary, tc.summary)
 		}
 		rec := recordOf(t, tc.j, 0)
 		for k, want := range tc.want {
@@ -398,5 +406,31 @@ func TestMultiAllocRecord(t *testing.T) {
 	}
 	if _, ok := rec["iallocator"]; ok {
 		t.Errorf("iallocator %v: the instances name their nodes", rec["iallocator"])
+	}
+}
+
+// Disk and NIC modifications given in the old two-element form are stored
+// as Ganeti's LUInstanceSetParams upgrades them.
+func TestSetParamsModsUpgraded(t *testing.T) {
+	v := newEnv(t, 1, nil)
+	v.e.Start()
+	mods := func(list ...any) *structpb.Value {
+		val, err := structpb.NewValue(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return val
+	}
+	j := v.wait(v.submit(&rapiv2.OpCode{Op: &rapiv2.OpCode_InstanceSetParams{InstanceSetParams: &rapiv2.OpInstanceSetParams{
+		InstanceName: proto.String("inst1.example.com"),
+		Nics:         mods([]any{"add", map[string]any{}}, []any{0, map[string]any{"name": "n0"}}),
+	}}}))
+	rec := recordOf(t, j, 0)
+	want := []any{[]any{"add", -1.0, map[string]any{}}, []any{"modify", 0.0, map[string]any{"name": "n0"}}}
+	if !reflect.DeepEqual(rec["nics"], want) {
+		t.Errorf("nics = %v, want %v (job %s %v)", rec["nics"], want, j.Status, j.OpResult)
+	}
+	if !reflect.DeepEqual(rec["disks"], []any{}) {
+		t.Errorf("disks = %v", rec["disks"])
 	}
 }
