@@ -60,37 +60,15 @@ var knownDifferences = map[int]string{
 // (compared after normalising uuids, MACs, timestamps, serial numbers and
 // job ids).
 func TestGoldenWriteFlows(t *testing.T) {
-	authed := inProcessWith(t, "testdata/golden-cluster.json", func(c *app.Config) {
-		c.WriteRate = -1 // the captures' writes come faster than 20/s
-		c.MaxWaiters = -1
-	})
-	base := anonymous(authed)
-	all := loadCaptures(t)
-	r := &flowReplay{t: t, base: base, authed: authed, jobs: map[int64]int64{}, uuids: map[string]string{}, held: map[int64]bool{}, capturedFirst: map[int64]string{}}
-	for _, c := range all {
-		if id, ok := jobResultID(c); ok {
-			var j struct {
-				Status *string `json:"status"`
-			}
-			if json.Unmarshal([]byte(c.ResponseBody), &j) == nil && j.Status != nil {
-				if _, seen := r.capturedFirst[id]; !seen {
-					r.capturedFirst[id] = *j.Status
-				}
-			}
-		}
-	}
+	r, all := newFlowReplay(t)
 	var replayed, matched, known, skipped int
 	var nowMatching []int
 	for _, c := range all {
 		if c.Seq < writeFlowFirst || c.Seq > writeFlowLast {
 			continue
 		}
-		if c.Status == 401 || c.Status == 403 {
-			skipped++ // auth-only: TestGoldenReads
-			continue
-		}
-		if _, ok := deliberateDifferences[c.Seq]; ok {
-			skipped++ // TestGoldenDeliberateDifferences
+		if !replayable(c) {
+			skipped++
 			continue
 		}
 		if why, ok := writeFlowSkipped[c.Seq]; ok {
@@ -126,6 +104,41 @@ func TestGoldenWriteFlows(t *testing.T) {
 	}
 }
 
+// newFlowReplay starts a fresh server with the mirrored cluster file and
+// returns the replay state and the captures.
+func newFlowReplay(t *testing.T) (*flowReplay, []capture) {
+	authed := inProcessWith(t, "testdata/golden-cluster.json", func(c *app.Config) {
+		c.WriteRate = -1 // the captures' writes come faster than 20/s
+		c.MaxWaiters = -1
+	})
+	all := loadCaptures(t)
+	r := &flowReplay{t: t, base: anonymous(authed), authed: authed, jobs: map[int64]int64{}, uuids: map[string]string{}, held: map[int64]bool{}, capturedFirst: map[int64]string{}}
+	for _, c := range all {
+		if id, ok := jobResultID(c); ok {
+			var j struct {
+				Status *string `json:"status"`
+			}
+			if json.Unmarshal([]byte(c.ResponseBody), &j) == nil && j.Status != nil {
+				if _, seen := r.capturedFirst[id]; !seen {
+					r.capturedFirst[id] = *j.Status
+				}
+			}
+		}
+	}
+	return r, all
+}
+
+// replayable says whether the write-flow replay sends c: auth-only records
+// (401/403, TestGoldenReads) and deliberateDifferences
+// (TestGoldenDeliberateDifferences) are not.
+func replayable(c capture) bool {
+	if c.Status == 401 || c.Status == 403 {
+		return false
+	}
+	_, deliberate := deliberateDifferences[c.Seq]
+	return !deliberate
+}
+
 func userOf(c capture) string {
 	if c.User == nil {
 		return "anonymous"
@@ -148,6 +161,9 @@ type flowReplay struct {
 	// held are our jobs that the captures saw queued (held by a PAUSE
 	// filter rule).
 	held map[int64]bool
+	// onJob, when set, also gets every "job result" record and our answer
+	// to it (TestGoldenJobRecords).
+	onJob func(c capture, ours []byte)
 }
 
 // waitIdle waits until no job is pending but the held ones: the jobs that
@@ -460,6 +476,7 @@ func (r *flowReplay) compareJob(c capture, capID int64, path string) []string {
 		return []string{fmt.Sprintf("captured job %d was not submitted by the replay", capID)}
 	}
 	var want struct {
+		Ops      []any    `json:"ops"`
 		Status   string   `json:"status"`
 		OpStatus []string `json:"opstatus"`
 		OpResult []any    `json:"opresult"`
@@ -473,7 +490,9 @@ func (r *flowReplay) compareJob(c capture, capID int64, path string) []string {
 	if status != 200 {
 		return []string{fmt.Sprintf("GET %s: %d %s", path, status, truncate(got))}
 	}
+
 	var have struct {
+		Ops      []any    `json:"ops"`
 		Status   string   `json:"status"`
 		OpStatus []string `json:"opstatus"`
 		OpResult []any    `json:"opresult"`
@@ -481,7 +500,9 @@ func (r *flowReplay) compareJob(c capture, capID int64, path string) []string {
 	if err := json.Unmarshal(got, &have); err != nil {
 		return []string{fmt.Sprintf("job %d: %v: %s", ours, err, truncate(got))}
 	}
-	var diffs []string
+	// The opcodes as Ganeti stores them, with only uuids and timestamps
+	// normalised (and our job ids mapped to the captured ones).
+	diffs := jsonDiff("ops", normalise(want.Ops, nil), normalise(have.Ops, r.ourToCaptured()), nil)
 	if have.Status != want.Status {
 		diffs = append(diffs, fmt.Sprintf("status %q, captured %q", have.Status, want.Status))
 	}
@@ -509,6 +530,9 @@ func (r *flowReplay) compareJob(c capture, capID int64, path string) []string {
 			hj, _ := json.Marshal(h)
 			diffs = append(diffs, fmt.Sprintf("opresult[%d] shape differs\n    captured %s\n    ours     %s", i, truncate(wj), truncate(hj)))
 		}
+	}
+	if r.onJob != nil {
+		r.onJob(c, got)
 	}
 	return diffs
 }
@@ -582,6 +606,8 @@ var (
 	uuidRE  = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 	macRE   = regexp.MustCompile(`\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b`)
 	jobIDRE = regexp.MustCompile(`\b([Jj]ob) ([0-9]+)\b`)
+	// A reason trail's "gnt:opcode:..." entry names the job.
+	reasonJobRE = regexp.MustCompile(`^job=([0-9]+);index=([0-9]+)$`)
 )
 
 // normalisedKeys are the fields whose values depend on when and how often
@@ -609,6 +635,12 @@ func normalise(v any, jobs map[int64]int64) any {
 				}
 				return s
 			})
+			if m := reasonJobRE.FindStringSubmatch(x); m != nil {
+				id, _ := strconv.ParseInt(m[1], 10, 64)
+				if c, ok := jobs[id]; ok {
+					x = fmt.Sprintf("job=%d;index=%s", c, m[2])
+				}
+			}
 		}
 		return x
 	case []any:

@@ -42,6 +42,10 @@ type write struct {
 	// reason is the ?reason= query argument.
 	reason string
 	ops    []opWrite
+	// builtOps says the handler builds its opcodes itself and submits them
+	// as they are, as rlib2's reinstall handler does: no
+	// "gnt:library:rlib2:<handler>" entry in their reason trails.
+	builtOps bool
 }
 
 // opOf returns op unless it is a nil pointer, in which case a new empty
@@ -66,7 +70,9 @@ func (s *Services) submit(ctx context.Context, w write) (*rapiv2.JobSubmission, 
 	if w.reason != "" {
 		trail = append(trail, []any{"gnt:user", w.reason, now})
 	}
-	trail = append(trail, []any{"gnt:library:rlib2:" + w.handler, "", now})
+	if !w.builtOps {
+		trail = append(trail, []any{"gnt:library:rlib2:" + w.handler, "", now})
+	}
 	ops := make([]*rapiv2.OpCode, 0, len(w.ops))
 	for _, ow := range w.ops {
 		msg, err := buildOp(ow, trail)

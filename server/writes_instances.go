@@ -242,7 +242,7 @@ func (i *instanceService) ReinstallInstance(ctx context.Context, req *rapiv2.Rei
 		start = !req.GetNostartup()
 	}
 	name := req.GetInstanceName()
-	w := write{handler: "instances_name_reinstall", reason: req.GetReason(), ops: []opWrite{
+	w := write{handler: "instances_name_reinstall", reason: req.GetReason(), builtOps: true, ops: []opWrite{
 		{op: &rapiv2.OpInstanceShutdown{}, static: params{"instance_name": name}},
 		{op: &rapiv2.OpInstanceReinstall{}, static: params{"instance_name": name, "os_type": osType, "osparams": osparams}},
 	}}

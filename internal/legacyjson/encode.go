@@ -42,6 +42,7 @@ type encoder struct {
 	buf       []byte
 	ascii     bool // Python style: ", " / ": " separators, non-ASCII escaped
 	omitUnset bool // leave out unset fields instead of writing null
+	opRecord  bool // writing an opcode as a job record shows it (opcode_record.go)
 	depth     int
 
 	// One-entry cache in front of infoFor: bulk lists repeat one type.
@@ -404,7 +405,10 @@ func (e *encoder) member(m protoreflect.Message, f *fieldInfo, first bool, skip 
 	if skip != "" && f.key == skip {
 		return first, nil
 	}
-	if (f.oneof || e.omitUnset) && f.fd.HasPresence() && !m.Has(f.fd) {
+	if (f.oneof || e.omitUnset) && f.fd.HasPresence() && !m.Has(f.fd) && !e.nullWhenUnset(f) {
+		return first, nil
+	}
+	if e.omitEmptyParam(f) && !m.Has(f.fd) {
 		return first, nil
 	}
 	// m.Has is false for an empty list or map and an unset field with
@@ -476,7 +480,13 @@ func (e *encoder) opSwitch(m protoreflect.Message, mi *msgInfo) error {
 	e.colon()
 	e.str(f.opID)
 	sub := m.Get(f.fd).Message()
-	if _, err := e.members(sub, e.info(sub.Descriptor()), false, "OP_ID"); err != nil {
+	// An opcode is written as Ganeti's job records show it (see
+	// opcodeRecord).
+	omit, rec := e.omitUnset, e.opRecord
+	e.omitUnset, e.opRecord = true, true
+	_, err := e.members(sub, e.info(sub.Descriptor()), false, "OP_ID")
+	e.omitUnset, e.opRecord = omit, rec
+	if err != nil {
 		return err
 	}
 	e.buf = append(e.buf, '}')

@@ -49,7 +49,10 @@ func (e *encoder) planMembers(m protoreflect.Message, p *plan) (bool, error) {
 		ptr := unsafe.Add(base, pf.offset)
 		presence := f.fd.HasPresence()
 		has := pf.has(ptr)
-		if (f.oneof || e.omitUnset) && presence && !has {
+		if (f.oneof || e.omitUnset) && presence && !has && !e.nullWhenUnset(f) {
+			continue
+		}
+		if e.omitEmptyParam(f) && !has {
 			continue
 		}
 		empty := f.empty != rapiv2.LegacyEmpty_LEGACY_EMPTY_UNSPECIFIED &&

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -71,8 +72,9 @@ type execItem struct {
 	result any
 	err    error
 	logs   []pendingLog
-	rec    *record // the job record after a successful execution
-	follow []*job  // follow-up jobs, written in the same transaction
+	rec    *record        // the job record after a successful execution
+	op     *rapiv2.OpCode // the opcode with the parameters written back, in rec
+	follow []*job         // follow-up jobs, written in the same transaction
 }
 
 type pendingLog struct {
@@ -373,8 +375,9 @@ func (c *committer) runSingle(it *execItem) error {
 // as succeeded.
 func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.State, now Timestamp, it *execItem) error {
 	e := c.e
-	it.result, it.err, it.logs, it.rec, it.follow = nil, nil, nil, nil, nil
+	it.result, it.err, it.logs, it.rec, it.op, it.follow = nil, nil, nil, nil, nil, nil
 	x := it.x
+	x.params = slices.Clone(x.runParams)
 	x.Config, x.Tx, x.State, x.now = cfg, tx, prev, now.Time()
 	x.logf = func(logType string, msg any) {
 		it.logs = append(it.logs, pendingLog{at: TimestampOf(e.cfg.Clock()), logType: logType, msg: msg})
@@ -389,7 +392,17 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 	it.result = res
 	e.mu.Lock()
 	rec := it.j.rec.clone()
+	op := it.j.ops[it.idx]
 	e.mu.Unlock()
+	if len(x.params) > 0 {
+		nop, b, err := withParams(op, x.params)
+		if err != nil {
+			it.err = err
+			return &execFailed{err: err}
+		}
+		rec.setOp(it.idx, opMember(nop), b)
+		it.op = nop
+	}
 	for _, l := range it.logs {
 		rec.appendLog(it.idx, l.at, l.logType, l.msg)
 	}

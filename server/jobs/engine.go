@@ -942,14 +942,20 @@ func safeExec(e *Engine, ex Executor, x *ExecContext, msg proto.Message) (res an
 	return ex.Exec(x, msg)
 }
 
-func safeLocks(e *Engine, ex Executor, msg proto.Message, st *cluster.State) (locks []Lock, err error) {
+// safeLocks runs an executor's Locks (or locksParams), turning a panic
+// into an error; it returns the parameters written back too.
+func safeLocks(e *Engine, ex Executor, msg proto.Message, st *cluster.State) (locks []Lock, writes []paramWrite, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			e.log.Error("executor panic in Locks", "panic", p, "stack", string(debug.Stack()))
-			locks, err = nil, fmt.Errorf("panic: %v", p)
+			locks, writes, err = nil, nil, fmt.Errorf("panic: %v", p)
 		}
 	}()
-	return ex.Locks(msg, st)
+	if pl, ok := ex.(paramLocker); ok {
+		return pl.locksParams(msg, st)
+	}
+	locks, err = ex.Locks(msg, st)
+	return locks, nil, err
 }
 
 func safeRun(e *Engine, rn Runner, x *ExecContext, msg proto.Message) (err error) {

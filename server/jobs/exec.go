@@ -36,6 +36,16 @@ type Executor interface {
 	Exec(x *ExecContext, op proto.Message) (result any, err error)
 }
 
+// paramLocker is implemented by executors whose Locks phase writes opcode
+// parameters back, as Ganeti's CheckArguments and ExpandNames do (a new
+// instance's helper timeouts and primary node uuid, the cluster's default
+// iallocator, ...): the engine calls locksParams instead of Locks, and
+// keeps the writes it returns also when it fails (they were made before the
+// failing check).
+type paramLocker interface {
+	locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error)
+}
+
 // Runner is implemented by executors whose opcode takes time outside the
 // configuration (the sleep of OP_TEST_DELAY, a simulated migration). Run is
 // called with the opcode's locks held, before Exec, outside any store
@@ -70,6 +80,9 @@ type ExecContext struct {
 	// handoff is what Run leaves for the Exec of the same opcode (Exec
 	// may run more than once: it reads it, never consumes it).
 	handoff any
+	// params are the parameters written back (SetParam) in this phase;
+	// runParams those Run wrote, which every Exec run starts from.
+	params, runParams []paramWrite
 }
 
 // runFilter is implemented by Runners whose Run phase only some of their

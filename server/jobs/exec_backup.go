@@ -188,6 +188,23 @@ func (BackupExport) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive, nodes: true, nodeMode: Shared, allNodes: true})
 }
 
+// locksParams is Locks with the write of LUBackupExport.ExpandNames: a
+// local export's target node uuid and full name.
+func (b BackupExport) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
+	locks, err := b.Locks(op, st)
+	m, ok := op.(*rapiv2.OpBackupExport)
+	if err != nil || !ok || exportModeOf(m.Mode) == "remote" || m.TargetNodeUuid != nil {
+		return locks, nil, err
+	}
+	var w []paramWrite
+	if name := m.GetTargetNode().GetStringValue(); name != "" {
+		if u, full, err := st.NodeByName(name); err == nil {
+			w = append(w, paramWrite{"target_node_uuid", u}, paramWrite{"target_node", full})
+		}
+	}
+	return locks, w, nil
+}
+
 func (BackupExport) needsRun(op proto.Message) bool {
 	m, ok := op.(*rapiv2.OpBackupExport)
 	return ok && exportModeOf(m.Mode) == "remote"

@@ -277,7 +277,7 @@ func multiAllocOps(m *rapiv2.OpInstanceMultiAlloc) ([]*rapiv2.OpInstanceCreate, 
 	out := make([]*rapiv2.OpInstanceCreate, 0, len(m.GetInstances()))
 	for _, v := range m.GetInstances() {
 		c := &rapiv2.OpInstanceCreate{}
-		if err := legacyjson.FromValue(c, jsonValue(v)); err != nil {
+		if err := legacyjson.FromValue(c, nestedParams(v)); err != nil {
 			return nil, errs.Prereq(errs.CodeInval, "Invalid instance in multi-allocation: %v", err)
 		}
 		out = append(out, c)
@@ -375,9 +375,19 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// recs are the instances as the job keeps them (Ganeti's LU changes
+	// the instance opcodes it submits in place).
+	recs := make([]*rapiv2.OpInstanceCreate, len(insts))
+	for i, c := range insts {
+		recs[i] = proto.Clone(c).(*rapiv2.OpInstanceCreate)
+	}
+	recordMultiAlloc(x, recs)
 	ialloc, err := multiAllocArgs(m, insts, cfg.Cluster.DefaultIAllocator)
 	if err != nil {
 		return nil, err
+	}
+	if m.GetIallocator() == "" && ialloc != "" {
+		x.SetParam("iallocator", ialloc)
 	}
 	allocatable := []any{}
 	failed := []any{}
@@ -411,15 +421,19 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 			return nil, err
 		}
 	} else {
-		for _, c := range insts {
+		for i, c := range insts {
 			for _, n := range []string{c.GetPnode(), c.GetSnode()} {
 				if n != "" && obNode(cfg, n) == nil {
+					recordMultiAlloc(x, recs)
 					return nil, errs.NotFound("Node", n)
 				}
 			}
+			// ExpandNames: the nodes' uuids and full names.
+			setNodes(cfg, recs[i], c.GetPnode(), c.GetSnode())
 			allocatable = append(allocatable, c.GetInstanceName())
 		}
 	}
+	recordMultiAlloc(x, recs)
 	if x.DryRun {
 		return map[string]any{"jobs": []any{}, "allocatable": allocatable, "failed": failed}, nil
 	}
@@ -435,6 +449,7 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 		}
 	}
 	var jobs [][]*rapiv2.OpCode
+	submitted := make([]bool, len(insts))
 	for _, i := range order {
 		c := proto.Clone(insts[i]).(*rapiv2.OpInstanceCreate)
 		if ialloc != "" {
@@ -445,6 +460,7 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 			if len(place[i]) > 1 {
 				c.Snode = proto.String(place[i][1].Name)
 			}
+			setNodes(cfg, recs[i], c.GetPnode(), c.GetSnode())
 		}
 		if n := obNode(cfg, c.GetPnode()); n != nil {
 			c.Pnode, c.PnodeUuid = proto.String(n.Name), proto.String(n.UUID)
@@ -452,13 +468,56 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 		if n := obNode(cfg, c.GetSnode()); c.GetSnode() != "" && n != nil {
 			c.Snode, c.SnodeUuid = proto.String(n.Name), proto.String(n.UUID)
 		}
+		submitted[i] = true
 		jobs = append(jobs, []*rapiv2.OpCode{{Op: &rapiv2.OpCode_InstanceCreate{InstanceCreate: c}}})
 	}
 	res, err := submitJobs(x, jobs)
 	if err != nil {
 		return nil, err
 	}
+	// The submitted instances got the multi-allocation's base parameters
+	// (_SetBaseOpParams).
+	for i, sub := range submitted {
+		if sub {
+			setBaseOpParams(op, PriorityNormal, recs[i])
+		}
+	}
+	recordMultiAlloc(x, recs)
 	return map[string]any{"jobs": res, "allocatable": allocatable, "failed": failed}, nil
+}
+
+// setNodes writes the primary and secondary node (full name and uuid) into
+// an instance opcode, as Ganeti's ExpandNodeUuidAndName.
+func setNodes(cfg *cluster.Config, c *rapiv2.OpInstanceCreate, pnode, snode string) {
+	if n := obNode(cfg, pnode); pnode != "" && n != nil {
+		c.Pnode, c.PnodeUuid = proto.String(n.Name), proto.String(n.UUID)
+	}
+	if n := obNode(cfg, snode); snode != "" && n != nil {
+		c.Snode, c.SnodeUuid = proto.String(n.Name), proto.String(n.UUID)
+	}
+}
+
+// recordMultiAlloc writes the instances of a multi-allocation back as the
+// job keeps them: full OP_INSTANCE_CREATE objects as loaded by Ganeti's job
+// process, whose JSON loader makes a null private parameter an empty
+// dictionary (serializer.WrapPrivateValues).
+func recordMultiAlloc(x *ExecContext, recs []*rapiv2.OpInstanceCreate) {
+	out := make([]any, 0, len(recs))
+	for _, c := range recs {
+		v, err := fullOpcodeValue(c)
+		if err != nil {
+			return
+		}
+		obj := jsonValue(v).(map[string]any)
+		fields := c.ProtoReflect().Descriptor().Fields()
+		for i := range fields.Len() {
+			if fd := fields.Get(i); paramSpec(fd).GetPrivate() && obj[fd.JSONName()] == nil {
+				obj[fd.JSONName()] = map[string]any{}
+			}
+		}
+		out = append(out, obj)
+	}
+	x.SetParam("instances", out)
 }
 
 // multiAllocDiskTemplate is the disk template of one instance of a

@@ -105,43 +105,93 @@ func createArgs(m *rapiv2.OpInstanceCreate) error {
 // Locks implements Executor: the new instance's name, and its nodes (every
 // node when the allocator chooses them), exclusively at node and node-res
 // level.
-func (InstanceCreate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (c InstanceCreate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	locks, _, err := c.locksParams(op, st)
+	return locks, err
+}
+
+// Ganeti constants LUInstanceCreate fills in.
+const (
+	helperVMStartup   = 5 * 60   // HELPER_VM_STARTUP, seconds
+	helperVMShutdown  = 2 * 3600 // HELPER_VM_SHUTDOWN, seconds
+	fileDriverDefault = "loop"   // FD_DEFAULT
+)
+
+// fileBased are Ganeti's DTS_FILEBASED disk templates.
+var fileBased = []string{"file", "sharedfile", "gluster"}
+
+// locksParams is Locks with the parameters LUInstanceCreate's
+// CheckArguments and ExpandNames write back: the helper VM timeouts, the
+// file driver of a file-based template, the default disk template and
+// iallocator, the primary and secondary node uuids and full names, an
+// import's source.
+func (InstanceCreate) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
 	m, err := createParams(op)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := createArgs(m); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	info := st.InfoShared()
+	var w []paramWrite
+	if m.HelperStartupTimeout == nil {
+		w = append(w, paramWrite{"helper_startup_timeout", helperVMStartup})
+	}
+	if m.HelperShutdownTimeout == nil {
+		w = append(w, paramWrite{"helper_shutdown_timeout", helperVMShutdown})
+	}
+	template := ""
+	if m.DiskTemplate != nil {
+		template = enumStr(m.GetDiskTemplate())
+	} else if dts, _ := info["enabled_disk_templates"].([]string); len(dts) > 0 {
+		template = dts[0]
+		w = append(w, paramWrite{"disk_template", template})
+	}
+	if m.GetFileDriver() == rapiv2.FileDriver_FILE_DRIVER_UNSPECIFIED && slices.Contains(fileBased, template) {
+		w = append(w, paramWrite{"file_driver", fileDriverDefault})
+	}
+	w = append(w, iallocatorOrNode(info, m.GetIallocator(), m.GetPnode() != "")...)
+	if isImport(m) {
+		w = append(w, paramWrite{"force_variant", true})
+	}
+	// ExpandNames.
 	name := m.GetInstanceName()
 	if slices.Contains(st.Names("instance"), name) {
-		return nil, errs.Prereq(errs.CodeExists, "Instance '%s' is already in the cluster", name)
+		return nil, w, errs.Prereq(errs.CodeExists, "Instance '%s' is already in the cluster", name)
 	}
 	var nodes []string
 	if m.GetPnode() == "" {
 		nodes = allNodeUUIDs(st)
 	} else {
-		for _, n := range []string{m.GetPnode(), m.GetSnode()} {
-			if n == "" {
+		for _, n := range []struct{ key, name string }{{"pnode", m.GetPnode()}, {"snode", m.GetSnode()}} {
+			if n.name == "" {
 				continue
 			}
-			u, err := lookupState(st, "node", n, "uuid")
+			u, full, err := st.NodeByName(n.name)
 			if err != nil {
-				return nil, err
+				return nil, w, err
+			}
+			if n.key == "pnode" || template == "drbd" { // Ganeti drops another template's snode
+				w = append(w, paramWrite{n.key + "_uuid", u}, paramWrite{n.key, full})
 			}
 			nodes = append(nodes, u)
 		}
 	}
 	if isImport(m) {
+		if m.SrcPath == nil {
+			w = append(w, paramWrite{"src_path", name})
+		}
 		// The source node too; without it, the export is searched on
 		// every node.
 		if m.GetSrcNode() == "" {
 			nodes = allNodeUUIDs(st)
 		} else {
-			u, err := lookupState(st, "node", m.GetSrcNode(), "uuid")
+			u, full, err := st.NodeByName(m.GetSrcNode())
 			if err != nil {
-				return nil, err
+				return nil, w, err
 			}
+			w = append(w, paramWrite{"src_node_uuid", u}, paramWrite{"src_node", full})
 			if !slices.Contains(nodes, u) {
 				nodes = append(nodes, u)
 			}
@@ -151,7 +201,21 @@ func (InstanceCreate) Locks(op proto.Message, st *cluster.State) ([]Lock, error)
 	for _, u := range nodes {
 		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive}, Lock{Level: LevelNodeRes, Name: u, Mode: Exclusive})
 	}
-	return locks, nil
+	return locks, w, nil
+}
+
+// iallocatorOrNode is the write of Ganeti's CheckIAllocatorOrNode: without
+// a node nor an iallocator, or with the iallocator ".", the cluster's
+// default iallocator (when it has one; the executor reports the error).
+func iallocatorOrNode(info map[string]any, ialloc string, nodeGiven bool) []paramWrite {
+	if (nodeGiven || ialloc != "") && ialloc != "." {
+		return nil
+	}
+	def, _ := info["default_iallocator"].(string)
+	if def == "" {
+		return nil
+	}
+	return []paramWrite{{"iallocator", def}}
 }
 
 // newDisk is a disk of the opcode, checked.
@@ -500,6 +564,7 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 	if m.GetNoInstall() && start {
 		x.LogInfo("No-installation mode selected, disabling startup")
 		start = false
+		x.SetParam("start", false)
 	}
 	if src != nil && m.GetNoInstall() {
 		x.LogInfo("No-installation mode has no effect during import")
@@ -509,6 +574,8 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 	hv := c.EnabledHypervisors[0]
 	if m.Hypervisor != nil {
 		hv = enumStr(m.GetHypervisor())
+	} else {
+		x.SetParam("hypervisor", hv)
 	}
 	if !slices.Contains(c.EnabledHypervisors, hv) {
 		return nil, errs.Prereq(errs.CodeState, "Selected hypervisor (%s) not enabled in the cluster (%s)", hv, strings.Join(c.EnabledHypervisors, ","))
@@ -561,6 +628,18 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 		return nil, err
 	}
 	osp := checkOSParams(structMap(m.GetOsparams()))
+	// Ganeti upgrades and converts the opcode's own beparams and hvparams,
+	// and gives it empty private and secret OS parameters.
+	x.SetParam("beparams", map[string]any(be))
+	x.SetParam("hvparams", map[string]any(hvp))
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"osparams_private", m.OsparamsPrivate != nil}, {"osparams_secret", m.OsparamsSecret != nil}} {
+		if !k.set {
+			x.SetParam(k.key, map[string]any{})
+		}
+	}
 	beFull := cluster.FillParams(c.BEParams, be)
 	if m.GetIdentifyDefaults() {
 		revertToDefaults(c, hv, m.GetOsType(), be, hvp, osp)
@@ -592,6 +671,7 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 			}
 		} else if m.GetSnode() != "" {
 			x.LogWarning("Secondary node will be ignored on non-mirrored disk template")
+			x.SetParam("snode", nil)
 		}
 	} else {
 		ialloc := m.GetIallocator()
@@ -624,9 +704,13 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 		}
 		pnode = nodes[0]
 		names := []string{pnode.Name}
+		x.SetParam("pnode_uuid", pnode.UUID)
+		x.SetParam("pnode", pnode.Name)
 		if mirrored {
 			snode = nodes[1]
 			names = append(names, snode.Name)
+			x.SetParam("snode_uuid", snode.UUID)
+			x.SetParam("snode", snode.Name)
 		}
 		x.LogInfo("Selected nodes for instance %s via iallocator %s: %s", name, ialloc, strings.Join(names, ", "))
 	}

@@ -148,8 +148,12 @@ func moveExec(x *ExecContext, op proto.Message) (any, error) {
 		}
 	} else {
 		ialloc := mv.iallocator
-		if ialloc == "" {
+		if ialloc == "" || ialloc == "." {
+			// CheckIAllocatorOrNode: the cluster's default, written back.
 			ialloc = cfg.Cluster.DefaultIAllocator
+			if ialloc != "" {
+				x.SetParam("iallocator", ialloc)
+			}
 		}
 		if ialloc == "" {
 			return nil, errs.Prereq(errs.CodeInval, "No iallocator or target node given and no cluster-wide default iallocator found; please specify either an iallocator or a node, or set a cluster-wide default iallocator")
@@ -243,6 +247,17 @@ func (InstanceQueryData) Locks(op proto.Message, st *cluster.State) ([]Lock, err
 		}
 	}
 	return locks, nil
+}
+
+// locksParams is Locks with LUInstanceQueryData.ExpandNames' write:
+// non-static data is queried with locking.
+func (q InstanceQueryData) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
+	var w []paramWrite
+	if m, ok := op.(*rapiv2.OpInstanceQueryData); ok && !m.GetStatic() && !m.GetUseLocking() {
+		w = append(w, paramWrite{"use_locking", true})
+	}
+	locks, err := q.Locks(op, st)
+	return locks, w, err
 }
 
 // Exec implements Executor.

@@ -361,6 +361,16 @@ func (InstanceReinstall) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if err := checkInstanceState(inst, []string{cluster.AdminDown}, "cannot reinstall"); err != nil {
 		return nil, err
 	}
+	// _MergeValidateOsParams: the OS parameters not given become {}.
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"osparams", len(m.GetOsparams().GetFields()) > 0}, {"osparams_private", len(m.GetOsparamsPrivate().GetFields()) > 0},
+		{"osparams_secret", len(m.GetOsparamsSecret().GetFields()) > 0}} {
+		if !k.set {
+			x.SetParam(k.key, map[string]any{})
+		}
+	}
 	osName := inst.OS
 	if m.OsType != nil {
 		osName = m.GetOsType()

@@ -99,6 +99,17 @@ func (InstanceShutdown) Locks(op proto.Message, st *cluster.State) ([]Lock, erro
 	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive})
 }
 
+// locksParams is Locks with LUInstanceShutdown.CheckArguments' write: the
+// admin state source defaults to "admin".
+func (s InstanceShutdown) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
+	var w []paramWrite
+	if m, ok := op.(*rapiv2.OpInstanceShutdown); ok && m.AdminStateSource == nil {
+		w = append(w, paramWrite{"admin_state_source", "admin"})
+	}
+	locks, err := s.Locks(op, st)
+	return locks, w, err
+}
+
 // Exec implements Executor.
 func (InstanceShutdown) Exec(x *ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceShutdown)

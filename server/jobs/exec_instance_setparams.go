@@ -29,6 +29,58 @@ func (InstanceSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, err
 	return instanceLocks(op, st, spec)
 }
 
+// locksParams is Locks with the write of LUInstanceSetParams'
+// CheckArguments: disk and NIC modifications given in the old two-element
+// form are stored upgraded to [operation, index, parameters]
+// (_UpgradeDiskNicMods).
+func (s InstanceSetParams) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
+	var w []paramWrite
+	if m, ok := op.(*rapiv2.OpInstanceSetParams); ok {
+		for _, f := range []struct {
+			key  string
+			mods *structpb.Value
+		}{{"disks", m.GetDisks()}, {"nics", m.GetNics()}} {
+			up, ok := upgradeMods(f.mods)
+			if !ok {
+				break // Ganeti raises here: nothing more is written
+			}
+			if up != nil {
+				w = append(w, paramWrite{f.key, up})
+			}
+		}
+	}
+	locks, err := s.Locks(op, st)
+	return locks, w, err
+}
+
+// upgradeMods is _UpgradeDiskNicMods' result for a modification list in
+// the two-element form (nil when it is not in that form); false when
+// Ganeti refuses it (more than one add, attach, remove or detach).
+func upgradeMods(v *structpb.Value) ([]any, bool) {
+	list, _ := jsonValue(v).([]any)
+	if len(list) == 0 {
+		return nil, true
+	}
+	var out []any
+	addRemove := 0
+	for _, e := range list {
+		t, ok := e.([]any)
+		if !ok || len(t) != 2 {
+			return nil, true // not the old form: parseMods reports it
+		}
+		switch t[0] {
+		case "add", "attach", "remove", "detach":
+			if addRemove++; addRemove > 1 {
+				return nil, false
+			}
+			out = append(out, []any{t[0], int64(-1), t[1]})
+		default:
+			out = append(out, []any{"modify", t[0], t[1]})
+		}
+	}
+	return out, true
+}
+
 // containerMod is one disk or NIC modification: op add, remove or modify;
 // ident an index (-1: the last / append) or a name or UUID.
 type containerMod struct {

@@ -417,6 +417,24 @@ func (NodeMigrate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 	return locks, err
 }
 
+// locksParams is Locks with the writes of LUNodeEvacuate's CheckArguments
+// (the cluster's default iallocator) and ExpandNames (the new secondary's
+// uuid and full name).
+func (n NodeEvacuate) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
+	m, ok := op.(*rapiv2.OpNodeEvacuate)
+	if !ok {
+		return nil, nil, obUnexpected(op)
+	}
+	w := iallocatorOrNode(st.InfoShared(), m.GetIallocator(), m.RemoteNode != nil)
+	locks, err := n.Locks(op, st)
+	if err == nil && m.RemoteNode != nil {
+		if u, full, err := st.NodeByName(m.GetRemoteNode()); err == nil {
+			w = append(w, paramWrite{"remote_node_uuid", u}, paramWrite{"remote_node", full})
+		}
+	}
+	return locks, w, err
+}
+
 // Locks implements Executor: the node, shared.
 func (NodeEvacuate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 	m, ok := op.(*rapiv2.OpNodeEvacuate)

@@ -277,8 +277,9 @@ func TestNodeOpcodes(t *testing.T) {
 			}},
 		{name: "vm_capable off with instances", ops: []proto.Message{&rapiv2.OpNodeSetParams{NodeName: ps("node2"), VmCapable: pb(false)}}, status: "error",
 			result: `["OpPrereqError",["Node node2.example.com hosts instances, cannot unset the vm_capable flag","wrong_state"]]`},
+		// The message names the node as ExpandNames wrote it back: its full name.
 		{name: "powered without oob", ops: []proto.Message{&rapiv2.OpNodeSetParams{NodeName: ps("node2"), Powered: pb(true), MasterCapable: pb(true)}}, status: "error",
-			result: `["OpPrereqError",["Unable to change powered state for node node2 as it does not support out-of-band handling","wrong_state"]]`},
+			result: `["OpPrereqError",["Unable to change powered state for node node2.example.com as it does not support out-of-band handling","wrong_state"]]`},
 		// seq 208.
 		{name: "query storage", ops: []proto.Message{&rapiv2.OpNodeQueryStorage{Nodes: []string{"node1.example.com"},
 			OutputFields: []string{"name", "size", "used", "free"}, StorageType: rapiv2.StorageType_STORAGE_TYPE_FILE.Enum()}}, status: "success",

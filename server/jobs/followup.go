@@ -52,9 +52,10 @@ func (e *Engine) newJob(ops []*rapiv2.OpCode) (*job, error) {
 	return j, nil
 }
 
-// newRecord gives j the id and its record: the reason trail entry
-// "gnt:opcode:<name>" of each opcode, absolute dependencies, priorities
-// (prio, when set, overrides the opcodes').
+// newRecord gives j the id and its record: each opcode as Ganeti stores it
+// (fillOpcode), the reason trail entry "gnt:opcode:<name>" of each opcode,
+// absolute dependencies, priorities (prio, when set, overrides the
+// opcodes').
 func (e *Engine) newRecord(j *job, id int64, prio *int) error {
 	received := e.now()
 	ns := (received.Sec*1e6 + received.Usec) * 1000
@@ -66,6 +67,9 @@ func (e *Engine) newRecord(j *job, id int64, prio *int) error {
 		Received: &received, Deps: make([][]dependency, n),
 	}
 	for i, msg := range j.msgs {
+		if err := fillOpcode(msg); err != nil {
+			return err
+		}
 		deps, err := resolveDepends(msg, id)
 		if err != nil {
 			return err

@@ -253,7 +253,8 @@ func TestHailNodeEvacuate(t *testing.T) {
 func clearComment(op *rapiv2.OpCode) {
 	op.ProtoReflect().Range(func(_ protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		sub := v.Message()
-		for _, name := range []protoreflect.Name{"comment", "debug_level", "reason", "priority", "depends", "dry_run"} {
+		// (and the instance uuid the job wrote back when it ran)
+		for _, name := range []protoreflect.Name{"comment", "debug_level", "reason", "priority", "depends", "dry_run", "instance_uuid"} {
 			if f := sub.Descriptor().Fields().ByName(name); f != nil {
 				sub.Clear(f)
 			}

@@ -7,10 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 )
@@ -179,10 +177,11 @@ func (e *Engine) step(j *job) {
 				e.abandon(j)
 				return
 			}
-			e.failOp(j, i, err)
+			e.failOp(j, i, err, x.params)
 			e.next(j)
 			return
 		}
+		x.runParams = x.params
 	}
 	// Otherwise "running" commits with the opcode's outcome: a crash before
 	// leaves the job queued, and nothing happened. The committer continues
@@ -237,11 +236,18 @@ func (e *Engine) prepare(j *job, i int) bool {
 		err = errs.Exec("Opcode %s is not implemented", j.ids[i])
 	} else {
 		e.mu.Unlock()
-		locks, err = safeLocks(e, ex, j.msgs[i], e.model.State())
+		st := e.model.State()
+		msg := j.msgs[i]
+		var writes []paramWrite
+		locks, writes, err = safeLocks(e, ex, msg, st)
+		if err == nil {
+			writes = append(writes, expandNames(msg, st)...)
+		}
 		e.mu.Lock()
 		if Finalized(r.status()) { // canceled meanwhile
 			return false
 		}
+		e.writeParams(j, i, writes)
 	}
 	if err != nil {
 		r.fail(i, e.encodeError(r.ID, i, err), e.now())
@@ -291,15 +297,17 @@ func (e *Engine) abandonOrFail(j *job, i int, err error) {
 		e.abandon(j)
 		return
 	}
-	e.failOp(j, i, fmt.Errorf("persist: %w", err))
+	e.failOp(j, i, fmt.Errorf("persist: %w", err), nil)
 	e.next(j)
 }
 
-// failOp ends opcode i of j with err, and the job (mu not held).
-func (e *Engine) failOp(j *job, i int, err error) {
+// failOp ends opcode i of j with err, and the job, keeping the parameters
+// the opcode wrote back (mu not held).
+func (e *Engine) failOp(j *job, i int, err error, writes []paramWrite) {
 	res := e.encodeError(j.rec.ID, i, err)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.writeParams(j, i, writes)
 	j.rec.fail(i, res, e.now())
 	e.ended(j)
 	e.changed(j)
@@ -316,6 +324,12 @@ func (e *Engine) execDone(it *execItem) {
 func (e *Engine) applyOutcome(it *execItem) {
 	if it.err == nil && it.rec != nil {
 		e.mu.Lock()
+		if it.op != nil { // the parameters it wrote back, in it.rec already
+			it.j.ops = slices.Clone(it.j.ops)
+			it.j.ops[it.idx] = it.op
+			it.j.msgs = slices.Clone(it.j.msgs)
+			it.j.msgs[it.idx] = opMember(it.op)
+		}
 		e.publish(it.j, it.rec, it.j.ops) // committed with the opcode's effect
 		it.j.rec = it.rec
 		e.addFollowUps(it.follow)
@@ -333,6 +347,7 @@ func (e *Engine) applyOutcome(it *execItem) {
 	res := e.encodeError(it.j.rec.ID, it.idx, err)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.writeParams(it.j, it.idx, it.x.params)
 	r := it.j.rec
 	for _, l := range it.logs {
 		r.appendLog(it.idx, l.at, l.logType, l.msg)
@@ -370,6 +385,7 @@ func (e *Engine) dryRun(j *job, i int, ex Executor, x *ExecContext) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.writeParams(j, i, x.params)
 	r := j.rec
 	for _, l := range logs {
 		r.appendLog(i, l.at, l.logType, l.msg)
@@ -394,25 +410,12 @@ func (e *Engine) dryRun(j *job, i int, ex Executor, x *ExecContext) {
 }
 
 // setDebugLevel gives an opcode that has no debug_level the default 0 when
-// it starts, as Ganeti's job processor does (mu held; only the worker that
+// it starts, as Ganeti's logical units do (mu held; only the worker that
 // runs j changes its opcodes, copying on write).
 func (e *Engine) setDebugLevel(j *job, i int) {
 	m, fd := field(j.msgs[i], "debug_level")
 	if fd == nil || fd.Kind() != protoreflect.Int64Kind || m.Has(fd) {
 		return
 	}
-	op := proto.Clone(j.ops[i]).(*rapiv2.OpCode)
-	msg := opMember(op)
-	mm, fd := field(msg, "debug_level")
-	mm.Set(fd, protoreflect.ValueOfInt64(0))
-	b, err := proto.Marshal(op)
-	if err != nil {
-		return
-	}
-	j.ops = slices.Clone(j.ops)
-	j.ops[i] = op
-	j.msgs = slices.Clone(j.msgs)
-	j.msgs[i] = msg
-	j.rec.Ops = slices.Clone(j.rec.Ops)
-	j.rec.Ops[i] = b
+	e.writeParams(j, i, []paramWrite{{name: "debug_level", value: 0}})
 }

@@ -14215,7 +14215,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x05item2\x18\x02 \x01(\x03R\x05item2:\x04е\x18\x01\"g\n" +
 	"\x12OsListModification\x125\n" +
 	"\x05item1\x18\x01 \x01(\x0e2\x1f.ganeti.rapi.v2.DeviceModActionR\x05item1\x12\x14\n" +
-	"\x05item2\x18\x02 \x01(\tR\x05item2:\x04е\x18\x01\"\x9c\x10\n" +
+	"\x05item2\x18\x02 \x01(\tR\x05item2:\x04е\x18\x01\"\xa4\x10\n" +
 	"\x0eOpBackupExport\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -14241,9 +14241,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"long_sleep\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x11 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x0eR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x12 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x0fR\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x13 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x10R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x14 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x15 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x11R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x13 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x10R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x14 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x15 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x11R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x16 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:7ڵ\x183\n" +
 	"\x10OP_BACKUP_EXPORT\x12\x0eOpBackupExport\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -14265,7 +14265,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xef\x06\n" +
+	"\b_comment\"\xf7\x06\n" +
 	"\x0fOpBackupPrepare\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -14273,9 +14273,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x04mode\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.ExportModeB\x1a\xa2\xb6\x18\x16\b\x01B\x12enum{local,remote}H\x02R\x04mode\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x04 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x03R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x05 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x04R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\b \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x06R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\b \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x06R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\t \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:9ڵ\x185\n" +
 	"\x11OP_BACKUP_PREPARE\x12\x0fOpBackupPrepare\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -14286,16 +14286,16 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x90\x06\n" +
+	"\b_comment\"\x98\x06\n" +
 	"\x0eOpBackupRemove\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
 	"\rinstance_uuid\x18\x02 \x01(\tB \xa2\xb6\x18\x1c\x10\x01\x18\x01B\x16maybe<nonempty_string>H\x01R\rinstance_uuid\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\a \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\a \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\b \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:5ڵ\x181\n" +
 	"\x10OP_BACKUP_REMOVE\x12\x0eOpBackupRemove\x1a\rinstance_nameB\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -14305,13 +14305,13 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf8\x04\n" +
+	"\b_comment\"\x80\x05\n" +
 	"\x19OpClusterActivateMasterIp\x122\n" +
 	"\adry_run\x18\x01 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x02 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x05 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x05 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x06 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:>ڵ\x18:\n" +
 	"\x1dOP_CLUSTER_ACTIVATE_MASTER_IP\x12\x19OpClusterActivateMasterIpB\n" +
 	"\n" +
@@ -14319,14 +14319,14 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xaf\x05\n" +
+	"\b_comment\"\xb7\x05\n" +
 	"\x14OpClusterConfigQuery\x12E\n" +
 	"\routput_fields\x18\x01 \x03(\tB\x1f\xa2\xb6\x18\x1b\b\x01\x18\x01B\x15list<nonempty_string>R\routput_fields\x122\n" +
 	"\adry_run\x18\x02 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x03 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x06 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x06 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\a \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:3ڵ\x18/\n" +
 	"\x17OP_CLUSTER_CONFIG_QUERY\x12\x14OpClusterConfigQueryB\n" +
 	"\n" +
@@ -14334,13 +14334,13 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xfe\x04\n" +
+	"\b_comment\"\x86\x05\n" +
 	"\x1bOpClusterDeactivateMasterIp\x122\n" +
 	"\adry_run\x18\x01 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x02 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x05 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x05 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x06 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:Bڵ\x18>\n" +
 	"\x1fOP_CLUSTER_DEACTIVATE_MASTER_IP\x12\x1bOpClusterDeactivateMasterIpB\n" +
 	"\n" +
@@ -14348,13 +14348,13 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xdb\x04\n" +
+	"\b_comment\"\xe3\x04\n" +
 	"\x10OpClusterDestroy\x122\n" +
 	"\adry_run\x18\x01 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x02 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x05 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x05 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x06 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:*ڵ\x18&\n" +
 	"\x12OP_CLUSTER_DESTROY\x12\x10OpClusterDestroyB\n" +
 	"\n" +
@@ -14362,13 +14362,13 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xdf\x04\n" +
+	"\b_comment\"\xe7\x04\n" +
 	"\x11OpClusterPostInit\x122\n" +
 	"\adry_run\x18\x01 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x02 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x05 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x05 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x06 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:-ڵ\x18)\n" +
 	"\x14OP_CLUSTER_POST_INIT\x12\x11OpClusterPostInitB\n" +
 	"\n" +
@@ -14376,13 +14376,13 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xd5\x04\n" +
+	"\b_comment\"\xdd\x04\n" +
 	"\x0eOpClusterQuery\x122\n" +
 	"\adry_run\x18\x01 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x02 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x05 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x05 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x06 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:&ڵ\x18\"\n" +
 	"\x10OP_CLUSTER_QUERY\x12\x0eOpClusterQueryB\n" +
 	"\n" +
@@ -14390,13 +14390,13 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xe7\x04\n" +
+	"\b_comment\"\xef\x04\n" +
 	"\x13OpClusterRedistConf\x122\n" +
 	"\adry_run\x18\x01 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x02 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x05 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x04 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x05 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x06 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:3ڵ\x18/\n" +
 	"\x16OP_CLUSTER_REDIST_CONF\x12\x13OpClusterRedistConf \x01B\n" +
 	"\n" +
@@ -14404,14 +14404,14 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x9b\x05\n" +
+	"\b_comment\"\xa3\x05\n" +
 	"\x0fOpClusterRename\x122\n" +
 	"\x04name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\x04name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x02 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x01R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x03 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x02R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x06 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x04R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x06 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x04R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\a \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:.ڵ\x18*\n" +
 	"\x11OP_CLUSTER_RENAME\x12\x0fOpClusterRename\x1a\x04nameB\a\n" +
 	"\x05_nameB\n" +
@@ -14420,7 +14420,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xdc\b\n" +
+	"\b_comment\"\xe4\b\n" +
 	"\x14OpClusterRenewCrypto\x12D\n" +
 	"\x11node_certificates\x18\x01 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x00R\x11node_certificates\x88\x01\x01\x12>\n" +
 	"\x0erenew_ssh_keys\x18\x02 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x01R\x0erenew_ssh_keys\x88\x01\x01\x12g\n" +
@@ -14430,10 +14430,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x05debug\x18\x06 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x05R\x05debug\x88\x01\x01\x122\n" +
 	"\adry_run\x18\a \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x06R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\b \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\aR\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\t \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\bR\bpriority\x88\x01\x01\x12\x90\x01\n" +
+	"\bpriority\x18\t \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\bR\bpriority\x88\x01\x01\x12\x94\x01\n" +
 	"\adepends\x18\n" +
-	" \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\v \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\tR\acomment\x88\x01\x01\x12Q\n" +
+	" \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\v \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\tR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\f \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:3ڵ\x18/\n" +
 	"\x17OP_CLUSTER_RENEW_CRYPTO\x12\x14OpClusterRenewCryptoB\x14\n" +
 	"\x12_node_certificatesB\x11\n" +
@@ -14448,14 +14448,14 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xb6\x05\n" +
+	"\b_comment\"\xbe\x05\n" +
 	"\x18OpClusterRepairDiskSizes\x12?\n" +
 	"\tinstances\x18\x01 \x03(\tB!\xa2\xb6\x18\x1d\x18\x012\x02[]B\x15list<nonempty_string>R\tinstances\x122\n" +
 	"\adry_run\x18\x02 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x03 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x06 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x06 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\a \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:<ڵ\x188\n" +
 	"\x1cOP_CLUSTER_REPAIR_DISK_SIZES\x12\x18OpClusterRepairDiskSizesB\n" +
 	"\n" +
@@ -14463,7 +14463,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf9)\n" +
+	"\b_comment\"\x81*\n" +
 	"\x12OpClusterSetParams\x12,\n" +
 	"\x05force\x18\x01 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x00R\x05force\x88\x01\x01\x12Q\n" +
 	"\bhv_state\x18\x02 \x01(\v2\x17.google.protobuf.StructB\x1c\xa2\xb6\x18\x18\x10\x01B\x14maybe<dict<any,any>>R\bhv_state\x12U\n" +
@@ -14519,9 +14519,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x17data_collector_interval\x18, \x03(\v2=.ganeti.rapi.v2.OpClusterSetParams.DataCollectorIntervalEntryB\x1f\xa2\xb6\x18\x1b\x10\x01B\x17maybe<dict<string,int>>R\x17data_collector_interval\x122\n" +
 	"\adry_run\x18- \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x15R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18. \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x16R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18/ \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x17R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x180 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x181 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x18R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18/ \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x17R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x180 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x181 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x18R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x182 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason\x1aH\n" +
 	"\x1aEnabledDataCollectorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -14557,7 +14557,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xe1\x0e\n" +
+	"\b_comment\"\xe9\x0e\n" +
 	"\x0fOpClusterVerify\x12L\n" +
 	"\x15debug_simulate_errors\x18\x01 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x00R\x15debug_simulate_errors\x88\x01\x01\x128\n" +
 	"\verror_codes\x18\x02 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x01R\verror_codes\x88\x01\x01\x12h\n" +
@@ -14571,9 +14571,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\b \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x05R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\t \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x06R\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\n" +
-	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\f \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\bR\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\f \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\bR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\r \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:(ڵ\x18$\n" +
 	"\x11OP_CLUSTER_VERIFY\x12\x0fOpClusterVerifyB\x18\n" +
 	"\x16_debug_simulate_errorsB\x0e\n" +
@@ -14587,7 +14587,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xe1\f\n" +
+	"\b_comment\"\xe9\f\n" +
 	"\x15OpClusterVerifyConfig\x12L\n" +
 	"\x15debug_simulate_errors\x18\x01 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x00R\x15debug_simulate_errors\x88\x01\x01\x128\n" +
 	"\verror_codes\x18\x02 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x01R\verror_codes\x88\x01\x01\x12\x83\x06\n" +
@@ -14595,9 +14595,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\averbose\x18\x04 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x02R\averbose\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x05 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x03R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x06 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x04R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\t \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x06R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\t \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x06R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\n" +
 	" \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:5ڵ\x181\n" +
 	"\x18OP_CLUSTER_VERIFY_CONFIG\x12\x15OpClusterVerifyConfigB\x18\n" +
@@ -14610,16 +14610,16 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xbe\x05\n" +
+	"\b_comment\"\xc6\x05\n" +
 	"\x14OpClusterVerifyDisks\x12E\n" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tB \xa2\xb6\x18\x1c\x10\x01\x18\x01B\x16maybe<nonempty_string>H\x00R\n" +
 	"group_name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x02 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x01R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x03 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x02R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x06 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x04R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x06 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x04R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\a \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:3ڵ\x18/\n" +
 	"\x17OP_CLUSTER_VERIFY_DISKS\x12\x14OpClusterVerifyDisksB\r\n" +
 	"\v_group_nameB\n" +
@@ -14628,7 +14628,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf6\x0e\n" +
+	"\b_comment\"\xfe\x0e\n" +
 	"\x14OpClusterVerifyGroup\x12>\n" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\n" +
@@ -14642,9 +14642,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\b \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x05R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\t \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x06R\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\n" +
-	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\f \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\bR\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\f \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\bR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\r \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:?ڵ\x18;\n" +
 	"\x17OP_CLUSTER_VERIFY_GROUP\x12\x14OpClusterVerifyGroup\x1a\n" +
 	"group_nameB\r\n" +
@@ -14659,15 +14659,15 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xe8\x05\n" +
+	"\b_comment\"\xf0\x05\n" +
 	"\x14OpExtStorageDiagnose\x12E\n" +
 	"\routput_fields\x18\x01 \x03(\tB\x1f\xa2\xb6\x18\x1b\b\x01\x18\x01B\x15list<nonempty_string>R\routput_fields\x127\n" +
 	"\x05names\x18\x02 \x03(\tB!\xa2\xb6\x18\x1d\x18\x012\x02[]B\x15list<nonempty_string>R\x05names\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\a \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\a \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\b \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:3ڵ\x18/\n" +
 	"\x17OP_EXT_STORAGE_DIAGNOSE\x12\x14OpExtStorageDiagnoseB\n" +
 	"\n" +
@@ -14675,7 +14675,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xb1\n" +
+	"\b_comment\"\xb9\n" +
 	"\n" +
 	"\n" +
 	"OpGroupAdd\x12K\n" +
@@ -14695,9 +14695,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\b \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\t \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\n" +
-	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\f \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\f \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\r \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:,ڵ\x18(\n" +
 	"\fOP_GROUP_ADD\x12\n" +
 	"OpGroupAdd\x1a\n" +
@@ -14709,7 +14709,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf6\x06\n" +
+	"\b_comment\"\xfe\x06\n" +
 	"\x12OpGroupAssignNodes\x12>\n" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\n" +
@@ -14721,9 +14721,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"node_uuids\x122\n" +
 	"\adry_run\x18\x05 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x06 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\t \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\t \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\n" +
 	" \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:=ڵ\x189\n" +
 	"\x15OP_GROUP_ASSIGN_NODES\x12\x12OpGroupAssignNodes\x1a\n" +
@@ -14735,7 +14735,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xc1\b\n" +
+	"\b_comment\"\xc9\b\n" +
 	"\x0fOpGroupEvacuate\x12>\n" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\n" +
@@ -14751,10 +14751,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x0eforce_failover\x18\x06 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x04R\x0eforce_failover\x88\x01\x01\x122\n" +
 	"\adry_run\x18\a \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x05R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\b \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x06R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\t \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x90\x01\n" +
+	"\bpriority\x18\t \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x94\x01\n" +
 	"\adepends\x18\n" +
-	" \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\v \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\bR\acomment\x88\x01\x01\x12Q\n" +
+	" \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\v \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\bR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\f \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:4ڵ\x180\n" +
 	"\x11OP_GROUP_EVACUATE\x12\x0fOpGroupEvacuate\x1a\n" +
 	"group_nameB\r\n" +
@@ -14768,16 +14768,16 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xaf\x05\n" +
+	"\b_comment\"\xb7\x05\n" +
 	"\rOpGroupRemove\x12>\n" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\n" +
 	"group_name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x02 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x01R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x03 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x02R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x06 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x04R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x06 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x04R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\a \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:2ڵ\x18.\n" +
 	"\x0fOP_GROUP_REMOVE\x12\rOpGroupRemove\x1a\n" +
 	"group_name \x01B\r\n" +
@@ -14787,7 +14787,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf9\x05\n" +
+	"\b_comment\"\x81\x06\n" +
 	"\rOpGroupRename\x12>\n" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\n" +
@@ -14795,9 +14795,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\bnew_name\x18\x02 \x01(\tB&\xa2\xb6\x18\"\b\x01\x18\x01:\vobject_nameB\x0fnonempty_stringH\x01R\bnew_name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\a \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\a \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\b \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:&ڵ\x18\"\n" +
 	"\x0fOP_GROUP_RENAME\x12\rOpGroupRename \x01B\r\n" +
 	"\v_group_nameB\v\n" +
@@ -14807,7 +14807,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xb7\n" +
+	"\b_comment\"\xbf\n" +
 	"\n" +
 	"\x10OpGroupSetParams\x12>\n" +
 	"\n" +
@@ -14826,9 +14826,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\b \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\t \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\n" +
-	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\f \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\f \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\r \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:9ڵ\x185\n" +
 	"\x13OP_GROUP_SET_PARAMS\x12\x10OpGroupSetParams\x1a\n" +
 	"group_name \x01B\r\n" +
@@ -14839,16 +14839,16 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xbd\x05\n" +
+	"\b_comment\"\xc5\x05\n" +
 	"\x12OpGroupVerifyDisks\x12>\n" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\n" +
 	"group_name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x02 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x01R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x03 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x02R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x06 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x04R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x06 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x04R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\a \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:;ڵ\x187\n" +
 	"\x15OP_GROUP_VERIFY_DISKS\x12\x12OpGroupVerifyDisks\x1a\n" +
 	"group_nameB\r\n" +
@@ -14858,7 +14858,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xc8\a\n" +
+	"\b_comment\"\xd0\a\n" +
 	"\x17OpInstanceActivateDisks\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -14867,9 +14867,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\rwait_for_sync\x18\x04 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x03R\rwait_for_sync\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x05 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x04R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x06 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x05R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\t \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\aR\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\t \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\aR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\n" +
 	" \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:Jڵ\x18F\n" +
 	"\x1aOP_INSTANCE_ACTIVATE_DISKS\x12\x17OpInstanceActivateDisks\x1a\rinstance_name \x01B\x10\n" +
@@ -14882,7 +14882,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x9a\b\n" +
+	"\b_comment\"\xa2\b\n" +
 	"\x15OpInstanceChangeGroup\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -14894,10 +14894,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\rtarget_groups\x18\x05 \x03(\tB&\xa2\xb6\x18\"\x10\x01\x18\x01B\x1cmaybe<list<nonempty_string>>R\rtarget_groups\x122\n" +
 	"\adry_run\x18\x06 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x04R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\a \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x05R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\b \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\t \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
+	"\bpriority\x18\b \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\t \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
 	"\acomment\x18\n" +
-	" \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\aR\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\aR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\v \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:Dڵ\x18@\n" +
 	"\x18OP_INSTANCE_CHANGE_GROUP\x12\x15OpInstanceChangeGroup\x1a\rinstance_nameB\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -14909,16 +14909,16 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x99\x06\n" +
+	"\b_comment\"\xa1\x06\n" +
 	"\x11OpInstanceConsole\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
 	"\rinstance_uuid\x18\x02 \x01(\tB \xa2\xb6\x18\x1c\x10\x01\x18\x01B\x16maybe<nonempty_string>H\x01R\rinstance_uuid\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\a \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\a \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\b \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:;ڵ\x187\n" +
 	"\x13OP_INSTANCE_CONSOLE\x12\x11OpInstanceConsole\x1a\rinstance_nameB\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -14928,7 +14928,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xa8$\n" +
+	"\b_comment\"\xb0$\n" +
 	"\x10OpInstanceCreate\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12<\n" +
@@ -14995,9 +14995,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"maybe<int>H\"R\x17helper_shutdown_timeout\x88\x01\x01\x122\n" +
 	"\adry_run\x18- \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H#R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18. \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H$R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18/ \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H%R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x180 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x181 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H&R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18/ \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H%R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x180 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x181 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H&R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x182 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:;ڵ\x187\n" +
 	"\x12OP_INSTANCE_CREATE\x12\x10OpInstanceCreate\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15041,7 +15041,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xec\x06\n" +
+	"\b_comment\"\xf4\x06\n" +
 	"\x19OpInstanceDeactivateDisks\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15049,9 +15049,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x05force\x18\x03 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x02R\x05force\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x04 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x03R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x05 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x04R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\b \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x06R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\b \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x06R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\t \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:Nڵ\x18J\n" +
 	"\x1cOP_INSTANCE_DEACTIVATE_DISKS\x12\x19OpInstanceDeactivateDisks\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15062,7 +15062,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x82\v\n" +
+	"\b_comment\"\x8a\v\n" +
 	"\x12OpInstanceFailover\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15080,9 +15080,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	" \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\tR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\v \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\n" +
 	"R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\vR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\r \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x0e \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\fR\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\vR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\r \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x0e \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\fR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x0f \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:?ڵ\x18;\n" +
 	"\x14OP_INSTANCE_FAILOVER\x12\x12OpInstanceFailover\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15100,7 +15100,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf8\b\n" +
+	"\b_comment\"\x80\t\n" +
 	"\x12OpInstanceGrowDisk\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15114,9 +15114,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\b \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\aR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\t \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\bR\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\n" +
-	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\tR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\f \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\n" +
+	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\tR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\f \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\n" +
 	"R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\r \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:@ڵ\x18<\n" +
 	"\x15OP_INSTANCE_GROW_DISK\x12\x12OpInstanceGrowDisk\x1a\rinstance_name \x01B\x10\n" +
@@ -15132,7 +15132,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf5\f\n" +
+	"\b_comment\"\xfd\f\n" +
 	"\x11OpInstanceMigrate\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15153,9 +15153,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x11ignore_hvversions\x18\f \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\vR\x11ignore_hvversions\x88\x01\x01\x122\n" +
 	"\adry_run\x18\r \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\fR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x0e \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\rR\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x0f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x0eR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x10 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x11 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x0fR\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x0f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x0eR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x10 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x11 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x0fR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x12 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:=ڵ\x189\n" +
 	"\x13OP_INSTANCE_MIGRATE\x12\x11OpInstanceMigrate\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15176,7 +15176,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x9d\n" +
+	"\b_comment\"\xa5\n" +
 	"\n" +
 	"\x0eOpInstanceMove\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
@@ -15192,9 +15192,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\vdebug_level\x18\n" +
 	" \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\tR\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\v \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\n" +
-	"R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\f \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\r \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\vR\acomment\x88\x01\x01\x12Q\n" +
+	"R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\f \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\r \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\vR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x0e \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:5ڵ\x181\n" +
 	"\x10OP_INSTANCE_MOVE\x12\x0eOpInstanceMove\x1a\rinstance_nameB\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15210,7 +15210,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf3\x06\n" +
+	"\b_comment\"\xfb\x06\n" +
 	"\x14OpInstanceMultiAlloc\x12L\n" +
 	"\x15opportunistic_locking\x18\x01 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x00R\x15opportunistic_locking\x88\x01\x01\x12E\n" +
 	"\n" +
@@ -15219,9 +15219,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\tinstances\x18\x03 \x03(\v2\x16.google.protobuf.ValueB\x13\xa2\xb6\x18\x0f2\x02[]B\tlist<any>R\tinstances\x122\n" +
 	"\adry_run\x18\x04 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x05 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\b \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\b \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\t \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:5ڵ\x181\n" +
 	"\x17OP_INSTANCE_MULTI_ALLOC\x12\x14OpInstanceMultiAlloc \x01B\x18\n" +
 	"\x16_opportunistic_lockingB\r\n" +
@@ -15231,16 +15231,16 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xad\x06\n" +
+	"\b_comment\"\xb5\x06\n" +
 	"\x13OpInstanceQueryData\x128\n" +
 	"\vuse_locking\x18\x01 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x00R\vuse_locking\x88\x01\x01\x12?\n" +
 	"\tinstances\x18\x02 \x03(\tB!\xa2\xb6\x18\x1d\x18\x012\x02[]B\x15list<nonempty_string>R\tinstances\x12.\n" +
 	"\x06static\x18\x03 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x01R\x06static\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x04 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x05 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\b \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\b \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\t \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:3ڵ\x18/\n" +
 	"\x16OP_INSTANCE_QUERY_DATA\x12\x13OpInstanceQueryData \x01B\x0e\n" +
 	"\f_use_lockingB\t\n" +
@@ -15250,7 +15250,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xc5\b\n" +
+	"\b_comment\"\xcd\b\n" +
 	"\x10OpInstanceReboot\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15260,10 +15260,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\vreboot_type\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.RebootTypeB\x1c\xa2\xb6\x18\x18\b\x01B\x14enum{full,hard,soft}H\x04R\vreboot_type\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x06 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x05R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\a \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x06R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\b \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\t \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
+	"\bpriority\x18\b \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\t \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
 	"\acomment\x18\n" +
-	" \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\bR\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\bR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\v \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:;ڵ\x187\n" +
 	"\x12OP_INSTANCE_REBOOT\x12\x10OpInstanceReboot\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15276,7 +15276,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x92\t\n" +
+	"\b_comment\"\x9a\t\n" +
 	"\x17OpInstanceRecreateDisks\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15291,10 +15291,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"iallocator\x88\x01\x01\x122\n" +
 	"\adry_run\x18\a \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x03R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\b \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x04R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\t \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x90\x01\n" +
+	"\bpriority\x18\t \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x94\x01\n" +
 	"\adepends\x18\n" +
-	" \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\v \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x06R\acomment\x88\x01\x01\x12Q\n" +
+	" \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\v \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x06R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\f \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:Jڵ\x18F\n" +
 	"\x1aOP_INSTANCE_RECREATE_DISKS\x12\x17OpInstanceRecreateDisks\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15305,7 +15305,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xeb\t\n" +
+	"\b_comment\"\xf3\t\n" +
 	"\x13OpInstanceReinstall\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15318,9 +15318,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\b \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x04R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\t \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x05R\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\n" +
-	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\f \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\aR\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\f \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\aR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\r \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:Aڵ\x18=\n" +
 	"\x15OP_INSTANCE_REINSTALL\x12\x13OpInstanceReinstall\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15333,7 +15333,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xcb\a\n" +
+	"\b_comment\"\xd3\a\n" +
 	"\x10OpInstanceRemove\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15342,9 +15342,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x0fignore_failures\x18\x04 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x03R\x0fignore_failures\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x05 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x04R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x06 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x05R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\t \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\aR\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\t \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\aR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\n" +
 	" \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:;ڵ\x187\n" +
 	"\x12OP_INSTANCE_REMOVE\x12\x10OpInstanceRemove\x1a\rinstance_name \x01B\x10\n" +
@@ -15357,7 +15357,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xd8\a\n" +
+	"\b_comment\"\xe0\a\n" +
 	"\x10OpInstanceRename\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15369,10 +15369,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\bip_check\x18\x05 \x01(\bB\x10\xa2\xb6\x18\f2\x04trueB\x04boolH\x04R\bip_check\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x06 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x05R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\a \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x06R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\b \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\t \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
+	"\bpriority\x18\b \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\t \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
 	"\acomment\x18\n" +
-	" \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\bR\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\bR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\v \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:,ڵ\x18(\n" +
 	"\x12OP_INSTANCE_RENAME\x12\x10OpInstanceRename \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15385,7 +15385,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xba\v\n" +
+	"\b_comment\"\xc2\v\n" +
 	"\x16OpInstanceReplaceDisks\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15403,9 +15403,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	" \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\bR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\v \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\tR\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\n" +
-	"R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\r \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x0e \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\vR\acomment\x88\x01\x01\x12Q\n" +
+	"R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\r \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x0e \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\vR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x0f \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:Hڵ\x18D\n" +
 	"\x19OP_INSTANCE_REPLACE_DISKS\x12\x16OpInstanceReplaceDisks\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15421,7 +15421,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xc9\x1b\n" +
+	"\b_comment\"\xd1\x1b\n" +
 	"\x13OpInstanceSetParams\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15462,9 +15462,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x16instance_communication\x18\x1c \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x14R\x16instance_communication\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x1d \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x15R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x1e \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x16R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x1f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x17R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18  \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18! \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x18R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x1f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x17R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18  \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18! \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x18R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\" \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:Bڵ\x18>\n" +
 	"\x16OP_INSTANCE_SET_PARAMS\x12\x13OpInstanceSetParams\x1a\rinstance_name \x01B\x10\n" +
 	"\x0e_instance_nameB\x10\n" +
@@ -15496,7 +15496,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xd6\t\n" +
+	"\b_comment\"\xde\t\n" +
 	"\x12OpInstanceShutdown\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
 	"\b\x01B\x06stringH\x00R\rinstance_name\x88\x01\x01\x12K\n" +
@@ -15509,9 +15509,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\b \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\aR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\t \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\bR\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\n" +
-	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\tR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\f \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\n" +
+	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\tR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\f \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\n" +
 	"R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\r \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:?ڵ\x18;\n" +
 	"\x14OP_INSTANCE_SHUTDOWN\x12\x12OpInstanceShutdown\x1a\rinstance_name \x01B\x10\n" +
@@ -15528,7 +15528,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xce\n" +
+	"\b_comment\"\xd6\n" +
 	"\n" +
 	"\x11OpInstanceStartup\x129\n" +
 	"\rinstance_name\x18\x01 \x01(\tB\x0e\xa2\xb6\x18\n" +
@@ -15544,9 +15544,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\n" +
 	" \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\aR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\v \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\bR\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\tR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\r \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x0e \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\n" +
+	"\bpriority\x18\f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\tR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\r \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x0e \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\n" +
 	"R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x0f \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:=ڵ\x189\n" +
 	"\x13OP_INSTANCE_STARTUP\x12\x11OpInstanceStartup\x1a\rinstance_name \x01B\x10\n" +
@@ -15562,7 +15562,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xd7\n" +
+	"\b_comment\"\xdf\n" +
 	"\n" +
 	"\fOpNetworkAdd\x12O\n" +
 	"\fnetwork_name\x18\x01 \x01(\tB&\xa2\xb6\x18\"\b\x01\x18\x01:\vobject_nameB\x0fnonempty_stringH\x00R\fnetwork_name\x88\x01\x01\x12A\n" +
@@ -15579,9 +15579,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\n" +
 	" \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\aR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\v \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\bR\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\tR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\r \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x0e \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\n" +
+	"\bpriority\x18\f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\tR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\r \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x0e \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\n" +
 	"R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x0f \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:2ڵ\x18.\n" +
 	"\x0eOP_NETWORK_ADD\x12\fOpNetworkAdd\x1a\fnetwork_name \x01B\x0f\n" +
@@ -15599,7 +15599,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x8b\t\n" +
+	"\b_comment\"\x93\t\n" +
 	"\x10OpNetworkConnect\x12>\n" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\n" +
@@ -15611,10 +15611,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x0fconflicts_check\x18\x06 \x01(\bB\x10\xa2\xb6\x18\f2\x04trueB\x04boolH\x05R\x0fconflicts_check\x88\x01\x01\x122\n" +
 	"\adry_run\x18\a \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x06R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\b \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\aR\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\t \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\bR\bpriority\x88\x01\x01\x12\x90\x01\n" +
+	"\bpriority\x18\t \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\bR\bpriority\x88\x01\x01\x12\x94\x01\n" +
 	"\adepends\x18\n" +
-	" \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\v \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\tR\acomment\x88\x01\x01\x12Q\n" +
+	" \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\v \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\tR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\f \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason::ڵ\x186\n" +
 	"\x12OP_NETWORK_CONNECT\x12\x10OpNetworkConnect\x1a\fnetwork_name \x01B\r\n" +
 	"\v_group_nameB\x0f\n" +
@@ -15628,7 +15628,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x98\x06\n" +
+	"\b_comment\"\xa0\x06\n" +
 	"\x13OpNetworkDisconnect\x12>\n" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\n" +
@@ -15636,9 +15636,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\fnetwork_name\x18\x02 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x01R\fnetwork_name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\a \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\a \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\b \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:@ڵ\x18<\n" +
 	"\x15OP_NETWORK_DISCONNECT\x12\x13OpNetworkDisconnect\x1a\fnetwork_name \x01B\r\n" +
 	"\v_group_nameB\x0f\n" +
@@ -15648,15 +15648,15 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf5\x05\n" +
+	"\b_comment\"\xfd\x05\n" +
 	"\x0fOpNetworkRemove\x12B\n" +
 	"\fnetwork_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\fnetwork_name\x88\x01\x01\x12,\n" +
 	"\x05force\x18\x02 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x01R\x05force\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\a \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\a \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\b \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:8ڵ\x184\n" +
 	"\x11OP_NETWORK_REMOVE\x12\x0fOpNetworkRemove\x1a\fnetwork_name \x01B\x0f\n" +
 	"\r_network_nameB\b\n" +
@@ -15666,7 +15666,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xe5\t\n" +
+	"\b_comment\"\xed\t\n" +
 	"\x12OpNetworkSetParams\x12B\n" +
 	"\fnetwork_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\fnetwork_name\x88\x01\x01\x12H\n" +
 	"\agateway\x18\x02 \x01(\tB)\xa2\xb6\x18%\x10\x01:\fipv4_addressB\x13maybe<ipv4_address>H\x01R\agateway\x88\x01\x01\x12J\n" +
@@ -15680,9 +15680,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\b \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x05R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\t \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x06R\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\n" +
-	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\f \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\bR\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\f \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\bR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\r \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:?ڵ\x18;\n" +
 	"\x15OP_NETWORK_SET_PARAMS\x12\x12OpNetworkSetParams\x1a\fnetwork_name \x01B\x0f\n" +
 	"\r_network_nameB\n" +
@@ -15696,7 +15696,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xb0\v\n" +
+	"\b_comment\"\xb8\v\n" +
 	"\tOpNodeAdd\x12<\n" +
 	"\tnode_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\tnode_name\x88\x01\x01\x12Q\n" +
 	"\bhv_state\x18\x02 \x01(\v2\x17.google.protobuf.StructB\x1c\xa2\xb6\x18\x18\x10\x01B\x14maybe<dict<any,any>>R\bhv_state\x12U\n" +
@@ -15721,9 +15721,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\f \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\bR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\r \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\tR\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\x0e \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\n" +
-	"R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x0f \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x10 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\vR\acomment\x88\x01\x01\x12Q\n" +
+	"R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x0f \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x10 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\vR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x11 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:'ڵ\x18#\n" +
 	"\vOP_NODE_ADD\x12\tOpNodeAdd\x1a\tnode_nameB\f\n" +
 	"\n" +
@@ -15740,7 +15740,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xb8\n" +
+	"\b_comment\"\xc0\n" +
 	"\n" +
 	"\x0eOpNodeEvacuate\x12<\n" +
 	"\rearly_release\x18\x01 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x00R\rearly_release\x88\x01\x01\x12<\n" +
@@ -15757,9 +15757,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\vdebug_level\x18\n" +
 	" \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\tR\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\v \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\n" +
-	"R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\f \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\r \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\vR\acomment\x88\x01\x01\x12Q\n" +
+	"R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\f \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\r \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\vR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x0e \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:3ڵ\x18/\n" +
 	"\x10OP_NODE_EVACUATE\x12\x0eOpNodeEvacuate\x1a\tnode_name \x01B\x10\n" +
 	"\x0e_early_releaseB\f\n" +
@@ -15777,7 +15777,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xeb\n" +
+	"\b_comment\"\xf3\n" +
 	"\n" +
 	"\rOpNodeMigrate\x12<\n" +
 	"\tnode_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\tnode_name\x88\x01\x01\x12C\n" +
@@ -15795,9 +15795,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	" \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\tR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\v \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\n" +
 	"R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\vR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\r \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x0e \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\fR\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\f \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\vR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\r \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x0e \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\fR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x0f \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:1ڵ\x18-\n" +
 	"\x0fOP_NODE_MIGRATE\x12\rOpNodeMigrate\x1a\tnode_name \x01B\f\n" +
 	"\n" +
@@ -15816,7 +15816,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xc8\b\n" +
+	"\b_comment\"\xd0\b\n" +
 	"\x13OpNodeModifyStorage\x12<\n" +
 	"\tnode_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\tnode_name\x88\x01\x01\x12C\n" +
 	"\tnode_uuid\x18\x02 \x01(\tB \xa2\xb6\x18\x1c\x10\x01\x18\x01B\x16maybe<nonempty_string>H\x01R\tnode_uuid\x88\x01\x01\x12\x95\x01\n" +
@@ -15825,10 +15825,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\achanges\x18\x05 \x01(\v2\x17.google.protobuf.StructB\x15\xa2\xb6\x18\x11\b\x01B\rdict<any,any>R\achanges\x122\n" +
 	"\adry_run\x18\x06 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x04R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\a \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x05R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\b \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\t \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
+	"\bpriority\x18\b \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\t \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
 	"\acomment\x18\n" +
-	" \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\aR\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\aR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\v \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:>ڵ\x18:\n" +
 	"\x16OP_NODE_MODIFY_STORAGE\x12\x13OpNodeModifyStorage\x1a\tnode_name \x01B\f\n" +
 	"\n" +
@@ -15842,16 +15842,16 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xbf\x06\n" +
+	"\b_comment\"\xc7\x06\n" +
 	"\x10OpNodePowercycle\x12<\n" +
 	"\tnode_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\tnode_name\x88\x01\x01\x12C\n" +
 	"\tnode_uuid\x18\x02 \x01(\tB \xa2\xb6\x18\x1c\x10\x01\x18\x01B\x16maybe<nonempty_string>H\x01R\tnode_uuid\x88\x01\x01\x12,\n" +
 	"\x05force\x18\x03 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x02R\x05force\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x04 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x03R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x05 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x04R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\b \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x06R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\b \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x06R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\t \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:7ڵ\x183\n" +
 	"\x12OP_NODE_POWERCYCLE\x12\x10OpNodePowercycle\x1a\tnode_name \x01B\f\n" +
 	"\n" +
@@ -15864,15 +15864,15 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xd8\x05\n" +
+	"\b_comment\"\xe0\x05\n" +
 	"\x0fOpNodeQueryvols\x12E\n" +
 	"\routput_fields\x18\x01 \x03(\tB\x1f\xa2\xb6\x18\x1b\b\x01\x18\x01B\x15list<nonempty_string>R\routput_fields\x127\n" +
 	"\x05nodes\x18\x02 \x03(\tB!\xa2\xb6\x18\x1d\x18\x012\x02[]B\x15list<nonempty_string>R\x05nodes\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\a \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\a \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\b \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:(ڵ\x18$\n" +
 	"\x11OP_NODE_QUERYVOLS\x12\x0fOpNodeQueryvolsB\n" +
 	"\n" +
@@ -15880,7 +15880,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xd8\a\n" +
+	"\b_comment\"\xe0\a\n" +
 	"\x12OpNodeQueryStorage\x12E\n" +
 	"\routput_fields\x18\x01 \x03(\tB\x1f\xa2\xb6\x18\x1b\b\x01\x18\x01B\x15list<nonempty_string>R\routput_fields\x12\x9c\x01\n" +
 	"\fstorage_type\x18\x02 \x01(\x0e2\x1b.ganeti.rapi.v2.StorageTypeBV\xa2\xb6\x18R\x10\x01BNmaybe<enum{blockdev,diskless,ext,file,gluster,lvm-pv,lvm-vg,rados,sharedfile}>H\x00R\fstorage_type\x88\x01\x01\x127\n" +
@@ -15888,9 +15888,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x04name\x18\x04 \x01(\tB \xa2\xb6\x18\x1c\x10\x01\x18\x01B\x16maybe<nonempty_string>H\x01R\x04name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x05 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x06 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\t \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\t \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\n" +
 	" \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:1ڵ\x18-\n" +
 	"\x15OP_NODE_QUERY_STORAGE\x12\x12OpNodeQueryStorage \x01B\x0f\n" +
@@ -15901,15 +15901,15 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf9\x05\n" +
+	"\b_comment\"\x81\x06\n" +
 	"\fOpNodeRemove\x12<\n" +
 	"\tnode_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\tnode_name\x88\x01\x01\x12C\n" +
 	"\tnode_uuid\x18\x02 \x01(\tB \xa2\xb6\x18\x1c\x10\x01\x18\x01B\x16maybe<nonempty_string>H\x01R\tnode_uuid\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\a \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\a \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\b \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:-ڵ\x18)\n" +
 	"\x0eOP_NODE_REMOVE\x12\fOpNodeRemove\x1a\tnode_nameB\f\n" +
 	"\n" +
@@ -15921,7 +15921,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x9c\r\n" +
+	"\b_comment\"\xa4\r\n" +
 	"\x0fOpNodeSetParams\x12<\n" +
 	"\tnode_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\tnode_name\x88\x01\x01\x12C\n" +
 	"\tnode_uuid\x18\x02 \x01(\tB \xa2\xb6\x18\x1c\x10\x01\x18\x01B\x16maybe<nonempty_string>H\x01R\tnode_uuid\x88\x01\x01\x12,\n" +
@@ -15945,9 +15945,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"R\apowered\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x0f \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\vR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x10 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\fR\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x11 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\rR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x12 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x13 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x0eR\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x11 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\rR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x12 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x13 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x0eR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x14 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:6ڵ\x182\n" +
 	"\x12OP_NODE_SET_PARAMS\x12\x0fOpNodeSetParams\x1a\tnode_name \x01B\f\n" +
 	"\n" +
@@ -15971,7 +15971,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xb6\b\n" +
+	"\b_comment\"\xbe\b\n" +
 	"\fOpOobCommand\x12A\n" +
 	"\n" +
 	"node_names\x18\x01 \x03(\tB!\xa2\xb6\x18\x1d\x18\x012\x02[]B\x15list<nonempty_string>R\n" +
@@ -15985,10 +15985,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\vpower_delay\x18\x06 \x01(\x01B\x10\xa2\xb6\x18\f2\x032.0B\x05floatH\x03R\vpower_delay\x88\x01\x01\x122\n" +
 	"\adry_run\x18\a \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x04R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\b \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x05R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\t \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x90\x01\n" +
+	"\bpriority\x18\t \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x06R\bpriority\x88\x01\x01\x12\x94\x01\n" +
 	"\adepends\x18\n" +
-	" \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\v \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\aR\acomment\x88\x01\x01\x12Q\n" +
+	" \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\v \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\aR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\f \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:\"ڵ\x18\x1e\n" +
 	"\x0eOP_OOB_COMMAND\x12\fOpOobCommandB\n" +
 	"\n" +
@@ -16002,15 +16002,15 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xd1\x05\n" +
+	"\b_comment\"\xd9\x05\n" +
 	"\fOpOsDiagnose\x12E\n" +
 	"\routput_fields\x18\x01 \x03(\tB\x1f\xa2\xb6\x18\x1b\b\x01\x18\x01B\x15list<nonempty_string>R\routput_fields\x127\n" +
 	"\x05names\x18\x02 \x03(\tB!\xa2\xb6\x18\x1d\x18\x012\x02[]B\x15list<nonempty_string>R\x05names\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\a \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\a \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\b \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:$ڵ\x18 \n" +
 	"\x0eOP_OS_DIAGNOSE\x12\fOpOsDiagnose \x01B\n" +
 	"\n" +
@@ -16018,7 +16018,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xae\a\n" +
+	"\b_comment\"\xb6\a\n" +
 	"\aOpQuery\x12\x8e\x01\n" +
 	"\x04what\x18\x01 \x01(\x0e2\x1d.ganeti.rapi.v2.QueryResourceBV\xa2\xb6\x18R\b\x01BNenum{cluster,export,extstorage,filter,group,instance,job,lock,network,node,os}H\x00R\x04what\x88\x01\x01\x128\n" +
 	"\vuse_locking\x18\x02 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x01R\vuse_locking\x88\x01\x01\x127\n" +
@@ -16026,9 +16026,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\aqfilter\x18\x04 \x03(\v2\x16.google.protobuf.ValueB\x18\xa2\xb6\x18\x14\x10\x01B\x10maybe<list<any>>R\aqfilter\x122\n" +
 	"\adry_run\x18\x05 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x06 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\t \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\t \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\n" +
 	" \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:\x1dڵ\x18\x19\n" +
 	"\bOP_QUERY\x12\aOpQuery\x1a\x04whatB\a\n" +
@@ -16039,15 +16039,15 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xb2\x06\n" +
+	"\b_comment\"\xba\x06\n" +
 	"\rOpQueryFields\x12\x8e\x01\n" +
 	"\x04what\x18\x01 \x01(\x0e2\x1d.ganeti.rapi.v2.QueryResourceBV\xa2\xb6\x18R\b\x01BNenum{cluster,export,extstorage,filter,group,instance,job,lock,network,node,os}H\x00R\x04what\x88\x01\x01\x12>\n" +
 	"\x06fields\x18\x02 \x03(\tB&\xa2\xb6\x18\"\x10\x01\x18\x01B\x1cmaybe<list<nonempty_string>>R\x06fields\x122\n" +
 	"\adry_run\x18\x03 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x01R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x04 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x02R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\a \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x04R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x05 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x06 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\a \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x04R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\b \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:*ڵ\x18&\n" +
 	"\x0fOP_QUERY_FIELDS\x12\rOpQueryFields\x1a\x04whatB\a\n" +
 	"\x05_whatB\n" +
@@ -16056,7 +16056,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xdd\b\n" +
+	"\b_comment\"\xe5\b\n" +
 	"\x13OpRepairNodeStorage\x12<\n" +
 	"\tnode_name\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\tnode_name\x88\x01\x01\x12C\n" +
 	"\tnode_uuid\x18\x02 \x01(\tB \xa2\xb6\x18\x1c\x10\x01\x18\x01B\x16maybe<nonempty_string>H\x01R\tnode_uuid\x88\x01\x01\x12\x95\x01\n" +
@@ -16065,10 +16065,10 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x12ignore_consistency\x18\x05 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x04R\x12ignore_consistency\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x06 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x05R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\a \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x06R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\b \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\t \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
+	"\bpriority\x18\b \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\t \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
 	"\acomment\x18\n" +
-	" \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\bR\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\bR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\v \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:>ڵ\x18:\n" +
 	"\x16OP_REPAIR_NODE_STORAGE\x12\x13OpRepairNodeStorage\x1a\tnode_name \x01B\f\n" +
 	"\n" +
@@ -16083,7 +16083,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xf3\x06\n" +
+	"\b_comment\"\xfb\x06\n" +
 	"\x13OpRestrictedCommand\x128\n" +
 	"\vuse_locking\x18\x01 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x00R\vuse_locking\x88\x01\x01\x125\n" +
 	"\x05nodes\x18\x02 \x03(\tB\x1f\xa2\xb6\x18\x1b\b\x01\x18\x01B\x15list<nonempty_string>R\x05nodes\x12F\n" +
@@ -16093,9 +16093,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\acommand\x18\x04 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x01R\acommand\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x05 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x06 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\t \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\t \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\n" +
 	" \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:0ڵ\x18,\n" +
 	"\x15OP_RESTRICTED_COMMAND\x12\x13OpRestrictedCommandB\x0e\n" +
@@ -16107,16 +16107,16 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x9d\x06\n" +
+	"\b_comment\"\xa5\x06\n" +
 	"\tOpTagsDel\x12g\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.ganeti.rapi.v2.TagKindB5\xa2\xb6\x181\b\x01B-enum{cluster,instance,network,node,nodegroup}H\x00R\x04kind\x88\x01\x01\x12(\n" +
 	"\x04tags\x18\x02 \x03(\tB\x14\xa2\xb6\x18\x10\b\x01B\flist<string>R\x04tags\x12.\n" +
 	"\x04name\x18\x03 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x01R\x04name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x04 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x05 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\b \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\b \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\t \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:\x1eڵ\x18\x1a\n" +
 	"\vOP_TAGS_DEL\x12\tOpTagsDel \x01B\a\n" +
 	"\x05_kindB\a\n" +
@@ -16126,16 +16126,16 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xc1\x06\n" +
+	"\b_comment\"\xc9\x06\n" +
 	"\tOpTagsGet\x12g\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.ganeti.rapi.v2.TagKindB5\xa2\xb6\x181\b\x01B-enum{cluster,instance,network,node,nodegroup}H\x00R\x04kind\x88\x01\x01\x128\n" +
 	"\vuse_locking\x18\x02 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x01R\vuse_locking\x88\x01\x01\x12.\n" +
 	"\x04name\x18\x03 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x02R\x04name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x04 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x03R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x05 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x04R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\b \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x06R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\b \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x06R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\t \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:\"ڵ\x18\x1e\n" +
 	"\vOP_TAGS_GET\x12\tOpTagsGet\x1a\x04nameB\a\n" +
 	"\x05_kindB\x0e\n" +
@@ -16146,14 +16146,14 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x9e\x05\n" +
+	"\b_comment\"\xa6\x05\n" +
 	"\fOpTagsSearch\x128\n" +
 	"\apattern\x18\x01 \x01(\tB\x19\xa2\xb6\x18\x15\b\x01\x18\x01B\x0fnonempty_stringH\x00R\apattern\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x02 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x01R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x03 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x02R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x06 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x04R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x03R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x06 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x04R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\a \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:+ڵ\x18'\n" +
 	"\x0eOP_TAGS_SEARCH\x12\fOpTagsSearch\x1a\apatternB\n" +
 	"\n" +
@@ -16163,16 +16163,16 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\x9d\x06\n" +
+	"\b_comment\"\xa5\x06\n" +
 	"\tOpTagsSet\x12g\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.ganeti.rapi.v2.TagKindB5\xa2\xb6\x181\b\x01B-enum{cluster,instance,network,node,nodegroup}H\x00R\x04kind\x88\x01\x01\x12(\n" +
 	"\x04tags\x18\x02 \x03(\tB\x14\xa2\xb6\x18\x10\b\x01B\flist<string>R\x04tags\x12.\n" +
 	"\x04name\x18\x03 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x01R\x04name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x04 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x02R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x05 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x03R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\b \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x05R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x06 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x04R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\a \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\b \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x05R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\t \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:\x1eڵ\x18\x1a\n" +
 	"\vOP_TAGS_SET\x12\tOpTagsSet \x01B\a\n" +
 	"\x05_kindB\a\n" +
@@ -16182,7 +16182,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xfc\x11\n" +
+	"\b_comment\"\x84\x12\n" +
 	"\x0fOpTestAllocator\x12\\\n" +
 	"\tdirection\x18\x01 \x01(\x0e2#.ganeti.rapi.v2.IAllocatorDirectionB\x14\xa2\xb6\x18\x10\b\x01B\fenum{in,out}H\x00R\tdirection\x88\x01\x01\x12\x95\x01\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x1e.ganeti.rapi.v2.IAllocatorModeB\\\xa2\xb6\x18X\b\x01BTenum{allocate,allocate-secondary,change-group,multi-allocate,node-evacuate,relocate}H\x01R\x04mode\x88\x01\x01\x122\n" +
@@ -16212,9 +16212,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"group_name\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x13 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\rR\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x14 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x0eR\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x15 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x0fR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x16 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x17 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x10R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x15 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x0fR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x16 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x17 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x10R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\x18 \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:4ڵ\x180\n" +
 	"\x11OP_TEST_ALLOCATOR\x12\x0fOpTestAllocator\x1a\n" +
 	"iallocatorB\f\n" +
@@ -16238,7 +16238,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xb0\b\n" +
+	"\b_comment\"\xb8\b\n" +
 	"\vOpTestDelay\x12.\n" +
 	"\bduration\x18\x01 \x01(\x01B\r\xa2\xb6\x18\t\b\x01B\x05floatH\x00R\bduration\x88\x01\x01\x123\n" +
 	"\ton_master\x18\x02 \x01(\bB\x10\xa2\xb6\x18\f2\x04trueB\x04boolH\x01R\ton_master\x88\x01\x01\x12=\n" +
@@ -16250,9 +16250,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\adry_run\x18\b \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x05R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\t \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x06R\vdebug_level\x88\x01\x01\x12T\n" +
 	"\bpriority\x18\n" +
-	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\f \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\bR\acomment\x88\x01\x01\x12Q\n" +
+	" \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\aR\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\v \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\f \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\bR\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\r \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:*ڵ\x18&\n" +
 	"\rOP_TEST_DELAY\x12\vOpTestDelay\x1a\bdurationB\v\n" +
 	"\t_durationB\f\n" +
@@ -16266,7 +16266,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xc2\x06\n" +
+	"\b_comment\"\xca\x06\n" +
 	"\vOpTestDummy\x129\n" +
 	"\x06result\x18\x01 \x01(\v2\x16.google.protobuf.ValueB\t\xa2\xb6\x18\x05B\x03anyR\x06result\x12=\n" +
 	"\bmessages\x18\x02 \x01(\v2\x16.google.protobuf.ValueB\t\xa2\xb6\x18\x05B\x03anyR\bmessages\x125\n" +
@@ -16274,9 +16274,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\vsubmit_jobs\x18\x04 \x01(\v2\x16.google.protobuf.ValueB\t\xa2\xb6\x18\x05B\x03anyR\vsubmit_jobs\x122\n" +
 	"\adry_run\x18\x05 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x06 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\t \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\t \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\n" +
 	" \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason: ڵ\x18\x1c\n" +
 	"\rOP_TEST_DUMMY\x12\vOpTestDummyB\n" +
@@ -16285,7 +16285,7 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xe0\x06\n" +
+	"\b_comment\"\xe8\x06\n" +
 	"\fOpTestJqueue\x12@\n" +
 	"\x0fnotify_waitlock\x18\x01 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x00R\x0fnotify_waitlock\x88\x01\x01\x128\n" +
 	"\vnotify_exec\x18\x02 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x01R\vnotify_exec\x88\x01\x01\x12:\n" +
@@ -16293,9 +16293,9 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\x04fail\x18\x04 \x01(\bB\x11\xa2\xb6\x18\r2\x05falseB\x04boolH\x02R\x04fail\x88\x01\x01\x122\n" +
 	"\adry_run\x18\x05 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x03R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x06 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x04R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\t \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x06R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x05R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\b \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\t \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x06R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\n" +
 	" \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:\"ڵ\x18\x1e\n" +
 	"\x0eOP_TEST_JQUEUE\x12\fOpTestJqueueB\x12\n" +
@@ -16307,14 +16307,14 @@ const file_ganeti_rapi_v2_opcodes_proto_rawDesc = "" +
 	"\f_debug_levelB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_comment\"\xc2\x05\n" +
+	"\b_comment\"\xca\x05\n" +
 	"\x0eOpTestOsParams\x12j\n" +
 	"\x0fosparams_secret\x18\x01 \x01(\v2\x17.google.protobuf.StructB'\xa2\xb6\x18#\x10\x01B\x1dmaybe<dict<any,private<any>>>H\x01R\x0fosparams_secret\x122\n" +
 	"\adry_run\x18\x02 \x01(\bB\x13\xa2\xb6\x18\x0f\x10\x01B\vmaybe<bool>H\x00R\adry_run\x88\x01\x01\x12@\n" +
 	"\vdebug_level\x18\x03 \x01(\x03B\x19\xa2\xb6\x18\x15\x10\x01 \x00B\x0fmaybe<int[0..]>H\x01R\vdebug_level\x88\x01\x01\x12T\n" +
-	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x90\x01\n" +
-	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyBW\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>R\adepends\x124\n" +
-	"\acomment\x18\x06 \x01(\tB\x15\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>H\x03R\acomment\x88\x01\x01\x12Q\n" +
+	"\bpriority\x18\x04 \x01(\x0e2\x1a.ganeti.rapi.v2.OpPriorityB\x17\xa2\xb6\x18\x132\x010B\x0eenum{-10,0,10}H\x02R\bpriority\x88\x01\x01\x12\x94\x01\n" +
+	"\adepends\x18\x05 \x03(\v2\x1d.ganeti.rapi.v2.JobDependencyB[\xa2\xb6\x18S\x10\x01BOmaybe<list<tuple<(job_id|relative_job_id),list<enum{canceled,error,success}>>>>\xa8\xb6\x18\x01R\adepends\x128\n" +
+	"\acomment\x18\x06 \x01(\tB\x19\xa2\xb6\x18\x11\x10\x01B\rmaybe<string>\xa8\xb6\x18\x01H\x03R\acomment\x88\x01\x01\x12Q\n" +
 	"\x06reason\x18\a \x03(\v2\x1b.ganeti.rapi.v2.ReasonEntryB\x1c\xa2\xb6\x18\x18\x10\x012\x02[]B\x10maybe<list<any>>R\x06reason:'ڵ\x18#\n" +
 	"\x11OP_TEST_OS_PARAMS\x12\x0eOpTestOsParamsB\n" +
 	"\n" +

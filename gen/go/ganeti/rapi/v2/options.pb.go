@@ -23,6 +23,13 @@ const (
 )
 
 // LegacyEmpty says how an empty field is written on the legacy surface.
+//
+// Opcodes are written as Ganeti's job records show them (Ganeti stores each
+// opcode as its Haskell type serializes it): an unset parameter that has
+// presence is left out, and so is an empty list or map parameter whose
+// default is null and that is not required; LEGACY_EMPTY_NULL writes such a
+// parameter as null instead (Ganeti's optionalNullSerField: "depends" and
+// "comment").
 type LegacyEmpty int32
 
 const (
