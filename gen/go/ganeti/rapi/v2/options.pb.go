@@ -567,6 +567,22 @@ var file_ganeti_rapi_v2_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Filename:      "ganeti/rapi/v2/options.proto",
 	},
 	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*string)(nil),
+		Field:         50027,
+		Name:          "ganeti.rapi.v2.sets_param",
+		Tag:           "bytes,50027,opt,name=sets_param",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*string)(nil),
+		Field:         50028,
+		Name:          "ganeti.rapi.v2.csv_int_error",
+		Tag:           "bytes,50028,opt,name=csv_int_error",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
 		ExtensionType: ([]string)(nil),
 		Field:         50030,
@@ -634,6 +650,21 @@ var (
 	//
 	// optional bool csv = 50023;
 	E_Csv = &file_ganeti_rapi_v2_options_proto_extTypes[8]
+	// The opcode parameter a query argument sets, as "<OP_ID>.<parameter>"
+	// (resources.json sets_opcode_param). Ganeti passes the argument's text
+	// to the opcode, so a value the field cannot hold (an unknown enum
+	// value) fails as that parameter's type check does: 400 "Invalid body
+	// parameters: ("Parameter '<OP_ID>.<parameter>' fails validation",
+	// 'wrong_input')".
+	//
+	// optional string sets_param = 50027;
+	E_SetsParam = &file_ganeti_rapi_v2_options_proto_extTypes[9]
+	// For a csv query argument of integers: Ganeti's message when a part is
+	// not an integer is this text, ": " and Python's int() error, e.g.
+	// "Invalid disk index passed: invalid literal for int() with base 10: 'a'".
+	//
+	// optional string csv_int_error = 50028;
+	E_CsvIntError = &file_ganeti_rapi_v2_options_proto_extTypes[10]
 )
 
 // Extension fields to descriptorpb.MethodOptions.
@@ -642,11 +673,11 @@ var (
 	// ("read", "write"); empty means anonymous access is allowed.
 	//
 	// repeated string access = 50030;
-	E_Access = &file_ganeti_rapi_v2_options_proto_extTypes[9]
+	E_Access = &file_ganeti_rapi_v2_options_proto_extTypes[11]
 	// Ganeti's checks on the keys of the legacy body.
 	//
 	// optional ganeti.rapi.v2.LegacyBodyRules legacy_body = 50031;
-	E_LegacyBody = &file_ganeti_rapi_v2_options_proto_extTypes[10]
+	E_LegacyBody = &file_ganeti_rapi_v2_options_proto_extTypes[12]
 )
 
 var File_ganeti_rapi_v2_options_proto protoreflect.FileDescriptor
@@ -698,7 +729,10 @@ const file_ganeti_rapi_v2_options_proto_rawDesc = "" +
 	"\x05param\x12\x1d.google.protobuf.FieldOptions\x18\xe4\x86\x03 \x01(\v2\x19.ganeti.rapi.v2.ParamSpecR\x05param:R\n" +
 	"\x05empty\x12\x1d.google.protobuf.FieldOptions\x18\xe5\x86\x03 \x01(\x0e2\x1b.ganeti.rapi.v2.LegacyEmptyR\x05empty:7\n" +
 	"\x06inline\x12\x1d.google.protobuf.FieldOptions\x18\xe6\x86\x03 \x01(\bR\x06inline:1\n" +
-	"\x03csv\x12\x1d.google.protobuf.FieldOptions\x18\xe7\x86\x03 \x01(\bR\x03csv:8\n" +
+	"\x03csv\x12\x1d.google.protobuf.FieldOptions\x18\xe7\x86\x03 \x01(\bR\x03csv:>\n" +
+	"\n" +
+	"sets_param\x12\x1d.google.protobuf.FieldOptions\x18\xeb\x86\x03 \x01(\tR\tsetsParam:C\n" +
+	"\rcsv_int_error\x12\x1d.google.protobuf.FieldOptions\x18\xec\x86\x03 \x01(\tR\vcsvIntError:8\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xee\x86\x03 \x03(\tR\x06access:b\n" +
 	"\vlegacy_body\x12\x1e.google.protobuf.MethodOptions\x18\xef\x86\x03 \x01(\v2\x1f.ganeti.rapi.v2.LegacyBodyRulesR\n" +
 	"legacyBodyB\xc3\x01\n" +
@@ -741,17 +775,19 @@ var file_ganeti_rapi_v2_options_proto_depIdxs = []int32{
 	8,  // 7: ganeti.rapi.v2.empty:extendee -> google.protobuf.FieldOptions
 	8,  // 8: ganeti.rapi.v2.inline:extendee -> google.protobuf.FieldOptions
 	8,  // 9: ganeti.rapi.v2.csv:extendee -> google.protobuf.FieldOptions
-	9,  // 10: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
-	9,  // 11: ganeti.rapi.v2.legacy_body:extendee -> google.protobuf.MethodOptions
-	1,  // 12: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
-	2,  // 13: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
-	3,  // 14: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
-	0,  // 15: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
-	4,  // 16: ganeti.rapi.v2.legacy_body:type_name -> ganeti.rapi.v2.LegacyBodyRules
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	12, // [12:17] is the sub-list for extension type_name
-	1,  // [1:12] is the sub-list for extension extendee
+	8,  // 10: ganeti.rapi.v2.sets_param:extendee -> google.protobuf.FieldOptions
+	8,  // 11: ganeti.rapi.v2.csv_int_error:extendee -> google.protobuf.FieldOptions
+	9,  // 12: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
+	9,  // 13: ganeti.rapi.v2.legacy_body:extendee -> google.protobuf.MethodOptions
+	1,  // 14: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
+	2,  // 15: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
+	3,  // 16: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
+	0,  // 17: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
+	4,  // 18: ganeti.rapi.v2.legacy_body:type_name -> ganeti.rapi.v2.LegacyBodyRules
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	14, // [14:19] is the sub-list for extension type_name
+	1,  // [1:14] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
 }
 
@@ -772,7 +808,7 @@ func file_ganeti_rapi_v2_options_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ganeti_rapi_v2_options_proto_rawDesc), len(file_ganeti_rapi_v2_options_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   5,
-			NumExtensions: 11,
+			NumExtensions: 13,
 			NumServices:   0,
 		},
 		GoTypes:           file_ganeti_rapi_v2_options_proto_goTypes,
