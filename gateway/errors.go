@@ -71,6 +71,7 @@ var safePrefixes = []string{
 	"Body contents:",
 	"Unable to parse JSON data",
 	"Invalid value for the '",
+	"Invalid disk index passed: ",
 	"Can't ",
 	"Invalid body contents",
 	"The '",

@@ -43,6 +43,7 @@ var codeTable = map[errs.Code]codes.Code{
 var classTable = map[string]codes.Code{
 	errs.ClassRequest:         codes.InvalidArgument,
 	errs.ClassQuery:           codes.InvalidArgument,
+	errs.ClassHypervisor:      codes.InvalidArgument,
 	errs.ClassNotImplemented:  codes.Unimplemented,
 	errs.ClassUnavailable:     codes.Unavailable,
 	errs.ClassExec:            codes.Aborted,

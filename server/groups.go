@@ -27,6 +27,9 @@ func (g *groupService) ListGroups(_ context.Context, req *rapiv2.ListGroupsReque
 }
 
 func (g *groupService) GetGroup(_ context.Context, req *rapiv2.GetGroupRequest) (*rapiv2.Group, error) {
+	if err := refuseSyncQuery(req.GetLock()); err != nil {
+		return nil, err
+	}
 	group := newGroup()
 	if err := getObject(g.s.state(), cluster.ResGroup, req.GetGroupName(), group); err != nil {
 		return nil, err

@@ -15,6 +15,9 @@ type instanceService struct {
 func newInstance() *rapiv2.Instance { return &rapiv2.Instance{} }
 
 func (i *instanceService) ListInstances(_ context.Context, req *rapiv2.ListInstancesRequest) (*rapiv2.ListInstancesResponse, error) {
+	if err := refuseSyncQuery(req.GetLock()); err != nil {
+		return nil, err
+	}
 	st := i.s.state()
 	if !req.GetBulk() {
 		return &rapiv2.ListInstancesResponse{Refs: itemRefs(st.Names(cluster.ResInstance), "/2/instances/")}, nil
@@ -27,6 +30,9 @@ func (i *instanceService) ListInstances(_ context.Context, req *rapiv2.ListInsta
 }
 
 func (i *instanceService) GetInstance(_ context.Context, req *rapiv2.GetInstanceRequest) (*rapiv2.Instance, error) {
+	if err := refuseSyncQuery(req.GetLock()); err != nil {
+		return nil, err
+	}
 	inst := newInstance()
 	if err := getObject(i.s.state(), cluster.ResInstance, req.GetInstanceName(), inst); err != nil {
 		return nil, err

@@ -27,6 +27,9 @@ func (n *networkService) ListNetworks(_ context.Context, req *rapiv2.ListNetwork
 }
 
 func (n *networkService) GetNetwork(_ context.Context, req *rapiv2.GetNetworkRequest) (*rapiv2.Network, error) {
+	if err := refuseSyncQuery(req.GetLock()); err != nil {
+		return nil, err
+	}
 	net := newNetwork()
 	if err := getObject(n.s.state(), cluster.ResNetwork, req.GetNetworkName(), net); err != nil {
 		return nil, err

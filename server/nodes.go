@@ -27,6 +27,9 @@ func (n *nodeService) ListNodes(_ context.Context, req *rapiv2.ListNodesRequest)
 }
 
 func (n *nodeService) GetNode(_ context.Context, req *rapiv2.GetNodeRequest) (*rapiv2.Node, error) {
+	if err := refuseSyncQuery(req.GetLock()); err != nil {
+		return nil, err
+	}
 	node := newNode()
 	if err := getObject(n.s.state(), cluster.ResNode, req.GetNodeName(), node); err != nil {
 		return nil, err
@@ -37,6 +40,9 @@ func (n *nodeService) GetNode(_ context.Context, req *rapiv2.GetNodeRequest) (*r
 }
 
 func (n *nodeService) GetNodeRole(_ context.Context, req *rapiv2.GetNodeRoleRequest) (*rapiv2.NodeRole, error) {
+	if err := refuseSyncQuery(req.GetLock()); err != nil {
+		return nil, err
+	}
 	role, err := n.s.state().NodeRole(req.GetNodeName())
 	if err != nil {
 		return nil, err

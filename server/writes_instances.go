@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -20,8 +21,25 @@ func (i *instanceService) CreateInstance(ctx context.Context, req *rapiv2.Create
 	default:
 		return nil, errs.BadRequest("Unsupported request data version %d", v)
 	}
-	op := opOf(body.GetOp(), func() *rapiv2.OpInstanceCreate { return &rapiv2.OpInstanceCreate{} })
+	op := proto.Clone(opOf(body.GetOp(), func() *rapiv2.OpInstanceCreate { return &rapiv2.OpInstanceCreate{} })).(*rapiv2.OpInstanceCreate)
+	op.Hvparams = convertUsbDevices(op.Hvparams)
 	return i.s.submit(ctx, one("instances", req.GetReason(), op, params{"dry_run": req.GetDryRun()}))
+}
+
+// convertUsbDevices is rlib2's _ConvertUsbDevices on instance creation and
+// modification: the usb_devices hypervisor parameter may separate devices
+// with spaces (the command line's separator), which become commas.
+func convertUsbDevices(hv *structpb.Struct) *structpb.Struct {
+	v, ok := hv.GetFields()["usb_devices"]
+	if !ok {
+		return hv
+	}
+	s, ok := v.GetKind().(*structpb.Value_StringValue)
+	if !ok || !strings.Contains(s.StringValue, " ") {
+		return hv
+	}
+	hv.Fields["usb_devices"] = structpb.NewStringValue(strings.ReplaceAll(s.StringValue, " ", ","))
+	return hv
 }
 
 func (i *instanceService) MultiAllocateInstances(ctx context.Context, req *rapiv2.MultiAllocateInstancesRequest) (*rapiv2.JobSubmission, error) {
@@ -138,7 +156,9 @@ func (i *instanceService) ModifyInstance(ctx context.Context, req *rapiv2.Modify
 	if req.GetOp() == nil {
 		return nil, errs.BadRequest("Body contents: Type is 'NoneType', but 'dict' is expected")
 	}
-	return i.s.submit(ctx, one("instances_name_modify", req.GetReason(), req.GetOp(), params{"instance_name": req.GetInstanceName()}))
+	op := proto.Clone(req.GetOp()).(*rapiv2.OpInstanceSetParams)
+	op.Hvparams = convertUsbDevices(op.Hvparams)
+	return i.s.submit(ctx, one("instances_name_modify", req.GetReason(), op, params{"instance_name": req.GetInstanceName()}))
 }
 
 func (i *instanceService) PrepareInstanceExport(ctx context.Context, req *rapiv2.PrepareInstanceExportRequest) (*rapiv2.JobSubmission, error) {

@@ -374,7 +374,7 @@ def t_networks():
         eq((n["network"], n["gateway"]), (fn["network"], fn["gateway"]), "%s addresses" % n["name"])
         eq(n["free_count"] + n["reserved_count"], len(n["map"]), "%s counts" % n["name"])
         eq(sorted(tuple(c) for c in n["group_list"]),
-           sorted((c["group"], c["mode"], c["link"], "-") for c in fn["connections"]), "%s connections" % n["name"])
+           sorted((c["group"], c["mode"], c["link"], c.get("vlan", "")) for c in fn["connections"]), "%s connections" % n["name"])
         for ip in fn.get("reserved_ips", []):
             eq(n["map"][int(ip.split(".")[-1])], "X", "%s reservation %s" % (n["name"], ip))
         eq(sorted(n["tags"]), sorted(fn.get("tags", [])), "%s tags" % n["name"])
@@ -836,8 +836,8 @@ def t_replace_disks():
     job(rapi.ReplaceInstanceDisks(DRBD1))
     i = inst(DRBD1)
     eq((i["pnode"], i["snodes"], i["status"]), (NODE1, [NODE3], "running"), "after in-place replacements")
-    # Only a drbd instance has disks to replace.
-    job_error(rapi.ReplaceInstanceDisks(PLAIN2), "replace")
+    # Only a drbd instance has disks to replace; Ganeti checks its layout first.
+    job_error(rapi.ReplaceInstanceDisks(PLAIN2), "expected one secondary but found 0")
 
 
 def t_migrate_instance():
@@ -1039,7 +1039,7 @@ def t_connect_network():
     job(rapi.ConnectNetwork(NET, "alpha", "bridged", "br200"))
     job(rapi.ConnectNetwork(NET, "beta", "routed", "rt300", vlan="100"))
     eq(sorted(tuple(c) for c in rapi.GetNetwork(NET)["group_list"]),
-       [("alpha", "bridged", "br200", "-"), ("beta", "routed", "rt300", "100")], "group_list")
+       [("alpha", "bridged", "br200", ""), ("beta", "routed", "rt300", "100")], "group_list")
 
 
 def t_modify_network():

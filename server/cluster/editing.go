@@ -252,18 +252,30 @@ func (s *State) NetworkUUID(name string) (string, bool) {
 	return n.UUID, true
 }
 
-// IsEnabledStorage reports whether a disk template of the storage type is
-// enabled, and the enabled templates joined by "," for Ganeti's message.
-func IsEnabledStorage(c *Cluster, storageType string) (bool, string) {
-	templates := map[string][]string{
-		"lvm-vg": {"plain", "drbd"}, "lvm-pv": {"plain", "drbd"}, "file": {"file"},
-		"sharedfile": {"sharedfile"}, "gluster": {"gluster"}, "blockdev": {"blockdev"},
-		"rados": {"rbd"}, "ext": {"ext"}, "diskless": {"diskless"},
+// diskTemplateStorageType is Ganeti's MAP_DISK_TEMPLATE_STORAGE_TYPE: the
+// storage type of each disk template.
+var diskTemplateStorageType = map[string]string{
+	"blockdev": "blockdev", "diskless": "diskless", "drbd": "lvm-vg", "ext": "ext", "file": "file",
+	"gluster": "gluster", "plain": "lvm-vg", "rbd": "rados", "sharedfile": "sharedfile",
+}
+
+// StorageTypeOf returns the storage type of a disk template ("" for an
+// unknown one).
+func StorageTypeOf(template string) string { return diskTemplateStorageType[template] }
+
+// IsEnabledStorage is Ganeti's CheckStorageTypeEnabled: whether a disk
+// template of the storage type is enabled. lvm-pv cannot be enabled by a
+// disk template and is checked as lvm-vg. It returns the storage type
+// checked and the enabled templates joined by "," for Ganeti's message.
+func IsEnabledStorage(c *Cluster, storageType string) (ok bool, checked, enabled string) {
+	checked = storageType
+	if checked == "lvm-pv" {
+		checked = "lvm-vg"
 	}
-	for _, dt := range templates[storageType] {
-		if contains(c.EnabledDiskTemplates, dt) {
-			return true, ""
+	for _, dt := range DiskTemplates {
+		if diskTemplateStorageType[dt] == checked && contains(c.EnabledDiskTemplates, dt) {
+			return true, checked, ""
 		}
 	}
-	return false, strings.Join(c.EnabledDiskTemplates, ",")
+	return false, checked, strings.Join(c.EnabledDiskTemplates, ",")
 }

@@ -71,6 +71,23 @@ func HVParamTypes() (types Params, global map[string]bool) {
 	return types, global
 }
 
+// HypervisorParameters returns the parameters hypervisor hv supports
+// (the PARAMETERS of Ganeti's hypervisor class), false for an unknown
+// hypervisor. They are derived from the hypervisor's defaults
+// (HVC_DEFAULTS, as a real cluster's /2/info publishes them): Ganeti's own
+// unit tests hold both sets equal (test/py/ganeti.hypervisor_unittest.py).
+func HypervisorParameters(hv string) (map[string]bool, bool) {
+	defs, ok := defaultHVParams[hv]
+	if !ok {
+		return nil, false
+	}
+	out := make(map[string]bool, len(defs))
+	for k := range defs {
+		out[k] = true
+	}
+	return out, true
+}
+
 // IsMaybeStringParam reports whether a string parameter may also be null.
 func IsMaybeStringParam(key string) bool { return maybeStringParams[key] }
 

@@ -185,7 +185,8 @@ func (s *State) StorageUnits(node, storageType string) ([]StorageUnit, error) {
 	unit := StorageUnit{Type: storageType, Size: n.DiskTotal, Used: s.nodeStats[n.UUID].diskUsed, Free: free, Allocatable: true}
 	switch {
 	case storageType == "file" && contains(c.EnabledDiskTemplates, "file"):
-		unit.Name = c.FileStorageDir
+		// Ganeti's "used" of a directory is the apparent size of its files.
+		unit.Name, unit.Used = c.FileStorageDir, s.nodeStats[n.UUID].fileUsed
 	case storageType == "lvm-vg" && c.VolumeGroupName != nil &&
 		(contains(c.EnabledDiskTemplates, "plain") || contains(c.EnabledDiskTemplates, "drbd")):
 		unit.Name = *c.VolumeGroupName

@@ -244,7 +244,7 @@ func TestGroupAndNetworkFields(t *testing.T) {
 	got = mustJSON(query(t, s, ResNetwork, []string{"name", "map", "free_count", "reserved_count", "external_reservations",
 		"inst_list", "group_list", "group_cnt", "mac_prefix", "network6"}, nil))
 	want = `[[[0,"net1"],[0,"XXX..X........XX"],[0,10],[0,6],[0,"10.0.0.0, 10.0.0.1, 10.0.0.14, 10.0.0.15"],` +
-		`[0,["g2inst.example.com","web.example.com"]],[0,[["default","routed","rt1","-"],["g2","bridged","br9","-"]]],[0,2],[0,"aa:11:22"],[3,null]]]`
+		`[0,["g2inst.example.com","web.example.com"]],[0,[["default","routed","rt1",""],["g2","bridged","br9",""]]],[0,2],[0,"aa:11:22"],[3,null]]]`
 	if got != want {
 		t.Errorf("networks:\n got %s\nwant %s", got, want)
 	}

@@ -49,6 +49,7 @@ type nodeStats struct {
 	pinst, sinst []string // instance names, NiceSorted
 	memUsed      int64    // oper_ram of running primary instances
 	diskUsed     int64    // local storage used by instance disks
+	fileUsed     int64    // apparent size of the file disks (MiB)
 	spindlesUsed int64
 }
 
@@ -137,7 +138,7 @@ func newState(cfg *Config, reg *registry, prev *State) (*State, error) {
 	}
 	for uuid, u := range nodeUsage(cfg) {
 		st := s.nodeStats[uuid]
-		st.memUsed, st.diskUsed, st.spindlesUsed = u.mem, u.disk, u.spindles
+		st.memUsed, st.diskUsed, st.spindlesUsed, st.fileUsed = u.mem, u.disk, u.spindles, u.file
 	}
 	for _, inst := range cfg.Instances {
 		ps := s.nodeStats[inst.PrimaryNode]
@@ -169,7 +170,7 @@ func newState(cfg *Config, reg *registry, prev *State) (*State, error) {
 				return nil, fmt.Errorf("cluster: group %s is connected to unknown network %s", g.Name, netUUID)
 			}
 			p := g.Networks[netUUID]
-			ns.groups = append(ns.groups, []any{g.Name, strOr(p["mode"], "-"), strOr(p["link"], "-"), strOr(p["vlan"], "-")})
+			ns.groups = append(ns.groups, []any{g.Name, valueOr(p["mode"], "-"), valueOr(p["link"], "-"), valueOr(p["vlan"], "-")})
 		}
 	}
 	for _, ns := range s.netStats {
@@ -211,8 +212,11 @@ func newState(cfg *Config, reg *registry, prev *State) (*State, error) {
 	return s, nil
 }
 
-func strOr(v any, def string) string {
-	if s, ok := v.(string); ok && s != "" {
+// valueOr is a network's group parameter as Ganeti's network query shows
+// it: the value when the group has one (even an empty string), def when
+// it has none.
+func valueOr(v any, def string) string {
+	if s, ok := v.(string); ok {
 		return s
 	}
 	return def
@@ -226,10 +230,11 @@ func (s *State) Config() *Config { return s.cfg.Clone() }
 func (s *State) Master() string { return s.cfg.Nodes[s.cfg.Cluster.MasterNode].Name }
 
 // usage is what instances use on one node.
-type usage struct{ mem, disk, spindles int64 }
+type usage struct{ mem, disk, spindles, file int64 }
 
 // nodeUsage computes, per node UUID, the memory of running primary
-// instances and the local storage (and spindles) of instance disks.
+// instances, the local storage (and spindles) of instance disks and the
+// apparent size of the file disks in the file storage directory.
 func nodeUsage(cfg *Config) map[string]usage {
 	out := make(map[string]usage, len(cfg.Nodes))
 	for _, inst := range cfg.Instances {
@@ -241,6 +246,13 @@ func nodeUsage(cfg *Config) map[string]usage {
 		nodes := []string{inst.PrimaryNode}
 		if inst.DiskTemplate == "drbd" {
 			nodes = append(nodes, inst.SecondaryNodes...)
+		}
+		if inst.DiskTemplate == "file" {
+			u := out[inst.PrimaryNode]
+			for _, d := range inst.Disks {
+				u.file += d.Size
+			}
+			out[inst.PrimaryNode] = u
 		}
 		disk := localDiskUsage(inst)
 		var spindles int64

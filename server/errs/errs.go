@@ -35,6 +35,9 @@ const (
 	ClassExec    = "OpExecError"
 	ClassProgram = "ProgrammerError"
 	ClassQuery   = "QueryFilterParseError"
+	// ClassHypervisor is Ganeti's HypervisorError: a hypervisor refused
+	// its parameters (CheckParameterSyntax). It has no classification.
+	ClassHypervisor = "HypervisorError"
 	// ClassRequest marks a malformed request (bad query argument, bad body
 	// shape) that Ganeti's HTTP layer rejects before any opcode exists.
 	ClassRequest = "HttpBadRequest"
@@ -79,6 +82,12 @@ func Prereq(code Code, format string, args ...any) *Error {
 // Exec is a failure while executing an opcode.
 func Exec(format string, args ...any) *Error {
 	return &Error{Class: ClassExec, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Hypervisor is a hypervisor's refusal of its parameters (Ganeti's
+// HypervisorError, which carries no classification).
+func Hypervisor(format string, args ...any) *Error {
+	return &Error{Class: ClassHypervisor, Msg: fmt.Sprintf(format, args...)}
 }
 
 // NotFound reports an unknown object, e.g. NotFound("Instance", "x").

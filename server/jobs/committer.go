@@ -385,7 +385,8 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 	x.submit = func(ops []*rapiv2.OpCode) (int64, error) { return e.submitFollowUp(tx, it, ops) }
 	res, err := safeExec(e, it.ex, x, it.msg)
 	x.Config, x.Tx, x.logf, x.submit = nil, nil, nil, nil
-	if err != nil {
+	var kept *keptFailure
+	if err != nil && !errors.As(err, &kept) {
 		it.err = err
 		return &execFailed{err: err}
 	}
@@ -407,11 +408,16 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 		rec.appendLog(it.idx, l.at, l.logType, l.msg)
 	}
 	end := e.now()
-	rec.OpStatus[it.idx] = StatusSuccess
-	rec.OpResult[it.idx] = res
-	rec.OpEnd[it.idx] = &end
-	if rec.current() == len(rec.OpStatus) {
-		rec.End = &end
+	switch {
+	case kept != nil: // failed, its changes committed (FailKeeping)
+		rec.fail(it.idx, e.encodeError(rec.ID, it.idx, kept.err), end)
+	default:
+		rec.OpStatus[it.idx] = StatusSuccess
+		rec.OpResult[it.idx] = res
+		rec.OpEnd[it.idx] = &end
+		if rec.current() == len(rec.OpStatus) {
+			rec.End = &end
+		}
 	}
 	enc, err := encodeRecord(rec)
 	if err != nil {

@@ -46,6 +46,24 @@ type paramLocker interface {
 	locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error)
 }
 
+// FailKeeping makes an executor's error one after which the opcode's
+// changes to x.Config are still committed, with the opcode failed: Ganeti's
+// logical units that change the cluster before they fail (an export that
+// shut its instance down and then cannot snapshot its disks leaves it
+// down). Other errors discard every change.
+func FailKeeping(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &keptFailure{err: err}
+}
+
+// keptFailure is FailKeeping's error.
+type keptFailure struct{ err error }
+
+func (k *keptFailure) Error() string { return k.err.Error() }
+func (k *keptFailure) Unwrap() error { return k.err }
+
 // Runner is implemented by executors whose opcode takes time outside the
 // configuration (the sleep of OP_TEST_DELAY, a simulated migration). Run is
 // called with the opcode's locks held, before Exec, outside any store

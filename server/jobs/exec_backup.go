@@ -270,6 +270,9 @@ func (r *Remote) checkExport(cfg *cluster.Config, m *rapiv2.OpBackupExport) (*re
 		}
 		ex.dests = append(ex.dests, d)
 	}
+	if err := exportSleepCheck(m); err != nil {
+		return nil, err
+	}
 	key, err := r.keys.Get(name)
 	switch {
 	case errors.Is(err, impexp.ErrNoKey):
@@ -283,8 +286,127 @@ func (r *Remote) checkExport(cfg *cluster.Config, m *rapiv2.OpBackupExport) (*re
 	return ex, nil
 }
 
-// exportDone is what BackupExport.Run hands to Exec.
-type exportDone struct{ dresults []any }
+// snapshotCapable are Ganeti's DTS_SNAPSHOT_CAPABLE: the disk templates
+// whose disks can be snapshotted for a live export.
+var snapshotCapable = []string{"drbd", "ext", "plain"}
+
+// exportSleepCheck is the long_sleep check of LUBackupExport's CheckPrereq.
+func exportSleepCheck(m *rapiv2.OpBackupExport) error {
+	if m.GetLongSleep() && !exportShutdown(m) {
+		return errs.Prereq(errs.CodeInval, "The long sleep option only makes sense when the instance can be shut down.")
+	}
+	return nil
+}
+
+// exportShutdown is the opcode's shutdown parameter (default true).
+func exportShutdown(m *rapiv2.OpBackupExport) bool { return m.Shutdown == nil || m.GetShutdown() }
+
+// exportRun is an export in progress: what LUBackupExport's Exec decided
+// before the disks are transferred.
+type exportRun struct {
+	inst      *cluster.Instance
+	reboot    bool // DoReboot: start the instance again afterwards
+	snapshots bool // the disks are exported from snapshots
+	activated bool // the disks were activated for the export
+}
+
+// label is the disk's name in the transfer messages.
+func (ex *exportRun) label(i int) string {
+	if ex.snapshots {
+		return fmt.Sprintf("snapshot/%d", i)
+	}
+	return fmt.Sprintf("disk/%d", i)
+}
+
+// exportPlan is the beginning of LUBackupExport's Exec without its
+// effects: whether the instance is restarted and whether its disks can be
+// snapshotted. An instance marked up that stays (TrySnapshot) is exported
+// from snapshots when all its disks support them; otherwise it must be
+// shut down and allowed to stay down (long_sleep), else the export aborts
+// with Ganeti's OpExecError.
+func exportPlan(m *rapiv2.OpBackupExport, inst *cluster.Instance) (*exportRun, error) {
+	shutdown := exportShutdown(m)
+	up := inst.AdminState == cluster.AdminUp
+	ex := &exportRun{inst: inst, reboot: shutdown && up && !m.GetRemoveInstance(), activated: !inst.DisksActive}
+	if m.GetRemoveInstance() || !up {
+		return ex, nil
+	}
+	ex.snapshots = len(inst.Disks) == 0 || slices.Contains(snapshotCapable, inst.DiskTemplate)
+	switch {
+	case ex.snapshots:
+	case !shutdown:
+		return ex, errs.Exec("Not all disks could be snapshotted, and you requested a live export; aborting")
+	case !m.GetLongSleep():
+		return ex, errs.Exec("Not all disks could be snapshotted, and you did not allow the instance to remain offline for a longer time through the --long-sleep option; aborting")
+	}
+	return ex, nil
+}
+
+// startExport runs the beginning of LUBackupExport's Exec on x.Config
+// (in a Run phase, without a configuration, it only logs):
+// the instance is shut down if asked (its disks stay active), its disks
+// are activated if they were not, snapshotted when they can be, and the
+// instance is started again at once when it was snapshotted. When the
+// export must abort, the shutdown stays (the instance is left marked up
+// but down, as Ganeti leaves it): the error is FailKeeping's.
+func startExport(x *ExecContext, m *rapiv2.OpBackupExport, inst *cluster.Instance, pnode *cluster.Node) (*exportRun, error) {
+	ex, planErr := exportPlan(m, inst)
+	if exportShutdown(m) {
+		x.Log("Shutting down instance " + inst.Name)
+		if inst.Running && x.Config != nil {
+			stopInstance(x.Config.EditInstance(inst.UUID))
+		}
+	}
+	if ex.activated {
+		x.Log("Activating disks for " + inst.Name)
+	}
+	if planErr != nil {
+		if ex.activated {
+			x.Log("Deactivating disks for " + inst.Name)
+		}
+		if exportShutdown(m) {
+			return nil, FailKeeping(planErr)
+		}
+		return nil, planErr
+	}
+	if ex.snapshots {
+		for i := range inst.Disks {
+			x.Log(fmt.Sprintf("Creating a snapshot of disk/%d on node %s", i, pnode.Name))
+		}
+		if ex.reboot {
+			exportRestart(x, inst)
+		}
+	}
+	return ex, nil
+}
+
+// finish is the end of LUBackupExport's Exec after the transfer: the
+// instance is started if it was not from snapshots, the disks activated
+// for the export are deactivated.
+func (ex *exportRun) finish(x *ExecContext) {
+	if ex.reboot && !ex.snapshots {
+		exportRestart(x, ex.inst)
+	}
+	if ex.activated {
+		x.Log("Deactivating disks for " + ex.inst.Name)
+	}
+}
+
+// exportRestart is LUBackupExport's StartInstance.
+func exportRestart(x *ExecContext, inst *cluster.Instance) {
+	x.Log("Starting instance " + inst.Name)
+	if x.Config != nil {
+		startInstance(x.Config, x.Config.EditInstance(inst.UUID), nil)
+	}
+}
+
+// exportDone is what BackupExport.Run hands to Exec: the disks were sent
+// (ex, dresults), or the export aborted before (err).
+type exportDone struct {
+	ex       *exportRun
+	dresults []any
+	err      error
+}
 
 // Run implements Runner (remote mode): each disk is sent to its
 // destination (ExportInstanceHelper.RemoteExport); an error leaves the
@@ -300,8 +422,10 @@ func (b BackupExport) Run(x *ExecContext, op proto.Message) error {
 		return err
 	}
 	inst := ex.inst
-	if (m.Shutdown == nil || m.GetShutdown()) && inst.Running {
-		x.Log("Shutting down instance " + inst.Name)
+	run, err := startExport(x, m, inst, x.State.Config().Nodes[inst.PrimaryNode])
+	if err != nil {
+		x.handoff = &exportDone{err: err}
+		return nil
 	}
 	tlsCfg := impexp.ClientTLS(ex.key, ex.ca, r.cfg.Now)
 	sent := make([]bool, len(ex.dests))
@@ -337,7 +461,8 @@ func (b BackupExport) Run(x *ExecContext, op proto.Message) error {
 	if len(failed) > 0 {
 		return errs.Exec("Export failed, errors in disk export: disk(s) %s", obCommaJoin(failed))
 	}
-	x.handoff = &exportDone{dresults: dresults}
+	run.finish(x)
+	x.handoff = &exportDone{ex: run, dresults: dresults}
 	return nil
 }
 
@@ -358,7 +483,6 @@ func (b BackupExport) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	shutdown := m.Shutdown == nil || m.GetShutdown()
 	target := m.GetTargetNode().GetStringValue()
 	if target == "" {
 		return nil, errs.Prereq(errs.CodeInval, "Local exports require a target node given as a string")
@@ -373,21 +497,22 @@ func (b BackupExport) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if dst.Drained {
 		return nil, errs.Prereq(errs.CodeState, "Can't use drained node %s", dst.Name)
 	}
+	if err := exportSleepCheck(m); err != nil {
+		return nil, err
+	}
 	if x.DryRun {
 		return nil, nil
 	}
-	wasRunning := inst.Running
-	if shutdown && wasRunning {
-		x.Log("Shutting down instance " + inst.Name)
+	ex, err := startExport(x, m, inst, pnode)
+	if err != nil {
+		return nil, err
 	}
 	dresults := make([]any, len(inst.Disks))
 	for i := range inst.Disks {
-		x.Log(fmt.Sprintf("Exporting snapshot/%d from %s to %s", i, pnode.Name, dst.Name))
+		x.Log(fmt.Sprintf("Exporting %s from %s to %s", ex.label(i), pnode.Name, dst.Name))
 		dresults[i] = true
 	}
-	if shutdown && wasRunning && inst.AdminState == cluster.AdminUp && !m.GetRemoveInstance() {
-		x.Log("Starting instance " + inst.Name)
-	}
+	ex.finish(x)
 	exports := make([]cluster.Export, 0, len(cfg.Exports)+1)
 	removedOld := false
 	for _, e := range cfg.Exports {
@@ -427,13 +552,20 @@ func (b BackupExport) execRemote(x *ExecContext, m *rapiv2.OpBackupExport) (any,
 	if err != nil {
 		return nil, err
 	}
+	// Run logged what happened to the instance; its state changes here.
+	if exportShutdown(m) && inst.Running {
+		stopInstance(x.Config.EditInstance(inst.UUID))
+	}
+	if done.err != nil {
+		return nil, done.err // FailKeeping's when the instance was shut down
+	}
 	switch {
 	case m.GetRemoveInstance():
 		x.Log("Removing instance " + inst.Name)
 		releaseIPs(x.Config, inst.NICs)
 		delete(x.Config.Instances, inst.UUID)
-	case (m.Shutdown == nil || m.GetShutdown()) && inst.Running && inst.AdminState == cluster.AdminUp:
-		x.Log("Starting instance " + inst.Name)
+	case done.ex.reboot:
+		startInstance(x.Config, x.Config.EditInstance(inst.UUID), nil)
 	}
 	return []any{true, done.dresults}, nil
 }

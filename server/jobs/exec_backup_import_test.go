@@ -275,7 +275,10 @@ func TestExportInfoRecorded(t *testing.T) {
 	op.Tags = []string{"new"}
 	v.runOK(op)
 	local := rapiv2.ExportMode_EXPORT_MODE_LOCAL
-	v.runOK(&rapiv2.OpBackupExport{InstanceName: proto.String("inst2.example.com"), TargetNode: structpb.NewStringValue("node2.example.com"), Mode: &local})
+	// The imported instance runs on file disks: no snapshots, so it may
+	// stay down during the export (long_sleep), as Ganeti requires.
+	v.runOK(&rapiv2.OpBackupExport{InstanceName: proto.String("inst2.example.com"), TargetNode: structpb.NewStringValue("node2.example.com"), Mode: &local,
+		LongSleep: proto.Bool(true)})
 	if r := exp(reopen()); !slices.Equal(r.Info.Tags, []string{"new"}) || r.Info.Source == e.Info.Source {
 		t.Errorf("after a new export to the same node, the store has %+v", r.Info)
 	}

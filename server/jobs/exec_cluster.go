@@ -156,7 +156,15 @@ func (ClusterSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 			if _, ok := c.HVParams[name]; !ok && !slices.Contains(cluster.Hypervisors, name) {
 				return nil, errs.Prereq(errs.CodeInval, "Unknown hypervisor '%s'", name)
 			}
-			if hv[name], err = cluster.CheckHVParams(name, obUpdatedParams(c.HVParams[name], p, false)); err != nil {
+			upd := obUpdatedParams(c.HVParams[name], p, false)
+			// Ganeti's ForceDictType, then the hypervisor's own check.
+			if _, err := forceHVTypes(upd); err != nil {
+				return nil, err
+			}
+			if err := checkHVSyntax(name, upd); err != nil {
+				return nil, err
+			}
+			if hv[name], err = cluster.CheckHVParams(name, upd); err != nil {
 				return nil, obTypeError("%s", err)
 			}
 		}

@@ -619,11 +619,19 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 		}
 		disks = append(disks, nd)
 	}
-	be, err := checkBEParams(structMap(m.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(c.BEParams, p) })
+	// Hypervisor parameters as Ganeti checks them: their types, the
+	// hypervisor's own check of the filled set, then the global ones.
+	hvp, err := forceHVTypes(structMap(m.GetHvparams()))
 	if err != nil {
 		return nil, err
 	}
-	hvp, err := checkHVParams(structMap(m.GetHvparams()))
+	if err := checkHVSyntax(hv, cluster.FillParams(hvDefaults(c, hv, m.GetOsType()), hvp)); err != nil {
+		return nil, err
+	}
+	if err := checkHVGlobals(hvp); err != nil {
+		return nil, err
+	}
+	be, err := checkBEParams(structMap(m.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(c.BEParams, p) })
 	if err != nil {
 		return nil, err
 	}
@@ -833,8 +841,11 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 	}
 	if start {
 		x.Log("* starting instance...")
+		// Ganeti's MarkInstanceUp, after the instance was added: a new
+		// serial number and a later modification time.
 		inst.AdminState = cluster.AdminUp
 		inst.SerialNo++
+		inst.MTime = float64(x.Now().Add(time.Microsecond).UnixMicro()) / 1e6
 		startInstance(cfg, inst, nil)
 	}
 	out := []any{}
@@ -1198,6 +1209,18 @@ func (s *importSource) copyDisks(x *ExecContext, pnode *cluster.Node, n int) {
 		x.Log(d + " finished sending data")
 		x.Log(d + " finished receiving data")
 	}
+}
+
+// hvDefaults is what Ganeti's SimpleFillHV fills an instance's hypervisor
+// parameters with: the cluster's parameters of hypervisor hv, overlaid
+// with the OS's (base name, then with its variant).
+func hvDefaults(c *cluster.Cluster, hv, os string) cluster.Params {
+	base, _, _ := strings.Cut(os, "+")
+	out := cluster.FillParams(c.HVParams[hv], c.OSHVP[base][hv])
+	if os != base {
+		out = cluster.FillParams(out, c.OSHVP[os][hv])
+	}
+	return out
 }
 
 // revertToDefaults is the parameter part of Ganeti's _RevertToDefaults

@@ -550,52 +550,47 @@ func (InstanceReplaceDisks) Exec(x *ExecContext, op proto.Message) (any, error) 
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
 	}
+	mode := m.GetMode()
+	newSecondary := mode == rapiv2.ReplaceDisksMode_REPLACE_DISKS_MODE_REPLACE_NEW_SECONDARY
+	remote, ialloc := m.GetRemoteNode(), m.GetIallocator()
+	// CheckArguments of LUInstanceReplaceDisks.
+	switch {
+	case newSecondary && remote == "" && ialloc == "":
+		return nil, errs.Prereq(errs.CodeInval, "When changing the secondary either an iallocator script must be used or the new node given")
+	case newSecondary && remote != "" && ialloc != "":
+		return nil, errs.Prereq(errs.CodeInval, "Do not specify both, iallocator and node")
+	case !newSecondary && (remote != "" || ialloc != ""):
+		return nil, errs.Prereq(errs.CodeInval, "The iallocator and new node options can only be used when changing the secondary node")
+	}
 	cfg := x.Config
 	inst, err := findInstance(cfg, m.GetInstanceName())
 	if err != nil {
 		return nil, err
 	}
-	if inst.DiskTemplate != "drbd" {
-		return nil, errs.Prereq(errs.CodeInval, "Can only run replace disks for DRBD8-based instances")
-	}
-	for _, d := range m.GetDisks() {
-		if d < 0 || int(d) >= len(inst.Disks) {
-			return nil, errs.Prereq(errs.CodeInval, "Invalid disk index: %d (instace has disks 0 to %d", d, len(inst.Disks)-1)
-		}
-	}
-	mode := m.GetMode()
-	newSecondary := mode == rapiv2.ReplaceDisksMode_REPLACE_DISKS_MODE_REPLACE_NEW_SECONDARY
-	if !newSecondary {
-		if m.GetRemoteNode() != "" || m.GetIallocator() != "" {
-			return nil, errs.Prereq(errs.CodeInval, "The iallocator and new node options can only be used when changing the secondary node")
-		}
-		if x.DryRun {
-			return nil, nil
-		}
-		return nil, nil
-	}
 	var target *cluster.Node
-	switch {
-	case m.GetRemoteNode() != "" && m.GetIallocator() != "":
-		return nil, errs.Prereq(errs.CodeInval, "Give either the iallocator or the new secondary, not both")
-	case m.GetRemoteNode() != "":
-		if target, err = findNode(cfg, m.GetRemoteNode()); err != nil {
+	if remote != "" {
+		if target, err = findNode(cfg, remote); err != nil {
 			return nil, err
 		}
-	case m.GetIallocator() != "":
+	}
+	// CheckPrereq of TLReplaceDisks, in Ganeti's order: the layout first.
+	if len(inst.SecondaryNodes) != 1 {
+		return nil, errs.Prereq(errs.CodeFault, "The instance has a strange layout, expected one secondary but found %d", len(inst.SecondaryNodes))
+	}
+	if ialloc != "" {
 		// The instance's own nodes are not candidates (allocate alone
 		// returns only the best node, which may be one of them).
 		need := cluster.LocalDiskUsage(inst)
 		exclude := append([]string{inst.PrimaryNode}, inst.SecondaryNodes...)
-		target, err = externalRelocate(x, m.GetIallocator(), inst, inst.SecondaryNodes)
+		target, err = externalRelocate(x, ialloc, inst, inst.SecondaryNodes)
 		if errors.Is(err, errNoExternalIAllocator) {
-			end := traceBuiltinAllocator(x, m.GetIallocator(), "relocate", inst.Name)
+			end := traceBuiltinAllocator(x, ialloc, "relocate", inst.Name)
 			target, err = nil, nil
 			nodes := allocateUsed(cfg, cfg.Nodes[inst.PrimaryNode].Group, 0, need, false, nil, exclude)
 			if len(nodes) > 0 {
 				target = nodes[0]
 			} else {
-				err = errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", m.GetIallocator())
+				err = errs.Prereq(errs.CodeNoRes, "Can't compute nodes using iallocator '%s': Request failed: Can't find any good node: ", ialloc)
 			}
 			end(nodeNames(nodes), err)
 		}
@@ -604,17 +599,33 @@ func (InstanceReplaceDisks) Exec(x *ExecContext, op proto.Message) (any, error) 
 		}
 		// Ganeti names the instance by its UUID here.
 		x.LogInfo("Selected new secondary for instance '%s': %s", inst.UUID, target.Name)
-	default:
-		return nil, errs.Prereq(errs.CodeInval, "When changing the secondary either an iallocator script must be used or the new node given")
 	}
-	if target.UUID == inst.PrimaryNode {
-		return nil, errs.Prereq(errs.CodeInval, "The specified node is the primary node of the instance")
+	if target != nil {
+		if target.UUID == inst.PrimaryNode {
+			return nil, errs.Prereq(errs.CodeInval, "The specified node is the primary node of the instance")
+		}
+		if containsStr(inst.SecondaryNodes, target.UUID) {
+			return nil, errs.Prereq(errs.CodeInval, "The specified node is already the secondary node of the instance")
+		}
 	}
-	if containsStr(inst.SecondaryNodes, target.UUID) {
-		return nil, errs.Prereq(errs.CodeInval, "The specified node is already the secondary node of the instance")
+	if len(m.GetDisks()) > 0 && (newSecondary || mode == rapiv2.ReplaceDisksMode_REPLACE_DISKS_MODE_REPLACE_AUTO) {
+		return nil, errs.Prereq(errs.CodeInval, "Cannot specify disks to be replaced")
 	}
-	if err := checkNodeOnline(target, ""); err != nil {
-		return nil, err
+	if inst.DiskTemplate != "drbd" || len(inst.Disks) == 0 {
+		return nil, errs.Prereq(errs.CodeInval, "Can only run replace disks for DRBD8-based instances")
+	}
+	if target != nil {
+		if err := checkNodeOnline(target, ""); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range m.GetDisks() {
+		if d < 0 || int(d) >= len(inst.Disks) {
+			return nil, errs.Prereq(errs.CodeInval, "Invalid disk index: %d (instace has disks 0 to %d", d, len(inst.Disks)-1)
+		}
+	}
+	if !newSecondary {
+		return nil, nil
 	}
 	if err := checkFreeDisk(cfg, inst.DiskTemplate, []*cluster.Node{target}, cluster.LocalDiskUsage(inst)); err != nil {
 		return nil, err

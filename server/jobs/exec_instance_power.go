@@ -48,7 +48,12 @@ func (InstanceStartup) Exec(x *ExecContext, op proto.Message) (any, error) {
 		}
 	}
 	if p := structMap(m.GetHvparams()); len(p) > 0 {
-		if _, err := checkHVParams(p); err != nil {
+		hvp, err := forceHVTypes(p)
+		if err != nil {
+			return nil, err
+		}
+		filled := cluster.FillParams(cluster.FillParams(hvDefaults(cfg.Cluster, inst.Hypervisor, inst.OS), inst.HVParams), hvp)
+		if err := checkHVSyntax(inst.Hypervisor, filled); err != nil {
 			return nil, err
 		}
 	}

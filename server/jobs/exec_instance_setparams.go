@@ -267,6 +267,9 @@ func (InstanceSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 		if newHV, err = checkHVParams(upd); err != nil {
 			return nil, err
 		}
+		if err := checkHVSyntax(inst.Hypervisor, cluster.FillParams(hvDefaults(c, inst.Hypervisor, inst.OS), newHV)); err != nil {
+			return nil, err
+		}
 	}
 	newOS := inst.OSParams
 	if len(osUpd) > 0 {

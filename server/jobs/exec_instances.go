@@ -546,9 +546,19 @@ func checkBEParams(p map[string]any, filled func(cluster.Params) cluster.Params)
 	return be, nil
 }
 
-// checkHVParams validates instance-level hypervisor parameters.
+// checkHVParams validates instance-level hypervisor parameters: none may
+// be global (Ganeti's CheckParamsNotGlobal), then forceHVTypes.
 func checkHVParams(p map[string]any) (cluster.Params, error) {
-	types, global := cluster.HVParamTypes()
+	if err := checkHVGlobals(p); err != nil {
+		return nil, err
+	}
+	return forceHVTypes(p)
+}
+
+// checkHVGlobals is Ganeti's CheckParamsNotGlobal for hypervisor
+// parameters at instance level.
+func checkHVGlobals(p map[string]any) error {
+	_, global := cluster.HVParamTypes()
 	var globals []string
 	for k := range p {
 		if global[k] {
@@ -557,9 +567,38 @@ func checkHVParams(p map[string]any) (cluster.Params, error) {
 	}
 	if len(globals) > 0 {
 		sort.Strings(globals)
-		return nil, errs.Prereq(errs.CodeInval, "The following hypervisor parameters are global and cannot be customized at instance level, please modify them at cluster level: %s", strings.Join(globals, ", "))
+		return errs.Prereq(errs.CodeInval, "The following hypervisor parameters are global and cannot be customized at instance level, please modify them at cluster level: %s", strings.Join(globals, ", "))
 	}
+	return nil
+}
+
+// forceHVTypes is Ganeti's ForceDictType with HVS_PARAMETER_TYPES: the
+// parameters of every hypervisor, with their types.
+func forceHVTypes(p map[string]any) (cluster.Params, error) {
+	types, _ := cluster.HVParamTypes()
 	return forceDictType(p, types)
+}
+
+// checkHVSyntax is the first check of Ganeti's CheckParameterSyntax of
+// hypervisor hv, on its filled parameters: each must be one that hv
+// supports (its class's PARAMETERS), else HypervisorError "Parameter '<p>'
+// is not supported". Parameters are checked in name order.
+func checkHVSyntax(hv string, filled map[string]any) error {
+	supported, ok := cluster.HypervisorParameters(hv)
+	if !ok {
+		return errs.Hypervisor("Unknown hypervisor '%s'", hv)
+	}
+	keys := make([]string, 0, len(filled))
+	for k := range filled {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !supported[k] {
+			return errs.Hypervisor("Parameter '%s' is not supported", k)
+		}
+	}
+	return nil
 }
 
 // checkOSParams validates OS parameters: free-form, string values.

@@ -316,6 +316,29 @@ func (NodeSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 // storageFields are Ganeti's VALID_STORAGE_FIELDS.
 var storageFields = []string{"name", "size", "used", "free", "allocatable", "node", "type"}
 
+// storageReportingTypes is Ganeti's STS_REPORT_NODE_STORAGE: the storage
+// types OP_NODE_QUERY_STORAGE can default to. Ganeti joins a frozenset,
+// whose order varies between runs; this server names them sorted.
+var storageReportingTypes = []string{"file", "gluster", "lvm-pv", "lvm-vg", "sharedfile"}
+
+// queryStorageType is the storage type part of LUNodeQueryStorage's
+// CheckPrereq: the given type must be enabled; without one, the type of
+// the cluster's first enabled disk template, which must support storage
+// reporting.
+func queryStorageType(c *cluster.Cluster, given *rapiv2.StorageType) (string, error) {
+	if stype, ok := obEnum(given); ok && stype != "" {
+		return stype, checkStorageTypeEnabled(c, stype)
+	}
+	stype := ""
+	if len(c.EnabledDiskTemplates) > 0 {
+		stype = cluster.StorageTypeOf(c.EnabledDiskTemplates[0])
+	}
+	if !slices.Contains(storageReportingTypes, stype) {
+		return "", errs.Prereq(errs.CodeNone, "Storage reporting for storage type '%s' is not supported. Please use the --storage-type option to specify one of the supported storage types (%s) or set the default disk template to one that supports storage reporting.", stype, obCommaJoin(storageReportingTypes))
+	}
+	return stype, nil
+}
+
 // Locks implements Executor: the named nodes (all without names), shared.
 func (NodeQueryStorage) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 	m, ok := op.(*rapiv2.OpNodeQueryStorage)
@@ -349,12 +372,9 @@ func (NodeQueryStorage) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if len(unknown) > 0 {
 		return nil, errs.Prereq(errs.CodeInval, "Unknown output fields selected: %s", obCommaJoin(unknown))
 	}
-	stype, _ := obEnum(m.StorageType)
-	if stype == "" {
-		stype = "lvm-vg"
-	}
-	if ok, enabled := cluster.IsEnabledStorage(x.Config.Cluster, stype); !ok {
-		return nil, errs.Prereq(errs.CodeState, "No disk template of storage type '%s' is enabled in this cluster. Enabled disk templates are: %s", stype, enabled)
+	stype, err := queryStorageType(x.Config.Cluster, m.StorageType)
+	if err != nil {
+		return nil, err
 	}
 	st := x.State
 	uuids, err := obWantedNodes(st, m.GetNodes())

@@ -3,6 +3,7 @@ package jobs
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,6 +56,11 @@ func obUnexpected(op any) error { return errs.Exec("Unexpected opcode %T", op) }
 // obEnum returns the Ganeti value of an opcode enum ("" when unset).
 func obEnum(e protoreflect.Enum) (string, bool) {
 	if e == nil {
+		return "", false
+	}
+	// An unset optional enum field is a typed nil pointer: calling its
+	// methods would panic.
+	if v := reflect.ValueOf(e); v.Kind() == reflect.Pointer && v.IsNil() {
 		return "", false
 	}
 	return legacyStr(e.Descriptor().Values().ByNumber(e.Number()))

@@ -216,7 +216,7 @@ func TestNetworkOpcodes(t *testing.T) {
 			NetworkMode: rapiv2.NetworkMode_NETWORK_MODE_BRIDGED.Enum(), NetworkLink: ps("gntbr0"), NetworkVlan: ps(""), ConflictsCheck: proto.Bool(true)}},
 			status: "success", result: "null",
 			check: func(t *testing.T, st *cluster.State) {
-				obWant(t, obGet(t, st, "network", "net2", "group_list", "group_cnt"), `[[["default","bridged","gntbr0","-"]],1]`)
+				obWant(t, obGet(t, st, "network", "net2", "group_list", "group_cnt"), `[[["default","bridged","gntbr0",""]],1]`)
 			}},
 		{name: "remove connected", ops: []proto.Message{&rapiv2.OpNetworkRemove{NetworkName: ps("net2")}}, status: "error",
 			result: `["OpPrereqError",["Network still connected","wrong_state"]]`},

@@ -42,6 +42,16 @@ func stStorageType(t *rapiv2.StorageType) string {
 	return s
 }
 
+// checkStorageTypeEnabled is Ganeti's CheckStorageTypeEnabled: a disk
+// template of the storage type must be enabled (lvm-pv is checked as
+// lvm-vg). Ganeti's error has no classification.
+func checkStorageTypeEnabled(c *cluster.Cluster, stype string) error {
+	if ok, checked, enabled := cluster.IsEnabledStorage(c, stype); !ok {
+		return errs.Prereq(errs.CodeNone, "No disk template of storage type '%s' is enabled in this cluster. Enabled disk templates are: %s", checked, enabled)
+	}
+	return nil
+}
+
 // stUnit finds a storage unit of a node in the snapshot.
 func stUnit(st *cluster.State, nodeUUID, stype, name string) (cluster.StorageUnit, bool) {
 	units, err := st.StorageUnits(nodeUUID, stype)
@@ -92,8 +102,8 @@ func (NodeModifyStorage) Exec(x *ExecContext, op proto.Message) (any, error) {
 		slices.Sort(diff)
 		return nil, errs.Prereq(errs.CodeInval, "The following fields can not be modified for storage units of type '%s': %s", stype, obPyRepr(diff))
 	}
-	if ok, enabled := cluster.IsEnabledStorage(x.Config.Cluster, stype); !ok {
-		return nil, errs.Prereq(errs.CodeState, "No disk template of storage type '%s' is enabled in this cluster. Enabled disk templates are: %s", stype, enabled)
+	if err := checkStorageTypeEnabled(x.Config.Cluster, stype); err != nil {
+		return nil, err
 	}
 	var alloc *bool
 	if v, ok := changes["allocatable"]; ok {
@@ -158,8 +168,8 @@ func (RepairNodeStorage) Exec(x *ExecContext, op proto.Message) (any, error) {
 		return nil, err
 	}
 	stype := stStorageType(m.StorageType)
-	if ok, enabled := cluster.IsEnabledStorage(x.Config.Cluster, stype); !ok {
-		return nil, errs.Prereq(errs.CodeState, "No disk template of storage type '%s' is enabled in this cluster. Enabled disk templates are: %s", stype, enabled)
+	if err := checkStorageTypeEnabled(x.Config.Cluster, stype); err != nil {
+		return nil, err
 	}
 	// _CheckFaultyDisks: the other nodes of the node's instances with
 	// active disks must be online unless ignore_consistency.

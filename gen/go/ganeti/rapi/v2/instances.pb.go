@@ -2234,17 +2234,17 @@ const file_ganeti_rapi_v2_instances_proto_rawDesc = "" +
 	"\x15ModifyInstanceRequest\x12$\n" +
 	"\rinstance_name\x18\x01 \x01(\tR\rinstance_name\x123\n" +
 	"\x02op\x18\x02 \x01(\v2#.ganeti.rapi.v2.OpInstanceSetParamsR\x02op\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xd0\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xec\x01\n" +
 	"\x1cPrepareInstanceExportRequest\x12$\n" +
-	"\rinstance_name\x18\x01 \x01(\tR\rinstance_name\x123\n" +
-	"\x04mode\x18\x02 \x01(\x0e2\x1a.ganeti.rapi.v2.ExportModeH\x00R\x04mode\x88\x01\x01\x12\x16\n" +
+	"\rinstance_name\x18\x01 \x01(\tR\rinstance_name\x12O\n" +
+	"\x04mode\x18\x02 \x01(\x0e2\x1a.ganeti.rapi.v2.ExportModeB\x1aڶ\x18\x16OP_BACKUP_PREPARE.modeH\x00R\x04mode\x88\x01\x01\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x124\n" +
 	"\aoptions\x18\x04 \x01(\v2\x1a.ganeti.rapi.v2.JobOptionsR\aoptionsB\a\n" +
-	"\x05_mode\"\xab\x02\n" +
+	"\x05_mode\"\xcf\x02\n" +
 	"\x15RebootInstanceRequest\x12$\n" +
 	"\rinstance_name\x18\x01 \x01(\tR\rinstance_name\x120\n" +
-	"\x02op\x18\x02 \x01(\v2 .ganeti.rapi.v2.OpInstanceRebootR\x02op\x123\n" +
-	"\x04type\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.RebootTypeH\x00R\x04type\x88\x01\x01\x123\n" +
+	"\x02op\x18\x02 \x01(\v2 .ganeti.rapi.v2.OpInstanceRebootR\x02op\x12W\n" +
+	"\x04type\x18\x03 \x01(\x0e2\x1a.ganeti.rapi.v2.RebootTypeB\"ڶ\x18\x1eOP_INSTANCE_REBOOT.reboot_typeH\x00R\x04type\x88\x01\x01\x123\n" +
 	"\x12ignore_secondaries\x18\x04 \x01(\bH\x01R\x12ignore_secondaries\x88\x01\x01\x12\x18\n" +
 	"\adry_run\x18\x05 \x01(\bR\adry-run\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reasonB\a\n" +
@@ -2257,16 +2257,16 @@ const file_ganeti_rapi_v2_instances_proto_rawDesc = "" +
 	"\x15RenameInstanceRequest\x12$\n" +
 	"\rinstance_name\x18\x01 \x01(\tR\rinstance_name\x120\n" +
 	"\x02op\x18\x02 \x01(\v2 .ganeti.rapi.v2.OpInstanceRenameR\x02op\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xde\x02\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x9f\x03\n" +
 	"\x1bReplaceInstanceDisksRequest\x12$\n" +
 	"\rinstance_name\x18\x01 \x01(\tR\rinstance_name\x126\n" +
-	"\x02op\x18\x02 \x01(\v2&.ganeti.rapi.v2.OpInstanceReplaceDisksR\x02op\x129\n" +
-	"\x04mode\x18\x03 \x01(\x0e2 .ganeti.rapi.v2.ReplaceDisksModeH\x00R\x04mode\x88\x01\x01\x12%\n" +
+	"\x02op\x18\x02 \x01(\v2&.ganeti.rapi.v2.OpInstanceReplaceDisksR\x02op\x12]\n" +
+	"\x04mode\x18\x03 \x01(\x0e2 .ganeti.rapi.v2.ReplaceDisksModeB\"ڶ\x18\x1eOP_INSTANCE_REPLACE_DISKS.modeH\x00R\x04mode\x88\x01\x01\x12%\n" +
 	"\vremote_node\x18\x04 \x01(\tH\x01R\vremote_node\x88\x01\x01\x12#\n" +
 	"\n" +
 	"iallocator\x18\x05 \x01(\tH\x02R\n" +
-	"iallocator\x88\x01\x01\x12\x1a\n" +
-	"\x05disks\x18\x06 \x03(\x03B\x04\xb8\xb6\x18\x01R\x05disks\x12\x16\n" +
+	"iallocator\x88\x01\x01\x127\n" +
+	"\x05disks\x18\x06 \x03(\x03B!\xb8\xb6\x18\x01\xe2\xb6\x18\x19Invalid disk index passedR\x05disks\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reasonB\a\n" +
 	"\x05_modeB\x0e\n" +
 	"\f_remote_nodeB\r\n" +

@@ -128,7 +128,7 @@ func (x *ListNodesResponse) GetNodes() []*Node {
 type GetNodeRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	NodeName string                 `protobuf:"bytes,1,opt,name=node_name,proto3" json:"node_name,omitempty"`
-	// Accepted for compatibility; reads never take locks here.
+	// ?lock=1 is refused, as Ganeti 3.0.2 refuses locking queries.
 	Lock          bool `protobuf:"varint,2,opt,name=lock,proto3" json:"lock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1245,12 +1245,12 @@ const file_ganeti_rapi_v2_nodes_proto_rawDesc = "" +
 	"\tnode_name\x18\x01 \x01(\tR\tnode_name\x12.\n" +
 	"\x02op\x18\x02 \x01(\v2\x1e.ganeti.rapi.v2.OpNodeEvacuateR\x02op\x12\x18\n" +
 	"\adry_run\x18\x03 \x01(\bR\adry-run\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xdc\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xf6\x01\n" +
 	"\x12MigrateNodeRequest\x12\x1c\n" +
 	"\tnode_name\x18\x01 \x01(\tR\tnode_name\x12-\n" +
 	"\x02op\x18\x02 \x01(\v2\x1d.ganeti.rapi.v2.OpNodeMigrateR\x02op\x12\x17\n" +
-	"\x04live\x18\x03 \x01(\bH\x00R\x04live\x88\x01\x01\x126\n" +
-	"\x04mode\x18\x04 \x01(\x0e2\x1d.ganeti.rapi.v2.MigrationModeH\x01R\x04mode\x88\x01\x01\x12\x16\n" +
+	"\x04live\x18\x03 \x01(\bH\x00R\x04live\x88\x01\x01\x12P\n" +
+	"\x04mode\x18\x04 \x01(\x0e2\x1d.ganeti.rapi.v2.MigrationModeB\x18ڶ\x18\x14OP_NODE_MIGRATE.modeH\x01R\x04mode\x88\x01\x01\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reasonB\a\n" +
 	"\x05_liveB\a\n" +
 	"\x05_mode\"z\n" +
@@ -1273,26 +1273,26 @@ const file_ganeti_rapi_v2_nodes_proto_rawDesc = "" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
 	"\x05force\x18\x03 \x01(\bR\x05force\x12\"\n" +
 	"\fauto_promote\x18\x04 \x01(\bR\fauto-promote\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x86\x02\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xae\x02\n" +
 	"\x15GetNodeStorageRequest\x12\x1c\n" +
-	"\tnode_name\x18\x01 \x01(\tR\tnode_name\x12D\n" +
-	"\fstorage_type\x18\x02 \x01(\x0e2\x1b.ganeti.rapi.v2.StorageTypeH\x00R\fstorage_type\x88\x01\x01\x12*\n" +
+	"\tnode_name\x18\x01 \x01(\tR\tnode_name\x12l\n" +
+	"\fstorage_type\x18\x02 \x01(\x0e2\x1b.ganeti.rapi.v2.StorageTypeB&ڶ\x18\"OP_NODE_QUERY_STORAGE.storage_typeH\x00R\fstorage_type\x88\x01\x01\x12*\n" +
 	"\routput_fields\x18\x03 \x03(\tB\x04\xb8\xb6\x18\x01R\routput_fields\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x124\n" +
 	"\aoptions\x18\x05 \x01(\v2\x1a.ganeti.rapi.v2.JobOptionsR\aoptionsB\x0f\n" +
-	"\r_storage_type\"\xa8\x02\n" +
+	"\r_storage_type\"\xd1\x02\n" +
 	"\x18ModifyNodeStorageRequest\x12\x1c\n" +
-	"\tnode_name\x18\x01 \x01(\tR\tnode_name\x12D\n" +
-	"\fstorage_type\x18\x02 \x01(\x0e2\x1b.ganeti.rapi.v2.StorageTypeH\x00R\fstorage_type\x88\x01\x01\x12\x12\n" +
+	"\tnode_name\x18\x01 \x01(\tR\tnode_name\x12m\n" +
+	"\fstorage_type\x18\x02 \x01(\x0e2\x1b.ganeti.rapi.v2.StorageTypeB'ڶ\x18#OP_NODE_MODIFY_STORAGE.storage_typeH\x00R\fstorage_type\x88\x01\x01\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12%\n" +
 	"\vallocatable\x18\x04 \x01(\bH\x01R\vallocatable\x88\x01\x01\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x124\n" +
 	"\aoptions\x18\x06 \x01(\v2\x1a.ganeti.rapi.v2.JobOptionsR\aoptionsB\x0f\n" +
 	"\r_storage_typeB\x0e\n" +
-	"\f_allocatable\"\xf1\x01\n" +
+	"\f_allocatable\"\x9a\x02\n" +
 	"\x18RepairNodeStorageRequest\x12\x1c\n" +
-	"\tnode_name\x18\x01 \x01(\tR\tnode_name\x12D\n" +
-	"\fstorage_type\x18\x02 \x01(\x0e2\x1b.ganeti.rapi.v2.StorageTypeH\x00R\fstorage_type\x88\x01\x01\x12\x12\n" +
+	"\tnode_name\x18\x01 \x01(\tR\tnode_name\x12m\n" +
+	"\fstorage_type\x18\x02 \x01(\x0e2\x1b.ganeti.rapi.v2.StorageTypeB'ڶ\x18#OP_REPAIR_NODE_STORAGE.storage_typeH\x00R\fstorage_type\x88\x01\x01\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x124\n" +
 	"\aoptions\x18\x05 \x01(\v2\x1a.ganeti.rapi.v2.JobOptionsR\aoptionsB\x0f\n" +

@@ -761,6 +761,22 @@ var file_ganeti_rapi_v2_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Filename:      "ganeti/rapi/v2/options.proto",
 	},
 	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*string)(nil),
+		Field:         50027,
+		Name:          "ganeti.rapi.v2.sets_param",
+		Tag:           "bytes,50027,opt,name=sets_param",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*string)(nil),
+		Field:         50028,
+		Name:          "ganeti.rapi.v2.csv_int_error",
+		Tag:           "bytes,50028,opt,name=csv_int_error",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
 		ExtensionType: ([]string)(nil),
 		Field:         50030,
@@ -836,6 +852,21 @@ var (
 	//
 	// optional bool csv = 50023;
 	E_Csv = &file_ganeti_rapi_v2_options_proto_extTypes[8]
+	// The opcode parameter a query argument sets, as "<OP_ID>.<parameter>"
+	// (resources.json sets_opcode_param). Ganeti passes the argument's text
+	// to the opcode, so a value the field cannot hold (an unknown enum
+	// value) fails as that parameter's type check does: 400 "Invalid body
+	// parameters: ("Parameter '<OP_ID>.<parameter>' fails validation",
+	// 'wrong_input')".
+	//
+	// optional string sets_param = 50027;
+	E_SetsParam = &file_ganeti_rapi_v2_options_proto_extTypes[9]
+	// For a csv query argument of integers: Ganeti's message when a part is
+	// not an integer is this text, ": " and Python's int() error, e.g.
+	// "Invalid disk index passed: invalid literal for int() with base 10: 'a'".
+	//
+	// optional string csv_int_error = 50028;
+	E_CsvIntError = &file_ganeti_rapi_v2_options_proto_extTypes[10]
 )
 
 // Extension fields to descriptorpb.MethodOptions.
@@ -844,15 +875,15 @@ var (
 	// ("read", "write"); empty means anonymous access is allowed.
 	//
 	// repeated string access = 50030;
-	E_Access = &file_ganeti_rapi_v2_options_proto_extTypes[9]
+	E_Access = &file_ganeti_rapi_v2_options_proto_extTypes[11]
 	// Ganeti's checks on the keys of the legacy body.
 	//
 	// optional ganeti.rapi.v2.LegacyBodyRules legacy_body = 50031;
-	E_LegacyBody = &file_ganeti_rapi_v2_options_proto_extTypes[10]
+	E_LegacyBody = &file_ganeti_rapi_v2_options_proto_extTypes[12]
 	// The job the method submits (legacy routes that submit one).
 	//
 	// optional ganeti.rapi.v2.LegacyJob legacy_job = 50032;
-	E_LegacyJob = &file_ganeti_rapi_v2_options_proto_extTypes[11]
+	E_LegacyJob = &file_ganeti_rapi_v2_options_proto_extTypes[13]
 )
 
 var File_ganeti_rapi_v2_options_proto protoreflect.FileDescriptor
@@ -916,7 +947,10 @@ const file_ganeti_rapi_v2_options_proto_rawDesc = "" +
 	"\x05param\x12\x1d.google.protobuf.FieldOptions\x18\xe4\x86\x03 \x01(\v2\x19.ganeti.rapi.v2.ParamSpecR\x05param:R\n" +
 	"\x05empty\x12\x1d.google.protobuf.FieldOptions\x18\xe5\x86\x03 \x01(\x0e2\x1b.ganeti.rapi.v2.LegacyEmptyR\x05empty:7\n" +
 	"\x06inline\x12\x1d.google.protobuf.FieldOptions\x18\xe6\x86\x03 \x01(\bR\x06inline:1\n" +
-	"\x03csv\x12\x1d.google.protobuf.FieldOptions\x18\xe7\x86\x03 \x01(\bR\x03csv:8\n" +
+	"\x03csv\x12\x1d.google.protobuf.FieldOptions\x18\xe7\x86\x03 \x01(\bR\x03csv:>\n" +
+	"\n" +
+	"sets_param\x12\x1d.google.protobuf.FieldOptions\x18\xeb\x86\x03 \x01(\tR\tsetsParam:C\n" +
+	"\rcsv_int_error\x12\x1d.google.protobuf.FieldOptions\x18\xec\x86\x03 \x01(\tR\vcsvIntError:8\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xee\x86\x03 \x03(\tR\x06access:b\n" +
 	"\vlegacy_body\x12\x1e.google.protobuf.MethodOptions\x18\xef\x86\x03 \x01(\v2\x1f.ganeti.rapi.v2.LegacyBodyRulesR\n" +
 	"legacyBody:Z\n" +
@@ -966,19 +1000,21 @@ var file_ganeti_rapi_v2_options_proto_depIdxs = []int32{
 	11, // 9: ganeti.rapi.v2.empty:extendee -> google.protobuf.FieldOptions
 	11, // 10: ganeti.rapi.v2.inline:extendee -> google.protobuf.FieldOptions
 	11, // 11: ganeti.rapi.v2.csv:extendee -> google.protobuf.FieldOptions
-	12, // 12: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
-	12, // 13: ganeti.rapi.v2.legacy_body:extendee -> google.protobuf.MethodOptions
-	12, // 14: ganeti.rapi.v2.legacy_job:extendee -> google.protobuf.MethodOptions
-	1,  // 15: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
-	2,  // 16: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
-	3,  // 17: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
-	0,  // 18: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
-	4,  // 19: ganeti.rapi.v2.legacy_body:type_name -> ganeti.rapi.v2.LegacyBodyRules
-	6,  // 20: ganeti.rapi.v2.legacy_job:type_name -> ganeti.rapi.v2.LegacyJob
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	15, // [15:21] is the sub-list for extension type_name
-	3,  // [3:15] is the sub-list for extension extendee
+	11, // 12: ganeti.rapi.v2.sets_param:extendee -> google.protobuf.FieldOptions
+	11, // 13: ganeti.rapi.v2.csv_int_error:extendee -> google.protobuf.FieldOptions
+	12, // 14: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
+	12, // 15: ganeti.rapi.v2.legacy_body:extendee -> google.protobuf.MethodOptions
+	12, // 16: ganeti.rapi.v2.legacy_job:extendee -> google.protobuf.MethodOptions
+	1,  // 17: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
+	2,  // 18: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
+	3,  // 19: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
+	0,  // 20: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
+	4,  // 21: ganeti.rapi.v2.legacy_body:type_name -> ganeti.rapi.v2.LegacyBodyRules
+	6,  // 22: ganeti.rapi.v2.legacy_job:type_name -> ganeti.rapi.v2.LegacyJob
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	17, // [17:23] is the sub-list for extension type_name
+	3,  // [3:17] is the sub-list for extension extendee
 	0,  // [0:3] is the sub-list for field type_name
 }
 
@@ -999,7 +1035,7 @@ func file_ganeti_rapi_v2_options_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ganeti_rapi_v2_options_proto_rawDesc), len(file_ganeti_rapi_v2_options_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   8,
-			NumExtensions: 12,
+			NumExtensions: 14,
 			NumServices:   0,
 		},
 		GoTypes:           file_ganeti_rapi_v2_options_proto_goTypes,
