@@ -13,7 +13,6 @@ import (
 // reproduce yet, with the reason; TestGoldenJobRecords fails when one of
 // them starts to match.
 var knownJobRecordDifferences = map[int]string{
-	208: "the file storage unit's used is 0; Ganeti reports the apparent size of the file disks (issue 14, section 2)",
 }
 
 // jobRecordRow is one row of TestGoldenJobRecords: a job Ganeti's captures

@@ -370,3 +370,10 @@ func redactField(m protoreflect.Message, fd protoreflect.FieldDescriptor, v prot
 	}
 	return true
 }
+
+// IsPrivateKey reports whether key names a private parameter in some
+// message (osparams_secret, ...), whose values the encoder never writes.
+func IsPrivateKey(key string) bool {
+	_, ok := privateKeyDepth(key)
+	return ok
+}

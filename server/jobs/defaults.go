@@ -224,6 +224,13 @@ func nestedCreate(v *structpb.Value) (*structpb.Value, bool) {
 	if err != nil {
 		return nil, false
 	}
+	// The encoder writes private values as null (what clients see); the
+	// stored opcode keeps what was given, which the job runs with.
+	for k, orig := range v.GetStructValue().GetFields() {
+		if legacyjson.IsPrivateKey(k) && out.GetStructValue() != nil {
+			out.GetStructValue().Fields[k] = orig
+		}
+	}
 	return out, true
 }
 

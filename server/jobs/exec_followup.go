@@ -3,6 +3,7 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/types/known/structpb"
 	"slices"
 	"strings"
 
@@ -510,8 +511,20 @@ func recordMultiAlloc(x *ExecContext, recs []*rapiv2.OpInstanceCreate) {
 		}
 		obj := jsonValue(v).(map[string]any)
 		fields := c.ProtoReflect().Descriptor().Fields()
+		m := c.ProtoReflect()
 		for i := range fields.Len() {
-			if fd := fields.Get(i); paramSpec(fd).GetPrivate() && obj[fd.JSONName()] == nil {
+			fd := fields.Get(i)
+			if !paramSpec(fd).GetPrivate() {
+				continue
+			}
+			// The record keeps the real values (the encoder nulls them;
+			// every view of the job redacts them).
+			if fd.Message() == nil {
+				continue
+			}
+			if st, ok := m.Get(fd).Message().Interface().(*structpb.Struct); ok && m.Has(fd) {
+				obj[fd.JSONName()] = jsonValue(structpb.NewStructValue(st))
+			} else if obj[fd.JSONName()] == nil {
 				obj[fd.JSONName()] = map[string]any{}
 			}
 		}
