@@ -43,6 +43,9 @@ type Config struct {
 	Conn *grpc.ClientConn
 	// MaxBodyBytes caps request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Limits, when set, are the per-method limits (their BodyBytes
+	// replaces MaxBodyBytes); default: MaxBodyBytes and the defaults.
+	Limits *Limits
 	// ReadTimeout bounds the reading of a request body (the headers are
 	// bounded by the HTTP server's ReadHeaderTimeout); 0 means no bound.
 	// It is a deadline on the body only, so long polls are not cut.
@@ -63,6 +66,11 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.Limits == nil {
+		c.Limits = &Limits{BodyBytes: c.MaxBodyBytes}
+	}
+	c.Limits.setDefaults()
+	c.MaxBodyBytes = c.Limits.BodyBytes
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -193,18 +201,20 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		call.ClientCert, call.ClientCN = true, r.TLS.VerifiedChains[0][0].Subject.CommonName
 	}
+	call.Hold = server.HoldTicket(r.Context())
 	if l.cfg.Authorize != nil {
 		if err := l.cfg.Authorize(r.Context(), m.FullMethod, call); err != nil {
 			errorHandler(r.Context(), l.mux, nil, w, r, err)
 			return
 		}
 	}
-	body, err := l.readBody(w, r)
+	limit := l.cfg.Limits.BodyLimit(m.FullMethod)
+	body, err := l.readBody(w, r, limit)
 	if err != nil {
 		WriteLegacyError(w, LegacyError{Code: http.StatusBadRequest, Message: "Unable to read request body", Explain: explain[400]})
 		return
 	}
-	if int64(len(body)) > l.cfg.MaxBodyBytes {
+	if int64(len(body)) > limit {
 		WriteLegacyError(w, LegacyError{Code: http.StatusRequestEntityTooLarge, Message: "Request body too large", Explain: explain[413]})
 		return
 	}
@@ -250,9 +260,9 @@ func isJSONObject(body []byte) bool {
 	return len(b) > 0 && b[0] == '{'
 }
 
-// readBody reads the body, up to MaxBodyBytes+1 bytes, within ReadTimeout.
-// After a failed read the connection is closed with the response.
-func (l *Legacy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readBody reads the body, up to limit+1 bytes, within ReadTimeout. After
+// a failed read the connection is closed with the response.
+func (l *Legacy) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	var rc *http.ResponseController
 	if l.cfg.ReadTimeout > 0 {
 		rc = http.NewResponseController(w)
@@ -260,7 +270,7 @@ func (l *Legacy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 			rc = nil
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, l.cfg.MaxBodyBytes+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		w.Header().Set("Connection", "close")
 		return nil, err

@@ -24,6 +24,8 @@ type Config struct {
 	Jobs *jobs.Engine
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Limits bound what one query may make the server build.
+	Limits Limits
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -31,6 +33,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Cluster == nil {
 		return errors.New("server: Config.Cluster is required")
 	}
+	c.Limits.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -40,6 +43,8 @@ func (c *Config) CheckAndSetDefaults() error {
 // Services are the RAPI services, ready to be registered on a gRPC server.
 type Services struct {
 	cfg Config
+	// watchLogs shares converted log entries among WatchJob streams.
+	watchLogs watchLogs
 }
 
 // New builds the services.

@@ -61,8 +61,32 @@ type Config struct {
 	// certificate verified against this CA bundle (PEM); the certificate's
 	// common name is the user (who must be in the users file).
 	ClientCA string
-	// MaxBodyBytes caps legacy request bodies.
+	// MaxBodyBytes caps legacy request bodies and the gRPC messages of
+	// writes.
 	MaxBodyBytes int64
+	// MaxQueryBodyBytes caps PUT /2/query bodies and QueryService messages.
+	MaxQueryBodyBytes int64
+	// MaxHeaderBytes caps request headers (with the request line) and the
+	// gRPC messages of reads.
+	MaxHeaderBytes int
+	// MaxQueryFields bounds the fields one query (or job wait) names.
+	MaxQueryFields int
+	// MaxQueryResultBytes bounds one query result (its estimated JSON
+	// size, measured before it is built).
+	MaxQueryResultBytes int64
+	// QueryMemory is the memory budget of the query results being built
+	// and sent at once (server.MemoryBudget); negative: no budget.
+	QueryMemory int64
+	// MaxStreamsPerConn bounds the concurrent requests of one HTTP/2
+	// connection.
+	MaxStreamsPerConn int
+	// MaxAnonymousPerPeer and MaxAnonymous bound the concurrent requests
+	// without valid credentials of one client address and of all (0: the
+	// default, negative: no limit).
+	MaxAnonymousPerPeer, MaxAnonymous int
+	// Keepalive is how long an HTTP/2 connection may be silent before the
+	// server pings it (negative: never); an unanswered ping closes it.
+	Keepalive time.Duration
 	// ReadHeaderTimeout and IdleTimeout bound slow or idle clients;
 	// ReadTimeout bounds the reading of a legacy request body.
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
@@ -77,9 +101,13 @@ type Config struct {
 	// JobArchiveAfter is the age after which finished jobs are archived:
 	// still readable by id, no longer listed (default 6h; negative: never).
 	JobArchiveAfter time.Duration
-	// MaxWaiters bounds the concurrent long polls (GET /2/jobs/{id}/wait,
-	// WaitJobChange, WatchJob); 0 means the default, negative no limit.
+	// MaxWaiters bounds the concurrent job waits (GET /2/jobs/{id}/wait,
+	// WaitJobChange); 0 means the default, negative no limit.
 	MaxWaiters int
+	// MaxWatchers bounds the concurrent WatchJob streams, and
+	// MaxWatchersPerUser those of one user; 0 means the default, negative
+	// no limit.
+	MaxWatchers, MaxWatchersPerUser int
 	// ClusterDomainSecretFile is Ganeti's cluster domain secret file (one
 	// line of text): clusters sharing it trust each other for remote
 	// imports and exports (move-instance). Default
@@ -113,14 +141,21 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultListen            = ":5080"
-	DefaultDataDir           = "./data"
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultReadTimeout       = 30 * time.Second
-	DefaultIdleTimeout       = 120 * time.Second
-	DefaultWriteRate         = 20
-	DefaultWriteBurst        = 40
-	DefaultMaxWaiters        = 128
+	DefaultListen              = ":5080"
+	DefaultDataDir             = "./data"
+	DefaultReadHeaderTimeout   = 10 * time.Second
+	DefaultReadTimeout         = 30 * time.Second
+	DefaultIdleTimeout         = 120 * time.Second
+	DefaultWriteRate           = 20
+	DefaultWriteBurst          = 40
+	DefaultMaxWaiters          = 128
+	DefaultMaxWatchers         = 128
+	DefaultMaxWatchersPerUser  = 32
+	DefaultQueryMemory         = 256 << 20
+	DefaultMaxStreamsPerConn   = 100
+	DefaultMaxAnonymousPerPeer = 64
+	DefaultMaxAnonymous        = 1024
+	DefaultKeepalive           = 60 * time.Second
 )
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -163,6 +198,39 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.MaxWaiters == 0 {
 		c.MaxWaiters = DefaultMaxWaiters
+	}
+	if c.MaxWatchers == 0 {
+		c.MaxWatchers = DefaultMaxWatchers
+	}
+	if c.MaxWatchersPerUser == 0 {
+		c.MaxWatchersPerUser = DefaultMaxWatchersPerUser
+	}
+	if c.MaxQueryBodyBytes <= 0 {
+		c.MaxQueryBodyBytes = gateway.DefaultMaxQueryBodyBytes
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = gateway.DefaultMaxHeaderBytes
+	}
+	if c.MaxQueryFields <= 0 {
+		c.MaxQueryFields = server.DefaultMaxQueryFields
+	}
+	if c.MaxQueryResultBytes <= 0 {
+		c.MaxQueryResultBytes = server.DefaultMaxQueryResultBytes
+	}
+	if c.QueryMemory == 0 {
+		c.QueryMemory = DefaultQueryMemory
+	}
+	if c.MaxStreamsPerConn <= 0 {
+		c.MaxStreamsPerConn = DefaultMaxStreamsPerConn
+	}
+	if c.MaxAnonymousPerPeer == 0 {
+		c.MaxAnonymousPerPeer = DefaultMaxAnonymousPerPeer
+	}
+	if c.MaxAnonymous == 0 {
+		c.MaxAnonymous = DefaultMaxAnonymous
+	}
+	if c.Keepalive == 0 {
+		c.Keepalive = DefaultKeepalive
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -258,7 +326,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
 	a.jobs.Start()
-	services, err := server.New(server.Config{Cluster: model, Jobs: a.jobs, Logger: log})
+	budget := server.NewMemoryBudget(cfg.QueryMemory, 0)
+	services, err := server.New(server.Config{Cluster: model, Jobs: a.jobs, Logger: log, Limits: server.Limits{
+		MaxQueryFields:      cfg.MaxQueryFields,
+		MaxQueryResultBytes: cfg.MaxQueryResultBytes,
+		Budget:              budget,
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -275,6 +348,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		WriteRate:           writeRate,
 		WriteBurst:          cfg.WriteBurst,
 		MaxWaiters:          cfg.MaxWaiters,
+		MaxWatchers:         cfg.MaxWatchers,
+		MaxWatchersPerUser:  cfg.MaxWatchersPerUser,
+		MaxAnonymousPerPeer: cfg.MaxAnonymousPerPeer,
+		MaxAnonymous:        cfg.MaxAnonymous,
+		Budget:              budget,
 		InProcess:           gateway.IsInProcess,
 		Logger:              log,
 		MeterProvider:       a.tel.MeterProvider,
@@ -283,6 +361,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.grpcServer = grpc.NewServer(append(telemetry.ServerOptions(a.tel, gateway.IsInProcess),
+		// External messages are bounded per method by the listener
+		// (gateway.Limits); this bounds the gateway's in-process calls,
+		// whose messages come from legacy bodies of up to MaxBodyBytes.
+		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
 		grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(log), authz.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
 	)...)
@@ -293,9 +375,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.conn, err = gateway.InProcess(a.grpcServer, telemetry.DialOptions(a.tel)...); err != nil {
 		return nil, err
 	}
+	limits := &gateway.Limits{
+		BodyBytes:        cfg.MaxBodyBytes,
+		QueryBodyBytes:   cfg.MaxQueryBodyBytes,
+		ReadMessageBytes: int64(cfg.MaxHeaderBytes),
+	}
 	if a.legacy, err = gateway.NewLegacy(ctx, gateway.Config{
 		Conn:         a.conn,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		Limits:       limits,
 		ReadTimeout:  cfg.ReadTimeout,
 		Authorize:    authz.Preflight,
 		Logger:       log,
@@ -309,9 +397,17 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	legacy := telemetry.HTTPHandler(a.tel, a.legacy.Handler())
 	a.admin = telemetry.NewAdminServer(telemetry.AdminConfig{Metrics: a.tel.Metrics, Health: a.health})
-	a.http = gateway.NewHTTPServer(gateway.SamePort(a.grpcServer, legacy), a.tls, gateway.Timeouts{
-		ReadHeader: cfg.ReadHeaderTimeout,
-		Idle:       cfg.IdleTimeout,
+	a.http = gateway.NewHTTPServer(gateway.SamePortWith(a.grpcServer, legacy, gateway.SamePortConfig{
+		Limits:      limits,
+		ReadTimeout: cfg.ReadTimeout,
+		Budget:      budget,
+		Admit:       authz.AdmitConnectionRequest,
+	}), a.tls, gateway.Timeouts{
+		ReadHeader:           cfg.ReadHeaderTimeout,
+		Idle:                 cfg.IdleTimeout,
+		MaxHeaderBytes:       cfg.MaxHeaderBytes,
+		MaxConcurrentStreams: cfg.MaxStreamsPerConn,
+		Keepalive:            max(cfg.Keepalive, 0),
 	})
 	return a, nil
 }
