@@ -87,7 +87,8 @@ func TestTypedMultiOpcodeJob(t *testing.T) {
 // watchToEnd follows a job with WatchJob, checking that no opcode's
 // status moves backwards (a job's own status may: Ganeti derives it from
 // its opcodes, so it reads "queued" again between two opcodes), and returns
-// its last state.
+// its last state, rebuilt from the stream: the whole job first, then what
+// changed (see Job.log_serial_after).
 func watchToEnd(ctx context.Context, t *testing.T, jobs rapiv2.JobServiceClient, id int64) *rapiv2.Job {
 	t.Helper()
 	stream, err := jobs.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: id})
@@ -108,7 +109,7 @@ func watchToEnd(ctx context.Context, t *testing.T, jobs rapiv2.JobServiceClient,
 				}
 			}
 		}
-		last, updates = j, updates+1
+		last, updates = mergeWatched(last, j), updates+1
 	}
 	if last == nil {
 		t.Fatalf("WatchJob(%d) sent nothing", id)
@@ -130,4 +131,26 @@ func opRank(s rapiv2.JobStatus) int {
 		return 1
 	}
 	return 2
+}
+
+// mergeWatched applies a WatchJob message to the job rebuilt so far.
+func mergeWatched(job, msg *rapiv2.Job) *rapiv2.Job {
+	if job == nil || msg.LogSerialAfter == nil {
+		return msg
+	}
+	out := proto.Clone(job).(*rapiv2.Job)
+	out.Status, out.Opstatus = msg.Status, msg.Opstatus
+	out.ReceivedTs, out.StartTs, out.EndTs = msg.ReceivedTs, msg.StartTs, msg.EndTs
+	for i, l := range msg.GetOplog() {
+		if i < len(out.Oplog) {
+			out.Oplog[i].Entries = append(out.Oplog[i].Entries, l.GetEntries()...)
+		}
+	}
+	if len(msg.GetOpresult()) > 0 {
+		out.Opresult = msg.Opresult
+	}
+	if len(msg.GetOps()) > 0 {
+		out.Ops = msg.Ops
+	}
+	return out
 }

@@ -46,6 +46,12 @@ type Config struct {
 	// Limits, when set, are the per-method limits (their BodyBytes
 	// replaces MaxBodyBytes); default: MaxBodyBytes and the defaults.
 	Limits *Limits
+	// Budget is the memory budget of query answers: the in-process call
+	// reserves in the request's Hold (SamePortWith opens it).
+	Budget *server.MemoryBudget
+	// RequestBudget, when set, is reserved for a query body before it is
+	// decoded (server.RequestMemoryFactor per byte).
+	RequestBudget *server.MemoryBudget
 	// ReadTimeout bounds the reading of a request body (the headers are
 	// bounded by the HTTP server's ReadHeaderTimeout); 0 means no bound.
 	// It is a deadline on the body only, so long polls are not cut.
@@ -201,7 +207,7 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		call.ClientCert, call.ClientCN = true, r.TLS.VerifiedChains[0][0].Subject.CommonName
 	}
-	call.Hold = server.HoldTicket(r.Context())
+	call.Hold = l.cfg.Budget.TicketOf(r.Context())
 	if l.cfg.Authorize != nil {
 		if err := l.cfg.Authorize(r.Context(), m.FullMethod, call); err != nil {
 			errorHandler(r.Context(), l.mux, nil, w, r, err)
@@ -218,6 +224,14 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteLegacyError(w, LegacyError{Code: http.StatusRequestEntityTooLarge, Message: "Request body too large", Explain: explain[413]})
 		return
 	}
+	// A query body waits for room in the request budget before it is
+	// decoded.
+	release, err := l.cfg.Limits.reserveRequest(r.Context(), l.cfg.RequestBudget, m.FullMethod, int64(len(body)))
+	if err != nil {
+		errorHandler(r.Context(), l.mux, nil, w, r, err)
+		return
+	}
+	defer release()
 	if len(body) > 0 {
 		if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Type")), "application/json") {
 			WriteLegacyError(w, LegacyError{Code: http.StatusUnsupportedMediaType, Message: "Unsupported Media Type", Explain: explain[415]})

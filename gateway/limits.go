@@ -133,6 +133,20 @@ func (l *Limits) MessageLimit(fullMethod string) int64 {
 	return l.ReadMessageBytes
 }
 
+// reserveRequest reserves the request budget for a query body or message
+// of n bytes before it is decoded (nothing for other methods, or small
+// ones). The error is a gRPC status.
+func (l *Limits) reserveRequest(ctx context.Context, b *server.MemoryBudget, fullMethod string, n int64) (release func(), err error) {
+	if b == nil || n < server.RequestMemoryMin || l.kind(fullMethod) != kindQuery {
+		return func() {}, nil
+	}
+	release, err = b.Reserve(ctx, n*server.RequestMemoryFactor)
+	if err != nil {
+		return nil, server.ToStatus(nil, err)
+	}
+	return release, nil
+}
+
 // SamePortConfig configures the limits SamePortWith applies.
 type SamePortConfig struct {
 	// Limits bound gRPC request messages per method (see Limits).
@@ -142,9 +156,11 @@ type SamePortConfig struct {
 	// once the request has begun); 0 means none. Between messages (a
 	// server stream after its request) there is no deadline.
 	ReadTimeout time.Duration
-	// Budget is the memory budget of large answers: every request gets a
-	// Hold, released when it has been answered.
-	Budget *server.MemoryBudget
+	// Budget is the memory budget of query answers, RequestBudget that of
+	// query requests being decoded: every request gets a Hold in each,
+	// released when it has been answered. A gRPC query message reserves
+	// the request budget before gRPC receives it.
+	Budget, RequestBudget *server.MemoryBudget
 	// Admit, when set, is called for every request before anything else
 	// (server.Authorizer.AdmitConnectionRequest): its error (a gRPC status)
 	// refuses the request; release is called when the request ends.
@@ -177,9 +193,11 @@ func SamePortWith(grpcServer *grpc.Server, legacy http.Handler, cfg SamePortConf
 			}
 			defer release()
 		}
-		if hold := cfg.Budget.NewHold(); hold != nil {
-			defer hold.Release()
-			r = r.WithContext(server.WithHold(r.Context(), hold))
+		for _, b := range []*server.MemoryBudget{cfg.Budget, cfg.RequestBudget} {
+			if hold := b.NewHold(); hold != nil {
+				defer hold.Release()
+				r = r.WithContext(server.WithHold(r.Context(), hold))
+			}
 		}
 		if !isGRPC {
 			legacy.ServeHTTP(w, r)
@@ -192,6 +210,13 @@ func SamePortWith(grpcServer *grpc.Server, legacy http.Handler, cfg SamePortConf
 		}
 		if limit > 0 || cfg.ReadTimeout > 0 {
 			fr := &frameReader{body: r.Body, limit: limit, timeout: cfg.ReadTimeout, method: r.URL.Path}
+			if cfg.Limits != nil && cfg.RequestBudget != nil {
+				ctx := r.Context()
+				fr.reserve = func(n int64) error {
+					_, err := cfg.Limits.reserveRequest(ctx, cfg.RequestBudget, fr.method, n) // kept by the Hold
+					return err
+				}
+			}
 			if cfg.ReadTimeout > 0 {
 				fr.rc = http.NewResponseController(w)
 				if fr.rc.SetReadDeadline(time.Now().Add(cfg.ReadTimeout)) != nil {
@@ -228,6 +253,9 @@ type frameReader struct {
 	timeout time.Duration
 	limit   int64
 	method  string
+	// reserve, when set, reserves memory for a message of n bytes before
+	// it is received (it may wait).
+	reserve func(n int64) error
 
 	pending   []byte  // read by start, not yet returned
 	prefix    [5]byte // the prefix being read
@@ -307,6 +335,11 @@ func (f *frameReader) scan(b []byte) error {
 		length := int64(binary.BigEndian.Uint32(f.prefix[1:]))
 		if f.limit > 0 && length > f.limit {
 			return server.ToStatus(nil, errs.TooLarge("The request message of %d bytes is larger than the %d bytes %s accepts", length, f.limit, f.method))
+		}
+		if f.reserve != nil {
+			if err := f.reserve(length); err != nil {
+				return err
+			}
 		}
 		f.remaining = length
 		if length == 0 {

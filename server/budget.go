@@ -34,7 +34,7 @@ type budgetWaiter struct {
 }
 
 // DefaultBudgetWait is how long a request waits for room in the budget.
-const DefaultBudgetWait = 10 * time.Second
+const DefaultBudgetWait = 30 * time.Second
 
 // NewMemoryBudget returns a budget of total bytes (<= 0: unlimited, nil is
 // returned) whose requests wait at most maxWait (<= 0: DefaultBudgetWait).
@@ -187,18 +187,20 @@ func (h *Hold) Release() {
 	h.b.release(n)
 }
 
-type holdKey struct{}
+// holdKey is the context key of a request's Hold in budget b (a request
+// may hold in several budgets).
+type holdKey struct{ b *MemoryBudget }
 
 // WithHold returns ctx carrying the Hold of its request.
 func WithHold(ctx context.Context, h *Hold) context.Context {
 	if h == nil {
 		return ctx
 	}
-	return context.WithValue(ctx, holdKey{}, h)
+	return context.WithValue(ctx, holdKey{h.b}, h)
 }
 
-func holdFrom(ctx context.Context) *Hold {
-	h, _ := ctx.Value(holdKey{}).(*Hold)
+func (b *MemoryBudget) holdFrom(ctx context.Context) *Hold {
+	h, _ := ctx.Value(holdKey{b}).(*Hold)
 	return h
 }
 
@@ -214,7 +216,7 @@ func (b *MemoryBudget) Reserve(ctx context.Context, n int64) (release func(), er
 	if err != nil {
 		return nil, err
 	}
-	if h := holdFrom(ctx); h != nil && h.b == b {
+	if h := b.holdFrom(ctx); h != nil {
 		h.mu.Lock()
 		if !h.closed {
 			h.held += got
@@ -227,7 +229,10 @@ func (b *MemoryBudget) Reserve(ctx context.Context, n int64) (release func(), er
 	return func() { once.Do(func() { b.release(got) }) }, nil
 }
 
-// HoldTicket is the ticket of the Hold in ctx ("" without one).
-func HoldTicket(ctx context.Context) string {
-	return holdFrom(ctx).Ticket()
+// TicketOf is the ticket of the request's Hold in ctx ("" without one).
+func (b *MemoryBudget) TicketOf(ctx context.Context) string {
+	if b == nil {
+		return ""
+	}
+	return b.holdFrom(ctx).Ticket()
 }

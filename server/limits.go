@@ -38,7 +38,14 @@ const (
 	// QueryMemoryFactor is the memory a query result takes per byte of its
 	// JSON encoding, measured on the legacy path (cells, the proto message,
 	// its encoding, the gateway's decoded copy and the JSON answer).
-	QueryMemoryFactor = 20
+	QueryMemoryFactor = 24
+	// RequestMemoryFactor is the memory a query request takes per byte of
+	// its body while it is decoded and held (the gateway's proto message,
+	// its encoding, the service's copy, the filter as values and as a
+	// tree); a query body or message of RequestMemoryMin bytes or more
+	// reserves it in the request budget before it is decoded.
+	RequestMemoryFactor = 40
+	RequestMemoryMin    = 16 << 10
 )
 
 func (l *Limits) setDefaults() {

@@ -151,7 +151,7 @@ const (
 	DefaultMaxWaiters          = 128
 	DefaultMaxWatchers         = 128
 	DefaultMaxWatchersPerUser  = 32
-	DefaultQueryMemory         = 256 << 20
+	DefaultQueryMemory         = 192 << 20
 	DefaultMaxStreamsPerConn   = 100
 	DefaultMaxAnonymousPerPeer = 64
 	DefaultMaxAnonymous        = 1024
@@ -326,7 +326,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
 	a.jobs.Start()
-	budget := server.NewMemoryBudget(cfg.QueryMemory, 0)
+	// Three quarters of the query memory for answers, one for requests
+	// being decoded.
+	budget := server.NewMemoryBudget(cfg.QueryMemory-cfg.QueryMemory/4, 0)
+	requestBudget := server.NewMemoryBudget(cfg.QueryMemory/4, 0)
 	services, err := server.New(server.Config{Cluster: model, Jobs: a.jobs, Logger: log, Limits: server.Limits{
 		MaxQueryFields:      cfg.MaxQueryFields,
 		MaxQueryResultBytes: cfg.MaxQueryResultBytes,
@@ -381,12 +384,14 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ReadMessageBytes: int64(cfg.MaxHeaderBytes),
 	}
 	if a.legacy, err = gateway.NewLegacy(ctx, gateway.Config{
-		Conn:         a.conn,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Limits:       limits,
-		ReadTimeout:  cfg.ReadTimeout,
-		Authorize:    authz.Preflight,
-		Logger:       log,
+		Conn:          a.conn,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		Limits:        limits,
+		Budget:        budget,
+		RequestBudget: requestBudget,
+		ReadTimeout:   cfg.ReadTimeout,
+		Authorize:     authz.Preflight,
+		Logger:        log,
 	}); err != nil {
 		return nil, err
 	}
@@ -398,10 +403,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	legacy := telemetry.HTTPHandler(a.tel, a.legacy.Handler())
 	a.admin = telemetry.NewAdminServer(telemetry.AdminConfig{Metrics: a.tel.Metrics, Health: a.health})
 	a.http = gateway.NewHTTPServer(gateway.SamePortWith(a.grpcServer, legacy, gateway.SamePortConfig{
-		Limits:      limits,
-		ReadTimeout: cfg.ReadTimeout,
-		Budget:      budget,
-		Admit:       authz.AdmitConnectionRequest,
+		Limits:        limits,
+		ReadTimeout:   cfg.ReadTimeout,
+		Budget:        budget,
+		RequestBudget: requestBudget,
+		Admit:         authz.AdmitConnectionRequest,
 	}), a.tls, gateway.Timeouts{
 		ReadHeader:           cfg.ReadHeaderTimeout,
 		Idle:                 cfg.IdleTimeout,
