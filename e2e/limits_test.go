@@ -93,6 +93,11 @@ func TestQueryLimits(t *testing.T) {
 		t.Errorf("field definitions of %d fields: %v", len(many), err)
 	}
 
+	// A job wait names fields too.
+	waitFields, _ := json.Marshal(map[string]any{"fields": many})
+	code, _, body = do(t, "GET", base+"/2/jobs/1/wait", "application/json", string(waitFields))
+	legacyErrorBody(t, "legacy job wait of too many fields", 400, code, body)
+
 	// A field name too long (an unknown name is echoed back three times).
 	long := strings.Repeat("x", server.MaxFieldNameLength+1)
 	code, _, body = do(t, "GET", base+"/2/query/instance?fields=name,"+long, "", "")

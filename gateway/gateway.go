@@ -207,7 +207,10 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		call.ClientCert, call.ClientCN = true, r.TLS.VerifiedChains[0][0].Subject.CommonName
 	}
-	call.Hold = l.cfg.Budget.TicketOf(r.Context())
+	if l.cfg.Limits.kind(m.FullMethod) == kindQuery {
+		// Only queries reserve memory for their answer.
+		call.Hold = l.cfg.Budget.TicketOf(r.Context())
+	}
 	if l.cfg.Authorize != nil {
 		if err := l.cfg.Authorize(r.Context(), m.FullMethod, call); err != nil {
 			errorHandler(r.Context(), l.mux, nil, w, r, err)

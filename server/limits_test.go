@@ -275,6 +275,15 @@ func TestAnonymousStreamsPerPeer(t *testing.T) {
 			t.Errorf("anonymous watch beyond the cap: %v", err)
 		}
 	}
+	// Legacy requests count too (this one would otherwise get 401).
+	resp, err := http.Get("http://" + h.addr + "/version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("anonymous legacy request beyond the cap: %d", resp.StatusCode)
+	}
 	// Invalid credentials are no credentials.
 	bad := basic("reader", "wrong")
 	if _, err := healthpb.NewHealthClient(h.dial(t)).Check(bad, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.ResourceExhausted {
