@@ -105,6 +105,10 @@ func TestNodeGRPCClient(t *testing.T) {
 		!slices.Equal(res.Opstatus, []string{"JOB_STATUS_SUCCESS", "JOB_STATUS_SUCCESS"}) {
 		t.Errorf("WatchJob from node: statuses %v, opstatus %v", res.Statuses, res.Opstatus)
 	}
+	// The job the client rebuilt from the stream's first message and deltas.
+	if strings.Join(res.Summary, ",") != "TEST_DELAY(0.2),TAGS_SET" {
+		t.Errorf("WatchJob from node: summary %v", res.Summary)
+	}
 	if !slices.Contains(res.Tags, tag) {
 		t.Errorf("tags read by node: %v", res.Tags)
 	}

@@ -92,7 +92,8 @@ func TestTypedMultiOpcodeJob(t *testing.T) {
 // watchToEnd follows a job with WatchJob, checking that no opcode's
 // status moves backwards (a job's own status may: Ganeti derives it from
 // its opcodes, so it reads "queued" again between two opcodes), and returns
-// its last state.
+// its last state, rebuilt from the stream: the whole job first, then what
+// changed (see Job.log_serial_after).
 func watchToEnd(ctx context.Context, t *testing.T, jobs rapiv2.JobServiceClient, id int64) *rapiv2.Job {
 	t.Helper()
 	stream, err := jobs.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: id})
@@ -113,7 +114,7 @@ func watchToEnd(ctx context.Context, t *testing.T, jobs rapiv2.JobServiceClient,
 				}
 			}
 		}
-		last, updates = j, updates+1
+		last, updates = mergeWatched(last, j), updates+1
 	}
 	if last == nil {
 		t.Fatalf("WatchJob(%d) sent nothing", id)
@@ -173,4 +174,26 @@ func TestTypedAdminOpcodes(t *testing.T) {
 	if final := watchToEnd(ctx, t, admin, sub.GetJobId()); final.GetStatus() != rapiv2.JobStatus_JOB_STATUS_SUCCESS {
 		t.Errorf("admin's OP_TEST_DELAY ended %v", final.GetStatus())
 	}
+}
+
+// mergeWatched applies a WatchJob message to the job rebuilt so far.
+func mergeWatched(job, msg *rapiv2.Job) *rapiv2.Job {
+	if job == nil || msg.LogSerialAfter == nil {
+		return msg
+	}
+	out := proto.Clone(job).(*rapiv2.Job)
+	out.Status, out.Opstatus = msg.Status, msg.Opstatus
+	out.ReceivedTs, out.StartTs, out.EndTs = msg.ReceivedTs, msg.StartTs, msg.EndTs
+	for i, l := range msg.GetOplog() {
+		if i < len(out.Oplog) {
+			out.Oplog[i].Entries = append(out.Oplog[i].Entries, l.GetEntries()...)
+		}
+	}
+	if len(msg.GetOpresult()) > 0 {
+		out.Opresult = msg.Opresult
+	}
+	if len(msg.GetOps()) > 0 {
+		out.Ops = msg.Ops
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
 
 // Realm is the HTTP Basic realm of the RAPI.
@@ -40,6 +41,13 @@ var httpStatus = map[codes.Code]int{
 	codes.Internal:           http.StatusInternalServerError,
 	codes.Unknown:            http.StatusInternalServerError,
 	codes.DataLoss:           http.StatusInternalServerError,
+}
+
+// classStatus overrides httpStatus for the Ganeti error classes whose HTTP
+// status the gRPC code does not tell apart: ResourceExhausted is 429 for a
+// rate or concurrency limit (retry later) but 413 for a size limit.
+var classStatus = map[string]int{
+	errs.ClassTooLarge: http.StatusRequestEntityTooLarge,
 }
 
 // explain is Python 3.11's long description of each status, which Ganeti
@@ -98,7 +106,11 @@ func legacyErrorFromStatus(st *status.Status) LegacyError {
 		code = http.StatusInternalServerError
 	}
 	msg := st.Message()
-	if class, _ := server.ErrorOf(st); class == "" && !isSafe(msg) {
+	class, _ := server.ErrorOf(st)
+	if c, ok := classStatus[class]; ok {
+		code = c
+	}
+	if class == "" && !isSafe(msg) {
 		msg = ""
 	}
 	switch code {

@@ -43,6 +43,15 @@ type Config struct {
 	Conn *grpc.ClientConn
 	// MaxBodyBytes caps request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Limits, when set, are the per-method limits (their BodyBytes
+	// replaces MaxBodyBytes); default: MaxBodyBytes and the defaults.
+	Limits *Limits
+	// Budget is the memory budget of query answers: the in-process call
+	// reserves in the request's Hold (SamePortWith opens it).
+	Budget *server.MemoryBudget
+	// RequestBudget, when set, is reserved for a query body before it is
+	// decoded (server.RequestMemoryFactor per byte).
+	RequestBudget *server.MemoryBudget
 	// ReadTimeout bounds the reading of a request body (the headers are
 	// bounded by the HTTP server's ReadHeaderTimeout); 0 means no bound.
 	// It is a deadline on the body only, so long polls are not cut.
@@ -63,6 +72,11 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.Limits == nil {
+		c.Limits = &Limits{BodyBytes: c.MaxBodyBytes}
+	}
+	c.Limits.setDefaults()
+	c.MaxBodyBytes = c.Limits.BodyBytes
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -193,21 +207,34 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		call.ClientCert, call.ClientCN = true, r.TLS.VerifiedChains[0][0].Subject.CommonName
 	}
+	if l.cfg.Limits.kind(m.FullMethod) == kindQuery {
+		// Only queries reserve memory for their answer.
+		call.Hold = l.cfg.Budget.TicketOf(r.Context())
+	}
 	if l.cfg.Authorize != nil {
 		if err := l.cfg.Authorize(r.Context(), m.FullMethod, call); err != nil {
 			errorHandler(r.Context(), l.mux, nil, w, r, err)
 			return
 		}
 	}
-	body, err := l.readBody(w, r)
+	limit := l.cfg.Limits.BodyLimit(m.FullMethod)
+	body, err := l.readBody(w, r, limit)
 	if err != nil {
 		WriteLegacyError(w, LegacyError{Code: http.StatusBadRequest, Message: "Unable to read request body", Explain: explain[400]})
 		return
 	}
-	if int64(len(body)) > l.cfg.MaxBodyBytes {
+	if int64(len(body)) > limit {
 		WriteLegacyError(w, LegacyError{Code: http.StatusRequestEntityTooLarge, Message: "Request body too large", Explain: explain[413]})
 		return
 	}
+	// A query body waits for room in the request budget before it is
+	// decoded.
+	release, err := l.cfg.Limits.reserveRequest(r.Context(), l.cfg.RequestBudget, m.FullMethod, int64(len(body)))
+	if err != nil {
+		errorHandler(r.Context(), l.mux, nil, w, r, err)
+		return
+	}
+	defer release()
 	if len(body) > 0 {
 		if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Type")), "application/json") {
 			WriteLegacyError(w, LegacyError{Code: http.StatusUnsupportedMediaType, Message: "Unsupported Media Type", Explain: explain[415]})
@@ -250,9 +277,9 @@ func isJSONObject(body []byte) bool {
 	return len(b) > 0 && b[0] == '{'
 }
 
-// readBody reads the body, up to MaxBodyBytes+1 bytes, within ReadTimeout.
-// After a failed read the connection is closed with the response.
-func (l *Legacy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readBody reads the body, up to limit+1 bytes, within ReadTimeout. After
+// a failed read the connection is closed with the response.
+func (l *Legacy) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	var rc *http.ResponseController
 	if l.cfg.ReadTimeout > 0 {
 		rc = http.NewResponseController(w)
@@ -260,7 +287,7 @@ func (l *Legacy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 			rc = nil
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, l.cfg.MaxBodyBytes+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		w.Header().Set("Connection", "close")
 		return nil, err

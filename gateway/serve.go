@@ -22,27 +22,30 @@ import (
 // SamePort sends gRPC requests (HTTP/2 with an application/grpc content
 // type) to the gRPC server and everything else to the legacy surface.
 // External gRPC requests lose the metadata keys that only the gateway's
-// in-process calls may carry (server.InternalMetadataPrefix).
+// in-process calls may carry (server.InternalMetadataPrefix). It applies
+// no limits: see SamePortWith.
 func SamePort(grpcServer *grpc.Server, legacy http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-			for k := range r.Header {
-				if strings.HasPrefix(strings.ToLower(k), server.InternalMetadataPrefix) {
-					delete(r.Header, k)
-				}
-			}
-			grpcServer.ServeHTTP(w, r)
-			return
-		}
-		legacy.ServeHTTP(w, r)
-	})
+	return SamePortWith(grpcServer, legacy, SamePortConfig{})
 }
 
-// Timeouts of the HTTP server.
+// Timeouts are the timeouts and connection limits of the HTTP server
+// (zero values: net/http's defaults).
 type Timeouts struct {
 	ReadHeader time.Duration
 	Idle       time.Duration
+	// MaxHeaderBytes bounds request headers, request line included.
+	MaxHeaderBytes int
+	// MaxConcurrentStreams bounds the concurrent requests (gRPC calls) of
+	// one HTTP/2 connection; the client waits for a free one.
+	MaxConcurrentStreams int
+	// Keepalive is how long an HTTP/2 connection may be silent before the
+	// server pings it; a connection that does not answer within
+	// PingTimeout is closed (with its streams).
+	Keepalive, PingTimeout time.Duration
 }
+
+// DefaultPingTimeout is how long the server waits for a ping's answer.
+const DefaultPingTimeout = 20 * time.Second
 
 // NewHTTPServer serves h over TLS (HTTP/1.1 and HTTP/2) when tlsConfig is
 // set, else over plain HTTP/1.1 and h2c (HTTP/2 with prior knowledge).
@@ -52,7 +55,19 @@ func NewHTTPServer(h http.Handler, tlsConfig *tls.Config, t Timeouts) *http.Serv
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: t.ReadHeader,
 		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    t.MaxHeaderBytes,
 		Protocols:         new(http.Protocols),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: t.MaxConcurrentStreams,
+			// The smallest frames HTTP/2 allows: a connection's read
+			// buffer is one frame.
+			MaxReadFrameSize: 16 << 10,
+			SendPingTimeout:  t.Keepalive,
+			PingTimeout:      t.PingTimeout,
+		},
+	}
+	if srv.HTTP2.PingTimeout <= 0 && t.Keepalive > 0 {
+		srv.HTTP2.PingTimeout = DefaultPingTimeout
 	}
 	srv.Protocols.SetHTTP1(true)
 	if tlsConfig != nil {

@@ -39,6 +39,7 @@ const (
 	mdHTTPMethod           = InternalMetadataPrefix + "http-method"
 	mdHTTPRoute            = InternalMetadataPrefix + "http-route"
 	mdHTTPPath             = InternalMetadataPrefix + "http-path-bin"
+	mdHold                 = InternalMetadataPrefix + "hold"
 )
 
 // LegacyCall describes a legacy HTTP request, for authentication and the
@@ -57,6 +58,9 @@ type LegacyCall struct {
 	// HTTPMethod, Route (the route template) and Path (the escaped path,
 	// without the query) of the request.
 	HTTPMethod, Route, Path string
+	// Hold is the ticket of the request's memory budget Hold
+	// (Hold.Ticket): the in-process call reserves on the request's behalf.
+	Hold string
 }
 
 // Metadata is the internal metadata that carries c on the gateway's
@@ -70,6 +74,9 @@ func (c *LegacyCall) Metadata() metadata.MD {
 	)
 	if c.ClientCert {
 		md.Set(mdClientCN, c.ClientCN)
+	}
+	if c.Hold != "" {
+		md.Set(mdHold, c.Hold)
 	}
 	return md
 }
@@ -87,6 +94,7 @@ func legacyCallFromMetadata(md metadata.MD) *LegacyCall {
 		HTTPMethod:    first(mdHTTPMethod),
 		Route:         first(mdHTTPRoute),
 		Path:          first(mdHTTPPath),
+		Hold:          first(mdHold),
 	}
 	if cn := md.Get(mdClientCN); len(cn) > 0 {
 		c.ClientCert, c.ClientCN = true, cn[0]
@@ -108,9 +116,21 @@ type AuthConfig struct {
 	// a WriteRate <= 0 means no limit.
 	WriteRate  rate.Limit
 	WriteBurst int
-	// MaxWaiters bounds the concurrent long polls (WaitJobChange,
-	// WatchJob); <= 0 means no limit.
+	// MaxWaiters bounds the concurrent job waits (WaitJobChange, which
+	// GET /2/jobs/{id}/wait calls); <= 0 means no limit.
 	MaxWaiters int
+	// MaxWatchers bounds the concurrent WatchJob streams, and
+	// MaxWatchersPerUser those of one user; <= 0 means no limit. They do
+	// not share MaxWaiters' places.
+	MaxWatchers, MaxWatchersPerUser int
+	// MaxAnonymousPerPeer bounds the concurrent requests without valid
+	// credentials (health checks, reflection, anonymous reads) from one
+	// client address (an IPv6 /64), and MaxAnonymous those of all
+	// addresses (AdmitConnectionRequest); <= 0 means no limit.
+	MaxAnonymousPerPeer, MaxAnonymous int
+	// Budget is the memory budget of large answers; the legacy gateway's
+	// in-process calls find their request's Hold in it.
+	Budget *MemoryBudget
 	// InProcess reports whether a call comes from the legacy gateway over
 	// the in-process connection, whose internal metadata is trusted.
 	InProcess func(context.Context) bool
@@ -147,8 +167,10 @@ func (c *AuthConfig) CheckAndSetDefaults() error {
 type Authorizer struct {
 	cfg     AuthConfig
 	log     *slog.Logger
-	methods sync.Map // full method name -> *methodInfo
-	waiters chan struct{}
+	methods sync.Map  // full method name -> *methodInfo
+	waits   *slotPool // job waits
+	watches *slotPool // job watches
+	anon    *peerLimiter
 	metrics *authMetrics
 
 	mu       sync.Mutex
@@ -165,9 +187,9 @@ func NewAuthorizer(cfg AuthConfig) (*Authorizer, error) {
 	if a.metrics, err = newAuthMetrics(cfg.MeterProvider); err != nil {
 		return nil, err
 	}
-	if cfg.MaxWaiters > 0 {
-		a.waiters = make(chan struct{}, cfg.MaxWaiters)
-	}
+	a.waits = newSlotPool(cfg.MaxWaiters, 0)
+	a.watches = newSlotPool(cfg.MaxWatchers, cfg.MaxWatchersPerUser)
+	a.anon = newPeerLimiter(cfg.MaxAnonymousPerPeer, cfg.MaxAnonymous)
 	return a, nil
 }
 
@@ -179,11 +201,14 @@ var openServices = map[string]bool{
 	"grpc.reflection.v1alpha.ServerReflection": true,
 }
 
-// longPollMethods wait for a job to change; MaxWaiters bounds them.
+// longPollMethods wait for a job to change: MaxWaiters bounds the waits,
+// MaxWatchers the watches.
 var longPollMethods = map[string]bool{
 	"/ganeti.rapi.v2.JobService/WaitJobChange": true,
-	"/ganeti.rapi.v2.JobService/WatchJob":      true,
+	watchJobMethod: true,
 }
+
+const watchJobMethod = "/ganeti.rapi.v2.JobService/WatchJob"
 
 type methodInfo struct {
 	full string
@@ -195,6 +220,8 @@ type methodInfo struct {
 	// not a long poll. Writes are rate-limited per user and audited.
 	write    bool
 	longPoll bool
+	// watch: the long poll is a job watch (else a job wait).
+	watch bool
 }
 
 // method looks the method's access list up in the proto registry.
@@ -202,7 +229,7 @@ func (a *Authorizer) method(full string) *methodInfo {
 	if m, ok := a.methods.Load(full); ok {
 		return m.(*methodInfo)
 	}
-	m := &methodInfo{full: full, longPoll: longPollMethods[full]}
+	m := &methodInfo{full: full, longPoll: longPollMethods[full], watch: full == watchJobMethod}
 	svc, name, _ := strings.Cut(strings.TrimPrefix(full, "/"), "/")
 	if openServices[svc] {
 		m.open = true
@@ -335,23 +362,8 @@ func (a *Authorizer) admit(ctx context.Context, r *request, user *auth.User) (re
 			return nil, errs.TooManyRequests(wait, "Too many write requests, retry later")
 		}
 	}
-	if r.method.longPoll && a.waiters != nil {
-		select {
-		case a.waiters <- struct{}{}:
-			a.metrics.longPollStart(ctx)
-			return func() { a.metrics.longPollEnd(ctx); <-a.waiters }, nil
-		default:
-			name := ""
-			if user != nil {
-				name = user.Name
-			}
-			a.denied(ctx, r, name, codes.ResourceExhausted, "too many concurrent job waits")
-			return nil, errs.TooManyRequests(time.Second, "Too many concurrent job waits, retry later")
-		}
-	}
 	if r.method.longPoll {
-		a.metrics.longPollStart(ctx)
-		return func() { a.metrics.longPollEnd(ctx) }, nil
+		return a.longPoll(ctx, r, user)
 	}
 	return func() {}, nil
 }
@@ -516,6 +528,11 @@ var (
 // call's span.
 func (a *Authorizer) annotate(ctx context.Context, r *request, user *auth.User) context.Context {
 	o := jobs.Origin{RPC: r.method.full}
+	if r.legacy && r.call.Hold != "" {
+		// The legacy request's Hold: what the call reserves is kept until
+		// the gateway has written the answer.
+		ctx = WithHold(ctx, a.cfg.Budget.Lookup(r.call.Hold))
+	}
 	if user != nil {
 		ctx = auth.NewContext(ctx, user)
 		o.User = user.Name

@@ -180,44 +180,63 @@ func legacyWait(t *testing.T, url, user, password string) (int, http.Header, str
 	return resp.StatusCode, resp.Header, string(body)
 }
 
-// TestLongPollLimit: with MaxWaiters 2, a third concurrent wait (legacy
-// GET /2/jobs/{id}/wait, typed WaitJobChange or WatchJob) is refused with
-// 429 + Retry-After / ResourceExhausted + RetryInfo, and admitted again
-// once the others end. The handlers see the authenticated user.
-func TestLongPollLimit(t *testing.T) {
-	h := newHarness(t, server.AuthConfig{MaxWaiters: 2}, 0)
-	jobs := rapiv2.NewJobServiceClient(h.conn)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if code, _, body := legacyWait(t, h.url, "writer", "wpass-secret"); code != 200 {
-			t.Errorf("legacy wait: %d %s", code, body)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		stream, err := jobs.WatchJob(basic("reader", "rpass-secret"), &rapiv2.WatchJobRequest{JobId: 7})
-		if err == nil {
-			_, err = stream.Recv()
-		}
-		if err != nil {
-			t.Errorf("WatchJob: %v", err)
-		}
-	}()
+// waitStarted waits until the fake job service has seen n calls.
+func (f *fakeJobs) waitStarted(t *testing.T, n int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		h.jobs.mu.Lock()
-		n := len(h.jobs.users)
-		h.jobs.mu.Unlock()
-		if n == 2 {
-			break
+		f.mu.Lock()
+		got := len(f.users)
+		f.mu.Unlock()
+		if got >= n {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the two waits did not start")
+			t.Fatalf("%d calls started, want %d", got, n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// watchFirst opens a WatchJob stream and returns the error of its first
+// message (nil once the fake service releases it).
+func watchFirst(jobs rapiv2.JobServiceClient, ctx context.Context) error {
+	stream, err := jobs.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: 7})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	return err
+}
+
+// TestLongPollLimit: job waits (legacy GET /2/jobs/{id}/wait, typed
+// WaitJobChange) and job watches (WatchJob) have budgets of their own. With
+// MaxWaiters 2 and MaxWatchers 1, a third concurrent wait is refused with
+// 429 + Retry-After / ResourceExhausted + RetryInfo while a read user's
+// watch is still admitted (it used to take one of the waits' places, so
+// read users could block write users' waits), a second watch is refused,
+// and everything is admitted again once the others end. The handlers see
+// the authenticated user.
+func TestLongPollLimit(t *testing.T) {
+	h := newHarness(t, server.AuthConfig{MaxWaiters: 2, MaxWatchers: 1}, 0)
+	jobs := rapiv2.NewJobServiceClient(h.conn)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	for i := 0; i < 2; i++ {
+		go func() {
+			defer wg.Done()
+			if code, _, body := legacyWait(t, h.url, "writer", "wpass-secret"); code != 200 {
+				t.Errorf("legacy wait: %d %s", code, body)
+			}
+		}()
+	}
+	h.jobs.waitStarted(t, 2)
+	go func() {
+		defer wg.Done()
+		if err := watchFirst(jobs, basic("reader", "rpass-secret")); err != nil {
+			t.Errorf("WatchJob while the waits are full: %v", err)
+		}
+	}()
+	h.jobs.waitStarted(t, 3)
 
 	code, hdr, body := legacyWait(t, h.url, "writer", "wpass-secret")
 	var e struct{ Code int }
@@ -228,12 +247,8 @@ func TestLongPollLimit(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted || retryDelay(err) <= 0 {
 		t.Errorf("third typed wait: %v (retry %v)", err, retryDelay(err))
 	}
-	stream, err := jobs.WatchJob(basic("reader", "rpass-secret"), &rapiv2.WatchJobRequest{JobId: 7})
-	if err == nil {
-		_, err = stream.Recv()
-	}
-	if status.Code(err) != codes.ResourceExhausted {
-		t.Errorf("third WatchJob: %v", err)
+	if err := watchFirst(jobs, basic("writer", "wpass-secret")); status.Code(err) != codes.ResourceExhausted || retryDelay(err) <= 0 {
+		t.Errorf("second WatchJob: %v", err)
 	}
 	// Authentication comes first: a read-only user gets 403, not 429.
 	if code, _, _ := legacyWait(t, h.url, "reader", "rpass-secret"); code != http.StatusForbidden {
@@ -245,15 +260,49 @@ func TestLongPollLimit(t *testing.T) {
 	if code, _, body := legacyWait(t, h.url, "writer", "wpass-secret"); code != 200 {
 		t.Errorf("wait after release: %d %s", code, body)
 	}
+	if err := watchFirst(jobs, basic("reader", "rpass-secret")); err != nil {
+		t.Errorf("watch after release: %v", err)
+	}
 	h.jobs.mu.Lock()
 	defer h.jobs.mu.Unlock()
 	seen := strings.Join(h.jobs.users, ",")
 	if !strings.Contains(seen, "writer") || !strings.Contains(seen, "reader") || strings.Contains(seen, "anonymous") {
 		t.Errorf("handlers saw users %s", seen)
 	}
-	if !strings.Contains(h.logs.String(), `"reason":"too many concurrent job waits"`) {
-		t.Errorf("no audit record of the refused waits:\n%s", h.logs.String())
+	for _, reason := range []string{"too many concurrent job waits", "too many concurrent job watches"} {
+		if !strings.Contains(h.logs.String(), `"reason":"`+reason+`"`) {
+			t.Errorf("no audit record %q:\n%s", reason, h.logs.String())
+		}
 	}
+}
+
+// TestWatchersPerUser: with MaxWatchersPerUser 1 a user's second
+// concurrent watch is refused while another user's is admitted.
+func TestWatchersPerUser(t *testing.T) {
+	h := newHarness(t, server.AuthConfig{MaxWatchers: 10, MaxWatchersPerUser: 1}, 0)
+	jobs := rapiv2.NewJobServiceClient(h.conn)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := watchFirst(jobs, basic("reader", "rpass-secret")); err != nil {
+			t.Errorf("first reader watch: %v", err)
+		}
+	}()
+	h.jobs.waitStarted(t, 1)
+	err := watchFirst(jobs, basic("reader", "rpass-secret"))
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "of this user") {
+		t.Errorf("second reader watch: %v", err)
+	}
+	go func() {
+		defer wg.Done()
+		if err := watchFirst(jobs, basic("writer", "wpass-secret")); err != nil {
+			t.Errorf("writer watch: %v", err)
+		}
+	}()
+	h.jobs.waitStarted(t, 2)
+	close(h.jobs.release)
+	wg.Wait()
 }
 
 func retryDelay(err error) time.Duration {

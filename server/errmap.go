@@ -50,6 +50,7 @@ var classTable = map[string]codes.Code{
 	errs.ClassUnauthorized:    codes.Unauthenticated,
 	errs.ClassForbidden:       codes.PermissionDenied,
 	errs.ClassTooManyRequests: codes.ResourceExhausted,
+	errs.ClassTooLarge:        codes.ResourceExhausted,
 }
 
 // ToStatus converts any error into a gRPC status that is safe to show a

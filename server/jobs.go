@@ -91,6 +91,9 @@ func (j *jobService) WaitJobChange(ctx context.Context, req *rapiv2.WaitJobChang
 	if eng == nil {
 		return nil, jobs.NotFound(req.GetJobId())
 	}
+	if err := j.s.cfg.Limits.checkFields(req.GetFields()); err != nil {
+		return nil, err
+	}
 	var prev []any
 	if req.PreviousJobInfo != nil {
 		prev = req.PreviousJobInfo.AsSlice()
@@ -158,8 +161,10 @@ func (j *jobService) WatchJob(req *rapiv2.WatchJobRequest, stream grpc.ServerStr
 	if err != nil {
 		return err
 	}
+	w := watchState{logs: j.s.watchLogs.acquire(req.GetJobId())} // the whole job first, then what changed
+	defer j.s.watchLogs.release(w.logs)
 	for snap := range ch {
-		msg, err := jobMessage(snap)
+		msg, err := w.next(snap)
 		if err != nil {
 			return err
 		}

@@ -314,8 +314,9 @@ func TestJobRPCs(t *testing.T) {
 		t.Fatal(err)
 	}
 	eng.Start()
-	var last *rapiv2.Job
-	n := 0
+	// The first message is the whole job, the others what changed.
+	var first, last *rapiv2.Job
+	n, entries := 0, 0
 	for {
 		j, err := stream.Recv()
 		if err == io.EOF {
@@ -325,11 +326,15 @@ func TestJobRPCs(t *testing.T) {
 			t.Fatal(err)
 		}
 		n++
+		if first == nil {
+			first = j
+		}
 		last = j
+		entries += len(j.GetOplog()[0].GetEntries())
 	}
-	if last.GetStatus() != rapiv2.JobStatus_JOB_STATUS_SUCCESS || len(last.GetOplog()[0].GetEntries()) != 2 || n < 2 ||
-		last.GetSummary()[0] != "TEST_DELAY(0.01)" {
-		t.Errorf("watched %d snapshots, last %v", n, last)
+	if last.GetStatus() != rapiv2.JobStatus_JOB_STATUS_SUCCESS || entries != 2 || n < 2 ||
+		first.GetSummary()[0] != "TEST_DELAY(0.01)" || last.LogSerialAfter == nil {
+		t.Errorf("watched %d messages with %d log entries, first %v, last %v", n, entries, first, last)
 	}
 	w, err = js.WaitJobChange(ctx, &rapiv2.WaitJobChangeRequest{JobId: s.GetJobId(), Fields: []string{"status"}, PreviousLogSerial: proto.Int64(1)})
 	if err != nil || len(w.GetChange().GetLogEntries()) != 1 || w.GetChange().GetLogEntries()[0].GetSerial() != 2 ||

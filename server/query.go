@@ -11,18 +11,19 @@ type queryService struct {
 	s *Services
 }
 
-func (q *queryService) Query(_ context.Context, req *rapiv2.QueryRequest) (*rapiv2.QueryResponse, error) {
+func (q *queryService) Query(ctx context.Context, req *rapiv2.QueryRequest) (*rapiv2.QueryResponse, error) {
 	if len(req.GetFields()) == 0 {
 		return nil, badRequest("Missing 'fields' query argument")
 	}
-	res, err := q.s.state().QueryShared(req.GetResource(), req.GetFields(), nil)
+	res, release, err := q.s.query(ctx, req.GetResource(), req.GetFields(), nil)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	return queryResponse(res)
 }
 
-func (q *queryService) QueryWithFilter(_ context.Context, req *rapiv2.QueryWithFilterRequest) (*rapiv2.QueryResponse, error) {
+func (q *queryService) QueryWithFilter(ctx context.Context, req *rapiv2.QueryWithFilterRequest) (*rapiv2.QueryResponse, error) {
 	body := req.GetBody()
 	fields := body.GetFields()
 	if len(fields) == 0 {
@@ -39,14 +40,18 @@ func (q *queryService) QueryWithFilter(_ context.Context, req *rapiv2.QueryWithF
 	if filter != nil {
 		qfilter = filter.AsInterface()
 	}
-	res, err := q.s.state().QueryShared(req.GetResource(), fields, qfilter)
+	res, release, err := q.s.query(ctx, req.GetResource(), fields, qfilter)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	return queryResponse(res)
 }
 
 func (q *queryService) QueryFields(_ context.Context, req *rapiv2.QueryFieldsRequest) (*rapiv2.QueryFieldsResponse, error) {
+	if err := q.s.cfg.Limits.checkFields(req.GetFields()); err != nil {
+		return nil, err
+	}
 	defs, err := q.s.state().FieldDefs(req.GetResource(), req.GetFields())
 	if err != nil {
 		return nil, err

@@ -29,6 +29,8 @@ type Config struct {
 	// submits with SubmitJob (duration × repeat, on the master and the
 	// nodes); default DefaultMaxTestDelay.
 	MaxTestDelay time.Duration
+	// Limits bound what one query may make the server build.
+	Limits Limits
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -36,6 +38,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Cluster == nil {
 		return errors.New("server: Config.Cluster is required")
 	}
+	c.Limits.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -48,6 +51,8 @@ func (c *Config) CheckAndSetDefaults() error {
 // Services are the RAPI services, ready to be registered on a gRPC server.
 type Services struct {
 	cfg Config
+	// watchLogs shares converted log entries among WatchJob streams.
+	watchLogs watchLogs
 }
 
 // New builds the services.

@@ -16,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
@@ -58,7 +60,16 @@ func run(args []string) error {
 	fs.StringVar(&cfg.UsersFile, "users-file", "", "Ganeti RAPI users file (default: <data-dir>/rapi/users; created on first start)")
 	fs.BoolVar(&cfg.AllowAnonymousReads, "allow-anonymous-reads", false, "let requests without credentials call methods that need no user option (Ganeti's default without --require-authentication)")
 	fs.StringVar(&cfg.ClientCA, "client-ca", "", "require TLS client certificates verified against this CA bundle (PEM); a certificate's CN is the user")
-	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest accepted request body (default 4 MiB)")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest accepted request body, and gRPC message of a write (default 4 MiB)")
+	fs.Int64Var(&cfg.MaxQueryBodyBytes, "max-query-body-bytes", gateway.DefaultMaxQueryBodyBytes, "largest PUT /2/query body and QueryService message")
+	fs.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", gateway.DefaultMaxHeaderBytes, "largest request headers (with the request line: a GET's query string), and gRPC message of a read")
+	fs.IntVar(&cfg.MaxQueryFields, "max-query-fields", server.DefaultMaxQueryFields, "most fields one query or job wait may name")
+	fs.Int64Var(&cfg.MaxQueryResultBytes, "max-query-result-bytes", server.DefaultMaxQueryResultBytes, "largest query result (its JSON size, estimated before it is built)")
+	fs.Int64Var(&cfg.QueryMemory, "query-memory", app.DefaultQueryMemory, "memory the query results being built and sent at once may take (estimated); beyond, queries wait, then 429; -1 for no limit")
+	fs.IntVar(&cfg.MaxStreamsPerConn, "max-streams-per-conn", app.DefaultMaxStreamsPerConn, "concurrent requests (gRPC calls) of one HTTP/2 connection")
+	fs.IntVar(&cfg.MaxAnonymousPerPeer, "max-anonymous-per-peer", app.DefaultMaxAnonymousPerPeer, "concurrent requests and streams without valid credentials (health checks, reflection, anonymous reads) from one client address (an IPv6 /64); -1 for no limit")
+	fs.IntVar(&cfg.MaxAnonymous, "max-anonymous", app.DefaultMaxAnonymous, "concurrent requests and streams without valid credentials from all addresses; -1 for no limit")
+	fs.DurationVar(&cfg.Keepalive, "keepalive", app.DefaultKeepalive, "silence after which the server pings an HTTP/2 connection (one that does not answer in 20s is closed); -1s: never")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "time allowed to read request headers")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", app.DefaultReadTimeout, "time allowed to read a request body")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", app.DefaultIdleTimeout, "keep-alive idle timeout")
@@ -69,8 +80,10 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.JobArchiveAfter, "job-archive-after", jobs.DefaultArchiveAfter, "age after which finished jobs are archived (readable by id, no longer listed); negative: never")
 	fs.IntVar(&cfg.JobQueueSize, "job-queue-size", jobs.DefaultQueueSize, "jobs the queue holds (not archived) before submissions are refused with 503 \"Job queue is full, needs archiving\" (Ganeti's JOB_QUEUE_SIZE_HARD_LIMIT); from 80% on, finished jobs are archived early; -1 for no limit")
 	fs.IntVar(&cfg.MaxOpcodesPerJob, "max-opcodes-per-job", jobs.DefaultMaxOpsPerJob, "opcodes one job may have (400 beyond)")
-	fs.IntVar(&cfg.MaxWaiters, "max-waiters", app.DefaultMaxWaiters, "concurrent job long polls (GET /2/jobs/{id}/wait, WaitJobChange, WatchJob); -1 for no limit")
 	fs.DurationVar(&cfg.MaxTestDelay, "max-test-delay", app.DefaultMaxTestDelay, "longest an OP_TEST_DELAY may sleep in all (duration × repeat); only users with the admin option may submit one")
+	fs.IntVar(&cfg.MaxWaiters, "max-waiters", app.DefaultMaxWaiters, "concurrent job waits (GET /2/jobs/{id}/wait, WaitJobChange); -1 for no limit")
+	fs.IntVar(&cfg.MaxWatchers, "max-watchers", app.DefaultMaxWatchers, "concurrent WatchJob streams (a budget of their own, apart from --max-waiters); -1 for no limit")
+	fs.IntVar(&cfg.MaxWatchersPerUser, "max-watchers-per-user", app.DefaultMaxWatchersPerUser, "concurrent WatchJob streams of one user; -1 for no limit")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.ClusterDomainSecretFile, "cluster-domain-secret-file", "", "Ganeti's cluster domain secret file; clusters sharing it trust each other for move-instance (default: <data-dir>/cluster-domain-secret, created on first start)")
 	fs.StringVar(&cfg.RemoteImportAddress, "remote-import-address", "127.0.0.1", "address remote imports (move-instance) listen on and announce to the exporting cluster")

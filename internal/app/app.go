@@ -65,8 +65,32 @@ type Config struct {
 	// certificate verified against this CA bundle (PEM); the certificate's
 	// common name is the user (who must be in the users file).
 	ClientCA string
-	// MaxBodyBytes caps legacy request bodies.
+	// MaxBodyBytes caps legacy request bodies and the gRPC messages of
+	// writes.
 	MaxBodyBytes int64
+	// MaxQueryBodyBytes caps PUT /2/query bodies and QueryService messages.
+	MaxQueryBodyBytes int64
+	// MaxHeaderBytes caps request headers (with the request line) and the
+	// gRPC messages of reads.
+	MaxHeaderBytes int
+	// MaxQueryFields bounds the fields one query (or job wait) names.
+	MaxQueryFields int
+	// MaxQueryResultBytes bounds one query result (its estimated JSON
+	// size, measured before it is built).
+	MaxQueryResultBytes int64
+	// QueryMemory is the memory budget of the query results being built
+	// and sent at once (server.MemoryBudget); negative: no budget.
+	QueryMemory int64
+	// MaxStreamsPerConn bounds the concurrent requests of one HTTP/2
+	// connection.
+	MaxStreamsPerConn int
+	// MaxAnonymousPerPeer and MaxAnonymous bound the concurrent requests
+	// without valid credentials of one client address and of all (0: the
+	// default, negative: no limit).
+	MaxAnonymousPerPeer, MaxAnonymous int
+	// Keepalive is how long an HTTP/2 connection may be silent before the
+	// server pings it (negative: never); an unanswered ping closes it.
+	Keepalive time.Duration
 	// ReadHeaderTimeout and IdleTimeout bound slow or idle clients;
 	// ReadTimeout bounds the reading of a legacy request body.
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
@@ -87,13 +111,17 @@ type Config struct {
 	JobQueueSize int
 	// MaxOpcodesPerJob bounds a job's opcodes (0: jobs.DefaultMaxOpsPerJob).
 	MaxOpcodesPerJob int
-	// MaxWaiters bounds the concurrent long polls (GET /2/jobs/{id}/wait,
-	// WaitJobChange, WatchJob); 0 means the default, negative no limit.
-	MaxWaiters int
 	// MaxTestDelay bounds how long an OP_TEST_DELAY (submitted with the
 	// typed SubmitJob by a user with the admin option) may sleep in all;
 	// 0 means server.DefaultMaxTestDelay.
 	MaxTestDelay time.Duration
+	// MaxWaiters bounds the concurrent job waits (GET /2/jobs/{id}/wait,
+	// WaitJobChange); 0 means the default, negative no limit.
+	MaxWaiters int
+	// MaxWatchers bounds the concurrent WatchJob streams, and
+	// MaxWatchersPerUser those of one user; 0 means the default, negative
+	// no limit.
+	MaxWatchers, MaxWatchersPerUser int
 	// ClusterDomainSecretFile is Ganeti's cluster domain secret file (one
 	// line of text): clusters sharing it trust each other for remote
 	// imports and exports (move-instance). Default
@@ -127,15 +155,22 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultListen            = ":5080"
-	DefaultDataDir           = "./data"
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultReadTimeout       = 30 * time.Second
-	DefaultIdleTimeout       = 120 * time.Second
-	DefaultWriteRate         = 20
-	DefaultWriteBurst        = 40
-	DefaultMaxWaiters        = 128
-	DefaultMaxTestDelay      = server.DefaultMaxTestDelay
+	DefaultListen              = ":5080"
+	DefaultDataDir             = "./data"
+	DefaultReadHeaderTimeout   = 10 * time.Second
+	DefaultReadTimeout         = 30 * time.Second
+	DefaultIdleTimeout         = 120 * time.Second
+	DefaultWriteRate           = 20
+	DefaultWriteBurst          = 40
+	DefaultMaxWaiters          = 128
+	DefaultMaxWatchers         = 128
+	DefaultMaxWatchersPerUser  = 32
+	DefaultQueryMemory         = 192 << 20
+	DefaultMaxStreamsPerConn   = 100
+	DefaultMaxAnonymousPerPeer = 64
+	DefaultMaxAnonymous        = 1024
+	DefaultKeepalive           = 60 * time.Second
+	DefaultMaxTestDelay        = server.DefaultMaxTestDelay
 )
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -178,6 +213,39 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.MaxWaiters == 0 {
 		c.MaxWaiters = DefaultMaxWaiters
+	}
+	if c.MaxWatchers == 0 {
+		c.MaxWatchers = DefaultMaxWatchers
+	}
+	if c.MaxWatchersPerUser == 0 {
+		c.MaxWatchersPerUser = DefaultMaxWatchersPerUser
+	}
+	if c.MaxQueryBodyBytes <= 0 {
+		c.MaxQueryBodyBytes = gateway.DefaultMaxQueryBodyBytes
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = gateway.DefaultMaxHeaderBytes
+	}
+	if c.MaxQueryFields <= 0 {
+		c.MaxQueryFields = server.DefaultMaxQueryFields
+	}
+	if c.MaxQueryResultBytes <= 0 {
+		c.MaxQueryResultBytes = server.DefaultMaxQueryResultBytes
+	}
+	if c.QueryMemory == 0 {
+		c.QueryMemory = DefaultQueryMemory
+	}
+	if c.MaxStreamsPerConn <= 0 {
+		c.MaxStreamsPerConn = DefaultMaxStreamsPerConn
+	}
+	if c.MaxAnonymousPerPeer == 0 {
+		c.MaxAnonymousPerPeer = DefaultMaxAnonymousPerPeer
+	}
+	if c.MaxAnonymous == 0 {
+		c.MaxAnonymous = DefaultMaxAnonymous
+	}
+	if c.Keepalive == 0 {
+		c.Keepalive = DefaultKeepalive
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -272,7 +340,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.jobs.Start()
-	services, err := server.New(server.Config{Cluster: model, Jobs: a.jobs, Logger: log, MaxTestDelay: cfg.MaxTestDelay})
+	// Three quarters of the query memory for answers, one for requests
+	// being decoded.
+	budget := server.NewMemoryBudget(cfg.QueryMemory-cfg.QueryMemory/4, 0)
+	requestBudget := server.NewMemoryBudget(cfg.QueryMemory/4, 0)
+	services, err := server.New(server.Config{Cluster: model, Jobs: a.jobs, Logger: log, MaxTestDelay: cfg.MaxTestDelay, Limits: server.Limits{
+		MaxQueryFields:      cfg.MaxQueryFields,
+		MaxQueryResultBytes: cfg.MaxQueryResultBytes,
+		Budget:              budget,
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -289,6 +365,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		WriteRate:           writeRate,
 		WriteBurst:          cfg.WriteBurst,
 		MaxWaiters:          cfg.MaxWaiters,
+		MaxWatchers:         cfg.MaxWatchers,
+		MaxWatchersPerUser:  cfg.MaxWatchersPerUser,
+		MaxAnonymousPerPeer: cfg.MaxAnonymousPerPeer,
+		MaxAnonymous:        cfg.MaxAnonymous,
+		Budget:              budget,
 		InProcess:           gateway.IsInProcess,
 		Logger:              log,
 		MeterProvider:       a.tel.MeterProvider,
@@ -297,6 +378,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.grpcServer = grpc.NewServer(append(telemetry.ServerOptions(a.tel, gateway.IsInProcess),
+		// External messages are bounded per method by the listener
+		// (gateway.Limits); this bounds the gateway's in-process calls,
+		// whose messages come from legacy bodies of up to MaxBodyBytes.
+		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
 		grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(log), authz.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
 	)...)
@@ -307,12 +392,20 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.conn, err = gateway.InProcess(a.grpcServer, telemetry.DialOptions(a.tel)...); err != nil {
 		return nil, err
 	}
+	limits := &gateway.Limits{
+		BodyBytes:        cfg.MaxBodyBytes,
+		QueryBodyBytes:   cfg.MaxQueryBodyBytes,
+		ReadMessageBytes: int64(cfg.MaxHeaderBytes),
+	}
 	if a.legacy, err = gateway.NewLegacy(ctx, gateway.Config{
-		Conn:         a.conn,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		ReadTimeout:  cfg.ReadTimeout,
-		Authorize:    authz.Preflight,
-		Logger:       log,
+		Conn:          a.conn,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		Limits:        limits,
+		Budget:        budget,
+		RequestBudget: requestBudget,
+		ReadTimeout:   cfg.ReadTimeout,
+		Authorize:     authz.Preflight,
+		Logger:        log,
 	}); err != nil {
 		return nil, err
 	}
@@ -323,9 +416,18 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	legacy := telemetry.HTTPHandler(a.tel, a.legacy.Handler())
 	a.admin = telemetry.NewAdminServer(telemetry.AdminConfig{Metrics: a.tel.Metrics, Health: a.health})
-	a.http = gateway.NewHTTPServer(gateway.SamePort(a.grpcServer, legacy), a.tls, gateway.Timeouts{
-		ReadHeader: cfg.ReadHeaderTimeout,
-		Idle:       cfg.IdleTimeout,
+	a.http = gateway.NewHTTPServer(gateway.SamePortWith(a.grpcServer, legacy, gateway.SamePortConfig{
+		Limits:        limits,
+		ReadTimeout:   cfg.ReadTimeout,
+		Budget:        budget,
+		RequestBudget: requestBudget,
+		Admit:         authz.AdmitConnectionRequest,
+	}), a.tls, gateway.Timeouts{
+		ReadHeader:           cfg.ReadHeaderTimeout,
+		Idle:                 cfg.IdleTimeout,
+		MaxHeaderBytes:       cfg.MaxHeaderBytes,
+		MaxConcurrentStreams: cfg.MaxStreamsPerConn,
+		Keepalive:            max(cfg.Keepalive, 0),
 	})
 	return a, nil
 }

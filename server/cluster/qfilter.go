@@ -28,8 +28,15 @@ import (
 // whose cell has no data (status other than normal) lets the item pass, as
 // in Ganeti. Malformed filters and type mismatches are wrong_input errors.
 
-// maxFilterDepth bounds the nesting of a filter.
-const maxFilterDepth = 64
+// Limits of a filter (Ganeti has none; these keep a filter's cost bounded
+// before it is evaluated): its nesting, its number of nodes (operators and
+// comparisons; a filter naming 4,000 objects has about 4,000), and the
+// length of a regular expression, which is compiled.
+const (
+	MaxFilterDepth  = 64
+	MaxFilterNodes  = 8192
+	MaxFilterRegexp = 4096
+)
 
 type filterOp int
 
@@ -61,15 +68,20 @@ var binaryOps = map[string]filterOp{
 
 // parseFilter parses a decoded JSON filter; nil means no filter.
 func parseFilter(v any) (*filterNode, error) {
-	return parseFilterDepth(v, 0)
+	nodes := 0
+	return parseFilterDepth(v, 0, &nodes)
 }
 
-func parseFilterDepth(v any, depth int) (*filterNode, error) {
+func parseFilterDepth(v any, depth int, nodes *int) (*filterNode, error) {
+	// Every element counts, a null one ("no filter") too.
+	if *nodes++; *nodes > MaxFilterNodes {
+		return nil, errs.QueryFilter("Filter has more than %d operators and comparisons", MaxFilterNodes)
+	}
 	if v == nil {
 		return nil, nil
 	}
-	if depth > maxFilterDepth {
-		return nil, errs.QueryFilter("Filter is nested deeper than %d levels", maxFilterDepth)
+	if depth > MaxFilterDepth {
+		return nil, errs.QueryFilter("Filter is nested deeper than %d levels", MaxFilterDepth)
 	}
 	list, ok := v.([]any)
 	if !ok || len(list) == 0 {
@@ -87,7 +99,7 @@ func parseFilterDepth(v any, depth int) (*filterNode, error) {
 			n.op = opOr
 		}
 		for _, a := range args {
-			k, err := parseFilterDepth(a, depth+1)
+			k, err := parseFilterDepth(a, depth+1, nodes)
 			if err != nil {
 				return nil, err
 			}
@@ -98,7 +110,7 @@ func parseFilterDepth(v any, depth int) (*filterNode, error) {
 		if len(args) != 1 {
 			return nil, errs.QueryFilter("Cannot deserialise field, expected [filter] but got %s", jsonText(args))
 		}
-		k, err := parseFilterDepth(args[0], depth+1)
+		k, err := parseFilterDepth(args[0], depth+1, nodes)
 		if err != nil {
 			return nil, err
 		}
@@ -138,6 +150,9 @@ func parseBinary(op filterOp, args []any) (*filterNode, error) {
 		pattern, ok := args[1].(string)
 		if !ok {
 			return nil, errs.QueryFilter("Regular expression must be a string, got %s", jsonText(args[1]))
+		}
+		if len(pattern) > MaxFilterRegexp {
+			return nil, errs.QueryFilter("Regular expression longer than %d bytes", MaxFilterRegexp)
 		}
 		re, err := regexp.Compile(pattern)
 		if err != nil {

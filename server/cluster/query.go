@@ -168,8 +168,21 @@ func row[T any](ctx *queryCtx, item T, fields []*field[T], into []Cell) {
 	}
 }
 
-// query runs a query on the table.
-func (t *table[T]) query(s *State, names []string, filter any, shared bool) (*QueryResult, error) {
+// QueryLimits bound the result of a query before it is built.
+type QueryLimits struct {
+	// MaxBytes, when positive, is the largest result allowed, as the
+	// estimated length of its JSON encoding (field definitions and rows): a
+	// larger one is refused with errs.TooLarge before it is built.
+	MaxBytes int64
+	// Admit, when set, is called with that estimate before the result is
+	// built (to reserve memory for it); its error aborts the query.
+	Admit func(estimate int64) error
+}
+
+// query runs a query on the table. With limits, the matching items are
+// measured (their cells computed and sized, not kept) before the result is
+// built.
+func (t *table[T]) query(s *State, names []string, filter any, shared bool, lim *QueryLimits) (*QueryResult, error) {
 	root, err := parseFilter(filter)
 	if err != nil {
 		return nil, err
@@ -193,25 +206,76 @@ func (t *table[T]) query(s *State, names []string, filter any, shared bool) (*Qu
 		items = t.items(s)
 	}
 	ctx := &queryCtx{s: s, shared: shared}
-	res := &QueryResult{Fields: t.fieldDefs(names), Data: make([][]Cell, 0, len(items))}
-	fields := t.resolve(names)
-	cells := make([]Cell, len(items)*len(names))
-	for _, it := range items {
-		if root != nil {
+	if root != nil {
+		matched := make([]T, 0, len(items))
+		for _, it := range items {
 			ok, err := cf.match(ctx, it)
 			if err != nil {
 				return nil, err
 			}
-			if !ok {
-				continue
+			if ok {
+				matched = append(matched, it)
 			}
 		}
+		items = matched
+	}
+	defs := t.fieldDefs(names)
+	fields := t.resolve(names)
+	if lim != nil && (lim.MaxBytes > 0 || lim.Admit != nil) {
+		est, err := t.estimate(ctx, items, defs, fields, lim.MaxBytes)
+		if err != nil {
+			return nil, err
+		}
+		if lim.Admit != nil {
+			if err := lim.Admit(est); err != nil {
+				return nil, err
+			}
+		}
+	}
+	res := &QueryResult{Fields: defs, Data: make([][]Cell, 0, len(items))}
+	cells := make([]Cell, len(items)*len(names))
+	for _, it := range items {
 		r := cells[:len(names):len(names)]
 		cells = cells[len(names):]
 		row(ctx, it, fields, r)
 		res.Data = append(res.Data, r)
 	}
 	return res, nil
+}
+
+// estimate is the estimated length of the JSON encoding of the result
+// {"fields": defs, "data": rows}; it stops with errs.TooLarge as soon as
+// it passes max (when positive).
+func (t *table[T]) estimate(ctx *queryCtx, items []T, defs []FieldDef, fields []*field[T], max int64) (int64, error) {
+	est := int64(len(`{"fields":[],"data":[]}`))
+	for _, d := range defs {
+		est += int64(len(d.Name)+len(d.Title)+len(d.Kind)+len(d.Doc)) + int64(len(`{"name":"","title":"","kind":"","doc":""},`))
+	}
+	tooLarge := func() error {
+		return errs.TooLarge("The result of this query would be larger than %d bytes; request fewer fields or filter the objects", max)
+	}
+	if max > 0 && est > max {
+		return 0, tooLarge()
+	}
+	// Every cell is at least [0,null] and a comma.
+	minRow := int64(len(fields))*int64(len(`[0,null],`)) + int64(len(`[],`))
+	for _, it := range items {
+		if max > 0 && est+minRow > max {
+			return 0, tooLarge()
+		}
+		est += int64(len(`[],`))
+		for _, f := range fields {
+			if f == nil {
+				est += int64(len(`[1,null],`))
+				continue
+			}
+			est += jsonSize(f.get(ctx, it)) + 1
+		}
+		if max > 0 && est > max {
+			return 0, tooLarge()
+		}
+	}
+	return est, nil
 }
 
 func (t *table[T]) get(s *State, name string, names []string, shared bool) ([]Cell, error) {
@@ -229,7 +293,7 @@ func (t *table[T]) get(s *State, name string, names []string, shared bool) ([]Ce
 
 // queryTable is the type-erased view of a table.
 type queryTable interface {
-	query(s *State, names []string, filter any, shared bool) (*QueryResult, error)
+	query(s *State, names []string, filter any, shared bool, lim *QueryLimits) (*QueryResult, error)
 	get(s *State, name string, names []string, shared bool) ([]Cell, error)
 	fieldDefs(names []string) []FieldDef
 }
@@ -287,7 +351,7 @@ func (s *State) Query(resource string, fields []string, filter any) (*QueryResul
 	if err != nil {
 		return nil, err
 	}
-	return t.query(s, fields, filter, false)
+	return t.query(s, fields, filter, false, nil)
 }
 
 // QueryShared is Query for callers that only read the result: the cell
@@ -299,7 +363,18 @@ func (s *State) QueryShared(resource string, fields []string, filter any) (*Quer
 	if err != nil {
 		return nil, err
 	}
-	return t.query(s, fields, filter, true)
+	return t.query(s, fields, filter, true, nil)
+}
+
+// QueryLimited is QueryShared within limits: the result's size is
+// estimated before it is built, refused beyond lim.MaxBytes and announced
+// to lim.Admit.
+func (s *State) QueryLimited(resource string, fields []string, filter any, lim QueryLimits) (*QueryResult, error) {
+	t, err := lookupTable(resource)
+	if err != nil {
+		return nil, err
+	}
+	return t.query(s, fields, filter, true, &lim)
 }
 
 // FieldDefs returns the definitions of fields of resource, or of all its

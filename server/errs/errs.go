@@ -55,6 +55,10 @@ const (
 	// (per-user write rate, concurrent long polls): 429, no Ganeti
 	// equivalent.
 	ClassTooManyRequests = "HttpTooManyRequests"
+	// ClassTooLarge marks a request, or the answer it asks for, larger than
+	// one of this server's size limits (body, fields, filter, query
+	// result): 413 on the legacy surface, ResourceExhausted over gRPC.
+	ClassTooLarge = "HttpRequestEntityTooLarge"
 )
 
 // Error is a domain error. Msg is safe to show to a client.
@@ -125,6 +129,12 @@ func Forbidden() *Error {
 // after retryAfter.
 func TooManyRequests(retryAfter time.Duration, format string, args ...any) *Error {
 	return &Error{Class: ClassTooManyRequests, Msg: fmt.Sprintf(format, args...), RetryAfter: retryAfter}
+}
+
+// TooLarge reports a request, or the answer it would get, over a size
+// limit; retrying the same request cannot help.
+func TooLarge(format string, args ...any) *Error {
+	return &Error{Class: ClassTooLarge, Msg: fmt.Sprintf(format, args...)}
 }
 
 // QueryFilter reports a malformed query filter, or one that cannot be

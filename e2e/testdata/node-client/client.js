@@ -10,7 +10,9 @@
 //      users with the "admin" option: with WRITER_USER and WRITER_PASSWORD,
 //      a user with "write" only, it first checks that such a user's
 //      submission is refused with PERMISSION_DENIED);
-//   3. follows it with the JobService.WatchJob server stream until it ends;
+//   3. follows it with the JobService.WatchJob server stream until it ends,
+//      rebuilding the job from the stream: the first message is the whole
+//      job, the later ones only what changed (Job.log_serial_after);
 //   4. reads the cluster's tags back (TagService.ListClusterTags).
 // On success it prints one JSON line starting with "RESULT " and exits 0.
 //
@@ -64,15 +66,41 @@ function unary(client, method, request, metadata) {
   });
 }
 
+// merge applies a WatchJob message to the job rebuilt so far. The first
+// message is the whole job; a later one (log_serial_after set) carries
+// what changed: statuses and timestamps as they are now, per opcode the
+// log entries after log_serial_after (appended), opresult and ops when
+// they changed (else empty), no summary.
+function merge(job, msg) {
+  if (!job || msg.log_serial_after === undefined || msg.log_serial_after === null) return msg;
+  const out = Object.assign({}, job, {
+    status: msg.status,
+    opstatus: msg.opstatus,
+    received_ts: msg.received_ts,
+    start_ts: msg.start_ts,
+    end_ts: msg.end_ts,
+  });
+  out.oplog = (job.oplog || []).map((l, i) => ({
+    entries: ((l && l.entries) || []).concat((((msg.oplog || [])[i] || {}).entries) || []),
+  }));
+  if ((msg.opresult || []).length > 0) out.opresult = msg.opresult;
+  if ((msg.ops || []).length > 0) out.ops = msg.ops;
+  return out;
+}
+
 // watch follows a job with the WatchJob server stream until it ends, and
-// returns every update.
+// returns every message and the job they rebuild.
 function watch(jobs, jobId, metadata) {
   return new Promise((resolve, reject) => {
     const updates = [];
+    let job = null;
     const call = jobs.WatchJob({ job_id: jobId }, metadata, { deadline: new Date(Date.now() + 60000) });
-    call.on('data', (job) => updates.push(job));
+    call.on('data', (msg) => {
+      updates.push(msg);
+      job = merge(job, msg);
+    });
     call.on('error', reject);
-    call.on('end', () => resolve(updates));
+    call.on('end', () => resolve({ updates, job }));
   });
 }
 
@@ -140,9 +168,8 @@ async function main() {
   const jobId = submission.job_id;
 
   // 3. WatchJob, until the job has ended.
-  const updates = await watch(jobs, jobId, authed());
+  const { updates, job: last } = await watch(jobs, jobId, authed());
   if (updates.length === 0) throw new Error(`WatchJob(${jobId}) sent nothing`);
-  const last = updates[updates.length - 1];
   if (!FINAL.includes(last.status)) {
     throw new Error(`WatchJob(${jobId}) ended at ${last.status}`);
   }
@@ -170,6 +197,7 @@ async function main() {
     statuses,
     opstatus: last.opstatus,
     summary: last.summary,
+    log_entries: (last.oplog || []).reduce((n, l) => n + ((l && l.entries) || []).length, 0),
     tags: tagList.tags,
   }));
   cluster.close();

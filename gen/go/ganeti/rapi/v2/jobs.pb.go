@@ -477,9 +477,20 @@ type Job struct {
 	// Per opcode, its log entries.
 	Oplog []*OpLog `protobuf:"bytes,9,rep,name=oplog,proto3" json:"oplog,omitempty"`
 	// Per opcode, its result.
-	Opresult      []*OpResult `protobuf:"bytes,10,rep,name=opresult,proto3" json:"opresult,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Opresult []*OpResult `protobuf:"bytes,10,rep,name=opresult,proto3" json:"opresult,omitempty"`
+	// Set on the WatchJob messages after the first, which carry only what
+	// changed since the message before: status, opstatus and the timestamps
+	// as they are now; per opcode, only the log entries with a serial above
+	// log_serial_after (the highest serial sent before; append them);
+	// opresult complete when an opcode's status changed since the message
+	// before, else empty (unchanged); ops complete when an opcode changed
+	// (its debug_level is filled in when it starts), else empty; summary
+	// empty (it never changes). Unset: the message is the whole job (GetJob,
+	// the first WatchJob message). Typed API only: never on the legacy
+	// surface.
+	LogSerialAfter *int64 `protobuf:"varint,11,opt,name=log_serial_after,proto3,oneof" json:"log_serial_after,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -580,6 +591,13 @@ func (x *Job) GetOpresult() []*OpResult {
 		return x.Opresult
 	}
 	return nil
+}
+
+func (x *Job) GetLogSerialAfter() int64 {
+	if x != nil && x.LogSerialAfter != nil {
+		return *x.LogSerialAfter
+	}
+	return 0
 }
 
 // JobTimestamp is [seconds, microseconds].
@@ -1362,7 +1380,7 @@ const file_ganeti_rapi_v2_jobs_proto_rawDesc = "" +
 	"\bopstatus\x18\x05 \x03(\x0e2\x19.ganeti.rapi.v2.JobStatusR\bopstatus\x12>\n" +
 	"\vreceived_ts\x18\x06 \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\vreceived_ts\x128\n" +
 	"\bstart_ts\x18\a \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\bstart_ts\x124\n" +
-	"\x06end_ts\x18\b \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\x06end_ts\"\x84\x04\n" +
+	"\x06end_ts\x18\b \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\x06end_ts\"\xd0\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
 	"\x03ops\x18\x02 \x03(\v2\x16.ganeti.rapi.v2.OpCodeB\x04\xa8\xb6\x18\x01R\x03ops\x126\n" +
@@ -1374,8 +1392,10 @@ const file_ganeti_rapi_v2_jobs_proto_rawDesc = "" +
 	"\x06end_ts\x18\b \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\x06end_ts\x121\n" +
 	"\x05oplog\x18\t \x03(\v2\x15.ganeti.rapi.v2.OpLogB\x04\xa8\xb6\x18\x01R\x05oplog\x12:\n" +
 	"\bopresult\x18\n" +
-	" \x03(\v2\x18.ganeti.rapi.v2.OpResultB\x04\xa8\xb6\x18\x01R\bopresultB\t\n" +
-	"\a_status\"R\n" +
+	" \x03(\v2\x18.ganeti.rapi.v2.OpResultB\x04\xa8\xb6\x18\x01R\bopresult\x125\n" +
+	"\x10log_serial_after\x18\v \x01(\x03B\x04\xa8\xb6\x18\x02H\x01R\x10log_serial_after\x88\x01\x01B\t\n" +
+	"\a_statusB\x13\n" +
+	"\x11_log_serial_after\"R\n" +
 	"\fJobTimestamp\x12\x18\n" +
 	"\aseconds\x18\x01 \x01(\x03R\aseconds\x12\"\n" +
 	"\fmicroseconds\x18\x02 \x01(\x03R\fmicroseconds:\x04е\x18\x01\"\xb1\x01\n" +

@@ -53,7 +53,11 @@ type JobServiceClient interface {
 	SubmitJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*JobSubmission, error)
 	// WatchJob streams the job every time it changes, until it has ended
 	// (typed API only). A long poll with no upstream equivalent: it needs
-	// the "read" or the "write" option.
+	// the "read" or the "write" option. The first message is the whole job;
+	// every later one carries only what changed since the message before
+	// (see Job.log_serial_after), so a watch costs the size of the changes,
+	// not of the job times its changes. GetJob reads the whole job at any
+	// time.
 	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Job], error)
 }
 
@@ -160,7 +164,11 @@ type JobServiceServer interface {
 	SubmitJob(context.Context, *SubmitJobRequest) (*JobSubmission, error)
 	// WatchJob streams the job every time it changes, until it has ended
 	// (typed API only). A long poll with no upstream equivalent: it needs
-	// the "read" or the "write" option.
+	// the "read" or the "write" option. The first message is the whole job;
+	// every later one carries only what changed since the message before
+	// (see Job.log_serial_after), so a watch costs the size of the changes,
+	// not of the job times its changes. GetJob reads the whole job at any
+	// time.
 	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[Job]) error
 	mustEmbedUnimplementedJobServiceServer()
 }
