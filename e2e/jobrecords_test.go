@@ -12,8 +12,7 @@ import (
 // knownJobRecordDifferences are the job records ganeti-gateway does not
 // reproduce yet, with the reason; TestGoldenJobRecords fails when one of
 // them starts to match.
-var knownJobRecordDifferences = map[int]string{
-}
+var knownJobRecordDifferences = map[int]string{}
 
 // jobRecordRow is one row of TestGoldenJobRecords: a job Ganeti's captures
 // show, and how ours differs.
