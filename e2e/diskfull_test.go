@@ -201,25 +201,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	p2 := startServer(t, data, args...)
 	base = "http://" + e2eUser + ":" + e2ePassword + "@" + p2.Addr
-	var jobs []k9Job
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		jobs = nil
-		getJSON(t, client, base+"/2/jobs?bulk=1", &jobs)
-		pending := 0
-		for _, j := range jobs {
-			if !slices.Contains([]string{"success", "error", "canceled"}, j.Status) {
-				pending++
-			}
-		}
-		if pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d jobs did not end after the restart", pending)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	jobs := waitJobsEnded(t, client, base, 60*time.Second)
 	byID := map[int64]k9Job{}
 	for _, j := range jobs {
 		byID[j.ID] = j

@@ -154,25 +154,7 @@ func testKill9Once(t *testing.T) {
 	base = "http://" + e2eUser + ":" + e2ePassword + "@" + p2.Addr
 
 	// Wait until every job has ended.
-	var jobs []k9Job
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		jobs = nil
-		getJSON(t, client, base+"/2/jobs?bulk=1", &jobs)
-		pending := 0
-		for _, j := range jobs {
-			if !slices.Contains([]string{"success", "error", "canceled"}, j.Status) {
-				pending++
-			}
-		}
-		if pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d jobs did not end after the restart", pending)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	jobs := waitJobsEnded(t, client, base, 30*time.Second)
 
 	// No acknowledged job is lost; each has its opcode.
 	byID := map[int64]k9Job{}
@@ -331,5 +313,29 @@ func getJSON(t *testing.T, client *http.Client, url string, v any) {
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		t.Fatalf("GET %s: %v\n%s", url, err, body)
+	}
+}
+
+// waitJobsEnded polls GET /2/jobs?bulk=1 until every job has ended, and
+// returns them; it fails the test after timeout.
+func waitJobsEnded(t *testing.T, client *http.Client, base string, timeout time.Duration) []k9Job {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var jobs []k9Job
+		getJSON(t, client, base+"/2/jobs?bulk=1", &jobs)
+		pending := 0
+		for _, j := range jobs {
+			if !slices.Contains([]string{"success", "error", "canceled"}, j.Status) {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return jobs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs did not end after the restart", pending)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
