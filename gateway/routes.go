@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // APIPackage is the proto package whose services make the legacy surface.
@@ -100,7 +101,7 @@ func addMethod(byTemplate map[string]*Route, md protoreflect.MethodDescriptor) e
 	access, _ := proto.GetExtension(md.Options(), rapiv2.E_Access).([]string)
 	full := fmt.Sprintf("/%s/%s", md.Parent().FullName(), md.Name())
 	for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
-		method, tmpl := bindingOf(b)
+		method, tmpl := server.HTTPBinding(b)
 		if method == "" {
 			return fmt.Errorf("%s: unsupported http binding", full)
 		}
@@ -119,20 +120,6 @@ func addMethod(byTemplate map[string]*Route, md protoreflect.MethodDescriptor) e
 		r.Methods[method] = Method{HTTPMethod: method, FullMethod: full, Access: access, BodyField: b.GetBody()}
 	}
 	return nil
-}
-
-func bindingOf(b *annotations.HttpRule) (method, template string) {
-	switch p := b.GetPattern().(type) {
-	case *annotations.HttpRule_Get:
-		return "GET", p.Get
-	case *annotations.HttpRule_Put:
-		return "PUT", p.Put
-	case *annotations.HttpRule_Post:
-		return "POST", p.Post
-	case *annotations.HttpRule_Delete:
-		return "DELETE", p.Delete
-	}
-	return "", ""
 }
 
 var varRE = regexp.MustCompile(`\{([a-z_]+)\}`)

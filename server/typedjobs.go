@@ -120,7 +120,7 @@ func addTypedRoutes(routes map[string][]*typedRoute, md protoreflect.MethodDescr
 	}
 	full := fmt.Sprintf("/%s/%s", md.Parent().FullName(), md.Name())
 	rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-	verb, tmpl := bindingOf(rule)
+	verb, tmpl := HTTPBinding(rule)
 	if verb == "" || job.GetHandler() == "" || len(job.GetOps()) == 0 {
 		return fmt.Errorf("server: %s: legacy_job without a route, a handler or opcodes", full)
 	}
@@ -146,8 +146,9 @@ func addTypedRoutes(routes map[string][]*typedRoute, md protoreflect.MethodDescr
 	return nil
 }
 
-// bindingOf returns the HTTP method and path template of a binding.
-func bindingOf(rule *annotations.HttpRule) (verb, tmpl string) {
+// HTTPBinding returns the HTTP method and path template of a
+// google.api.http binding ("", "" for another pattern).
+func HTTPBinding(rule *annotations.HttpRule) (verb, tmpl string) {
 	switch p := rule.GetPattern().(type) {
 	case *annotations.HttpRule_Get:
 		return "GET", p.Get

@@ -234,19 +234,11 @@ func finiteNumbers(msg proto.Message, depth int) bool {
 		if msg == nil {
 			return true
 		}
-		var conv proto.Message
-		switch msg.ProtoReflect().Descriptor().FullName() {
-		case "google.protobuf.Value":
-			conv = &structpb.Value{}
-		case "google.protobuf.Struct":
-			conv = &structpb.Struct{}
-		case "google.protobuf.ListValue":
-			conv = &structpb.ListValue{}
-		default:
+		conv, known, ok := generatedWKT(msg)
+		if !known {
 			return true
 		}
-		b, err := proto.Marshal(msg)
-		if err != nil || proto.Unmarshal(b, conv) != nil {
+		if !ok {
 			return false
 		}
 		return finiteNumbers(conv, depth)
@@ -298,7 +290,17 @@ func wktValueJSON(msg proto.Message) any {
 		return x.AsSlice()
 	}
 	// A dynamic message of a well-known type.
-	var conv proto.Message
+	conv, _, ok := generatedWKT(msg)
+	if !ok {
+		return nil
+	}
+	return wktValueJSON(conv)
+}
+
+// generatedWKT converts a dynamic Value, Struct or ListValue message to its
+// generated form. known is false for another message type; ok is false
+// when the type is unknown or the conversion failed.
+func generatedWKT(msg proto.Message) (conv proto.Message, known, ok bool) {
 	switch msg.ProtoReflect().Descriptor().FullName() {
 	case "google.protobuf.Value":
 		conv = &structpb.Value{}
@@ -307,11 +309,11 @@ func wktValueJSON(msg proto.Message) any {
 	case "google.protobuf.ListValue":
 		conv = &structpb.ListValue{}
 	default:
-		return nil
+		return nil, false, false
 	}
 	b, err := proto.Marshal(msg)
 	if err != nil || proto.Unmarshal(b, conv) != nil {
-		return nil
+		return nil, true, false
 	}
-	return wktValueJSON(conv)
+	return conv, true, true
 }

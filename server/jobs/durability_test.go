@@ -255,21 +255,7 @@ func waitStored(t *testing.T, st store.Store, id int64, status string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var got string
-		err := st.View(func(tx store.Tx) error {
-			b, err := tx.Get(BucketJobs, jobKey(id))
-			if err != nil || b == nil {
-				return err
-			}
-			r, err := decodeRecord(b)
-			if err == nil {
-				got = r.status()
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := storedStatus(t, st, id)
 		if got == status {
 			return
 		}
