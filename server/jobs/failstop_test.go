@@ -323,6 +323,9 @@ func TestQueueSizeLimit(t *testing.T) {
 	if got := len(v.e.IDs()); got != 10 {
 		t.Fatalf("%d jobs in the queue after a refused submission, want 10", got)
 	}
+	// The early archives the submissions started found nothing finished;
+	// let them end, so that the trims below see every job finished.
+	waitNoEarlyArchive(t, v.e)
 	v.e.Start()
 	for _, id := range ids {
 		v.wait(id)
@@ -341,6 +344,24 @@ func TestQueueSizeLimit(t *testing.T) {
 	j, ok := v.e.Get(ids[0])
 	if !ok || !j.Archived || j.Status != StatusSuccess {
 		t.Errorf("job %d after the early archive: %+v", ids[0], j)
+	}
+}
+
+// waitNoEarlyArchive waits until no early archive (archiveEarly) runs.
+func waitNoEarlyArchive(t *testing.T, e *Engine) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.mu.Lock()
+		busy := e.archiving
+		e.mu.Unlock()
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an early archive still runs after 10s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
