@@ -1,5 +1,5 @@
-// Package testutil helps tests find the project's shared reference
-// material (../shared from the repository root: spec/, golden/).
+// Package testutil helps tests find the project's reference material: the
+// RAPI contract (spec/) and Ganeti 3.0.2's captured answers (golden/).
 package testutil
 
 import (
@@ -8,35 +8,32 @@ import (
 	"testing"
 )
 
-// SharedDir returns the absolute path of the shared folder. When it cannot
-// be found the test is skipped, or fails under CI (CI=true), where the
-// folder is always present.
+// SharedDir returns the absolute path of the reference material the tests
+// use: the copy committed under testdata/shared, so that a plain clone runs
+// the whole suite. TestSharedCopyIsCurrent keeps it equal to the project's
+// shared folder (../shared from the repository root) where that is present.
+// A missing copy fails the test, never skips it.
 func SharedDir(t testing.TB) string {
 	t.Helper()
-	if dir := os.Getenv("GANETI_GATEWAY_SHARED"); dir != "" {
-		return dir
+	dir := filepath.Join(RepoRoot(t), "testdata", "shared")
+	if _, err := os.Stat(filepath.Join(dir, "spec")); err != nil {
+		t.Fatalf("the reference material is missing: %v", err)
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+	return dir
+}
+
+// ProjectSharedDir returns the project's shared folder (../shared from the
+// repository root, or $GANETI_GATEWAY_SHARED), and false when it is absent.
+func ProjectSharedDir(t testing.TB) (string, bool) {
+	t.Helper()
+	dir := os.Getenv("GANETI_GATEWAY_SHARED")
+	if dir == "" {
+		dir = filepath.Join(filepath.Dir(RepoRoot(t)), "shared")
 	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			shared := filepath.Join(filepath.Dir(dir), "shared")
-			if _, err := os.Stat(filepath.Join(shared, "spec")); err == nil {
-				return shared
-			}
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			break
-		}
+	if _, err := os.Stat(filepath.Join(dir, "spec")); err != nil {
+		return "", false
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("the shared folder (../shared from the repository root) is missing")
-	}
-	t.Skip("the shared folder (../shared from the repository root) is missing")
-	return ""
+	return dir, true
 }
 
 // RepoRoot returns the repository root (the directory holding go.mod).

@@ -5,22 +5,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
 )
 
 // The golden tests load testdata/golden-cluster.json, which mirrors the real
-// Ganeti 3.0.2 cluster behind ../shared/golden/captures.jsonl at its start,
+// Ganeti 3.0.2 cluster behind testdata/shared/golden/captures.jsonl at its start,
 // and compare the model's answers with the captured responses after a JSON
 // round trip.
 
 const (
-	capturesPath      = "../../../shared/golden/captures.jsonl"
 	goldenClusterPath = "../../testdata/golden-cluster.json"
 )
 
@@ -32,16 +33,12 @@ type capture struct {
 	ResponseBody string `json:"response_body"`
 }
 
-// loadCaptures reads the captures; without them the test is skipped,
-// except in CI (CI=true), where they must be present.
+// loadCaptures reads the captures (testdata/shared/golden).
 func loadCaptures(t testing.TB) map[int]capture {
 	t.Helper()
-	f, err := os.Open(capturesPath)
+	f, err := os.Open(filepath.Join(testutil.SharedDir(t), "golden", "captures.jsonl"))
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("captures missing in CI: %v", err)
-		}
-		t.Skipf("captures not available: %v", err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	out := map[int]capture{}

@@ -3,14 +3,14 @@ package cluster
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"testing"
 
+	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 )
-
-const constantsPath = "../../../shared/spec/constants.json"
 
 // TestHypervisorParametersAreGanetis: the parameters each hypervisor
 // supports (derived from its defaults) are the ones a real Ganeti 3.0.2
@@ -46,9 +46,9 @@ func TestHypervisorParametersAreGanetis(t *testing.T) {
 	if _, ok := HypervisorParameters("vmware"); ok {
 		t.Error("an unknown hypervisor has parameters")
 	}
-	data, err := os.ReadFile(constantsPath)
+	data, err := os.ReadFile(filepath.Join(testutil.SharedDir(t), "spec", "constants.json"))
 	if err != nil {
-		t.Skipf("constants.json not available: %v", err)
+		t.Fatal(err)
 	}
 	var consts struct {
 		HVParams map[string]string `json:"hvparams"`

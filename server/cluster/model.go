@@ -12,7 +12,7 @@
 // string, []any, []string, map[string]any), freshly allocated per call.
 package cluster
 
-//go:generate go run ./internal/gen/fielddefs -captures ../../../shared/golden/captures.jsonl -o fielddefs_gen.go
+//go:generate go run ./internal/gen/fielddefs -captures ../../testdata/shared/golden/captures.jsonl -o fielddefs_gen.go
 
 import (
 	"errors"

@@ -1,7 +1,8 @@
 // Command fielddefs writes server/cluster/fielddefs_gen.go: the query field
 // definitions (name, title, kind, doc) of the eight resources reachable via
 // /2/query, exactly as a real Ganeti 3.0.2 reported them in the captured
-// GET /2/query/<resource>/fields responses of ../shared/golden/captures.jsonl.
+// GET /2/query/<resource>/fields responses of testdata/shared/golden/captures.jsonl (a copy of
+// ../shared/golden/captures.jsonl).
 //
 // Run from server/cluster: go generate (see model.go).
 package main
@@ -35,7 +36,7 @@ type record struct {
 }
 
 func main() {
-	captures := flag.String("captures", "../../../shared/golden/captures.jsonl", "captures.jsonl path")
+	captures := flag.String("captures", "../../testdata/shared/golden/captures.jsonl", "captures.jsonl path (run from server/cluster)")
 	out := flag.String("o", "fielddefs_gen.go", "output file")
 	flag.Parse()
 
