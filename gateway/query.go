@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 )
 
 // queryParser fills a request message from the query string with Ganeti's
@@ -177,22 +178,14 @@ func pyInt(s string) (int64, bool) {
 	return n, err == nil
 }
 
+// enumByLegacySpelling is the value of ed spelled v: a legacy string, or
+// a legacy number written as Python's int() reads it.
 func enumByLegacySpelling(ed protoreflect.EnumDescriptor, v string) (protoreflect.EnumNumber, bool) {
-	vals := ed.Values()
-	for i := 0; i < vals.Len(); i++ {
-		ev := vals.Get(i)
-		if lv, ok := proto.GetExtension(ev.Options(), rapiv2.E_Legacy).(*rapiv2.LegacyValue); ok && lv != nil {
-			switch x := lv.GetValue().(type) {
-			case *rapiv2.LegacyValue_Str:
-				if x.Str == v {
-					return ev.Number(), true
-				}
-			case *rapiv2.LegacyValue_Num:
-				if n, ok := pyInt(v); ok && n == x.Num {
-					return ev.Number(), true
-				}
-			}
-		}
+	if n, ok := legacyenum.Parse(ed, v); ok {
+		return n, true
+	}
+	if num, ok := pyInt(v); ok {
+		return legacyenum.ParseNum(ed, num)
 	}
 	return 0, false
 }

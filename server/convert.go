@@ -5,9 +5,9 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
@@ -23,37 +23,12 @@ func fill(msg proto.Message, v any) error {
 	return nil
 }
 
-var queryFieldsCache sync.Map // protoreflect.FullName -> []string
-
-// queryFields are the Ganeti field names a read message holds: the
-// json_names of its fields, except those left out of the legacy object when
-// empty (extras such as a node's secondary_ip, which are not query fields).
-// The rlib2 field lists (N_FIELDS, I_FIELDS, ...) thus live only in the
-// proto.
-func queryFields(msg proto.Message) []string {
-	d := msg.ProtoReflect().Descriptor()
-	if v, ok := queryFieldsCache.Load(d.FullName()); ok {
-		return v.([]string)
-	}
-	fds := d.Fields()
-	names := make([]string, 0, fds.Len())
-	for i := 0; i < fds.Len(); i++ {
-		fd := fds.Get(i)
-		if proto.GetExtension(fd.Options(), rapiv2.E_Empty).(rapiv2.LegacyEmpty) == rapiv2.LegacyEmpty_LEGACY_EMPTY_OMIT {
-			continue
-		}
-		names = append(names, fd.JSONName())
-	}
-	queryFieldsCache.Store(d.FullName(), names)
-	return names
-}
-
 var rowFillers sync.Map // protoreflect.FullName -> *legacyjson.RowFiller
 
-// rowFiller converts query rows of queryFields(msg) into messages of msg's
+// rowFiller converts query rows of legacyjson.Keys(msg) into messages of msg's
 // type.
 func rowFiller(msg proto.Message) (*legacyjson.RowFiller, []string) {
-	fields := queryFields(msg)
+	fields := legacyjson.Keys(msg)
 	name := msg.ProtoReflect().Descriptor().FullName()
 	if v, ok := rowFillers.Load(name); ok {
 		return v.(*legacyjson.RowFiller), fields
@@ -137,25 +112,9 @@ func fieldDefinitions(defs []cluster.FieldDef) []*rapiv2.FieldDefinition {
 	return out
 }
 
-var fieldKinds = enumByLegacy(rapiv2.QueryFieldKind_QUERY_FIELD_KIND_UNSPECIFIED.Descriptor())
-
 func fieldKind(kind string) rapiv2.QueryFieldKind {
-	return rapiv2.QueryFieldKind(fieldKinds[kind])
-}
-
-// enumByLegacy maps an enum's legacy spellings to its numbers.
-func enumByLegacy(ed protoreflect.EnumDescriptor) map[string]protoreflect.EnumNumber {
-	m := map[string]protoreflect.EnumNumber{}
-	vals := ed.Values()
-	for i := 0; i < vals.Len(); i++ {
-		v := vals.Get(i)
-		if lv, ok := proto.GetExtension(v.Options(), rapiv2.E_Legacy).(*rapiv2.LegacyValue); ok && lv != nil {
-			if s, ok := lv.GetValue().(*rapiv2.LegacyValue_Str); ok {
-				m[s.Str] = v.Number()
-			}
-		}
-	}
-	return m
+	n, _ := legacyenum.Parse(rapiv2.QueryFieldKind(0).Descriptor(), kind)
+	return rapiv2.QueryFieldKind(n)
 }
 
 // badRequest is a request the HTTP layer of Ganeti rejects with 400.

@@ -83,7 +83,7 @@ func TestFastConversionSameAsFromValue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fields := queryFields(r.newMsg())
+			fields := legacyjson.Keys(r.newMsg())
 			res, err := st.Query(r.resource, fields, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -197,7 +197,7 @@ func BenchmarkListInstances1000(b *testing.B) {
 		}
 	})
 	b.Run("FromValue", func(b *testing.B) {
-		fields := queryFields(newInstance())
+		fields := legacyjson.Keys(newInstance())
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			res, err := st.Query(cluster.ResInstance, fields, nil)

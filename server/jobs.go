@@ -4,15 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
@@ -177,45 +175,9 @@ func (j *jobService) WatchJob(req *rapiv2.WatchJobRequest, stream grpc.ServerStr
 
 // Conversion of engine jobs ------------------------------------------------------
 
-var (
-	jobStatusOnce sync.Once
-	jobStatuses   map[string]rapiv2.JobStatus
-	errorCodes    map[string]rapiv2.ErrorCode
-)
-
-func legacyStrings(ed protoreflect.EnumDescriptor) map[string]protoreflect.EnumNumber {
-	m := map[string]protoreflect.EnumNumber{}
-	vals := ed.Values()
-	for i := 0; i < vals.Len(); i++ {
-		v := vals.Get(i)
-		if lv := legacyOf(v); lv != "" {
-			m[lv] = v.Number()
-		}
-	}
-	return m
-}
-
-func legacyOf(v protoreflect.EnumValueDescriptor) string {
-	lv, _ := proto.GetExtension(v.Options(), rapiv2.E_Legacy).(*rapiv2.LegacyValue)
-	return lv.GetStr()
-}
-
-func jobEnums() {
-	jobStatusOnce.Do(func() {
-		jobStatuses = map[string]rapiv2.JobStatus{}
-		for k, v := range legacyStrings(rapiv2.JobStatus_JOB_STATUS_UNSPECIFIED.Descriptor()) {
-			jobStatuses[k] = rapiv2.JobStatus(v)
-		}
-		errorCodes = map[string]rapiv2.ErrorCode{}
-		for k, v := range legacyStrings(rapiv2.ErrorCode_ERROR_CODE_UNSPECIFIED.Descriptor()) {
-			errorCodes[k] = rapiv2.ErrorCode(v)
-		}
-	})
-}
-
 func jobStatus(s string) rapiv2.JobStatus {
-	jobEnums()
-	return jobStatuses[s]
+	n, _ := legacyenum.Parse(rapiv2.JobStatus(0).Descriptor(), s)
+	return rapiv2.JobStatus(n)
 }
 
 func jobStatusList(s []string) []rapiv2.JobStatus {
@@ -330,11 +292,11 @@ func opError(res any) *rapiv2.OpError {
 		if !ok {
 			return nil
 		}
-		jobEnums()
-		c, known := errorCodes[code]
+		n, known := legacyenum.Parse(rapiv2.ErrorCode(0).Descriptor(), code)
 		if !known {
 			return nil
 		}
+		c := rapiv2.ErrorCode(n)
 		out.Args.Code = &c
 	}
 	return out

@@ -269,9 +269,9 @@ func (r *typedRoute) check(msg proto.Message) (fits bool, err error) {
 const paramReason = "reason"
 
 // typedChecks are the checks a legacy handler makes on an opcode beyond
-// its parameters' keys, shared with the typed path (by OP_ID).
-var typedChecks = map[string]func(proto.Message) (proto.Message, error){
-	"OP_INSTANCE_MULTI_ALLOC": func(msg proto.Message) (proto.Message, error) {
+// its parameters' keys, shared with the typed path (by opcode message).
+var typedChecks = map[protoreflect.FullName]func(proto.Message) (proto.Message, error){
+	(*rapiv2.OpInstanceMultiAlloc)(nil).ProtoReflect().Descriptor().FullName(): func(msg proto.Message) (proto.Message, error) {
 		op, _ := msg.(*rapiv2.OpInstanceMultiAlloc)
 		return checkMultiAlloc(op)
 	},
@@ -356,7 +356,7 @@ func (s *Services) routeOp(msg proto.Message, routes []*typedRoute, reason strin
 		}
 		return nil, first
 	}
-	if check := typedChecks[opcodeID(msg.ProtoReflect().Descriptor())]; check != nil {
+	if check := typedChecks[msg.ProtoReflect().Descriptor().FullName()]; check != nil {
 		var err error
 		if msg, err = check(msg); err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
@@ -213,24 +214,6 @@ func wrapOp(msg proto.Message) (*rapiv2.OpCode, error) {
 	return nil, fmt.Errorf("server: %s is not an opcode", name)
 }
 
-// legacyEnum is the legacy JSON value of an enum value (its legacy string
-// or number); nil for the zero value without one.
-func legacyEnum(e protoreflect.Enum) any {
-	v := e.Descriptor().Values().ByNumber(e.Number())
-	if v == nil {
-		return nil
-	}
-	if lv, ok := proto.GetExtension(v.Options(), rapiv2.E_Legacy).(*rapiv2.LegacyValue); ok && lv != nil {
-		switch x := lv.GetValue().(type) {
-		case *rapiv2.LegacyValue_Str:
-			return x.Str
-		case *rapiv2.LegacyValue_Num:
-			return x.Num
-		}
-	}
-	return nil
-}
-
 // optEnum is legacyEnum of an optional enum field (nil when unset).
 func optEnum[E interface {
 	comparable
@@ -239,7 +222,8 @@ func optEnum[E interface {
 	if e == nil {
 		return nil
 	}
-	return legacyEnum(*e)
+	v, _ := legacyenum.Value((*e).Descriptor(), (*e).Number())
+	return v
 }
 
 // one is a write of a single opcode.

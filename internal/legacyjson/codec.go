@@ -53,6 +53,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 )
 
 // Object is a JSON object whose key order is preserved. ToValue returns
@@ -387,27 +388,24 @@ func enumInfoFor(ed protoreflect.EnumDescriptor) *enumInfo {
 		vd := vals.Get(i)
 		n := vd.Number()
 		ei.allNames[string(vd.Name())] = n
-		var lv *rapiv2.LegacyValue
-		if opts, ok := vd.Options().(*descriptorpb.EnumValueOptions); ok && opts != nil {
-			lv, _ = getExtension(opts, rapiv2.E_Legacy).(*rapiv2.LegacyValue)
-		}
+		lv, _ := legacyenum.Value(ed, n)
 		var out enumOut
-		switch v := lv.GetValue().(type) {
-		case *rapiv2.LegacyValue_Str:
+		switch v := lv.(type) {
+		case string:
 			ei.hasLegacy = true
-			if _, dup := ei.byStr[v.Str]; !dup {
-				ei.byStr[v.Str] = n
+			if _, dup := ei.byStr[v]; !dup {
+				ei.byStr[v] = n
 			}
-			out = enumOut{appendString(nil, v.Str, false), appendString(nil, v.Str, true)}
+			out = enumOut{appendString(nil, v, false), appendString(nil, v, true)}
 			if ei.want == "" {
 				ei.want = "str"
 			}
-		case *rapiv2.LegacyValue_Num:
+		case int64:
 			ei.hasLegacy = true
-			if _, dup := ei.byNum[v.Num]; !dup {
-				ei.byNum[v.Num] = n
+			if _, dup := ei.byNum[v]; !dup {
+				ei.byNum[v] = n
 			}
-			b := appendInt(nil, v.Num)
+			b := appendInt(nil, v)
 			out = enumOut{b, b}
 			if ei.want == "" {
 				ei.want = "int"

@@ -50,7 +50,7 @@ func BenchmarkQueryInstancesBulk(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r, err := s.Query(ResInstance, IFields, nil)
+		r, err := s.Query(ResInstance, rlibFields(ResInstance), nil)
 		if err != nil || len(r.Data) != 1000 {
 			b.Fatal(err, len(r.Data))
 		}
@@ -64,7 +64,7 @@ func BenchmarkQuerySharedInstancesBulk(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r, err := s.QueryShared(ResInstance, IFields, nil)
+		r, err := s.QueryShared(ResInstance, rlibFields(ResInstance), nil)
 		if err != nil || len(r.Data) != 1000 {
 			b.Fatal(err, len(r.Data))
 		}

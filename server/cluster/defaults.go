@@ -1,5 +1,10 @@
 package cluster
 
+import (
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
+)
+
 // Ganeti 3.0.2's published defaults, as Go data. Values come from
 // ../shared/spec/constants.json where it has them (names, enumerations,
 // parameter types) and otherwise from the captured GET /2/info of a freshly
@@ -16,24 +21,26 @@ const (
 	VCSVersion      = "(ganeti) version 3.0.2-3"
 )
 
-// Hypervisors lists every Ganeti hypervisor (constants.json hypervisors);
-// only "fake" is simulated.
-var Hypervisors = []string{"chroot", "fake", "kvm", "lxc", "xen-hvm", "xen-pvm"}
-
-// DiskTemplates lists every Ganeti disk template (constants.json).
-var DiskTemplates = []string{"blockdev", "diskless", "drbd", "ext", "file", "gluster", "plain", "rbd", "sharedfile"}
-
-// StorageTypes lists Ganeti's storage types (constants.json storage_types).
-var StorageTypes = []string{"blockdev", "diskless", "ext", "file", "gluster", "lvm-pv", "lvm-vg", "rados", "sharedfile"}
-
-// Enumerations from constants.json.
+// Ganeti's enumerations, derived from the proto's enums (their legacy
+// spellings, in declaration order); TestEnumerationsAreGanetis checks them,
+// and the ones written out, against constants.json and the proto.
 var (
+	// Hypervisors lists every Ganeti hypervisor; only "fake" is simulated.
+	Hypervisors = legacyenum.Strings(rapiv2.Hypervisor(0).Descriptor())
+	// DiskTemplates lists every Ganeti disk template.
+	DiskTemplates = legacyenum.Strings(rapiv2.DiskTemplate(0).Descriptor())
+	// StorageTypes lists Ganeti's storage types.
+	StorageTypes = legacyenum.Strings(rapiv2.StorageType(0).Descriptor())
+
+	// Ganeti's order (VALID_ALLOC_POLICIES: most preferred first), not
+	// the proto's; TestEnumerationsAreGanetis checks it against both.
 	allocPolicies = []string{"preferred", "last_resort", "unallocable"}
-	nicModes      = []string{"bridged", "openvswitch", "pool", "routed"}
-	adminStates   = []string{AdminDown, AdminOffline, AdminUp}
-	diskModes     = []string{"ro", "rw"}
-	sshKeyTypes   = []string{"dsa", "ecdsa", "rsa"}
-	compressTools = []string{"gzip", "gzip-fast", "gzip-slow", "lzop", "none"}
+	nicModes      = legacyenum.Strings(rapiv2.NetworkMode(0).Descriptor())
+	sshKeyTypes   = legacyenum.Strings(rapiv2.SshKeyType(0).Descriptor())
+
+	adminStates   = []string{AdminDown, AdminOffline, AdminUp}                 // instance_admin_states
+	diskModes     = []string{"ro", "rw"}                                       // disk_access_modes
+	compressTools = []string{"gzip", "gzip-fast", "gzip-slow", "lzop", "none"} // import_export_compression
 )
 
 // Cluster-level defaults of gnt-cluster init.

@@ -35,14 +35,14 @@ func TestGoldenLaterObjects(t *testing.T) {
 	caps := loadCaptures(t)
 	s := laterState(t)
 	list := func(res string) any {
-		l, err := s.BulkList(res)
+		l, err := bulkList(s, res)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return l
 	}
 	object := func(res, name string) any {
-		o, err := s.Object(res, name)
+		o, err := object(s, res, name)
 		if err != nil {
 			t.Fatal(err)
 		}

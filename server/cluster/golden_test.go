@@ -170,14 +170,14 @@ func TestGoldenBulkAndObjects(t *testing.T) {
 	caps := loadCaptures(t)
 	s := goldenState(t)
 	mustList := func(res string) any {
-		l, err := s.BulkList(res)
+		l, err := bulkList(s, res)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return l
 	}
 	mustObject := func(res, name string) any {
-		o, err := s.Object(res, name)
+		o, err := object(s, res, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +196,7 @@ func TestGoldenBulkAndObjects(t *testing.T) {
 		seq      int
 		resource string
 		fields   []string
-	}{{8, ResNode, NFields}, {13, ResGroup, GFields}} {
+	}{{8, ResNode, rlibFields(ResNode)}, {13, ResGroup, rlibFields(ResGroup)}} {
 		res, err := s.Query(tc.resource, tc.fields, nil)
 		if err != nil {
 			t.Fatal(err)

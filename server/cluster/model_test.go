@@ -260,7 +260,7 @@ func TestConcurrentReadsAndUpdates(t *testing.T) {
 				default:
 				}
 				s := m.State()
-				if _, err := s.Query(ResInstance, IFields, nil); err != nil {
+				if _, err := s.Query(ResInstance, rlibFields(ResInstance), nil); err != nil {
 					t.Error(err)
 					return
 				}

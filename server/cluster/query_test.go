@@ -255,7 +255,7 @@ func TestFilterAndExportRows(t *testing.T) {
 	if got := strings.Join(s.Names(ResFilter), " "); got != "00000000-0000-4000-8000-000000000001 00000000-0000-4000-8000-000000000002" {
 		t.Errorf("filter uuids %s", got)
 	}
-	got := mustJSON(query(t, s, ResFilter, FilterRuleFields, nil))
+	got := mustJSON(query(t, s, ResFilter, rlibFields(ResFilter), nil))
 	want := `[[[0,0],[0,0],[0,[]],[0,"REJECT"],[0,[]],[0,"00000000-0000-4000-8000-000000000001"]],` +
 		`[[0,0],[0,1],[0,[["opcode",["=","OP_ID","OP_TAGS_SET"]]]],[0,["RATE_LIMIT",3]],[0,[]],[0,"00000000-0000-4000-8000-000000000002"]]]`
 	if got != want {
@@ -392,7 +392,7 @@ func TestQueryErrors(t *testing.T) {
 	for res, kind := range map[string]string{ResInstance: "Instance", ResNode: "Node", ResGroup: "Group", ResNetwork: "Network", ResFilter: "Filter"} {
 		_, err = s.Get(res, "x", []string{"name"})
 		check("Get "+res, err, errs.CodeNoEnt, kind+" 'x' not known")
-		_, err = s.Object(res, "x")
+		_, err = object(s, res, "x")
 		check("Object "+res, err, errs.CodeNoEnt, kind+" 'x' not known")
 	}
 	_, err = s.Tags(TagInstance, "x")
@@ -467,7 +467,7 @@ func TestValuesAreFresh(t *testing.T) {
 		s.Info()["ipolicy"].(map[string]any)["std"].(map[string]any)["disk-size"] != int64(1024) {
 		t.Errorf("Info values were shared with the state")
 	}
-	o, _ := s.Object(ResInstance, "web")
+	o, _ := object(s, ResInstance, "web")
 	if o["beparams"].(map[string]any)["memory"] != int64(1024) {
 		t.Errorf("Object beparams lack the memory alias: %v", o["beparams"])
 	}

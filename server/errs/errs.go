@@ -9,25 +9,37 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 )
 
 // Code is Ganeti's error classification (constants.json error_codes).
 type Code string
 
-// Ganeti's ECODE_* values.
-const (
-	CodeNone      Code = ""
-	CodeResolver  Code = "resolver_error"
-	CodeNoRes     Code = "insufficient_resources"
-	CodeTempNoRes Code = "temp_insufficient_resources"
-	CodeInval     Code = "wrong_input"
-	CodeState     Code = "wrong_state"
-	CodeNoEnt     Code = "unknown_entity"
-	CodeExists    Code = "already_exists"
-	CodeNotUnique Code = "resource_not_unique"
-	CodeFault     Code = "internal_error"
-	CodeEnviron   Code = "environment_error"
+// CodeNone is no classification.
+const CodeNone Code = ""
+
+// Ganeti's ECODE_* values, spelled as the proto's ErrorCode enum spells
+// them on the legacy surface.
+var (
+	CodeResolver  = codeOf(rapiv2.ErrorCode_ERROR_CODE_RESOLVER_ERROR)
+	CodeNoRes     = codeOf(rapiv2.ErrorCode_ERROR_CODE_INSUFFICIENT_RESOURCES)
+	CodeTempNoRes = codeOf(rapiv2.ErrorCode_ERROR_CODE_TEMP_INSUFFICIENT_RESOURCES)
+	CodeInval     = codeOf(rapiv2.ErrorCode_ERROR_CODE_WRONG_INPUT)
+	CodeState     = codeOf(rapiv2.ErrorCode_ERROR_CODE_WRONG_STATE)
+	CodeNoEnt     = codeOf(rapiv2.ErrorCode_ERROR_CODE_UNKNOWN_ENTITY)
+	CodeExists    = codeOf(rapiv2.ErrorCode_ERROR_CODE_ALREADY_EXISTS)
+	CodeNotUnique = codeOf(rapiv2.ErrorCode_ERROR_CODE_RESOURCE_NOT_UNIQUE)
+	CodeFault     = codeOf(rapiv2.ErrorCode_ERROR_CODE_INTERNAL_ERROR)
+	CodeEnviron   = codeOf(rapiv2.ErrorCode_ERROR_CODE_ENVIRONMENT_ERROR)
 )
+
+// Codes lists every ECODE_* value, in the proto's order.
+var Codes = []Code{CodeResolver, CodeNoRes, CodeTempNoRes, CodeInval, CodeState, CodeNoEnt,
+	CodeExists, CodeNotUnique, CodeFault, CodeEnviron}
+
+func codeOf(c rapiv2.ErrorCode) Code { return Code(legacyenum.StringOf(c)) }
 
 // Ganeti error class names (constants.json error_classes) used by the domain.
 const (

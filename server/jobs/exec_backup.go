@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/impexp"
@@ -44,7 +45,7 @@ func exportModeOf(m *rapiv2.ExportMode) string {
 	if m == nil {
 		return ""
 	}
-	s, _ := obEnum(m)
+	s, _ := legacyenum.Of(m)
 	return s
 }
 

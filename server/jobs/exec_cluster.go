@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -194,7 +195,7 @@ func (ClusterSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 	var templates []string
 	if len(m.EnabledDiskTemplates) > 0 {
 		for _, dt := range m.EnabledDiskTemplates {
-			s, ok := obEnum(dt)
+			s, ok := legacyenum.Of(dt)
 			if !ok || !slices.Contains(cluster.DiskTemplates, s) {
 				return nil, errs.Prereq(errs.CodeInval, "Unknown disk template '%s'", dt.String())
 			}
@@ -225,7 +226,7 @@ func (ClusterSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 		}
 		list := slices.Clone(l.cur)
 		for _, mod := range l.mods {
-			action, _ := obEnum(mod.Item1)
+			action, _ := legacyenum.Of(mod.Item1)
 			switch action {
 			case "add":
 				if slices.Contains(list, mod.Item2) {

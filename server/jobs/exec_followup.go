@@ -3,13 +3,15 @@ package jobs
 import (
 	"errors"
 	"fmt"
-	"google.golang.org/protobuf/types/known/structpb"
 	"slices"
 	"strings"
+
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
@@ -108,7 +110,7 @@ func (NodeEvacuate) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if node == nil {
 		return nil, errs.NotFound("Node", m.GetNodeName())
 	}
-	mode, _ := obEnum(m.Mode)
+	mode, _ := legacyenum.Of(m.Mode)
 	var remote *cluster.Node
 	if m.RemoteNode != nil {
 		remote = obNode(cfg, m.GetRemoteNode())
@@ -295,7 +297,7 @@ func multiAllocArgs(m *rapiv2.OpInstanceMultiAlloc, insts []*rapiv2.OpInstanceCr
 			return "", errs.Prereq(errs.CodeInval, "iallocator are not allowed to be set on instance objects")
 		}
 		nodes = append(nodes, c.GetPnode() != "")
-		if c.DiskTemplate != nil && mirrored(enumStr(c.GetDiskTemplate())) {
+		if c.DiskTemplate != nil && mirrored(legacyenum.StringOf(c.GetDiskTemplate())) {
 			nodes = append(nodes, c.GetSnode() != "")
 		}
 	}
@@ -537,7 +539,7 @@ func recordMultiAlloc(x *ExecContext, recs []*rapiv2.OpInstanceCreate) {
 // multi-allocation: its own, else the cluster's first enabled one.
 func multiAllocDiskTemplate(cfg *cluster.Config, c *rapiv2.OpInstanceCreate) string {
 	if c.DiskTemplate != nil {
-		return enumStr(c.GetDiskTemplate())
+		return legacyenum.StringOf(c.GetDiskTemplate())
 	}
 	if len(cfg.Cluster.EnabledDiskTemplates) > 0 {
 		return cfg.Cluster.EnabledDiskTemplates[0]

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -105,7 +106,7 @@ func (GroupAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
 	}
 	policy := "preferred"
 	if m.AllocPolicy != nil {
-		if s, ok := obEnum(m.AllocPolicy); ok && s != "" {
+		if s, ok := legacyenum.Of(m.AllocPolicy); ok && s != "" {
 			policy = s
 		}
 	}
@@ -250,7 +251,7 @@ func (GroupSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 		e.DiskParams = disk
 	}
 	if m.AllocPolicy != nil {
-		if s, ok := obEnum(m.AllocPolicy); ok && s != "" {
+		if s, ok := legacyenum.Of(m.AllocPolicy); ok && s != "" {
 			e.AllocPolicy = s
 		}
 	}

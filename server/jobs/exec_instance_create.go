@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/impexp"
@@ -73,12 +73,6 @@ func createParams(op proto.Message) (*rapiv2.OpInstanceCreate, error) {
 		m.InstanceName = proto.String(name)
 	}
 	return m, nil
-}
-
-// enumStr is the Ganeti value of an opcode enum.
-func enumStr(e protoreflect.Enum) string {
-	s, _ := legacyStr(e.Descriptor().Values().ByNumber(e.Number()))
-	return s
 }
 
 // createArgs is CheckArguments of LUInstanceCreate: checks that need no
@@ -143,7 +137,7 @@ func (InstanceCreate) locksParams(op proto.Message, st *cluster.State) ([]Lock, 
 	}
 	template := ""
 	if m.DiskTemplate != nil {
-		template = enumStr(m.GetDiskTemplate())
+		template = legacyenum.StringOf(m.GetDiskTemplate())
 	} else if dts, _ := info["enabled_disk_templates"].([]string); len(dts) > 0 {
 		template = dts[0]
 		w = append(w, paramWrite{"disk_template", template})
@@ -573,7 +567,7 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 	// Hypervisor and disk template.
 	hv := c.EnabledHypervisors[0]
 	if m.Hypervisor != nil {
-		hv = enumStr(m.GetHypervisor())
+		hv = legacyenum.StringOf(m.GetHypervisor())
 	} else {
 		x.SetParam("hypervisor", hv)
 	}
@@ -582,7 +576,7 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 	}
 	template := ""
 	if m.DiskTemplate != nil {
-		template = enumStr(m.GetDiskTemplate())
+		template = legacyenum.StringOf(m.GetDiskTemplate())
 	} else if len(c.EnabledDiskTemplates) > 0 {
 		template = c.EnabledDiskTemplates[0]
 	}
@@ -1121,7 +1115,7 @@ func (s *importSource) fill(cfg *cluster.Config, m *rapiv2.OpInstanceCreate) (*r
 		}
 		template := ""
 		if m.DiskTemplate != nil {
-			template = enumStr(m.GetDiskTemplate())
+			template = legacyenum.StringOf(m.GetDiskTemplate())
 		} else if ts := cfg.Cluster.EnabledDiskTemplates; len(ts) > 0 {
 			template = ts[0]
 		}
@@ -1186,13 +1180,8 @@ func fillStruct(st *structpb.Struct, from cluster.Params) (*structpb.Struct, err
 
 // hypervisorEnum is the opcode enum value of a Ganeti hypervisor name.
 func hypervisorEnum(name string) (rapiv2.Hypervisor, bool) {
-	vals := rapiv2.Hypervisor(0).Descriptor().Values()
-	for i := range vals.Len() {
-		if s, ok := legacyStr(vals.Get(i)); ok && s == name {
-			return rapiv2.Hypervisor(vals.Get(i).Number()), true
-		}
-	}
-	return 0, false
+	n, ok := legacyenum.Parse(rapiv2.Hypervisor(0).Descriptor(), name)
+	return rapiv2.Hypervisor(n), ok
 }
 
 // copyDisks logs Ganeti's TransferInstanceData of the n new disks from

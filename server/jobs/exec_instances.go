@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -20,25 +21,25 @@ import (
 // instanceExecutors are the executors of the instance opcodes.
 func instanceExecutors() map[string]Executor {
 	return map[string]Executor{
-		"OP_INSTANCE_CREATE":           InstanceCreate{},
-		"OP_INSTANCE_REMOVE":           InstanceRemove{},
-		"OP_INSTANCE_STARTUP":          InstanceStartup{},
-		"OP_INSTANCE_SHUTDOWN":         InstanceShutdown{},
-		"OP_INSTANCE_REBOOT":           InstanceReboot{},
-		"OP_INSTANCE_RENAME":           InstanceRename{},
-		"OP_INSTANCE_SET_PARAMS":       InstanceSetParams{},
-		"OP_INSTANCE_GROW_DISK":        InstanceGrowDisk{},
-		"OP_INSTANCE_ACTIVATE_DISKS":   InstanceActivateDisks{},
-		"OP_INSTANCE_DEACTIVATE_DISKS": InstanceDeactivateDisks{},
-		"OP_INSTANCE_REINSTALL":        InstanceReinstall{},
-		"OP_INSTANCE_MIGRATE":          InstanceMigrate{},
-		"OP_INSTANCE_FAILOVER":         InstanceFailover{},
-		"OP_INSTANCE_QUERY_DATA":       InstanceQueryData{},
-		"OP_INSTANCE_RECREATE_DISKS":   InstanceRecreateDisks{},
-		"OP_INSTANCE_REPLACE_DISKS":    InstanceReplaceDisks{},
-		"OP_INSTANCE_MULTI_ALLOC":      InstanceMultiAlloc{},
-		"OP_BACKUP_PREPARE":            BackupPrepare{},
-		"OP_BACKUP_EXPORT":             BackupExport{},
+		opKey(&rapiv2.OpInstanceCreate{}):          InstanceCreate{},
+		opKey(&rapiv2.OpInstanceRemove{}):          InstanceRemove{},
+		opKey(&rapiv2.OpInstanceStartup{}):         InstanceStartup{},
+		opKey(&rapiv2.OpInstanceShutdown{}):        InstanceShutdown{},
+		opKey(&rapiv2.OpInstanceReboot{}):          InstanceReboot{},
+		opKey(&rapiv2.OpInstanceRename{}):          InstanceRename{},
+		opKey(&rapiv2.OpInstanceSetParams{}):       InstanceSetParams{},
+		opKey(&rapiv2.OpInstanceGrowDisk{}):        InstanceGrowDisk{},
+		opKey(&rapiv2.OpInstanceActivateDisks{}):   InstanceActivateDisks{},
+		opKey(&rapiv2.OpInstanceDeactivateDisks{}): InstanceDeactivateDisks{},
+		opKey(&rapiv2.OpInstanceReinstall{}):       InstanceReinstall{},
+		opKey(&rapiv2.OpInstanceMigrate{}):         InstanceMigrate{},
+		opKey(&rapiv2.OpInstanceFailover{}):        InstanceFailover{},
+		opKey(&rapiv2.OpInstanceQueryData{}):       InstanceQueryData{},
+		opKey(&rapiv2.OpInstanceRecreateDisks{}):   InstanceRecreateDisks{},
+		opKey(&rapiv2.OpInstanceReplaceDisks{}):    InstanceReplaceDisks{},
+		opKey(&rapiv2.OpInstanceMultiAlloc{}):      InstanceMultiAlloc{},
+		opKey(&rapiv2.OpBackupPrepare{}):           BackupPrepare{},
+		opKey(&rapiv2.OpBackupExport{}):            BackupExport{},
 	}
 }
 

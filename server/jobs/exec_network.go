@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -469,7 +470,7 @@ func (NetworkConnect) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if g == nil {
 		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
 	}
-	mode, _ := obEnum(m.NetworkMode)
+	mode, _ := legacyenum.Of(m.NetworkMode)
 	if !slices.Contains(cluster.NICModes(), mode) {
 		return nil, &errs.Error{Class: "ConfigurationError", Msg: fmt.Sprintf("Invalid NIC mode '%s'", mode)}
 	}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -326,7 +327,7 @@ var storageReportingTypes = []string{"file", "gluster", "lvm-pv", "lvm-vg", "sha
 // the cluster's first enabled disk template, which must support storage
 // reporting.
 func queryStorageType(c *cluster.Cluster, given *rapiv2.StorageType) (string, error) {
-	if stype, ok := obEnum(given); ok && stype != "" {
+	if stype, ok := legacyenum.Of(given); ok && stype != "" {
 		return stype, checkStorageTypeEnabled(c, stype)
 	}
 	stype := ""

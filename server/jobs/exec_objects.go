@@ -3,14 +3,13 @@ package jobs
 import (
 	"fmt"
 	"math"
-	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -19,30 +18,30 @@ import (
 // group and network opcodes.
 func clusterObjectExecutors() map[string]Executor {
 	return map[string]Executor{
-		"OP_OS_DIAGNOSE": OsDiagnose{},
+		opKey(&rapiv2.OpOsDiagnose{}): OsDiagnose{},
 
-		"OP_GROUP_ADD":          GroupAdd{},
-		"OP_GROUP_RENAME":       GroupRename{},
-		"OP_GROUP_SET_PARAMS":   GroupSetParams{},
-		"OP_GROUP_REMOVE":       GroupRemove{},
-		"OP_GROUP_ASSIGN_NODES": GroupAssignNodes{},
+		opKey(&rapiv2.OpGroupAdd{}):         GroupAdd{},
+		opKey(&rapiv2.OpGroupRename{}):      GroupRename{},
+		opKey(&rapiv2.OpGroupSetParams{}):   GroupSetParams{},
+		opKey(&rapiv2.OpGroupRemove{}):      GroupRemove{},
+		opKey(&rapiv2.OpGroupAssignNodes{}): GroupAssignNodes{},
 
-		"OP_NETWORK_ADD":        NetworkAdd{},
-		"OP_NETWORK_CONNECT":    NetworkConnect{},
-		"OP_NETWORK_DISCONNECT": NetworkDisconnect{},
-		"OP_NETWORK_SET_PARAMS": NetworkSetParams{},
-		"OP_NETWORK_REMOVE":     NetworkRemove{},
+		opKey(&rapiv2.OpNetworkAdd{}):        NetworkAdd{},
+		opKey(&rapiv2.OpNetworkConnect{}):    NetworkConnect{},
+		opKey(&rapiv2.OpNetworkDisconnect{}): NetworkDisconnect{},
+		opKey(&rapiv2.OpNetworkSetParams{}):  NetworkSetParams{},
+		opKey(&rapiv2.OpNetworkRemove{}):     NetworkRemove{},
 
-		"OP_NODE_SET_PARAMS":     NodeSetParams{},
-		"OP_NODE_QUERY_STORAGE":  NodeQueryStorage{},
-		"OP_NODE_EVACUATE":       NodeEvacuate{},
-		"OP_NODE_MIGRATE":        NodeMigrate{},
-		"OP_NODE_MODIFY_STORAGE": NodeModifyStorage{},
-		"OP_REPAIR_NODE_STORAGE": RepairNodeStorage{},
-		"OP_NODE_POWERCYCLE":     NodePowercycle{},
+		opKey(&rapiv2.OpNodeSetParams{}):     NodeSetParams{},
+		opKey(&rapiv2.OpNodeQueryStorage{}):  NodeQueryStorage{},
+		opKey(&rapiv2.OpNodeEvacuate{}):      NodeEvacuate{},
+		opKey(&rapiv2.OpNodeMigrate{}):       NodeMigrate{},
+		opKey(&rapiv2.OpNodeModifyStorage{}): NodeModifyStorage{},
+		opKey(&rapiv2.OpRepairNodeStorage{}): RepairNodeStorage{},
+		opKey(&rapiv2.OpNodePowercycle{}):    NodePowercycle{},
 
-		"OP_CLUSTER_SET_PARAMS":  ClusterSetParams{},
-		"OP_CLUSTER_REDIST_CONF": ClusterRedistConf{},
+		opKey(&rapiv2.OpClusterSetParams{}):  ClusterSetParams{},
+		opKey(&rapiv2.OpClusterRedistConf{}): ClusterRedistConf{},
 	}
 }
 
@@ -52,19 +51,6 @@ func obTypeError(format string, args ...any) error {
 
 // obUnexpected reports an opcode message an executor does not handle.
 func obUnexpected(op any) error { return errs.Exec("Unexpected opcode %T", op) }
-
-// obEnum returns the Ganeti value of an opcode enum ("" when unset).
-func obEnum(e protoreflect.Enum) (string, bool) {
-	if e == nil {
-		return "", false
-	}
-	// An unset optional enum field is a typed nil pointer: calling its
-	// methods would panic.
-	if v := reflect.ValueOf(e); v.Kind() == reflect.Pointer && v.IsNil() {
-		return "", false
-	}
-	return legacyStr(e.Descriptor().Values().ByNumber(e.Number()))
-}
 
 // obParams converts an opcode's dictionary parameter; nil stays nil.
 func obParams(s *structpb.Struct) cluster.Params {

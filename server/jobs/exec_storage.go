@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -38,7 +39,7 @@ func stStorageType(t *rapiv2.StorageType) string {
 	if t == nil {
 		return ""
 	}
-	s, _ := obEnum(t)
+	s, _ := legacyenum.Of(t)
 	return s
 }
 

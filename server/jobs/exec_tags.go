@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -14,9 +15,9 @@ import (
 // DefaultExecutors returns the executors of the opcodes implemented so far.
 func DefaultExecutors() map[string]Executor {
 	m := map[string]Executor{
-		"OP_TAGS_SET":   TagsSet{},
-		"OP_TAGS_DEL":   TagsDel{},
-		"OP_TEST_DELAY": TestDelay{},
+		opKey(&rapiv2.OpTagsSet{}):   TagsSet{},
+		opKey(&rapiv2.OpTagsDel{}):   TagsDel{},
+		opKey(&rapiv2.OpTestDelay{}): TestDelay{},
 	}
 	for _, more := range []map[string]Executor{instanceExecutors(), clusterObjectExecutors()} {
 		for id, ex := range more {
@@ -61,7 +62,7 @@ func tagsParams(op proto.Message) (tagsOp, error) {
 	if kind == nil {
 		return t, errs.Prereq(errs.CodeInval, "Wrong tag type requested (None)")
 	}
-	s, ok := legacyStr(kind.Descriptor().Values().ByNumber(kind.Number()))
+	s, ok := legacyenum.Of(kind)
 	if !ok {
 		return t, errs.Prereq(errs.CodeInval, "Wrong tag type requested (%s)", kind.String())
 	}

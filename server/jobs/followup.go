@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 )
@@ -162,12 +163,8 @@ func setBaseOpParams(src proto.Message, srcPrio int, dst proto.Message) {
 	}
 	if dm, dfd := field(dst, paramPriority); dfd != nil && !dm.Has(dfd) && srcPrio != PriorityNormal &&
 		dfd.Kind() == protoreflect.EnumKind {
-		vals := dfd.Enum().Values()
-		for i := 0; i < vals.Len(); i++ {
-			if n, ok := legacyNum(vals.Get(i)); ok && int(n) == srcPrio {
-				dm.Set(dfd, protoreflect.ValueOfEnum(vals.Get(i).Number()))
-				break
-			}
+		if n, ok := legacyenum.ParseNum(dfd.Enum(), int64(srcPrio)); ok {
+			dm.Set(dfd, protoreflect.ValueOfEnum(n))
 		}
 	}
 	if dm, dfd := field(dst, "comment"); dfd != nil && dfd.Kind() == protoreflect.StringKind && dm.Get(dfd).String() == "" {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
@@ -485,7 +486,7 @@ func multiAllocBuiltin(cfg *cluster.Config, insts []*rapiv2.OpInstanceCreate) ([
 func multiAllocReq(cfg *cluster.Config, c *rapiv2.OpInstanceCreate) (allocReq, error) {
 	hv := ""
 	if c.Hypervisor != nil {
-		hv = enumStr(c.GetHypervisor())
+		hv = legacyenum.StringOf(c.GetHypervisor())
 	} else if len(cfg.Cluster.EnabledHypervisors) > 0 {
 		hv = cfg.Cluster.EnabledHypervisors[0]
 	}

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/structpb"
 
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/impexp"
@@ -68,9 +69,9 @@ func NewRemote(cfg RemoteConfig) *Remote {
 // Install replaces the executors of the opcodes with a remote mode in m
 // by executors configured with r.
 func (r *Remote) Install(m map[string]Executor) {
-	m["OP_BACKUP_PREPARE"] = BackupPrepare{Remote: r}
-	m["OP_BACKUP_EXPORT"] = BackupExport{Remote: r}
-	m["OP_INSTANCE_CREATE"] = InstanceCreate{Remote: r}
+	m[opKey(&rapiv2.OpBackupPrepare{})] = BackupPrepare{Remote: r}
+	m[opKey(&rapiv2.OpBackupExport{})] = BackupExport{Remote: r}
+	m[opKey(&rapiv2.OpInstanceCreate{})] = InstanceCreate{Remote: r}
 }
 
 // defaultRemote serves the executors of DefaultExecutors: keys in memory,

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
 
@@ -52,6 +53,9 @@ func opcodeInfo(msg proto.Message) *rapiv2.OpcodeInfo {
 	return info
 }
 
+// opKey is the OP_ID of an opcode message type (the executors' keys).
+func opKey(msg proto.Message) string { return opcodeInfo(msg).GetId() }
+
 // OpID returns the OP_ID of the opcode in op ("" when none is set).
 func OpID(op *rapiv2.OpCode) string {
 	msg := opMember(op)
@@ -83,38 +87,13 @@ func priorityOf(msg proto.Message) int {
 	}
 	switch fd.Kind() {
 	case protoreflect.EnumKind:
-		if n, ok := legacyNum(fd.Enum().Values().ByNumber(m.Get(fd).Enum())); ok {
+		if n, ok := legacyenum.Num(fd.Enum(), m.Get(fd).Enum()); ok {
 			return int(n)
 		}
 	case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind:
 		return int(m.Get(fd).Int())
 	}
 	return PriorityNormal
-}
-
-func legacyNum(v protoreflect.EnumValueDescriptor) (int64, bool) {
-	if v == nil {
-		return 0, false
-	}
-	lv, _ := proto.GetExtension(v.Options(), rapiv2.E_Legacy).(*rapiv2.LegacyValue)
-	if n, ok := lv.GetValue().(*rapiv2.LegacyValue_Num); ok {
-		return n.Num, true
-	}
-	return 0, false
-}
-
-func legacyStr(v protoreflect.EnumValueDescriptor) (string, bool) {
-	if v == nil {
-		return "", false
-	}
-	lv, _ := proto.GetExtension(v.Options(), rapiv2.E_Legacy).(*rapiv2.LegacyValue)
-	switch x := lv.GetValue().(type) {
-	case *rapiv2.LegacyValue_Str:
-		return x.Str, true
-	case *rapiv2.LegacyValue_Num:
-		return strconv.FormatInt(x.Num, 10), true
-	}
-	return "", false
 }
 
 // dependency is one resolved entry of an opcode's depends.
@@ -148,7 +127,7 @@ func resolveDepends(msg proto.Message, jobID int64) ([]dependency, error) {
 		}
 		d := dependency{JobID: id, Statuses: []string{}}
 		for _, st := range dep.GetStatuses() {
-			s, ok := legacyStr(st.Descriptor().Values().ByNumber(st.Number()))
+			s, ok := legacyenum.Of(st)
 			if !ok {
 				return nil, errs.Prereq(errs.CodeInval, "Invalid job dependency status")
 			}
@@ -221,7 +200,7 @@ func pyScalar(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {
 		}
 		return "False"
 	case protoreflect.EnumKind:
-		if s, ok := legacyStr(fd.Enum().Values().ByNumber(v.Enum())); ok {
+		if s, ok := legacyenum.String(fd.Enum(), v.Enum()); ok {
 			return s
 		}
 		return "None"
