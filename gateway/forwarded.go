@@ -78,17 +78,19 @@ func (t TrustedProxies) trusts(a netip.Addr) bool {
 }
 
 // ClientAddr returns the client of a request with TCP peer remoteAddr
-// ("ip:port") and headers h. When the peer is a trusted proxy and the
-// request has a Forwarded header (RFC 7239), or else an X-Forwarded-For
-// header, the client is the right-most hop of that header that is not a
-// trusted proxy itself (every hop further left could have been written by
-// the client), and proxy is the peer. The hop is an address ("192.0.2.1",
-// "2001:db8::1", with ":port" / "[...]:port" when the header gives a
-// numeric port) or an obfuscated identifier ("unknown", "_hidden"), which
-// ends the walk as well. When every hop is trusted, the left-most is the
-// client. Otherwise (an untrusted peer, no header, or a hop that is
-// neither an address nor an identifier) the client is the peer and proxy
-// is empty.
+// ("ip:port") and headers h. When the peer is not a trusted proxy, or the
+// request has no forwarding header, the client is the peer and proxy is
+// empty. Otherwise the header is Forwarded (RFC 7239, its for= values)
+// when the request has one, else X-Forwarded-For, and the client is its
+// right-most hop that is not a trusted proxy itself (every hop further
+// left could have been written by the client); proxy is the peer. A hop
+// is an address ("192.0.2.1", "2001:db8::1", with ":port" / "[...]:port"
+// when the header gives a numeric port) or an obfuscated identifier
+// ("unknown", "_hidden"), which is never trusted. When every hop is
+// trusted, the left-most is the client. A hop that is neither (or a
+// Forwarded element without for=) ends the walk: the client is then the
+// last trusted hop read, or the peer (with an empty proxy) when there is
+// none.
 func (t TrustedProxies) ClientAddr(remoteAddr string, h http.Header) (client, proxy string) {
 	if len(t) == 0 || !t.trusts(peerAddr(remoteAddr)) {
 		return remoteAddr, ""
