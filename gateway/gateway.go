@@ -200,6 +200,7 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call := &server.LegacyCall{
 		Authorization: r.Header.Values("Authorization"),
 		RemoteAddr:    r.RemoteAddr,
+		Proxy:         server.ProxyFromContext(r.Context()),
 		HTTPMethod:    method,
 		Route:         route.Template,
 		Path:          r.URL.EscapedPath(),

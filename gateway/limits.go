@@ -165,20 +165,29 @@ type SamePortConfig struct {
 	// (server.Authorizer.AdmitConnectionRequest): its error (a gRPC status)
 	// refuses the request; release is called when the request ends.
 	Admit func(ctx context.Context, call *server.LegacyCall) (release func(), err error)
+	// TrustedProxies are the reverse proxies whose Forwarded or
+	// X-Forwarded-For header names the client of a request (see
+	// TrustedProxies.ClientAddr); from any other peer these headers are
+	// dropped.
+	TrustedProxies TrustedProxies
 }
 
-// SamePortWith is SamePort with limits: the per-peer admission, the
-// memory budget's Hold of each request, and for gRPC requests the
-// per-method message size limit and the receive deadline of incomplete
-// messages.
+// SamePortWith is SamePort with limits: the client address behind a
+// trusted proxy, the per-peer admission, the memory budget's Hold of each
+// request, and for gRPC requests the per-method message size limit and the
+// receive deadline of incomplete messages.
 func SamePortWith(grpcServer *grpc.Server, legacy http.Handler, cfg SamePortConfig) http.Handler {
 	if cfg.Limits != nil {
 		cfg.Limits.setDefaults()
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Everything below (and gRPC's peer.FromContext) sees the client
+		// as r.RemoteAddr.
+		r = cfg.TrustedProxies.resolveClient(r)
 		isGRPC := r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 		if cfg.Admit != nil {
-			call := &server.LegacyCall{Authorization: r.Header.Values("Authorization"), RemoteAddr: r.RemoteAddr}
+			call := &server.LegacyCall{Authorization: r.Header.Values("Authorization"), RemoteAddr: r.RemoteAddr,
+				Proxy: server.ProxyFromContext(r.Context())}
 			if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 				call.ClientCert, call.ClientCN = true, r.TLS.VerifiedChains[0][0].Subject.CommonName
 			}

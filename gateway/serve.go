@@ -149,7 +149,7 @@ func (l *Legacy) Handler() http.Handler {
 		if _, tmpl, ok := strings.Cut(r2.Pattern, " "); ok {
 			route = tmpl
 		}
-		log.LogAttrs(ctx, slog.LevelInfo, "access",
+		attrs := []slog.Attr{
 			slog.String("http_method", r.Method),
 			slog.String("http_route", route),
 			slog.String("http_path", r.URL.EscapedPath()),
@@ -157,6 +157,11 @@ func (l *Legacy) Handler() http.Handler {
 			slog.Float64("duration_ms", float64(m.Duration.Microseconds())/1000),
 			slog.Int64("bytes", m.Written),
 			slog.String("user", info.User),
-			slog.String("source", r.RemoteAddr))
+			slog.String("source", r.RemoteAddr),
+		}
+		if proxy := server.ProxyFromContext(r.Context()); proxy != "" {
+			attrs = append(attrs, slog.String("proxy", proxy))
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "access", attrs...)
 	})
 }

@@ -35,6 +35,7 @@ import (
 const (
 	InternalMetadataPrefix = "x-ganeti-gateway-"
 	mdPeer                 = InternalMetadataPrefix + "peer"
+	mdProxy                = InternalMetadataPrefix + "proxy"
 	mdClientCN             = InternalMetadataPrefix + "client-cn-bin"
 	mdHTTPMethod           = InternalMetadataPrefix + "http-method"
 	mdHTTPRoute            = InternalMetadataPrefix + "http-route"
@@ -49,8 +50,12 @@ type LegacyCall struct {
 	// header is absent). On the in-process call it travels as the
 	// "authorization" metadata key (the gateway's header matcher).
 	Authorization []string
-	// RemoteAddr is the HTTP client's address.
+	// RemoteAddr is the HTTP client's address: the TCP peer's, or the
+	// client a trusted proxy named (then Proxy is the peer's).
 	RemoteAddr string
+	// Proxy is the address of the trusted reverse proxy the request came
+	// through (gateway.TrustedProxies); empty when RemoteAddr is the peer.
+	Proxy string
 	// ClientCert is set when the client presented a certificate verified
 	// against the client CA; ClientCN is its subject's common name.
 	ClientCert bool
@@ -78,6 +83,9 @@ func (c *LegacyCall) Metadata() metadata.MD {
 	if c.Hold != "" {
 		md.Set(mdHold, c.Hold)
 	}
+	if c.Proxy != "" {
+		md.Set(mdProxy, c.Proxy)
+	}
 	return md
 }
 
@@ -91,6 +99,7 @@ func legacyCallFromMetadata(md metadata.MD) *LegacyCall {
 	c := &LegacyCall{
 		Authorization: md.Get("authorization"),
 		RemoteAddr:    first(mdPeer),
+		Proxy:         first(mdProxy),
 		HTTPMethod:    first(mdHTTPMethod),
 		Route:         first(mdHTTPRoute),
 		Path:          first(mdHTTPPath),
@@ -267,7 +276,7 @@ func (a *Authorizer) requestOf(ctx context.Context, m *methodInfo) *request {
 	if a.cfg.InProcess(ctx) {
 		return &request{method: m, call: legacyCallFromMetadata(md), legacy: true}
 	}
-	c := &LegacyCall{Authorization: md.Get("authorization")}
+	c := &LegacyCall{Authorization: md.Get("authorization"), Proxy: ProxyFromContext(ctx)}
 	if p, ok := peer.FromContext(ctx); ok {
 		if p.Addr != nil {
 			c.RemoteAddr = p.Addr.String()
@@ -468,6 +477,9 @@ func (r *request) attrs(user string) []slog.Attr {
 		slog.String("source", r.call.RemoteAddr),
 		slog.String("rpc", r.method.full),
 	}
+	if r.call.Proxy != "" {
+		out = append(out, slog.String("proxy", r.call.Proxy))
+	}
 	if r.legacy {
 		out = append(out,
 			slog.String("http_method", r.call.HTTPMethod),
@@ -583,12 +595,34 @@ func (a *Authorizer) accessLog(ctx context.Context, r *request, user **auth.User
 	if *user != nil {
 		name = (*user).Name
 	}
-	a.log.LogAttrs(ctx, slog.LevelInfo, "access",
+	attrs := []slog.Attr{
 		slog.String("rpc", r.method.full),
 		slog.String("code", status.Code(ToStatus(nil, *err)).String()),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 		slog.String("user", name),
-		slog.String("source", r.call.RemoteAddr))
+		slog.String("source", r.call.RemoteAddr),
+	}
+	if r.call.Proxy != "" {
+		attrs = append(attrs, slog.String("proxy", r.call.Proxy))
+	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "access", attrs...)
+}
+
+type proxyKey struct{}
+
+// WithProxy records in ctx that the request came through the trusted
+// reverse proxy at addr, and that its peer address (peer.FromContext, the
+// HTTP request's RemoteAddr) is the client the proxy named. Only the
+// listener (gateway.TrustedProxies) sets it.
+func WithProxy(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, proxyKey{}, addr)
+}
+
+// ProxyFromContext is the trusted proxy's address that WithProxy set;
+// empty when the request came straight from its client.
+func ProxyFromContext(ctx context.Context) string {
+	s, _ := ctx.Value(proxyKey{}).(string)
+	return s
 }
 
 // AccessInfo is what the access log line of a legacy request learns from

@@ -78,7 +78,10 @@ func (a *Authorizer) longPoll(ctx context.Context, r *request, user *auth.User) 
 
 // peerLimiter bounds the concurrent requests (gRPC streams included) made
 // without valid credentials: per client address (an IPv6 address counts
-// by its /64 prefix) and in total (<= 0: no bound).
+// by its /64 prefix) and in total (<= 0: no bound). Behind a trusted
+// proxy the client address is the one the proxy named (LegacyCall.Proxy):
+// counted by the proxy's address, one client could take the places of
+// all.
 type peerLimiter struct {
 	perPeer, total int
 
@@ -174,14 +177,19 @@ func (a *Authorizer) AdmitConnectionRequest(ctx context.Context, call *LegacyCal
 	if !ok {
 		if log {
 			a.metrics.denied(ctx, codes.ResourceExhausted)
-			a.log.LogAttrs(ctx, slog.LevelWarn, "audit",
+			attrs := []slog.Attr{
 				slog.String("event", "denied"),
 				slog.String("user", ""),
 				slog.String("source", call.RemoteAddr),
 				slog.String("peer", key),
 				slog.String("code", codes.ResourceExhausted.String()),
 				slog.String("reason", "too many concurrent requests without credentials from this address"),
-				slog.Int("not_logged_since_last", suppressed))
+				slog.Int("not_logged_since_last", suppressed),
+			}
+			if call.Proxy != "" {
+				attrs = append(attrs, slog.String("proxy", call.Proxy))
+			}
+			a.log.LogAttrs(ctx, slog.LevelWarn, "audit", attrs...)
 		}
 		return nil, ToStatus(a.log, errs.TooManyRequests(time.Second, "Too many concurrent requests without credentials from this address, retry later"))
 	}

@@ -356,7 +356,8 @@ func TestReadTimeout(t *testing.T) {
 // TestInternalMetadataNotTrusted: an external gRPC client cannot pass as
 // the legacy gateway: its x-ganeti-gateway-* metadata neither
 // authenticates (a forged client certificate name) nor changes the audited
-// source address.
+// source address (nor does x-forwarded-for or forwarded metadata, from a
+// peer that is not a trusted proxy).
 func TestInternalMetadataNotTrusted(t *testing.T) {
 	h := newHarness(t, server.AuthConfig{}, 0)
 	jobs := rapiv2.NewJobServiceClient(h.conn)
@@ -367,7 +368,8 @@ func TestInternalMetadataNotTrusted(t *testing.T) {
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("forged client certificate: %v, want Unauthenticated", err)
 	}
-	ctx = metadata.AppendToOutgoingContext(basic("writer", "wpass-secret"), "x-ganeti-gateway-peer", "203.0.113.9:1")
+	ctx = metadata.AppendToOutgoingContext(basic("writer", "wpass-secret"), "x-ganeti-gateway-peer", "203.0.113.9:1",
+		"x-ganeti-gateway-proxy", "203.0.113.9:2", "x-forwarded-for", "203.0.113.9", "forwarded", "for=203.0.113.9")
 	if sub, err := jobs.SubmitJob(ctx, &rapiv2.SubmitJobRequest{}); err != nil || sub.GetJobId() != 42 {
 		t.Fatalf("SubmitJob: %v %v", sub, err)
 	}
@@ -383,7 +385,7 @@ func TestInternalMetadataNotTrusted(t *testing.T) {
 		}
 	}
 	if rec == nil || rec["user"] != "writer" || rec["job_id"] != float64(42) || !strings.HasPrefix(rec["source"].(string), "127.0.0.1:") ||
-		rec["rpc"] != "/ganeti.rapi.v2.JobService/SubmitJob" || rec["code"] != "OK" {
+		rec["proxy"] != nil || rec["rpc"] != "/ganeti.rapi.v2.JobService/SubmitJob" || rec["code"] != "OK" {
 		t.Errorf("audit record of the write: %v\n%s", rec, logs)
 	}
 	for _, secret := range []string{"wpass-secret", auth.BasicAuthorization("writer", "wpass-secret")[6:]} {

@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -309,6 +312,50 @@ func TestAnonymousStreamsPerPeer(t *testing.T) {
 	}
 	for _, c := range streams {
 		c()
+	}
+}
+
+// TestAnonymousPerClientBehindProxy: behind a trusted proxy the anonymous
+// requests are counted per client the proxy names, not per proxy: one
+// client's requests do not take another's places, and the refusal is
+// audited with the client as source and the proxy.
+func TestAnonymousPerClientBehindProxy(t *testing.T) {
+	trusted, err := gateway.ParseTrustedProxies("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newLimitHarness(t, server.AuthConfig{MaxAnonymousPerPeer: 1}, gateway.SamePortConfig{TrustedProxies: trusted}, gateway.Timeouts{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch := func(client string) error {
+		wctx := metadata.AppendToOutgoingContext(ctx, "x-forwarded-for", client)
+		w, err := healthpb.NewHealthClient(h.dial(t)).Watch(wctx, &healthpb.HealthCheckRequest{})
+		if err == nil {
+			_, err = w.Recv()
+		}
+		return err
+	}
+	for _, c := range []struct {
+		client string
+		want   codes.Code
+	}{
+		{"203.0.113.1", codes.OK},
+		{"203.0.113.2", codes.OK}, // another client: its own place
+		{"203.0.113.1", codes.ResourceExhausted},
+	} {
+		if err := watch(c.client); status.Code(err) != c.want {
+			t.Errorf("anonymous watch of %s: %v, want %v", c.client, err, c.want)
+		}
+	}
+	var rec map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+		var r map[string]any
+		if json.Unmarshal([]byte(line), &r) == nil && r["msg"] == "audit" {
+			rec = r
+		}
+	}
+	if rec == nil || rec["source"] != "203.0.113.1" || !strings.HasPrefix(fmt.Sprint(rec["proxy"]), "127.0.0.1:") || rec["code"] != "ResourceExhausted" {
+		t.Errorf("audit record of the refusal: %v", rec)
 	}
 }
 

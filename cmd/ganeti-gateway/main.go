@@ -69,6 +69,7 @@ func run(args []string) error {
 	fs.IntVar(&cfg.MaxStreamsPerConn, "max-streams-per-conn", app.DefaultMaxStreamsPerConn, "concurrent requests (gRPC calls) of one HTTP/2 connection")
 	fs.IntVar(&cfg.MaxAnonymousPerPeer, "max-anonymous-per-peer", app.DefaultMaxAnonymousPerPeer, "concurrent requests and streams without valid credentials (health checks, reflection, anonymous reads) from one client address (an IPv6 /64); -1 for no limit")
 	fs.IntVar(&cfg.MaxAnonymous, "max-anonymous", app.DefaultMaxAnonymous, "concurrent requests and streams without valid credentials from all addresses; -1 for no limit")
+	fs.Var(&cfg.TrustedProxies, "trusted-proxies", "comma-separated addresses and CIDR prefixes of reverse proxies whose Forwarded (else X-Forwarded-For) header names the client (the right-most hop not itself a trusted proxy) in the access and audit logs and the per-peer limits; default none: the headers are ignored")
 	fs.DurationVar(&cfg.Keepalive, "keepalive", app.DefaultKeepalive, "silence after which the server pings an HTTP/2 connection (one that does not answer in 20s is closed); -1s: never")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "time allowed to read request headers")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", app.DefaultReadTimeout, "time allowed to read a request body")
@@ -122,6 +123,9 @@ func run(args []string) error {
 	attrs := []any{"addr", lis.Addr().String(), "tls", !cfg.Insecure}
 	if a.Fingerprint != "" {
 		attrs = append(attrs, "tls_sha256_fingerprint", a.Fingerprint)
+	}
+	if len(cfg.TrustedProxies) > 0 {
+		attrs = append(attrs, "trusted_proxies", cfg.TrustedProxies.String())
 	}
 	adminLis, err := a.ListenAdmin()
 	if err != nil {

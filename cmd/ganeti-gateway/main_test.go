@@ -2,8 +2,11 @@ package main
 
 import (
 	"flag"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 )
 
 // TestEnvironment checks that every flag has an environment variable and
@@ -68,5 +71,22 @@ func TestRateFlag(t *testing.T) {
 	fs.Var(&r, "write-rate", "")
 	if err := applyEnv(fs); err != nil || r != 1 {
 		t.Errorf("from the environment: %v %v", float64(r), err)
+	}
+}
+
+// TestTrustedProxiesFlag: --trusted-proxies takes a list from the command
+// line or GANETI_GATEWAY_TRUSTED_PROXIES, and a bad item stops the server
+// before it starts.
+func TestTrustedProxiesFlag(t *testing.T) {
+	t.Setenv("GANETI_GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7")
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var tp gateway.TrustedProxies
+	fs.Var(&tp, "trusted-proxies", "")
+	if err := applyEnv(fs); err != nil || tp.String() != "10.0.0.0/8,192.0.2.7/32" {
+		t.Errorf("from the environment: %q, %v", tp.String(), err)
+	}
+	err := run([]string{"--data-dir", t.TempDir(), "--trusted-proxies", "10.0.0.0/8,proxy.example.com"})
+	if err == nil || !strings.Contains(err.Error(), "proxy.example.com") {
+		t.Errorf("run with a bad --trusted-proxies: %v", err)
 	}
 }

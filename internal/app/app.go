@@ -88,6 +88,12 @@ type Config struct {
 	// without valid credentials of one client address and of all (0: the
 	// default, negative: no limit).
 	MaxAnonymousPerPeer, MaxAnonymous int
+	// TrustedProxies are the reverse proxies (addresses and prefixes) whose
+	// Forwarded (RFC 7239) or X-Forwarded-For header names the client of a
+	// request: its address in the access and audit logs and the per-peer
+	// anonymous limits (gateway.TrustedProxies). Empty: none; the headers
+	// are then ignored.
+	TrustedProxies gateway.TrustedProxies
 	// Keepalive is how long an HTTP/2 connection may be silent before the
 	// server pings it (negative: never); an unanswered ping closes it.
 	Keepalive time.Duration
@@ -417,11 +423,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	legacy := telemetry.HTTPHandler(a.tel, a.legacy.Handler())
 	a.admin = telemetry.NewAdminServer(telemetry.AdminConfig{Metrics: a.tel.Metrics, Health: a.health})
 	a.http = gateway.NewHTTPServer(gateway.SamePortWith(a.grpcServer, legacy, gateway.SamePortConfig{
-		Limits:        limits,
-		ReadTimeout:   cfg.ReadTimeout,
-		Budget:        budget,
-		RequestBudget: requestBudget,
-		Admit:         authz.AdmitConnectionRequest,
+		Limits:         limits,
+		ReadTimeout:    cfg.ReadTimeout,
+		Budget:         budget,
+		RequestBudget:  requestBudget,
+		Admit:          authz.AdmitConnectionRequest,
+		TrustedProxies: cfg.TrustedProxies,
 	}), a.tls, gateway.Timeouts{
 		ReadHeader:           cfg.ReadHeaderTimeout,
 		Idle:                 cfg.IdleTimeout,
