@@ -152,8 +152,11 @@ if have buildah "container image build" && have podman "container image run"; th
   grep -q '^Usage: ganeti-gateway' <<<"$out" || fail "podman run $IMAGE --help: no usage:"$'\n'"$out"
   echo "podman run $IMAGE --help: $(head -n1 <<<"$out")"
 
-  # The server from the image: healthy, then stopped by SIGTERM.
+  # The server from the image, as restricted as statefulset.yaml's
+  # securityContext (read-only root, no capabilities, no privilege gain):
+  # healthy, then stopped by SIGTERM.
   "${PODMAN[@]}" run -d --name "$CTR" "${RUN_OPTS[@]}" \
+    --read-only --read-only-tmpfs=false --cap-drop all --security-opt no-new-privileges \
     -v "$CTR:/var/lib/ganeti-gateway" "$IMAGE" >/dev/null
   healthy=0
   for _ in $(seq 1 60); do
