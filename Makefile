@@ -24,7 +24,7 @@ ifneq ($(HTOOLS_DIRS),)
 export PATH := $(PATH):$(subst $() ,:,$(HTOOLS_DIRS))
 endif
 
-.PHONY: help build run test generate vendor lint breaking check-generated bench fuzz ci
+.PHONY: help build run test generate vendor lint breaking check-generated bench fuzz deploy-check ci
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -85,6 +85,9 @@ bench: ## go test -bench . -benchmem ./... (BENCH=regexp)
 
 fuzz: ## run every Fuzz target for FUZZTIME each (default 10s)
 	GO='$(GO)' FUZZTIME='$(FUZZTIME)' tools/fuzz.sh
+
+deploy-check: ## check deploy/: systemd-analyze verify, buildah image + podman run, Kubernetes manifests (tools/deploy-check.sh)
+	GO='$(GO)' tools/deploy-check.sh
 
 ci: ## run the CI script locally (.ci/run)
 	bash .ci/run

@@ -47,6 +47,9 @@ func envName(flagName string) string {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(args[1:])
+	}
 	var cfg app.Config
 	var logLevel string
 	fs := flag.NewFlagSet("ganeti-gateway", flag.ContinueOnError)
@@ -92,7 +95,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the admin listener (/healthz, /debug/pprof/, /metrics); a bare port binds loopback only; empty: none")
 	fs.BoolVar(&cfg.MetricsPrometheus, "metrics-prometheus", false, "serve the metrics in Prometheus format on the admin listener's /metrics")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n\nEvery flag can also be set with an environment variable, e.g. --data-dir as %s.\n"+
+		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n       ganeti-gateway healthcheck [--admin-listen ADDR]\n\nEvery flag can also be set with an environment variable, e.g. --data-dir as %s.\n"+
 			"Tracing and metrics follow the OTEL_* variables (OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER: otlp, console or none; see docs/observability.md).\n\n", envName("data-dir"))
 		fs.PrintDefaults()
 	}
