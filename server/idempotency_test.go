@@ -271,3 +271,29 @@ func TestIdempotencyAcrossSurfaces(t *testing.T) {
 		t.Errorf("gRPC: %v, %v; want job %d", got, err, id)
 	}
 }
+
+func TestParseIdempotencyKey(t *testing.T) {
+	cases := []struct {
+		values  []string
+		want    string
+		wantErr bool
+	}{
+		{values: nil, want: ""},
+		{values: []string{"8e03978e-40d5-43e8-bc93-6894a57f9324"}, want: "8e03978e-40d5-43e8-bc93-6894a57f9324"},
+		{values: []string{`"8e03978e"`}, want: "8e03978e"},
+		{values: []string{`"a\"b\\c"`}, want: `a"b\c`},
+		{values: []string{`a"b`}, want: `a"b`}, // not quoted: taken as it is
+		{values: []string{"with space"}, want: "with space"},
+		{values: []string{`""`}, wantErr: true},
+		{values: []string{`"a\b"`}, wantErr: true},
+		{values: []string{`"a\"`}, wantErr: true},
+		{values: []string{"tab\there"}, wantErr: true},
+		{values: []string{"x", "x"}, wantErr: true},
+	}
+	for _, c := range cases {
+		got, err := server.ParseIdempotencyKey(c.values)
+		if got != c.want || (err != nil) != c.wantErr {
+			t.Errorf("ParseIdempotencyKey(%q) = %q, %v; want %q (error %v)", c.values, got, err, c.want, c.wantErr)
+		}
+	}
+}
