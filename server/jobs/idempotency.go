@@ -197,35 +197,54 @@ func (e *Engine) ExpireKeys() (int, error) {
 	}
 }
 
-// expireBatch removes up to idemSweepBatch expired keys in one
-// transaction; more reports that there may be others.
+// expireBatch removes up to idemSweepBatch expired keys; more reports
+// that there may be others. The keys are found in a read transaction
+// (nothing is written when none has expired) and checked again in the
+// write transaction that removes them, where a submission may have
+// reused one meanwhile.
 func (e *Engine) expireBatch(now int64) (n int, more bool, err error) {
-	err = e.st.Update(func(tx store.Tx) error {
-		var expired []string
-		stop := errors.New("batch full")
-		err := tx.ForEach(BucketIdempotency, func(key string, val []byte) error {
-			r, err := decodeIdem(key, val)
-			if err != nil {
-				e.log.Error("removing a damaged idempotency key", "err", err)
-			}
-			if err != nil || r.Expires <= now {
-				expired = append(expired, key)
-				if len(expired) == idemSweepBatch {
-					return stop
+	expired := func(key string, val []byte) bool {
+		r, err := decodeIdem(key, val)
+		return err != nil || r.Expires <= now
+	}
+	var keys []string
+	errFull := errors.New("batch full")
+	err = e.st.View(func(tx store.Tx) error {
+		return tx.ForEach(BucketIdempotency, func(key string, val []byte) error {
+			if expired(key, val) {
+				keys = append(keys, key)
+				if len(keys) == idemSweepBatch {
+					return errFull
 				}
 			}
 			return nil
 		})
-		if err != nil && err != stop {
-			return err
-		}
-		more = err == stop
-		for _, k := range expired {
+	})
+	if err != nil && err != errFull {
+		return 0, false, err
+	}
+	more = err == errFull
+	if len(keys) == 0 {
+		return 0, false, nil
+	}
+	err = e.st.Update(func(tx store.Tx) error {
+		n = 0
+		for _, k := range keys {
+			val, err := tx.Get(BucketIdempotency, k)
+			if err != nil {
+				return err
+			}
+			if val == nil || !expired(k, val) {
+				continue
+			}
+			if _, derr := decodeIdem(k, val); derr != nil {
+				e.log.Error("removing a damaged idempotency key", "err", derr)
+			}
 			if err := tx.Delete(BucketIdempotency, k); err != nil {
 				return err
 			}
+			n++
 		}
-		n = len(expired)
 		return nil
 	})
 	if err != nil {
