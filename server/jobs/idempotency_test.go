@@ -278,3 +278,31 @@ func TestIdempotencyCrashAtomicity(t *testing.T) {
 		})
 	}
 }
+
+// TestIdempotencyTelemetry: a replay is marked on its submission span and
+// not counted as a submitted job.
+func TestIdempotencyTelemetry(t *testing.T) {
+	tr := newTraced()
+	v := newEnv(t, 0, tr.configure)
+	for range 3 {
+		if _, err := v.e.Submit(context.Background(), []*rapiv2.OpCode{tagsSet(kCluster, "", "a")}, keyed("alice", "k", "fp")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replays := 0
+	for _, s := range tr.spans("job.submit") {
+		if hasAttr(s, AttrReplayed.Bool(true)) {
+			replays++
+		}
+	}
+	if replays != 2 {
+		t.Errorf("%d submission spans marked as replays, want 2", replays)
+	}
+	var n int64
+	for _, dp := range sumPoints(t, collect(t, tr.reader), "ganeti.jobs.submitted") {
+		n += dp.Value
+	}
+	if n != 1 {
+		t.Errorf("ganeti.jobs.submitted = %d, want 1", n)
+	}
+}
