@@ -306,3 +306,21 @@ func TestIdempotencyTelemetry(t *testing.T) {
 		t.Errorf("ganeti.jobs.submitted = %d, want 1", n)
 	}
 }
+
+// TestIdempotencyExpiryInBackground: a started engine removes expired keys
+// by itself (every TTL/10, at least every second and at most every minute).
+func TestIdempotencyExpiryInBackground(t *testing.T) {
+	v := newEnv(t, 0, func(c *Config) { c.IdempotencyTTL = 5 * time.Second })
+	if _, err := v.e.Submit(context.Background(), []*rapiv2.OpCode{tagsSet(kCluster, "", "a")}, keyed("alice", "k", "fp")); err != nil {
+		t.Fatal(err)
+	}
+	v.clock.Advance(10 * time.Second)
+	v.e.Start()
+	deadline := time.Now().Add(5 * time.Second)
+	for storedKeys(t, v.st) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the expired key is still stored after 5 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
