@@ -130,10 +130,15 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithDisableHTTPMethodOverride(),
-		// Only the Authorization header is forwarded (as gRPC metadata).
+		// Only the Authorization and Idempotency-Key headers are forwarded
+		// (as gRPC metadata; ServeHTTP keeps the latter for job-creating
+		// methods only).
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
-			if strings.EqualFold(h, "Authorization") {
+			switch {
+			case strings.EqualFold(h, "Authorization"):
 				return "authorization", true
+			case strings.EqualFold(h, server.HeaderIdempotencyKey):
+				return server.MetadataIdempotencyKey, true
 			}
 			return "", false
 		}),
@@ -215,6 +220,17 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if l.cfg.Authorize != nil {
 		if err := l.cfg.Authorize(r.Context(), m.FullMethod, call); err != nil {
 			errorHandler(r.Context(), l.mux, nil, w, r, err)
+			return
+		}
+	}
+	// The Idempotency-Key of a job-creating write is checked here (a 400
+	// in Ganeti's order of checks, and only printable ASCII can travel as
+	// metadata); other requests ignore it.
+	if keys := r.Header.Values(server.HeaderIdempotencyKey); len(keys) > 0 {
+		if !server.CreatesJob(m.FullMethod) {
+			r.Header.Del(server.HeaderIdempotencyKey)
+		} else if _, err := server.ParseIdempotencyKey(keys); err != nil {
+			errorHandler(r.Context(), l.mux, nil, w, r, server.ToStatus(l.cfg.Logger, err))
 			return
 		}
 	}

@@ -51,6 +51,7 @@ var classTable = map[string]codes.Code{
 	errs.ClassForbidden:       codes.PermissionDenied,
 	errs.ClassTooManyRequests: codes.ResourceExhausted,
 	errs.ClassTooLarge:        codes.ResourceExhausted,
+	errs.ClassConflict:        codes.AlreadyExists,
 }
 
 // ToStatus converts any error into a gRPC status that is safe to show a

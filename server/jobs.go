@@ -143,7 +143,7 @@ func (j *jobService) SubmitJob(ctx context.Context, req *rapiv2.SubmitJobRequest
 			return nil, errs.BadRequest("%s", err.Error())
 		}
 	}
-	id, err := eng.Submit(ctx, ops, jobs.SubmitOptions{})
+	id, err := eng.Submit(ctx, ops, submitOptions(ctx))
 	if err != nil {
 		return nil, err
 	}

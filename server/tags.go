@@ -9,7 +9,6 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
-	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
 type tagService struct {
@@ -89,7 +88,7 @@ func (t *tagService) submit(ctx context.Context, c tagChange) (*rapiv2.JobSubmis
 			Kind: &kind, Tags: tags, Name: c.name, DryRun: &dry, Priority: &prio, Depends: depends, Reason: reason,
 		}}
 	}
-	id, err := eng.Submit(ctx, []*rapiv2.OpCode{op}, jobs.SubmitOptions{})
+	id, err := eng.Submit(ctx, []*rapiv2.OpCode{op}, submitOptions(ctx))
 	if err != nil {
 		return nil, err
 	}

@@ -91,7 +91,7 @@ func (s *Services) submit(ctx context.Context, w write) (*rapiv2.JobSubmission, 
 			return nil, errs.NotImplemented("%s is not implemented yet", id)
 		}
 	}
-	id, err := eng.Submit(ctx, ops, jobs.SubmitOptions{})
+	id, err := eng.Submit(ctx, ops, submitOptions(ctx))
 	if err != nil {
 		return nil, err
 	}

@@ -117,6 +117,9 @@ type Config struct {
 	JobQueueSize int
 	// MaxOpcodesPerJob bounds a job's opcodes (0: jobs.DefaultMaxOpsPerJob).
 	MaxOpcodesPerJob int
+	// IdempotencyKeyTTL is how long the idempotency key of a write is kept
+	// (0: jobs.DefaultIdempotencyTTL).
+	IdempotencyKeyTTL time.Duration
 	// MaxTestDelay bounds how long an OP_TEST_DELAY (submitted with the
 	// typed SubmitJob by a user with the admin option) may sleep in all;
 	// 0 means server.DefaultMaxTestDelay.
@@ -201,6 +204,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = gateway.DefaultMaxBodyBytes
+	}
+	if c.IdempotencyKeyTTL < 0 {
+		return errors.New("--idempotency-key-ttl must be positive")
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
@@ -333,6 +339,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Logger: log, EncodeOp: server.LegacyOpValue, Executors: executors(cfg, log, secret),
 		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
 		QueueSize: cfg.JobQueueSize, MaxOpsPerJob: cfg.MaxOpcodesPerJob,
+		IdempotencyTTL: cfg.IdempotencyKeyTTL,
 		TracerProvider: a.tel.TracerProvider, MeterProvider: a.tel.MeterProvider,
 		// The store refused a commit: the job queue stopped (fail-stop).
 		// Every service reports NOT_SERVING until a restart.
@@ -388,7 +395,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		// (gateway.Limits); this bounds the gateway's in-process calls,
 		// whose messages come from legacy bodies of up to MaxBodyBytes.
 		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
-		grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(log), authz.UnaryInterceptor()),
+		grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(log), authz.UnaryInterceptor(), server.IdempotencyUnaryInterceptor()),
 		grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
 	)...)
 	services.Register(a.grpcServer)

@@ -71,6 +71,10 @@ const (
 	// one of this server's size limits (body, fields, filter, query
 	// result): 413 on the legacy surface, ResourceExhausted over gRPC.
 	ClassTooLarge = "HttpRequestEntityTooLarge"
+	// ClassConflict marks a request that conflicts with an earlier one
+	// (Ganeti's HttpConflict, 409): an idempotency key used again for
+	// another request. AlreadyExists over gRPC.
+	ClassConflict = "HttpConflict"
 )
 
 // Error is a domain error. Msg is safe to show to a client.
@@ -147,6 +151,12 @@ func TooManyRequests(retryAfter time.Duration, format string, args ...any) *Erro
 // limit; retrying the same request cannot help.
 func TooLarge(format string, args ...any) *Error {
 	return &Error{Class: ClassTooLarge, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Conflict reports a request that conflicts with an earlier one; sending
+// it again cannot help.
+func Conflict(format string, args ...any) *Error {
+	return &Error{Class: ClassConflict, Msg: fmt.Sprintf(format, args...)}
 }
 
 // QueryFilter reports a malformed query filter, or one that cannot be

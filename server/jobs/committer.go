@@ -219,6 +219,8 @@ type batch struct {
 	nextID  int64
 	archIDs []int64
 	pub     []published // the records of recs, published once committed
+	// keys are the idempotency keys of the submissions among recs.
+	keys []*pendingKey
 }
 
 // published is a job record to show once its transaction has committed.
@@ -282,6 +284,11 @@ func (c *committer) flush() {
 func (b *batch) write(tx store.Tx) error {
 	for k, v := range b.recs {
 		if err := tx.Put(BucketJobs, k, v); err != nil {
+			return err
+		}
+	}
+	for _, k := range b.keys {
+		if err := tx.Put(BucketIdempotency, k.key, k.val); err != nil {
 			return err
 		}
 	}

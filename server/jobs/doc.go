@@ -69,6 +69,21 @@
 // submission answered 503 may still exist after the restart, as with
 // Ganeti's queue; an acknowledged one is never lost.
 //
+// # Idempotent submissions
+//
+// A submission may carry an idempotency key (SubmitOptions.Idempotency:
+// a scope such as the user, the client's key and the request's
+// fingerprint). The key is written to the bucket "idempotency" in the same
+// transaction as the job's first record, so a crash never leaves one
+// without the other. Within Config.IdempotencyTTL a submission with the
+// same scope and key gets the first job's id back and creates nothing, or
+// an errs.ClassConflict error when its fingerprint differs; submissions of
+// one key are serialized while one is being decided. Expired keys are
+// removed on New and periodically (idempotency.go). A submission answered
+// 503 by a store failure can thus be retried with its key after the
+// restart: it gets the job if the refused commit reached the disk, or
+// creates it.
+//
 // # Queue size
 //
 // Config.QueueSize is Ganeti's JOB_QUEUE_SIZE_HARD_LIMIT (5000): with that

@@ -61,6 +61,9 @@ type Config struct {
 	// MaxOpsPerJob is the most opcodes one job may have (default
 	// DefaultMaxOpsPerJob; negative: no limit).
 	MaxOpsPerJob int
+	// IdempotencyTTL is how long the idempotency key of a submission is
+	// kept (SubmitOptions.Idempotency); default DefaultIdempotencyTTL.
+	IdempotencyTTL time.Duration
 	// OnFailure, when set, is called once (in its own goroutine) when the
 	// store refuses a commit and the engine stops (see Engine.Err).
 	OnFailure func(error)
@@ -113,6 +116,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.MaxOpsPerJob == 0 {
 		c.MaxOpsPerJob = DefaultMaxOpsPerJob
 	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if c.IdempotencyTTL < 0 {
+		return errors.New("jobs: Config.IdempotencyTTL must be positive")
+	}
 	return nil
 }
 
@@ -122,6 +131,12 @@ type SubmitOptions struct {
 	// (PriorityHighest..PriorityLowest), overriding their priority
 	// parameters.
 	Priority *int
+	// Idempotency, when set, makes the submission idempotent: a
+	// submission with the same scope and key, within
+	// Config.IdempotencyTTL, gets this job's id back and creates nothing
+	// (same fingerprint) or fails with an errs.ClassConflict error
+	// (another fingerprint).
+	Idempotency *Idempotency
 }
 
 // Engine is the job queue and executor.
@@ -151,6 +166,7 @@ type Engine struct {
 	// archiving is set while an early (soft-limit) archive runs.
 	archiving bool
 	trims     singleflight.Group // one trimQueue at a time
+	keys      keyLocks           // submissions with an idempotency key being decided
 
 	runCtx    context.Context // canceled when Stop gives up waiting
 	cancelRun context.CancelFunc
@@ -170,6 +186,9 @@ type job struct {
 	msgs  []proto.Message
 	ids   []string // OP_IDs
 	dry   []bool
+	// key is the idempotency key record written with the job's record
+	// while the job is pending (nil when none).
+	key *pendingKey
 
 	pending bool // submitted, not durable yet: invisible (shown is nil)
 	heapIdx int  // index in runq, -1 when not in it
@@ -241,6 +260,9 @@ func New(cfg Config) (*Engine, error) {
 		}
 		e.jobs[r.ID] = j
 	}
+	if _, err := e.ExpireKeys(); err != nil {
+		return nil, fmt.Errorf("jobs: removing expired idempotency keys: %w", err)
+	}
 	e.com = newCommitter(e)
 	if len(fixed) > 0 {
 		if err := <-e.com.write(fixed...); err != nil {
@@ -310,6 +332,8 @@ func (e *Engine) Start() {
 		e.wg.Add(1)
 		go e.archiver()
 	}
+	e.wg.Add(1)
+	go e.keyExpirer()
 }
 
 // Stop stops taking submissions, lets the running opcodes finish and
@@ -434,12 +458,24 @@ func (e *Engine) persist(j *job) { e.com.write(j.rec.ID) }
 // child span of ctx's; the job's own trace links back to it.
 func (e *Engine) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOptions) (int64, error) {
 	ctx, span := e.startSubmit(ctx, len(ops))
-	id, ids, err := e.submit(ctx, ops, opt)
-	e.endSubmit(ctx, span, id, ids, err)
+	var (
+		id       int64
+		ids      []string
+		replayed bool
+		err      error
+	)
+	if opt.Idempotency != nil {
+		id, ids, replayed, err = e.submitKeyed(ctx, ops, opt)
+	} else {
+		id, ids, err = e.submit(ctx, ops, opt, nil)
+	}
+	e.endSubmit(ctx, span, id, ids, replayed, err)
 	return id, err
 }
 
-func (e *Engine) submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOptions) (int64, []string, error) {
+// submit queues a new job. keyOf, when set, gives the idempotency key
+// record to write with the job's first record.
+func (e *Engine) submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOptions, keyOf func(id int64) (*pendingKey, error)) (int64, []string, error) {
 	if len(ops) == 0 {
 		return 0, nil, errs.Prereq(errs.CodeInval, "Job has no opcodes")
 	}
@@ -483,6 +519,9 @@ func (e *Engine) submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 	err = e.newRecord(j, id, opt.Priority)
 	if err == nil {
 		e.setOrigin(ctx, j.rec)
+		if keyOf != nil {
+			j.key, err = keyOf(id)
+		}
 	}
 	e.mu.Lock()
 	e.submitting--
@@ -508,6 +547,7 @@ func (e *Engine) submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOpt
 	}
 	e.mu.Lock()
 	j.pending = false
+	j.key = nil // committed with the job
 	if !Finalized(j.rec.status()) {
 		e.enqueue(j)
 	}
@@ -860,12 +900,16 @@ func (e *Engine) takeBatch(dirty map[int64]struct{}, archive []int64) (*batch, e
 	recs := map[int64]*record{}
 	arch := map[int64]*record{}
 	var pub []published
+	var keys []*pendingKey
 	e.mu.Lock()
 	for id := range dirty {
 		if j := e.jobs[id]; j != nil {
 			r := j.rec.clone()
 			recs[id] = r
 			pub = append(pub, published{j: j, rec: r, ops: j.ops})
+			if j.key != nil {
+				keys = append(keys, j.key)
+			}
 		}
 	}
 	for _, id := range archive {
@@ -875,7 +919,7 @@ func (e *Engine) takeBatch(dirty map[int64]struct{}, archive []int64) (*batch, e
 	}
 	next := e.nextID
 	e.mu.Unlock()
-	b := &batch{recs: map[string][]byte{}, archive: map[string][]byte{}, nextID: next, pub: pub}
+	b := &batch{recs: map[string][]byte{}, archive: map[string][]byte{}, nextID: next, pub: pub, keys: keys}
 	for id, r := range recs {
 		enc, err := encodeRecord(r)
 		if err != nil {

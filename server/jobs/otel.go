@@ -57,6 +57,8 @@ const (
 	AttrLocks     = attribute.Key("ganeti.locks")
 	AttrBlockedOn = attribute.Key("ganeti.lock.blocked_on")
 	AttrAllocator = attribute.Key("ganeti.iallocator")
+	// AttrReplayed marks a submission answered from its idempotency key.
+	AttrReplayed = attribute.Key("ganeti.job.idempotent_replay")
 )
 
 // maxListAttr caps the values of a list attribute.
@@ -234,10 +236,19 @@ func (e *Engine) startSubmit(ctx context.Context, ops int) (context.Context, tra
 }
 
 // endSubmit ends the submission span and counts the job.
-func (e *Engine) endSubmit(ctx context.Context, span trace.Span, id int64, ids []string, err error) {
+// A replayed submission (an idempotency key seen before) created no job:
+// it is marked on the span and not counted.
+func (e *Engine) endSubmit(ctx context.Context, span trace.Span, id int64, ids []string, replayed bool, err error) {
 	if err != nil {
 		if span.IsRecording() {
 			recordError(span, err)
+		}
+		span.End()
+		return
+	}
+	if replayed {
+		if span.IsRecording() {
+			span.SetAttributes(AttrJobID.Int64(id), AttrReplayed.Bool(true))
 		}
 		span.End()
 		return
