@@ -50,8 +50,9 @@ func requireNodeGRPC(t *testing.T) string {
 // @grpc/proto-loader reading proto/ as it is) against a server process over
 // verified TLS. The client reads the cluster with Basic credentials in
 // metadata (and is refused without them), submits a typed job
-// (OP_TEST_DELAY then OP_TAGS_SET) as a user with the admin option (a write
-// user's is refused: OP_TEST_DELAY is not a RAPI opcode), follows it with
+// (OP_TEST_DELAY, asked for with TEST_DELAY, then OP_TAGS_SET) as a user
+// with the admin option (a write user's is refused: OP_TEST_DELAY is not a
+// RAPI opcode), follows it with
 // WatchJob to success and reads the tag back; the test then checks the job
 // and the tag itself over Go gRPC.
 func TestNodeGRPCClient(t *testing.T) {
@@ -65,19 +66,20 @@ func TestNodeGRPCClient(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, filepath.Join(testutil.RepoRoot(t), nodeClientDir, "client.js"))
 	cmd.Env = append(os.Environ(),
 		"GRPC_TARGET="+p.Addr, "GRPC_CA_FILE="+certFile, "GRPC_SERVER_NAME=localhost",
-		"RAPI_USER="+e2eUser, "RAPI_PASSWORD="+e2ePassword, "WRITER_USER=writer", "WRITER_PASSWORD=writepass", "TAG="+tag)
+		"RAPI_USER="+e2eUser, "RAPI_PASSWORD="+e2ePassword, "WRITER_USER=writer", "WRITER_PASSWORD=writepass", "TAG="+tag,
+		"TEST_DELAY=0.2")
 	out, err := cmd.CombinedOutput()
 	t.Logf("node client:\n%s", out)
 	if err != nil {
 		t.Fatalf("node client failed: %v\nserver log:\n%s", err, p.Logs())
 	}
 	var res struct {
-		Cluster, Master, Unauthenticated string
-		WriterTestDelay                  string `json:"writer_test_delay"`
-		JobID                            string `json:"job_id"`
-		Updates                          int
-		Statuses, Opstatus, Summary      []string
-		Tags                             []string
+		Cluster, Master, Anonymous  string
+		WriterTestDelay             string `json:"writer_test_delay"`
+		JobID                       string `json:"job_id"`
+		Updates                     int
+		Statuses, Opstatus, Summary []string
+		Tags                        []string
 	}
 	found := false
 	for _, l := range strings.Split(string(out), "\n") {
@@ -95,8 +97,8 @@ func TestNodeGRPCClient(t *testing.T) {
 	if res.Cluster != want.Cluster || res.Master != want.Master {
 		t.Errorf("GetInfo from node: cluster %q master %q, want %q %q", res.Cluster, res.Master, want.Cluster, want.Master)
 	}
-	if res.Unauthenticated != "UNAUTHENTICATED" {
-		t.Errorf("GetInfo without credentials: %s", res.Unauthenticated)
+	if res.Anonymous != "UNAUTHENTICATED" {
+		t.Errorf("GetInfo without credentials: %s, want UNAUTHENTICATED", res.Anonymous)
 	}
 	if res.WriterTestDelay != "PERMISSION_DENIED" {
 		t.Errorf("SubmitJob of OP_TEST_DELAY by a write user: %s, want PERMISSION_DENIED", res.WriterTestDelay)
