@@ -183,13 +183,14 @@ func readmeCurlFails(code string) bool {
 	return false
 }
 
-// readmeLogicalLines joins lines continued with a backslash.
+// readmeLogicalLines joins lines continued with a backslash, or after a
+// pipe or && and || (the shell reads on).
 func readmeLogicalLines(text string) []string {
 	var out []string
 	cur := ""
 	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 		cur += l
-		if strings.HasSuffix(l, `\`) {
+		if t := strings.TrimRight(l, " \t"); strings.HasSuffix(t, `\`) || strings.HasSuffix(t, "|") || strings.HasSuffix(t, "&&") {
 			cur += "\n"
 			continue
 		}
@@ -238,6 +239,7 @@ func TestReadmeMarkers(t *testing.T) {
 		{"a skipped language it cannot run", "<!-- readme-test: skip (no python here) -->\n```python\nprint(1)\n```\n", ""},
 		{"curl that cannot fail", "```sh\ncurl -s http://127.0.0.1:5080/2/info\n```\n", "curl without -f"},
 		{"curl with an output check", "```sh\ncurl -s http://127.0.0.1:5080/2/info   # → cluster\n```\n", ""},
+		{"a pipe on two lines with a check", "```sh\ncurl -sS http://127.0.0.1:5080/2/info |\n  grep -c name   # → 1\n```\n", ""},
 		{"curl with --fail-with-body", "```sh\nX=$(curl -sS --fail-with-body \\\n  http://127.0.0.1:5080/2/info)\n```\n", ""},
 		{"make run unmarked", "```sh\nmake run   # serve\n```\n", "does not end"},
 		{"make test unmarked", "```sh\nls && make test\n```\n", "does not end"},
@@ -545,6 +547,7 @@ var readmeTools = []struct {
 	{regexp.MustCompile(`(^|[\s;&|(])(hbal|hspace|hscan)\s`), []string{"hbal", "hspace", "hscan"},
 		[]string{"/usr/lib/ganeti/3.0/usr/bin"}, "Debian: apt-get install ganeti-htools-3.0"},
 	{regexp.MustCompile(`(^|[\s;&|(])python3\s`), []string{"python3"}, nil, "apt-get install python3"},
+	{readmeCurl, []string{"curl"}, nil, "apt-get install curl"},
 }
 
 // requireTools skips the block (fails under CI=true) when a tool it uses
