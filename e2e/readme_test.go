@@ -460,7 +460,7 @@ func (r *readmeRun) writePasswordFile(t *testing.T, path string) {
 	if _, err := os.Stat(path); err == nil {
 		return
 	}
-	m := noticePassword.FindStringSubmatch(r.srvLogs.String())
+	m := regexp.MustCompile(`(?m)^\s+password: (\S+)$`).FindStringSubmatch(r.srvLogs.String())
 	if m == nil {
 		return // not a first start
 	}
