@@ -33,6 +33,9 @@ import (
 // server writes the file, set this to false.
 const readmePasswordOnStderr = true
 
+// readmeStderrPassword finds the password in the server's first-start notice.
+var readmeStderrPassword = regexp.MustCompile(`(?m)^\s+password: (\S+)$`)
+
 // The README test's markers and conventions (see TestREADME).
 var (
 	readmeMarker = regexp.MustCompile(`^\s*<!--\s*readme-test:(.*?)-->\s*$`)
@@ -40,9 +43,12 @@ var (
 	// `cmd   # → text`: the command's output contains text.
 	readmeExpect = regexp.MustCompile(`\s#\s*→\s*(.+?)\s*$`)
 	readmeCurl   = regexp.MustCompile(`(^|[\s;&|(])curl\s`)
+	readmeNode   = regexp.MustCompile(`(^|[\s;&|(])node\s`)
+	// -f, or -f among short options (-fsS)
+	readmeShortFail = regexp.MustCompile(`^-[a-zA-Z]*f[a-zA-Z]*$`)
 	// make run serves until stopped; make test is the suite that runs the README.
 	readmeLongRunning = regexp.MustCompile(`(^|[\s;&|(])make\s+(run|test)\b`)
-	readmeInstal      = regexp.MustCompile(`^go install \S+@v\S+(\s+#.*)?$`)
+	readmeInstall     = regexp.MustCompile(`^go install \S+@v\S+(\s+#.*)?$`)
 	// A README address of the server, as `make run` or a server block has it.
 	readmeAddr = regexp.MustCompile(`\b(127\.0\.0\.1|localhost):(\d+)\b`)
 )
@@ -176,7 +182,7 @@ func (b readmeBlock) check() error {
 // error (-f, --fail, --fail-with-body, or -f among short options).
 func readmeCurlFails(code string) bool {
 	for _, f := range strings.Fields(code) {
-		if f == "--fail" || f == "--fail-with-body" || regexp.MustCompile(`^-[a-zA-Z]*f[a-zA-Z]*$`).MatchString(f) {
+		if f == "--fail" || f == "--fail-with-body" || readmeShortFail.MatchString(f) {
 			return true
 		}
 	}
@@ -282,8 +288,8 @@ func TestReadmeMarkers(t *testing.T) {
 //     its own that uses this repository (the steps the README gives), with
 //     the shell's environment; its `// Output:` comment is its output.
 //
-// Blocks that need a tool that is missing (grpcurl, node and the npm
-// packages, htools) are skipped, or fail under CI=true.
+// Blocks that need a tool that is missing (curl, python3, grpcurl, node
+// and the npm packages, htools) are skipped, or fail under CI=true.
 func TestREADME(t *testing.T) {
 	root := testutil.RepoRoot(t)
 	text, err := os.ReadFile(filepath.Join(root, "README.md"))
@@ -460,7 +466,7 @@ func (r *readmeRun) writePasswordFile(t *testing.T, path string) {
 	if _, err := os.Stat(path); err == nil {
 		return
 	}
-	m := regexp.MustCompile(`(?m)^\s+password: (\S+)$`).FindStringSubmatch(r.srvLogs.String())
+	m := readmeStderrPassword.FindStringSubmatch(r.srvLogs.String())
 	if m == nil {
 		return // not a first start
 	}
@@ -571,7 +577,7 @@ func (r *readmeRun) requireTools(t *testing.T, text string) {
 			}
 		}
 	}
-	if regexp.MustCompile(`(^|[\s;&|(])node\s`).MatchString(text) {
+	if readmeNode.MatchString(text) {
 		requireNodeGRPC(t)
 	}
 }
@@ -613,7 +619,7 @@ func (r *readmeRun) runShell(t *testing.T, b readmeBlock) {
 	}
 	install := true // a block of `go install pkg@version` lines only
 	for _, l := range strings.Split(strings.TrimSpace(b.Text), "\n") {
-		install = install && readmeInstal.MatchString(l)
+		install = install && readmeInstall.MatchString(l)
 	}
 	if install {
 		skipOrFailInCI(t, fmt.Sprintf("README.md:%d: cannot install: %v", b.Line, err))
