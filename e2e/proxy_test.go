@@ -478,7 +478,8 @@ func TestNginx(t *testing.T) {
 		cmd = exec.CommandContext(ctx, node, filepath.Join(testutil.RepoRoot(t), nodeClientDir, "client.js"))
 		cmd.Env = append(os.Environ(),
 			"GRPC_TARGET="+n.Forwarded, "GRPC_CA_FILE="+n.CertFile, "GRPC_SERVER_NAME=localhost",
-			"RAPI_USER="+e2eUser, "RAPI_PASSWORD="+e2ePassword, "WRITER_USER=writer", "WRITER_PASSWORD=writepass", "TAG="+nodeTag)
+			"RAPI_USER="+e2eUser, "RAPI_PASSWORD="+e2ePassword, "WRITER_USER=writer", "WRITER_PASSWORD=writepass", "TAG="+nodeTag,
+			"TEST_DELAY=0.2")
 		start = time.Now()
 		out, err = cmd.CombinedOutput()
 		t.Logf("node client: %s", time.Since(start).Round(time.Millisecond))
