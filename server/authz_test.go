@@ -16,7 +16,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -135,31 +134,8 @@ func newHarness(t *testing.T, cfg server.AuthConfig, readTimeout time.Duration) 
 	jobs := &fakeJobs{release: make(chan struct{})}
 	rapiv2.RegisterJobServiceServer(srv, jobs)
 	rapiv2.RegisterVersionServiceServer(srv, fakeVersion{})
-	inproc, err := gateway.InProcess(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	legacy, err := gateway.NewLegacy(context.Background(), gateway.Config{Conn: inproc, Authorize: authz.Preflight, ReadTimeout: readTimeout, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := gateway.NewHTTPServer(gateway.SamePort(srv, legacy), nil, gateway.Timeouts{ReadHeader: time.Second, Idle: time.Minute})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = hs.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		hs.Close()
-		inproc.Close()
-		srv.Stop()
-	})
-	return &harness{url: "http://" + lis.Addr().String(), conn: conn, jobs: jobs, logs: logs}
+	addr := serveSamePort(t, srv, gateway.Config{Authorize: authz.Preflight, ReadTimeout: readTimeout, Logger: log}, nil, gateway.Timeouts{})
+	return &harness{url: "http://" + addr, conn: dialTest(t, addr), jobs: jobs, logs: logs}
 }
 
 func basic(user, password string) context.Context {

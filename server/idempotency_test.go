@@ -4,29 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
-	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
-	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
 )
 
 const idemUsers = "alice apass write,admin\nbob bpass write\n"
@@ -36,27 +28,7 @@ const idemUsers = "alice apass write,admin\nbob bpass write\n"
 // port; it returns the base URL, a gRPC connection to it and the engine.
 func newIdemServer(t *testing.T) (string, *grpc.ClientConn, *jobs.Engine) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "testdata", "golden-cluster.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := cluster.ParseFile(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := cluster.Open(memstore.New(), seed, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := jobs.New(jobs.Config{Model: model, Logger: quiet, EncodeOp: server.LegacyOpValue})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = eng.Stop(ctx)
-	})
+	model, eng := goldenEngine(t)
 	svcs, err := server.New(server.Config{Cluster: model, Jobs: eng, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -73,31 +45,8 @@ func newIdemServer(t *testing.T) (string, *grpc.ClientConn, *jobs.Engine) {
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(quiet), authz.UnaryInterceptor(),
 		server.IdempotencyUnaryInterceptor()))
 	svcs.Register(srv)
-	inproc, err := gateway.InProcess(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	legacy, err := gateway.NewLegacy(context.Background(), gateway.Config{Conn: inproc, Authorize: authz.Preflight, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := gateway.NewHTTPServer(gateway.SamePort(srv, legacy), nil, gateway.Timeouts{ReadHeader: time.Second, Idle: time.Minute})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = hs.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		hs.Close()
-		inproc.Close()
-		srv.Stop()
-	})
-	return "http://" + lis.Addr().String(), conn, eng
+	addr := serveSamePort(t, srv, gateway.Config{Authorize: authz.Preflight, Logger: quiet}, nil, gateway.Timeouts{})
+	return "http://" + addr, dialTest(t, addr), eng
 }
 
 // TestIdempotencyLegacy: a keyed legacy write answers the first job again

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,42 +21,20 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
-	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
 )
 
 // newJobConn serves the services with a job engine (started unless
 // stopped is set) over the golden cluster.
 func newJobConn(t *testing.T, start bool) (*grpc.ClientConn, *jobs.Engine, *cluster.Model) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "testdata", "golden-cluster.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := cluster.ParseFile(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := cluster.Open(memstore.New(), seed, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := jobs.New(jobs.Config{Model: model, Logger: quiet, EncodeOp: server.LegacyOpValue})
-	if err != nil {
-		t.Fatal(err)
-	}
+	model, eng := goldenEngine(t)
 	if start {
 		eng.Start()
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = eng.Stop(ctx)
-	})
 	svcs, err := server.New(server.Config{Cluster: model, Jobs: eng, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -60,41 +59,15 @@ func newLimitHarness(t *testing.T, cfg server.AuthConfig, sp gateway.SamePortCon
 	rapiv2.RegisterJobServiceServer(srv, jobs)
 	rapiv2.RegisterVersionServiceServer(srv, fakeVersion{})
 	healthpb.RegisterHealthServer(srv, health.NewServer())
-	inproc, err := gateway.InProcess(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	legacy, err := gateway.NewLegacy(context.Background(), gateway.Config{Conn: inproc, Authorize: authz.Preflight, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sp.Admit = authz.AdmitConnectionRequest
-	if to.ReadHeader == 0 {
-		to.ReadHeader, to.Idle = time.Second, time.Minute
-	}
-	hs := gateway.NewHTTPServer(gateway.SamePortWith(srv, legacy, sp), nil, to)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = hs.Serve(lis) }()
-	t.Cleanup(func() {
-		hs.Close()
-		inproc.Close()
-		srv.Stop()
-	})
-	return &limitHarness{addr: lis.Addr().String(), jobs: jobs, logs: logs}
+	addr := serveSamePort(t, srv, gateway.Config{Authorize: authz.Preflight, Logger: log}, &sp, to)
+	return &limitHarness{addr: addr, jobs: jobs, logs: logs}
 }
 
 // dial opens a gRPC connection of its own.
 func (h *limitHarness) dial(t *testing.T) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return dialTest(t, h.addr)
 }
 
 // h2c is an HTTP/2 (prior knowledge) client for hand-made gRPC requests.

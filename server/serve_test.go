@@ -1,0 +1,96 @@
+package server_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/ganeti-gateway/ganeti-gateway/gateway"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
+	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
+)
+
+// goldenEngine opens the golden cluster in memory with a job engine (not
+// started), stopped when the test ends.
+func goldenEngine(t *testing.T) (*cluster.Model, *jobs.Engine) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "testdata", "golden-cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := cluster.ParseFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := cluster.Open(memstore.New(), seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := jobs.New(jobs.Config{Model: model, Logger: quiet, EncodeOp: server.LegacyOpValue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = eng.Stop(ctx)
+	})
+	return model, eng
+}
+
+// serveSamePort serves srv and the legacy gateway of cfg (its Conn is the
+// in-process connection to srv, made here) on one loopback port, plain
+// HTTP and h2c, as the server does, until the test ends; sp configures
+// the same-port limits (nil: SamePort's defaults). It returns the address.
+func serveSamePort(t *testing.T, srv *grpc.Server, cfg gateway.Config, sp *gateway.SamePortConfig, to gateway.Timeouts) string {
+	t.Helper()
+	inproc, err := gateway.InProcess(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Conn = inproc
+	legacy, err := gateway.NewLegacy(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to.ReadHeader == 0 {
+		to.ReadHeader, to.Idle = time.Second, time.Minute
+	}
+	handler := gateway.SamePort(srv, legacy)
+	if sp != nil {
+		handler = gateway.SamePortWith(srv, legacy, *sp)
+	}
+	hs := gateway.NewHTTPServer(handler, nil, to)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = hs.Serve(lis) }()
+	t.Cleanup(func() {
+		hs.Close()
+		inproc.Close()
+		srv.Stop()
+	})
+	return lis.Addr().String()
+}
+
+// dialTest opens a plain-text gRPC connection to addr, closed when the
+// test ends.
+func dialTest(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
