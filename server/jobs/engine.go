@@ -329,11 +329,28 @@ func (e *Engine) Start() {
 		go e.worker()
 	}
 	if e.cfg.ArchiveAfter > 0 {
-		e.wg.Add(1)
-		go e.archiver()
+		// Every tenth of the archive age, between a second and a minute.
+		e.periodically(min(max(e.cfg.ArchiveAfter/10, time.Second), time.Minute), e.archiveOld)
 	}
+	e.periodically(min(max(e.cfg.IdempotencyTTL/10, time.Second), time.Minute), e.expireKeys)
+}
+
+// periodically runs fn every d until the engine stops (mu held).
+func (e *Engine) periodically(d time.Duration, fn func()) {
 	e.wg.Add(1)
-	go e.keyExpirer()
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.quit:
+				return
+			case <-t.C:
+				fn()
+			}
+		}
+	}()
 }
 
 // Stop stops taking submissions, lets the running opcodes finish and
@@ -878,20 +895,10 @@ func (e *Engine) archiveWhere(pick func(ended []*job) []*job) (int, error) {
 	return len(ids), nil
 }
 
-func (e *Engine) archiver() {
-	defer e.wg.Done()
-	every := min(e.cfg.ArchiveAfter/10, time.Minute)
-	t := time.NewTicker(max(every, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-e.quit:
-			return
-		case <-t.C:
-			if _, err := e.Archive(); err != nil && !errors.Is(err, errStopped) && !errors.Is(err, errFailed) {
-				e.log.Error("archiving jobs failed", "err", err)
-			}
-		}
+// archiveOld archives the jobs older than the archive age.
+func (e *Engine) archiveOld() {
+	if _, err := e.Archive(); err != nil && !errors.Is(err, errStopped) && !errors.Is(err, errFailed) {
+		e.log.Error("archiving jobs failed", "err", err)
 	}
 }
 

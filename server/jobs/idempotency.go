@@ -253,26 +253,14 @@ func (e *Engine) expireBatch(now int64) (n int, more bool, err error) {
 	return n, more, nil
 }
 
-// keyExpirer removes expired keys periodically (ttl/10, between a second
-// and a minute).
-func (e *Engine) keyExpirer() {
-	defer e.wg.Done()
-	every := min(max(e.cfg.IdempotencyTTL/10, time.Second), time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.quit:
-			return
-		case <-t.C:
-			if e.Err() != nil {
-				return
-			}
-			if n, err := e.ExpireKeys(); err != nil {
-				e.log.Error("removing expired idempotency keys failed", "err", err)
-			} else if n > 0 {
-				e.log.Debug("removed expired idempotency keys", "keys", n)
-			}
-		}
+// expireKeys removes expired keys (periodically, while the engine runs).
+func (e *Engine) expireKeys() {
+	if e.Err() != nil {
+		return
+	}
+	if n, err := e.ExpireKeys(); err != nil {
+		e.log.Error("removing expired idempotency keys failed", "err", err)
+	} else if n > 0 {
+		e.log.Debug("removed expired idempotency keys", "keys", n)
 	}
 }
