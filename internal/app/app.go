@@ -634,6 +634,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		_ = a.admin.Shutdown(ctx)
 	}
 	a.Close()
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = errors.New("the shutdown timeout passed: what was still open was closed (opcodes cut while running end in error at the next start)")
+	}
 	log.Info("shut down", "err", err, "elapsed", time.Since(start).String())
 	return err
 }
