@@ -22,8 +22,11 @@ import (
 
 // stepper is an executor (registered as OP_TEST_DELAY) whose Run logs one
 // entry per true sent on steps, and returns on a false or once steps is
-// closed.
-type stepper struct{ steps chan bool }
+// closed (with an error when fail is set).
+type stepper struct {
+	steps chan bool
+	fail  bool
+}
 
 func (s *stepper) Locks(proto.Message, *cluster.State) ([]jobs.Lock, error) { return nil, nil }
 
@@ -35,6 +38,9 @@ func (s *stepper) Run(x *jobs.ExecContext, _ proto.Message) error {
 			break
 		}
 		x.LogInfo("step")
+	}
+	if s.fail {
+		return errors.New("step failed")
 	}
 	return nil
 }
@@ -400,5 +406,48 @@ func TestWatchJobResume(t *testing.T) {
 				t.Errorf("%s: first message %v, want the whole job", c.name, msgs[0])
 			}
 		}
+	}
+}
+
+// TestWatchJobResumeFailed: an opcode that fails while running ends the
+// job with a commit of its own (not an opcode's execution): a watch resumed
+// from the running state gets the new statuses and results.
+func TestWatchJobResumeFailed(t *testing.T) {
+	ex := &stepper{steps: make(chan bool), fail: true}
+	srv := newJobServer(t, ex, 0)
+	js := rapiv2.NewJobServiceClient(srv.conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	id := submitLogJob(t, srv.eng, 2)
+	ex.step(t, srv.eng, id)
+	stream, err := js.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := &watched{}
+	held.apply(t, m)
+	close(ex.steps)
+	waitFor(t, func() bool { j, _ := srv.eng.Get(id); return j.Finalized() })
+	resumed, err := js.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: id, AfterVersion: proto.Int64(held.version), AfterLogSerial: proto.Int64(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = resumed.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	held.apply(t, m)
+	if _, err := resumed.Recv(); !errors.Is(err, io.EOF) {
+		t.Errorf("after the final state: %v", err)
+	}
+	final, err := js.GetJob(ctx, &rapiv2.GetJobRequest{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.GetStatus() != rapiv2.JobStatus_JOB_STATUS_ERROR || !proto.Equal(held.job, final) {
+		t.Errorf("rebuilt\n%v\nwant\n%v", held.job, final)
 	}
 }
