@@ -15,14 +15,16 @@ import (
 
 // The causes that end a long poll or a stream before its time.
 var (
-	errDraining    = errors.New("server: draining")
-	errMaxWatchAge = errors.New("server: maximum watch age reached")
+	errDraining     = errors.New("server: draining")
+	errMaxWatchAge  = errors.New("server: maximum watch age reached")
+	errQueueStopped = errors.New("server: the job queue stopped")
 )
 
 // Reasons of the ErrorInfo of an UNAVAILABLE that ends a stream early.
 const (
-	ReasonDraining    = "SERVER_DRAINING"
-	ReasonMaxWatchAge = "MAX_WATCH_AGE"
+	ReasonDraining     = "SERVER_DRAINING"
+	ReasonMaxWatchAge  = "MAX_WATCH_AGE"
+	ReasonQueueStopped = "JOB_QUEUE_STOPPED"
 )
 
 // Metadata keys of the ErrorInfo of an interrupted WatchJob: what the
@@ -83,12 +85,15 @@ func (s *Services) watchContext(ctx context.Context) (context.Context, context.C
 }
 
 // drainedStatus is the UNAVAILABLE that ends a long poll for cause
-// (errDraining or errMaxWatchAge), with meta (what a WatchJob client
-// holds) in its ErrorInfo.
+// (errDraining, errMaxWatchAge or errQueueStopped), with meta (what a
+// WatchJob client holds) in its ErrorInfo.
 func drainedStatus(cause error, meta map[string]string) *status.Status {
 	msg, reason := "The server is shutting down", ReasonDraining
-	if errors.Is(cause, errMaxWatchAge) {
+	switch {
+	case errors.Is(cause, errMaxWatchAge):
 		msg, reason = "The watch reached its maximum age", ReasonMaxWatchAge
+	case errors.Is(cause, errQueueStopped):
+		msg, reason = "The job queue stopped", ReasonQueueStopped
 	}
 	st := status.New(codes.Unavailable, msg)
 	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: meta}); err == nil {

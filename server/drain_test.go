@@ -22,7 +22,7 @@ import (
 
 // stepper is an executor (registered as OP_TEST_DELAY) whose Run logs one
 // entry per true sent on steps, and returns on a false or once steps is
-// closed (with an error when fail is set).
+// closed (with an error when fail is set), or when it is canceled.
 type stepper struct {
 	steps chan bool
 	fail  bool
@@ -33,16 +33,20 @@ func (s *stepper) Locks(proto.Message, *cluster.State) ([]jobs.Lock, error) { re
 func (s *stepper) Exec(*jobs.ExecContext, proto.Message) (any, error) { return "stepped", nil }
 
 func (s *stepper) Run(x *jobs.ExecContext, _ proto.Message) error {
-	for more := range s.steps {
-		if !more {
-			break
+	for {
+		select {
+		case more, ok := <-s.steps:
+			if !ok || !more {
+				if s.fail {
+					return errors.New("step failed")
+				}
+				return nil
+			}
+			x.LogInfo("step")
+		case <-x.Context().Done():
+			return x.Context().Err()
 		}
-		x.LogInfo("step")
 	}
-	if s.fail {
-		return errors.New("step failed")
-	}
-	return nil
 }
 
 // step logs one more entry of job id and waits until it is visible.
@@ -102,8 +106,9 @@ func TestDrainEndsLongPolls(t *testing.T) {
 	eng := srv.eng
 	js := rapiv2.NewJobServiceClient(srv.conn)
 	id := submitLogJob(t, eng, 1)
+	stepsOpen := true
 	defer func() {
-		if ex.steps != nil {
+		if stepsOpen {
 			close(ex.steps)
 		}
 	}()
@@ -218,7 +223,7 @@ func TestDrainEndsLongPolls(t *testing.T) {
 	}
 	ex.step(t, eng, id)
 	close(ex.steps)
-	ex.steps = nil
+	stepsOpen = false
 	for range clients {
 		<-done
 	}
@@ -449,5 +454,34 @@ func TestWatchJobResumeFailed(t *testing.T) {
 	}
 	if final.GetStatus() != rapiv2.JobStatus_JOB_STATUS_ERROR || !proto.Equal(held.job, final) {
 		t.Errorf("rebuilt\n%v\nwant\n%v", held.job, final)
+	}
+}
+
+// TestWatchJobQueueStopped: when the job engine stops before the job has
+// ended (a store failure, or a shutdown without drain), the stream ends
+// with a resumable UNAVAILABLE (reason JOB_QUEUE_STOPPED), not with OK.
+func TestWatchJobQueueStopped(t *testing.T) {
+	ex := &stepper{steps: make(chan bool)}
+	srv := newJobServer(t, ex, 0)
+	js := rapiv2.NewJobServiceClient(srv.conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	id := submitLogJob(t, srv.eng, 1)
+	ex.step(t, srv.eng, id)
+	stream, err := js.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopCtx, stopCancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer stopCancel()
+	_ = srv.eng.Stop(stopCtx) // the running opcode is canceled
+	_, err = stream.Recv()
+	version, serial, ok := server.ResumeOf(status.Convert(err))
+	if interruption(t, err).GetReason() != server.ReasonQueueStopped || !ok || version != m.GetVersion() || serial != 1 {
+		t.Errorf("stream ended with %v; the client holds version %d, serial 1", err, m.GetVersion())
 	}
 }

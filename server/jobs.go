@@ -180,8 +180,9 @@ func (j *jobService) WatchJob(req *rapiv2.WatchJobRequest, stream grpc.ServerStr
 	if err != nil {
 		return err
 	}
-	first := true
+	first, final := true, false
 	for snap := range ch {
+		final = snap.Finalized()
 		if first && req.AfterVersion != nil {
 			first = false
 			if !w.resume(snap, req.GetAfterVersion(), req.GetAfterLogSerial()) {
@@ -200,7 +201,15 @@ func (j *jobService) WatchJob(req *rapiv2.WatchJobRequest, stream grpc.ServerStr
 	if cause := context.Cause(ctx); errors.Is(cause, errDraining) || errors.Is(cause, errMaxWatchAge) {
 		return watchEnded(cause, req.GetJobId(), &w)
 	}
-	return stream.Context().Err()
+	if err := stream.Context().Err(); err != nil {
+		return err
+	}
+	if !final {
+		// The engine stopped (a store failure, or a shutdown without
+		// drain) before the job ended: resume on the next start.
+		return watchEnded(errQueueStopped, req.GetJobId(), &w)
+	}
+	return nil
 }
 
 // Conversion of engine jobs ------------------------------------------------------
