@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -104,7 +105,13 @@ func (j *jobService) WaitJobChange(ctx context.Context, req *rapiv2.WaitJobChang
 	if t := req.GetTimeoutSeconds(); t > 0 {
 		timeout = min(time.Duration(t)*time.Second, jobWaitMax)
 	}
-	info, logs, changed, err := eng.WaitForChange(ctx, req.GetJobId(), req.GetFields(), prev, serial, timeout)
+	waitCtx, cancel := j.s.untilDrain(ctx)
+	defer cancel()
+	info, logs, changed, err := eng.WaitForChange(waitCtx, req.GetJobId(), req.GetFields(), prev, serial, timeout)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(waitCtx), errDraining) {
+		// The server drains: answer as when the wait times out.
+		err, changed = nil, false
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -155,13 +162,33 @@ func (j *jobService) WatchJob(req *rapiv2.WatchJobRequest, stream grpc.ServerStr
 	if eng == nil {
 		return jobs.NotFound(req.GetJobId())
 	}
-	ch, err := eng.Watch(stream.Context(), req.GetJobId())
-	if err != nil {
-		return err
+	if (req.AfterVersion == nil) != (req.AfterLogSerial == nil) {
+		return errs.BadRequest("after_version and after_log_serial go together")
 	}
 	w := watchState{logs: j.s.watchLogs.acquire(req.GetJobId())} // the whole job first, then what changed
 	defer j.s.watchLogs.release(w.logs)
+	if req.AfterVersion != nil {
+		// What the client holds, until the first snapshot says more.
+		w.sent, w.version, w.serial = true, req.GetAfterVersion(), req.GetAfterLogSerial()
+	}
+	ctx, cancel := j.s.watchContext(stream.Context())
+	defer cancel()
+	if errors.Is(context.Cause(ctx), errDraining) {
+		return watchEnded(errDraining, req.GetJobId(), &w)
+	}
+	ch, err := eng.Watch(ctx, req.GetJobId())
+	if err != nil {
+		return err
+	}
+	first, final := true, false
 	for snap := range ch {
+		final = snap.Finalized()
+		if first && req.AfterVersion != nil {
+			first = false
+			if !w.resume(snap, req.GetAfterVersion(), req.GetAfterLogSerial()) {
+				continue // the client has this state
+			}
+		}
 		msg, err := w.next(snap)
 		if err != nil {
 			return err
@@ -170,7 +197,19 @@ func (j *jobService) WatchJob(req *rapiv2.WatchJobRequest, stream grpc.ServerStr
 			return err
 		}
 	}
-	return stream.Context().Err()
+	// The cause tells an interruption from the client's cancellation.
+	if cause := context.Cause(ctx); errors.Is(cause, errDraining) || errors.Is(cause, errMaxWatchAge) {
+		return watchEnded(cause, req.GetJobId(), &w)
+	}
+	if err := stream.Context().Err(); err != nil {
+		return err
+	}
+	if !final {
+		// The engine stopped (a store failure, or a shutdown without
+		// drain) before the job ended: resume on the next start.
+		return watchEnded(errQueueStopped, req.GetJobId(), &w)
+	}
+	return nil
 }
 
 // Conversion of engine jobs ------------------------------------------------------

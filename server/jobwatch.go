@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 
+	"google.golang.org/protobuf/proto"
+
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
@@ -17,14 +19,52 @@ import (
 // many watch it.
 type watchState struct {
 	logs     *jobLogs
-	sent     bool
+	sent     bool             // the client has the job: a message was sent, or it resumed
+	version  int64            // the job version the client has
 	serial   int64            // highest log serial sent
 	opstatus []string         // the opcode statuses last sent
 	ops      []*rapiv2.OpCode // the opcodes last sent (replaced, never changed, by the engine)
 }
 
+// resume prepares the first message of a resumed watch, whose client
+// holds version and the log entries up to logSerial, for the job's
+// current snapshot j: false when the client has j already (nothing to
+// send); otherwise the message next builds is a delta from the client's
+// version (with opresult and ops when an opcode changed since), or the
+// whole job when j is older than that version or the serial is beyond j's
+// log (a store restored from a backup).
+func (w *watchState) resume(j *jobs.Job, version, logSerial int64) bool {
+	switch {
+	case j.Version == version:
+		w.sent, w.version, w.serial, w.opstatus, w.ops = true, version, logSerial, slices.Clone(j.OpStatus), j.Ops
+		return false
+	case j.Version < version || logSerial > lastSerial(j, -1):
+		w.sent = false
+		return true
+	}
+	w.sent, w.version, w.serial, w.opstatus, w.ops = true, version, logSerial, slices.Clone(j.OpStatus), j.Ops
+	// What changed since is sent whole.
+	if j.OpStatusVersion > version {
+		w.opstatus = nil
+	}
+	if j.OpsVersion > version {
+		w.ops = nil
+	}
+	return true
+}
+
 // next is the stream's message for a snapshot of the job.
 func (w *watchState) next(j *jobs.Job) (*rapiv2.Job, error) {
+	msg, err := w.message(j)
+	if err != nil {
+		return nil, err
+	}
+	w.version = j.Version
+	msg.Version = proto.Int64(j.Version)
+	return msg, nil
+}
+
+func (w *watchState) message(j *jobs.Job) (*rapiv2.Job, error) {
 	if !w.sent {
 		// The whole job, its log converted through the shared cache.
 		noLog := *j

@@ -13,6 +13,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
@@ -50,6 +52,22 @@ func (l *logger) Run(x *jobs.ExecContext, _ proto.Message) error {
 // newLogJobConn serves the job service with the logger executor.
 func newLogJobConn(tb testing.TB, l *logger) (rapiv2.JobServiceClient, *jobs.Engine) {
 	tb.Helper()
+	s := newJobServer(tb, l, 0)
+	return rapiv2.NewJobServiceClient(s.conn), s.eng
+}
+
+// jobServer is a job engine served on a bufconn.
+type jobServer struct {
+	model *cluster.Model
+	eng   *jobs.Engine
+	svcs  *server.Services
+	conn  *grpc.ClientConn
+}
+
+// newJobServer serves the job service, with ex as OP_TEST_DELAY, and the
+// health service, through the error and drain stream interceptors.
+func newJobServer(tb testing.TB, ex jobs.Executor, maxWatchAge time.Duration) *jobServer {
+	tb.Helper()
 	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(tb), "testdata", "golden-cluster.json"))
 	if err != nil {
 		tb.Fatal(err)
@@ -63,7 +81,7 @@ func newLogJobConn(tb testing.TB, l *logger) (rapiv2.JobServiceClient, *jobs.Eng
 		tb.Fatal(err)
 	}
 	eng, err := jobs.New(jobs.Config{Model: model, Logger: quiet, EncodeOp: server.LegacyOpValue,
-		Executors: map[string]jobs.Executor{"OP_TEST_DELAY": l}})
+		Executors: map[string]jobs.Executor{"OP_TEST_DELAY": ex}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -73,12 +91,21 @@ func newLogJobConn(tb testing.TB, l *logger) (rapiv2.JobServiceClient, *jobs.Eng
 		defer cancel()
 		_ = eng.Stop(ctx)
 	})
-	svcs, err := server.New(server.Config{Cluster: model, Jobs: eng, Logger: quiet})
+	return serveJobs(tb, model, eng, maxWatchAge)
+}
+
+// serveJobs serves the job service of eng (and health) on a new server,
+// as a second server of the same store would.
+func serveJobs(tb testing.TB, model *cluster.Model, eng *jobs.Engine, maxWatchAge time.Duration) *jobServer {
+	tb.Helper()
+	svcs, err := server.New(server.Config{Cluster: model, Jobs: eng, Logger: quiet, MaxWatchAge: maxWatchAge})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(quiet)))
+	srv := grpc.NewServer(grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(quiet), svcs.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(quiet)))
 	svcs.Register(srv)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
 	lis := bufconn.Listen(4 << 20)
 	go func() { _ = srv.Serve(lis) }()
 	tb.Cleanup(srv.Stop)
@@ -89,7 +116,7 @@ func newLogJobConn(tb testing.TB, l *logger) (rapiv2.JobServiceClient, *jobs.Eng
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { conn.Close() })
-	return rapiv2.NewJobServiceClient(conn), eng
+	return &jobServer{model: model, eng: eng, svcs: svcs, conn: conn}
 }
 
 func submitLogJob(tb testing.TB, eng *jobs.Engine, ops int) int64 {
@@ -108,8 +135,9 @@ func submitLogJob(tb testing.TB, eng *jobs.Engine, ops int) int64 {
 // watched is a job as a WatchJob client rebuilds it from the messages.
 type watched struct {
 	msgs, bytes int
-	job         *rapiv2.Job
-	countOnly   bool // only count the messages and their bytes
+	job         *rapiv2.Job // without version
+	version     int64       // of the last message
+	countOnly   bool        // only count the messages and their bytes
 }
 
 // apply merges one message the way the proto documents it.
@@ -119,6 +147,12 @@ func (w *watched) apply(t testing.TB, m *rapiv2.Job) {
 	if w.countOnly {
 		return
 	}
+	if m.Version == nil || (w.job != nil && m.GetVersion() <= w.version) {
+		t.Errorf("message %d: version %v after %d", w.msgs, m.Version, w.version)
+	}
+	w.version = m.GetVersion()
+	m = proto.Clone(m).(*rapiv2.Job)
+	m.Version = nil
 	if w.job == nil {
 		if m.LogSerialAfter != nil {
 			t.Errorf("first message is a delta (log_serial_after %d)", m.GetLogSerialAfter())

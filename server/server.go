@@ -5,6 +5,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -31,6 +32,11 @@ type Config struct {
 	MaxTestDelay time.Duration
 	// Limits bound what one query may make the server build.
 	Limits Limits
+	// MaxWatchAge ends a WatchJob stream after about this long (between
+	// 90% and 100% of it, so that streams opened together do not end
+	// together) with a resumable UNAVAILABLE, so that long-lived clients
+	// move to other servers in time; 0: no limit.
+	MaxWatchAge time.Duration
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -53,6 +59,9 @@ type Services struct {
 	cfg Config
 	// watchLogs shares converted log entries among WatchJob streams.
 	watchLogs watchLogs
+	// draining is canceled by Drain.
+	draining context.Context
+	drain    context.CancelFunc
 }
 
 // New builds the services.
@@ -60,7 +69,9 @@ func New(cfg Config) (*Services, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	return &Services{cfg: cfg}, nil
+	s := &Services{cfg: cfg}
+	s.draining, s.drain = context.WithCancel(context.Background())
+	return s, nil
 }
 
 // Register registers every RAPI service on r.

@@ -89,6 +89,9 @@ func run(args []string) error {
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", app.DefaultMaxWaiters, "concurrent job waits (GET /2/jobs/{id}/wait, WaitJobChange); -1 for no limit")
 	fs.IntVar(&cfg.MaxWatchers, "max-watchers", app.DefaultMaxWatchers, "concurrent WatchJob streams (a budget of their own, apart from --max-waiters); -1 for no limit")
 	fs.IntVar(&cfg.MaxWatchersPerUser, "max-watchers-per-user", app.DefaultMaxWatchersPerUser, "concurrent WatchJob streams of one user; -1 for no limit")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving after the health checks turned NOT_SERVING, before the listener closes (behind a load balancer or in Kubernetes: a few seconds, e.g. 5s)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "on SIGTERM, the longest the drain may take (--drain-delay included); then everything still open is closed (keep it below systemd's TimeoutStopSec and Kubernetes' terminationGracePeriodSeconds)")
+	fs.DurationVar(&cfg.MaxWatchAge, "max-watch-age", app.DefaultMaxWatchAge, "age (less up to 10% at random) at which a WatchJob stream ends with a resumable UNAVAILABLE, so that clients rebalance; -1s: no limit")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.ClusterDomainSecretFile, "cluster-domain-secret-file", "", "Ganeti's cluster domain secret file; clusters sharing it trust each other for move-instance (default: <data-dir>/cluster-domain-secret, created on first start)")
 	fs.StringVar(&cfg.RemoteImportAddress, "remote-import-address", "127.0.0.1", "address remote imports (move-instance) listen on and announce to the exporting cluster")
@@ -150,8 +153,9 @@ func run(args []string) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	stop() // a second signal ends the process at once
+	log.Info("shutting down", "shutdown_timeout", a.ShutdownTimeout().String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.ShutdownTimeout())
 	defer cancel()
 	return a.Shutdown(shutdownCtx)
 }

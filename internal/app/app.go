@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -160,6 +161,17 @@ type Config struct {
 	// MetricsPrometheus serves the metrics in Prometheus format on the
 	// admin listener's /metrics.
 	MetricsPrometheus bool
+	// DrainDelay is how long Shutdown keeps serving after the health
+	// checks turned NOT_SERVING, so that load balancers stop sending new
+	// requests before the listener closes (0: none).
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds Shutdown as the command runs it (the drain
+	// delay included): then everything still open is closed.
+	ShutdownTimeout time.Duration
+	// MaxWatchAge ends a WatchJob stream after about this long with a
+	// resumable UNAVAILABLE, so that clients rebalance (0: the default,
+	// negative: no limit).
+	MaxWatchAge time.Duration
 }
 
 // Defaults.
@@ -180,6 +192,8 @@ const (
 	DefaultMaxAnonymous        = 1024
 	DefaultKeepalive           = 60 * time.Second
 	DefaultMaxTestDelay        = server.DefaultMaxTestDelay
+	DefaultShutdownTimeout     = 20 * time.Second
+	DefaultMaxWatchAge         = 30 * time.Minute
 )
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -259,6 +273,18 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Keepalive == 0 {
 		c.Keepalive = DefaultKeepalive
 	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.ShutdownTimeout < 0 || c.DrainDelay < 0 {
+		return errors.New("--shutdown-timeout and --drain-delay cannot be negative")
+	}
+	if c.DrainDelay >= c.ShutdownTimeout {
+		return fmt.Errorf("--drain-delay (%s) must be shorter than --shutdown-timeout (%s)", c.DrainDelay, c.ShutdownTimeout)
+	}
+	if c.MaxWatchAge == 0 {
+		c.MaxWatchAge = DefaultMaxWatchAge
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -285,6 +311,8 @@ type App struct {
 	jobs       *jobs.Engine
 	grpcServer *grpc.Server
 	healthSrv  *health.Server
+	services   *server.Services
+	draining   atomic.Bool // Shutdown began
 	conn       *grpc.ClientConn
 	legacy     *gateway.Legacy
 	http       *http.Server
@@ -361,10 +389,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		MaxQueryFields:      cfg.MaxQueryFields,
 		MaxQueryResultBytes: cfg.MaxQueryResultBytes,
 		Budget:              budget,
-	}})
+	}, MaxWatchAge: max(cfg.MaxWatchAge, 0)})
 	if err != nil {
 		return nil, err
 	}
+	a.services = services
 	if err := a.openUsers(); err != nil {
 		return nil, err
 	}
@@ -396,11 +425,16 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		// whose messages come from legacy bodies of up to MaxBodyBytes.
 		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
 		grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(log), authz.UnaryInterceptor(), server.IdempotencyUnaryInterceptor()),
-		grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
+		grpc.ChainStreamInterceptor(server.ErrorStreamInterceptor(log), authz.StreamInterceptor(), services.StreamInterceptor()),
 	)...)
 	services.Register(a.grpcServer)
 	healthpb.RegisterHealthServer(a.grpcServer, a.healthSrv)
 	reflection.Register(a.grpcServer)
+	// Every service has a health status (SERVING, NOT_SERVING once
+	// Shutdown begins or the job queue stops), not only the server's "".
+	for name := range a.grpcServer.GetServiceInfo() {
+		a.healthSrv.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 
 	if a.conn, err = gateway.InProcess(a.grpcServer, telemetry.DialOptions(a.tel)...); err != nil {
 		return nil, err
@@ -443,12 +477,18 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		MaxConcurrentStreams: cfg.MaxStreamsPerConn,
 		Keepalive:            max(cfg.Keepalive, 0),
 	})
+	// Once Shutdown has closed the listener: end the long polls (the
+	// HTTP/2 connections get their GOAWAY at the same time).
+	a.http.RegisterOnShutdown(services.Drain)
 	return a, nil
 }
 
 // health is the admin listener's health check: the store answers and the
 // job queue has not stopped on a refused commit.
 func (a *App) health(context.Context) error {
+	if a.draining.Load() {
+		return errors.New("shutting down")
+	}
 	if err := a.jobs.Err(); err != nil {
 		return err
 	}
@@ -547,10 +587,36 @@ func (a *App) ServeAdmin(lis net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting, lets requests in flight finish until ctx ends,
-// then closes everything.
+// ShutdownTimeout is Config.ShutdownTimeout with its default: the bound
+// the command gives Shutdown.
+func (a *App) ShutdownTimeout() time.Duration { return a.cfg.ShutdownTimeout }
+
+// Shutdown drains the server, in order: every health status (gRPC health
+// and the admin /healthz) turns NOT_SERVING; requests are still served for
+// DrainDelay, so that load balancers stop sending new ones; the listener
+// closes (new connections are refused) and every HTTP/2 connection gets a
+// GOAWAY (new streams on it are refused); the long polls end at once (see
+// server.Services.Drain: job waits answer "not changed", WatchJob streams
+// end with a resumable UNAVAILABLE); the requests in flight finish; the
+// job queue stops (running opcodes finish, queued jobs stay queued in the
+// store). When ctx ends first, everything is closed at once.
 func (a *App) Shutdown(ctx context.Context) error {
+	start := time.Now()
+	a.draining.Store(true)
+	a.healthSrv.Shutdown()
+	log := a.cfg.Logger
+	log.Info("draining: health checks answer NOT_SERVING", "drain_delay", a.cfg.DrainDelay.String())
+	if a.cfg.DrainDelay > 0 {
+		t := time.NewTimer(a.cfg.DrainDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	log.Info("draining: closing the listener, sending GOAWAY, ending the long polls; waiting for the requests in flight")
 	err := a.http.Shutdown(ctx)
+	log.Info("draining: requests done; stopping the job queue", "err", err, "elapsed", time.Since(start).String())
 	if a.jobs != nil {
 		// Running opcodes finish (or ctx ends); queued jobs stay queued
 		// in the store and run after the next start.
@@ -568,6 +634,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 		_ = a.admin.Shutdown(ctx)
 	}
 	a.Close()
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = errors.New("the shutdown timeout passed: what was still open was closed (opcodes cut while running end in error at the next start)")
+	}
+	log.Info("shut down", "err", err, "elapsed", time.Since(start).String())
 	return err
 }
 

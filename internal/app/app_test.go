@@ -1,8 +1,18 @@
 package app
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func TestCheckAndSetDefaults(t *testing.T) {
@@ -12,7 +22,8 @@ func TestCheckAndSetDefaults(t *testing.T) {
 	}
 	if c.UsersFile != filepath.Join("/d", "rapi", "users") || c.ReadTimeout != DefaultReadTimeout ||
 		c.WriteRate != DefaultWriteRate || c.WriteBurst != DefaultWriteBurst || c.MaxWaiters != DefaultMaxWaiters ||
-		c.Console == nil || c.AllowAnonymousReads {
+		c.Console == nil || c.AllowAnonymousReads || c.ShutdownTimeout != DefaultShutdownTimeout ||
+		c.MaxWatchAge != DefaultMaxWatchAge || c.DrainDelay != 0 {
 		t.Errorf("defaults: %+v", c)
 	}
 	unlimited := Config{WriteRate: -1, MaxWaiters: -1}
@@ -23,9 +34,90 @@ func TestCheckAndSetDefaults(t *testing.T) {
 		{Insecure: true, ClientCA: "ca.pem"},
 		{Insecure: true, TLSCert: "c", TLSKey: "k"},
 		{TLSCert: "c"},
+		{DrainDelay: DefaultShutdownTimeout},
+		{DrainDelay: 5 * time.Second, ShutdownTimeout: 3 * time.Second},
+		{DrainDelay: -time.Second},
+		{ShutdownTimeout: -time.Second},
 	} {
 		if err := bad.CheckAndSetDefaults(); err == nil {
 			t.Errorf("accepted %+v", bad)
 		}
+	}
+}
+
+// TestShutdownDrainDelay: once Shutdown begins, the gRPC health of the
+// server and of every service, and the admin /healthz, say the server is
+// going away, while requests are still served for DrainDelay; then the
+// listener closes and Shutdown returns.
+func TestShutdownDrainDelay(t *testing.T) {
+	const delay = 400 * time.Millisecond
+	a, err := New(context.Background(), Config{
+		DataDir: t.TempDir(), Insecure: true, AllowAnonymousReads: true, DrainDelay: delay, AdminListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Console: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminLis, err := a.ListenAdmin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.Serve(lis) }()
+	go func() { _ = a.ServeAdmin(adminLis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	health := func() (grpcStatus []healthpb.HealthCheckResponse_ServingStatus, admin int) {
+		for _, svc := range []string{"", "ganeti.rapi.v2.JobService", "ganeti.rapi.v2.ClusterService"} {
+			res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+			if err != nil {
+				t.Fatalf("health of %q: %v", svc, err)
+			}
+			grpcStatus = append(grpcStatus, res.GetStatus())
+		}
+		resp, err := http.Get("http://" + adminLis.Addr().String() + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return grpcStatus, resp.StatusCode
+	}
+	info := func() error {
+		resp, err := http.Get("http://" + lis.Addr().String() + "/2/info")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	serving := healthpb.HealthCheckResponse_SERVING
+	if st, admin := health(); st[0] != serving || st[1] != serving || st[2] != serving || admin != http.StatusOK {
+		t.Fatalf("before Shutdown: %v, /healthz %d", st, admin)
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- a.Shutdown(ctx) }()
+	time.Sleep(delay / 4)
+	notServing := healthpb.HealthCheckResponse_NOT_SERVING
+	if st, admin := health(); st[0] != notServing || st[1] != notServing || st[2] != notServing || admin != http.StatusServiceUnavailable {
+		t.Errorf("during the drain delay: %v, /healthz %d", st, admin)
+	}
+	if err := info(); err != nil {
+		t.Errorf("GET /2/info during the drain delay: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < delay || d > delay+5*time.Second {
+		t.Errorf("Shutdown took %v with a drain delay of %v", d, delay)
+	}
+	if err := info(); err == nil {
+		t.Error("GET /2/info after Shutdown succeeded")
 	}
 }

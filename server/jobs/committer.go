@@ -402,6 +402,9 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 	rec := it.j.rec.clone()
 	op := it.j.ops[it.idx]
 	e.mu.Unlock()
+	// The opcode's status changes (to success or error) in this commit.
+	rec.Version++
+	rec.OpStatusVersion = rec.Version
 	if len(x.params) > 0 {
 		nop, b, err := withParams(op, x.params)
 		if err != nil {
@@ -410,6 +413,9 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 		}
 		rec.setOp(it.idx, opMember(nop), b)
 		it.op = nop
+	}
+	if rec.opsChanged {
+		rec.OpsVersion, rec.opsChanged = rec.Version, false
 	}
 	for _, l := range it.logs {
 		rec.appendLog(it.idx, l.at, l.logType, l.msg)

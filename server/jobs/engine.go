@@ -691,21 +691,24 @@ func (e *Engine) snapshot(j *job) *Job { return j.shown }
 
 func snapshotOf(r *record, ops []*rapiv2.OpCode) *Job {
 	return &Job{
-		ID:         r.ID,
-		Ops:        redactOps(ops),
-		Status:     r.status(),
-		Summary:    slices.Clone(r.Summary),
-		OpStatus:   slices.Clone(r.OpStatus),
-		OpResult:   slices.Clone(r.OpResult),
-		OpLog:      slices.Clone(r.OpLog),
-		OpStart:    slices.Clone(r.OpStart),
-		OpExec:     slices.Clone(r.OpExec),
-		OpEnd:      slices.Clone(r.OpEnd),
-		OpPriority: slices.Clone(r.OpPriority),
-		Priority:   r.priority(),
-		ReceivedTS: r.Received,
-		StartTS:    r.Start,
-		EndTS:      r.End,
+		ID:              r.ID,
+		Ops:             redactOps(ops),
+		Status:          r.status(),
+		Summary:         slices.Clone(r.Summary),
+		OpStatus:        slices.Clone(r.OpStatus),
+		OpResult:        slices.Clone(r.OpResult),
+		OpLog:           slices.Clone(r.OpLog),
+		OpStart:         slices.Clone(r.OpStart),
+		OpExec:          slices.Clone(r.OpExec),
+		OpEnd:           slices.Clone(r.OpEnd),
+		OpPriority:      slices.Clone(r.OpPriority),
+		Priority:        r.priority(),
+		ReceivedTS:      r.Received,
+		StartTS:         r.Start,
+		EndTS:           r.End,
+		Version:         r.Version,
+		OpStatusVersion: r.OpStatusVersion,
+		OpsVersion:      r.OpsVersion,
 	}
 }
 
@@ -911,6 +914,7 @@ func (e *Engine) takeBatch(dirty map[int64]struct{}, archive []int64) (*batch, e
 	e.mu.Lock()
 	for id := range dirty {
 		if j := e.jobs[id]; j != nil {
+			j.rec.nextVersion(j.shown)
 			r := j.rec.clone()
 			recs[id] = r
 			pub = append(pub, published{j: j, rec: r, ops: j.ops})

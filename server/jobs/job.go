@@ -168,6 +168,16 @@ type Job struct {
 	StartTS    *Timestamp
 	EndTS      *Timestamp
 	Archived   bool
+	// Version identifies this state of the job: it grows with every
+	// change the store commits (by one or more), and is kept with the job,
+	// so it keeps growing across restarts. A WatchJob resumes from it.
+	Version int64
+	// OpStatusVersion is the Version of the last change to an opcode's
+	// status (and so result), OpsVersion that of the last change to an
+	// opcode's parameters: OpStatusVersion <= v means OpStatus and
+	// OpResult are as they were at version v, OpsVersion <= v the same of
+	// Ops.
+	OpStatusVersion, OpsVersion int64
 }
 
 // Finalized reports whether the job has ended.
@@ -204,6 +214,14 @@ type record struct {
 	Start      *Timestamp   `json:"start_ts"`
 	End        *Timestamp   `json:"end_ts"`
 	LogSerial  int64        `json:"log_serial"`
+	// Version, OpStatusVersion and OpsVersion are those of Job (absent in
+	// records written before they existed: 0).
+	Version         int64 `json:"version,omitempty"`
+	OpStatusVersion int64 `json:"opstatus_version,omitempty"`
+	OpsVersion      int64 `json:"ops_version,omitempty"`
+	// opsChanged is set when an opcode is replaced (setOp), until the
+	// record is next taken for a commit (not stored).
+	opsChanged bool
 	// Deps are the resolved dependencies of each opcode.
 	Deps [][]dependency `json:"deps"`
 	// User, Route and RPC are the job's Origin (a follow-up job's are
@@ -236,6 +254,22 @@ func (r *record) clone() *record {
 }
 
 func (r *record) status() string { return JobStatus(r.OpStatus) }
+
+// nextVersion gives r the version of its next commit, which follows the
+// committed state last (nil for a job never committed): OpStatusVersion
+// and OpsVersion move along when an opcode's status or parameters changed
+// since (mu held; the committer takes records one commit at a time, so
+// last is the state of the commit before).
+func (r *record) nextVersion(last *Job) {
+	r.Version++
+	if last == nil || !slices.Equal(r.OpStatus, last.OpStatus) {
+		r.OpStatusVersion = r.Version
+	}
+	if last == nil || r.opsChanged {
+		r.OpsVersion = r.Version
+	}
+	r.opsChanged = false
+}
 
 // priority is Ganeti's _QueuedJob.CalcPriority.
 func (r *record) priority() int {

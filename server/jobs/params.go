@@ -93,6 +93,7 @@ func (j *job) setOp(i int, op *rapiv2.OpCode, b []byte) {
 func (r *record) setOp(i int, msg proto.Message, b []byte) {
 	r.Ops = slices.Clone(r.Ops)
 	r.Ops[i] = b
+	r.opsChanged = true
 	r.Summary = slices.Clone(r.Summary)
 	r.Summary[i] = summaryOf(msg)
 }

@@ -489,8 +489,14 @@ type Job struct {
 	// the first WatchJob message). Typed API only: never on the legacy
 	// surface.
 	LogSerialAfter *int64 `protobuf:"varint,11,opt,name=log_serial_after,proto3,oneof" json:"log_serial_after,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The job's version, set on every WatchJob message: a counter kept with
+	// the job in the store that grows with every stored change of the job
+	// (not by one: a number identifies a state, it does not count changes).
+	// A client resumes a watch with it (WatchJobRequest.after_version).
+	// Typed API only: never on the legacy surface.
+	Version       *int64 `protobuf:"varint,12,opt,name=version,proto3,oneof" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -596,6 +602,13 @@ func (x *Job) GetOpresult() []*OpResult {
 func (x *Job) GetLogSerialAfter() int64 {
 	if x != nil && x.LogSerialAfter != nil {
 		return *x.LogSerialAfter
+	}
+	return 0
+}
+
+func (x *Job) GetVersion() int64 {
+	if x != nil && x.Version != nil {
+		return *x.Version
 	}
 	return 0
 }
@@ -1311,12 +1324,27 @@ func (x *SubmitJobRequest) GetReason() string {
 	return ""
 }
 
-// WatchJobRequest names a job.
+// WatchJobRequest names a job, and for a resumed watch what the client
+// already has.
 type WatchJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         int64                  `protobuf:"varint,1,opt,name=job_id,proto3" json:"job_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId int64                  `protobuf:"varint,1,opt,name=job_id,proto3" json:"job_id,omitempty"`
+	// Resume a watch: the version of the job the client holds (Job.version of
+	// the last message it received, or the "version" metadata of the
+	// UNAVAILABLE that ended its stream) and the highest log serial it holds
+	// ("logSerial"; -1 for none). Give both or neither. The stream then sends
+	// no whole job: its first message (if the job changed since that
+	// version) is a delta from it (log_serial_after = after_log_serial; the
+	// log entries above it; opresult complete when an opcode's status
+	// changed since that version, ops complete when an opcode changed, else
+	// empty), then it follows as usual. A job whose
+	// version equals after_version sends nothing until it changes (an ended
+	// one: the stream ends at once). A version the server has not reached
+	// (a store restored from an older backup) gets the whole job first.
+	AfterVersion   *int64 `protobuf:"varint,2,opt,name=after_version,proto3,oneof" json:"after_version,omitempty"`
+	AfterLogSerial *int64 `protobuf:"varint,3,opt,name=after_log_serial,proto3,oneof" json:"after_log_serial,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WatchJobRequest) Reset() {
@@ -1356,6 +1384,20 @@ func (x *WatchJobRequest) GetJobId() int64 {
 	return 0
 }
 
+func (x *WatchJobRequest) GetAfterVersion() int64 {
+	if x != nil && x.AfterVersion != nil {
+		return *x.AfterVersion
+	}
+	return 0
+}
+
+func (x *WatchJobRequest) GetAfterLogSerial() int64 {
+	if x != nil && x.AfterLogSerial != nil {
+		return *x.AfterLogSerial
+	}
+	return 0
+}
+
 var File_ganeti_rapi_v2_jobs_proto protoreflect.FileDescriptor
 
 const file_ganeti_rapi_v2_jobs_proto_rawDesc = "" +
@@ -1380,7 +1422,7 @@ const file_ganeti_rapi_v2_jobs_proto_rawDesc = "" +
 	"\bopstatus\x18\x05 \x03(\x0e2\x19.ganeti.rapi.v2.JobStatusR\bopstatus\x12>\n" +
 	"\vreceived_ts\x18\x06 \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\vreceived_ts\x128\n" +
 	"\bstart_ts\x18\a \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\bstart_ts\x124\n" +
-	"\x06end_ts\x18\b \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\x06end_ts\"\xd0\x04\n" +
+	"\x06end_ts\x18\b \x01(\v2\x1c.ganeti.rapi.v2.JobTimestampR\x06end_ts\"\x81\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
 	"\x03ops\x18\x02 \x03(\v2\x16.ganeti.rapi.v2.OpCodeB\x04\xa8\xb6\x18\x01R\x03ops\x126\n" +
@@ -1393,9 +1435,12 @@ const file_ganeti_rapi_v2_jobs_proto_rawDesc = "" +
 	"\x05oplog\x18\t \x03(\v2\x15.ganeti.rapi.v2.OpLogB\x04\xa8\xb6\x18\x01R\x05oplog\x12:\n" +
 	"\bopresult\x18\n" +
 	" \x03(\v2\x18.ganeti.rapi.v2.OpResultB\x04\xa8\xb6\x18\x01R\bopresult\x125\n" +
-	"\x10log_serial_after\x18\v \x01(\x03B\x04\xa8\xb6\x18\x02H\x01R\x10log_serial_after\x88\x01\x01B\t\n" +
+	"\x10log_serial_after\x18\v \x01(\x03B\x04\xa8\xb6\x18\x02H\x01R\x10log_serial_after\x88\x01\x01\x12#\n" +
+	"\aversion\x18\f \x01(\x03B\x04\xa8\xb6\x18\x02H\x02R\aversion\x88\x01\x01B\t\n" +
 	"\a_statusB\x13\n" +
-	"\x11_log_serial_after\"R\n" +
+	"\x11_log_serial_afterB\n" +
+	"\n" +
+	"\b_version\"R\n" +
 	"\fJobTimestamp\x12\x18\n" +
 	"\aseconds\x18\x01 \x01(\x03R\aseconds\x12\"\n" +
 	"\fmicroseconds\x18\x02 \x01(\x03R\fmicroseconds:\x04е\x18\x01\"\xb1\x01\n" +
@@ -1438,9 +1483,13 @@ const file_ganeti_rapi_v2_jobs_proto_rawDesc = "" +
 	"\vlog_entries\x18\x02 \x03(\v2\x18.ganeti.rapi.v2.LogEntryR\vlog_entries\"T\n" +
 	"\x10SubmitJobRequest\x12(\n" +
 	"\x03ops\x18\x01 \x03(\v2\x16.ganeti.rapi.v2.OpCodeR\x03ops\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\")\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xac\x01\n" +
 	"\x0fWatchJobRequest\x12\x16\n" +
-	"\x06job_id\x18\x01 \x01(\x03R\x06job_id*\xb8\x02\n" +
+	"\x06job_id\x18\x01 \x01(\x03R\x06job_id\x12)\n" +
+	"\rafter_version\x18\x02 \x01(\x03H\x00R\rafter_version\x88\x01\x01\x12/\n" +
+	"\x10after_log_serial\x18\x03 \x01(\x03H\x01R\x10after_log_serial\x88\x01\x01B\x10\n" +
+	"\x0e_after_versionB\x13\n" +
+	"\x11_after_log_serial*\xb8\x02\n" +
 	"\tJobStatus\x12\x1a\n" +
 	"\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x11JOB_STATUS_QUEUED\x10\x01\x1a\f\x8a\xb5\x18\b\n" +
@@ -1596,6 +1645,7 @@ func file_ganeti_rapi_v2_jobs_proto_init() {
 	}
 	file_ganeti_rapi_v2_jobs_proto_msgTypes[11].OneofWrappers = []any{}
 	file_ganeti_rapi_v2_jobs_proto_msgTypes[14].OneofWrappers = []any{}
+	file_ganeti_rapi_v2_jobs_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -58,6 +58,15 @@ type JobServiceClient interface {
 	// (see Job.log_serial_after), so a watch costs the size of the changes,
 	// not of the job times its changes. GetJob reads the whole job at any
 	// time.
+	//
+	// Every message carries the job's version. A stream the server ends
+	// before the job has ended (it is shutting down, or the stream reached
+	// the server's maximum age) ends with UNAVAILABLE and an ErrorInfo
+	// (domain "ganeti.rapi", reason "SERVER_DRAINING" or "MAX_WATCH_AGE")
+	// whose metadata "version" and "logSerial" are what the client holds: a
+	// new WatchJob with them as after_version and after_log_serial (on any
+	// server of the same store, also after a restart) continues where the
+	// stream ended, missing and repeating nothing.
 	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Job], error)
 }
 
@@ -169,6 +178,15 @@ type JobServiceServer interface {
 	// (see Job.log_serial_after), so a watch costs the size of the changes,
 	// not of the job times its changes. GetJob reads the whole job at any
 	// time.
+	//
+	// Every message carries the job's version. A stream the server ends
+	// before the job has ended (it is shutting down, or the stream reached
+	// the server's maximum age) ends with UNAVAILABLE and an ErrorInfo
+	// (domain "ganeti.rapi", reason "SERVER_DRAINING" or "MAX_WATCH_AGE")
+	// whose metadata "version" and "logSerial" are what the client holds: a
+	// new WatchJob with them as after_version and after_log_serial (on any
+	// server of the same store, also after a restart) continues where the
+	// stream ended, missing and repeating nothing.
 	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[Job]) error
 	mustEmbedUnimplementedJobServiceServer()
 }
