@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,7 +25,6 @@ func startApp(t *testing.T, dir string, reinit bool) (*App, *bytes.Buffer, error
 	a, err := New(context.Background(), Config{
 		DataDir: dir, Insecure: true, Reinit: reinit,
 		Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
-		Console: io.Discard,
 	})
 	return a, &logs, err
 }
