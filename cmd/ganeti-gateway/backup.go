@@ -181,4 +181,3 @@ func dialAddr(listen string) (string, error) {
 	}
 	return net.JoinHostPort(host, port), nil
 }
-

@@ -24,7 +24,7 @@ func startApp(t *testing.T, dir string, reinit bool) (*App, *bytes.Buffer, error
 	var logs bytes.Buffer
 	a, err := New(context.Background(), Config{
 		DataDir: dir, Insecure: true, Reinit: reinit,
-		Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 	return a, &logs, err
 }
