@@ -26,7 +26,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -103,12 +102,6 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
-// initialMmapSize is the address space bbolt maps at open (not memory, not
-// disk): a commit that outgrows its map must wait for every read
-// transaction to end before it remaps, so a large map keeps a Snapshot
-// being sent from holding writers up. 1 GiB on 64-bit platforms.
-const initialMmapSize = (1 << 30) * (strconv.IntSize / 64)
-
 // openBolt opens the file with bbolt, turning a panic into an error.
 func openBolt(path string, readOnly bool) (db *bolt.DB, err error) {
 	defer func() {
@@ -116,7 +109,7 @@ func openBolt(path string, readOnly bool) (db *bolt.DB, err error) {
 			db, err = nil, &DamageError{Path: path, Page: -1, Reason: fmt.Sprintf("bbolt failed to open it: %v", p)}
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: readOnly, InitialMmapSize: initialMmapSize})
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: readOnly})
 	switch {
 	case err == nil:
 		return db, nil
@@ -375,9 +368,10 @@ func (t tx) ForEach(bucket string, fn func(key string, val []byte) error) error 
 	})
 }
 
-// Snapshot is a consistent copy of the database: one read transaction,
-// which does not block writers (except a commit that outgrows the memory
-// map, initialMmapSize, which waits for it: keep snapshots short).
+// Snapshot is a consistent copy of the database: one read transaction.
+// Writers go on, except a commit that must grow bbolt's memory map (the
+// file outgrows it; the map doubles each time), which waits for the
+// snapshot to end: keep snapshots short.
 type Snapshot struct {
 	tx *bolt.Tx
 	db *bolt.DB // closed by Close when the snapshot opened it

@@ -12,7 +12,8 @@ import (
 )
 
 // TestSnapshot: a snapshot holds what was committed when it began, not
-// what is committed while it is written; the copy verifies and opens;
+// what is committed meanwhile (by another goroutine: a commit that grows
+// the memory map waits for the snapshot); the copy verifies and opens;
 // OpenSnapshot refuses a file an open store holds, and copies a closed
 // one.
 func TestSnapshot(t *testing.T) {
@@ -34,9 +35,16 @@ func TestSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 100; i < 200; i++ {
-		put(i) // writers are not blocked by the snapshot
-	}
+	writes := make(chan error, 1)
+	go func() {
+		for i := 100; i < 200; i++ {
+			if err := s.Update(func(tx store.Tx) error { return tx.Put("jobs", fmt.Sprint(i), []byte("later")) }); err != nil {
+				writes <- err
+				return
+			}
+		}
+		writes <- nil
+	}()
 	copyPath := filepath.Join(dir, "backup.db")
 	f, err := os.Create(copyPath)
 	if err != nil {
@@ -50,6 +58,9 @@ func TestSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := sn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-writes; err != nil {
 		t.Fatal(err)
 	}
 	rep, err := boltstore.Verify(copyPath)
