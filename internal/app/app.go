@@ -361,9 +361,6 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	cfg.Logger = telemetry.Logger(cfg.Logger) // trace and span ids in the logs
 	log := cfg.Logger
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
 	seed := in.seed
 	a := &App{cfg: cfg}
 	defer func() {
@@ -379,6 +376,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.tel.Metrics != nil && cfg.AdminListen == "" {
 		return nil, errors.New("the Prometheus endpoint (OTEL_METRICS_EXPORTER=prometheus) needs --admin-listen")
+	}
+	// The first write.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	secret := domainSecretPath(cfg)
 	a.healthSrv = health.NewServer()
