@@ -4,32 +4,44 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/ganeti-gateway/ganeti-gateway/deploy"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 )
 
-var noticePassword = regexp.MustCompile(`(?m)^\s+password: (\S+)$`)
-
 // TestFirstStartUsersFile: without a users file the server creates one
-// with a "write" user, prints its password once on stderr outside the JSON
-// log, keeps only its {HA1} hash, and the password works; a restart prints
-// nothing.
+// with a "write" user, writes its password once to a 0600 file in the data
+// dir, and nowhere else: not on stdout, not on stderr (the log under
+// systemd and Kubernetes), whose log line names the file. The users file
+// keeps only the {HA1} hash; the password works; a restart writes nothing.
+// A restart with --cluster-file logs that the file is ignored.
 func TestFirstStartUsersFile(t *testing.T) {
 	dataDir := t.TempDir()
 	p := startServerRaw(t, dataDir, "--insecure")
-	stderr := p.Logs()
-	m := noticePassword.FindStringSubmatch(stderr)
-	if m == nil || !strings.Contains(stderr, "user:     "+auth.DefaultAdmin) {
-		t.Fatalf("no first-start notice on stderr:\n%s", stderr)
+	pwFile := filepath.Join(dataDir, app.InitialPasswordFile)
+	fi, err := os.Stat(pwFile)
+	if err != nil {
+		t.Fatalf("no password file: %v\n%s", err, p.Logs())
 	}
-	password := m[1]
-	for _, line := range strings.Split(stderr, "\n") {
-		if json.Valid([]byte(line)) && strings.Contains(line, password) {
-			t.Errorf("a log line shows the password: %s", line)
-		}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %o, want 0600", pwFile, fi.Mode().Perm())
+	}
+	raw, err := os.ReadFile(pwFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := strings.TrimSuffix(string(raw), "\n")
+	if len(password) < 20 || strings.ContainsAny(password, " \n") {
+		t.Fatalf("password file holds %q", raw)
+	}
+	if out := p.Stdout() + p.Logs(); strings.Contains(out, password) {
+		t.Errorf("the password appears on stdout or stderr:\n%s", out)
+	}
+	if !logHas(p.Logs(), "password_file", pwFile) {
+		t.Errorf("no log line names the password file %s:\n%s", pwFile, p.Logs())
 	}
 	data, err := os.ReadFile(filepath.Join(dataDir, "rapi", "users"))
 	if err != nil {
@@ -52,11 +64,32 @@ func TestFirstStartUsersFile(t *testing.T) {
 	}
 	p.Stop(t)
 
-	p = startServerRaw(t, dataDir, "--insecure")
-	if strings.Contains(p.Logs(), "password:") || strings.Contains(p.Logs(), password) {
-		t.Errorf("second start printed a password:\n%s", p.Logs())
+	clusterFile := filepath.Join(t.TempDir(), "cluster.json")
+	if err := os.WriteFile(clusterFile, deploy.DemoCluster, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p = startServerRaw(t, dataDir, "--insecure", "--cluster-file", clusterFile)
+	if strings.Contains(p.Logs()+p.Stdout(), password) {
+		t.Errorf("second start printed the password:\n%s", p.Logs())
+	}
+	if after, _ := os.ReadFile(pwFile); string(after) != string(raw) {
+		t.Errorf("second start changed the password file")
+	}
+	if !logHas(p.Logs(), "cluster_file", clusterFile) || !strings.Contains(p.Logs(), `"level":"WARN"`) {
+		t.Errorf("no warning that --cluster-file %s is ignored:\n%s", clusterFile, p.Logs())
 	}
 	if code, _, _ := doHeaders(t, "GET", "http://"+p.Addr+"/2/info", admin, ""); code != 200 {
 		t.Errorf("after a restart: %d", code)
 	}
+}
+
+// logHas tells whether a JSON log line has the attribute key = value.
+func logHas(logs, key, value string) bool {
+	for _, line := range strings.Split(logs, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec[key] == value {
+			return true
+		}
+	}
+	return false
 }

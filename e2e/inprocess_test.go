@@ -69,7 +69,6 @@ func inProcessWith(t testing.TB, clusterFile string, configure func(*app.Config)
 		ClusterFile: clusterFile,
 		Insecure:    true,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Console:     io.Discard,
 	}
 	if configure != nil {
 		configure(&cfg)

@@ -53,7 +53,24 @@ type serverProcess struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	logs    *strings.Builder
+	stdout  strings.Builder
 	mu      sync.Mutex
+}
+
+// lockedWriter appends to p.stdout.
+type lockedWriter struct{ p *serverProcess }
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.stdout.Write(b)
+}
+
+// Stdout returns what the server wrote on stdout so far.
+func (p *serverProcess) Stdout() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stdout.String()
 }
 
 // startServer runs the binary with --listen 127.0.0.1:0 and the given
@@ -84,10 +101,11 @@ func startServerRaw(t *testing.T, dataDir string, args ...string) *serverProcess
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := &serverProcess{DataDir: dataDir, cmd: cmd, done: make(chan struct{}), logs: &strings.Builder{}}
+	cmd.Stdout = lockedWriter{p}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &serverProcess{DataDir: dataDir, cmd: cmd, done: make(chan struct{}), logs: &strings.Builder{}}
 	addrc := make(chan string, 1)
 	go func() {
 		defer close(p.done)
@@ -125,8 +143,7 @@ func startServerRaw(t *testing.T, dataDir string, args ...string) *serverProcess
 	return p
 }
 
-// Logs returns what the server wrote on stderr so far: the JSON log lines
-// and the one-time notice of a first-start users file.
+// Logs returns what the server wrote on stderr so far: the JSON log lines.
 func (p *serverProcess) Logs() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

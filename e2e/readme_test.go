@@ -26,16 +26,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 )
 
-// readmePasswordOnStderr: the server prints the first-start admin password
-// on stderr. Until it writes <data-dir>/rapi/initial-admin-password itself,
-// the test writes that file from stderr (only when the server did not), so
-// the README's `cat data/rapi/initial-admin-password` reads it. Once the
-// server writes the file, set this to false.
-const readmePasswordOnStderr = true
-
-// readmeStderrPassword finds the password in the server's first-start notice.
-var readmeStderrPassword = regexp.MustCompile(`(?m)^\s+password: (\S+)$`)
-
 // The README test's markers and conventions (see TestREADME).
 var (
 	readmeMarker = regexp.MustCompile(`^\s*<!--\s*readme-test:(.*?)-->\s*$`)
@@ -370,19 +360,15 @@ func (r *readmeRun) startServer(t *testing.T, b readmeBlock) {
 		args = f[3:] // go run ./cmd/ganeti-gateway ARGS
 	}
 	// The README's address, and a free loopback port instead.
-	listen, dataDir, hasListen := ":5080", "./data", false // the flags' defaults
+	listen, hasListen := ":5080", false // the flag's default
 	for i := 0; i < len(args); i++ {
 		name, value, inline := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		if !strings.HasPrefix(args[i], "-") || name != "listen" && name != "data-dir" {
+		if !strings.HasPrefix(args[i], "-") || name != "listen" {
 			continue
 		}
 		if !inline && i+1 < len(args) {
 			i++
 			value = args[i]
-		}
-		if name == "data-dir" {
-			dataDir = value
-			continue
 		}
 		listen, hasListen = value, true
 		args[i] = "127.0.0.1:0"
@@ -432,9 +418,6 @@ func (r *readmeRun) startServer(t *testing.T, b readmeBlock) {
 	case <-time.After(time.Minute):
 		t.Fatalf("the server did not start:\n%s", r.srvLogs.String())
 	}
-	if readmePasswordOnStderr {
-		r.writePasswordFile(t, filepath.Join(r.work, dataDir, "rapi", "initial-admin-password"))
-	}
 }
 
 // makeRunArgs returns the server flags of `make run VARS`: the command
@@ -458,21 +441,6 @@ func (r *readmeRun) makeRunArgs(t *testing.T, vars []string) []string {
 	}
 	t.Fatalf("make -n run does not run ganeti-gateway: %s", out)
 	return nil
-}
-
-// writePasswordFile writes the first-start password the server printed on
-// stderr to where the README says to find it, unless the server wrote it.
-func (r *readmeRun) writePasswordFile(t *testing.T, path string) {
-	if _, err := os.Stat(path); err == nil {
-		return
-	}
-	m := readmeStderrPassword.FindStringSubmatch(r.srvLogs.String())
-	if m == nil {
-		return // not a first start
-	}
-	if err := os.WriteFile(path, []byte(m[1]+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // stop ends the running server, if any.
@@ -603,8 +571,8 @@ func (r *readmeRun) bash(t *testing.T, dir, script string, env ...string) (stdou
 	cmd.WaitDelay = 5 * time.Second
 	var out, both bytes.Buffer
 	var mu sync.Mutex
-	cmd.Stdout = io.MultiWriter(&out, lockedWriter{&mu, &both})
-	cmd.Stderr = lockedWriter{&mu, &both}
+	cmd.Stdout = io.MultiWriter(&out, mutexWriter{&mu, &both})
+	cmd.Stderr = mutexWriter{&mu, &both}
 	err = cmd.Run()
 	return out.String(), both.String(), err
 }
@@ -679,12 +647,12 @@ func (r *readmeRun) logs() string {
 	return r.srvLogs.String()
 }
 
-type lockedWriter struct {
+type mutexWriter struct {
 	mu *sync.Mutex
 	w  io.Writer
 }
 
-func (l lockedWriter) Write(p []byte) (int, error) {
+func (l mutexWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)

@@ -525,7 +525,7 @@ func TestAdminListener(t *testing.T) {
 	dataDir := t.TempDir()
 	writeTestUsers(t, dataDir)
 	a, err := app.New(context.Background(), app.Config{
-		DataDir: dataDir, Insecure: true, Console: io.Discard,
+		DataDir: dataDir, Insecure: true,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AdminListen: "127.0.0.1:0", MetricsPrometheus: true,
 		Telemetry: nil, // from the environment, plus the Prometheus endpoint

@@ -41,7 +41,6 @@ func tlsServer(t *testing.T, configure func(*app.Config)) (port string, roots *x
 		DataDir:     dataDir,
 		ClusterFile: filepath.Join("..", "testdata", "golden-cluster.json"),
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Console:     io.Discard,
 	}
 	if configure != nil {
 		configure(&cfg)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -50,7 +51,7 @@ func TestHealthcheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(envName("admin-listen"), tt.env)
-			err := run(append([]string{"healthcheck"}, tt.args...))
+			err := dispatch(append([]string{"healthcheck"}, tt.args...), stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard})
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("healthcheck: %v, want success", err)

@@ -1,5 +1,10 @@
 // Command ganeti-gateway serves the Ganeti remote API (RAPI 2) and its typed
 // gRPC API on one port, on an embedded simulated cluster by default.
+//
+//	ganeti-gateway [flags]                  serve
+//	ganeti-gateway version                  print the version (also --version)
+//	ganeti-gateway users add|passwd NAME    edit the RAPI users file
+//	ganeti-gateway backup -o FILE           copy the store
 package main
 
 import (
@@ -7,8 +12,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -18,6 +25,7 @@ import (
 
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/buildinfo"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
@@ -28,14 +36,94 @@ import (
 // operator restores the store or starts once with --reinit.
 const ExitStoreRefused = 3
 
+// ExitUsage is the exit status of a command line or configuration that
+// is refused before anything runs.
+const ExitUsage = 2
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "ganeti-gateway:", err)
-		if errors.Is(err, app.ErrStoreRefused) {
-			os.Exit(ExitStoreRefused)
-		}
-		os.Exit(1)
+	os.Exit(run(os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}))
+}
+
+// stdio are the command's standard streams.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// usageError is a command line or configuration refused before anything
+// runs: exit status ExitUsage.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// run runs the command line args and returns the exit status.
+func run(args []string, std stdio) int {
+	err := dispatch(args, std)
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(std.err, "ganeti-gateway: %v\nRun 'ganeti-gateway --help' for usage.\n", err)
+		return ExitUsage
 	}
+	fmt.Fprintln(std.err, "ganeti-gateway:", err)
+	if errors.Is(err, app.ErrStoreRefused) {
+		return ExitStoreRefused
+	}
+	return 1
+}
+
+// dispatch runs a subcommand, or serves.
+func dispatch(args []string, std stdio) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--version" || a == "-version" {
+			return versionCommand(nil, std)
+		}
+	}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return serve(args, std)
+	}
+	switch args[0] {
+	case "version":
+		return versionCommand(args[1:], std)
+	case "users":
+		return usersCommand(args[1:], std)
+	case "backup":
+		return backupCommand(args[1:], std)
+	case "healthcheck":
+		return healthcheck(args[1:])
+	case "help":
+		return serve([]string{"--help"}, std)
+	}
+	return usageErrorf("unknown command %q (commands: version, users, backup, healthcheck; flags start with --)", args[0])
+}
+
+// parseFlags parses args into fs, printing fs's usage on stdout for
+// --help (flag.ErrHelp); any other error is a usageError.
+func parseFlags(fs *flag.FlagSet, args []string, std stdio) error {
+	usage := fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(std.out)
+	fs.Usage = usage
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return err
+	}
+	if err != nil {
+		return &usageError{err}
+	}
+	return nil
 }
 
 // envPrefix prefixes the environment variable of every flag: --data-dir is
@@ -46,10 +134,8 @@ func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func run(args []string) error {
-	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(args[1:])
-	}
+// serve runs the server until SIGINT or SIGTERM.
+func serve(args []string, std stdio) error {
 	var cfg app.Config
 	var logLevel string
 	fs := flag.NewFlagSet("ganeti-gateway", flag.ContinueOnError)
@@ -77,9 +163,8 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "time allowed to read request headers")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", app.DefaultReadTimeout, "time allowed to read a request body")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", app.DefaultIdleTimeout, "keep-alive idle timeout")
-	cfg.WriteRate = app.DefaultWriteRate
-	fs.Var((*rateFlag)(&cfg.WriteRate), "write-rate", "writes each user may make, as N/s, N/m or N/h (or off)")
-	fs.IntVar(&cfg.WriteBurst, "write-burst", app.DefaultWriteBurst, "writes a user may make at once before --write-rate applies")
+	fs.Var((*rateFlag)(&cfg.WriteRate), "write-rate", "writes each user may make, as N/s, N/m or N/h, or off (Ganeti has no such limit; beyond it, writes get 429)")
+	fs.IntVar(&cfg.WriteBurst, "write-burst", app.DefaultWriteBurst, "writes a user may make at once before --write-rate applies (with a --write-rate)")
 	fs.IntVar(&cfg.JobWorkers, "job-workers", 4, "jobs that run at once (conflicting jobs still wait for each other's locks)")
 	fs.DurationVar(&cfg.JobArchiveAfter, "job-archive-after", jobs.DefaultArchiveAfter, "age after which finished jobs are archived (readable by id, no longer listed); negative: never")
 	fs.IntVar(&cfg.JobQueueSize, "job-queue-size", jobs.DefaultQueueSize, "jobs the queue holds (not archived) before submissions are refused with 503 \"Job queue is full, needs archiving\" (Ganeti's JOB_QUEUE_SIZE_HARD_LIMIT); from 80% on, finished jobs are archived early; -1 for no limit")
@@ -99,46 +184,69 @@ func run(args []string) error {
 	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the admin listener (/healthz, /debug/pprof/, /metrics); a bare port binds loopback only; empty: none")
 	fs.BoolVar(&cfg.MetricsPrometheus, "metrics-prometheus", false, "serve the metrics in Prometheus format on the admin listener's /metrics")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n       ganeti-gateway healthcheck [--admin-listen ADDR]\n\nEvery flag can also be set with an environment variable, e.g. --data-dir as %s.\n"+
+		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n"+
+			"       ganeti-gateway version             print the version, commit and build date (also --version)\n"+
+			"       ganeti-gateway users add NAME [--read] [--write] [--admin]\n"+
+			"       ganeti-gateway users passwd NAME   add a RAPI user, or set a password (read from the terminal or stdin)\n"+
+			"       ganeti-gateway backup -o FILE [--admin ADDR | --data-dir DIR]\n"+
+			"                                          copy the store: from the running server's admin listener, or the stopped server's data dir\n"+
+			"       ganeti-gateway healthcheck [--admin-listen ADDR]\n"+
+			"                                          exit 0 when the admin listener's /healthz answers 200 (a container's health check)\n"+
+			"Run 'ganeti-gateway users --help' or 'ganeti-gateway backup --help' for their flags.\n\n"+
+			"Every flag can also be set with an environment variable, e.g. --data-dir as %s.\n"+
 			"Tracing and metrics follow the OTEL_* variables (OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER: otlp, console or none; see docs/observability.md).\n\n", envName("data-dir"))
 		fs.PrintDefaults()
 	}
 	if err := applyEnv(fs); err != nil {
+		return &usageError{err}
+	}
+	if err := parseFlags(fs, args, std); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		return usageErrorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Checked before anything is written or bound.
+	if err := cfg.Validate(); err != nil {
+		return &usageError{err}
+	}
+	log := slog.New(slog.NewJSONHandler(std.err, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Bound before the data dir is written: an address in use fails the
+	// first start before it creates anything.
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	var adminLis net.Listener
+	if cfg.AdminListen != "" {
+		if adminLis, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			_ = lis.Close()
+			return err
+		}
+	}
 	a, err := app.New(ctx, cfg)
 	if err != nil {
+		_ = lis.Close()
+		if adminLis != nil {
+			_ = adminLis.Close()
+		}
 		return err
 	}
-	lis, err := a.Listen()
-	if err != nil {
-		a.Close()
-		return err
-	}
-	attrs := []any{"addr", lis.Addr().String(), "tls", !cfg.Insecure}
+	build := buildinfo.Get()
+	attrs := []any{"addr", lis.Addr().String(), "tls", !cfg.Insecure, "version", build.Version, "commit", build.Commit}
 	if a.Fingerprint != "" {
 		attrs = append(attrs, "tls_sha256_fingerprint", a.Fingerprint)
 	}
 	if len(cfg.TrustedProxies) > 0 {
 		attrs = append(attrs, "trusted_proxies", cfg.TrustedProxies.String())
-	}
-	adminLis, err := a.ListenAdmin()
-	if err != nil {
-		_ = lis.Close()
-		a.Close()
-		return err
 	}
 	log.Info("ganeti-gateway listening", attrs...)
 	errc := make(chan error, 2)
@@ -187,10 +295,7 @@ func applyEnv(fs *flag.FlagSet) error {
 type rateFlag float64
 
 func (r *rateFlag) String() string {
-	switch {
-	case r == nil:
-		return ""
-	case *r < 0:
+	if r == nil || *r <= 0 {
 		return "off"
 	}
 	return strconv.FormatFloat(float64(*r), 'f', -1, 64) + "/s"

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/buildinfo"
 )
 
 // TestEnvironment checks that every flag has an environment variable and
@@ -85,8 +88,65 @@ func TestTrustedProxiesFlag(t *testing.T) {
 	if err := applyEnv(fs); err != nil || tp.String() != "10.0.0.0/8,192.0.2.7/32" {
 		t.Errorf("from the environment: %q, %v", tp.String(), err)
 	}
-	err := run([]string{"--data-dir", t.TempDir(), "--trusted-proxies", "10.0.0.0/8,proxy.example.com"})
-	if err == nil || !strings.Contains(err.Error(), "proxy.example.com") {
-		t.Errorf("run with a bad --trusted-proxies: %v", err)
+	var errb bytes.Buffer
+	code := run([]string{"--data-dir", t.TempDir(), "--trusted-proxies", "10.0.0.0/8,proxy.example.com"},
+		stdio{in: strings.NewReader(""), out: io.Discard, err: &errb})
+	if code != ExitUsage || !strings.Contains(errb.String(), "proxy.example.com") {
+		t.Errorf("run with a bad --trusted-proxies: exit %d, %s", code, errb.String())
+	}
+}
+
+// TestVersionStamped: the values make build stamps are what version and
+// --version print.
+func TestVersionStamped(t *testing.T) {
+	old := [3]string{buildinfo.Version, buildinfo.Commit, buildinfo.Date}
+	t.Cleanup(func() { buildinfo.Version, buildinfo.Commit, buildinfo.Date = old[0], old[1], old[2] })
+	buildinfo.Version, buildinfo.Commit, buildinfo.Date = "v9.8.7", "0123abcd", "2026-01-02T03:04:05Z"
+	for _, args := range [][]string{{"version"}, {"--version"}, {"--insecure", "-version"}} {
+		var out, errb bytes.Buffer
+		code := run(args, stdio{in: strings.NewReader(""), out: &out, err: &errb})
+		want := "ganeti-gateway v9.8.7 (commit 0123abcd, built 2026-01-02T03:04:05Z, "
+		if code != 0 || !strings.HasPrefix(out.String(), want) || errb.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+	}
+}
+
+func TestParseInterleaved(t *testing.T) {
+	for _, c := range []struct {
+		args  []string
+		pos   []string
+		write bool
+		dir   string
+	}{
+		{[]string{"ops", "--write"}, []string{"ops"}, true, ""},
+		{[]string{"--data-dir", "/d", "ops"}, []string{"ops"}, false, "/d"},
+		{[]string{"a", "--write", "b", "--data-dir=/x"}, []string{"a", "b"}, true, "/x"},
+		{[]string{"--", "--write"}, []string{"--write"}, false, ""},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		write := fs.Bool("write", false, "")
+		dir := fs.String("data-dir", "", "")
+		pos, err := parseInterleaved(fs, c.args, stdio{out: io.Discard, err: io.Discard})
+		if err != nil || strings.Join(pos, " ") != strings.Join(c.pos, " ") || *write != c.write || *dir != c.dir {
+			t.Errorf("%v: %v %v %v %v", c.args, pos, *write, *dir, err)
+		}
+	}
+}
+
+func TestDialAddr(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"9090", "127.0.0.1:9090"},
+		{":9090", "127.0.0.1:9090"},
+		{"0.0.0.0:9090", "127.0.0.1:9090"},
+		{"[::]:9090", "[::1]:9090"},
+		{"10.0.0.1:9090", "10.0.0.1:9090"},
+		{"localhost:9090", "localhost:9090"},
+		{"x", ""},
+	} {
+		got, err := dialAddr(c.in)
+		if got != c.want || (err != nil) != (c.want == "") {
+			t.Errorf("dialAddr(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
 	}
 }

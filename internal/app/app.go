@@ -5,16 +5,17 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/server/impexp"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
@@ -56,7 +58,8 @@ type Config struct {
 	TLSCert, TLSKey string
 	// UsersFile is Ganeti's RAPI users file; default <DataDir>/rapi/users.
 	// It is created on first start with one "write" user whose password is
-	// printed once on Console; changes apply without a restart.
+	// written once to <DataDir>/rapi/initial-admin-password (mode 0600;
+	// InitialPasswordFile); changes apply without a restart.
 	UsersFile string
 	// AllowAnonymousReads lets requests without credentials call the
 	// methods whose access list is empty (upstream's default); by default
@@ -103,8 +106,8 @@ type Config struct {
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
 	// WriteRate is each user's sustained rate of writes per second, and
 	// WriteBurst the bucket size: beyond, writes get 429 /
-	// ResourceExhausted. 0 means the default; a negative WriteRate means
-	// no limit.
+	// ResourceExhausted. 0 or negative means no limit (the default, as
+	// Ganeti has none).
 	WriteRate  float64
 	WriteBurst int
 	// JobWorkers is the number of jobs that run at once (default 4).
@@ -147,9 +150,6 @@ type Config struct {
 	RemoteConnectTimeout time.Duration
 	// Logger defaults to a JSON logger on stderr.
 	Logger *slog.Logger
-	// Console receives the one-time notice with the password of the user
-	// created on first start (not the log); default os.Stderr.
-	Console io.Writer
 	// Telemetry are the tracer and meter providers. Nil means built from
 	// the OTEL_* environment (telemetry.New; off unless configured) and
 	// stopped by Shutdown; a given one is the caller's to stop.
@@ -181,8 +181,7 @@ const (
 	DefaultReadHeaderTimeout   = 10 * time.Second
 	DefaultReadTimeout         = 30 * time.Second
 	DefaultIdleTimeout         = 120 * time.Second
-	DefaultWriteRate           = 20
-	DefaultWriteBurst          = 40
+	DefaultWriteBurst          = 40 // with a --write-rate (off by default)
 	DefaultMaxWaiters          = 128
 	DefaultMaxWatchers         = 128
 	DefaultMaxWatchersPerUser  = 32
@@ -200,6 +199,9 @@ const (
 func (c *Config) CheckAndSetDefaults() error {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
+	}
+	if err := checkListen(c.Listen); err != nil {
+		return fmt.Errorf("--listen: %w", err)
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -230,9 +232,6 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.WriteRate == 0 {
-		c.WriteRate = DefaultWriteRate
 	}
 	if c.WriteBurst <= 0 {
 		c.WriteBurst = DefaultWriteBurst
@@ -288,9 +287,6 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	if c.Console == nil {
-		c.Console = os.Stderr
-	}
 	if c.AdminListen != "" {
 		addr, err := telemetry.AdminAddr(c.AdminListen)
 		if err != nil {
@@ -325,27 +321,87 @@ type App struct {
 	Fingerprint string
 }
 
+// inputs are the contents of the files the config names, read and
+// checked before anything is written.
+type inputs struct {
+	seed      *cluster.File
+	cert      *tls.Certificate // nil: the self-signed one kept in the data dir
+	clientCAs *x509.CertPool   // nil: no client certificates
+}
+
+// Validate checks the config and the files it names (cluster file, TLS
+// certificate and key, client CA, cluster domain secret) and fills in
+// defaults, writing nothing. New does the same before it writes.
+func (c *Config) Validate() error {
+	_, err := c.load()
+	return err
+}
+
+func (c *Config) load() (*inputs, error) {
+	if err := c.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	in := &inputs{}
+	seedData := deploy.DemoCluster
+	if c.ClusterFile != "" {
+		var err error
+		if seedData, err = os.ReadFile(c.ClusterFile); err != nil {
+			return nil, fmt.Errorf("--cluster-file: %w", err)
+		}
+	}
+	var err error
+	if in.seed, err = cluster.ParseFile(seedData); err != nil {
+		return nil, fmt.Errorf("--cluster-file %s: %w", c.ClusterFile, err)
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert, --tls-key: %w", err)
+		}
+		in.cert = &cert
+	}
+	if c.ClientCA != "" {
+		pem, err := os.ReadFile(c.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--client-ca: %w", err)
+		}
+		in.clientCAs = x509.NewCertPool()
+		if !in.clientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--client-ca: no PEM certificate in %s", c.ClientCA)
+		}
+	}
+	if c.ClusterDomainSecretFile != "" {
+		if _, err := impexp.ReadSecret(c.ClusterDomainSecretFile); err != nil {
+			return nil, fmt.Errorf("--cluster-domain-secret-file: %w", err)
+		}
+	}
+	return in, nil
+}
+
+// checkListen checks a listen address's form (host:port, the host may be
+// empty); whether it can be bound is known when it is.
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil || port == "" {
+		return fmt.Errorf("address %q: bad port", addr)
+	}
+	return nil
+}
+
 // New opens the store (seeding it from the cluster file on first start)
-// and builds the servers.
+// and builds the servers. It checks the config and the files it names
+// (Validate) before it writes anything.
 func New(ctx context.Context, cfg Config) (_ *App, err error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
+	in, err := cfg.load()
+	if err != nil {
 		return nil, err
 	}
 	cfg.Logger = telemetry.Logger(cfg.Logger) // trace and span ids in the logs
 	log := cfg.Logger
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	seedData := deploy.DemoCluster
-	if cfg.ClusterFile != "" {
-		if seedData, err = os.ReadFile(cfg.ClusterFile); err != nil {
-			return nil, fmt.Errorf("cluster file: %w", err)
-		}
-	}
-	seed, err := cluster.ParseFile(seedData)
-	if err != nil {
-		return nil, fmt.Errorf("cluster file: %w", err)
-	}
+	seed := in.seed
 	a := &App{cfg: cfg}
 	defer func() {
 		if err != nil {
@@ -360,6 +416,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.tel.Metrics != nil && cfg.AdminListen == "" {
 		return nil, errors.New("the Prometheus endpoint (OTEL_METRICS_EXPORTER=prometheus) needs --admin-listen")
+	}
+	// The first write.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	secret := domainSecretPath(cfg)
 	a.healthSrv = health.NewServer()
@@ -397,10 +457,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.openUsers(); err != nil {
 		return nil, err
 	}
-	writeRate := rate.Limit(cfg.WriteRate)
-	if cfg.WriteRate < 0 {
-		writeRate = 0 // no limit
-	}
+	writeRate := rate.Limit(max(cfg.WriteRate, 0)) // 0: no limit
 	authz, err := server.NewAuthorizer(server.AuthConfig{
 		Users:               a.users,
 		AllowAnonymousReads: cfg.AllowAnonymousReads,
@@ -457,12 +514,13 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	if !cfg.Insecure {
-		if a.tls, err = a.loadTLS(); err != nil {
+		if a.tls, err = a.loadTLS(in); err != nil {
 			return nil, err
 		}
 	}
 	legacy := telemetry.HTTPHandler(a.tel, a.legacy.Handler())
-	a.admin = telemetry.NewAdminServer(telemetry.AdminConfig{Metrics: a.tel.Metrics, Health: a.health})
+	a.admin = telemetry.NewAdminServer(telemetry.AdminConfig{Metrics: a.tel.Metrics, Health: a.health,
+		Backup: http.HandlerFunc(a.serveBackup)})
 	a.http = gateway.NewHTTPServer(gateway.SamePortWith(a.grpcServer, legacy, gateway.SamePortConfig{
 		Limits:         limits,
 		ReadTimeout:    cfg.ReadTimeout,
@@ -495,39 +553,121 @@ func (a *App) health(context.Context) error {
 	return a.store.View(func(store.Tx) error { return nil })
 }
 
+// InitialPasswordFile is the file, in the data dir, that receives the
+// password of the user the first start creates (mode 0600). The password
+// appears nowhere else: not on stderr, which is the log under systemd and
+// Kubernetes.
+const InitialPasswordFile = "rapi/initial-admin-password"
+
+// BackupTimeout bounds how long GET /backup may take to send the store:
+// its read transaction makes a commit that must grow the file wait.
+const BackupTimeout = 5 * time.Minute
+
+// serveBackup streams a consistent copy of the store (one bbolt read
+// transaction: writers go on), with its exact Content-Length so that a
+// client can tell a complete copy from a cut one.
+func (a *App) serveBackup(w http.ResponseWriter, r *http.Request) {
+	sn, err := a.store.Snapshot()
+	if err != nil {
+		a.cfg.Logger.Error("backup: cannot begin a snapshot", "err", err.Error())
+		http.Error(w, "cannot read the store", http.StatusServiceUnavailable)
+		return
+	}
+	defer sn.Close()
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(BackupTimeout))
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", `attachment; filename="`+boltstore.FileName+`"`)
+	h.Set("Content-Length", strconv.FormatInt(sn.Size(), 10))
+	start := time.Now()
+	n, err := sn.WriteTo(w)
+	if err != nil {
+		a.cfg.Logger.Warn("backup: not sent whole", "bytes", n, "size", sn.Size(), "err", err.Error())
+		return
+	}
+	a.cfg.Logger.Info("backup sent", "bytes", n, "ms", time.Since(start).Milliseconds(), "peer", r.RemoteAddr)
+}
+
 // openUsers creates the users file on first start, loads it and starts
 // watching it.
 func (a *App) openUsers() error {
-	password, created, err := auth.CreateInitial(a.cfg.UsersFile, auth.DefaultAdmin)
-	if err != nil {
-		return fmt.Errorf("users file: %w", err)
-	}
-	if created {
-		a.cfg.Logger.Info("created the users file with one user; its password is printed once on stderr, outside the log",
-			"path", a.cfg.UsersFile, "user", auth.DefaultAdmin)
-		fmt.Fprintf(a.cfg.Console, "\n"+
-			"ganeti-gateway: created the RAPI users file %s with one user (option %q):\n"+
-			"    user:     %s\n"+
-			"    password: %s\n"+
-			"This password is shown only now; the file keeps only its {HA1} hash.\n\n",
-			a.cfg.UsersFile, auth.OptionWrite, auth.DefaultAdmin, password)
+	if err := createInitialUsers(a.cfg); err != nil {
+		return err
 	}
 	a.users = auth.NewStore(a.cfg.UsersFile, a.cfg.Logger)
 	a.users.Start()
 	return nil
 }
 
-func (a *App) loadTLS() (*tls.Config, error) {
-	var cert tls.Certificate
-	var err error
-	if a.cfg.TLSCert != "" {
-		cert, err = tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
-	} else {
-		host, _ := os.Hostname()
-		cert, err = selfsigned.LoadOrCreate(a.cfg.DataDir, []string{host})
+// createInitialUsers creates the users file with one "write" user when
+// there is none, writing the user's password to InitialPasswordFile
+// first: the users file never exists with a password nobody was given.
+func createInitialUsers(cfg Config) error {
+	if _, err := os.Lstat(cfg.UsersFile); err == nil {
+		return nil
+	}
+	password := rand.Text() // 26 base32 characters, 130 bits
+	pwFile := filepath.Join(cfg.DataDir, InitialPasswordFile)
+	if err := writeNewSecret(pwFile, password+"\n", cfg.Logger); err != nil {
+		return fmt.Errorf("initial admin password: %w", err)
+	}
+	created, err := auth.CreateInitial(cfg.UsersFile, auth.DefaultAdmin, password)
+	if err != nil || !created {
+		_ = os.Remove(pwFile)
+		if err != nil {
+			return fmt.Errorf("users file: %w", err)
+		}
+		return nil
+	}
+	cfg.Logger.Info("created the users file with one user; its password is in the password file (mode 0600): read it, then delete the file",
+		"users_file", cfg.UsersFile, "user", auth.DefaultAdmin, "option", auth.OptionWrite, "password_file", pwFile)
+	return nil
+}
+
+// writeNewSecret creates path (mode 0600, its directory 0700 if created)
+// holding content, refusing to follow or reuse an existing file: one left
+// by an earlier first start whose users file is gone names a password
+// nothing accepts any more, and is removed first.
+func writeNewSecret(path, content string, log *slog.Logger) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(path); err == nil {
+		log.Warn("removing a password file of an earlier first start: its users file is gone", "path", path)
+		if err := os.Remove(path); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(content)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		_ = os.Remove(path)
+	}
+	return err
+}
+
+func (a *App) loadTLS(in *inputs) (*tls.Config, error) {
+	var cert tls.Certificate
+	if in.cert != nil {
+		cert = *in.cert
+	} else {
+		host, _ := os.Hostname()
+		var err error
+		if cert, err = selfsigned.LoadOrCreate(a.cfg.DataDir, []string{host}); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
 	}
 	a.Fingerprint = selfsigned.Fingerprint(cert)
 	cfg := &tls.Config{
@@ -535,16 +675,8 @@ func (a *App) loadTLS() (*tls.Config, error) {
 		MinVersion:   tls.VersionTLS12,
 		NextProtos:   []string{"h2", "http/1.1"},
 	}
-	if a.cfg.ClientCA != "" {
-		pem, err := os.ReadFile(a.cfg.ClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("client CA: no PEM certificate in %s", a.cfg.ClientCA)
-		}
-		cfg.ClientCAs = pool
+	if in.clientCAs != nil {
+		cfg.ClientCAs = in.clientCAs
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,8 +23,8 @@ func TestCheckAndSetDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.UsersFile != filepath.Join("/d", "rapi", "users") || c.ReadTimeout != DefaultReadTimeout ||
-		c.WriteRate != DefaultWriteRate || c.WriteBurst != DefaultWriteBurst || c.MaxWaiters != DefaultMaxWaiters ||
-		c.Console == nil || c.AllowAnonymousReads || c.ShutdownTimeout != DefaultShutdownTimeout ||
+		c.WriteRate != 0 || c.WriteBurst != DefaultWriteBurst || c.MaxWaiters != DefaultMaxWaiters ||
+		c.AllowAnonymousReads || c.ShutdownTimeout != DefaultShutdownTimeout ||
 		c.MaxWatchAge != DefaultMaxWatchAge || c.DrainDelay != 0 {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -38,6 +40,9 @@ func TestCheckAndSetDefaults(t *testing.T) {
 		{DrainDelay: 5 * time.Second, ShutdownTimeout: 3 * time.Second},
 		{DrainDelay: -time.Second},
 		{ShutdownTimeout: -time.Second},
+		{Listen: "5080"},
+		{Listen: "127.0.0.1:http-nope"},
+		{Listen: "[::1:5080"},
 	} {
 		if err := bad.CheckAndSetDefaults(); err == nil {
 			t.Errorf("accepted %+v", bad)
@@ -53,7 +58,7 @@ func TestShutdownDrainDelay(t *testing.T) {
 	const delay = 400 * time.Millisecond
 	a, err := New(context.Background(), Config{
 		DataDir: t.TempDir(), Insecure: true, AllowAnonymousReads: true, DrainDelay: delay, AdminListen: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Console: io.Discard,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -119,5 +124,43 @@ func TestShutdownDrainDelay(t *testing.T) {
 	}
 	if err := info(); err == nil {
 		t.Error("GET /2/info after Shutdown succeeded")
+	}
+}
+
+// TestValidateWritesNothing: a config naming a file that is missing or
+// wrong is refused before the data dir is created or anything written.
+func TestValidateWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	notCert := filepath.Join(dir, "not-a-cert.pem")
+	if err := os.WriteFile(notCert, []byte("no PEM here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"missing cluster file", Config{ClusterFile: filepath.Join(dir, "nope.json"), Insecure: true}, "--cluster-file"},
+		{"bad cluster file", Config{ClusterFile: notCert, Insecure: true}, "--cluster-file"},
+		{"missing certificate", Config{TLSCert: filepath.Join(dir, "c.pem"), TLSKey: filepath.Join(dir, "k.pem")}, "--tls-cert"},
+		{"client CA without certificates", Config{ClientCA: notCert}, "--client-ca"},
+		{"missing domain secret", Config{ClusterDomainSecretFile: filepath.Join(dir, "secret"), Insecure: true}, "--cluster-domain-secret-file"},
+		{"bad listen address", Config{Listen: "localhost", Insecure: true}, "--listen"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dataDir := filepath.Join(dir, "data-"+strings.ReplaceAll(c.name, " ", "-"))
+			c.cfg.DataDir = dataDir
+			if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Validate: %v, want an error about %s", err, c.want)
+			}
+			a, err := New(t.Context(), c.cfg)
+			if err == nil {
+				a.Close()
+				t.Fatal("New accepted the config")
+			}
+			if _, err := os.Lstat(dataDir); err == nil {
+				t.Errorf("New created the data dir %s before refusing the config", dataDir)
+			}
+		})
 	}
 }

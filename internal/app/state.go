@@ -215,6 +215,12 @@ func (a *App) tryState(seed *cluster.File, jc jobs.Config, fresh bool) (_ *clust
 		log.Info("store opened", "path", path, "pages", info.Verify.Pages, "buckets", info.Verify.Buckets,
 			"records", info.Verify.Keys, "verify_ms", info.Verify.Duration.Milliseconds(),
 			"jobs_load_ms", time.Since(loadStart).Milliseconds())
+		if a.cfg.ClusterFile != "" {
+			// A warning, not a refusal: the flag often stays in a unit
+			// file or environment after the first start.
+			log.Warn("--cluster-file is ignored: the store already holds a cluster (the file only seeds a new store)",
+				"cluster_file", a.cfg.ClusterFile, "store", path)
+		}
 	}
 	a.store, a.jobs = st, eng
 	if err := writeMarker(a.cfg.DataDir, problem != ""); err != nil {

@@ -48,7 +48,7 @@ func buildLargeStore(b *testing.B, instances, njobs int) string {
 	}
 	a, err := New(context.Background(), Config{DataDir: dir, ClusterFile: cf, Insecure: true,
 		JobArchiveAfter: time.Nanosecond, JobWorkers: 8,
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Console: io.Discard})
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func BenchmarkStartLargeStore(b *testing.B) {
 		start = time.Now()
 		logs.Reset()
 		a, err := New(context.Background(), Config{DataDir: dir, Insecure: true, JobArchiveAfter: -1,
-			Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Console: io.Discard})
+			Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -25,8 +24,7 @@ func startApp(t *testing.T, dir string, reinit bool) (*App, *bytes.Buffer, error
 	var logs bytes.Buffer
 	a, err := New(context.Background(), Config{
 		DataDir: dir, Insecure: true, Reinit: reinit,
-		Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
-		Console: io.Discard,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 	return a, &logs, err
 }

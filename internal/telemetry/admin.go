@@ -18,6 +18,9 @@ type AdminConfig struct {
 	// Health reports whether the server is healthy (/healthz answers 200
 	// "ok", else 503); nil means always healthy.
 	Health func(context.Context) error
+	// Backup, when set, serves GET /backup (a copy of the store) to
+	// loopback clients only, whatever address the listener binds.
+	Backup http.Handler
 }
 
 // AdminHandler serves /healthz, /debug/pprof/ and, when enabled, /metrics,
@@ -43,7 +46,25 @@ func AdminHandler(cfg AdminConfig) http.Handler {
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
+	if cfg.Backup != nil {
+		mux.Handle("GET /backup", loopbackOnly(cfg.Backup))
+	}
 	return mux
+}
+
+// loopbackOnly refuses (403) requests from other than a loopback address:
+// an admin listener bound to all interfaces for metrics scrapes must not
+// hand out the store.
+func loopbackOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		ip := net.ParseIP(host)
+		if err != nil || ip == nil || !ip.IsLoopback() {
+			http.Error(w, "only loopback clients may fetch a backup", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // NewAdminServer is the admin listener's HTTP server (HTTP/1.1, bounded

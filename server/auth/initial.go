@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,21 +16,19 @@ const DefaultAdmin = "admin"
 const InitialHeader = "# Ganeti RAPI users file, created by ganeti-gateway on first start."
 
 // CreateInitial creates a users file at path holding one user with the
-// "write" option and a random password, stored only as its {HA1} hash. It
-// does nothing when the file exists. The password is returned (for the
-// caller to show once) only when the file was created.
-func CreateInitial(path, user string) (password string, created bool, err error) {
+// "write" option and the given password, stored only as its {HA1} hash.
+// It does nothing when the file exists, and tells whether it created it.
+func CreateInitial(path, user, password string) (created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", false, err
+		return false, err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return "", false, nil
+		return false, nil
 	}
 	if err != nil {
-		return "", false, err
+		return false, err
 	}
-	password = rand.Text() // 26 base32 characters, 130 bits
 	content := fmt.Sprintf(InitialHeader+`
 #
 # One user per line: <name> <password> [<options>]
@@ -42,22 +39,22 @@ func CreateInitial(path, user string) (password string, created bool, err error)
 #             submit opcodes no RAPI route submits, such as OP_TEST_DELAY
 # Lines starting with '#' are comments. Changes apply without a restart.
 #
-# The password of %s was shown once when this file was created.
+# The password of %s was written once to a file readable only by its owner.
 %s {HA1}%s %s
 `, Realm, user, user, HA1(user, password), OptionWrite)
 	if _, err := f.WriteString(content); err != nil {
 		f.Close()
 		_ = os.Remove(path)
-		return "", false, err
+		return false, err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
 		_ = os.Remove(path)
-		return "", false, err
+		return false, err
 	}
 	if err := f.Close(); err != nil {
 		_ = os.Remove(path)
-		return "", false, err
+		return false, err
 	}
-	return password, true, nil
+	return true, nil
 }

@@ -20,3 +20,11 @@ func inode(info fs.FileInfo) uint64 {
 func openNoBlock(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 }
+
+// owner is the file's user and group.
+func owner(info fs.FileInfo) (uid, gid int, ok bool) {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid), true
+	}
+	return 0, 0, false
+}

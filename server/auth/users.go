@@ -253,32 +253,46 @@ func isPySpace(r rune) bool {
 	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
 }
 
-// splitLines is Python's str.splitlines(): \n, \r, \r\n, \v, \f, \x1c,
-// \x1d, \x1e, \x85, U+2028 and U+2029 end a line; a final line ending adds
-// no empty line.
-func splitLines(s string) []string {
-	var lines []string
+// span is one line of a text: its content s[start:end], its line end
+// s[end:next] (empty for a last line without one).
+type span struct{ start, end, next int }
+
+// lineSpans splits s as Python's str.splitlines() does: \n, \r, \r\n,
+// \v, \f, \x1c, \x1d, \x1e, \x85, U+2028 and U+2029 end a line; a final
+// line ending adds no empty line.
+func lineSpans(s string) []span {
+	var spans []span
 	start := 0
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch r {
 		case '\n', '\v', '\f', 0x1c, 0x1d, 0x1e, 0x85, 0x2028, 0x2029:
-			lines = append(lines, s[start:i])
+			spans = append(spans, span{start, i, i + size})
 			i += size
 			start = i
 		case '\r':
-			lines = append(lines, s[start:i])
+			end := i
 			i += size
 			if i < len(s) && s[i] == '\n' {
 				i++
 			}
+			spans = append(spans, span{start, end, i})
 			start = i
 		default:
 			i += size
 		}
 	}
 	if start < len(s) {
-		lines = append(lines, s[start:])
+		spans = append(spans, span{start, len(s), len(s)})
+	}
+	return spans
+}
+
+// splitLines is Python's str.splitlines(): the lines of lineSpans.
+func splitLines(s string) []string {
+	var lines []string
+	for _, sp := range lineSpans(s) {
+		lines = append(lines, s[sp.start:sp.end])
 	}
 	return lines
 }
