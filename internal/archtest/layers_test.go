@@ -1,0 +1,136 @@
+package archtest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
+)
+
+const module = "github.com/ganeti-gateway/ganeti-gateway/"
+
+// layers ranks every package of the module, lowest first: a package may
+// import only packages of a lower rank. A new package must be placed here
+// (the test fails on a package it does not know).
+var layers = [][]string{
+	// Vocabulary and infrastructure without project imports.
+	{"gen/go/ganeti/rapi/v2", "internal/buildinfo", "internal/names", "internal/selfsigned",
+		"internal/telemetry", "server/store", "server/auth", "server/impexp", "deploy"},
+	{"internal/legacyenum", "server/store/boltstore", "server/store/memstore", "server/store/faultstore",
+		"server/store/storetest"},
+	{"internal/legacyjson", "server/errs"},
+	// The domain: the simulated cluster, then its job engine.
+	{"server/cluster", "server/cluster/internal/gen/fielddefs"},
+	{"server/jobs"},
+	// Services (thin gRPC handlers), then the transport.
+	{"server"},
+	{"gateway"},
+	// The composition root and the command.
+	{"internal/app"},
+	{"cmd/ganeti-gateway"},
+}
+
+// testOnly packages hold tests and their helpers: they may import anything,
+// and no other package may import them.
+var testOnly = []string{"e2e", "internal/testutil", "internal/specconform", "internal/archtest"}
+
+// forbidden are imports that the ranks allow but the architecture does not:
+// the transport reaches the domain only through the services.
+var forbidden = map[string][]string{
+	"gateway": {"server/cluster", "server/jobs", "server/store"},
+	"server":  {"server/store"},
+}
+
+// known are today's exceptions to forbidden, each to be removed by the
+// backend seam (issue 11); an exception that no longer occurs fails the
+// test, so the list only shrinks.
+var known = map[string][]string{
+	"gateway": {"server/jobs"}, // one span attribute key
+}
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+}
+
+func TestLayers(t *testing.T) {
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports", "./...")
+	cmd.Dir = testutil.RepoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	rank := map[string]int{}
+	for i, l := range layers {
+		for _, p := range l {
+			rank[p] = i
+		}
+	}
+	seen := map[string]bool{}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(p.ImportPath, module)
+		seen[name] = true
+		r, ranked := rank[name]
+		if !ranked && !slices.Contains(testOnly, name) {
+			t.Errorf("package %s is not placed in a layer (internal/archtest)", name)
+			continue
+		}
+		for _, imp := range p.Imports {
+			dep, ours := strings.CutPrefix(imp, module)
+			if !ours {
+				continue
+			}
+			if slices.Contains(testOnly, dep) {
+				t.Errorf("%s imports the test-only package %s", name, dep)
+			}
+			if !ranked {
+				continue
+			}
+			if dr, ok := rank[dep]; ok && dr >= r {
+				t.Errorf("%s imports %s, which is not below it", name, dep)
+			}
+			if slices.Contains(forbidden[name], dep) && !slices.Contains(known[name], dep) {
+				t.Errorf("%s imports %s: the transport and services reach the domain only through the layer below", name, dep)
+			}
+		}
+	}
+	for name, deps := range known {
+		for _, dep := range deps {
+			if !imports(out, name, dep) {
+				t.Errorf("known exception %s -> %s no longer occurs: remove it from known", name, dep)
+			}
+		}
+	}
+	for _, l := range layers {
+		for _, p := range l {
+			if !seen[p] {
+				t.Errorf("layer entry %s is not a package of the module", p)
+			}
+		}
+	}
+}
+
+// imports reports whether package name imports dep in go list's output.
+func imports(out []byte, name, dep string) bool {
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if dec.Decode(&p) != nil {
+			return false
+		}
+		if p.ImportPath == module+name {
+			return slices.Contains(p.Imports, module+dep)
+		}
+	}
+}
