@@ -33,7 +33,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
-	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
 // observed is a test server's telemetry: a span recorder, a manual metric
@@ -151,7 +150,7 @@ func checkChild(t *testing.T, child, parent sdktrace.ReadOnlySpan) {
 // submission, with an opcode child span naming the instance.
 func (o *observed) checkJobTrace(t *testing.T, id int64, submit sdktrace.ReadOnlySpan, opcode string, attrs ...attribute.KeyValue) (run, op sdktrace.ReadOnlySpan) {
 	t.Helper()
-	run = o.waitSpan(t, "job.run", jobs.AttrJobID.Int64(id))
+	run = o.waitSpan(t, "job.run", telemetry.AttrJobID.Int64(id))
 	if run.Parent().IsValid() || run.SpanContext().TraceID() == submit.SpanContext().TraceID() {
 		t.Errorf("job span: parent %v, trace %s (submission's %s): not a root of its own trace",
 			run.Parent(), run.SpanContext().TraceID(), submit.SpanContext().TraceID())
@@ -161,12 +160,12 @@ func (o *observed) checkJobTrace(t *testing.T, id int64, submit sdktrace.ReadOnl
 		links[0].SpanContext.SpanID() != submit.SpanContext().SpanID() {
 		t.Errorf("job span links %+v, want the submission %v", links, submit.SpanContext())
 	}
-	if !hasAttrs(run, jobs.AttrUser.String(e2eUser), jobs.AttrOpcode.String(opcode)) {
+	if !hasAttrs(run, telemetry.AttrUser.String(e2eUser), telemetry.AttrOpcode.String(opcode)) {
 		t.Errorf("job span attributes %v", run.Attributes())
 	}
-	op = o.waitSpan(t, "opcode "+opcode, jobs.AttrJobID.Int64(id))
+	op = o.waitSpan(t, "opcode "+opcode, telemetry.AttrJobID.Int64(id))
 	checkChild(t, op, run)
-	if !hasAttrs(op, append(attrs, jobs.AttrOpcode.String(opcode))...) {
+	if !hasAttrs(op, append(attrs, telemetry.AttrOpcode.String(opcode))...) {
 		t.Errorf("opcode span attributes %v, want %v", op.Attributes(), attrs)
 	}
 	return run, op
@@ -189,9 +188,9 @@ func TestTraceLegacyInstanceCreate(t *testing.T) {
 		t.Fatalf("job: %v", job)
 	}
 
-	route := jobs.AttrRoute.String("POST /2/instances")
+	route := telemetry.AttrRoute.String("POST /2/instances")
 	httpSpan := o.span(t, "POST /2/instances", trace.SpanKindServer)
-	if !hasAttrs(httpSpan, route, attribute.String("http.route", "/2/instances"), jobs.AttrUser.String(e2eUser),
+	if !hasAttrs(httpSpan, route, attribute.String("http.route", "/2/instances"), telemetry.AttrUser.String(e2eUser),
 		attribute.Int("http.response.status_code", 200)) {
 		t.Errorf("HTTP span attributes %v", httpSpan.Attributes())
 	}
@@ -200,17 +199,17 @@ func TestTraceLegacyInstanceCreate(t *testing.T) {
 	checkChild(t, client, httpSpan)
 	server := o.span(t, rpc, trace.SpanKindServer)
 	checkChild(t, server, client)
-	if !hasAttrs(server, route, jobs.AttrUser.String(e2eUser)) {
+	if !hasAttrs(server, route, telemetry.AttrUser.String(e2eUser)) {
 		t.Errorf("gRPC server span attributes %v", server.Attributes())
 	}
-	submit := o.span(t, "job.submit", trace.SpanKindUnspecified, jobs.AttrJobID.Int64(id))
+	submit := o.span(t, "job.submit", trace.SpanKindUnspecified, telemetry.AttrJobID.Int64(id))
 	checkChild(t, submit, server)
-	if !hasAttrs(submit, route, jobs.AttrUser.String(e2eUser), jobs.AttrOpcode.String("OP_INSTANCE_CREATE")) {
+	if !hasAttrs(submit, route, telemetry.AttrUser.String(e2eUser), telemetry.AttrOpcode.String("OP_INSTANCE_CREATE")) {
 		t.Errorf("submit span attributes %v", submit.Attributes())
 	}
 	_, op := o.checkJobTrace(t, id, submit, "OP_INSTANCE_CREATE",
-		jobs.AttrInstance.String("traced1.example.com"), jobs.AttrNode.String("node1.example.com"),
-		jobs.AttrOpStatus.String("success"))
+		telemetry.AttrInstance.String("traced1.example.com"), telemetry.AttrNode.String("node1.example.com"),
+		telemetry.AttrOpStatus.String("success"))
 	if op.Status().Code == codes.Error {
 		t.Errorf("opcode span status %v", op.Status())
 	}
@@ -258,15 +257,15 @@ func TestTraceGRPCStartup(t *testing.T) {
 		t.Errorf("the test's client span has a parent %v", client.Parent())
 	}
 	checkChild(t, server, client)
-	if !hasAttrs(server, jobs.AttrUser.String(e2eUser)) {
+	if !hasAttrs(server, telemetry.AttrUser.String(e2eUser)) {
 		t.Errorf("gRPC server span attributes %v", server.Attributes())
 	}
-	submit := o.span(t, "job.submit", trace.SpanKindUnspecified, jobs.AttrJobID.Int64(id))
+	submit := o.span(t, "job.submit", trace.SpanKindUnspecified, telemetry.AttrJobID.Int64(id))
 	checkChild(t, submit, server)
-	if !hasAttrs(submit, jobs.AttrRPC.String("/"+rpc)) {
+	if !hasAttrs(submit, telemetry.AttrRPC.String("/"+rpc)) {
 		t.Errorf("submit span attributes %v", submit.Attributes())
 	}
-	o.checkJobTrace(t, id, submit, "OP_INSTANCE_STARTUP", jobs.AttrInstance.String("build1.example.com"))
+	o.checkJobTrace(t, id, submit, "OP_INSTANCE_STARTUP", telemetry.AttrInstance.String("build1.example.com"))
 
 	lines := waitLogLines(t, o.log, "access", 1, func(l map[string]any) bool { return l["rpc"] == "/"+rpc })
 	if len(lines) != 1 || lines[0]["code"] != "OK" || lines[0]["user"] != e2eUser ||
@@ -285,10 +284,10 @@ func TestTraceFailingJob(t *testing.T) {
 		attrs                            []attribute.KeyValue
 	}{
 		{"tag error", "PUT", "/2/instances/build1.example.com/tags?tag=bad%20tag", "", "OP_TAGS_SET",
-			[]attribute.KeyValue{jobs.AttrInstance.String("build1.example.com")}},
+			[]attribute.KeyValue{telemetry.AttrInstance.String("build1.example.com")}},
 		{"unknown node", "POST", "/2/instances", `{"__version__": 1, "mode": "create", "disk_template": "diskless", "disks": [], ` +
 			`"nics": [{}], "pnode": "nosuch.example.com", "os_type": "noop", "instance_name": "new1.example.com"}`, "OP_INSTANCE_CREATE",
-			[]attribute.KeyValue{jobs.AttrInstance.String("new1.example.com"), jobs.AttrNode.String("nosuch.example.com")}},
+			[]attribute.KeyValue{telemetry.AttrInstance.String("new1.example.com"), telemetry.AttrNode.String("nosuch.example.com")}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ct := ""
@@ -308,17 +307,17 @@ func TestTraceFailingJob(t *testing.T) {
 			}
 			class, _ := enc[0].(string)
 			args, _ := enc[1].([]any)
-			attrs := append(c.attrs, jobs.AttrOpStatus.String("error"), jobs.AttrErrClass.String(class))
+			attrs := append(c.attrs, telemetry.AttrOpStatus.String("error"), telemetry.AttrErrClass.String(class))
 			if len(args) > 1 {
-				attrs = append(attrs, jobs.AttrErrCode.String(fmt.Sprint(args[1])))
+				attrs = append(attrs, telemetry.AttrErrCode.String(fmt.Sprint(args[1])))
 			}
-			submit := o.span(t, "job.submit", trace.SpanKindUnspecified, jobs.AttrJobID.Int64(id))
+			submit := o.span(t, "job.submit", trace.SpanKindUnspecified, telemetry.AttrJobID.Int64(id))
 			_, op := o.checkJobTrace(t, id, submit, c.opcode, attrs...)
 			if op.Status().Code != codes.Error || len(args) == 0 || op.Status().Description != fmt.Sprint(args[0]) {
 				t.Errorf("opcode span status %+v, opresult %v", op.Status(), res)
 			}
-			run := o.waitSpan(t, "job.run", jobs.AttrJobID.Int64(id))
-			if run.Status().Code != codes.Error || !hasAttrs(run, jobs.AttrJobStatus.String("error")) {
+			run := o.waitSpan(t, "job.run", telemetry.AttrJobID.Int64(id))
+			if run.Status().Code != codes.Error || !hasAttrs(run, telemetry.AttrJobStatus.String("error")) {
 				t.Errorf("job span %v %v", run.Status(), run.Attributes())
 			}
 			t.Logf("%s: %v", c.name, res)
@@ -335,13 +334,13 @@ func TestTraceFailedRequest(t *testing.T) {
 		t.Fatalf("GET unknown instance: %d %s", status, body)
 	}
 	httpSpan := o.span(t, "GET /2/instances/{instance_name}", trace.SpanKindServer)
-	if !hasAttrs(httpSpan, attribute.Int("http.response.status_code", 404), jobs.AttrRoute.String("GET /2/instances/{instance_name}")) {
+	if !hasAttrs(httpSpan, attribute.Int("http.response.status_code", 404), telemetry.AttrRoute.String("GET /2/instances/{instance_name}")) {
 		t.Errorf("HTTP span attributes %v", httpSpan.Attributes())
 	}
 	server := o.span(t, "ganeti.rapi.v2.InstanceService/GetInstance", trace.SpanKindServer)
 	// (A client error: the span status stays unset, as the semantic
 	// conventions have it for NOT_FOUND on a server.)
-	if !hasAttrs(server, jobs.AttrErrClass.String("OpPrereqError"), jobs.AttrErrCode.String("unknown_entity"),
+	if !hasAttrs(server, telemetry.AttrErrClass.String("OpPrereqError"), telemetry.AttrErrCode.String("unknown_entity"),
 		attribute.String("rpc.response.status_code", "NOT_FOUND")) {
 		t.Errorf("gRPC server span: %v %v", server.Attributes(), server.Status())
 	}
@@ -443,12 +442,12 @@ func TestRequestMetrics(t *testing.T) {
 	}
 	finished := map[string]int64{}
 	for _, st := range []string{"success", "error"} {
-		finished[st] = sumOf(rm, "ganeti.jobs.finished", &attrFilter{jobs.AttrJobStatus, st})
+		finished[st] = sumOf(rm, "ganeti.jobs.finished", &attrFilter{telemetry.AttrJobStatus, st})
 	}
 	if finished["success"] != 2 || finished["error"] != 1 {
 		t.Errorf("jobs finished by status: %v, want 2 success, 1 error", finished)
 	}
-	if n := sumOf(rm, "ganeti.jobs.submitted", &attrFilter{jobs.AttrOpcode, "OP_TAGS_SET"}); n != 3 {
+	if n := sumOf(rm, "ganeti.jobs.submitted", &attrFilter{telemetry.AttrOpcode, "OP_TAGS_SET"}); n != 3 {
 		t.Errorf("jobs submitted: %d", n)
 	}
 	if n := sumOf(rm, "rapi.auth.failures", nil); n != 1 {

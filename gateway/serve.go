@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
-	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
 // SamePort sends gRPC requests (HTTP/2 with an application/grpc content
@@ -127,7 +127,7 @@ func IsInProcess(ctx context.Context) bool {
 
 // attrRoute is the span attribute of the legacy route ("PUT
 // /2/instances/{instance_name}/startup").
-var attrRoute = jobs.AttrRoute
+var attrRoute = telemetry.AttrRoute
 
 // Handler is the legacy surface with its access log: one line per request
 // (method, route, path, status, duration, bytes, user, client address;

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
@@ -531,8 +532,8 @@ func jobIDOf(req, resp any) (int64, bool) {
 // Attribute keys of the spans the authorizer annotates (shared with the
 // job engine's).
 var (
-	attrUser  = jobs.AttrUser
-	attrRoute = jobs.AttrRoute
+	attrUser  = telemetry.AttrUser
+	attrRoute = telemetry.AttrRoute
 )
 
 // annotate puts the user in the context (auth.FromContext) and the job
@@ -577,9 +578,9 @@ func annotateError(ctx context.Context, err error) {
 		return
 	}
 	if de, ok := errs.As(err); ok {
-		span.SetAttributes(jobs.AttrErrClass.String(de.Class))
+		span.SetAttributes(telemetry.AttrErrClass.String(de.Class))
 		if de.Code != "" {
-			span.SetAttributes(jobs.AttrErrCode.String(string(de.Code)))
+			span.SetAttributes(telemetry.AttrErrCode.String(string(de.Code)))
 		}
 	}
 }

@@ -45,12 +45,9 @@ var forbidden = map[string][]string{
 	"server":  {"server/store"},
 }
 
-// known are today's exceptions to forbidden, each to be removed by the
-// backend seam (issue 11); an exception that no longer occurs fails the
-// test, so the list only shrinks.
-var known = map[string][]string{
-	"gateway": {"server/jobs"}, // one span attribute key
-}
+// known are exceptions to forbidden, each to be removed; an exception that
+// no longer occurs fails the test, so the list only shrinks.
+var known = map[string][]string{}
 
 type pkg struct {
 	ImportPath string

@@ -146,7 +146,7 @@ type Engine struct {
 	st    store.Store
 	log   *slog.Logger
 	com   *committer
-	tel   *telemetry
+	tel   *instruments
 
 	mu         sync.Mutex
 	cond       *sync.Cond // signaled when runq gets a job or on stop

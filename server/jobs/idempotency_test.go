@@ -8,6 +8,7 @@ import (
 	"time"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
@@ -291,7 +292,7 @@ func TestIdempotencyTelemetry(t *testing.T) {
 	}
 	replays := 0
 	for _, s := range tr.spans("job.submit") {
-		if hasAttr(s, AttrReplayed.Bool(true)) {
+		if hasAttr(s, telemetry.AttrReplayed.Bool(true)) {
 			replays++
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
 )
@@ -36,30 +37,6 @@ import (
 
 // instrumentationName names the tracer and the meter.
 const instrumentationName = "github.com/ganeti-gateway/ganeti-gateway/server/jobs"
-
-// Attribute keys of the spans and metrics.
-const (
-	AttrJobID     = attribute.Key("ganeti.job.id")
-	AttrJobStatus = attribute.Key("ganeti.job.status")
-	AttrOpcode    = attribute.Key("ganeti.opcode")
-	AttrOpIndex   = attribute.Key("ganeti.opcode.index")
-	AttrOpStatus  = attribute.Key("ganeti.opcode.status")
-	AttrSummary   = attribute.Key("ganeti.job.summary")
-	AttrErrClass  = attribute.Key("ganeti.error.class")
-	AttrErrCode   = attribute.Key("ganeti.error.code")
-	AttrInstance  = attribute.Key("ganeti.instance")
-	AttrNode      = attribute.Key("ganeti.node")
-	AttrGroup     = attribute.Key("ganeti.group")
-	AttrNetwork   = attribute.Key("ganeti.network")
-	AttrUser      = attribute.Key("rapi.user")
-	AttrRoute     = attribute.Key("rapi.route")
-	AttrRPC       = attribute.Key("rpc.method")
-	AttrLocks     = attribute.Key("ganeti.locks")
-	AttrBlockedOn = attribute.Key("ganeti.lock.blocked_on")
-	AttrAllocator = attribute.Key("ganeti.iallocator")
-	// AttrReplayed marks a submission answered from its idempotency key.
-	AttrReplayed = attribute.Key("ganeti.job.idempotent_replay")
-)
 
 // maxListAttr caps the values of a list attribute.
 const maxListAttr = 32
@@ -91,19 +68,19 @@ func originFrom(ctx context.Context) Origin {
 func (o Origin) attrs() []attribute.KeyValue {
 	var out []attribute.KeyValue
 	if o.User != "" {
-		out = append(out, AttrUser.String(o.User))
+		out = append(out, telemetry.AttrUser.String(o.User))
 	}
 	if o.Route != "" {
-		out = append(out, AttrRoute.String(o.Route))
+		out = append(out, telemetry.AttrRoute.String(o.Route))
 	}
 	if o.RPC != "" {
-		out = append(out, AttrRPC.String(o.RPC))
+		out = append(out, telemetry.AttrRPC.String(o.RPC))
 	}
 	return out
 }
 
-// telemetry holds the engine's tracer and instruments.
-type telemetry struct {
+// instruments holds the engine's tracer and metric instruments.
+type instruments struct {
 	tracing bool // a tracer provider was configured
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
@@ -127,12 +104,12 @@ type attrKey struct {
 
 // attrs is the measurement option of an opcode (and a status), computed
 // once: building an attribute set sorts and hashes it.
-func (t *telemetry) attrs(opcode string, key attribute.Key, status string) metric.MeasurementOption {
+func (t *instruments) attrs(opcode string, key attribute.Key, status string) metric.MeasurementOption {
 	k := attrKey{opcode, key, status}
 	if o, ok := t.sets.Load(k); ok {
 		return o.(metric.MeasurementOption)
 	}
-	kvs := []attribute.KeyValue{AttrOpcode.String(opcode)}
+	kvs := []attribute.KeyValue{telemetry.AttrOpcode.String(opcode)}
 	if key != "" {
 		kvs = append(kvs, key.String(status))
 	}
@@ -144,8 +121,8 @@ func (t *telemetry) attrs(opcode string, key attribute.Key, status string) metri
 // durationBuckets (seconds) cover fast in-store opcodes to long runs.
 var durationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
 
-func newTelemetry(e *Engine, tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry, error) {
-	t := &telemetry{tracing: tp != nil, prop: propagation.TraceContext{}}
+func newTelemetry(e *Engine, tp trace.TracerProvider, mp metric.MeterProvider) (*instruments, error) {
+	t := &instruments{tracing: tp != nil, prop: propagation.TraceContext{}}
 	if tp == nil {
 		tp = tracenoop.NewTracerProvider()
 	}
@@ -191,7 +168,7 @@ func newTelemetry(e *Engine, tp trace.TracerProvider, mp metric.MeterProvider) (
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		counts, ready := e.queueStats()
 		for _, s := range []string{StatusQueued, StatusWaiting, StatusRunning, StatusCanceling} {
-			o.ObserveInt64(active, int64(counts[s]), metric.WithAttributes(AttrJobStatus.String(s)))
+			o.ObserveInt64(active, int64(counts[s]), metric.WithAttributes(telemetry.AttrJobStatus.String(s)))
 		}
 		o.ObserveInt64(depth, int64(ready))
 		return nil
@@ -248,7 +225,7 @@ func (e *Engine) endSubmit(ctx context.Context, span trace.Span, id int64, ids [
 	}
 	if replayed {
 		if span.IsRecording() {
-			span.SetAttributes(AttrJobID.Int64(id), AttrReplayed.Bool(true))
+			span.SetAttributes(telemetry.AttrJobID.Int64(id), telemetry.AttrReplayed.Bool(true))
 		}
 		span.End()
 		return
@@ -258,7 +235,7 @@ func (e *Engine) endSubmit(ctx context.Context, span trace.Span, id int64, ids [
 		first = ids[0]
 	}
 	if span.IsRecording() {
-		span.SetAttributes(AttrJobID.Int64(id), AttrOpcode.String(first))
+		span.SetAttributes(telemetry.AttrJobID.Int64(id), telemetry.AttrOpcode.String(first))
 	}
 	span.End()
 	e.tel.submitted.Add(ctx, 1, e.tel.attrs(first, "", ""))
@@ -297,7 +274,7 @@ func (e *Engine) startJobTrace(j *job) {
 		return
 	}
 	r := j.rec
-	attrs := append([]attribute.KeyValue{AttrJobID.Int64(r.ID), AttrOpcode.String(j.ids[0]),
+	attrs := append([]attribute.KeyValue{telemetry.AttrJobID.Int64(r.ID), telemetry.AttrOpcode.String(j.ids[0]),
 		attribute.Int("ganeti.job.opcodes", len(j.ids))},
 		Origin{User: r.User, Route: r.Route, RPC: r.RPC}.attrs()...)
 	opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithAttributes(attrs...)}
@@ -321,9 +298,9 @@ func (e *Engine) startOpTrace(j *job, i int) {
 	if t.span == nil {
 		return
 	}
-	attrs := []attribute.KeyValue{AttrJobID.Int64(j.rec.ID), AttrOpcode.String(j.ids[i]), AttrOpIndex.Int(i)}
+	attrs := []attribute.KeyValue{telemetry.AttrJobID.Int64(j.rec.ID), telemetry.AttrOpcode.String(j.ids[i]), telemetry.AttrOpIndex.Int(i)}
 	if i < len(j.rec.Summary) {
-		attrs = append(attrs, AttrSummary.String(j.rec.Summary[i]))
+		attrs = append(attrs, telemetry.AttrSummary.String(j.rec.Summary[i]))
 	}
 	attrs = append(attrs, objectAttrs(j.msgs[i])...)
 	t.opCtx, t.op = e.tel.tracer.Start(t.ctx, "opcode "+j.ids[i], trace.WithAttributes(attrs...))
@@ -351,14 +328,14 @@ func (e *Engine) observe(j *job) {
 	}
 	t.done = true
 	status := r.status()
-	attrs := e.tel.attrs(j.ids[0], AttrJobStatus, status)
+	attrs := e.tel.attrs(j.ids[0], telemetry.AttrJobStatus, status)
 	ctx := context.Background()
 	e.tel.ended.Add(ctx, 1, attrs)
 	if r.Received != nil && r.End != nil {
 		e.tel.jobDur.Record(ctx, r.End.Time().Sub(r.Received.Time()).Seconds(), attrs)
 	}
 	if t.span != nil {
-		t.span.SetAttributes(AttrJobStatus.String(status))
+		t.span.SetAttributes(telemetry.AttrJobStatus.String(status))
 		if status == StatusError {
 			t.span.SetStatus(codes.Error, "job failed")
 		}
@@ -378,15 +355,15 @@ func (e *Engine) endOp(j *job, status string) {
 		t.lock = nil
 	}
 	if status != "" {
-		e.tel.opDur.Record(context.Background(), time.Since(t.opStart).Seconds(), e.tel.attrs(j.ids[i], AttrOpStatus, status))
+		e.tel.opDur.Record(context.Background(), time.Since(t.opStart).Seconds(), e.tel.attrs(j.ids[i], telemetry.AttrOpStatus, status))
 	}
 	if t.op != nil {
-		t.op.SetAttributes(AttrOpStatus.String(status))
+		t.op.SetAttributes(telemetry.AttrOpStatus.String(status))
 		if status == StatusError {
 			class, msg, code := errorOf(j.rec.OpResult[i])
-			t.op.SetAttributes(AttrErrClass.String(class))
+			t.op.SetAttributes(telemetry.AttrErrClass.String(class))
 			if code != "" {
-				t.op.SetAttributes(AttrErrCode.String(code))
+				t.op.SetAttributes(telemetry.AttrErrCode.String(code))
 			}
 			t.op.SetStatus(codes.Error, msg)
 		}
@@ -402,10 +379,10 @@ func (e *Engine) lockWaitStart(j *job) {
 	if t.op == nil {
 		return
 	}
-	attrs := []attribute.KeyValue{AttrJobID.Int64(j.rec.ID), AttrOpcode.String(j.ids[t.opIdx]),
-		AttrLocks.StringSlice(capList(j.req.names))}
+	attrs := []attribute.KeyValue{telemetry.AttrJobID.Int64(j.rec.ID), telemetry.AttrOpcode.String(j.ids[t.opIdx]),
+		telemetry.AttrLocks.StringSlice(capList(j.req.names))}
 	if b := j.req.blockedOn; b != nil {
-		attrs = append(attrs, AttrBlockedOn.String(b.lock.FullName()))
+		attrs = append(attrs, telemetry.AttrBlockedOn.String(b.lock.FullName()))
 	}
 	_, t.lock = e.tel.tracer.Start(t.opCtx, "lock.wait", trace.WithAttributes(attrs...))
 }
@@ -477,7 +454,7 @@ func endCommit(span trace.Span, err error) {
 		return
 	}
 	if err != nil {
-		span.SetAttributes(AttrErrClass.String("StoreError"))
+		span.SetAttributes(telemetry.AttrErrClass.String("StoreError"))
 		span.SetStatus(codes.Error, "store transaction failed")
 	}
 	span.End()
@@ -487,9 +464,9 @@ func endCommit(span trace.Span, err error) {
 // classification; other errors' text is not recorded.
 func recordError(span trace.Span, err error) {
 	if de, ok := errs.As(err); ok {
-		span.SetAttributes(AttrErrClass.String(de.Class))
+		span.SetAttributes(telemetry.AttrErrClass.String(de.Class))
 		if de.Code != "" {
-			span.SetAttributes(AttrErrCode.String(string(de.Code)))
+			span.SetAttributes(telemetry.AttrErrCode.String(string(de.Code)))
 		}
 		span.SetStatus(codes.Error, de.Msg)
 		return
@@ -518,17 +495,17 @@ func errorOf(res any) (class, msg, code string) {
 // objectFields map opcode parameters to the attribute of the objects they
 // name.
 var objectFields = map[protoreflect.Name]attribute.Key{
-	"instance_name": AttrInstance, "instances": AttrInstance,
-	"node_name": AttrNode, "pnode": AttrNode, "snode": AttrNode, "target_node": AttrNode,
-	"remote_node": AttrNode, "src_node": AttrNode, "nodes": AttrNode, "node_names": AttrNode,
-	"group_name": AttrGroup, "target_groups": AttrGroup,
-	"network_name": AttrNetwork,
+	"instance_name": telemetry.AttrInstance, "instances": telemetry.AttrInstance,
+	"node_name": telemetry.AttrNode, "pnode": telemetry.AttrNode, "snode": telemetry.AttrNode, "target_node": telemetry.AttrNode,
+	"remote_node": telemetry.AttrNode, "src_node": telemetry.AttrNode, "nodes": telemetry.AttrNode, "node_names": telemetry.AttrNode,
+	"group_name": telemetry.AttrGroup, "target_groups": telemetry.AttrGroup,
+	"network_name": telemetry.AttrNetwork,
 }
 
 // tagKinds map the tag opcodes' kinds to the attribute of their "name".
 var tagKinds = map[string]attribute.Key{
-	"TAG_KIND_INSTANCE": AttrInstance, "TAG_KIND_NODE": AttrNode,
-	"TAG_KIND_NODEGROUP": AttrGroup, "TAG_KIND_NETWORK": AttrNetwork,
+	"TAG_KIND_INSTANCE": telemetry.AttrInstance, "TAG_KIND_NODE": telemetry.AttrNode,
+	"TAG_KIND_NODEGROUP": telemetry.AttrGroup, "TAG_KIND_NETWORK": telemetry.AttrNetwork,
 }
 
 // objectAttrs are the instance, node, group and network names an opcode
@@ -561,7 +538,7 @@ func objectAttrs(msg proto.Message) []attribute.KeyValue {
 		}
 	}
 	var out []attribute.KeyValue
-	for _, key := range []attribute.Key{AttrInstance, AttrNode, AttrGroup, AttrNetwork} {
+	for _, key := range []attribute.Key{telemetry.AttrInstance, telemetry.AttrNode, telemetry.AttrGroup, telemetry.AttrNetwork} {
 		v := vals[key]
 		switch {
 		case len(v) == 1:
@@ -590,8 +567,8 @@ func startAllocatorSpan(x *ExecContext, name string, request map[string]any) (co
 		return ctx, parent
 	}
 	mode, _ := request["type"].(string)
-	attrs := []attribute.KeyValue{AttrAllocator.String(name), attribute.String("ganeti.iallocator.mode", mode),
-		AttrJobID.Int64(x.JobID), AttrOpIndex.Int(x.OpIndex)}
+	attrs := []attribute.KeyValue{telemetry.AttrAllocator.String(name), attribute.String("ganeti.iallocator.mode", mode),
+		telemetry.AttrJobID.Int64(x.JobID), telemetry.AttrOpIndex.Int(x.OpIndex)}
 	var insts []string
 	if n, ok := request["name"].(string); ok {
 		insts = append(insts, n)
@@ -612,10 +589,10 @@ func startAllocatorSpan(x *ExecContext, name string, request map[string]any) (co
 		}
 	}
 	if len(insts) > 0 {
-		attrs = append(attrs, AttrInstance.StringSlice(capList(insts)))
+		attrs = append(attrs, telemetry.AttrInstance.StringSlice(capList(insts)))
 	}
 	if g, ok := request["group"].(string); ok && g != "" {
-		attrs = append(attrs, AttrGroup.String(g))
+		attrs = append(attrs, telemetry.AttrGroup.String(g))
 	}
 	return parent.TracerProvider().Tracer(instrumentationName).Start(ctx, "iallocator "+name, trace.WithAttributes(attrs...))
 }
@@ -630,7 +607,7 @@ func endAllocatorSpan(span trace.Span, res json.RawMessage, err error) {
 		recordError(span, err)
 	default:
 		if nodes := allocatorNodes(res); len(nodes) > 0 {
-			span.SetAttributes(AttrNode.StringSlice(nodes))
+			span.SetAttributes(telemetry.AttrNode.StringSlice(nodes))
 		}
 	}
 	span.End()
@@ -655,17 +632,17 @@ func traceBuiltinAllocator(x *ExecContext, name, mode string, instances ...strin
 	if !parent.IsRecording() {
 		return func([]string, error) {}
 	}
-	attrs := []attribute.KeyValue{AttrAllocator.String(name), attribute.String("ganeti.iallocator.mode", mode),
-		attribute.Bool("ganeti.iallocator.builtin", true), AttrJobID.Int64(x.JobID), AttrOpIndex.Int(x.OpIndex)}
+	attrs := []attribute.KeyValue{telemetry.AttrAllocator.String(name), attribute.String("ganeti.iallocator.mode", mode),
+		attribute.Bool("ganeti.iallocator.builtin", true), telemetry.AttrJobID.Int64(x.JobID), telemetry.AttrOpIndex.Int(x.OpIndex)}
 	if len(instances) > 0 {
-		attrs = append(attrs, AttrInstance.StringSlice(capList(instances)))
+		attrs = append(attrs, telemetry.AttrInstance.StringSlice(capList(instances)))
 	}
 	_, span := parent.TracerProvider().Tracer(instrumentationName).Start(x.Context(), "iallocator builtin", trace.WithAttributes(attrs...))
 	return func(nodes []string, err error) {
 		if err != nil {
 			recordError(span, err)
 		} else if len(nodes) > 0 {
-			span.SetAttributes(AttrNode.StringSlice(capList(nodes)))
+			span.SetAttributes(telemetry.AttrNode.StringSlice(capList(nodes)))
 		}
 		span.End()
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
@@ -126,27 +127,27 @@ func TestTraceJob(t *testing.T) {
 		t.Fatalf("job: %s", j.Status)
 	}
 	request := tr.spans("request")[0]
-	submit := tr.one(t, "job.submit", AttrJobID.Int64(id))
-	if !isChild(submit, request) || !hasAttr(submit, AttrUser.String("alice")) || !hasAttr(submit, AttrOpcode.String("OP_TAGS_SET")) {
+	submit := tr.one(t, "job.submit", telemetry.AttrJobID.Int64(id))
+	if !isChild(submit, request) || !hasAttr(submit, telemetry.AttrUser.String("alice")) || !hasAttr(submit, telemetry.AttrOpcode.String("OP_TAGS_SET")) {
 		t.Errorf("submit span: parent %v (request %v), attributes %v", submit.Parent(), request.SpanContext(), submit.Attributes())
 	}
-	run := tr.one(t, "job.run", AttrJobID.Int64(id))
+	run := tr.one(t, "job.run", telemetry.AttrJobID.Int64(id))
 	if run.Parent().IsValid() || run.SpanContext().TraceID() == request.SpanContext().TraceID() {
 		t.Errorf("job span is not a root of its own trace: parent %v", run.Parent())
 	}
 	if links := run.Links(); len(links) != 1 || !sameSpan(links[0].SpanContext, submit.SpanContext()) {
 		t.Errorf("job span links = %+v, want the submission %v", links, submit.SpanContext())
 	}
-	for _, kv := range []attribute.KeyValue{AttrUser.String("alice"), AttrRoute.String("PUT /2/tags"), AttrJobStatus.String("success")} {
+	for _, kv := range []attribute.KeyValue{telemetry.AttrUser.String("alice"), telemetry.AttrRoute.String("PUT /2/tags"), telemetry.AttrJobStatus.String("success")} {
 		if !hasAttr(run, kv) {
 			t.Errorf("job span lacks %v: %v", kv, run.Attributes())
 		}
 	}
-	op := tr.one(t, "opcode OP_TAGS_SET", AttrJobID.Int64(id))
+	op := tr.one(t, "opcode OP_TAGS_SET", telemetry.AttrJobID.Int64(id))
 	if !isChild(op, run) {
 		t.Errorf("opcode span parent %v, want the job %v", op.Parent(), run.SpanContext())
 	}
-	for _, kv := range []attribute.KeyValue{AttrInstance.String("inst1.example.com"), AttrOpStatus.String("success"), AttrSummary.String("TAGS_SET")} {
+	for _, kv := range []attribute.KeyValue{telemetry.AttrInstance.String("inst1.example.com"), telemetry.AttrOpStatus.String("success"), telemetry.AttrSummary.String("TAGS_SET")} {
 		if !hasAttr(op, kv) {
 			t.Errorf("opcode span lacks %v: %v", kv, op.Attributes())
 		}
@@ -189,21 +190,21 @@ func TestTraceFailedOpcode(t *testing.T) {
 	if class != "OpPrereqError" || code != "unknown_entity" {
 		t.Fatalf("opresult %s", jsonOf(t, j.OpResult))
 	}
-	op := tr.one(t, "opcode OP_TAGS_SET", AttrJobID.Int64(id))
-	if !hasAttr(op, AttrErrClass.String("OpPrereqError")) || !hasAttr(op, AttrErrCode.String("unknown_entity")) ||
-		!hasAttr(op, AttrOpStatus.String("error")) || !hasAttr(op, AttrInstance.String("nosuch.example.com")) {
+	op := tr.one(t, "opcode OP_TAGS_SET", telemetry.AttrJobID.Int64(id))
+	if !hasAttr(op, telemetry.AttrErrClass.String("OpPrereqError")) || !hasAttr(op, telemetry.AttrErrCode.String("unknown_entity")) ||
+		!hasAttr(op, telemetry.AttrOpStatus.String("error")) || !hasAttr(op, telemetry.AttrInstance.String("nosuch.example.com")) {
 		t.Errorf("opcode span attributes %v", op.Attributes())
 	}
 	if op.Status().Code != codes.Error || op.Status().Description != msg {
 		t.Errorf("opcode span status %+v, want error %q", op.Status(), msg)
 	}
-	run := tr.one(t, "job.run", AttrJobID.Int64(id))
-	if !hasAttr(run, AttrJobStatus.String("error")) || run.Status().Code != codes.Error {
+	run := tr.one(t, "job.run", telemetry.AttrJobID.Int64(id))
+	if !hasAttr(run, telemetry.AttrJobStatus.String("error")) || run.Status().Code != codes.Error {
 		t.Errorf("job span: %v %v", run.Attributes(), run.Status())
 	}
 	// A submission outside a request is a trace of its own, which the job
 	// links to.
-	submit := tr.one(t, "job.submit", AttrJobID.Int64(id))
+	submit := tr.one(t, "job.submit", telemetry.AttrJobID.Int64(id))
 	if submit.Parent().IsValid() || len(run.Links()) != 1 || !sameSpan(run.Links()[0].SpanContext, submit.SpanContext()) {
 		t.Errorf("submit parent %v, job links %v", submit.Parent(), run.Links())
 	}
@@ -226,18 +227,18 @@ func TestTraceLockWait(t *testing.T) {
 	if j := v.wait(second); j.Status != StatusSuccess {
 		t.Fatalf("second job: %s", j.Status)
 	}
-	op := tr.one(t, "opcode OP_TEST_DELAY", AttrJobID.Int64(second))
-	lw := tr.one(t, "lock.wait", AttrJobID.Int64(second))
+	op := tr.one(t, "opcode OP_TEST_DELAY", telemetry.AttrJobID.Int64(second))
+	lw := tr.one(t, "lock.wait", telemetry.AttrJobID.Int64(second))
 	if !isChild(lw, op) {
 		t.Errorf("lock.wait parent %v, want the opcode %v", lw.Parent(), op.SpanContext())
 	}
-	if locks := attrOf(lw, AttrLocks); locks == "" || attrOf(lw, AttrBlockedOn) == "" {
+	if locks := attrOf(lw, telemetry.AttrLocks); locks == "" || attrOf(lw, telemetry.AttrBlockedOn) == "" {
 		t.Errorf("lock.wait attributes %v", lw.Attributes())
 	}
 	if len(tr.spans("lock.wait")) != 1 {
 		t.Errorf("%d lock.wait spans, want 1 (the first job got its locks at once)", len(tr.spans("lock.wait")))
 	}
-	h := histogram(t, tr.reader, "ganeti.lock.wait.duration", AttrOpcode.String("OP_TEST_DELAY"))
+	h := histogram(t, tr.reader, "ganeti.lock.wait.duration", telemetry.AttrOpcode.String("OP_TEST_DELAY"))
 	if h.Count != 2 || h.Sum < lw.EndTime().Sub(lw.StartTime()).Seconds()*0.5 {
 		t.Errorf("lock wait histogram: count %d sum %v (span %v)", h.Count, h.Sum, lw.EndTime().Sub(lw.StartTime()))
 	}
@@ -262,7 +263,7 @@ func TestTraceSurvivesRestart(t *testing.T) {
 	if err := e1.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	submit := tr.one(t, "job.submit", AttrJobID.Int64(id))
+	submit := tr.one(t, "job.submit", telemetry.AttrJobID.Int64(id))
 
 	model2, err := cluster.Open(st, nil, nil)
 	if err != nil {
@@ -277,11 +278,11 @@ func TestTraceSurvivesRestart(t *testing.T) {
 	if j := waitJob(t, e2, id); j.Status != StatusSuccess {
 		t.Fatalf("job: %s", j.Status)
 	}
-	run := tr.one(t, "job.run", AttrJobID.Int64(id))
+	run := tr.one(t, "job.run", telemetry.AttrJobID.Int64(id))
 	if links := run.Links(); len(links) != 1 || !sameSpan(links[0].SpanContext, submit.SpanContext()) {
 		t.Errorf("job span links after a restart = %+v, want %v", links, submit.SpanContext())
 	}
-	if !hasAttr(run, AttrUser.String("bob")) {
+	if !hasAttr(run, telemetry.AttrUser.String("bob")) {
 		t.Errorf("job span attributes after a restart: %v", run.Attributes())
 	}
 }
@@ -303,8 +304,8 @@ func TestJobMetrics(t *testing.T) {
 	rm := collect(t, tr.reader)
 	sums := map[string]int64{}
 	for _, dp := range sumPoints(t, rm, "ganeti.jobs.finished") {
-		st, _ := dp.Attributes.Value(AttrJobStatus)
-		op, _ := dp.Attributes.Value(AttrOpcode)
+		st, _ := dp.Attributes.Value(telemetry.AttrJobStatus)
+		op, _ := dp.Attributes.Value(telemetry.AttrOpcode)
 		sums[st.AsString()+" "+op.AsString()] += dp.Value
 	}
 	want := map[string]int64{"success OP_TAGS_SET": 3, "error OP_TAGS_SET": 1, "success OP_TEST_DELAY": 1}
@@ -313,16 +314,16 @@ func TestJobMetrics(t *testing.T) {
 	}
 	submitted := map[string]int64{}
 	for _, dp := range sumPoints(t, rm, "ganeti.jobs.submitted") {
-		op, _ := dp.Attributes.Value(AttrOpcode)
+		op, _ := dp.Attributes.Value(telemetry.AttrOpcode)
 		submitted[op.AsString()] += dp.Value
 	}
 	if !mapsEqual(submitted, map[string]int64{"OP_TAGS_SET": 4, "OP_TEST_DELAY": 1}) {
 		t.Errorf("ganeti.jobs.submitted = %v", submitted)
 	}
-	if h := histogram(t, tr.reader, "ganeti.opcode.duration", AttrOpcode.String("OP_TAGS_SET"), AttrOpStatus.String("error")); h.Count != 1 {
+	if h := histogram(t, tr.reader, "ganeti.opcode.duration", telemetry.AttrOpcode.String("OP_TAGS_SET"), telemetry.AttrOpStatus.String("error")); h.Count != 1 {
 		t.Errorf("failed OP_TAGS_SET durations: %d", h.Count)
 	}
-	if h := histogram(t, tr.reader, "ganeti.job.duration", AttrOpcode.String("OP_TAGS_SET"), AttrJobStatus.String("success")); h.Count != 3 {
+	if h := histogram(t, tr.reader, "ganeti.job.duration", telemetry.AttrOpcode.String("OP_TAGS_SET"), telemetry.AttrJobStatus.String("success")); h.Count != 3 {
 		t.Errorf("successful OP_TAGS_SET job durations: %d", h.Count)
 	}
 	// Nothing is left in the queue.
@@ -405,14 +406,14 @@ func TestTraceBuiltinAllocator(t *testing.T) {
 	if pnode == "" {
 		t.Fatal("no instance traced.example.com after the job")
 	}
-	op := tr.one(t, "opcode OP_INSTANCE_CREATE", AttrJobID.Int64(id))
-	alloc := tr.one(t, "iallocator builtin", AttrJobID.Int64(id))
+	op := tr.one(t, "opcode OP_INSTANCE_CREATE", telemetry.AttrJobID.Int64(id))
+	alloc := tr.one(t, "iallocator builtin", telemetry.AttrJobID.Int64(id))
 	if !isChild(alloc, op) {
 		t.Errorf("allocator span's parent %v, want the opcode span %v", alloc.Parent().SpanID(), op.SpanContext().SpanID())
 	}
 	for _, kv := range []attribute.KeyValue{
-		AttrAllocator.String("no-such-allocator"), attribute.String("ganeti.iallocator.mode", "allocate"),
-		AttrInstance.StringSlice([]string{"traced.example.com"}), AttrNode.StringSlice([]string{pnode}),
+		telemetry.AttrAllocator.String("no-such-allocator"), attribute.String("ganeti.iallocator.mode", "allocate"),
+		telemetry.AttrInstance.StringSlice([]string{"traced.example.com"}), telemetry.AttrNode.StringSlice([]string{pnode}),
 	} {
 		if !hasAttr(alloc, kv) {
 			t.Errorf("allocator span has no %v: %v", kv, alloc.Attributes())
@@ -445,7 +446,7 @@ func TestTraceFilterCommit(t *testing.T) {
 	if !hasAttr(put, attribute.String("ganeti.filter.uuid", uuid)) || put.Status().Code == codes.Error {
 		t.Errorf("put span %v %v", put.Attributes(), put.Status())
 	}
-	if !hasAttr(del, AttrErrClass.String("OpPrereqError")) || !hasAttr(del, AttrErrCode.String("unknown_entity")) || del.Status().Code != codes.Error {
+	if !hasAttr(del, telemetry.AttrErrClass.String("OpPrereqError")) || !hasAttr(del, telemetry.AttrErrCode.String("unknown_entity")) || del.Status().Code != codes.Error {
 		t.Errorf("delete span %v %v", del.Attributes(), del.Status())
 	}
 	if _, ok := v.model.State().Config().Filters[uuid]; !ok {
