@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -280,6 +281,9 @@ type App struct {
 	tel        *telemetry.Providers
 	ownTel     bool // tel was built here: Shutdown stops it
 	admin      *http.Server
+	// healthMetric records the health server's state; unregistered on
+	// Close (a given meter provider may outlive the App).
+	healthMetric metric.Registration
 	// Fingerprint is the SHA-256 fingerprint of the TLS certificate (empty
 	// with Insecure).
 	Fingerprint string
@@ -387,6 +391,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	)...)
 	services.Register(a.grpcServer)
 	healthpb.RegisterHealthServer(a.grpcServer, a.healthSrv)
+	if a.healthMetric, err = telemetry.ObserveHealth(a.tel.Meter(), a.healthSrv); err != nil {
+		return nil, err
+	}
 	reflection.Register(a.grpcServer)
 
 	if a.conn, err = gateway.InProcess(a.grpcServer, telemetry.DialOptions(a.tel)...); err != nil {
@@ -430,6 +437,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Keepalive:            max(cfg.Keepalive, 0),
 	})
 	return a, nil
+}
+
+// PrometheusMetrics reports whether the admin listener serves /metrics
+// (--metrics-prometheus or OTEL_METRICS_EXPORTER=prometheus).
+func (a *App) PrometheusMetrics() bool {
+	return a.tel.Metrics != nil
 }
 
 // health is the admin listener's health check: the store answers and the
@@ -581,6 +594,9 @@ func (a *App) Close() {
 	}
 	if a.admin != nil {
 		_ = a.admin.Close()
+	}
+	if a.healthMetric != nil {
+		_ = a.healthMetric.Unregister()
 	}
 	if a.ownTel && a.tel != nil {
 		ctx, cancel := context.WithCancel(context.Background())
