@@ -27,6 +27,7 @@ trap 'rm -rf "$bindir"' EXIT
 
 # Packages whose test files declare a func(*testing.F): cheap (no build);
 # the binary itself then lists its exact Fuzz targets.
+listing="$("$GO" list -f '{{.ImportPath}} {{.Dir}}{{range .TestGoFiles}} {{.}}{{end}}{{range .XTestGoFiles}} {{.}}{{end}}' "${pkgs[@]}")"
 candidates=() # "import/path dir"
 while read -r path dir files; do
   for f in $files; do
@@ -35,7 +36,7 @@ while read -r path dir files; do
       break
     fi
   done
-done < <("$GO" list -f '{{.ImportPath}} {{.Dir}}{{range .TestGoFiles}} {{.}}{{end}}{{range .XTestGoFiles}} {{.}}{{end}}' "${pkgs[@]}")
+done <<<"$listing"
 
 targets=() # "import/path dir binary Name"
 for c in "${candidates[@]}"; do
@@ -45,9 +46,12 @@ for c in "${candidates[@]}"; do
   echo "=== build $path"
   # -fuzz selects the instrumented build; the pattern does not matter with -c.
   "$GO" test -c -fuzz '^Fuzz' -o "$bin" "$path"
+  names="$(cd "$dir" && "$bin" -test.list '^Fuzz')"
   while IFS= read -r name; do
-    [[ "$name" =~ ^Fuzz[[:alnum:]_]*$ ]] && targets+=("$path $dir $bin $name")
-  done < <(cd "$dir" && "$bin" -test.list '^Fuzz')
+    if [[ "$name" =~ ^Fuzz[[:alnum:]_]*$ ]]; then
+      targets+=("$path $dir $bin $name")
+    fi
+  done <<<"$names"
 done
 
 if [[ ${#targets[@]} -eq 0 ]]; then
