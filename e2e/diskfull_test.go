@@ -83,13 +83,16 @@ func TestDiskFull(t *testing.T) {
 	}
 	dir := mountTmpfs(t, 8<<20)
 	data := filepath.Join(dir, "data")
-	args := []string{"--insecure", "--write-rate", "off", "--max-waiters", "-1", "--admin-listen", "127.0.0.1:0"}
+	args := []string{"--insecure", "--write-rate", "off", "--max-waiters", "-1", "--admin-listen", "127.0.0.1:0", "--metrics-prometheus"}
 	p := startServer(t, data, args...)
 	admin := "http://" + adminAddr(t, p)
 	client := &http.Client{Timeout: 20 * time.Second}
 	base := "http://" + e2eUser + ":" + e2ePassword + "@" + p.Addr
 	if code := httpStatus(t, client, admin+"/healthz"); code != 200 {
 		t.Fatalf("/healthz before the disk is full: %d", code)
+	}
+	if v := healthServing(t, adminAddr(t, p)); v != 1 {
+		t.Errorf("ganeti_gateway_health_serving before the disk is full: %v, want 1", v)
 	}
 	// Room for some jobs: the store fills it while jobs run.
 	filler := fill(t, dir, 192<<10)
@@ -177,6 +180,9 @@ func TestDiskFull(t *testing.T) {
 
 	if code := httpStatus(t, client, admin+"/healthz"); code != 503 {
 		t.Errorf("/healthz while the store refuses writes: %d, want 503", code)
+	}
+	if v := healthServing(t, adminAddr(t, p)); v != 0 {
+		t.Errorf("ganeti_gateway_health_serving while the store refuses writes: %v, want 0", v)
 	}
 	conn, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -127,7 +127,7 @@ func hasAttrs(s sdktrace.ReadOnlySpan, attrs ...attribute.KeyValue) bool {
 	for _, kv := range attrs {
 		found := false
 		for _, a := range s.Attributes() {
-			if a.Key == kv.Key && a.Value.Emit() == kv.Value.Emit() {
+			if a.Key == kv.Key && a.Value.String() == kv.Value.String() {
 				found = true
 			}
 		}

@@ -395,18 +395,22 @@ func decodeWaitBody(body io.Reader) (*rapiv2.WaitJobChangeRequest, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if len(data) == 0 || dec.Decode(&obj) != nil || obj == nil {
+		//lint:ignore ST1005 Ganeti's wire text
 		return nil, errors.New("The 'fields' parameter should be a list")
 	}
 	if _, ok := obj["fields"].([]any); !ok {
+		//lint:ignore ST1005 Ganeti's wire text
 		return nil, errors.New("The 'fields' parameter should be a list")
 	}
 	if v := obj["previous_job_info"]; v != nil {
 		if _, ok := v.([]any); !ok {
+			//lint:ignore ST1005 Ganeti's wire text
 			return nil, errors.New("The 'previous_job_info' parameter should be a list")
 		}
 	}
 	if v := obj["previous_log_serial"]; v != nil {
 		if n, ok := v.(json.Number); !ok || strings.ContainsAny(n.String(), ".eE") {
+			//lint:ignore ST1005 Ganeti's wire text
 			return nil, errors.New("The 'previous_log_serial' parameter should be a number")
 		}
 	}
@@ -418,6 +422,7 @@ func decodeWaitBody(body io.Reader) (*rapiv2.WaitJobChangeRequest, error) {
 		}
 	}
 	if err := legacyjson.FromValue(req, known); err != nil {
+		//lint:ignore ST1005 Ganeti's wire text
 		return nil, errors.New("The 'fields' parameter should be a list")
 	}
 	return req, nil

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Runs every Go fuzz target in the module, one at a time, for FUZZTIME each
-# (Go allows -fuzz on one target in one package per invocation).
+# Fuzzes every Go fuzz target in the module for FUZZTIME each, one at a time.
 #
 # Usage: tools/fuzz.sh [packages...]      (default ./...)
 #        FUZZTIME=30s tools/fuzz.sh ./server/...
 # Called by `make fuzz FUZZTIME=...`.
+#
+# `go test -fuzz` takes one target of one package per call and rebuilds the
+# instrumented test binary each time; this script builds each package's
+# instrumented binary once (`go test -c -fuzz`) and runs it once per target,
+# as `go test` would: in the package's directory (so testdata/fuzz is the
+# seed corpus and a failing input is written there) with the same cache of
+# generated inputs ($GOCACHE/fuzz/<import path>).
+#
+# `make test` (plain `go test`) already replays every seed and every input
+# under testdata/fuzz; this script is the fuzzing for time.
 set -euo pipefail
 
 GO="${GO:-go}"
@@ -12,40 +21,50 @@ FUZZTIME="${FUZZTIME:-10s}"
 pkgs=("$@")
 [[ ${#pkgs[@]} -gt 0 ]] || pkgs=(./...)
 
-# `go test -list` prints, per package, the matching names and then a line
-# "ok  <import path>  <time>" (or "?  <path>  [no test files]"); it builds all
-# test binaries in parallel, so one call covers the whole module.
-if ! listing="$("$GO" test -list '^Fuzz' "${pkgs[@]}" 2>&1)"; then
-  printf '%s\n' "$listing" >&2
-  echo "fuzz: 'go test -list' failed (see above)" >&2
-  exit 1
-fi
+fuzzcache="$("$GO" env GOCACHE)/fuzz"
+bindir="$(mktemp -d "${TMPDIR:-/tmp}/fuzz-bin.XXXXXX")"
+trap 'rm -rf "$bindir"' EXIT
 
-targets=() # "import/path Name"
-pending=()
-while IFS= read -r line; do
-  if [[ "$line" =~ ^Fuzz[[:alnum:]_]*$ ]]; then
-    pending+=("$line")
-  elif [[ "$line" =~ ^ok[[:space:]]+([^[:space:]]+) ]]; then
-    for name in "${pending[@]}"; do
-      targets+=("${BASH_REMATCH[1]} $name")
-    done
-    pending=()
-  fi
+# Packages whose test files declare a func(*testing.F): cheap (no build);
+# the binary itself then lists its exact Fuzz targets.
+listing="$("$GO" list -f '{{.ImportPath}} {{.Dir}}{{range .TestGoFiles}} {{.}}{{end}}{{range .XTestGoFiles}} {{.}}{{end}}' "${pkgs[@]}")"
+candidates=() # "import/path dir"
+while read -r path dir files; do
+  for f in $files; do
+    if grep -qE '^func Fuzz[[:alnum:]_]*\([[:alnum:]_]+ \*testing\.F\)' "$dir/$f"; then
+      candidates+=("$path $dir")
+      break
+    fi
+  done
 done <<<"$listing"
+
+targets=() # "import/path dir binary Name"
+for c in "${candidates[@]}"; do
+  path="${c% *}"
+  dir="${c#* }"
+  bin="$bindir/${path//\//_}.test"
+  echo "=== build $path"
+  # -fuzz selects the instrumented build; the pattern does not matter with -c.
+  "$GO" test -c -fuzz '^Fuzz' -o "$bin" "$path"
+  names="$(cd "$dir" && "$bin" -test.list '^Fuzz')"
+  while IFS= read -r name; do
+    if [[ "$name" =~ ^Fuzz[[:alnum:]_]*$ ]]; then
+      targets+=("$path $dir $bin $name")
+    fi
+  done <<<"$names"
+done
 
 if [[ ${#targets[@]} -eq 0 ]]; then
   echo "fuzz: no Fuzz targets found in ${pkgs[*]}"
   exit 0
 fi
 
-echo "fuzz: ${#targets[@]} target(s), ${FUZZTIME} each"
+echo "fuzz: ${#targets[@]} target(s) in ${#candidates[@]} package(s), ${FUZZTIME} each"
 failed=()
 flakes=()
 for t in "${targets[@]}"; do
-  pkg="${t% *}"
-  name="${t##* }"
-  echo "=== fuzz $pkg $name"
+  read -r path dir bin name <<<"$t"
+  echo "=== fuzz $path $name"
   # Go 1.26's fuzzing coordinator can end a clean run with a bare "context
   # deadline exceeded" when -fuzztime runs out while a worker is busy
   # (golang/go#75804, fixed in Go 1.27): nothing crashed and no input is
@@ -55,7 +74,8 @@ for t in "${targets[@]}"; do
   for attempt in 1 2; do
     out=$(mktemp)
     rc=0
-    "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tee "$out" || rc=$?
+    (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$FUZZTIME" \
+      -test.fuzzcachedir "$fuzzcache/$path" -test.paniconexit0) 2>&1 | tee "$out" || rc=$?
     flake=0
     if [[ $rc -ne 0 ]] && grep -q '^    context deadline exceeded$' "$out" && ! grep -q 'Failing input written to' "$out"; then
       flake=1
@@ -67,10 +87,10 @@ for t in "${targets[@]}"; do
       echo "fuzz: $name hit the Go fuzzing-engine deadline flake (golang/go#75804, no failing input); retrying"
     elif [[ $flake -eq 1 ]]; then
       echo "fuzz: $name hit the deadline flake twice; no failing input was written, counted as passed"
-      flakes+=("$pkg $name")
+      flakes+=("$path $name")
       break
     else
-      failed+=("$pkg $name")
+      failed+=("$path $name")
       break
     fi
   done

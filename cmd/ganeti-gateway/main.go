@@ -252,7 +252,7 @@ func serve(args []string, std stdio) error {
 	errc := make(chan error, 2)
 	go func() { errc <- a.Serve(lis) }()
 	if adminLis != nil {
-		log.Info("admin listener", "addr", adminLis.Addr().String(), "metrics", cfg.MetricsPrometheus)
+		log.Info("admin listener", "addr", adminLis.Addr().String(), "metrics", a.PrometheusMetrics())
 		go func() { errc <- a.ServeAdmin(adminLis) }()
 	}
 	select {

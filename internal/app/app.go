@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -316,6 +317,9 @@ type App struct {
 	tel        *telemetry.Providers
 	ownTel     bool // tel was built here: Shutdown stops it
 	admin      *http.Server
+	// healthMetric records the health server's state; unregistered on
+	// Close (a given meter provider may outlive the App).
+	healthMetric metric.Registration
 	// Fingerprint is the SHA-256 fingerprint of the TLS certificate (empty
 	// with Insecure).
 	Fingerprint string
@@ -486,6 +490,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	)...)
 	services.Register(a.grpcServer)
 	healthpb.RegisterHealthServer(a.grpcServer, a.healthSrv)
+	if a.healthMetric, err = telemetry.ObserveHealth(a.tel.Meter(), a.healthSrv); err != nil {
+		return nil, err
+	}
 	reflection.Register(a.grpcServer)
 	// Every service has a health status (SERVING, NOT_SERVING once
 	// Shutdown begins or the job queue stops), not only the server's "".
@@ -539,6 +546,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	// HTTP/2 connections get their GOAWAY at the same time).
 	a.http.RegisterOnShutdown(services.Drain)
 	return a, nil
+}
+
+// PrometheusMetrics reports whether the admin listener serves /metrics
+// (--metrics-prometheus or OTEL_METRICS_EXPORTER=prometheus).
+func (a *App) PrometheusMetrics() bool {
+	return a.tel.Metrics != nil
 }
 
 // health is the admin listener's health check: the store answers and the
@@ -797,6 +810,9 @@ func (a *App) Close() {
 	}
 	if a.admin != nil {
 		_ = a.admin.Close()
+	}
+	if a.healthMetric != nil {
+		_ = a.healthMetric.Unregister()
 	}
 	if a.ownTel && a.tel != nil {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -180,7 +180,7 @@ func TestStoreRefused(t *testing.T) {
 			for i := bytes.Index(b, val); i >= 0; i = bytes.Index(b[i+1:], val) + i + 1 {
 				b[i+len(val)/2] ^= 0x01
 				n++
-				if bytes.Index(b[i+1:], val) < 0 {
+				if !bytes.Contains(b[i+1:], val) {
 					break
 				}
 			}

@@ -19,8 +19,8 @@ const module = "github.com/ganeti-gateway/ganeti-gateway/"
 var layers = [][]string{
 	// Vocabulary and infrastructure without project imports.
 	{"gen/go/ganeti/rapi/v2", "internal/buildinfo", "internal/names", "internal/selfsigned",
-		"internal/telemetry", "server/store", "server/auth", "server/impexp", "deploy"},
-	{"internal/legacyenum", "server/store/boltstore", "server/store/memstore", "server/store/faultstore",
+		"server/store", "server/auth", "server/impexp", "deploy"},
+	{"internal/legacyenum", "internal/telemetry", "server/store/boltstore", "server/store/memstore", "server/store/faultstore",
 		"server/store/storetest"},
 	{"internal/legacyjson", "server/errs"},
 	// The domain: the simulated cluster, then its job engine.

@@ -4,7 +4,6 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 )
@@ -25,7 +24,7 @@ func Keys(msg proto.Message) []string {
 	names := make([]string, 0, fds.Len())
 	for i := 0; i < fds.Len(); i++ {
 		fd := fds.Get(i)
-		if empty, _ := getExtension(fd.Options().(proto.Message), rapiv2.E_Empty).(rapiv2.LegacyEmpty); empty == rapiv2.LegacyEmpty_LEGACY_EMPTY_OMIT {
+		if empty, _ := getExtension(fd.Options(), rapiv2.E_Empty).(rapiv2.LegacyEmpty); empty == rapiv2.LegacyEmpty_LEGACY_EMPTY_OMIT {
 			continue
 		}
 		names = append(names, fd.JSONName())
@@ -33,5 +32,3 @@ func Keys(msg proto.Message) []string {
 	v, _ := keysCache.LoadOrStore(d.FullName(), names)
 	return v.([]string)
 }
-
-var _ protoreflect.FullName

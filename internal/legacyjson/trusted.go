@@ -52,7 +52,7 @@ func fillTrusted(sl *slab, msg proto.Message, v any) error {
 		return FromValue(msg, v)
 	}
 	var err error
-	switch v.(type) {
+	switch tv := v.(type) {
 	case map[string]any, Object:
 		if p := planForMessage(msg); p != nil && p.object {
 			proto.Reset(msg)
@@ -63,7 +63,7 @@ func fillTrusted(sl *slab, msg proto.Message, v any) error {
 	case []any:
 		if p := planForMessage(msg); p != nil && p.tuple {
 			proto.Reset(msg)
-			err = p.fillTuple(sl, msg, v.([]any))
+			err = p.fillTuple(sl, msg, tv)
 			break
 		}
 		err = errFast

@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	promexporter "go.opentelemetry.io/otel/exporters/prometheus"
@@ -134,6 +135,10 @@ type Options struct {
 //   - OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG: the sampler
 //     (default parentbased_always_on); OTEL_BSP_* the batch processor.
 //   - OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES: the resource.
+//
+// With metrics on, the Go runtime metrics and ganeti_gateway.build_info
+// are recorded too, and the Prometheus endpoint adds the process metrics
+// (process_*).
 func New(ctx context.Context, o Options) (_ *Providers, err error) {
 	getenv := o.Getenv
 	if getenv == nil {
@@ -186,6 +191,12 @@ func New(ctx context.Context, o Options) (_ *Providers, err error) {
 	}
 	if o.Prometheus {
 		reg := prometheus.NewRegistry()
+		// The process's CPU time, memory, open and maximum file
+		// descriptors and start time (process_*), as every Prometheus
+		// dashboard names them; scraped here only (not over OTLP).
+		if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+			return nil, fmt.Errorf("telemetry: process metrics: %w", err)
+		}
 		exp, err := promexporter.New(promexporter.WithRegisterer(reg))
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
@@ -197,6 +208,9 @@ func New(ctx context.Context, o Options) (_ *Providers, err error) {
 		mp := NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)
 		p.MeterProvider = mp
 		p.shutdown = append(p.shutdown, mp.Shutdown)
+		if err := startProcessMetrics(mp, buildInfo()); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }

@@ -9,6 +9,7 @@ import (
 // the others are 401.
 var (
 	// ErrNoCredentials is "Authorization: Basic" with nothing after it.
+	//lint:ignore ST1005 Ganeti's wire text
 	ErrNoCredentials = errors.New("Basic authentication requires credentials")
 	// ErrEmptyAuthorization is an empty or blank header.
 	ErrEmptyAuthorization = errors.New("empty Authorization header")

@@ -84,13 +84,16 @@ type NetworkPool struct{ p *addrPool }
 func NewNetworkPool(cidr string) (*NetworkPool, error) {
 	prefix, err := netip.ParsePrefix(cidr)
 	if err != nil || !prefix.Addr().Is4() {
+		//lint:ignore ST1005 Ganeti's wire text
 		return nil, fmt.Errorf("Invalid network address '%s'", cidr)
 	}
 	hosts := 1 << (32 - prefix.Bits())
 	if prefix.Bits() < minNetPrefix {
+		//lint:ignore ST1005 Ganeti's wire text
 		return nil, fmt.Errorf("A big network with %d host(s) is currently not supported. please specify at most a /%d network", hosts, minNetPrefix)
 	}
 	if prefix.Bits() > maxNetPrefix {
+		//lint:ignore ST1005 Ganeti's wire text
 		return nil, fmt.Errorf("A network with only %d host(s) is too small, please specify at least a /%d network", hosts, maxNetPrefix)
 	}
 	p := newAddrPool(prefix.Masked())
@@ -123,6 +126,7 @@ func (np *NetworkPool) Contains(ip string) bool {
 func (np *NetworkPool) index(ip string) (int, error) {
 	a, err := netip.ParseAddr(ip)
 	if err != nil || !a.Is4() {
+		//lint:ignore ST1005 Ganeti's wire text
 		return 0, fmt.Errorf("Invalid IP address '%s'", ip)
 	}
 	if !np.p.contains(a) {

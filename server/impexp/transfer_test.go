@@ -19,7 +19,7 @@ type transferCase struct {
 	timeout       time.Duration
 }
 
-func runTransfer(t *testing.T, tc transferCase) (recvErr, sendErr error, refused int32) {
+func runTransfer(t *testing.T, tc transferCase) (refused int32, recvErr, sendErr error) {
 	t.Helper()
 	const magic = "00ff"
 	rc, err := Listen("127.0.0.1", ServerTLS(tc.srvKey, tc.srvCA.Cert, time.Now), magic, 1024)
@@ -40,7 +40,8 @@ func runTransfer(t *testing.T, tc transferCase) (recvErr, sendErr error, refused
 	}
 	dest := Destination{Host: "127.0.0.1", Port: strconv.Itoa(rc.Port()), Magic: sendMagic}
 	sendErr = Send(context.Background(), dest, ClientTLS(tc.cliKey, tc.cliCA.Cert, time.Now), size, 2*time.Second, Events{})
-	return <-done, sendErr, nRefused.Load()
+	recvErr = <-done
+	return nRefused.Load(), recvErr, sendErr
 }
 
 func msgOf(err error) string {
@@ -78,7 +79,7 @@ func TestTransfer(t *testing.T) {
 			"Disk size mismatch: received 1023 MiB, expected 1024 MiB", "The destination refused the data (size mismatch)", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			recvErr, sendErr, refused := runTransfer(t, tc.c)
+			refused, recvErr, sendErr := runTransfer(t, tc.c)
 			if got := msgOf(recvErr); got != tc.recv {
 				t.Errorf("receiver: %q (%v), want %q", got, recvErr, tc.recv)
 			}

@@ -104,9 +104,9 @@ func (c *committer) signal() {
 
 // write queues the records of jobs; the returned channel (buffered) gets
 // the commit's outcome.
-func (c *committer) write(ids ...int64) <-chan error { return c.writeCtx(nil, ids...) }
+func (c *committer) write(ids ...int64) <-chan error { return c.writeCtx(context.Background(), ids...) }
 
-// writeCtx is write for the span of ctx (nil: none): the transaction is
+// writeCtx is write for the span of ctx (if it has one): the transaction is
 // traced as its child.
 func (c *committer) writeCtx(ctx context.Context, ids ...int64) <-chan error {
 	ch := make(chan error, 1)

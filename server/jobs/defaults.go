@@ -198,9 +198,6 @@ func parseUnitBinary(s string) (int64, bool) {
 	return n * scale, true
 }
 
-// createFields are the parameters of OP_INSTANCE_CREATE in field order.
-var createFields = (&rapiv2.OpInstanceCreate{}).ProtoReflect().Descriptor().Fields()
-
 // nestedCreate turns an instance of a multi-allocation into the full
 // OP_INSTANCE_CREATE Ganeti keeps in the job: rlib2 builds each instance as
 // an OpInstanceCreate (every parameter, its default or None) and the job

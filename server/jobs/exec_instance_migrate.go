@@ -189,8 +189,8 @@ func moveExec(x *ExecContext, op proto.Message) (any, error) {
 	}
 	e := editInstance(x, inst.UUID)
 	if mv.failover {
-		x.Log(fmt.Sprintf("* checking disk consistency between source and target"))
-		x.Log(fmt.Sprintf("* shutting down instance on source node"))
+		x.Log("* checking disk consistency between source and target")
+		x.Log("* shutting down instance on source node")
 	} else {
 		x.Log(fmt.Sprintf("Migrating instance %s", inst.Name))
 	}

@@ -320,11 +320,13 @@ func parseUnit(s string) (int64, error) {
 		num++
 	}
 	if num == 0 {
+		//lint:ignore ST1005 Ganeti's wire text
 		return 0, errors.New("Invalid format")
 	}
 	rest := strings.TrimLeftFunc(s[num:], pyIsSpace)
 	for i := 0; i < len(rest); i++ {
 		if c := rest[i] | 0x20; c < 'a' || c > 'z' {
+			//lint:ignore ST1005 Ganeti's wire text
 			return 0, errors.New("Invalid format")
 		}
 	}
@@ -332,6 +334,7 @@ func parseUnit(s string) (int64, error) {
 	if err != nil {
 		// Python's float() raises ValueError ("1.2.3", "."), which
 		// ForceDictType does not catch; reported as a bad format here.
+		//lint:ignore ST1005 Ganeti's wire text
 		return 0, errors.New("Invalid format")
 	}
 	switch strings.ToLower(rest) {
@@ -341,10 +344,12 @@ func parseUnit(s string) (int64, error) {
 	case "t", "tb", "tib":
 		value *= 1024 * 1024
 	default:
+		//lint:ignore ST1005 Ganeti's wire text
 		return 0, fmt.Errorf("Unknown unit: %s", rest)
 	}
 	value = math.Ceil(value)
 	if value > cluster.MaxSizeMiB {
+		//lint:ignore ST1005 Ganeti's wire text
 		return 0, fmt.Errorf("Size too large (at most %d MiB)", int64(cluster.MaxSizeMiB))
 	}
 	r := int64(value)
@@ -371,10 +376,12 @@ func sizeValue(v any) (int64, error) {
 		return parseUnit(strconv.FormatInt(x, 10))
 	case float64:
 		if math.IsNaN(x) || x < 0 || math.Signbit(x) || x >= 1e16 || (x != 0 && x < 1e-4) {
+			//lint:ignore ST1005 Ganeti's wire text
 			return 0, errors.New("Invalid format")
 		}
 		return parseUnit(strconv.FormatFloat(x, 'f', -1, 64))
 	}
+	//lint:ignore ST1005 Ganeti's wire text
 	return 0, errors.New("Invalid format")
 }
 

@@ -160,6 +160,7 @@ func (NetworkAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if m.Gateway != nil {
 		gw, err := netip.ParseAddr(*m.Gateway)
 		if err != nil || !gw.Is4() {
+			//lint:ignore ST1005 Ganeti's wire text
 			return nil, poolErr(fmt.Errorf("Invalid IP address '%s'", *m.Gateway))
 		}
 		if err := pool.Reserve(gw.String(), true); err != nil {

@@ -84,7 +84,7 @@ func spanNames(spans []sdktrace.ReadOnlySpan) []string {
 
 func hasAttr(s sdktrace.ReadOnlySpan, kv attribute.KeyValue) bool {
 	for _, a := range s.Attributes() {
-		if a.Key == kv.Key && a.Value.Emit() == kv.Value.Emit() {
+		if a.Key == kv.Key && a.Value.String() == kv.Value.String() {
 			return true
 		}
 	}
@@ -94,7 +94,7 @@ func hasAttr(s sdktrace.ReadOnlySpan, kv attribute.KeyValue) bool {
 func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) string {
 	for _, a := range s.Attributes() {
 		if a.Key == key {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
@@ -375,7 +375,7 @@ func histogram(t *testing.T, r *sdkmetric.ManualReader, name string, attrs ...at
 		for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
 			if slices.IndexFunc(attrs, func(kv attribute.KeyValue) bool {
 				v, ok := dp.Attributes.Value(kv.Key)
-				return !ok || v.Emit() != kv.Value.Emit()
+				return !ok || v.String() != kv.Value.String()
 			}) < 0 {
 				return dp
 			}

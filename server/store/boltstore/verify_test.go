@@ -179,7 +179,7 @@ func TestVerifyDamage(t *testing.T) {
 		{"both meta pages", func(b []byte) []byte { b[16+40]++; b[ps+16+40]++; return b }, "no valid meta page"},
 		{"a value byte", func(b []byte) []byte {
 			i := bytes.Index(b, value)
-			if i < 0 || bytes.Index(b[i+1:], value) >= 0 {
+			if i < 0 || bytes.Contains(b[i+1:], value) {
 				t.Fatalf("value %s not on disk exactly once", value)
 			}
 			b[i+len(value)-2] = '5' // "id":1235,

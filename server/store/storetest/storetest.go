@@ -237,10 +237,10 @@ func testReadYourWrites(t *testing.T, s store.Store) {
 			return err
 		}
 		if v, _ := tx.Get("b", "b"); string(v) != "new" {
-			return fmt.Errorf("Get after Put = %q", v)
+			return fmt.Errorf("after Put, Get = %q", v)
 		}
 		if v, _ := tx.Get("b", "c"); v != nil {
-			return fmt.Errorf("Get after Delete = %q", v)
+			return fmt.Errorf("after Delete, Get = %q", v)
 		}
 		var seen []kv
 		if err := tx.ForEach("b", func(k string, v []byte) error {
@@ -313,10 +313,10 @@ func testRollbackOnPanic(t *testing.T, s store.Store) {
 func testViewReadOnly(t *testing.T, s store.Store) {
 	err := s.View(func(tx store.Tx) error {
 		if err := tx.Put("b", "k", []byte("x")); !errors.Is(err, store.ErrReadOnly) {
-			return fmt.Errorf("Put in View = %v, want ErrReadOnly", err)
+			return fmt.Errorf("in View, Put = %v, want ErrReadOnly", err)
 		}
 		if err := tx.Delete("b", "k"); !errors.Is(err, store.ErrReadOnly) {
-			return fmt.Errorf("Delete in View = %v, want ErrReadOnly", err)
+			return fmt.Errorf("in View, Delete = %v, want ErrReadOnly", err)
 		}
 		return nil
 	})
