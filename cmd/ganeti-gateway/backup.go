@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/atomicfile"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
 )
 
@@ -89,44 +90,20 @@ func backupCommand(args []string, std stdio) error {
 	return nil
 }
 
-// writeVerified writes path through a temporary file in its directory
-// (mode 0600): fill writes it, it is synced and verified, then renamed
-// to path and the directory synced.
-func writeVerified(path string, fill func(*os.File) error, rep *boltstore.Report) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
+// writeVerified writes path atomically (mode 0600): fill writes it, and
+// the copy must verify as a store before it is named path.
+func writeVerified(path string, fill func(*os.File) error, rep *boltstore.Report) error {
+	return atomicfile.Write(path, fill, func(tmp string) error {
+		r, err := boltstore.Verify(tmp)
 		if err != nil {
-			_ = os.Remove(f.Name())
+			return fmt.Errorf("the copy does not verify: %w", err)
 		}
-	}()
-	err = fill(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if *rep, err = boltstore.Verify(f.Name()); err != nil {
-		return fmt.Errorf("the copy does not verify: %w", err)
-	}
-	if !rep.Checksums {
-		return errors.New("the copy is not a ganeti-gateway store (no format record)")
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+		if !r.Checksums {
+			return errors.New("the copy is not a ganeti-gateway store (no format record)")
+		}
+		*rep = r
+		return nil
+	})
 }
 
 // fetchBackup copies GET http://<admin>/backup into w, checking that it

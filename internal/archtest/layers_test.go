@@ -18,9 +18,9 @@ const module = "github.com/ganeti-gateway/ganeti-gateway/"
 // (the test fails on a package it does not know).
 var layers = [][]string{
 	// Vocabulary and infrastructure without project imports.
-	{"gen/go/ganeti/rapi/v2", "internal/buildinfo", "internal/names", "internal/selfsigned",
-		"server/store", "server/auth", "server/impexp", "deploy"},
-	{"internal/legacyenum", "internal/telemetry", "server/store/boltstore", "server/store/memstore", "server/store/faultstore",
+	{"gen/go/ganeti/rapi/v2", "internal/atomicfile", "internal/buildinfo", "internal/names",
+		"internal/selfsigned", "server/store", "server/impexp", "deploy"},
+	{"internal/legacyenum", "internal/telemetry", "server/auth", "server/store/boltstore", "server/store/memstore", "server/store/faultstore",
 		"server/store/storetest"},
 	{"internal/legacyjson", "server/errs"},
 	// The domain: the simulated cluster, then its job engine.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/atomicfile"
 )
 
 // Errors of the users file edits.
@@ -110,7 +112,7 @@ func SetPassword(data []byte, name, password string) ([]byte, error) {
 // and the caller for a new file), renamed over it, the directory synced. A
 // symbolic link is followed: its target is replaced. A server watching the
 // file reloads it.
-func UpdateUsersFile(path string, edit func([]byte) ([]byte, error)) (err error) {
+func UpdateUsersFile(path string, edit func([]byte) ([]byte, error)) error {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
 	}
@@ -139,42 +141,20 @@ func UpdateUsersFile(path string, edit func([]byte) ([]byte, error)) (err error)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
+	return atomicfile.Write(path, func(f *os.File) error {
+		if _, err := f.Write(out); err != nil {
+			return err
 		}
-	}()
-	_, err = f.Write(out)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil && hasOwner && (uid != os.Geteuid() || gid != os.Getegid()) {
-		// Root editing the file of the server's user: the server must
-		// still read it.
-		if cerr := f.Chown(uid, gid); cerr != nil {
-			err = fmt.Errorf("keeping the owner %d:%d of %s: %w", uid, gid, path, cerr)
+		if err := f.Chmod(mode); err != nil {
+			return err
 		}
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+		if hasOwner && (uid != os.Geteuid() || gid != os.Getegid()) {
+			// Root editing the file of the server's user: the server must
+			// still read it.
+			if err := f.Chown(uid, gid); err != nil {
+				return fmt.Errorf("keeping the owner %d:%d of %s: %w", uid, gid, path, err)
+			}
+		}
+		return nil
+	}, nil)
 }
