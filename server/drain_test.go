@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -419,20 +420,8 @@ func TestWatchJobResume(t *testing.T) {
 // from the running state gets the new statuses and results.
 func TestWatchJobResumeFailed(t *testing.T) {
 	ex := &stepper{steps: make(chan bool), fail: true}
-	srv := newJobServer(t, ex, 0)
-	js := rapiv2.NewJobServiceClient(srv.conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	id := submitLogJob(t, srv.eng, 2)
-	ex.step(t, srv.eng, id)
-	stream, err := js.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := watchRunningJob(t, ex, 2)
+	srv, js, ctx, id, m := w.srv, w.js, w.ctx, w.id, w.first
 	held := &watched{}
 	held.apply(t, m)
 	close(ex.steps)
@@ -462,26 +451,46 @@ func TestWatchJobResumeFailed(t *testing.T) {
 // with a resumable UNAVAILABLE (reason JOB_QUEUE_STOPPED), not with OK.
 func TestWatchJobQueueStopped(t *testing.T) {
 	ex := &stepper{steps: make(chan bool)}
-	srv := newJobServer(t, ex, 0)
-	js := rapiv2.NewJobServiceClient(srv.conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	id := submitLogJob(t, srv.eng, 1)
-	ex.step(t, srv.eng, id)
-	stream, err := js.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := watchRunningJob(t, ex, 1)
+	srv, ctx, m := w.srv, w.ctx, w.first
 	stopCtx, stopCancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer stopCancel()
 	_ = srv.eng.Stop(stopCtx) // the running opcode is canceled
-	_, err = stream.Recv()
+	_, err := w.stream.Recv()
 	version, serial, ok := server.ResumeOf(status.Convert(err))
 	if interruption(t, err).GetReason() != server.ReasonQueueStopped || !ok || version != m.GetVersion() || serial != 1 {
 		t.Errorf("stream ended with %v; the client holds version %d, serial 1", err, m.GetVersion())
 	}
+}
+
+// runningWatch is a WatchJob stream on a running job (watchRunningJob).
+type runningWatch struct {
+	srv    *jobServer
+	js     rapiv2.JobServiceClient
+	ctx    context.Context // the test's, 20 s
+	id     int64
+	stream grpc.ServerStreamingClient[rapiv2.Job]
+	first  *rapiv2.Job // the stream's first message
+}
+
+// watchRunningJob serves ex's engine, submits a job of logs log entries,
+// lets its first step run and watches it. The stream stays open until the
+// test ends.
+func watchRunningJob(t *testing.T, ex *stepper, logs int) *runningWatch {
+	t.Helper()
+	w := &runningWatch{srv: newJobServer(t, ex, 0)}
+	w.js = rapiv2.NewJobServiceClient(w.srv.conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	w.ctx = ctx
+	w.id = submitLogJob(t, w.srv.eng, logs)
+	ex.step(t, w.srv.eng, w.id)
+	var err error
+	if w.stream, err = w.js.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: w.id}); err != nil {
+		t.Fatal(err)
+	}
+	if w.first, err = w.stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

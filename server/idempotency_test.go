@@ -28,7 +28,7 @@ const idemUsers = "alice apass write,admin\nbob bpass write\n"
 // port; it returns the base URL, a gRPC connection to it and the engine.
 func newIdemServer(t *testing.T) (string, *grpc.ClientConn, *jobs.Engine) {
 	t.Helper()
-	model, eng := goldenEngine(t)
+	model, eng := goldenEngine(t, nil)
 	svcs, err := server.New(server.Config{Cluster: model, Jobs: eng, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

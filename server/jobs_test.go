@@ -31,7 +31,7 @@ import (
 // stopped is set) over the golden cluster.
 func newJobConn(t *testing.T, start bool) (*grpc.ClientConn, *jobs.Engine, *cluster.Model) {
 	t.Helper()
-	model, eng := goldenEngine(t)
+	model, eng := goldenEngine(t, nil)
 	if start {
 		eng.Start()
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -19,11 +17,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
-	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
 )
 
 // logger is an executor (registered as OP_TEST_DELAY) that logs n entries
@@ -68,29 +64,8 @@ type jobServer struct {
 // health service, through the error and drain stream interceptors.
 func newJobServer(tb testing.TB, ex jobs.Executor, maxWatchAge time.Duration) *jobServer {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(tb), "testdata", "golden-cluster.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	seed, err := cluster.ParseFile(data)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	model, err := cluster.Open(memstore.New(), seed, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	eng, err := jobs.New(jobs.Config{Model: model, Logger: quiet, EncodeOp: server.LegacyOpValue,
-		Executors: map[string]jobs.Executor{"OP_TEST_DELAY": ex}})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	model, eng := goldenEngine(tb, map[string]jobs.Executor{"OP_TEST_DELAY": ex})
 	eng.Start()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = eng.Stop(ctx)
-	})
 	return serveJobs(tb, model, eng, maxWatchAge)
 }
 

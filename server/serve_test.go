@@ -20,27 +20,28 @@ import (
 )
 
 // goldenEngine opens the golden cluster in memory with a job engine (not
-// started), stopped when the test ends.
-func goldenEngine(t *testing.T) (*cluster.Model, *jobs.Engine) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "testdata", "golden-cluster.json"))
+// started) whose executors are execs (nil: the default ones), stopped when
+// the test ends.
+func goldenEngine(tb testing.TB, execs map[string]jobs.Executor) (*cluster.Model, *jobs.Engine) {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(tb), "testdata", "golden-cluster.json"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	seed, err := cluster.ParseFile(data)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	model, err := cluster.Open(memstore.New(), seed, nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	eng, err := jobs.New(jobs.Config{Model: model, Logger: quiet, EncodeOp: server.LegacyOpValue})
+	eng, err := jobs.New(jobs.Config{Model: model, Logger: quiet, EncodeOp: server.LegacyOpValue, Executors: execs})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = eng.Stop(ctx)
 	})
