@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -88,7 +89,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Open without a store succeeded")
 	}
 	db := memstore.New()
-	if err := db.Update(func(tx store.Tx) error {
+	if err := db.Update(context.Background(), func(tx store.Tx) error {
 		if err := tx.Put(BucketCluster, keyConfig, []byte(`{"name":"c"}`)); err != nil {
 			return err
 		}
@@ -113,8 +114,8 @@ type countingTx struct {
 	s *countingStore
 }
 
-func (c *countingStore) Update(fn func(store.Tx) error) error {
-	return c.Store.Update(func(tx store.Tx) error { return fn(countingTx{tx, c}) })
+func (c *countingStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return c.Store.Update(ctx, func(tx store.Tx) error { return fn(countingTx{tx, c}) })
 }
 
 func (c countingTx) Put(bucket, key string, val []byte) error {
@@ -137,7 +138,7 @@ func TestUpdate(t *testing.T) {
 			web := before.instanceByName["web.example.com"]
 			db.puts = nil
 
-			err = m.Update(func(tx store.Tx, cfg *Config) error {
+			err = m.Update(context.Background(), func(tx store.Tx, cfg *Config) error {
 				inst := cfg.EditInstance(web.UUID)
 				inst.AdminState, inst.Running, inst.SerialNo = AdminDown, false, inst.SerialNo+1
 				inst.Tags = append(inst.Tags, "c")
@@ -172,14 +173,14 @@ func TestUpdate(t *testing.T) {
 				t.Errorf("the store does not hold what Update published")
 			}
 			var job []byte
-			_ = db.View(func(tx store.Tx) error { job, _ = tx.Get("jobs", "1"); return nil })
+			_ = db.View(context.Background(), func(tx store.Tx) error { job, _ = tx.Get("jobs", "1"); return nil })
 			if string(job) != `{"id":1}` {
 				t.Errorf("job record = %q", job)
 			}
 
 			// A failing fn changes nothing.
 			boom := errors.New("boom")
-			err = m.Update(func(tx store.Tx, cfg *Config) error {
+			err = m.Update(context.Background(), func(tx store.Tx, cfg *Config) error {
 				cfg.EditInstance(web.UUID).Name = "renamed"
 				delete(cfg.Instances, before.instanceByName["db.example.com"].UUID)
 				_ = tx.Put("jobs", "2", []byte(`{}`))
@@ -189,7 +190,7 @@ func TestUpdate(t *testing.T) {
 				t.Fatalf("Update = %v, want boom", err)
 			}
 			// An inconsistent result is refused.
-			err = m.Update(func(tx store.Tx, cfg *Config) error {
+			err = m.Update(context.Background(), func(tx store.Tx, cfg *Config) error {
 				delete(cfg.Nodes, before.nodeByName["n2.example.com"].UUID)
 				return tx.Put("jobs", "3", []byte(`{}`))
 			})
@@ -206,7 +207,7 @@ func TestUpdate(t *testing.T) {
 			if snapshot(t, reloaded.State()) != snapshot(t, after) {
 				t.Errorf("a failed Update reached the store")
 			}
-			_ = db.View(func(tx store.Tx) error {
+			_ = db.View(context.Background(), func(tx store.Tx) error {
 				for _, k := range []string{"2", "3"} {
 					if v, _ := tx.Get("jobs", k); v != nil {
 						t.Errorf("job %s of a failed Update was stored", k)
@@ -216,7 +217,7 @@ func TestUpdate(t *testing.T) {
 			})
 
 			// Adding and removing objects.
-			err = m.Update(func(tx store.Tx, cfg *Config) error {
+			err = m.Update(context.Background(), func(tx store.Tx, cfg *Config) error {
 				delete(cfg.Instances, before.instanceByName["off.example.com"].UUID)
 				g := &Group{Name: "g3", UUID: NewUUID(), AllocPolicy: "preferred", Networks: map[string]Params{}}
 				cfg.Groups[g.UUID] = g
@@ -269,7 +270,7 @@ func TestConcurrentReadsAndUpdates(t *testing.T) {
 		}()
 	}
 	for i := 0; i < 50; i++ {
-		err := m.Update(func(_ store.Tx, cfg *Config) error {
+		err := m.Update(context.Background(), func(_ store.Tx, cfg *Config) error {
 			inst := cfg.EditInstance(web)
 			inst.SerialNo++
 			inst.Running = !inst.Running
@@ -321,7 +322,7 @@ func TestRowsFollowUpdates(t *testing.T) {
 	n1 := s0.nodeByName["n1.example.com"]
 	update := func(fn func(cfg *Config)) *State {
 		t.Helper()
-		if err := m.Update(func(_ store.Tx, cfg *Config) error { fn(cfg); return nil }); err != nil {
+		if err := m.Update(context.Background(), func(_ store.Tx, cfg *Config) error { fn(cfg); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return m.State()

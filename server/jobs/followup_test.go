@@ -95,7 +95,7 @@ func TestFollowUpCommitsWithOpcode(t *testing.T) {
 	// The follow-up job is in the store with the parent's success, and has
 	// Ganeti's base parameters.
 	var raw []byte
-	if err := st.View(func(tx store.Tx) error { raw, err = tx.Get(BucketJobs, jobKey(ids[0])); return err }); err != nil || raw == nil {
+	if err := st.View(context.Background(), func(tx store.Tx) error { raw, err = tx.Get(BucketJobs, jobKey(ids[0])); return err }); err != nil || raw == nil {
 		t.Fatalf("follow-up job not stored: %v", err)
 	}
 	fj := waitJob(t, e1, ids[0])
