@@ -9,6 +9,7 @@ import (
 
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
+	"github.com/ganeti-gateway/ganeti-gateway/server/store/faultstore"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
 )
 
@@ -24,6 +25,13 @@ var stores = []struct {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
+		return s
+	}},
+	// Every update function runs twice, the first run discarded: the
+	// model's updates must have their effect once (store.Store).
+	{"rerun", func(*testing.T) store.Store {
+		s := faultstore.New(memstore.New())
+		s.Rerun(true)
 		return s
 	}},
 }
@@ -102,7 +110,8 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// countingStore counts the writes of Update transactions.
+// countingStore records the writes of the last Update transaction's last
+// run of its function (the one that commits).
 type countingStore struct {
 	store.Store
 	mu   sync.Mutex
@@ -115,7 +124,12 @@ type countingTx struct {
 }
 
 func (c *countingStore) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return c.Store.Update(ctx, func(tx store.Tx) error { return fn(countingTx{tx, c}) })
+	return c.Store.Update(ctx, func(tx store.Tx) error {
+		c.mu.Lock()
+		c.puts = nil
+		c.mu.Unlock()
+		return fn(countingTx{tx, c})
+	})
 }
 
 func (c countingTx) Put(bucket, key string, val []byte) error {
@@ -341,5 +355,35 @@ func TestRowsFollowUpdates(t *testing.T) {
 	s3 := update(func(cfg *Config) { cfg.EditCluster().NICParams["link"] = "br7" })
 	if got := mustJSON(query(t, s3, ResInstance, []string{"nic.links"}, []any{"=", "name", "db"})); got != `[[[0,["br7"]]]]` {
 		t.Errorf("nic.links after changing the cluster's link: %s", got)
+	}
+}
+
+// Seeding a large cluster is one transaction: it must fit the store's
+// default limits with room to spare (store.DefaultLimits says why they are
+// what they are).
+func TestSeedLargeClusterFitsDefaultLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds 10,000 instances")
+	}
+	st := memstore.New(memstore.WithWatchBuffer(1 << 20))
+	ch, err := st.Watch(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(st, parse(t, benchCluster(400, 10_000)), testClock); err != nil {
+		t.Fatalf("seeding 10,000 instances: %v", err)
+	}
+	ops, bytes := 0, int64(0)
+	for len(ch) > 0 {
+		ev := <-ch
+		if ev.Err != nil {
+			t.Fatal(ev.Err)
+		}
+		ops++
+		bytes += int64(len(ev.Key) + len(ev.Value))
+	}
+	t.Logf("seeding 400 nodes and 10,000 instances: %d operations, %d bytes", ops, bytes)
+	if lim := store.DefaultLimits; ops > lim.MaxOps/2 || bytes > lim.MaxBytes/2 {
+		t.Errorf("seeding uses more than half the default limits %+v", lim)
 	}
 }

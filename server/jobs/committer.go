@@ -23,6 +23,13 @@ import (
 // group commit, with no added delay. Having one writer also keeps the
 // order of a job's writes: a record is encoded from the job's in-memory
 // state when the batch is taken, and that state only moves forward.
+//
+// A batch is one transaction, never split: store.DefaultLimits are large
+// enough for a batch of the whole queue (see there). The functions the
+// committer passes to the store may run more than once: they write
+// records and take follow-up job IDs (Engine.followUpID) the same way on
+// every run, and the committer publishes records and continues jobs only
+// after the commit.
 
 var (
 	// errBatch aborts a batch of opcodes after one failed; they are then
