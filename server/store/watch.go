@@ -13,8 +13,9 @@ import (
 // after those of every earlier revision.
 //
 // A watch ends when its channel is closed. When it ends for a reason other
-// than its context (the reader fell behind, the store closed), the last
-// event before the close has Err set (ErrWatchOverflow, ErrClosed) and no
+// than its context (the reader fell behind, the store closed, a commit
+// failed with an unknown outcome), the last event before the close has Err
+// set (ErrWatchOverflow, ErrClosed, an error wrapping ErrCommit) and no
 // change: a watcher that sees the channel closed without such an event
 // ended it itself. Events are never dropped silently.
 type Event struct {
@@ -98,6 +99,16 @@ func (h *Hub) end(w *watcher, err error) {
 	close(w.ch)
 }
 
+// Watching tells whether the hub has watchers. A store records the
+// changes of a transaction only when it has: it must then start watches
+// only between transactions (holding its writer), so that a watch never
+// begins in the middle of one.
+func (h *Hub) Watching() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.watchers) > 0
+}
+
 // Publish delivers the changes of the commit at revision rev (rev must be
 // the previous revision plus one). It never blocks: a watcher whose buffer
 // is full is ended with ErrWatchOverflow.
@@ -121,6 +132,18 @@ func (h *Hub) Publish(rev int64, changes []Event) {
 			}
 			w.ch <- ev
 		}
+	}
+}
+
+// Abort ends every watch with err (a store calls it after a commit whose
+// outcome is unknown: its watchers cannot know whether its changes
+// happened). Later watches start normally.
+func (h *Hub) Abort(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.watchers {
+		w.stop()
+		h.end(w, err)
 	}
 }
 

@@ -62,6 +62,7 @@ type Store struct {
 	closed atomic.Bool
 	info   OpenInfo
 	writer chan struct{} // a one-slot semaphore: serializes Update and its Publish
+	rev    int64         // the last committed revision (writer held; bbolt's file lock keeps other processes out)
 	limits store.Limits
 	buffer int // watch buffer
 	hub    *store.Hub
@@ -133,7 +134,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s.hub = store.NewHub(rev, s.buffer)
+	s.rev, s.hub = rev, store.NewHub(rev, s.buffer)
 	return s, nil
 }
 
@@ -329,13 +330,7 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	return s.db.View(func(btx *bolt.Tx) error {
-		rev, err := readRevision(btx)
-		if err != nil {
-			return err
-		}
-		return fn(&tx{btx: btx, rev: rev})
-	})
+	return s.db.View(func(btx *bolt.Tx) error { return fn(&tx{btx: btx, rev: -1}) })
 }
 
 // Limits returns the store's transaction limits.
@@ -347,6 +342,13 @@ func (s *Store) Watch(ctx context.Context, fromRev int64) (<-chan store.Event, e
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
+	// Between transactions (see store.Hub.Watching).
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.writer }()
 	return s.hub.Watch(ctx, fromRev)
 }
 
@@ -367,13 +369,16 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		return err
 	}
 	var t *tx
-	fnDone := false
+	fnDone, record := false, s.hub.Watching()
+	rev := s.rev
 	err := s.db.Update(func(btx *bolt.Tx) error {
-		rev, err := readRevision(btx)
-		if err != nil {
-			return err
+		if rev < 0 { // after a failed commit, whose outcome is unknown
+			var err error
+			if rev, err = readRevision(btx); err != nil {
+				return err
+			}
 		}
-		t = &tx{btx: btx, rev: rev, budget: store.NewBudget(s.limits)}
+		t = &tx{btx: btx, rev: rev, budget: store.NewBudget(s.limits), record: record}
 		if err := fn(t); err != nil {
 			return err
 		}
@@ -391,11 +396,15 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	})
 	switch {
 	case err != nil && fnDone:
-		return fmt.Errorf("%w: %w", store.ErrCommit, err)
+		s.rev = -1 // read it again: the commit may have happened
+		err = fmt.Errorf("%w: %w", store.ErrCommit, err)
+		s.hub.Abort(err)
+		return err
 	case err != nil:
 		return err
 	}
-	s.hub.Publish(t.rev+1, t.changes)
+	s.rev = rev + 1
+	s.hub.Publish(s.rev, t.changes)
 	return nil
 }
 
@@ -412,10 +421,23 @@ type tx struct {
 	btx     *bolt.Tx
 	rev     int64
 	changes []store.Event // what Watch delivers if it commits
+	record  bool          // fill changes: the store has watchers
 	budget  store.Budget
 }
 
-func (t *tx) Revision() int64 { return t.rev }
+// Revision reads the revision of the transaction's snapshot once, when
+// first asked (a View rarely asks: no cost for the others). A damaged
+// revision record reads as -1; Update and Open refuse it.
+func (t *tx) Revision() int64 {
+	if t.rev < 0 {
+		rev, err := readRevision(t.btx)
+		if err != nil {
+			return -1
+		}
+		t.rev = rev
+	}
+	return t.rev
+}
 
 func checkNames(bucket, key string) error {
 	if err := store.CheckNames(bucket, key); err != nil {
@@ -464,8 +486,10 @@ func (t *tx) Put(bucket, key string, val []byte) error {
 	if err := b.Put([]byte(key), sealed); err != nil {
 		return err
 	}
-	// The event shares the sealed copy (never changed): no second copy.
-	t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Value: sealed[: len(sealed)-sumLen : len(sealed)-sumLen]})
+	if t.record {
+		// The event shares the sealed copy (never changed): no second copy.
+		t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Value: sealed[: len(sealed)-sumLen : len(sealed)-sumLen]})
+	}
 	return nil
 }
 
@@ -479,7 +503,9 @@ func (t *tx) Delete(bucket, key string) error {
 	if err := t.budget.Add(0); err != nil {
 		return err
 	}
-	t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Deleted: true})
+	if t.record {
+		t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Deleted: true})
+	}
 	b := t.btx.Bucket([]byte(bucket))
 	if b == nil {
 		return nil

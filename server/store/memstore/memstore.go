@@ -69,6 +69,13 @@ func (s *Store) Limits() store.Limits { return s.limits }
 // Watch delivers the changes committed from revision fromRev on (see
 // store.Store). The store keeps no history.
 func (s *Store) Watch(ctx context.Context, fromRev int64) (<-chan store.Event, error) {
+	// Between transactions (see store.Hub.Watching).
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.writer }()
 	return s.hub.Watch(ctx, fromRev)
 }
 
@@ -90,7 +97,8 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t := &tx{s: s, rev: rev, writable: true, pending: map[string]map[string][]byte{}, budget: store.NewBudget(s.limits)}
+	t := &tx{s: s, rev: rev, writable: true, pending: map[string]map[string][]byte{}, budget: store.NewBudget(s.limits),
+		record: s.hub.Watching()}
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -145,6 +153,7 @@ type tx struct {
 	writable bool
 	pending  map[string]map[string][]byte
 	changes  []store.Event // what Watch delivers if it commits
+	record   bool          // fill changes: the store has watchers
 	budget   store.Budget
 }
 
@@ -202,7 +211,9 @@ func (t *tx) Put(bucket, key string, val []byte) error {
 		v = []byte{} // nil marks a deletion
 	}
 	kv[key] = v
-	t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Value: v})
+	if t.record {
+		t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Value: v})
+	}
 	return nil
 }
 
@@ -222,7 +233,9 @@ func (t *tx) Delete(bucket, key string) error {
 		t.pending[bucket] = kv
 	}
 	kv[key] = nil
-	t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Deleted: true})
+	if t.record {
+		t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Deleted: true})
+	}
 	return nil
 }
 
