@@ -19,7 +19,7 @@ import (
 func TestDamagedArchivedJob(t *testing.T) {
 	conn, _, model := newJobConn(t, true)
 	const id = 77
-	if err := model.Store().Update(func(tx store.Tx) error {
+	if err := model.Store().Update(context.Background(), func(tx store.Tx) error {
 		return tx.Put(jobs.BucketArchive, "00000000000000000077", []byte(`{"id":77,"ops":"not a list"}`))
 	}); err != nil {
 		t.Fatal(err)

@@ -556,14 +556,14 @@ func (a *App) PrometheusMetrics() bool {
 
 // health is the admin listener's health check: the store answers and the
 // job queue has not stopped on a refused commit.
-func (a *App) health(context.Context) error {
+func (a *App) health(ctx context.Context) error {
 	if a.draining.Load() {
 		return errors.New("shutting down")
 	}
 	if err := a.jobs.Err(); err != nil {
 		return err
 	}
-	return a.store.View(func(store.Tx) error { return nil })
+	return a.store.View(ctx, func(store.Tx) error { return nil })
 }
 
 // InitialPasswordFile is the file, in the data dir, that receives the

@@ -71,7 +71,7 @@ func putRaw(t *testing.T, dir string, fn func(tx store.Tx) error) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.Update(fn); err != nil {
+	if err := st.Update(context.Background(), fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -85,7 +85,7 @@ func firstKey(t *testing.T, dir, bucket string) string {
 	}
 	defer st.Close()
 	var key string
-	_ = st.View(func(tx store.Tx) error {
+	_ = st.View(context.Background(), func(tx store.Tx) error {
 		return tx.ForEach(bucket, func(k string, _ []byte) error {
 			key = k
 			return errors.New("stop")
@@ -334,7 +334,7 @@ func TestArchivedJobDamagedAtRunTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if err := a.store.Update(func(tx store.Tx) error {
+	if err := a.store.Update(context.Background(), func(tx store.Tx) error {
 		return tx.Put(jobs.BucketArchive, "00000000000000000077", []byte(`{"id":77,"ops":"x"}`))
 	}); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -101,7 +102,7 @@ func BenchmarkUpdateOneInstance(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := m.Update(func(_ store.Tx, cfg *Config) error {
+		if err := m.Update(context.Background(), func(_ store.Tx, cfg *Config) error {
 			cfg.EditInstance(uuid).SerialNo++
 			return nil
 		}); err != nil {

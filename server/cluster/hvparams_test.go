@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -86,7 +87,7 @@ func TestNetworkGroupParameters(t *testing.T) {
 	if got, want := groupList(), `[["default","routed","rt1",""],["g2","bridged","br9",""]]`; got != want {
 		t.Errorf("group_list with empty vlans: %s, want %s", got, want)
 	}
-	if err := m.Update(func(_ store.Tx, cfg *Config) error {
+	if err := m.Update(context.Background(), func(_ store.Tx, cfg *Config) error {
 		for _, g := range cfg.Groups {
 			if g.Name != "g2" {
 				continue

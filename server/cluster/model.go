@@ -15,6 +15,7 @@ package cluster
 //go:generate go run ./internal/gen/fielddefs -captures ../../testdata/shared/golden/captures.jsonl -o fielddefs_gen.go
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -47,7 +48,9 @@ func Open(st store.Store, seed *File, clock func() time.Time) (*Model, error) {
 	}
 	m := &Model{st: st, clock: clock, reg: newRegistry()}
 	var cfg *Config
-	err := st.View(func(tx store.Tx) error {
+	// Opening has no caller's context: it runs once, at start.
+	ctx := context.Background()
+	err := st.View(ctx, func(tx store.Tx) error {
 		var err error
 		cfg, err = loadConfig(tx)
 		return err
@@ -63,7 +66,7 @@ func Open(st store.Store, seed *File, clock func() time.Time) (*Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster file: %w", err)
 		}
-		err = st.Update(func(tx store.Tx) error {
+		err = st.Update(ctx, func(tx store.Tx) error {
 			// Another process may have seeded the store meanwhile.
 			existing, err := loadConfig(tx)
 			if err != nil {
@@ -115,13 +118,18 @@ func (m *Model) SetRowSource(resource string, src RowSource) error {
 // When fn returns nil, the changed objects are written in the same
 // transaction and, once it has committed, the new State is published. If
 // fn, the consistency check of the new configuration or the commit fails,
-// nothing changes. Updates are serialized.
-func (m *Model) Update(fn func(tx store.Tx, cfg *Config) error) error {
+// nothing changes. Updates are serialized. An Update whose ctx is done
+// before it commits changes nothing and returns ctx.Err().
+//
+// fn may run more than once (store.Store): each run gets a fresh copy of
+// the configuration and a fresh transaction, and must have no effect
+// outside them.
+func (m *Model) Update(ctx context.Context, fn func(tx store.Tx, cfg *Config) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	prev := m.state.Load()
 	var next *State
-	err := m.st.Update(func(tx store.Tx) error {
+	err := m.st.Update(ctx, func(tx store.Tx) error {
 		cfg := prev.cfg.cow()
 		if err := fn(tx, cfg); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
+	"github.com/ganeti-gateway/ganeti-gateway/server/store/faultstore"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
 )
 
@@ -23,6 +25,13 @@ var stores = []struct {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
+		return s
+	}},
+	// Every update function runs twice, the first run discarded: the
+	// model's updates must have their effect once (store.Store).
+	{"rerun", func(*testing.T) store.Store {
+		s := faultstore.New(memstore.New())
+		s.Rerun(true)
 		return s
 	}},
 }
@@ -88,7 +97,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Open without a store succeeded")
 	}
 	db := memstore.New()
-	if err := db.Update(func(tx store.Tx) error {
+	if err := db.Update(context.Background(), func(tx store.Tx) error {
 		if err := tx.Put(BucketCluster, keyConfig, []byte(`{"name":"c"}`)); err != nil {
 			return err
 		}
@@ -101,7 +110,8 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// countingStore counts the writes of Update transactions.
+// countingStore records the writes of the last Update transaction's last
+// run of its function (the one that commits).
 type countingStore struct {
 	store.Store
 	mu   sync.Mutex
@@ -113,8 +123,13 @@ type countingTx struct {
 	s *countingStore
 }
 
-func (c *countingStore) Update(fn func(store.Tx) error) error {
-	return c.Store.Update(func(tx store.Tx) error { return fn(countingTx{tx, c}) })
+func (c *countingStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return c.Store.Update(ctx, func(tx store.Tx) error {
+		c.mu.Lock()
+		c.puts = nil
+		c.mu.Unlock()
+		return fn(countingTx{tx, c})
+	})
 }
 
 func (c countingTx) Put(bucket, key string, val []byte) error {
@@ -137,7 +152,7 @@ func TestUpdate(t *testing.T) {
 			web := before.instanceByName["web.example.com"]
 			db.puts = nil
 
-			err = m.Update(func(tx store.Tx, cfg *Config) error {
+			err = m.Update(context.Background(), func(tx store.Tx, cfg *Config) error {
 				inst := cfg.EditInstance(web.UUID)
 				inst.AdminState, inst.Running, inst.SerialNo = AdminDown, false, inst.SerialNo+1
 				inst.Tags = append(inst.Tags, "c")
@@ -172,14 +187,14 @@ func TestUpdate(t *testing.T) {
 				t.Errorf("the store does not hold what Update published")
 			}
 			var job []byte
-			_ = db.View(func(tx store.Tx) error { job, _ = tx.Get("jobs", "1"); return nil })
+			_ = db.View(context.Background(), func(tx store.Tx) error { job, _ = tx.Get("jobs", "1"); return nil })
 			if string(job) != `{"id":1}` {
 				t.Errorf("job record = %q", job)
 			}
 
 			// A failing fn changes nothing.
 			boom := errors.New("boom")
-			err = m.Update(func(tx store.Tx, cfg *Config) error {
+			err = m.Update(context.Background(), func(tx store.Tx, cfg *Config) error {
 				cfg.EditInstance(web.UUID).Name = "renamed"
 				delete(cfg.Instances, before.instanceByName["db.example.com"].UUID)
 				_ = tx.Put("jobs", "2", []byte(`{}`))
@@ -189,7 +204,7 @@ func TestUpdate(t *testing.T) {
 				t.Fatalf("Update = %v, want boom", err)
 			}
 			// An inconsistent result is refused.
-			err = m.Update(func(tx store.Tx, cfg *Config) error {
+			err = m.Update(context.Background(), func(tx store.Tx, cfg *Config) error {
 				delete(cfg.Nodes, before.nodeByName["n2.example.com"].UUID)
 				return tx.Put("jobs", "3", []byte(`{}`))
 			})
@@ -206,7 +221,7 @@ func TestUpdate(t *testing.T) {
 			if snapshot(t, reloaded.State()) != snapshot(t, after) {
 				t.Errorf("a failed Update reached the store")
 			}
-			_ = db.View(func(tx store.Tx) error {
+			_ = db.View(context.Background(), func(tx store.Tx) error {
 				for _, k := range []string{"2", "3"} {
 					if v, _ := tx.Get("jobs", k); v != nil {
 						t.Errorf("job %s of a failed Update was stored", k)
@@ -216,7 +231,7 @@ func TestUpdate(t *testing.T) {
 			})
 
 			// Adding and removing objects.
-			err = m.Update(func(tx store.Tx, cfg *Config) error {
+			err = m.Update(context.Background(), func(tx store.Tx, cfg *Config) error {
 				delete(cfg.Instances, before.instanceByName["off.example.com"].UUID)
 				g := &Group{Name: "g3", UUID: NewUUID(), AllocPolicy: "preferred", Networks: map[string]Params{}}
 				cfg.Groups[g.UUID] = g
@@ -269,7 +284,7 @@ func TestConcurrentReadsAndUpdates(t *testing.T) {
 		}()
 	}
 	for i := 0; i < 50; i++ {
-		err := m.Update(func(_ store.Tx, cfg *Config) error {
+		err := m.Update(context.Background(), func(_ store.Tx, cfg *Config) error {
 			inst := cfg.EditInstance(web)
 			inst.SerialNo++
 			inst.Running = !inst.Running
@@ -321,7 +336,7 @@ func TestRowsFollowUpdates(t *testing.T) {
 	n1 := s0.nodeByName["n1.example.com"]
 	update := func(fn func(cfg *Config)) *State {
 		t.Helper()
-		if err := m.Update(func(_ store.Tx, cfg *Config) error { fn(cfg); return nil }); err != nil {
+		if err := m.Update(context.Background(), func(_ store.Tx, cfg *Config) error { fn(cfg); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return m.State()
@@ -340,5 +355,35 @@ func TestRowsFollowUpdates(t *testing.T) {
 	s3 := update(func(cfg *Config) { cfg.EditCluster().NICParams["link"] = "br7" })
 	if got := mustJSON(query(t, s3, ResInstance, []string{"nic.links"}, []any{"=", "name", "db"})); got != `[[[0,["br7"]]]]` {
 		t.Errorf("nic.links after changing the cluster's link: %s", got)
+	}
+}
+
+// Seeding a large cluster is one transaction: it must fit the store's
+// default limits with room to spare (store.DefaultLimits says why they are
+// what they are).
+func TestSeedLargeClusterFitsDefaultLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds 10,000 instances")
+	}
+	st := memstore.New(memstore.WithWatchBuffer(1 << 20))
+	ch, err := st.Watch(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(st, parse(t, benchCluster(400, 10_000)), testClock); err != nil {
+		t.Fatalf("seeding 10,000 instances: %v", err)
+	}
+	ops, bytes := 0, int64(0)
+	for len(ch) > 0 {
+		ev := <-ch
+		if ev.Err != nil {
+			t.Fatal(ev.Err)
+		}
+		ops++
+		bytes += int64(len(ev.Key) + len(ev.Value))
+	}
+	t.Logf("seeding 400 nodes and 10,000 instances: %d operations, %d bytes", ops, bytes)
+	if lim := store.DefaultLimits; ops > lim.MaxOps/2 || bytes > lim.MaxBytes/2 {
+		t.Errorf("seeding uses more than half the default limits %+v", lim)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
@@ -22,6 +23,13 @@ import (
 // group commit, with no added delay. Having one writer also keeps the
 // order of a job's writes: a record is encoded from the job's in-memory
 // state when the batch is taken, and that state only moves forward.
+//
+// A batch is one transaction, never split: store.DefaultLimits are large
+// enough for a batch of the whole queue (see there). The functions the
+// committer passes to the store may run more than once: they write
+// records and take follow-up job IDs (Engine.followUpID) the same way on
+// every run, and the committer publishes records and continues jobs only
+// after the commit.
 
 var (
 	// errBatch aborts a batch of opcodes after one failed; they are then
@@ -75,6 +83,12 @@ type execItem struct {
 	rec    *record        // the job record after a successful execution
 	op     *rapiv2.OpCode // the opcode with the parameters written back, in rec
 	follow []*job         // follow-up jobs, written in the same transaction
+
+	// followIDs are the job IDs taken for follow-up jobs, kept across the
+	// runs of the transaction's function; nfollow counts those the
+	// current run used (Engine.followUpID).
+	followIDs []int64
+	nfollow   int
 }
 
 type pendingLog struct {
@@ -253,15 +267,21 @@ func (c *committer) flush() {
 		return
 	}
 	span := c.e.startCommit(links, len(dirty), len(execs), len(archive))
+	// The group commit serves many callers: none's cancellation may abort
+	// it. Its context carries the commit's span.
+	ctx := context.Background()
+	if span != nil {
+		ctx = trace.ContextWithSpan(ctx, span)
+	}
 	b, err := c.e.takeBatch(dirty, archive)
 	if err == nil {
 		if len(execs) == 0 {
-			err = c.e.st.Update(func(tx store.Tx) error { return b.write(tx) })
+			err = c.e.st.Update(ctx, func(tx store.Tx) error { return b.write(tx) })
 			if err == nil {
 				c.e.publishBatch(b)
 			}
 		} else {
-			err = c.runExecs(b, execs)
+			err = c.runExecs(ctx, b, execs)
 		}
 	}
 	endCommit(span, err)
@@ -308,11 +328,11 @@ func (b *batch) write(tx store.Tx) error {
 // opcodes run one by one, so that a failing opcode commits nothing. A
 // store that refuses the commit stops the engine (the error is returned,
 // nothing is published).
-func (c *committer) runExecs(b *batch, execs []*execItem) error {
+func (c *committer) runExecs(ctx context.Context, b *batch, execs []*execItem) error {
 	e := c.e
 	prev := e.model.State()
 	now := e.now()
-	err := e.model.Update(func(tx store.Tx, cfg *cluster.Config) error {
+	err := e.model.Update(ctx, func(tx store.Tx, cfg *cluster.Config) error {
 		if err := b.write(tx); err != nil {
 			return err
 		}
@@ -340,12 +360,12 @@ func (c *committer) runExecs(b *batch, execs []*execItem) error {
 	if !errors.Is(err, errBatch) && !errors.As(err, &ef) {
 		e.log.Warn("opcode batch failed, retrying one by one", "opcodes", len(execs), "err", err)
 	}
-	if err := e.st.Update(func(tx store.Tx) error { return b.write(tx) }); err != nil {
+	if err := e.st.Update(ctx, func(tx store.Tx) error { return b.write(tx) }); err != nil {
 		return err
 	}
 	e.publishBatch(b)
 	for _, it := range execs {
-		if err := c.runSingle(it); err != nil {
+		if err := c.runSingle(ctx, it); err != nil {
 			return err
 		}
 	}
@@ -354,11 +374,11 @@ func (c *committer) runExecs(b *batch, execs []*execItem) error {
 
 // runSingle executes one opcode in its own transaction. It returns an
 // error only when the store refused the commit.
-func (c *committer) runSingle(it *execItem) error {
+func (c *committer) runSingle(ctx context.Context, it *execItem) error {
 	e := c.e
 	prev := e.model.State()
 	now := e.now()
-	err := e.model.Update(func(tx store.Tx, cfg *cluster.Config) error {
+	err := e.model.Update(ctx, func(tx store.Tx, cfg *cluster.Config) error {
 		return c.execOne(tx, cfg, prev, now, it)
 	})
 	var ef *execFailed
@@ -382,7 +402,9 @@ func (c *committer) runSingle(it *execItem) error {
 // as succeeded.
 func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.State, now Timestamp, it *execItem) error {
 	e := c.e
-	it.result, it.err, it.logs, it.rec, it.op, it.follow = nil, nil, nil, nil, nil, nil
+	// Every run starts afresh: the store may run the transaction's
+	// function more than once, and only the last run's outcome counts.
+	it.result, it.err, it.logs, it.rec, it.op, it.follow, it.nfollow = nil, nil, nil, nil, nil, nil, 0
 	x := it.x
 	x.params = slices.Clone(x.runParams)
 	x.Config, x.Tx, x.State, x.now = cfg, tx, prev, now.Time()

@@ -147,7 +147,7 @@ func TestGroupCommit(t *testing.T) {
 				return
 			}
 			// Durable before the id is returned.
-			err = st.View(func(tx store.Tx) error {
+			err = st.View(context.Background(), func(tx store.Tx) error {
 				b, err := tx.Get(BucketJobs, jobKey(id))
 				if err == nil && b == nil {
 					t.Errorf("job %d is not in the store", id)

@@ -228,7 +228,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("jobs: telemetry: %w", err)
 	}
 	e.tel = tel
-	next, recs, err := loadAll(e.st)
+	next, recs, err := loadAll(context.Background(), e.st)
 	if err != nil {
 		return nil, err
 	}
@@ -626,7 +626,7 @@ func (e *Engine) Lookup(id int64) (*Job, bool, error) {
 		return s, true, nil
 	}
 	e.mu.Unlock()
-	r, err := loadArchived(e.st, id)
+	r, err := loadArchived(context.Background(), e.st, id)
 	if err != nil {
 		e.log.Error("reading an archived job failed", "job", id, "err", err)
 		return nil, false, fmt.Errorf("jobs: archived job %d: %w", id, err)

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -292,7 +293,7 @@ func TestInstanceImportExportWithoutInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := v.model.Update(func(_ store.Tx, cfg *cluster.Config) error {
+	if err := v.model.Update(context.Background(), func(_ store.Tx, cfg *cluster.Config) error {
 		cfg.Exports = append(cfg.Exports, cluster.Export{Node: node2, Name: "old.example.com"})
 		return nil
 	}); err != nil {

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func stRun(t *testing.T, v *env, m proto.Message) *Job {
 func stLVMEnv(t *testing.T, secret string) *env {
 	t.Helper()
 	v := newEnv(t, 3, nil)
-	err := v.model.Update(func(_ store.Tx, cfg *cluster.Config) error {
+	err := v.model.Update(context.Background(), func(_ store.Tx, cfg *cluster.Config) error {
 		c := cfg.EditCluster()
 		vg := "xenvg"
 		c.VolumeGroupName = &vg

@@ -24,7 +24,7 @@ import (
 func storedStatus(t *testing.T, st store.Store, id int64) string {
 	t.Helper()
 	var status string
-	err := st.View(func(tx store.Tx) error {
+	err := st.View(context.Background(), func(tx store.Tx) error {
 		b, err := tx.Get(BucketJobs, jobKey(id))
 		if err != nil || b == nil {
 			return err

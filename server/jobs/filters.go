@@ -241,7 +241,7 @@ func (e *Engine) DeleteFilter(ctx context.Context, uuid string) error {
 // transaction (a "store.commit" span in the caller's trace).
 func (e *Engine) updateFilters(ctx context.Context, op, uuid string, change func(cfg *cluster.Config) error) error {
 	span := e.startFilterCommit(ctx, op, uuid)
-	err := e.model.Update(func(_ store.Tx, cfg *cluster.Config) error { return change(cfg) })
+	err := e.model.Update(ctx, func(_ store.Tx, cfg *cluster.Config) error { return change(cfg) })
 	endFilterCommit(span, err)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ var tagsSetPred = []any{"opcode", []any{"==", "OP_ID", "OP_TAGS_SET"}}
 // setRule adds or replaces a rule and tells the engine, as the server does.
 func (v *env) setRule(r *cluster.FilterRule) {
 	v.t.Helper()
-	err := v.model.Update(func(_ store.Tx, cfg *cluster.Config) error {
+	err := v.model.Update(context.Background(), func(_ store.Tx, cfg *cluster.Config) error {
 		cfg.Filters[r.UUID] = r
 		return nil
 	})
@@ -51,7 +52,7 @@ func (v *env) setRule(r *cluster.FilterRule) {
 
 func (v *env) deleteRule(uuid string) {
 	v.t.Helper()
-	err := v.model.Update(func(_ store.Tx, cfg *cluster.Config) error {
+	err := v.model.Update(context.Background(), func(_ store.Tx, cfg *cluster.Config) error {
 		delete(cfg.Filters, uuid)
 		return nil
 	})

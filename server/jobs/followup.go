@@ -130,11 +130,7 @@ func (e *Engine) submitFollowUp(tx store.Tx, it *execItem, ops []*rapiv2.OpCode)
 	for _, msg := range j.msgs {
 		setBaseOpParams(src, parentPrio, msg)
 	}
-	e.mu.Lock()
-	id := e.nextID
-	e.nextID++
-	next := e.nextID
-	e.mu.Unlock()
+	id, next := e.followUpID(it)
 	if err := e.newRecord(j, id, nil); err != nil {
 		return 0, err
 	}
@@ -193,4 +189,22 @@ func (e *Engine) addFollowUps(js []*job) {
 			e.enqueue(j)
 		}
 	}
+}
+
+// followUpID returns the job ID of the execution's next follow-up job and
+// the next free ID after it. The IDs are taken from the engine once per
+// execution item and reused when the transaction runs its function again
+// (a store may run it more than once, or the committer retries an opcode
+// alone after its batch failed): a rerun submits the same jobs, not new
+// ones.
+func (e *Engine) followUpID(it *execItem) (id, next int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if it.nfollow == len(it.followIDs) {
+		it.followIDs = append(it.followIDs, e.nextID)
+		e.nextID++
+	}
+	id = it.followIDs[it.nfollow]
+	it.nfollow++
+	return id, max(e.nextID, id+1)
 }

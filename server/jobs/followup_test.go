@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
+	"github.com/ganeti-gateway/ganeti-gateway/server/store/faultstore"
 	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
 )
 
@@ -95,7 +97,7 @@ func TestFollowUpCommitsWithOpcode(t *testing.T) {
 	// The follow-up job is in the store with the parent's success, and has
 	// Ganeti's base parameters.
 	var raw []byte
-	if err := st.View(func(tx store.Tx) error { raw, err = tx.Get(BucketJobs, jobKey(ids[0])); return err }); err != nil || raw == nil {
+	if err := st.View(context.Background(), func(tx store.Tx) error { raw, err = tx.Get(BucketJobs, jobKey(ids[0])); return err }); err != nil || raw == nil {
 		t.Fatalf("follow-up job not stored: %v", err)
 	}
 	fj := waitJob(t, e1, ids[0])
@@ -297,5 +299,42 @@ func TestInstanceMultiAlloc(t *testing.T) {
 	mixed := multiAlloc(allocInst("a.example.com", "", 128), allocInst("b.example.com", "node1.example.com", 128))
 	if j := v.run(mixed); j.Status != StatusError || !strings.Contains(jsonOf(t, j.OpResult), "providing pnode/snode while others do not") {
 		t.Errorf("mixed: %s", jsonOf(t, j.OpResult))
+	}
+}
+
+// A store may run a transaction's function more than once: the opcode's
+// follow-up jobs are then submitted once, with the IDs the first run took
+// (no job ID skipped, no extra job).
+func TestFollowUpWhenFnRunsTwice(t *testing.T) {
+	st := faultstore.New(memstore.New())
+	model := openModel(t, st, 3)
+	st.Rerun(true)
+	execs := DefaultExecutors()
+	execs["OP_TEST_DELAY"] = submitter{}
+	e, err := New(Config{Model: model, Clock: newFakeClock().Now, Logger: quiet, Executors: execs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop(context.Background())
+	e.Start()
+	parent, err := e.Submit(context.Background(), []*rapiv2.OpCode{opOf(&rapiv2.OpTestDelay{})}, SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := waitJob(t, e, parent)
+	if j.Status != StatusSuccess {
+		t.Fatalf("submitter: %s %s", j.Status, jsonOf(t, j.OpResult))
+	}
+	ids := followUpIDs(t, j.OpResult[0])
+	if len(ids) != 1 || ids[0] != parent+1 {
+		t.Fatalf("follow-up ids %v, want [%d]", ids, parent+1)
+	}
+	waitJob(t, e, ids[0])
+	if got := e.IDs(); !slices.Equal(got, []int64{parent, parent + 1}) {
+		t.Errorf("jobs %v, want [%d %d]", got, parent, parent+1)
+	}
+	next, err := e.Submit(context.Background(), []*rapiv2.OpCode{tagsSet(kCluster, "", "x")}, SubmitOptions{})
+	if err != nil || next != parent+2 {
+		t.Errorf("next job id %d (%v), want %d", next, err, parent+2)
 	}
 }

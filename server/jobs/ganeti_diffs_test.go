@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -173,7 +174,7 @@ func TestNodeQueryStorageDefaultType(t *testing.T) {
 	query := &rapiv2.OpNodeQueryStorage{Nodes: []string{"node1.example.com"}, OutputFields: []string{"name", "type"}}
 	stWantResult(t, stRun(t, v, query), "error",
 		`["OpPrereqError",["Storage reporting for storage type 'diskless' is not supported. Please use the --storage-type option to specify one of the supported storage types (file, gluster, lvm-pv, lvm-vg, sharedfile) or set the default disk template to one that supports storage reporting."]]`)
-	if err := v.model.Update(func(_ store.Tx, cfg *cluster.Config) error {
+	if err := v.model.Update(context.Background(), func(_ store.Tx, cfg *cluster.Config) error {
 		cfg.EditCluster().EnabledDiskTemplates = []string{"file", "diskless"}
 		return nil
 	}); err != nil {

@@ -206,9 +206,9 @@ type countingStore struct {
 	updates atomic.Int64
 }
 
-func (s *countingStore) Update(fn func(store.Tx) error) error {
+func (s *countingStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 	s.updates.Add(1)
-	return s.Store.Update(fn)
+	return s.Store.Update(ctx, fn)
 }
 
 // recorder is a test executor: it records the order opcodes execute in

@@ -140,7 +140,7 @@ func (e *Engine) submitKeyed(ctx context.Context, ops []*rapiv2.OpCode, opt Subm
 		return 0, nil, false, errQueueFailed()
 	}
 	now := e.cfg.Clock()
-	prev, err := e.lookupKey(key, now)
+	prev, err := e.lookupKey(ctx, key, now)
 	if err != nil {
 		return 0, nil, false, err
 	}
@@ -163,9 +163,9 @@ func (e *Engine) submitKeyed(ctx context.Context, ops []*rapiv2.OpCode, opt Subm
 }
 
 // lookupKey reads a key's record; an expired one is nil.
-func (e *Engine) lookupKey(key string, now time.Time) (*idemRecord, error) {
+func (e *Engine) lookupKey(ctx context.Context, key string, now time.Time) (*idemRecord, error) {
 	var r *idemRecord
-	err := e.st.View(func(tx store.Tx) error {
+	err := e.st.View(ctx, func(tx store.Tx) error {
 		b, err := tx.Get(BucketIdempotency, key)
 		if err != nil || b == nil {
 			return err
@@ -209,7 +209,9 @@ func (e *Engine) expireBatch(now int64) (n int, more bool, err error) {
 	}
 	var keys []string
 	errFull := errors.New("batch full")
-	err = e.st.View(func(tx store.Tx) error {
+	// The engine's housekeeping has no caller's context.
+	ctx := context.Background()
+	err = e.st.View(ctx, func(tx store.Tx) error {
 		return tx.ForEach(BucketIdempotency, func(key string, val []byte) error {
 			if expired(key, val) {
 				keys = append(keys, key)
@@ -227,8 +229,9 @@ func (e *Engine) expireBatch(now int64) (n int, more bool, err error) {
 	if len(keys) == 0 {
 		return 0, false, nil
 	}
-	err = e.st.Update(func(tx store.Tx) error {
-		n = 0
+	var damaged []error // logged once committed: fn may run more than once
+	err = e.st.Update(ctx, func(tx store.Tx) error {
+		n, damaged = 0, nil
 		for _, k := range keys {
 			val, err := tx.Get(BucketIdempotency, k)
 			if err != nil {
@@ -238,7 +241,7 @@ func (e *Engine) expireBatch(now int64) (n int, more bool, err error) {
 				continue
 			}
 			if _, derr := decodeIdem(k, val); derr != nil {
-				e.log.Error("removing a damaged idempotency key", "err", derr)
+				damaged = append(damaged, derr)
 			}
 			if err := tx.Delete(BucketIdempotency, k); err != nil {
 				return err
@@ -249,6 +252,9 @@ func (e *Engine) expireBatch(now int64) (n int, more bool, err error) {
 	})
 	if err != nil {
 		return 0, false, err
+	}
+	for _, derr := range damaged {
+		e.log.Error("removed a damaged idempotency key", "err", derr)
 	}
 	return n, more, nil
 }

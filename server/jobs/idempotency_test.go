@@ -24,7 +24,7 @@ func keyed(scope, key, fp string) SubmitOptions {
 func storedKeys(t *testing.T, st store.Store) int {
 	t.Helper()
 	n := 0
-	if err := st.View(func(tx store.Tx) error {
+	if err := st.View(context.Background(), func(tx store.Tx) error {
 		return tx.ForEach(BucketIdempotency, func(string, []byte) error { n++; return nil })
 	}); err != nil {
 		t.Fatal(err)

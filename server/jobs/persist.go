@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,8 +126,8 @@ func decodeOps(r *record) ([]*rapiv2.OpCode, error) {
 // archive at every start would cost about 13 µs per archived job; the
 // store verifies their checksums at open, and an archived record that
 // does not decode is an error when read, see loadArchived).
-func loadAll(st store.Store) (next int64, recs []*record, err error) {
-	err = st.View(func(tx store.Tx) error {
+func loadAll(ctx context.Context, st store.Store) (next int64, recs []*record, err error) {
+	err = st.View(ctx, func(tx store.Tx) error {
 		b, err := tx.Get(BucketQueue, keyNextID)
 		if err != nil {
 			return err
@@ -183,9 +184,9 @@ func decodeStored(bucket, key string, val []byte) (*record, error) {
 
 // loadArchived reads one archived job (nil when absent). A record that
 // cannot be read is an error wrapping store.ErrCorrupt, never a job.
-func loadArchived(st store.Store, id int64) (*record, error) {
+func loadArchived(ctx context.Context, st store.Store, id int64) (*record, error) {
 	var r *record
-	err := st.View(func(tx store.Tx) error {
+	err := st.View(ctx, func(tx store.Tx) error {
 		key := jobKey(id)
 		b, err := tx.Get(BucketArchive, key)
 		if err != nil || b == nil {

@@ -33,7 +33,7 @@ func TestNextIDAboveArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Update(func(tx store.Tx) error {
+	if err := st.Update(context.Background(), func(tx store.Tx) error {
 		if err := tx.Put(BucketQueue, keyNextID, []byte("2")); err != nil {
 			return err
 		}
@@ -81,7 +81,7 @@ func TestDamagedRecords(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := memstore.New()
 			model := openModel(t, st, 0)
-			if err := st.Update(func(tx store.Tx) error { return tx.Put(BucketJobs, tc.key, []byte(tc.val)) }); err != nil {
+			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketJobs, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)
 			}
 			e, err := New(Config{Model: model, Logger: quiet})
@@ -98,7 +98,7 @@ func TestDamagedRecords(t *testing.T) {
 			// an error.
 			st = memstore.New()
 			model = openModel(t, st, 0)
-			if err := st.Update(func(tx store.Tx) error { return tx.Put(BucketArchive, tc.key, []byte(tc.val)) }); err != nil {
+			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketArchive, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)
 			}
 			e, err = New(Config{Model: model, Logger: quiet})

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"container/heap"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -91,7 +92,7 @@ func (e *Engine) checkDep(j *job, d dependency) (depResult, string) {
 		}
 		status = dj.shown.Status // a dependency counts once committed
 	} else {
-		r, err := loadArchived(e.st, d.JobID)
+		r, err := loadArchived(context.Background(), e.st, d.JobID)
 		if err != nil {
 			e.log.Error("reading an archived job failed", "job", d.JobID, "err", err)
 			return depError, fmt.Sprintf("Dependency error: Job %d cannot be read", d.JobID)
@@ -370,7 +371,7 @@ func (e *Engine) dryRun(j *job, i int, ex Executor, x *ExecContext) {
 	}
 	var res any
 	var err error
-	verr := e.st.View(func(tx store.Tx) error {
+	verr := e.st.View(x.Context(), func(tx store.Tx) error {
 		x.Tx = tx
 		res, err = safeExec(e, ex, x, j.msgs[i])
 		return nil

@@ -15,9 +15,15 @@
 //     at open. The reserved bucket "_boltstore" holds the format record
 //     saying so; a store written before checksums existed is given them
 //     once, in one transaction, when opened.
+//
+// The store's revision (store.Store) is the record "revision" of the
+// reserved bucket (8 bytes, big-endian, with its checksum), written by
+// every Update in its own transaction: it survives a restart exactly as
+// the data does. A store without it is at revision 0.
 package boltstore
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -42,6 +48,7 @@ const FileName = "state.db"
 const (
 	metaBucket      = "_boltstore"
 	keyFormat       = "format"
+	keyRevision     = "revision"
 	formatChecksums = "crc32c-1" // every value ends with its CRC-32C
 	sumLen          = 4
 )
@@ -54,7 +61,23 @@ type Store struct {
 	db     *bolt.DB
 	closed atomic.Bool
 	info   OpenInfo
+	writer chan struct{} // a one-slot semaphore: serializes Update and its Publish
+	rev    int64         // the last committed revision (writer held; bbolt's file lock keeps other processes out)
+	limits store.Limits
+	buffer int // watch buffer
+	hub    *store.Hub
 }
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithLimits sets the store's transaction limits (default
+// store.DefaultLimits).
+func WithLimits(l store.Limits) Option { return func(s *Store) { s.limits = l.OrDefault() } }
+
+// WithWatchBuffer sets how many events a watcher may fall behind (default
+// store.DefaultWatchBuffer).
+func WithWatchBuffer(n int) Option { return func(s *Store) { s.buffer = n } }
 
 var _ store.Store = (*Store)(nil)
 
@@ -73,7 +96,7 @@ type OpenInfo struct {
 // path with mode 0600. An existing file is verified first: a damaged one
 // is refused with a *DamageError (wrapping store.ErrCorrupt). It fails with
 // ErrInUse after one second if another process holds the file.
-func Open(path string) (*Store, error) {
+func Open(path string, opts ...Option) (*Store, error) {
 	var info OpenInfo
 	fi, err := os.Stat(path)
 	switch {
@@ -94,11 +117,24 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, info: info}
+	s := &Store{db: db, info: info, writer: make(chan struct{}, 1), limits: store.DefaultLimits}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.prepare(); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
+	var rev int64
+	if err := db.View(func(btx *bolt.Tx) error {
+		var err error
+		rev, err = readRevision(btx)
+		return err
+	}); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.rev, s.hub = rev, store.NewHub(rev, s.buffer)
 	return s, nil
 }
 
@@ -224,11 +260,42 @@ func unseal(bucket string, key, v []byte) ([]byte, error) {
 }
 
 // OpenDir creates dir (mode 0700) if needed and opens dir/state.db.
-func OpenDir(dir string) (*Store, error) {
+func OpenDir(dir string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("boltstore: %w", err)
 	}
-	return Open(filepath.Join(dir, FileName))
+	return Open(filepath.Join(dir, FileName), opts...)
+}
+
+// readRevision returns the revision recorded in btx (0 if none).
+func readRevision(btx *bolt.Tx) (int64, error) {
+	mb := btx.Bucket([]byte(metaBucket))
+	if mb == nil {
+		return 0, nil
+	}
+	v := mb.Get([]byte(keyRevision))
+	if v == nil {
+		return 0, nil
+	}
+	val, err := unseal(metaBucket, []byte(keyRevision), v)
+	if err == nil && len(val) != 8 {
+		err = errors.New("not 8 bytes")
+	}
+	if err != nil {
+		return 0, store.Corrupt(metaBucket, keyRevision, err)
+	}
+	return int64(binary.BigEndian.Uint64(val)), nil
+}
+
+// writeRevision records rev in btx.
+func writeRevision(btx *bolt.Tx, rev int64) error {
+	mb, err := btx.CreateBucketIfNotExists([]byte(metaBucket))
+	if err != nil {
+		return err
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(rev))
+	return mb.Put([]byte(keyRevision), seal(metaBucket, []byte(keyRevision), b[:]))
 }
 
 // Info tells what Open found and did.
@@ -237,7 +304,7 @@ func (s *Store) Info() OpenInfo { return s.info }
 // Buckets returns the names of the buckets that hold data (in byte order).
 func (s *Store) Buckets() ([]string, error) {
 	var out []string
-	err := s.View(func(store.Tx) error { return nil }) // closed check
+	err := s.View(context.Background(), func(store.Tx) error { return nil }) // closed check
 	if err != nil {
 		return nil, err
 	}
@@ -256,43 +323,121 @@ func (s *Store) Buckets() ([]string, error) {
 func (s *Store) Path() string { return s.db.Path() }
 
 // View runs fn in a read-only bbolt transaction.
-func (s *Store) View(fn func(store.Tx) error) error {
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	return s.db.View(func(btx *bolt.Tx) error { return fn(tx{btx}) })
+	return s.db.View(func(btx *bolt.Tx) error { return fn(&tx{btx: btx, rev: -1}) })
+}
+
+// Limits returns the store's transaction limits.
+func (s *Store) Limits() store.Limits { return s.limits }
+
+// Watch delivers the changes committed from revision fromRev on (see
+// store.Store). The store keeps no history.
+func (s *Store) Watch(ctx context.Context, fromRev int64) (<-chan store.Event, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	// Between transactions (see store.Hub.Watching).
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.writer }()
+	return s.hub.Watch(ctx, fromRev)
 }
 
 // Update runs fn in a read-write bbolt transaction. A failure of the
 // commit (writing the pages, growing the file, fsync) wraps
 // store.ErrCommit.
-func (s *Store) Update(fn func(store.Tx) error) error {
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writer }()
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	fnDone := false
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var t *tx
+	fnDone, record := false, s.hub.Watching()
+	rev := s.rev
 	err := s.db.Update(func(btx *bolt.Tx) error {
-		if err := fn(tx{btx}); err != nil {
+		if rev < 0 { // after a failed commit, whose outcome is unknown
+			var err error
+			if rev, err = readRevision(btx); err != nil {
+				return err
+			}
+		}
+		t = &tx{btx: btx, rev: rev, budget: store.NewBudget(s.limits), record: record}
+		if err := fn(t); err != nil {
+			return err
+		}
+		if err := t.budget.Err(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := writeRevision(btx, rev+1); err != nil {
 			return err
 		}
 		fnDone = true
 		return nil
 	})
-	if err != nil && fnDone {
-		return fmt.Errorf("%w: %w", store.ErrCommit, err)
+	switch {
+	case err != nil && fnDone:
+		s.rev = -1 // read it again: the commit may have happened
+		err = fmt.Errorf("%w: %w", store.ErrCommit, err)
+		s.hub.Abort(err)
+		return err
+	case err != nil:
+		return err
 	}
-	return err
+	s.rev = rev + 1
+	s.hub.Publish(s.rev, t.changes)
+	return nil
 }
 
-// Close closes the database file.
+// Close closes the database file and ends the watches.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.hub.Close()
 	return s.db.Close()
 }
 
-type tx struct{ btx *bolt.Tx }
+type tx struct {
+	btx     *bolt.Tx
+	rev     int64
+	changes []store.Event // what Watch delivers if it commits
+	record  bool          // fill changes: the store has watchers
+	budget  store.Budget
+}
+
+// Revision reads the revision of the transaction's snapshot once, when
+// first asked (a View rarely asks: no cost for the others). A damaged
+// revision record reads as -1; Update and Open refuse it.
+func (t *tx) Revision() int64 {
+	if t.rev < 0 {
+		rev, err := readRevision(t.btx)
+		if err != nil {
+			return -1
+		}
+		t.rev = rev
+	}
+	return t.rev
+}
 
 func checkNames(bucket, key string) error {
 	if err := store.CheckNames(bucket, key); err != nil {
@@ -304,7 +449,7 @@ func checkNames(bucket, key string) error {
 	return nil
 }
 
-func (t tx) Get(bucket, key string) ([]byte, error) {
+func (t *tx) Get(bucket, key string) ([]byte, error) {
 	if err := checkNames(bucket, key); err != nil {
 		return nil, err
 	}
@@ -323,26 +468,43 @@ func (t tx) Get(bucket, key string) ([]byte, error) {
 	return append(make([]byte, 0, len(val)), val...), nil
 }
 
-func (t tx) Put(bucket, key string, val []byte) error {
+func (t *tx) Put(bucket, key string, val []byte) error {
 	if err := checkNames(bucket, key); err != nil {
 		return err
 	}
 	if !t.btx.Writable() {
 		return store.ErrReadOnly
+	}
+	if err := t.budget.Add(len(key) + len(val)); err != nil {
+		return err
 	}
 	b, err := t.btx.CreateBucketIfNotExists([]byte(bucket))
 	if err != nil {
 		return fmt.Errorf("boltstore: bucket %q: %w", bucket, err)
 	}
-	return b.Put([]byte(key), seal(bucket, []byte(key), val))
+	sealed := seal(bucket, []byte(key), val)
+	if err := b.Put([]byte(key), sealed); err != nil {
+		return err
+	}
+	if t.record {
+		// The event shares the sealed copy (never changed): no second copy.
+		t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Value: sealed[: len(sealed)-sumLen : len(sealed)-sumLen]})
+	}
+	return nil
 }
 
-func (t tx) Delete(bucket, key string) error {
+func (t *tx) Delete(bucket, key string) error {
 	if err := checkNames(bucket, key); err != nil {
 		return err
 	}
 	if !t.btx.Writable() {
 		return store.ErrReadOnly
+	}
+	if err := t.budget.Add(0); err != nil {
+		return err
+	}
+	if t.record {
+		t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Deleted: true})
 	}
 	b := t.btx.Bucket([]byte(bucket))
 	if b == nil {
@@ -351,7 +513,7 @@ func (t tx) Delete(bucket, key string) error {
 	return b.Delete([]byte(key))
 }
 
-func (t tx) ForEach(bucket string, fn func(key string, val []byte) error) error {
+func (t *tx) ForEach(bucket string, fn func(key string, val []byte) error) error {
 	if err := checkNames(bucket, "-"); err != nil {
 		return err
 	}

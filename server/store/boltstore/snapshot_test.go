@@ -1,6 +1,7 @@
 package boltstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -24,7 +25,7 @@ func TestSnapshot(t *testing.T) {
 	}
 	put := func(i int) {
 		t.Helper()
-		if err := s.Update(func(tx store.Tx) error { return tx.Put("jobs", fmt.Sprint(i), []byte(fmt.Sprint("job ", i))) }); err != nil {
+		if err := s.Update(context.Background(), func(tx store.Tx) error { return tx.Put("jobs", fmt.Sprint(i), []byte(fmt.Sprint("job ", i))) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -38,7 +39,7 @@ func TestSnapshot(t *testing.T) {
 	writes := make(chan error, 1)
 	go func() {
 		for i := 100; i < 200; i++ {
-			if err := s.Update(func(tx store.Tx) error { return tx.Put("jobs", fmt.Sprint(i), []byte("later")) }); err != nil {
+			if err := s.Update(context.Background(), func(tx store.Tx) error { return tx.Put("jobs", fmt.Sprint(i), []byte("later")) }); err != nil {
 				writes <- err
 				return
 			}
@@ -80,7 +81,7 @@ func TestSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := 0
-	if err := restored.View(func(tx store.Tx) error {
+	if err := restored.View(context.Background(), func(tx store.Tx) error {
 		return tx.ForEach("jobs", func(string, []byte) error { count++; return nil })
 	}); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,13 +49,13 @@ func writeStore(t testing.TB, path string, recs records) {
 	defer s.Close()
 	// Churn: pages that end up in the freelist.
 	for i := range 3 {
-		if err := s.Update(func(tx store.Tx) error {
+		if err := s.Update(context.Background(), func(tx store.Tx) error {
 			return tx.Put("scratch", fmt.Sprint(i), bytes.Repeat([]byte{'s'}, 3000))
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Update(func(tx store.Tx) error {
+	if err := s.Update(context.Background(), func(tx store.Tx) error {
 		for i := range 3 {
 			if err := tx.Delete("scratch", fmt.Sprint(i)); err != nil {
 				return err
@@ -76,7 +77,7 @@ func writeStore(t testing.TB, path string, recs records) {
 // readAll reads every bucket of recs through the store.
 func readAll(s *Store, recs records) (records, error) {
 	got := records{}
-	err := s.View(func(tx store.Tx) error {
+	err := s.View(context.Background(), func(tx store.Tx) error {
 		for b := range recs {
 			got[b] = map[string]string{}
 			if err := tx.ForEach(b, func(k string, v []byte) error {
@@ -389,7 +390,7 @@ func TestUpgradeAddsChecksums(t *testing.T) {
 		t.Errorf("info %+v", info)
 	}
 	var v []byte
-	_ = s.View(func(tx store.Tx) error { v, err = tx.Get("jobs", fmt.Sprintf("%020d", 7)); return err })
+	_ = s.View(context.Background(), func(tx store.Tx) error { v, err = tx.Get("jobs", fmt.Sprintf("%020d", 7)); return err })
 	if err != nil || string(v) != `{"id":7}` {
 		t.Errorf("Get = %q, %v", v, err)
 	}
@@ -430,7 +431,7 @@ func TestReadDetectsDamage(t *testing.T) {
 	}
 	defer s.Close()
 	val := []byte(`{"id":42,"status":"success"}`)
-	if err := s.Update(func(tx store.Tx) error { return tx.Put("jobs-archive", "42", val) }); err != nil {
+	if err := s.Update(context.Background(), func(tx store.Tx) error { return tx.Put("jobs-archive", "42", val) }); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)
@@ -452,7 +453,7 @@ func TestReadDetectsDamage(t *testing.T) {
 			return tx.ForEach("jobs-archive", func(string, []byte) error { return nil })
 		},
 	} {
-		err := s.View(read)
+		err := s.View(context.Background(), read)
 		var ce *store.CorruptError
 		if !errors.As(err, &ce) || ce.Bucket != "jobs-archive" || ce.Key != "42" || !errors.Is(err, store.ErrCorrupt) {
 			t.Errorf("%s: %v, want a CorruptError for jobs-archive/42", name, err)
@@ -466,7 +467,7 @@ func TestReservedBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	err = s.Update(func(tx store.Tx) error { return tx.Put(metaBucket, keyFormat, []byte("x")) })
+	err = s.Update(context.Background(), func(tx store.Tx) error { return tx.Put(metaBucket, keyFormat, []byte("x")) })
 	if err == nil || !strings.Contains(err.Error(), "reserved") {
 		t.Errorf("Put in the reserved bucket: %v", err)
 	}
@@ -508,6 +509,6 @@ func FuzzOpen(f *testing.F) {
 			recs[n] = nil
 		}
 		_, _ = readAll(s, recs)
-		_ = s.Update(func(tx store.Tx) error { return tx.Put("fuzz", "k", []byte("v")) })
+		_ = s.Update(context.Background(), func(tx store.Tx) error { return tx.Put("fuzz", "k", []byte("v")) })
 	})
 }

@@ -3,9 +3,15 @@
 // behaves as a real store's does when its disk is full or its fsync fails:
 // Update returns an error wrapping store.ErrCommit, and the transaction is
 // either discarded (Refuse) or durable after all (Unknown).
+//
+// Rerun makes it check the other side of the store contract: every Update
+// runs its fn twice, the first attempt rolled back, as a distributed store
+// does when it retries a transaction after a conflict. A caller whose fn
+// has effects outside the transaction shows them twice.
 package faultstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -35,6 +41,7 @@ type Store struct {
 	inner store.Store
 
 	mu       sync.Mutex
+	rerun    bool
 	mode     Mode
 	skip     int // commits that still succeed before failures start
 	count    int // failures left; negative: until Heal
@@ -55,6 +62,17 @@ func (s *Store) Fail(mode Mode, skip, count int) {
 	defer s.mu.Unlock()
 	s.mode, s.skip, s.count = mode, skip, count
 }
+
+// Rerun(true) makes every Update run fn twice: first in a transaction
+// that is rolled back whatever fn returns, then in the one that counts.
+func (s *Store) Rerun(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rerun = on
+}
+
+// errDiscard rolls back the first attempt of a rerun Update.
+var errDiscard = errors.New("faultstore: first attempt discarded")
 
 // Heal makes commits succeed again.
 func (s *Store) Heal() { s.Fail(Healthy, 0, 0) }
@@ -99,12 +117,38 @@ func (s *Store) committed() {
 }
 
 // View runs fn on the wrapped store.
-func (s *Store) View(fn func(store.Tx) error) error { return s.inner.View(fn) }
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	return s.inner.View(ctx, fn)
+}
 
-// Update runs fn on the wrapped store, failing its commit as set by Fail.
-func (s *Store) Update(fn func(store.Tx) error) error {
+// Limits returns the wrapped store's limits (store.DefaultLimits when it
+// does not say).
+func (s *Store) Limits() store.Limits { return store.LimitsOf(s.inner) }
+
+// Watch watches the wrapped store.
+func (s *Store) Watch(ctx context.Context, fromRev int64) (<-chan store.Event, error) {
+	return s.inner.Watch(ctx, fromRev)
+}
+
+// Update runs fn on the wrapped store, failing its commit as set by Fail
+// and running fn twice as set by Rerun.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	s.mu.Lock()
+	rerun := s.rerun
+	s.mu.Unlock()
+	if rerun {
+		err := s.inner.Update(ctx, func(tx store.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return errDiscard
+		})
+		if !errors.Is(err, errDiscard) {
+			return err // fn failed: a second attempt would fail alike
+		}
+	}
 	var fate Mode
-	err := s.inner.Update(func(tx store.Tx) error {
+	err := s.inner.Update(ctx, func(tx store.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}

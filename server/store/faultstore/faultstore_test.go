@@ -1,6 +1,7 @@
 package faultstore_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -12,17 +13,54 @@ import (
 
 // A healthy fault store meets the store contract.
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return faultstore.New(memstore.New()) })
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := faultstore.New(memstore.New(memstore.WithLimits(store.Limits{MaxOps: 500, MaxBytes: 256 << 10}), memstore.WithWatchBuffer(256)))
+		s.Fail(faultstore.Refuse, 0, 2)
+		s.Heal()
+		return s
+	})
+}
+
+// Rerun runs each update function twice, and only the second run commits.
+func TestRerun(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		s := faultstore.New(memstore.New())
+		s.Rerun(on)
+		runs := 0
+		err := s.Update(t.Context(), func(tx store.Tx) error {
+			runs++
+			v, _ := tx.Get("b", "k")
+			return tx.Put("b", "k", append(v, 'x'))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		if on {
+			want = 2
+		}
+		if runs != want {
+			t.Errorf("Rerun(%v): fn ran %d times, want %d", on, runs, want)
+		}
+		if r, _ := store.Rev(t.Context(), s); r != 1 {
+			t.Errorf("Rerun(%v): revision %d, want 1 (the discarded run commits nothing)", on, r)
+		}
+		var v []byte
+		_ = s.View(t.Context(), func(tx store.Tx) error { v, _ = tx.Get("b", "k"); return nil })
+		if string(v) != "x" {
+			t.Errorf("Rerun(%v): b/k = %q, want x", on, v)
+		}
+	}
 }
 
 func put(s store.Store, v string) error {
-	return s.Update(func(tx store.Tx) error { return tx.Put("b", "k", []byte(v)) })
+	return s.Update(context.Background(), func(tx store.Tx) error { return tx.Put("b", "k", []byte(v)) })
 }
 
 func value(t *testing.T, s store.Store) string {
 	t.Helper()
 	var v []byte
-	if err := s.View(func(tx store.Tx) error {
+	if err := s.View(context.Background(), func(tx store.Tx) error {
 		var err error
 		v, err = tx.Get("b", "k")
 		return err
@@ -78,7 +116,7 @@ func TestFailUntilHeal(t *testing.T) {
 	}
 	// An fn error is not a commit: it is returned as is and not counted.
 	boom := errors.New("boom")
-	if err := s.Update(func(store.Tx) error { return boom }); !errors.Is(err, boom) || errors.Is(err, store.ErrCommit) {
+	if err := s.Update(context.Background(), func(store.Tx) error { return boom }); !errors.Is(err, boom) || errors.Is(err, store.ErrCommit) {
 		t.Fatalf("fn error = %v", err)
 	}
 	s.Heal()

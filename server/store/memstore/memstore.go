@@ -4,6 +4,7 @@
 package memstore
 
 import (
+	"context"
 	"sort"
 	"sync"
 
@@ -12,43 +13,99 @@ import (
 
 // Store is an in-memory store.Store. The zero value is not usable; call New.
 type Store struct {
-	writer sync.Mutex   // serializes Update
-	mu     sync.RWMutex // guards data and closed
+	writer chan struct{} // a one-slot semaphore: serializes Update
+	limits store.Limits
+	hub    *store.Hub
+	mu     sync.RWMutex // guards data, rev and closed
 	data   map[string]map[string][]byte
+	rev    int64
 	closed bool
 }
 
 var _ store.Store = (*Store)(nil)
 
-// New returns an empty store.
-func New() *Store {
-	return &Store{data: map[string]map[string][]byte{}}
+// Option configures New.
+type Option func(*Store)
+
+// WithLimits sets the store's transaction limits (default
+// store.DefaultLimits).
+func WithLimits(l store.Limits) Option { return func(s *Store) { s.limits = l.OrDefault() } }
+
+// WithWatchBuffer sets how many events a watcher may fall behind (default
+// store.DefaultWatchBuffer).
+func WithWatchBuffer(n int) Option { return func(s *Store) { s.hub = store.NewHub(0, n) } }
+
+// New returns an empty store at revision 0.
+func New(opts ...Option) *Store {
+	s := &Store{
+		writer: make(chan struct{}, 1),
+		limits: store.DefaultLimits,
+		hub:    store.NewHub(0, 0),
+		data:   map[string]map[string][]byte{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // View runs fn on a consistent snapshot. Do not call View or Update on the
 // same store from inside fn.
-func (s *Store) View(fn func(store.Tx) error) error {
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return store.ErrClosed
 	}
-	return fn(&tx{s: s})
+	return fn(&tx{s: s, rev: s.rev})
+}
+
+// Limits returns the store's transaction limits.
+func (s *Store) Limits() store.Limits { return s.limits }
+
+// Watch delivers the changes committed from revision fromRev on (see
+// store.Store). The store keeps no history.
+func (s *Store) Watch(ctx context.Context, fromRev int64) (<-chan store.Event, error) {
+	// Between transactions (see store.Hub.Watching).
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.writer }()
+	return s.hub.Watch(ctx, fromRev)
 }
 
 // Update runs fn in a read-write transaction. Do not call Update on the same
 // store from inside fn.
-func (s *Store) Update(fn func(store.Tx) error) error {
-	s.writer.Lock()
-	defer s.writer.Unlock()
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writer }()
 	s.mu.RLock()
-	closed := s.closed
+	closed, rev := s.closed, s.rev
 	s.mu.RUnlock()
 	if closed {
 		return store.ErrClosed
 	}
-	t := &tx{s: s, writable: true, pending: map[string]map[string][]byte{}}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t := &tx{s: s, rev: rev, writable: true, pending: map[string]map[string][]byte{}, budget: store.NewBudget(s.limits),
+		record: s.hub.Watching()}
 	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.budget.Err(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -56,6 +113,8 @@ func (s *Store) Update(fn func(store.Tx) error) error {
 	if s.closed {
 		return store.ErrClosed
 	}
+	s.rev++
+	s.hub.Publish(s.rev, t.changes)
 	for b, kv := range t.pending {
 		bucket := s.data[b]
 		if bucket == nil {
@@ -75,11 +134,14 @@ func (s *Store) Update(fn func(store.Tx) error) error {
 
 // Close marks the store closed; later transactions fail with store.ErrClosed.
 func (s *Store) Close() error {
-	s.writer.Lock()
-	defer s.writer.Unlock()
+	s.writer <- struct{}{}
+	defer func() { <-s.writer }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closed = true
+	if !s.closed {
+		s.closed = true
+		s.hub.Close()
+	}
 	return nil
 }
 
@@ -87,9 +149,15 @@ func (s *Store) Close() error {
 // when writable, buffers its writes in pending (nil value = deleted).
 type tx struct {
 	s        *Store
+	rev      int64
 	writable bool
 	pending  map[string]map[string][]byte
+	changes  []store.Event // what Watch delivers if it commits
+	record   bool          // fill changes: the store has watchers
+	budget   store.Budget
 }
+
+func (t *tx) Revision() int64 { return t.rev }
 
 func clone(b []byte) []byte {
 	if b == nil {
@@ -130,6 +198,9 @@ func (t *tx) Put(bucket, key string, val []byte) error {
 	if !t.writable {
 		return store.ErrReadOnly
 	}
+	if err := t.budget.Add(len(key) + len(val)); err != nil {
+		return err
+	}
 	kv := t.pending[bucket]
 	if kv == nil {
 		kv = map[string][]byte{}
@@ -140,6 +211,9 @@ func (t *tx) Put(bucket, key string, val []byte) error {
 		v = []byte{} // nil marks a deletion
 	}
 	kv[key] = v
+	if t.record {
+		t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Value: v})
+	}
 	return nil
 }
 
@@ -150,12 +224,18 @@ func (t *tx) Delete(bucket, key string) error {
 	if !t.writable {
 		return store.ErrReadOnly
 	}
+	if err := t.budget.Add(0); err != nil {
+		return err
+	}
 	kv := t.pending[bucket]
 	if kv == nil {
 		kv = map[string][]byte{}
 		t.pending[bucket] = kv
 	}
 	kv[key] = nil
+	if t.record {
+		t.changes = append(t.changes, store.Event{Bucket: bucket, Key: key, Deleted: true})
+	}
 	return nil
 }
 

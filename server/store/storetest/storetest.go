@@ -1,17 +1,28 @@
 // Package storetest is the contract every store.Store implementation must
-// meet. Implementations call Run from their tests.
+// meet. Implementations call Run from their tests, and run it once more
+// through faultstore.Rerun (every update function run twice).
+//
+// Run expects stores whose watch buffer is at most WatchBufferMax events
+// (the overflow check writes more than that), and reads their limits with
+// store.LimitsOf (keep them small in tests: the check of the byte limit
+// puts one value of MaxBytes+1 bytes).
 package storetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ganeti-gateway/ganeti-gateway/server/store"
 )
+
+// WatchBufferMax is the largest watch buffer Run handles.
+const WatchBufferMax = 1000
 
 // Opener returns a new, empty store; Run closes it when the subtest ends.
 type Opener func(t *testing.T) store.Store
@@ -41,6 +52,16 @@ func Run(t *testing.T, open Opener) {
 		{"CallerOwnsSlices", testCallerOwnsSlices},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"Closed", testClosed},
+		{"CanceledUpdateCommitsNothing", testCanceledUpdate},
+		{"CanceledView", testCanceledView},
+		{"RevisionPerCommit", testRevisionPerCommit},
+		{"UpdateRunTwiceNoDoubleEffect", testPureUpdate},
+		{"WatchInCommitOrder", testWatchOrder},
+		{"WatchFromRevision", testWatchFrom},
+		{"WatchSlowReaderEnds", testWatchOverflow},
+		{"WatchEndsWithContextAndClose", testWatchEnds},
+		{"TxTooManyOps", testTooManyOps},
+		{"TxTooManyBytes", testTooManyBytes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,7 +74,7 @@ func Run(t *testing.T, open Opener) {
 
 func mustUpdate(t *testing.T, s store.Store, fn func(store.Tx) error) {
 	t.Helper()
-	if err := s.Update(fn); err != nil {
+	if err := s.Update(t.Context(), fn); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
 }
@@ -61,7 +82,7 @@ func mustUpdate(t *testing.T, s store.Store, fn func(store.Tx) error) {
 func get(t *testing.T, s store.Store, bucket, key string) []byte {
 	t.Helper()
 	var out []byte
-	err := s.View(func(tx store.Tx) error {
+	err := s.View(t.Context(), func(tx store.Tx) error {
 		v, err := tx.Get(bucket, key)
 		out = v
 		return err
@@ -75,7 +96,7 @@ func get(t *testing.T, s store.Store, bucket, key string) []byte {
 func dump(t *testing.T, s store.Store, bucket string) []kv {
 	t.Helper()
 	var out []kv
-	err := s.View(func(tx store.Tx) error {
+	err := s.View(t.Context(), func(tx store.Tx) error {
 		return tx.ForEach(bucket, func(k string, v []byte) error {
 			out = append(out, kv{k, string(v)})
 			return nil
@@ -191,7 +212,7 @@ func testForEachStops(t *testing.T, s store.Store) {
 	})
 	stop := errors.New("stop")
 	n := 0
-	err := s.View(func(tx store.Tx) error {
+	err := s.View(t.Context(), func(tx store.Tx) error {
 		return tx.ForEach("b", func(string, []byte) error {
 			n++
 			if n == 2 {
@@ -260,7 +281,7 @@ func testReadYourWrites(t *testing.T, s store.Store) {
 func testRollbackOnError(t *testing.T, s store.Store) {
 	mustUpdate(t, s, func(tx store.Tx) error { return tx.Put("b", "keep", []byte("1")) })
 	boom := errors.New("boom")
-	err := s.Update(func(tx store.Tx) error {
+	err := s.Update(t.Context(), func(tx store.Tx) error {
 		if err := tx.Put("b", "new", []byte("x")); err != nil {
 			return err
 		}
@@ -293,7 +314,7 @@ func testRollbackOnPanic(t *testing.T, s store.Store) {
 				t.Errorf("panic inside Update was swallowed")
 			}
 		}()
-		_ = s.Update(func(tx store.Tx) error {
+		_ = s.Update(t.Context(), func(tx store.Tx) error {
 			if err := tx.Put("b", "k", []byte("x")); err != nil {
 				return err
 			}
@@ -311,7 +332,7 @@ func testRollbackOnPanic(t *testing.T, s store.Store) {
 }
 
 func testViewReadOnly(t *testing.T, s store.Store) {
-	err := s.View(func(tx store.Tx) error {
+	err := s.View(t.Context(), func(tx store.Tx) error {
 		if err := tx.Put("b", "k", []byte("x")); !errors.Is(err, store.ErrReadOnly) {
 			return fmt.Errorf("in View, Put = %v, want ErrReadOnly", err)
 		}
@@ -326,7 +347,7 @@ func testViewReadOnly(t *testing.T, s store.Store) {
 }
 
 func testEmptyNames(t *testing.T, s store.Store) {
-	err := s.Update(func(tx store.Tx) error {
+	err := s.Update(t.Context(), func(tx store.Tx) error {
 		checks := []struct {
 			what string
 			err  error
@@ -376,7 +397,7 @@ func testConcurrentUpdates(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < rounds; i++ {
-				err := s.Update(func(tx store.Tx) error {
+				err := s.Update(t.Context(), func(tx store.Tx) error {
 					v, err := tx.Get("ctr", "n")
 					if err != nil {
 						return err
@@ -398,7 +419,7 @@ func testConcurrentUpdates(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < rounds; i++ {
-				if err := s.View(func(tx store.Tx) error {
+				if err := s.View(t.Context(), func(tx store.Tx) error {
 					_, err := tx.Get("ctr", "n")
 					return err
 				}); err != nil {
@@ -422,10 +443,10 @@ func testClosed(t *testing.T, s store.Store) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := s.View(func(store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
+	if err := s.View(t.Context(), func(store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("View after Close = %v, want ErrClosed", err)
 	}
-	if err := s.Update(func(store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
+	if err := s.Update(t.Context(), func(store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Update after Close = %v, want ErrClosed", err)
 	}
 }
@@ -434,7 +455,7 @@ func testClosed(t *testing.T, s store.Store) {
 // which is kept for commits that fail after fn succeeded.
 func testFnErrorNotCommit(t *testing.T, s store.Store) {
 	boom := errors.New("boom")
-	err := s.Update(func(tx store.Tx) error {
+	err := s.Update(t.Context(), func(tx store.Tx) error {
 		if err := tx.Put("b", "k", []byte("v")); err != nil {
 			return err
 		}
@@ -443,7 +464,381 @@ func testFnErrorNotCommit(t *testing.T, s store.Store) {
 	if !errors.Is(err, boom) || errors.Is(err, store.ErrCommit) {
 		t.Fatalf("Update = %v, want boom, not ErrCommit", err)
 	}
-	if err := s.Update(func(store.Tx) error { return nil }); err != nil {
+	if err := s.Update(t.Context(), func(store.Tx) error { return nil }); err != nil {
 		t.Fatalf("empty Update after a rolled back one: %v", err)
 	}
+}
+
+func rev(t *testing.T, s store.Store) int64 {
+	t.Helper()
+	r, err := store.Rev(t.Context(), s)
+	if err != nil {
+		t.Fatalf("Rev: %v", err)
+	}
+	return r
+}
+
+// An Update whose context ends before it commits commits nothing, whether
+// the context ended before it started or while fn ran.
+func testCanceledUpdate(t *testing.T, s store.Store) {
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.Put("b", "k", []byte("old")) })
+	before := rev(t, s)
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	ran := false
+	if err := s.Update(done, func(tx store.Tx) error { ran = true; return tx.Put("b", "k", []byte("new")) }); !errors.Is(err, context.Canceled) {
+		t.Errorf("Update with a done context = %v, want context.Canceled", err)
+	}
+	if ran {
+		t.Errorf("Update with a done context ran fn")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Put("b", "k", []byte("new")); err != nil {
+			return err
+		}
+		cancel() // the context ends after fn wrote, before the commit
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Update whose context ended in fn = %v, want context.Canceled", err)
+	}
+	if v := get(t, s, "b", "k"); string(v) != "old" {
+		t.Errorf("after canceled updates b/k = %q, want old", v)
+	}
+	if r := rev(t, s); r != before {
+		t.Errorf("revision moved from %d to %d without a commit", before, r)
+	}
+}
+
+func testCanceledView(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	ran := false
+	if err := s.View(ctx, func(store.Tx) error { ran = true; return nil }); !errors.Is(err, context.Canceled) || ran {
+		t.Errorf("View with a done context = %v (fn ran: %v), want context.Canceled", err, ran)
+	}
+}
+
+// Every committed Update increases the revision by one; a rolled-back one
+// leaves it; UpdateRev returns the committed revision.
+func testRevisionPerCommit(t *testing.T, s store.Store) {
+	if r := rev(t, s); r != 0 {
+		t.Fatalf("a new store is at revision %d, want 0", r)
+	}
+	for i := int64(1); i <= 3; i++ {
+		got, err := store.UpdateRev(t.Context(), s, func(tx store.Tx) error { return tx.Put("b", "k", []byte(strconv.FormatInt(i, 10))) })
+		if err != nil || got != i {
+			t.Fatalf("UpdateRev #%d = %d, %v; want %d", i, got, err, i)
+		}
+	}
+	mustUpdate(t, s, func(store.Tx) error { return nil }) // commits, writes nothing
+	_ = s.Update(t.Context(), func(tx store.Tx) error {
+		_ = tx.Put("b", "k", []byte("x"))
+		return errors.New("roll back")
+	})
+	err := s.View(t.Context(), func(tx store.Tx) error {
+		if tx.Revision() != 4 {
+			return fmt.Errorf("Tx.Revision = %d, want 4", tx.Revision())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	mustUpdate(t, s, func(tx store.Tx) error {
+		if tx.Revision() != 4 {
+			return fmt.Errorf("Tx.Revision in Update = %d, want 4 (the last commit)", tx.Revision())
+		}
+		return nil
+	})
+}
+
+// An update function that is a pure function of the transaction (read a
+// counter, write it plus one) has its effect once however many times the
+// store runs it.
+func testPureUpdate(t *testing.T, s store.Store) {
+	for i := 0; i < 3; i++ {
+		mustUpdate(t, s, func(tx store.Tx) error {
+			v, err := tx.Get("ctr", "n")
+			if err != nil {
+				return err
+			}
+			n, _ := strconv.Atoi(string(v))
+			return tx.Put("ctr", "n", []byte(strconv.Itoa(n+1)))
+		})
+	}
+	if v := get(t, s, "ctr", "n"); string(v) != "3" {
+		t.Errorf("counter after 3 updates = %q, want 3", v)
+	}
+}
+
+// collect reads n events from ch, failing on an error event or a timeout.
+func collect(t *testing.T, ch <-chan store.Event, n int) []store.Event {
+	t.Helper()
+	var out []store.Event
+	timeout := time.After(10 * time.Second)
+	for len(out) < n {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("watch closed after %d events, want %d", len(out), n)
+			}
+			if ev.Err != nil {
+				t.Fatalf("watch ended with %v after %d events", ev.Err, len(out))
+			}
+			out = append(out, ev)
+		case <-timeout:
+			t.Fatalf("got %d events, want %d", len(out), n)
+		}
+	}
+	return out
+}
+
+func evString(ev store.Event) string {
+	if ev.Deleted {
+		return fmt.Sprintf("%d del %s/%s", ev.Rev, ev.Bucket, ev.Key)
+	}
+	return fmt.Sprintf("%d put %s/%s=%q", ev.Rev, ev.Bucket, ev.Key, ev.Value)
+}
+
+// Watch delivers every committed change in commit order (those of one
+// transaction in the order fn made them), and nothing of a transaction
+// that rolled back or wrote nothing.
+func testWatchOrder(t *testing.T, s store.Store) {
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.Put("b", "before", []byte("x")) })
+	ch, err := s.Watch(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, s, func(tx store.Tx) error {
+		if err := tx.Put("b", "z", []byte("1")); err != nil {
+			return err
+		}
+		if err := tx.Put("a", "k", nil); err != nil {
+			return err
+		}
+		return tx.Delete("b", "before")
+	})
+	_ = s.Update(t.Context(), func(tx store.Tx) error {
+		_ = tx.Put("b", "rolled-back", []byte("x"))
+		return errors.New("roll back")
+	})
+	mustUpdate(t, s, func(store.Tx) error { return nil })
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				_ = s.Update(t.Context(), func(tx store.Tx) error {
+					v, err := tx.Get("ctr", "n")
+					if err != nil {
+						return err
+					}
+					n, _ := strconv.Atoi(string(v))
+					return tx.Put("ctr", "n", []byte(strconv.Itoa(n+1)))
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	evs := collect(t, ch, 3+20)
+	want := []string{`2 put b/z="1"`, `2 put a/k=""`, `2 del b/before`}
+	for i, w := range want {
+		if got := evString(evs[i]); got != w {
+			t.Errorf("event %d = %s, want %s", i, got, w)
+		}
+	}
+	if evs[1].Value == nil {
+		t.Errorf("the put of an empty value has a nil Value")
+	}
+	// The rolled back transaction has no revision, the empty one has 3 and
+	// no event. The counter's events: revisions 4..23 in order, each value
+	// one more than the one before.
+	for i, ev := range evs[3:] {
+		if ev.Rev != int64(4+i) || string(ev.Value) != strconv.Itoa(i+1) {
+			t.Errorf("counter event %d = %s, want revision %d value %d", i, evString(ev), 4+i, i+1)
+		}
+	}
+	if r := rev(t, s); r != 23 {
+		t.Errorf("revision = %d, want 23", r)
+	}
+	select {
+	case ev := <-ch:
+		t.Errorf("unexpected event %s", evString(ev))
+	default:
+	}
+}
+
+// A watch starts at the current revision or later; earlier is history the
+// store does not keep.
+func testWatchFrom(t *testing.T, s store.Store) {
+	for i := 0; i < 3; i++ {
+		mustUpdate(t, s, func(tx store.Tx) error { return tx.Put("b", "k", []byte(strconv.Itoa(i))) })
+	}
+	for _, from := range []int64{1, 3} {
+		if _, err := s.Watch(t.Context(), from); !errors.Is(err, store.ErrCompacted) {
+			t.Errorf("Watch(%d) at revision 3 = %v, want ErrCompacted", from, err)
+		}
+	}
+	ch, err := s.Watch(t.Context(), 5) // a future revision: waits for it
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i < 5; i++ {
+		mustUpdate(t, s, func(tx store.Tx) error { return tx.Put("b", "k", []byte(strconv.Itoa(i))) })
+	}
+	if ev := collect(t, ch, 1)[0]; ev.Rev != 5 || string(ev.Value) != "4" {
+		t.Errorf("Watch(5) first event = %s, want revision 5", evString(ev))
+	}
+}
+
+// A watcher that does not read ends with ErrWatchOverflow after the
+// events its buffer held, in order: writers never wait for it, and no
+// event is dropped silently.
+func testWatchOverflow(t *testing.T, s store.Store) {
+	ch, err := s.Watch(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const per = 100
+	txs := WatchBufferMax/per + 2
+	if ops := store.LimitsOf(s).MaxOps; ops < per {
+		t.Fatalf("the store's MaxOps %d is below %d", ops, per)
+	}
+	for i := 0; i < txs; i++ {
+		mustUpdate(t, s, func(tx store.Tx) error {
+			for k := 0; k < per; k++ {
+				if err := tx.Put("b", fmt.Sprintf("%03d-%03d", i, k), nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	n := 0
+	var last store.Event
+	for ev := range ch {
+		if ev.Err != nil {
+			last = ev
+			continue
+		}
+		if want := fmt.Sprintf("%03d-%03d", n/per, n%per); ev.Key != want || ev.Rev != int64(1+n/per) {
+			t.Fatalf("event %d = %s, want key %s", n, evString(ev), want)
+		}
+		n++
+	}
+	if !errors.Is(last.Err, store.ErrWatchOverflow) {
+		t.Errorf("a watcher that fell behind ended with %v, want ErrWatchOverflow", last.Err)
+	}
+	if n == 0 || n >= txs*per {
+		t.Errorf("the slow watcher got %d of %d events before the overflow", n, txs*per)
+	}
+}
+
+// A watch ends (its channel closed) when its context ends, and with an
+// ErrClosed event when the store closes.
+func testWatchEnds(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	ch, err := s.Watch(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case ev, ok := <-ch:
+		if ok {
+			t.Errorf("after its context ended, the watch delivered %s", evString(ev))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch did not end with its context")
+	}
+	ch, err = s.Watch(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ev, ok := <-ch
+	if !ok || !errors.Is(ev.Err, store.ErrClosed) {
+		t.Errorf("closing the store: watch got %v (open: %v), want an ErrClosed event", ev.Err, ok)
+	}
+	if _, ok := <-ch; ok {
+		t.Errorf("the watch goes on after the store closed")
+	}
+	if _, err := s.Watch(t.Context(), 0); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Watch on a closed store = %v, want ErrClosed", err)
+	}
+}
+
+// tooLarge checks that an Update making fn's writes is refused whole with
+// ErrTxTooLarge, even when fn ignores the error of the write over the
+// limit.
+func tooLarge(t *testing.T, s store.Store, fn func(tx store.Tx) error) {
+	t.Helper()
+	before := rev(t, s)
+	ch, err := s.Watch(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(t.Context(), func(tx store.Tx) error {
+		if err := tx.Put("b", "first", []byte("x")); err != nil {
+			return err
+		}
+		_ = fn(tx) // ignores the refusal: the store must not commit anyway
+		return nil
+	})
+	if !errors.Is(err, store.ErrTxTooLarge) || errors.Is(err, store.ErrCommit) {
+		t.Fatalf("Update over the limits = %v, want ErrTxTooLarge", err)
+	}
+	if v := get(t, s, "b", "first"); v != nil {
+		t.Errorf("a refused transaction committed b/first")
+	}
+	if r := rev(t, s); r != before {
+		t.Errorf("a refused transaction moved the revision from %d to %d", before, r)
+	}
+	select {
+	case ev := <-ch:
+		t.Errorf("a refused transaction was watched: %s", evString(ev))
+	default:
+	}
+	// The largest allowed transaction commits.
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.Put("b", "after", []byte("x")) })
+}
+
+func testTooManyOps(t *testing.T, s store.Store) {
+	lim := store.LimitsOf(s)
+	tooLarge(t, s, func(tx store.Tx) error {
+		for i := 1; i < lim.MaxOps; i++ { // with "first": MaxOps operations
+			if err := tx.Delete("b", strconv.Itoa(i)); err != nil {
+				return fmt.Errorf("operation %d of %d refused: %w", i+1, lim.MaxOps, err)
+			}
+		}
+		if err := tx.Delete("b", "one-too-many"); !errors.Is(err, store.ErrTxTooLarge) {
+			return fmt.Errorf("operation %d = %v, want ErrTxTooLarge", lim.MaxOps+1, err)
+		}
+		return nil
+	})
+	mustUpdate(t, s, func(tx store.Tx) error {
+		for i := 0; i < lim.MaxOps; i++ {
+			if err := tx.Delete("b", strconv.Itoa(i)); err != nil {
+				return fmt.Errorf("operation %d of %d refused: %w", i+1, lim.MaxOps, err)
+			}
+		}
+		return nil
+	})
+}
+
+func testTooManyBytes(t *testing.T, s store.Store) {
+	lim := store.LimitsOf(s)
+	tooLarge(t, s, func(tx store.Tx) error {
+		// Keys and values count: "first"+"x" and "k" leave MaxBytes-7
+		// bytes for the value; one more is over.
+		return tx.Put("b", "k", make([]byte, lim.MaxBytes-7+1))
+	})
+	mustUpdate(t, s, func(tx store.Tx) error {
+		return tx.Put("b", "k", make([]byte, lim.MaxBytes-1))
+	})
 }
