@@ -54,6 +54,9 @@ func planKey(request map[string]any) []byte {
 	return b
 }
 
+// isPlanning tells whether this is the plan phase.
+func (p *allocPlan) isPlanning() bool { return p != nil && p.planning }
+
 // record keeps an outcome in the plan phase (nil plan: no plan phase).
 func (p *allocPlan) record(name string, request map[string]any, res json.RawMessage, err error) {
 	if p == nil || !p.planning {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 )
 
 // blockingIAllocator is an iallocator whose runs block until release is
@@ -130,4 +131,43 @@ func finish(ctx context.Context, e *Engine, id int64) (*Job, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// TestTracePlannedAllocator: the external allocator, run in the plan
+// phase, is one "iallocator hail" span under the opcode span, and the
+// built-in allocator of an opcode whose external one declined is one
+// "iallocator builtin" span (the plan phase traces neither twice).
+func TestTracePlannedAllocator(t *testing.T) {
+	tests := []struct {
+		name, span string
+		runner     IAllocatorRunner
+	}{
+		{"hail", "iallocator hail", &fakeIAllocators{path: "/fake/hail", out: `{"success": true, "info": "ok", "result": ["node2.example.com"]}`}},
+		{"declined", "iallocator builtin", decliningIAllocator{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTraced()
+			v := newEnv(t, 3, func(c *Config) { tr.configure(c); c.IAllocator = tt.runner })
+			v.e.Start()
+			j := v.run(createAlloc("traced.example.com", "file", "hail", 1024))
+			if j.Status != StatusSuccess {
+				t.Fatalf("job: %s %s", j.Status, jsonOf(t, j.OpResult))
+			}
+			op := tr.one(t, "opcode OP_INSTANCE_CREATE", telemetry.AttrJobID.Int64(j.ID))
+			alloc := tr.one(t, tt.span, telemetry.AttrJobID.Int64(j.ID))
+			if !isChild(alloc, op) {
+				t.Errorf("allocator span's parent %v, want the opcode span %v", alloc.Parent().SpanID(), op.SpanContext().SpanID())
+			}
+		})
+	}
+}
+
+// decliningIAllocator has hail installed but declines every request.
+type decliningIAllocator struct{}
+
+func (decliningIAllocator) Lookup(string) string { return "/fake/hail" }
+
+func (decliningIAllocator) Run(context.Context, string, []byte) ([]byte, error) {
+	return nil, errNoExternalIAllocator
 }
