@@ -367,8 +367,8 @@ func runIAllocator(x *ExecContext, name string, request map[string]any) (json.Ra
 // "Can't compute node evacuation using iallocator").
 func runIAllocatorFor(x *ExecContext, name string, request map[string]any, failure string) (res json.RawMessage, err error) {
 	if a, ok := x.plan.replay(name, request); ok {
-		if errors.Is(a.err, errNoExternalIAllocator) {
-			logNoIAllocator(x, name)
+		if errors.Is(a.err, errNoExternalIAllocator) && x.iallocator().Lookup(name) == "" {
+			logNoIAllocator(x, name) // as the run did
 		}
 		return a.res, a.err
 	}
