@@ -14,7 +14,9 @@
 //     all at once (status "waiting" while another job holds a conflicting
 //     lock, without blocking a worker);
 //  3. the opcode runs (status "running"): the optional Runner phase (e.g.
-//     the sleep of OP_TEST_DELAY) outside any transaction, then Exec inside
+//     the sleep of OP_TEST_DELAY) outside any transaction, then the plan
+//     phase of an opcode that may run an external iallocator (hail runs
+//     there, on a snapshot, outside any transaction: plan.go), then Exec inside
 //     one cluster.Model.Update that applies the opcode's effect to the
 //     configuration and writes the job record with the opcode's new status
 //     and result, atomically. Opcodes ready at the same time share one

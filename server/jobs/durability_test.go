@@ -27,7 +27,7 @@ func TestCrashRecovery(t *testing.T) {
 	st := memstore.New()
 	model := openModel(t, st, 3)
 	clock := newFakeClock()
-	e1, err := New(Config{Model: model, Clock: clock.Now, Logger: quiet, Workers: 1})
+	e1, err := New(Config{IAllocator: testIAllocators{}, Model: model, Clock: clock.Now, Logger: quiet, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestCrashRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{Model: model2, Clock: clock.Now, Logger: quiet})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Clock: clock.Now, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	// The recovery was persisted.
 	e2.Stop(context.Background())
-	e3, err := New(Config{Model: model2, Logger: quiet})
+	e3, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestStopLeavesRunningJob(t *testing.T) {
 	if err := v.e.Stop(ctx); err == nil {
 		t.Error("Stop did not report the deadline")
 	}
-	e2, err := New(Config{Model: v.model, Logger: quiet})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Model: v.model, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestGroupCommit(t *testing.T) {
 	defer bolt.Close()
 	st := &countingStore{Store: bolt}
 	model := openModel(t, st, 0)
-	e, err := New(Config{Model: model, Logger: quiet})
+	e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,10 @@ type Config struct {
 	// OnFailure, when set, is called once (in its own goroutine) when the
 	// store refuses a commit and the engine stops (see Engine.Err).
 	OnFailure func(error)
+	// IAllocator finds and runs external iallocators (hail) for the
+	// opcodes that allocate nodes; default: hail on PATH (or where
+	// Debian's ganeti-htools-3.0 installs it) run as a subprocess.
+	IAllocator IAllocatorRunner
 }
 
 // Queue limits (Config.QueueSize, Config.MaxOpsPerJob).
@@ -91,6 +95,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Executors == nil {
 		c.Executors = DefaultExecutors()
+	}
+	if c.IAllocator == nil {
+		c.IAllocator = execIAllocators{}
 	}
 	if c.Workers == 0 {
 		c.Workers = 4

@@ -590,7 +590,7 @@ func TestArchive(t *testing.T) {
 	// Ids keep increasing across restarts even with an empty queue.
 	ctx := context.Background()
 	v.e.Stop(ctx)
-	e2, err := New(Config{Model: v.model, Logger: quiet})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Model: v.model, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

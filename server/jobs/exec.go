@@ -29,6 +29,13 @@ type Executor interface {
 	// return Ganeti's dry-run result; it then gets a private copy of the
 	// configuration whose changes are discarded and a read-only Tx.
 	//
+	// An opcode that may run an external iallocator (it has an
+	// "iallocator" parameter) first runs Exec in a plan phase, outside any
+	// transaction, in the same way (a private copy of the current
+	// snapshot, a read-only Tx, its logs, parameter writes and follow-up
+	// jobs discarded), to run the allocator there (plan.go); the Exec
+	// inside the transaction then gets the planned allocator answers.
+	//
 	// The result must be a JSON-like value (nil, bool, int64, float64,
 	// string, []any, map[string]any). An *errs.Error keeps its class,
 	// message and code in the opcode result; any other error becomes
@@ -101,6 +108,18 @@ type ExecContext struct {
 	// params are the parameters written back (SetParam) in this phase;
 	// runParams those Run wrote, which every Exec run starts from.
 	params, runParams []paramWrite
+	// ialloc runs external iallocators (Config.IAllocator); plan holds
+	// the allocator outcomes of the opcode's plan phase (plan.go).
+	ialloc IAllocatorRunner
+	plan   *allocPlan
+}
+
+// iallocator is the runner of external iallocators.
+func (x *ExecContext) iallocator() IAllocatorRunner {
+	if x.ialloc == nil {
+		return execIAllocators{}
+	}
+	return x.ialloc
 }
 
 // runFilter is implemented by Runners whose Run phase only some of their

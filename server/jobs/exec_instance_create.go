@@ -913,7 +913,7 @@ func (c InstanceCreate) Run(x *ExecContext, op proto.Message) error {
 	}
 	// CheckPrereq now, on a copy: the import must not start when the
 	// instance cannot be created.
-	check := &ExecContext{JobID: x.JobID, OpIndex: x.OpIndex, DryRun: true, Config: cfg, State: x.State, ctx: x.ctx, now: x.now}
+	check := &ExecContext{JobID: x.JobID, OpIndex: x.OpIndex, DryRun: true, Config: cfg, State: x.State, ctx: x.ctx, now: x.now, ialloc: x.ialloc}
 	res, err := createInstance(check, m, nil)
 	if err != nil {
 		return err

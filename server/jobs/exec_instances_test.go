@@ -54,7 +54,7 @@ func newInstEnv(t testing.TB) *env {
 		t.Fatalf("Open: %v", err)
 	}
 	clock := newFakeClock()
-	e, err := New(Config{Model: model, Clock: clock.Now, Logger: quiet})
+	e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Clock: clock.Now, Logger: quiet})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

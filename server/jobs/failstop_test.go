@@ -107,7 +107,7 @@ func testFailStop(t *testing.T, c failStopCase) {
 	fs := faultstore.New(inner)
 	model := openModel(t, fs, 0)
 	failed := make(chan error, 1)
-	e, err := New(Config{Model: model, Logger: quiet, Workers: 3, OnFailure: func(err error) { failed <- err }})
+	e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet, Workers: 3, OnFailure: func(err error) { failed <- err }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func testFailStop(t *testing.T, c failStopCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{Model: model2, Logger: quiet})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

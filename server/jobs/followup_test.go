@@ -64,7 +64,7 @@ func TestFollowUpCommitsWithOpcode(t *testing.T) {
 	execs := DefaultExecutors()
 	execs["OP_TEST_DELAY"] = submitter{}
 	execs["OP_TEST_ALLOCATOR"] = submitter{fail: true}
-	e1, err := New(Config{Model: model, Clock: clock.Now, Logger: quiet, Executors: execs})
+	e1, err := New(Config{IAllocator: testIAllocators{}, Model: model, Clock: clock.Now, Logger: quiet, Executors: execs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestFollowUpCommitsWithOpcode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{Model: model2, Clock: clock.Now, Logger: quiet})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Clock: clock.Now, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func newEnv(t testing.TB, instances int, mod func(*Config)) *env {
 	st := memstore.New()
 	model := openModel(t, st, instances)
 	clock := newFakeClock()
-	cfg := Config{Model: model, Clock: clock.Now, Logger: quiet}
+	cfg := Config{Model: model, Clock: clock.Now, Logger: quiet, IAllocator: testIAllocators{}}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -39,8 +39,8 @@ const iallocatorTimeout = 30 * time.Second
 // hailFallbackPath is where Debian's ganeti-htools-3.0 installs hail.
 const hailFallbackPath = "/usr/lib/ganeti/3.0/usr/lib/ganeti/iallocators/hail"
 
-// IAllocatorRunner finds and runs external iallocators. Tests replace
-// iallocators with a fake.
+// IAllocatorRunner finds and runs external iallocators (Config.IAllocator;
+// tests give a fake).
 type IAllocatorRunner interface {
 	// Lookup returns the path of the named iallocator, or "" when it is
 	// not installed (or not one this implementation runs).
@@ -51,9 +51,6 @@ type IAllocatorRunner interface {
 	// the built-in allocator then decides.
 	Run(ctx context.Context, path string, request []byte) ([]byte, error)
 }
-
-// iallocators is the runner the executors use.
-var iallocators IAllocatorRunner = execIAllocators{}
 
 // execIAllocators runs hail as a subprocess: `hail <request file>`.
 type execIAllocators struct{}
@@ -369,13 +366,20 @@ func runIAllocator(x *ExecContext, name string, request map[string]any) (json.Ra
 // failed run ("Can't compute nodes using iallocator", or LUNodeEvacuate's
 // "Can't compute node evacuation using iallocator").
 func runIAllocatorFor(x *ExecContext, name string, request map[string]any, failure string) (res json.RawMessage, err error) {
+	if a, ok := x.plan.replay(name, request); ok {
+		if errors.Is(a.err, errNoExternalIAllocator) && x.iallocator().Lookup(name) == "" {
+			logNoIAllocator(x, name) // as the run did
+		}
+		return a.res, a.err
+	}
+	defer func() { x.plan.record(name, request, res, err) }()
 	ctx, span := startAllocatorSpan(x, name, request)
 	defer func() {
 		if span.IsRecording() {
 			endAllocatorSpan(span, res, err)
 		}
 	}()
-	path := iallocators.Lookup(name)
+	path := x.iallocator().Lookup(name)
 	if path == "" {
 		logNoIAllocator(x, name)
 		return nil, errNoExternalIAllocator
@@ -384,7 +388,7 @@ func runIAllocatorFor(x *ExecContext, name string, request map[string]any, failu
 	if err != nil {
 		return nil, err
 	}
-	out, err := iallocators.Run(ctx, path, in)
+	out, err := x.iallocator().Run(ctx, path, in)
 	if errors.Is(err, errNoExternalIAllocator) {
 		return nil, errNoExternalIAllocator
 	}
@@ -511,7 +515,7 @@ func multiAllocReq(cfg *cluster.Config, c *rapiv2.OpInstanceCreate) (allocReq, e
 // instance index (nil: failed) and the allocatable and failed names in
 // the iallocator's order (errNoExternalIAllocator: use the built-in one).
 func externalMultiAllocate(x *ExecContext, name string, insts []*rapiv2.OpInstanceCreate) (place [][]*cluster.Node, allocatable, failed []string, err error) {
-	if iallocators.Lookup(name) == "" {
+	if x.iallocator().Lookup(name) == "" {
 		logNoIAllocator(x, name)
 		return nil, nil, nil, errNoExternalIAllocator
 	}
@@ -586,7 +590,7 @@ type evacMoved struct {
 // the result's opcodes, with early_release set on the ones that have it
 // (errNoExternalIAllocator: use the built-in planning).
 func externalEvacuate(x *ExecContext, name string, insts []*cluster.Instance, mode string, earlyRelease bool) ([][]*rapiv2.OpCode, error) {
-	if iallocators.Lookup(name) == "" {
+	if x.iallocator().Lookup(name) == "" {
 		logNoIAllocator(x, name)
 		return nil, errNoExternalIAllocator
 	}

@@ -50,6 +50,19 @@ func (f *fakeIAllocators) last(t *testing.T) []byte {
 	return f.requests[len(f.requests)-1]
 }
 
+// iallocators is the runner of the engines of newEnv (through
+// testIAllocators): useIAllocators replaces it for one test.
+var iallocators IAllocatorRunner = execIAllocators{}
+
+// testIAllocators is the Config.IAllocator of newEnv's engines.
+type testIAllocators struct{}
+
+func (testIAllocators) Lookup(name string) string { return iallocators.Lookup(name) }
+
+func (testIAllocators) Run(ctx context.Context, path string, request []byte) ([]byte, error) {
+	return iallocators.Run(ctx, path, request)
+}
+
 // useIAllocators installs r for the test.
 func useIAllocators(t *testing.T, r IAllocatorRunner) {
 	old := iallocators

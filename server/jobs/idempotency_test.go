@@ -138,7 +138,7 @@ func TestIdempotencyExpiry(t *testing.T) {
 	if err := v.e.Stop(ctxStop); err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{Model: v.model, Clock: v.clock.Now, Logger: quiet, IdempotencyTTL: time.Hour})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Model: v.model, Clock: v.clock.Now, Logger: quiet, IdempotencyTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestIdempotencyRestart(t *testing.T) {
 		} else if model, err = cluster.Open(st, nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		e, err := New(Config{Model: model, Logger: quiet})
+		e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +233,7 @@ func TestIdempotencyCrashAtomicity(t *testing.T) {
 			}
 			defer inner.Close()
 			fs := faultstore.New(inner)
-			e, err := New(Config{Model: openModel(t, fs, 0), Logger: quiet})
+			e, err := New(Config{IAllocator: testIAllocators{}, Model: openModel(t, fs, 0), Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,7 +253,7 @@ func TestIdempotencyCrashAtomicity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e2, err := New(Config{Model: model, Logger: quiet})
+			e2, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -218,7 +218,7 @@ func nilEnv(t *testing.T, log *slog.Logger) *env {
 		t.Fatalf("Open: %v", err)
 	}
 	clock := newFakeClock()
-	e, err := New(Config{Model: model, Clock: clock.Now, Logger: log})
+	e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Clock: clock.Now, Logger: log})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

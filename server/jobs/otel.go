@@ -629,7 +629,7 @@ func allocatorNodes(result []byte) []string {
 // with the chosen node names or the error.
 func traceBuiltinAllocator(x *ExecContext, name, mode string, instances ...string) func(nodes []string, err error) {
 	parent := trace.SpanFromContext(x.Context())
-	if !parent.IsRecording() {
+	if !parent.IsRecording() || x.plan.isPlanning() { // the apply phase runs it again
 		return func([]string, error) {}
 	}
 	attrs := []attribute.KeyValue{telemetry.AttrAllocator.String(name), attribute.String("ganeti.iallocator.mode", mode),

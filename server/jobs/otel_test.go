@@ -250,7 +250,7 @@ func TestTraceSurvivesRestart(t *testing.T) {
 	tr := newTraced()
 	st := memstore.New()
 	model := openModel(t, st, 3)
-	e1, err := New(Config{Model: model, Logger: quiet, TracerProvider: tr.tp})
+	e1, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet, TracerProvider: tr.tp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestTraceSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{Model: model2, Logger: quiet, TracerProvider: tr.tp})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Logger: quiet, TracerProvider: tr.tp})
 	if err != nil {
 		t.Fatal(err)
 	}

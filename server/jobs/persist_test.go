@@ -41,7 +41,7 @@ func TestNextIDAboveArchive(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Config{Model: model, Logger: quiet})
+	e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestDamagedRecords(t *testing.T) {
 			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketJobs, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)
 			}
-			e, err := New(Config{Model: model, Logger: quiet})
+			e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
 			if err == nil {
 				e.Stop(context.Background())
 				t.Fatal("the engine started on a damaged record")
@@ -101,7 +101,7 @@ func TestDamagedRecords(t *testing.T) {
 			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketArchive, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)
 			}
-			e, err = New(Config{Model: model, Logger: quiet})
+			e, err = New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -241,7 +241,7 @@ func TestParamsWrittenBack(t *testing.T) {
 	model := openModel(t, st, 1)
 	execs := DefaultExecutors()
 	cfg := func() Config {
-		return Config{Model: model, Clock: newFakeClock().Now, Logger: quiet, Executors: execs}
+		return Config{IAllocator: testIAllocators{}, Model: model, Clock: newFakeClock().Now, Logger: quiet, Executors: execs}
 	}
 	e, err := New(cfg())
 	if err != nil {

@@ -60,7 +60,7 @@ func TestSnapshotsRedactSecrets(t *testing.T) {
 	rec := &osParamsRecorder{}
 	execs := DefaultExecutors()
 	execs["OP_TEST_OS_PARAMS"] = rec
-	e1, err := New(Config{Model: model, Logger: quiet, Executors: execs})
+	e1, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet, Executors: execs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestSnapshotsRedactSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := newFakeClock()
-	e2, err := New(Config{Model: model2, Logger: quiet, Executors: execs, Clock: clock.Now, ArchiveAfter: time.Hour})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Logger: quiet, Executors: execs, Clock: clock.Now, ArchiveAfter: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

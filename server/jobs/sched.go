@@ -150,7 +150,7 @@ func (e *Engine) step(j *job) {
 	e.mu.Unlock()
 
 	ex := e.cfg.Executors[j.ids[i]]
-	x := &ExecContext{JobID: r.ID, OpIndex: i, DryRun: j.dry[i], ctx: opCtx, now: now.Time()}
+	x := &ExecContext{JobID: r.ID, OpIndex: i, DryRun: j.dry[i], ctx: opCtx, now: now.Time(), ialloc: e.cfg.IAllocator}
 	if j.dry[i] {
 		e.dryRun(j, i, ex, x)
 		e.next(j)
@@ -184,9 +184,17 @@ func (e *Engine) step(j *job) {
 		}
 		x.runParams = x.params
 	}
-	// Otherwise "running" commits with the opcode's outcome: a crash before
-	// leaves the job queued, and nothing happened. The committer continues
-	// the job (execDone); this worker is free.
+	// The plan phase of an opcode that may run an external iallocator: it
+	// runs here, under the locks and outside the write transaction
+	// (plan.go). It acts on nothing: a crash during it leaves the job as a
+	// crash before the commit below does.
+	if x.plan = e.plan(ex, x, j.msgs[i]); x.plan != nil && e.runCtx.Err() != nil {
+		e.abandon(j)
+		return
+	}
+	// Without a Run phase, "running" commits with the opcode's outcome: a
+	// crash before leaves the job queued, and nothing happened. The
+	// committer continues the job (execDone); this worker is free.
 	if !e.com.exec(&execItem{j: j, idx: i, ex: ex, msg: j.msgs[i], x: x}) {
 		e.abandon(j)
 	}

@@ -22,7 +22,7 @@ func TestJobVersion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	st := memstore.New()
-	e1, err := New(Config{Model: openModel(t, st, 3), Logger: quiet, Workers: 1})
+	e1, err := New(Config{IAllocator: testIAllocators{}, Model: openModel(t, st, 3), Logger: quiet, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestJobVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{Model: model2, Logger: quiet, Workers: 1})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Logger: quiet, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestJobVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e3, err := New(Config{Model: model3, Logger: quiet})
+	e3, err := New(Config{IAllocator: testIAllocators{}, Model: model3, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
