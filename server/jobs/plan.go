@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 
@@ -113,7 +114,7 @@ func (e *Engine) plan(ex Executor, x *ExecContext, msg proto.Message) *allocPlan
 		ialloc: x.ialloc, plan: p,
 		submit: func([]*rapiv2.OpCode) (int64, error) { return 0, nil },
 	}
-	px.Tx = planTx{e.st}
+	px.Tx = planTx{x.ctx, e.st}
 	_, _ = safeExec(e, ex, px, msg) // its outcome is the apply phase's to give
 	p.planning = false
 	return p
@@ -122,10 +123,13 @@ func (e *Engine) plan(ex Executor, x *ExecContext, msg proto.Message) *allocPlan
 // planTx is the store as the plan phase sees it: each read in its own
 // short read transaction (a read transaction held while the allocator
 // runs would hold back the writers of some stores), writes refused.
-type planTx struct{ st store.Store }
+type planTx struct {
+	ctx context.Context
+	st  store.Store
+}
 
 func (p planTx) Get(bucket, key string) (val []byte, err error) {
-	verr := p.st.View(func(tx store.Tx) error {
+	verr := p.st.View(p.ctx, func(tx store.Tx) error {
 		v, err := tx.Get(bucket, key)
 		val = slices.Clone(v)
 		return err
@@ -139,7 +143,7 @@ func (p planTx) ForEach(bucket string, fn func(key string, val []byte) error) er
 		v []byte
 	}
 	var all []kv
-	if err := p.st.View(func(tx store.Tx) error {
+	if err := p.st.View(p.ctx, func(tx store.Tx) error {
 		return tx.ForEach(bucket, func(k string, v []byte) error {
 			all = append(all, kv{k, slices.Clone(v)})
 			return nil
@@ -153,6 +157,13 @@ func (p planTx) ForEach(bucket string, fn func(key string, val []byte) error) er
 		}
 	}
 	return nil
+}
+
+// Revision is the store's revision when it is asked: each read is its own
+// transaction.
+func (p planTx) Revision() int64 {
+	rev, _ := store.Rev(p.ctx, p.st)
+	return rev
 }
 
 func (planTx) Put(string, string, []byte) error { return store.ErrReadOnly }
