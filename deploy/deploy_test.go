@@ -13,9 +13,9 @@ import (
 	"github.com/yannh/kubeconform/pkg/validator"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
-	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
-	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // schemaDir holds the Kubernetes JSON schemas the manifests are validated

@@ -24,8 +24,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
-	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // authUsers is the users file of the authentication tests.
@@ -42,10 +42,10 @@ func authUsers() string {
 // authServer serves the golden cluster (plain HTTP + h2c) with the given
 // users file; it returns the base URL (no credentials), the users file and
 // the JSON log.
-func authServer(t *testing.T, users string, configure func(*app.Config)) (base, usersFile string, logs *syncBuffer) {
+func authServer(t *testing.T, users string, configure func(*server.Config)) (base, usersFile string, logs *syncBuffer) {
 	t.Helper()
 	logs = &syncBuffer{}
-	base = anonymous(inProcessWith(t, "testdata/golden-cluster.json", func(c *app.Config) {
+	base = anonymous(inProcessWith(t, "testdata/golden-cluster.json", func(c *server.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 		usersFile = filepath.Join(c.DataDir, "rapi", "users")
 		if err := os.WriteFile(usersFile, []byte(users), 0o600); err != nil {
@@ -183,7 +183,7 @@ func checkGRPC(t *testing.T, conn *grpc.ClientConn, call surfaceCall, c credenti
 // AllowAnonymousReads (upstream's default).
 func TestAuthMatrix(t *testing.T) {
 	strict, _, _ := authServer(t, authUsers(), nil)
-	lenient, _, _ := authServer(t, authUsers(), func(c *app.Config) { c.AllowAnonymousReads = true })
+	lenient, _, _ := authServer(t, authUsers(), func(c *server.Config) { c.AllowAnonymousReads = true })
 	rows := []struct {
 		name            string
 		creds           credentials
@@ -325,7 +325,7 @@ func TestMalformedUsersFile(t *testing.T) {
 // answer 501 until the job engine); another user is not affected; after
 // Retry-After the user may write again. Reads are not limited.
 func TestWriteRateLimit(t *testing.T) {
-	base, _, _ := authServer(t, authUsers(), func(c *app.Config) { c.WriteRate, c.WriteBurst = 2, 3 })
+	base, _, _ := authServer(t, authUsers(), func(c *server.Config) { c.WriteRate, c.WriteBurst = 2, 3 })
 	conn := dialGRPC(t, base)
 	writer, hashed := creds("writer", "writer-secret"), creds("hashed", "hashed-secret")
 	for i := 0; i < 3; i++ {

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
-	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
 )
 
 // runBinary runs the server binary with args and stdin, and returns its

@@ -22,7 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/server"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 )
 
 // TestDrain drains the real process on SIGTERM while clients follow slow
@@ -280,7 +280,7 @@ func (w *drainWatcher) run(ctx context.Context, conn *grpc.ClientConn, addr *res
 				}
 				w.interrupted <- time.Now()
 				st := status.Convert(err)
-				version, serial, ok := server.ResumeOf(st)
+				version, serial, ok := service.ResumeOf(st)
 				if st.Code() != codes.Unavailable || !ok || version != w.version || serial != w.serial {
 					t.Errorf("job %d: watch ended with %v (resume %d/%d %v); the client holds version %d, serial %d",
 						w.id, st.Proto(), version, serial, ok, w.version, w.serial)
@@ -464,7 +464,7 @@ func TestDrainTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = stream.Recv()
-	version, serial, ok := server.ResumeOf(status.Convert(err))
+	version, serial, ok := service.ResumeOf(status.Convert(err))
 	if status.Code(err) != codes.Unavailable || !ok || time.Since(sigterm) > time.Second {
 		t.Fatalf("watch after SIGTERM: %v after %v", err, time.Since(sigterm))
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/ganeti-gateway/ganeti-gateway/deploy"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
-	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // TestFirstStartUsersFile: without a users file the server creates one
@@ -21,7 +21,7 @@ import (
 func TestFirstStartUsersFile(t *testing.T) {
 	dataDir := t.TempDir()
 	p := startServerRaw(t, dataDir, "--insecure")
-	pwFile := filepath.Join(dataDir, app.InitialPasswordFile)
+	pwFile := filepath.Join(dataDir, server.InitialPasswordFile)
 	fi, err := os.Stat(pwFile)
 	if err != nil {
 		t.Fatalf("no password file: %v\n%s", err, p.Logs())

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // capture is one record of golden/captures.jsonl.
@@ -115,7 +115,7 @@ var stateIndependent = map[int]bool{
 // --require-authentication go to a server with AllowAnonymousReads.
 func TestGoldenReads(t *testing.T) {
 	strict := anonymous(inProcess(t, "testdata/golden-cluster.json"))
-	lenient := anonymous(inProcessWith(t, "testdata/golden-cluster.json", func(c *app.Config) { c.AllowAnonymousReads = true }))
+	lenient := anonymous(inProcessWith(t, "testdata/golden-cluster.json", func(c *server.Config) { c.AllowAnonymousReads = true }))
 	var replayed, skipped int
 	reasons := map[string][]int{}
 	for _, c := range loadCaptures(t) {

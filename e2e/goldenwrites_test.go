@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // The write flows of the captures: seq 46 (the first write) to 292 (the
@@ -107,7 +107,7 @@ func TestGoldenWriteFlows(t *testing.T) {
 // newFlowReplay starts a fresh server with the mirrored cluster file and
 // returns the replay state and the captures.
 func newFlowReplay(t *testing.T) (*flowReplay, []capture) {
-	authed := inProcessWith(t, "testdata/golden-cluster.json", func(c *app.Config) {
+	authed := inProcessWith(t, "testdata/golden-cluster.json", func(c *server.Config) {
 		c.WriteRate = -1 // the captures' writes come faster than 20/s
 		c.MaxWaiters = -1
 	})

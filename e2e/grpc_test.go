@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 )
 
 // dialGRPC connects to a server started by inProcess over h2c; the calls

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
-	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // The users of the test servers: those of the golden captures (reader,
@@ -57,14 +57,14 @@ func inProcess(t testing.TB, clusterFile string) string {
 }
 
 // inProcessWith is inProcess with a chance to change the configuration.
-func inProcessWith(t testing.TB, clusterFile string, configure func(*app.Config)) string {
+func inProcessWith(t testing.TB, clusterFile string, configure func(*server.Config)) string {
 	t.Helper()
 	if clusterFile != "" && !filepath.IsAbs(clusterFile) {
 		clusterFile = filepath.Join(testutil.RepoRoot(t), clusterFile)
 	}
 	dataDir := t.TempDir()
 	writeTestUsers(t, dataDir)
-	cfg := app.Config{
+	cfg := server.Config{
 		DataDir:     dataDir,
 		ClusterFile: clusterFile,
 		Insecure:    true,
@@ -73,7 +73,7 @@ func inProcessWith(t testing.TB, clusterFile string, configure func(*app.Config)
 	if configure != nil {
 		configure(&cfg)
 	}
-	a, err := app.New(context.Background(), cfg)
+	a, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 )
 
-// TestKill9 checks the job engine's crash semantics (server/jobs/doc.go,
+// TestKill9 checks the job engine's crash semantics (internal/sim/jobs/doc.go,
 // "Crash safety") on the real binary: 500 tag jobs are submitted
 // concurrently over the legacy surface, the process gets SIGKILL after about
 // half of them were acknowledged, and a new process on the same data dir

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
@@ -52,7 +52,7 @@ func orFilter(field string, n int) string {
 // of the golden cluster, are answered as before. Before, a 3.6 MB list of
 // fields cost about 1 GB.
 func TestQueryLimits(t *testing.T) {
-	base := inProcessWith(t, "", func(c *app.Config) { // the demo cluster
+	base := inProcessWith(t, "", func(c *server.Config) { // the demo cluster
 		c.MaxQueryResultBytes = 96 << 10
 	})
 	ctx := context.Background()
@@ -76,7 +76,7 @@ func TestQueryLimits(t *testing.T) {
 	}
 
 	// Too many fields.
-	many := make([]string, server.DefaultMaxQueryFields+1)
+	many := make([]string, service.DefaultMaxQueryFields+1)
 	for i := range many {
 		many[i] = "name"
 	}
@@ -99,7 +99,7 @@ func TestQueryLimits(t *testing.T) {
 	legacyErrorBody(t, "legacy job wait of too many fields", 400, code, body)
 
 	// A field name too long (an unknown name is echoed back three times).
-	long := strings.Repeat("x", server.MaxFieldNameLength+1)
+	long := strings.Repeat("x", service.MaxFieldNameLength+1)
 	code, _, body = do(t, "GET", base+"/2/query/instance?fields=name,"+long, "", "")
 	legacyErrorBody(t, "legacy, long field name", 400, code, body)
 
@@ -110,7 +110,7 @@ func TestQueryLimits(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "larger than 98304 bytes") {
 		t.Errorf("result over the limit: %v", err)
 	}
-	if class, _ := server.ErrorOf(status.Convert(err)); class != "HttpRequestEntityTooLarge" {
+	if class, _ := service.ErrorOf(status.Convert(err)); class != "HttpRequestEntityTooLarge" {
 		t.Errorf("result over the limit: error class %q", class)
 	}
 	code, hdr, body := do(t, "GET", base+"/2/query/instance?fields="+strings.Join(thrice, ","), "", "")

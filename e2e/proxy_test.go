@@ -24,9 +24,9 @@ import (
 
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/selfsigned"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // spoofed is the address clients claim in their own forwarding headers;
@@ -125,7 +125,7 @@ func TestTrustedProxiesDirect(t *testing.T) {
 			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			base, _, logs := authServer(t, authUsers(), func(cfg *app.Config) {
+			base, _, logs := authServer(t, authUsers(), func(cfg *server.Config) {
 				var err error
 				if cfg.TrustedProxies, err = gateway.ParseTrustedProxies(c.trusted); err != nil {
 					t.Fatal(err)

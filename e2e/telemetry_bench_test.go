@@ -13,8 +13,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // The telemetry benchmarks compare two servers in the same process: one
@@ -37,10 +37,10 @@ func newPairedServers(b *testing.B) *pairedServers {
 	mp := telemetry.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	b.Cleanup(func() { _ = tp.Shutdown(b.Context()) })
 	return &pairedServers{
-		off: inProcessWith(b, "testdata/golden-cluster.json", func(c *app.Config) {
+		off: inProcessWith(b, "testdata/golden-cluster.json", func(c *server.Config) {
 			c.WriteRate = -1 // no write rate limit
 		}),
-		on: inProcessWith(b, "testdata/golden-cluster.json", func(c *app.Config) {
+		on: inProcessWith(b, "testdata/golden-cluster.json", func(c *server.Config) {
 			c.Telemetry = &telemetry.Providers{TracerProvider: tp, MeterProvider: mp}
 			c.WriteRate = -1
 		}),

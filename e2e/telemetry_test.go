@@ -30,9 +30,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // observed is a test server's telemetry: a span recorder, a manual metric
@@ -86,7 +86,7 @@ func inProcessObserved(t *testing.T) *observed {
 	o := &observed{sr: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader(), log: &syncBuffer{}}
 	o.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.sr))
 	mp := telemetry.NewMeterProvider(sdkmetric.WithReader(o.reader))
-	o.base = inProcessWith(t, "", func(c *app.Config) {
+	o.base = inProcessWith(t, "", func(c *server.Config) {
 		c.Telemetry = &telemetry.Providers{TracerProvider: o.tp, MeterProvider: mp}
 		c.Logger = slog.New(slog.NewJSONHandler(o.log, nil))
 	})
@@ -523,7 +523,7 @@ func gaugeOf(rm metricdata.ResourceMetrics, name string) float64 {
 func TestAdminListener(t *testing.T) {
 	dataDir := t.TempDir()
 	writeTestUsers(t, dataDir)
-	a, err := app.New(context.Background(), app.Config{
+	a, err := server.New(context.Background(), server.Config{
 		DataDir: dataDir, Insecure: true,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AdminListen: "127.0.0.1:0", MetricsPrometheus: true,
@@ -564,11 +564,11 @@ func TestAdminListener(t *testing.T) {
 			t.Errorf("public %s: %d", p, status)
 		}
 	}
-	c := app.Config{AdminListen: ":9464"}
+	c := server.Config{AdminListen: ":9464"}
 	if err := c.CheckAndSetDefaults(); err != nil || c.AdminListen != "127.0.0.1:9464" {
 		t.Errorf("a bare admin port binds %q (%v), want loopback", c.AdminListen, err)
 	}
-	if _, err := app.New(context.Background(), app.Config{DataDir: t.TempDir(), MetricsPrometheus: true}); err == nil ||
+	if _, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(), MetricsPrometheus: true}); err == nil ||
 		!strings.Contains(err.Error(), "--admin-listen") {
 		t.Errorf("--metrics-prometheus without --admin-listen: %v", err)
 	}
@@ -578,7 +578,7 @@ func TestAdminListener(t *testing.T) {
 // calls too; refused ones included.
 func TestAccessLogOneLine(t *testing.T) {
 	var log syncBuffer
-	base := inProcessWith(t, "", func(c *app.Config) {
+	base := inProcessWith(t, "", func(c *server.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&log, nil))
 	})
 	do(t, "GET", base+"/2/info", "", "")

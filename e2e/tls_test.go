@@ -26,18 +26,18 @@ import (
 	"google.golang.org/grpc/status"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/selfsigned"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // tlsServer starts an App with TLS (a self-signed certificate in a fresh
 // data dir, the test users) on 127.0.0.1:0; it returns the port and a pool
 // holding the server certificate.
-func tlsServer(t *testing.T, configure func(*app.Config)) (port string, roots *x509.CertPool) {
+func tlsServer(t *testing.T, configure func(*server.Config)) (port string, roots *x509.CertPool) {
 	t.Helper()
 	dataDir := t.TempDir()
 	writeTestUsers(t, dataDir)
-	cfg := app.Config{
+	cfg := server.Config{
 		DataDir:     dataDir,
 		ClusterFile: filepath.Join("..", "testdata", "golden-cluster.json"),
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -45,7 +45,7 @@ func tlsServer(t *testing.T, configure func(*app.Config)) (port string, roots *x
 	if configure != nil {
 		configure(&cfg)
 	}
-	a, err := app.New(context.Background(), cfg)
+	a, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestClientCertificates(t *testing.T) {
 	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port, roots := tlsServer(t, func(c *app.Config) { c.ClientCA = caFile })
+	port, roots := tlsServer(t, func(c *server.Config) { c.ClientCA = caFile })
 	base := "https://localhost:" + port
 
 	httpClient := func(certs ...tls.Certificate) *http.Client {

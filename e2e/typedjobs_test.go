@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // TestTypedMultiOpcodeJob submits a job of several opcodes with the typed
@@ -145,7 +145,7 @@ func opRank(s rapiv2.JobStatus) int {
 // refused beyond it.
 func TestTypedAdminOpcodes(t *testing.T) {
 	logs := &syncBuffer{}
-	base := inProcessWith(t, "deploy/demo-cluster.json", func(c *app.Config) {
+	base := inProcessWith(t, "deploy/demo-cluster.json", func(c *server.Config) {
 		c.MaxTestDelay = 2 * time.Second
 		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	})

@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/ganeti-gateway/ganeti-gateway/server"
-	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
-	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 )
 
 // Realm is the HTTP Basic realm of the RAPI.
@@ -106,7 +106,7 @@ func legacyErrorFromStatus(st *status.Status) LegacyError {
 		code = http.StatusInternalServerError
 	}
 	msg := st.Message()
-	class, _ := server.ErrorOf(st)
+	class, _ := service.ErrorOf(st)
 	if c, ok := classStatus[class]; ok {
 		code = c
 	}
@@ -125,7 +125,7 @@ func legacyErrorFromStatus(st *status.Status) LegacyError {
 		msg = http.StatusText(code)
 	}
 	e := LegacyError{Code: code, Message: msg, Explain: explain[code]}
-	if d, ok := server.RetryDelayOf(st); ok {
+	if d, ok := service.RetryDelayOf(st); ok {
 		e.RetryAfter = d
 	}
 	return e

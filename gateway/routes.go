@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/server"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 )
 
 // APIPackage is the proto package whose services make the legacy surface.
@@ -101,7 +101,7 @@ func addMethod(byTemplate map[string]*Route, md protoreflect.MethodDescriptor) e
 	access, _ := proto.GetExtension(md.Options(), rapiv2.E_Access).([]string)
 	full := fmt.Sprintf("/%s/%s", md.Parent().FullName(), md.Name())
 	for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
-		method, tmpl := server.HTTPBinding(b)
+		method, tmpl := service.HTTPBinding(b)
 		if method == "" {
 			return fmt.Errorf("%s: unsupported http binding", full)
 		}

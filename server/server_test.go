@@ -1,191 +1,166 @@
-package server_test
+package server
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
-	"google.golang.org/protobuf/types/known/structpb"
-
-	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
-	"github.com/ganeti-gateway/ganeti-gateway/server"
-	"github.com/ganeti-gateway/ganeti-gateway/server/cluster"
-	"github.com/ganeti-gateway/ganeti-gateway/server/errs"
-	"github.com/ganeti-gateway/ganeti-gateway/server/store/memstore"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// newConn serves the services, with the production interceptors, on an
-// in-memory listener over the golden cluster file and an in-memory store.
-func newConn(t *testing.T) *grpc.ClientConn {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "testdata", "golden-cluster.json"))
-	if err != nil {
+func TestCheckAndSetDefaults(t *testing.T) {
+	c := Config{DataDir: "/d"}
+	if err := c.CheckAndSetDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	seed, err := cluster.ParseFile(data)
-	if err != nil {
-		t.Fatal(err)
+	if c.UsersFile != filepath.Join("/d", "rapi", "users") || c.ReadTimeout != DefaultReadTimeout ||
+		c.WriteRate != 0 || c.WriteBurst != DefaultWriteBurst || c.MaxWaiters != DefaultMaxWaiters ||
+		c.AllowAnonymousReads || c.ShutdownTimeout != DefaultShutdownTimeout ||
+		c.MaxWatchAge != DefaultMaxWatchAge || c.DrainDelay != 0 {
+		t.Errorf("defaults: %+v", c)
 	}
-	model, err := cluster.Open(memstore.New(), seed, func() time.Time { return time.Unix(1795376092, 0) })
-	if err != nil {
-		t.Fatal(err)
+	unlimited := Config{WriteRate: -1, MaxWaiters: -1}
+	if err := unlimited.CheckAndSetDefaults(); err != nil || unlimited.WriteRate != -1 || unlimited.MaxWaiters != -1 {
+		t.Errorf("negative limits must stay (no limit): %+v %v", unlimited, err)
 	}
-	svcs, err := server.New(server.Config{Cluster: model, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
+	for _, bad := range []Config{
+		{Insecure: true, ClientCA: "ca.pem"},
+		{Insecure: true, TLSCert: "c", TLSKey: "k"},
+		{TLSCert: "c"},
+		{DrainDelay: DefaultShutdownTimeout},
+		{DrainDelay: 5 * time.Second, ShutdownTimeout: 3 * time.Second},
+		{DrainDelay: -time.Second},
+		{ShutdownTimeout: -time.Second},
+		{Listen: "5080"},
+		{Listen: "127.0.0.1:http-nope"},
+		{Listen: "[::1:5080"},
+	} {
+		if err := bad.CheckAndSetDefaults(); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
 	}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(server.ErrorUnaryInterceptor(quiet)))
-	svcs.Register(srv)
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
-// TestReadErrors is a table of reads that fail, with the gRPC code and the
-// Ganeti classification each carries in its ErrorInfo.
-func TestReadErrors(t *testing.T) {
-	conn := newConn(t)
-	ctx := context.Background()
-	nodes := rapiv2.NewNodeServiceClient(conn)
-	insts := rapiv2.NewInstanceServiceClient(conn)
-	query := rapiv2.NewQueryServiceClient(conn)
-	tags := rapiv2.NewTagServiceClient(conn)
-	cases := []struct {
-		name   string
-		call   func() error
-		code   codes.Code
-		reason string
-	}{
-		{"unknown node", func() error { _, err := nodes.GetNode(ctx, &rapiv2.GetNodeRequest{NodeName: "x"}); return err }, codes.NotFound, "UNKNOWN_ENTITY"},
-		{"role of unknown node", func() error {
-			_, err := nodes.GetNodeRole(ctx, &rapiv2.GetNodeRoleRequest{NodeName: "x"})
-			return err
-		}, codes.NotFound, "UNKNOWN_ENTITY"},
-		{"unknown instance", func() error {
-			_, err := insts.GetInstance(ctx, &rapiv2.GetInstanceRequest{InstanceName: "x"})
-			return err
-		}, codes.NotFound, "UNKNOWN_ENTITY"},
-		{"tags of unknown instance", func() error {
-			_, err := tags.ListInstanceTags(ctx, &rapiv2.ListInstanceTagsRequest{InstanceName: "x"})
-			return err
-		}, codes.NotFound, "UNKNOWN_ENTITY"},
-		{"query without fields", func() error { _, err := query.Query(ctx, &rapiv2.QueryRequest{Resource: "node"}); return err }, codes.InvalidArgument, "WRONG_INPUT"},
-		{"query of unknown resource", func() error {
-			_, err := query.Query(ctx, &rapiv2.QueryRequest{Resource: "bogus", Fields: []string{"name"}})
-			return err
-		}, codes.InvalidArgument, "WRONG_INPUT"},
-		{"malformed filter", func() error {
-			_, err := query.QueryWithFilter(ctx, &rapiv2.QueryWithFilterRequest{Resource: "node", Body: &rapiv2.QueryBody{Fields: []string{"name"}, Qfilter: mustValue(t, []any{"~~", "name"})}})
-			return err
-		}, codes.InvalidArgument, "WRONG_INPUT"},
+// TestShutdownDrainDelay: once Shutdown begins, the gRPC health of the
+// server and of every service, and the admin /healthz, say the server is
+// going away, while requests are still served for DrainDelay; then the
+// listener closes and Shutdown returns.
+func TestShutdownDrainDelay(t *testing.T) {
+	const delay = 400 * time.Millisecond
+	a, err := New(context.Background(), Config{
+		DataDir: t.TempDir(), Insecure: true, AllowAnonymousReads: true, DrainDelay: delay, AdminListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range cases {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminLis, err := a.ListenAdmin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.Serve(lis) }()
+	go func() { _ = a.ServeAdmin(adminLis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	health := func() (grpcStatus []healthpb.HealthCheckResponse_ServingStatus, admin int) {
+		for _, svc := range []string{"", "ganeti.rapi.v2.JobService", "ganeti.rapi.v2.ClusterService"} {
+			res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+			if err != nil {
+				t.Fatalf("health of %q: %v", svc, err)
+			}
+			grpcStatus = append(grpcStatus, res.GetStatus())
+		}
+		resp, err := http.Get("http://" + adminLis.Addr().String() + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return grpcStatus, resp.StatusCode
+	}
+	info := func() error {
+		resp, err := http.Get("http://" + lis.Addr().String() + "/2/info")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	serving := healthpb.HealthCheckResponse_SERVING
+	if st, admin := health(); st[0] != serving || st[1] != serving || st[2] != serving || admin != http.StatusOK {
+		t.Fatalf("before Shutdown: %v, /healthz %d", st, admin)
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- a.Shutdown(ctx) }()
+	time.Sleep(delay / 4)
+	notServing := healthpb.HealthCheckResponse_NOT_SERVING
+	if st, admin := health(); st[0] != notServing || st[1] != notServing || st[2] != notServing || admin != http.StatusServiceUnavailable {
+		t.Errorf("during the drain delay: %v, /healthz %d", st, admin)
+	}
+	if err := info(); err != nil {
+		t.Errorf("GET /2/info during the drain delay: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < delay || d > delay+5*time.Second {
+		t.Errorf("Shutdown took %v with a drain delay of %v", d, delay)
+	}
+	if err := info(); err == nil {
+		t.Error("GET /2/info after Shutdown succeeded")
+	}
+}
+
+// TestValidateWritesNothing: a config naming a file that is missing or
+// wrong is refused before the data dir is created or anything written.
+func TestValidateWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	notCert := filepath.Join(dir, "not-a-cert.pem")
+	if err := os.WriteFile(notCert, []byte("no PEM here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"missing cluster file", Config{ClusterFile: filepath.Join(dir, "nope.json"), Insecure: true}, "--cluster-file"},
+		{"bad cluster file", Config{ClusterFile: notCert, Insecure: true}, "--cluster-file"},
+		{"missing certificate", Config{TLSCert: filepath.Join(dir, "c.pem"), TLSKey: filepath.Join(dir, "k.pem")}, "--tls-cert"},
+		{"client CA without certificates", Config{ClientCA: notCert}, "--client-ca"},
+		{"missing domain secret", Config{ClusterDomainSecretFile: filepath.Join(dir, "secret"), Insecure: true}, "--cluster-domain-secret-file"},
+		{"bad listen address", Config{Listen: "localhost", Insecure: true}, "--listen"},
+	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := c.call()
-			st := status.Convert(err)
-			if st.Code() != c.code {
-				t.Fatalf("code %v (%v), want %v", st.Code(), err, c.code)
+			dataDir := filepath.Join(dir, "data-"+strings.ReplaceAll(c.name, " ", "-"))
+			c.cfg.DataDir = dataDir
+			if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Validate: %v, want an error about %s", err, c.want)
 			}
-			var info *errdetails.ErrorInfo
-			for _, d := range st.Details() {
-				if i, ok := d.(*errdetails.ErrorInfo); ok {
-					info = i
-				}
+			a, err := New(t.Context(), c.cfg)
+			if err == nil {
+				a.Close()
+				t.Fatal("New accepted the config")
 			}
-			if info == nil || info.GetReason() != c.reason || info.GetDomain() != server.ErrorDomain || info.GetMetadata()[server.MetaErrorClass] == "" {
-				t.Errorf("ErrorInfo %v, want reason %s", info, c.reason)
+			if _, err := os.Lstat(dataDir); err == nil {
+				t.Errorf("New created the data dir %s before refusing the config", dataDir)
 			}
 		})
 	}
-}
-
-// TestToStatus covers the mapping table, including errors that must not
-// leak their text.
-func TestToStatus(t *testing.T) {
-	cases := []struct {
-		err  error
-		code codes.Code
-		msg  string
-	}{
-		{errs.NotFound("Instance", "x"), codes.NotFound, "Instance 'x' not known"},
-		{errs.Prereq(errs.CodeExists, "dup"), codes.AlreadyExists, "dup"},
-		{errs.Prereq(errs.CodeState, "down"), codes.FailedPrecondition, "down"},
-		{errs.Prereq(errs.CodeNoRes, "full"), codes.ResourceExhausted, "full"},
-		{errs.BadRequest("bad"), codes.InvalidArgument, "bad"},
-		{errs.Unavailable("Instance console unavailable"), codes.Unavailable, "Instance console unavailable"},
-		{errs.NotImplemented("later"), codes.Unimplemented, "later"},
-		{errors.New("open /var/lib/x: permission denied"), codes.Internal, "internal error"},
-		{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
-		{status.Error(codes.PermissionDenied, "Forbidden"), codes.PermissionDenied, "Forbidden"},
-	}
-	for _, c := range cases {
-		st := status.Convert(server.ToStatus(quiet, c.err))
-		if st.Code() != c.code || st.Message() != c.msg {
-			t.Errorf("%v: %v %q, want %v %q", c.err, st.Code(), st.Message(), c.code, c.msg)
-		}
-	}
-	if server.ToStatus(quiet, nil) != nil {
-		t.Error("nil error mapped to a status")
-	}
-}
-
-// TestReads checks a few typed reads against the golden cluster file.
-func TestReads(t *testing.T) {
-	conn := newConn(t)
-	ctx := context.Background()
-	node, err := rapiv2.NewNodeServiceClient(conn).GetNode(ctx, &rapiv2.GetNodeRequest{NodeName: "node1.example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if node.GetSecondaryIp() != "198.51.100.10" || node.GetRole() != "M" || node.GetMfree() != 23588 || !node.GetMasterCandidate() {
-		t.Errorf("node %v", node)
-	}
-	groups, err := rapiv2.NewGroupServiceClient(conn).ListGroups(ctx, &rapiv2.ListGroupsRequest{Bulk: true})
-	if err != nil || len(groups.GetGroups()) != 1 || groups.GetGroups()[0].GetNodeList()[0] != "node1.example.com" {
-		t.Errorf("groups %v %v", groups, err)
-	}
-	oses, err := rapiv2.NewOsServiceClient(conn).ListOperatingSystems(ctx, &rapiv2.ListOperatingSystemsRequest{})
-	if err != nil || len(oses.GetNames()) != 1 || oses.GetNames()[0] != "noop" {
-		t.Errorf("os %v %v", oses, err)
-	}
-	fields, err := rapiv2.NewQueryServiceClient(conn).QueryFields(ctx, &rapiv2.QueryFieldsRequest{Resource: "node", Fields: []string{"name", "mtotal"}})
-	if err != nil || len(fields.GetFields()) != 2 || fields.GetFields()[1].GetKind() != rapiv2.QueryFieldKind_QUERY_FIELD_KIND_UNIT || fields.GetFields()[1].GetDoc() == "" {
-		t.Errorf("fields %v %v", fields, err)
-	}
-	job, err := rapiv2.NewJobServiceClient(conn).GetJob(ctx, &rapiv2.GetJobRequest{JobId: 7})
-	if err != nil || job.GetId() != 7 || job.Status != nil {
-		t.Errorf("unknown job %v %v", job, err)
-	}
-}
-
-func mustValue(t *testing.T, v any) *structpb.Value {
-	t.Helper()
-	pv, err := structpb.NewValue(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pv
 }

@@ -2,7 +2,7 @@
 # Fuzzes every Go fuzz target in the module for FUZZTIME each, one at a time.
 #
 # Usage: tools/fuzz.sh [packages...]      (default ./...)
-#        FUZZTIME=30s tools/fuzz.sh ./server/...
+#        FUZZTIME=30s tools/fuzz.sh ./internal/...
 # Called by `make fuzz FUZZTIME=...`.
 #
 # `go test -fuzz` takes one target of one package per call and rebuilds the

@@ -12,9 +12,9 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/atomicfile"
-	"github.com/ganeti-gateway/ganeti-gateway/server/store/boltstore"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // backupCommand copies the store to a file: from the running server's
@@ -28,7 +28,7 @@ func backupCommand(args []string, std stdio) error {
 	output := fs.String("o", "", "the backup file to write (required)")
 	admin := fs.String("admin", "", "the running server's admin listener (its --admin-listen; default "+envName("admin-listen")+")")
 	dataDir := fs.String("data-dir", "", "the data dir of a stopped server (default "+envName("data-dir")+" when --admin is not given)")
-	timeout := fs.Duration("timeout", app.BackupTimeout, "how long the copy may take")
+	timeout := fs.Duration("timeout", server.BackupTimeout, "how long the copy may take")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway backup -o FILE [--admin ADDR | --data-dir DIR]\n\n"+
 			"Copies the store (state.db) to FILE, consistent as of one instant, and verifies the copy.\n"+

@@ -24,10 +24,10 @@ import (
 	"time"
 
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/buildinfo"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
-	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
 )
 
 // ExitStoreRefused is the exit status when the store is refused (missing,
@@ -73,7 +73,7 @@ func run(args []string, std stdio) int {
 		return ExitUsage
 	}
 	fmt.Fprintln(std.err, "ganeti-gateway:", err)
-	if errors.Is(err, app.ErrStoreRefused) {
+	if errors.Is(err, server.ErrStoreRefused) {
 		return ExitStoreRefused
 	}
 	return 1
@@ -136,11 +136,11 @@ func envName(flagName string) string {
 
 // serve runs the server until SIGINT or SIGTERM.
 func serve(args []string, std stdio) error {
-	var cfg app.Config
+	var cfg server.Config
 	var logLevel string
 	fs := flag.NewFlagSet("ganeti-gateway", flag.ContinueOnError)
-	fs.StringVar(&cfg.Listen, "listen", app.DefaultListen, "address of the one listener (gRPC and RAPI JSON)")
-	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "directory of the store, the generated certificate and the users file")
+	fs.StringVar(&cfg.Listen, "listen", server.DefaultListen, "address of the one listener (gRPC and RAPI JSON)")
+	fs.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir, "directory of the store, the generated certificate and the users file")
 	fs.StringVar(&cfg.ClusterFile, "cluster-file", "", "cluster file that seeds the store on first start (default: the embedded demo cluster)")
 	fs.BoolVar(&cfg.Reinit, "reinit", false, "begin a new cluster (from --cluster-file) when the store is refused: missing or empty in a data dir used before, or damaged; the refused file is kept as state.db.reinit-<time>; a healthy store is never touched")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "serve plain HTTP/1.1 and h2c instead of TLS (local use only)")
@@ -152,31 +152,31 @@ func serve(args []string, std stdio) error {
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest accepted request body, and gRPC message of a write (default 4 MiB)")
 	fs.Int64Var(&cfg.MaxQueryBodyBytes, "max-query-body-bytes", gateway.DefaultMaxQueryBodyBytes, "largest PUT /2/query body and QueryService message")
 	fs.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", gateway.DefaultMaxHeaderBytes, "largest request headers (with the request line: a GET's query string), and gRPC message of a read")
-	fs.IntVar(&cfg.MaxQueryFields, "max-query-fields", server.DefaultMaxQueryFields, "most fields one query or job wait may name")
-	fs.Int64Var(&cfg.MaxQueryResultBytes, "max-query-result-bytes", server.DefaultMaxQueryResultBytes, "largest query result (its JSON size, estimated before it is built)")
-	fs.Int64Var(&cfg.QueryMemory, "query-memory", app.DefaultQueryMemory, "memory the query results being built and sent at once may take (estimated); beyond, queries wait, then 429; -1 for no limit")
-	fs.IntVar(&cfg.MaxStreamsPerConn, "max-streams-per-conn", app.DefaultMaxStreamsPerConn, "concurrent requests (gRPC calls) of one HTTP/2 connection")
-	fs.IntVar(&cfg.MaxAnonymousPerPeer, "max-anonymous-per-peer", app.DefaultMaxAnonymousPerPeer, "concurrent requests and streams without valid credentials (health checks, reflection, anonymous reads) from one client address (an IPv6 /64); -1 for no limit")
-	fs.IntVar(&cfg.MaxAnonymous, "max-anonymous", app.DefaultMaxAnonymous, "concurrent requests and streams without valid credentials from all addresses; -1 for no limit")
+	fs.IntVar(&cfg.MaxQueryFields, "max-query-fields", service.DefaultMaxQueryFields, "most fields one query or job wait may name")
+	fs.Int64Var(&cfg.MaxQueryResultBytes, "max-query-result-bytes", service.DefaultMaxQueryResultBytes, "largest query result (its JSON size, estimated before it is built)")
+	fs.Int64Var(&cfg.QueryMemory, "query-memory", server.DefaultQueryMemory, "memory the query results being built and sent at once may take (estimated); beyond, queries wait, then 429; -1 for no limit")
+	fs.IntVar(&cfg.MaxStreamsPerConn, "max-streams-per-conn", server.DefaultMaxStreamsPerConn, "concurrent requests (gRPC calls) of one HTTP/2 connection")
+	fs.IntVar(&cfg.MaxAnonymousPerPeer, "max-anonymous-per-peer", server.DefaultMaxAnonymousPerPeer, "concurrent requests and streams without valid credentials (health checks, reflection, anonymous reads) from one client address (an IPv6 /64); -1 for no limit")
+	fs.IntVar(&cfg.MaxAnonymous, "max-anonymous", server.DefaultMaxAnonymous, "concurrent requests and streams without valid credentials from all addresses; -1 for no limit")
 	fs.Var(&cfg.TrustedProxies, "trusted-proxies", "comma-separated addresses and CIDR prefixes of reverse proxies whose Forwarded (else X-Forwarded-For) header names the client (the right-most hop not itself a trusted proxy) in the access and audit logs and the per-peer limits; default none: the headers are ignored")
-	fs.DurationVar(&cfg.Keepalive, "keepalive", app.DefaultKeepalive, "silence after which the server pings an HTTP/2 connection (one that does not answer in 20s is closed); -1s: never")
-	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "time allowed to read request headers")
-	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", app.DefaultReadTimeout, "time allowed to read a request body")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", app.DefaultIdleTimeout, "keep-alive idle timeout")
+	fs.DurationVar(&cfg.Keepalive, "keepalive", server.DefaultKeepalive, "silence after which the server pings an HTTP/2 connection (one that does not answer in 20s is closed); -1s: never")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "time allowed to read request headers")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", server.DefaultReadTimeout, "time allowed to read a request body")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "keep-alive idle timeout")
 	fs.Var((*rateFlag)(&cfg.WriteRate), "write-rate", "writes each user may make, as N/s, N/m or N/h, or off (Ganeti has no such limit; beyond it, writes get 429)")
-	fs.IntVar(&cfg.WriteBurst, "write-burst", app.DefaultWriteBurst, "writes a user may make at once before --write-rate applies (with a --write-rate)")
+	fs.IntVar(&cfg.WriteBurst, "write-burst", server.DefaultWriteBurst, "writes a user may make at once before --write-rate applies (with a --write-rate)")
 	fs.IntVar(&cfg.JobWorkers, "job-workers", 4, "jobs that run at once (conflicting jobs still wait for each other's locks)")
 	fs.DurationVar(&cfg.JobArchiveAfter, "job-archive-after", jobs.DefaultArchiveAfter, "age after which finished jobs are archived (readable by id, no longer listed); negative: never")
 	fs.IntVar(&cfg.JobQueueSize, "job-queue-size", jobs.DefaultQueueSize, "jobs the queue holds (not archived) before submissions are refused with 503 \"Job queue is full, needs archiving\" (Ganeti's JOB_QUEUE_SIZE_HARD_LIMIT); from 80% on, finished jobs are archived early; -1 for no limit")
 	fs.DurationVar(&cfg.IdempotencyKeyTTL, "idempotency-key-ttl", jobs.DefaultIdempotencyTTL, "how long the Idempotency-Key of a write (idempotency-key metadata over gRPC) is kept: a retry within it gets the first job's id")
 	fs.IntVar(&cfg.MaxOpcodesPerJob, "max-opcodes-per-job", jobs.DefaultMaxOpsPerJob, "opcodes one job may have (400 beyond)")
-	fs.DurationVar(&cfg.MaxTestDelay, "max-test-delay", app.DefaultMaxTestDelay, "longest an OP_TEST_DELAY may sleep in all (duration × repeat); only users with the admin option may submit one")
-	fs.IntVar(&cfg.MaxWaiters, "max-waiters", app.DefaultMaxWaiters, "concurrent job waits (GET /2/jobs/{id}/wait, WaitJobChange); -1 for no limit")
-	fs.IntVar(&cfg.MaxWatchers, "max-watchers", app.DefaultMaxWatchers, "concurrent WatchJob streams (a budget of their own, apart from --max-waiters); -1 for no limit")
-	fs.IntVar(&cfg.MaxWatchersPerUser, "max-watchers-per-user", app.DefaultMaxWatchersPerUser, "concurrent WatchJob streams of one user; -1 for no limit")
+	fs.DurationVar(&cfg.MaxTestDelay, "max-test-delay", server.DefaultMaxTestDelay, "longest an OP_TEST_DELAY may sleep in all (duration × repeat); only users with the admin option may submit one")
+	fs.IntVar(&cfg.MaxWaiters, "max-waiters", server.DefaultMaxWaiters, "concurrent job waits (GET /2/jobs/{id}/wait, WaitJobChange); -1 for no limit")
+	fs.IntVar(&cfg.MaxWatchers, "max-watchers", server.DefaultMaxWatchers, "concurrent WatchJob streams (a budget of their own, apart from --max-waiters); -1 for no limit")
+	fs.IntVar(&cfg.MaxWatchersPerUser, "max-watchers-per-user", server.DefaultMaxWatchersPerUser, "concurrent WatchJob streams of one user; -1 for no limit")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving after the health checks turned NOT_SERVING, before the listener closes (behind a load balancer or in Kubernetes: a few seconds, e.g. 5s)")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "on SIGTERM, the longest the drain may take (--drain-delay included); then everything still open is closed (keep it below systemd's TimeoutStopSec and Kubernetes' terminationGracePeriodSeconds)")
-	fs.DurationVar(&cfg.MaxWatchAge, "max-watch-age", app.DefaultMaxWatchAge, "age (less up to 10% at random) at which a WatchJob stream ends with a resumable UNAVAILABLE, so that clients rebalance; -1s: no limit")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGTERM, the longest the drain may take (--drain-delay included); then everything still open is closed (keep it below systemd's TimeoutStopSec and Kubernetes' terminationGracePeriodSeconds)")
+	fs.DurationVar(&cfg.MaxWatchAge, "max-watch-age", server.DefaultMaxWatchAge, "age (less up to 10% at random) at which a WatchJob stream ends with a resumable UNAVAILABLE, so that clients rebalance; -1s: no limit")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.ClusterDomainSecretFile, "cluster-domain-secret-file", "", "Ganeti's cluster domain secret file; clusters sharing it trust each other for move-instance (default: <data-dir>/cluster-domain-secret, created on first start)")
 	fs.StringVar(&cfg.RemoteImportAddress, "remote-import-address", "127.0.0.1", "address remote imports (move-instance) listen on and announce to the exporting cluster")
@@ -232,7 +232,7 @@ func serve(args []string, std stdio) error {
 			return err
 		}
 	}
-	a, err := app.New(ctx, cfg)
+	a, err := server.New(ctx, cfg)
 	if err != nil {
 		_ = lis.Close()
 		if adminLis != nil {

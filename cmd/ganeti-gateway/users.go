@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/app"
-	"github.com/ganeti-gateway/ganeti-gateway/server/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // usersCommand edits the RAPI users file: "users add NAME" and "users
@@ -30,7 +30,7 @@ func usersCommand(args []string, std stdio) error {
 		}
 	}
 	fs := flag.NewFlagSet("ganeti-gateway users "+sub, flag.ContinueOnError)
-	dataDir := fs.String("data-dir", app.DefaultDataDir, "the server's data dir: the users file is <data-dir>/rapi/users")
+	dataDir := fs.String("data-dir", server.DefaultDataDir, "the server's data dir: the users file is <data-dir>/rapi/users")
 	usersFile := fs.String("users-file", "", "the users file (default <data-dir>/rapi/users)")
 	var read, write, admin bool
 	if sub == "add" {

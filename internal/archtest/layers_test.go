@@ -19,18 +19,18 @@ const module = "github.com/ganeti-gateway/ganeti-gateway/"
 var layers = [][]string{
 	// Vocabulary and infrastructure without project imports.
 	{"gen/go/ganeti/rapi/v2", "internal/atomicfile", "internal/buildinfo", "internal/names",
-		"internal/selfsigned", "server/store", "server/impexp", "deploy"},
-	{"internal/legacyenum", "internal/telemetry", "server/auth", "server/store/boltstore", "server/store/memstore", "server/store/faultstore",
-		"server/store/storetest"},
-	{"internal/legacyjson", "server/errs"},
+		"internal/selfsigned", "internal/store", "internal/sim/impexp", "deploy"},
+	{"internal/legacyenum", "internal/telemetry", "internal/auth", "internal/store/boltstore", "internal/store/memstore", "internal/store/faultstore",
+		"internal/store/storetest"},
+	{"internal/legacyjson", "internal/errs"},
 	// The domain: the simulated cluster, then its job engine.
-	{"server/cluster", "server/cluster/internal/gen/fielddefs"},
-	{"server/jobs"},
+	{"internal/sim/cluster", "internal/sim/cluster/internal/gen/fielddefs"},
+	{"internal/sim/jobs"},
 	// Services (thin gRPC handlers), then the transport.
-	{"server"},
+	{"internal/service"},
 	{"gateway"},
 	// The composition root and the command.
-	{"internal/app"},
+	{"server"},
 	{"cmd/ganeti-gateway"},
 }
 
@@ -41,8 +41,8 @@ var testOnly = []string{"e2e", "internal/testutil", "internal/specconform", "int
 // forbidden are imports that the ranks allow but the architecture does not:
 // the transport reaches the domain only through the services.
 var forbidden = map[string][]string{
-	"gateway": {"server/cluster", "server/jobs", "server/store"},
-	"server":  {"server/store"},
+	"gateway":          {"internal/sim/cluster", "internal/sim/jobs", "internal/store"},
+	"internal/service": {"internal/store"},
 }
 
 // known are exceptions to forbidden, each to be removed; an exception that

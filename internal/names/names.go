@@ -1,6 +1,6 @@
 // Package names holds the naming rules of cluster objects, in one place:
 // the codec (internal/legacyjson) checks new node group and network names
-// with them, the domain (server/cluster) instance and node names, tags,
+// with them, the domain (internal/sim/cluster) instance and node names, tags,
 // and the names of a cluster file.
 //
 //   - Instance (and node) names are host names: Ganeti's

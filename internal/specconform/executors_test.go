@@ -4,7 +4,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 )
 
 // TestEveryRAPIOpcodeHasAnExecutor checks that the job engine runs every

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/server"
-	"github.com/ganeti-gateway/ganeti-gateway/server/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 )
 
 // TestTypedAllowList enumerates SubmitJob's allow-list (derived from the
@@ -22,7 +22,7 @@ import (
 // them) is outside it: a new executor is not reachable by write users
 // unless a legacy route submits its opcode.
 func TestTypedAllowList(t *testing.T) {
-	allowed, err := server.TypedAllowList()
+	allowed, err := service.TypedAllowList()
 	if err != nil {
 		t.Fatal(err)
 	}

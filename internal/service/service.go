@@ -1,0 +1,92 @@
+// Package service holds the gRPC service handlers of ganeti-gateway. They are
+// thin: validate the request, call the domain (the cluster model, later the
+// job engine), convert the domain's Ganeti-shaped values into the typed
+// messages, and return domain errors for the interceptor to map.
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+)
+
+// Config holds the dependencies of the services.
+type Config struct {
+	// Cluster is the cluster model. Required.
+	Cluster *cluster.Model
+	// Jobs is the job engine. Optional: without it the job queue is empty
+	// and every write answers "not implemented".
+	Jobs *jobs.Engine
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// MaxTestDelay bounds the sleep of an OP_TEST_DELAY an administrator
+	// submits with SubmitJob (duration × repeat, on the master and the
+	// nodes); default DefaultMaxTestDelay.
+	MaxTestDelay time.Duration
+	// Limits bound what one query may make the server build.
+	Limits Limits
+	// MaxWatchAge ends a WatchJob stream after about this long (between
+	// 90% and 100% of it, so that streams opened together do not end
+	// together) with a resumable UNAVAILABLE, so that long-lived clients
+	// move to other servers in time; 0: no limit.
+	MaxWatchAge time.Duration
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Cluster == nil {
+		return errors.New("server: Config.Cluster is required")
+	}
+	c.Limits.setDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxTestDelay <= 0 {
+		c.MaxTestDelay = DefaultMaxTestDelay
+	}
+	return nil
+}
+
+// Services are the RAPI services, ready to be registered on a gRPC server.
+type Services struct {
+	cfg Config
+	// watchLogs shares converted log entries among WatchJob streams.
+	watchLogs watchLogs
+	// draining is canceled by Drain.
+	draining context.Context
+	drain    context.CancelFunc
+}
+
+// New builds the services.
+func New(cfg Config) (*Services, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Services{cfg: cfg}
+	s.draining, s.drain = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Register registers every RAPI service on r.
+func (s *Services) Register(r grpc.ServiceRegistrar) {
+	rapiv2.RegisterVersionServiceServer(r, &versionService{})
+	rapiv2.RegisterClusterServiceServer(r, &clusterService{s: s})
+	rapiv2.RegisterNodeServiceServer(r, &nodeService{s: s})
+	rapiv2.RegisterGroupServiceServer(r, &groupService{s: s})
+	rapiv2.RegisterInstanceServiceServer(r, &instanceService{s: s})
+	rapiv2.RegisterNetworkServiceServer(r, &networkService{s: s})
+	rapiv2.RegisterJobServiceServer(r, &jobService{s: s})
+	rapiv2.RegisterFilterServiceServer(r, &filterService{s: s})
+	rapiv2.RegisterOsServiceServer(r, &osService{s: s})
+	rapiv2.RegisterTagServiceServer(r, &tagService{s: s})
+	rapiv2.RegisterQueryServiceServer(r, &queryService{s: s})
+}
+
+func (s *Services) state() *cluster.State { return s.cfg.Cluster.State() }

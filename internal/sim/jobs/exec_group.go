@@ -1,0 +1,441 @@
+package jobs
+
+import (
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+)
+
+// GroupAdd implements OP_GROUP_ADD (Ganeti's LUGroupAdd). The result is
+// null (Ganeti returns follow-up jobs only when the cluster has an
+// instance communication network, which is not simulated).
+type GroupAdd struct{}
+
+// GroupRename implements OP_GROUP_RENAME (LUGroupRename); the result is
+// the new name.
+type GroupRename struct{}
+
+// GroupSetParams implements OP_GROUP_SET_PARAMS (LUGroupSetParams); the
+// result is the list of [parameter, new value] changes.
+type GroupSetParams struct{}
+
+// GroupRemove implements OP_GROUP_REMOVE (LUGroupRemove).
+type GroupRemove struct{}
+
+// GroupAssignNodes implements OP_GROUP_ASSIGN_NODES (LUGroupAssignNodes).
+type GroupAssignNodes struct{}
+
+// Locks implements Executor: the new group's UUID is only known in Exec,
+// so only the BGL (shared) is taken.
+func (GroupAdd) Locks(op proto.Message, _ *cluster.State) ([]Lock, error) {
+	if _, ok := op.(*rapiv2.OpGroupAdd); !ok {
+		return nil, obUnexpected(op)
+	}
+	return nil, nil
+}
+
+// obCheckGroupParams validates the ndparams, diskparams and ipolicy of a
+// group (new values, already merged with the group's old ones).
+func obCheckGroupParams(x *ExecContext, nd cluster.Params, disk map[string]cluster.Params, ipol cluster.Params) (cluster.Params, map[string]cluster.Params, cluster.Params, error) {
+	var err error
+	if nd != nil {
+		if nd, err = cluster.CheckNDParams(nd); err != nil {
+			return nil, nil, nil, obTypeError("%s", err)
+		}
+	}
+	if disk != nil {
+		out := make(map[string]cluster.Params, len(disk))
+		for dt, p := range disk {
+			if !slices.Contains(cluster.DiskTemplates, dt) {
+				return nil, nil, nil, errs.Prereq(errs.CodeInval, "While verify diskparams options: Invalid keys %s", obPyRepr([]string{dt}))
+			}
+			if out[dt], err = cluster.CheckDiskParams(dt, p); err != nil {
+				return nil, nil, nil, obTypeError("%s", err)
+			}
+		}
+		disk = out
+	}
+	if ipol != nil {
+		if ipol, err = cluster.CheckIPolicy(ipol); err != nil {
+			return nil, nil, nil, errs.Prereq(errs.CodeInval, "Invalid instance policy: %s", err)
+		}
+		if err := cluster.CheckIPolicyStd(cluster.FillIPolicy(x.Config.Cluster.IPolicy, ipol)); err != nil {
+			return nil, nil, nil, errs.Prereq(errs.CodeInval, "Invalid instance policy: %s", err)
+		}
+	}
+	return nd, disk, ipol, nil
+}
+
+func obDiskParams(s *structpb.Struct) map[string]cluster.Params {
+	if s == nil {
+		return nil
+	}
+	out := map[string]cluster.Params{}
+	for dt, v := range s.AsMap() {
+		m, _ := v.(map[string]any)
+		if m == nil {
+			m = cluster.Params{}
+		}
+		out[dt] = m
+	}
+	return out
+}
+
+// Exec implements Executor.
+func (GroupAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, ok := op.(*rapiv2.OpGroupAdd)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	name := m.GetGroupName()
+	if err := cluster.CheckObjectName("node group", name); err != nil {
+		return nil, err
+	}
+	if g := obGroup(x.Config, name); g != nil {
+		return nil, errs.Prereq(errs.CodeExists, "Desired group name '%s' already exists as a node group (UUID: %s)", name, g.UUID)
+	}
+	nd, disk, ipol, err := obCheckGroupParams(x, obParams(m.Ndparams), obDiskParams(m.Diskparams), obParams(m.Ipolicy))
+	if err != nil {
+		return nil, err
+	}
+	policy := "preferred"
+	if m.AllocPolicy != nil {
+		if s, ok := legacyenum.Of(m.AllocPolicy); ok && s != "" {
+			policy = s
+		}
+	}
+	if x.DryRun {
+		return nil, nil
+	}
+	if nd == nil {
+		nd = cluster.Params{}
+	}
+	if disk == nil {
+		disk = map[string]cluster.Params{}
+	}
+	if ipol == nil {
+		ipol = cluster.Params{}
+	}
+	now := x.Timestamp()
+	g := &cluster.Group{
+		Name: name, UUID: cluster.NewUUID(), CTime: now, MTime: now, SerialNo: 1,
+		AllocPolicy: policy, NDParams: nd, IPolicy: ipol, DiskParams: disk,
+		Networks: map[string]cluster.Params{}, Tags: []string{},
+	}
+	x.Config.Groups[g.UUID] = g
+	obBumpCluster(x)
+	return nil, nil
+}
+
+// obGroupLock is the exclusive lock on a group named in an opcode.
+func obGroupLock(st *cluster.State, name string) ([]Lock, string, error) {
+	uuid, err := obLookupGroup(st, name)
+	if err != nil {
+		return nil, "", err
+	}
+	return []Lock{{Level: LevelNodeGroup, Name: uuid, Mode: Exclusive}}, uuid, nil
+}
+
+// Locks implements Executor.
+func (GroupRename) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	m, ok := op.(*rapiv2.OpGroupRename)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	locks, _, err := obGroupLock(st, m.GetGroupName())
+	return locks, err
+}
+
+// Exec implements Executor.
+func (GroupRename) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, ok := op.(*rapiv2.OpGroupRename)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	g := obGroup(x.Config, m.GetGroupName())
+	if g == nil {
+		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
+	}
+	newName := m.GetNewName()
+	if err := cluster.CheckObjectName("node group", newName); err != nil {
+		return nil, err
+	}
+	if other := obGroup(x.Config, newName); other != nil {
+		return nil, errs.Prereq(errs.CodeExists, "Desired new name '%s' clashes with existing node group %s (UUID: %s)", newName, other.Name, other.UUID)
+	}
+	if x.DryRun {
+		return nil, nil
+	}
+	e := x.Config.EditGroup(g.UUID)
+	e.Name = newName
+	e.SerialNo++
+	e.MTime = x.Timestamp()
+	return newName, nil
+}
+
+// Locks implements Executor: the group exclusively, its instances shared.
+func (GroupSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	m, ok := op.(*rapiv2.OpGroupSetParams)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	locks, uuid, err := obGroupLock(st, m.GetGroupName())
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range st.GroupInstances(uuid) {
+		locks = append(locks, Lock{Level: LevelInstance, Name: name, Mode: Shared})
+	}
+	return locks, nil
+}
+
+// Exec implements Executor.
+func (GroupSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, ok := op.(*rapiv2.OpGroupSetParams)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	if m.Ndparams == nil && m.Diskparams == nil && m.AllocPolicy == nil && m.HvState == nil && m.DiskState == nil && m.Ipolicy == nil {
+		return nil, errs.Prereq(errs.CodeInval, "Please pass at least one modification")
+	}
+	g := obGroup(x.Config, m.GetGroupName())
+	if g == nil {
+		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
+	}
+	var nd, ipol cluster.Params
+	var disk map[string]cluster.Params
+	if m.Ndparams != nil {
+		nd = obUpdatedParams(g.NDParams, obParams(m.Ndparams), false)
+	}
+	if m.Diskparams != nil {
+		disk = map[string]cluster.Params{}
+		for dt, p := range g.DiskParams {
+			disk[dt] = cluster.CloneParams(p)
+		}
+		for dt, p := range obDiskParams(m.Diskparams) {
+			disk[dt] = obUpdatedParams(g.DiskParams[dt], p, false)
+		}
+	}
+	if m.Ipolicy != nil {
+		ipol = obUpdatedParams(g.IPolicy, obParams(m.Ipolicy), true)
+	}
+	nd, disk, ipol, err := obCheckGroupParams(x, nd, disk, ipol)
+	if err != nil {
+		return nil, err
+	}
+	var changes obChanges
+	if nd != nil {
+		changes.add("ndparams", obPyRepr(map[string]any(nd)))
+	}
+	if disk != nil {
+		d := map[string]any{}
+		for dt, p := range disk {
+			d[dt] = map[string]any(p)
+		}
+		changes.add("diskparams", obPyRepr(d))
+	}
+	if x.DryRun {
+		return nil, nil
+	}
+	e := x.Config.EditGroup(g.UUID)
+	if nd != nil {
+		e.NDParams = nd
+	}
+	if disk != nil {
+		e.DiskParams = disk
+	}
+	if m.AllocPolicy != nil {
+		if s, ok := legacyenum.Of(m.AllocPolicy); ok && s != "" {
+			e.AllocPolicy = s
+		}
+	}
+	if ipol != nil {
+		e.IPolicy = ipol
+	}
+	e.SerialNo++
+	e.MTime = x.Timestamp()
+	return changes.result(), nil
+}
+
+// Locks implements Executor.
+func (GroupRemove) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	m, ok := op.(*rapiv2.OpGroupRemove)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	locks, _, err := obGroupLock(st, m.GetGroupName())
+	return locks, err
+}
+
+// Exec implements Executor.
+func (GroupRemove) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, ok := op.(*rapiv2.OpGroupRemove)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	g := obGroup(x.Config, m.GetGroupName())
+	if g == nil {
+		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
+	}
+	var members []string
+	for _, n := range x.Config.Nodes {
+		if n.Group == g.UUID {
+			members = append(members, n.UUID)
+		}
+	}
+	if len(members) > 0 {
+		cluster.NiceSort(members)
+		return nil, errs.Prereq(errs.CodeState, "Group '%s' not empty, has the following nodes: %s", m.GetGroupName(), obCommaJoin(members))
+	}
+	if len(x.Config.Groups) == 1 {
+		return nil, errs.Prereq(errs.CodeState, "Group '%s' is the only group, cannot be removed", m.GetGroupName())
+	}
+	if x.DryRun {
+		return nil, nil
+	}
+	delete(x.Config.Groups, g.UUID)
+	obBumpCluster(x)
+	return nil, nil
+}
+
+// obWantedNodes is Ganeti's GetWantedNodes: the UUIDs of the named nodes, or
+// of all nodes when none is named.
+func obWantedNodes(st *cluster.State, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return st.UUIDs("node"), nil
+	}
+	out := make([]string, 0, len(names))
+	for _, name := range names {
+		uuid, _, err := st.NodeByName(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, uuid)
+	}
+	return out, nil
+}
+
+// Locks implements Executor: the target group, the nodes and their current
+// groups, exclusively.
+func (GroupAssignNodes) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+	m, ok := op.(*rapiv2.OpGroupAssignNodes)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	locks, _, err := obGroupLock(st, m.GetGroupName())
+	if err != nil {
+		return nil, err
+	}
+	uuids, err := obWantedNodes(st, m.GetNodes())
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range uuids {
+		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive})
+		cells, err := st.Get("node", u, []string{"group.uuid"})
+		if err == nil {
+			if g, _ := cells[0].Value.(string); g != "" {
+				locks = append(locks, Lock{Level: LevelNodeGroup, Name: g, Mode: Exclusive})
+			}
+		}
+	}
+	return locks, nil
+}
+
+// Exec implements Executor.
+func (GroupAssignNodes) Exec(x *ExecContext, op proto.Message) (any, error) {
+	m, ok := op.(*rapiv2.OpGroupAssignNodes)
+	if !ok {
+		return nil, obUnexpected(op)
+	}
+	cfg := x.Config
+	g := obGroup(cfg, m.GetGroupName())
+	if g == nil {
+		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
+	}
+	var nodes []*cluster.Node
+	if len(m.GetNodes()) == 0 {
+		for _, n := range cfg.Nodes {
+			nodes = append(nodes, n)
+		}
+	}
+	for _, name := range m.GetNodes() {
+		n := obNode(cfg, name)
+		if n == nil {
+			return nil, errs.NotFound("Node", name)
+		}
+		nodes = append(nodes, n)
+	}
+	// Ganeti's CheckAssignmentForSplitInstances, for mirrored instances.
+	newGroup := map[string]string{}
+	for _, n := range nodes {
+		newGroup[n.UUID] = g.UUID
+	}
+	groupOf := func(uuid string, after bool) string {
+		if gu, ok := newGroup[uuid]; ok && after {
+			return gu
+		}
+		return cfg.Nodes[uuid].Group
+	}
+	var newSplits, prevSplits []string
+	for _, inst := range cfg.Instances {
+		if len(inst.SecondaryNodes) == 0 {
+			continue
+		}
+		split := func(after bool) bool {
+			pg := groupOf(inst.PrimaryNode, after)
+			for _, sn := range inst.SecondaryNodes {
+				if groupOf(sn, after) != pg {
+					return true
+				}
+			}
+			return false
+		}
+		before, after := split(false), split(true)
+		switch {
+		case after && !before:
+			newSplits = append(newSplits, inst.Name)
+		case after && before:
+			prevSplits = append(prevSplits, inst.Name)
+		}
+	}
+	if len(newSplits) > 0 {
+		cluster.NiceSort(newSplits)
+		if !m.GetForce() {
+			return nil, errs.Exec("The following instances get split by this change and --force was not given: %s", obCommaJoin(newSplits))
+		}
+		x.LogWarning("This operation will split the following instances: %s", obCommaJoin(newSplits))
+		if len(prevSplits) > 0 {
+			cluster.NiceSort(prevSplits)
+			x.LogWarning("In addition, these already-split instances continue to be split across groups: %s", obCommaJoin(prevSplits))
+		}
+	}
+	if x.DryRun {
+		return nil, nil
+	}
+	now := x.Timestamp()
+	touched := map[string]bool{}
+	for _, n := range nodes {
+		if n.Group == g.UUID {
+			continue
+		}
+		touched[n.Group], touched[g.UUID] = true, true
+		e := cfg.EditNode(n.UUID)
+		e.Group = g.UUID
+		e.SerialNo++
+		e.MTime = now
+	}
+	for uuid := range touched {
+		e := cfg.EditGroup(uuid)
+		e.SerialNo++
+		e.MTime = now
+	}
+	obBumpCluster(x)
+	return nil, nil
+}

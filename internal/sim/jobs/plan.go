@@ -1,0 +1,170 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
+)
+
+// The plan phase of an opcode that allocates nodes with an external
+// iallocator (Ganeti's CheckPrereq, which runs the iallocator under the
+// logical unit's locks; Nomad's scheduler, which plans on a snapshot and
+// leaves the leader to re-check and apply). The allocator may run for up
+// to iallocatorTimeout, so it must not run inside the committer's write
+// transaction, where every other job's commit would wait behind it.
+//
+// With the opcode's locks held and outside any transaction, the engine
+// runs the executor's Exec once on a private copy of the current snapshot
+// (a read-only store view, no follow-up jobs, its logs and parameter
+// writes discarded) and records the outcome of every allocator request it
+// makes. Exec then runs in the transaction as before: each allocator call
+// whose request (the "request" object of the IAllocator input) matches a
+// recorded one gets the recorded outcome instead of running the
+// allocator, and the executor checks the chosen nodes against the current
+// configuration as it always does (resultNodes and the executor's own
+// prerequisite checks), failing with Ganeti's errors. The job's locks
+// (every node for an allocation) keep that configuration from changing
+// under the plan. A request that was not planned (the executor took
+// another path on the current configuration) runs the allocator as before.
+
+// allocPlan is what the plan phase leaves for the apply phase.
+type allocPlan struct {
+	planning bool // recording (plan phase), else replaying
+	answers  []allocAnswer
+}
+
+// allocAnswer is the outcome of one allocator request.
+type allocAnswer struct {
+	name    string
+	request []byte // the JSON of the "request" object
+	res     json.RawMessage
+	err     error
+}
+
+func planKey(request map[string]any) []byte {
+	b, err := json.Marshal(request)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// isPlanning tells whether this is the plan phase.
+func (p *allocPlan) isPlanning() bool { return p != nil && p.planning }
+
+// record keeps an outcome in the plan phase (nil plan: no plan phase).
+func (p *allocPlan) record(name string, request map[string]any, res json.RawMessage, err error) {
+	if p == nil || !p.planning {
+		return
+	}
+	key := planKey(request)
+	if key == nil {
+		return
+	}
+	p.answers = append(p.answers, allocAnswer{name: name, request: key, res: res, err: err})
+}
+
+// replay returns the planned outcome of a request in the apply phase.
+func (p *allocPlan) replay(name string, request map[string]any) (allocAnswer, bool) {
+	if p == nil || p.planning || len(p.answers) == 0 {
+		return allocAnswer{}, false
+	}
+	key := planKey(request)
+	for _, a := range p.answers {
+		if a.name == name && key != nil && string(a.request) == string(key) {
+			return a, true
+		}
+	}
+	return allocAnswer{}, false
+}
+
+// needsPlan tells whether opcode msg may run an external iallocator: it
+// has an "iallocator" parameter naming one that is installed, or an empty
+// one and the cluster's default iallocator is installed.
+func (e *Engine) needsPlan(msg proto.Message, defaultIAllocator func() string) bool {
+	m, fd := field(msg, "iallocator")
+	if fd == nil || fd.Kind() != protoreflect.StringKind {
+		return false
+	}
+	name := m.Get(fd).String()
+	if name == "" || name == "." {
+		name = defaultIAllocator()
+	}
+	return name != "" && e.cfg.IAllocator.Lookup(name) != ""
+}
+
+// plan runs the plan phase of opcode msg (see above) and returns the plan
+// for x, nil when the opcode runs no external iallocator.
+func (e *Engine) plan(ex Executor, x *ExecContext, msg proto.Message) *allocPlan {
+	st := e.model.State()
+	cfg := st.Config()
+	if !e.needsPlan(msg, func() string { return cfg.Cluster.DefaultIAllocator }) {
+		return nil
+	}
+	p := &allocPlan{planning: true}
+	px := &ExecContext{
+		JobID: x.JobID, OpIndex: x.OpIndex, Config: cfg, State: st,
+		ctx: x.ctx, now: x.now, handoff: x.handoff, params: slices.Clone(x.runParams),
+		ialloc: x.ialloc, plan: p,
+		submit: func([]*rapiv2.OpCode) (int64, error) { return 0, nil },
+	}
+	px.Tx = planTx{x.ctx, e.st}
+	_, _ = safeExec(e, ex, px, msg) // its outcome is the apply phase's to give
+	p.planning = false
+	return p
+}
+
+// planTx is the store as the plan phase sees it: each read in its own
+// short read transaction (a read transaction held while the allocator
+// runs would hold back the writers of some stores), writes refused.
+type planTx struct {
+	ctx context.Context
+	st  store.Store
+}
+
+func (p planTx) Get(bucket, key string) (val []byte, err error) {
+	verr := p.st.View(p.ctx, func(tx store.Tx) error {
+		v, err := tx.Get(bucket, key)
+		val = slices.Clone(v)
+		return err
+	})
+	return val, verr
+}
+
+func (p planTx) ForEach(bucket string, fn func(key string, val []byte) error) error {
+	type kv struct {
+		k string
+		v []byte
+	}
+	var all []kv
+	if err := p.st.View(p.ctx, func(tx store.Tx) error {
+		return tx.ForEach(bucket, func(k string, v []byte) error {
+			all = append(all, kv{k, slices.Clone(v)})
+			return nil
+		})
+	}); err != nil {
+		return err
+	}
+	for _, e := range all {
+		if err := fn(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Revision is the store's revision when it is asked: each read is its own
+// transaction.
+func (p planTx) Revision() int64 {
+	rev, _ := store.Rev(p.ctx, p.st)
+	return rev
+}
+
+func (planTx) Put(string, string, []byte) error { return store.ErrReadOnly }
+func (planTx) Delete(string, string) error      { return store.ErrReadOnly }

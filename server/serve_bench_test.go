@@ -1,0 +1,142 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+)
+
+// benchServer is a whole server (plain HTTP, as --insecure) on a loopback
+// listener, with n instances, and the basic-auth header of its write user.
+type benchServer struct {
+	url, auth string
+	conn      *grpc.ClientConn
+	client    *http.Client
+}
+
+func startBenchServer(b *testing.B, instances int) *benchServer {
+	b.Helper()
+	dir := b.TempDir()
+	cf := filepath.Join(dir, "cluster.json")
+	if err := os.WriteFile(cf, []byte(largeCluster(instances)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	a, err := New(context.Background(), Config{DataDir: dir, ClusterFile: cf, Insecure: true,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = a.Serve(lis) }()
+	b.Cleanup(func() { _ = a.Shutdown(context.Background()); a.Close() })
+	pw, err := os.ReadFile(filepath.Join(dir, "rapi", "initial-admin-password"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "/", nil)
+	req.SetBasicAuth("admin", strings.TrimSpace(string(pw)))
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return &benchServer{url: "http://" + lis.Addr().String(), auth: req.Header.Get("Authorization"), conn: conn,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+}
+
+func (s *benchServer) do(b *testing.B, method, path, body string) []byte {
+	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", s.auth)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("%s %s: %d %s %v", method, path, resp.StatusCode, out, err)
+	}
+	return out
+}
+
+func (s *benchServer) ctx() context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", s.auth)
+}
+
+// The whole request path, in process over loopback: the figures the
+// backend-seam refactoring must keep (ns/op, allocs/op of client and
+// server together).
+//
+//	go test ./server -run '^$' -bench 'Serve' -benchmem
+func BenchmarkServeLegacyInfo(b *testing.B) {
+	s := startBenchServer(b, 10)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.do(b, "GET", "/2/info", "")
+	}
+}
+
+func BenchmarkServeGRPCGetInfo(b *testing.B) {
+	s := startBenchServer(b, 10)
+	c := rapiv2.NewClusterServiceClient(s.conn)
+	ctx := s.ctx()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.GetInfo(ctx, &rapiv2.GetInfoRequest{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkServeLegacyInstancesBulk1000(b *testing.B) {
+	s := startBenchServer(b, 1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.do(b, "GET", "/2/instances?bulk=1", "")
+	}
+}
+
+// BenchmarkServeLegacyJobRoundTrip: PUT a tag, then wait for the job to
+// succeed with GET /2/jobs/{id}/wait, as Ganeti's client does.
+func BenchmarkServeLegacyJobRoundTrip(b *testing.B) {
+	s := startBenchServer(b, 10)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		out := s.do(b, "PUT", fmt.Sprintf("/2/instances/inst1.example.com/tags?tag=b%d", i), "")
+		var id json.Number // Ganeti answers the job id as a number
+		if err := json.Unmarshal(out, &id); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			res := s.do(b, "GET", "/2/jobs/"+id.String()+"/wait", `{"fields": ["status"], "previous_job_info": null, "previous_log_serial": null}`)
+			if strings.Contains(string(res), `"success"`) {
+				break
+			}
+			if strings.Contains(string(res), `"error"`) {
+				b.Fatalf("job %s: %s", id, res)
+			}
+		}
+	}
+}
