@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
@@ -110,7 +111,7 @@ func TestQueryLimits(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "larger than 98304 bytes") {
 		t.Errorf("result over the limit: %v", err)
 	}
-	if class, _ := service.ErrorOf(status.Convert(err)); class != "HttpRequestEntityTooLarge" {
+	if class, _ := gateway.ErrorOf(status.Convert(err)); class != "HttpRequestEntityTooLarge" {
 		t.Errorf("result over the limit: error class %q", class)
 	}
 	code, hdr, body := do(t, "GET", base+"/2/query/instance?fields="+strings.Join(thrice, ","), "", "")

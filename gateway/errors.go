@@ -15,7 +15,6 @@ import (
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 )
 
 // Realm is the HTTP Basic realm of the RAPI.
@@ -106,7 +105,7 @@ func legacyErrorFromStatus(st *status.Status) LegacyError {
 		code = http.StatusInternalServerError
 	}
 	msg := st.Message()
-	class, _ := service.ErrorOf(st)
+	class, _ := ErrorOf(st)
 	if c, ok := classStatus[class]; ok {
 		code = c
 	}
@@ -125,7 +124,7 @@ func legacyErrorFromStatus(st *status.Status) LegacyError {
 		msg = http.StatusText(code)
 	}
 	e := LegacyError{Code: code, Message: msg, Explain: explain[code]}
-	if d, ok := service.RetryDelayOf(st); ok {
+	if d, ok := RetryDelayOf(st); ok {
 		e.RetryAfter = d
 	}
 	return e

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 )
 
 // TrustedProxies are the reverse proxies whose forwarding headers
@@ -300,7 +298,7 @@ func isObfuscated(s string) bool {
 // resolveClient applies ClientAddr to r: a request forwarded by a trusted
 // proxy gets the client as its RemoteAddr (which the access and audit
 // logs, the per-peer limits and gRPC's peer read) and the proxy in its
-// context (service.ProxyFromContext); the forwarding headers of any other
+// context (ProxyFromContext); the forwarding headers of any other
 // request are dropped, so that nothing downstream reads them.
 func (t TrustedProxies) resolveClient(r *http.Request) *http.Request {
 	client, proxy := t.ClientAddr(r.RemoteAddr, r.Header)
@@ -311,7 +309,7 @@ func (t TrustedProxies) resolveClient(r *http.Request) *http.Request {
 		}
 		return r
 	}
-	r = r.WithContext(service.WithProxy(r.Context(), proxy))
+	r = r.WithContext(WithProxy(r.Context(), proxy))
 	r.RemoteAddr = client
 	return r
 }

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-
-	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 )
 
 func TestParseTrustedProxies(t *testing.T) {
@@ -149,16 +147,16 @@ func TestSamePortClientAddr(t *testing.T) {
 		{peer: "10.0.0.1:5000", wantAddr: "203.0.113.5", wantProxy: "10.0.0.1:5000", wantHeaders: true},
 		{peer: "192.0.2.9:5000", wantAddr: "192.0.2.9:5000"},
 	} {
-		var admitted *service.LegacyCall
+		var admitted *LegacyCall
 		var seenAddr, seenProxy string
 		var seenHeaders bool
 		legacy := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			seenAddr, seenProxy = r.RemoteAddr, service.ProxyFromContext(r.Context())
+			seenAddr, seenProxy = r.RemoteAddr, ProxyFromContext(r.Context())
 			seenHeaders = r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != ""
 		})
 		h := SamePortWith(nil, legacy, SamePortConfig{
 			TrustedProxies: trusted,
-			Admit: func(_ context.Context, call *service.LegacyCall) (func(), error) {
+			Admit: func(_ context.Context, call *LegacyCall) (func(), error) {
 				admitted = call
 				return func() {}, nil
 			},

@@ -31,7 +31,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
 )
 
 // DefaultMaxBodyBytes caps legacy request bodies.
@@ -48,10 +48,10 @@ type Config struct {
 	Limits *Limits
 	// Budget is the memory budget of query answers: the in-process call
 	// reserves in the request's Hold (SamePortWith opens it).
-	Budget *service.MemoryBudget
+	Budget *membudget.MemoryBudget
 	// RequestBudget, when set, is reserved for a query body before it is
 	// decoded (service.RequestMemoryFactor per byte).
-	RequestBudget *service.MemoryBudget
+	RequestBudget *membudget.MemoryBudget
 	// ReadTimeout bounds the reading of a request body (the headers are
 	// bounded by the HTTP server's ReadHeaderTimeout); 0 means no bound.
 	// It is a deadline on the body only, so long polls are not cut.
@@ -59,7 +59,7 @@ type Config struct {
 	// Authorize, when set, is Ganeti's authentication step: it runs after
 	// the route and method checks and before the body is read. A non-nil
 	// error (a gRPC status) is the response.
-	Authorize func(ctx context.Context, fullMethod string, call *service.LegacyCall) error
+	Authorize func(ctx context.Context, fullMethod string, call *LegacyCall) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -107,7 +107,7 @@ type callKey struct{}
 // request (client address, verified client certificate, route) on the
 // in-process call.
 func legacyMetadata(_ context.Context, r *http.Request) metadata.MD {
-	if c, ok := r.Context().Value(callKey{}).(*service.LegacyCall); ok {
+	if c, ok := r.Context().Value(callKey{}).(*LegacyCall); ok {
 		return c.Metadata()
 	}
 	return nil
@@ -137,8 +137,8 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 			switch {
 			case strings.EqualFold(h, "Authorization"):
 				return "authorization", true
-			case strings.EqualFold(h, service.HeaderIdempotencyKey):
-				return service.MetadataIdempotencyKey, true
+			case strings.EqualFold(h, HeaderIdempotencyKey):
+				return MetadataIdempotencyKey, true
 			}
 			return "", false
 		}),
@@ -202,10 +202,10 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := route.Methods[method]
-	call := &service.LegacyCall{
+	call := &LegacyCall{
 		Authorization: r.Header.Values("Authorization"),
 		RemoteAddr:    r.RemoteAddr,
-		Proxy:         service.ProxyFromContext(r.Context()),
+		Proxy:         ProxyFromContext(r.Context()),
 		HTTPMethod:    method,
 		Route:         route.Template,
 		Path:          r.URL.EscapedPath(),
@@ -226,11 +226,11 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The Idempotency-Key of a job-creating write is checked here (a 400
 	// in Ganeti's order of checks, and only printable ASCII can travel as
 	// metadata); other requests ignore it.
-	if keys := r.Header.Values(service.HeaderIdempotencyKey); len(keys) > 0 {
-		if !service.CreatesJob(m.FullMethod) {
-			r.Header.Del(service.HeaderIdempotencyKey)
-		} else if _, err := service.ParseIdempotencyKey(keys); err != nil {
-			errorHandler(r.Context(), l.mux, nil, w, r, service.ToStatus(l.cfg.Logger, err))
+	if keys := r.Header.Values(HeaderIdempotencyKey); len(keys) > 0 {
+		if !CreatesJob(m.FullMethod) {
+			r.Header.Del(HeaderIdempotencyKey)
+		} else if _, err := ParseIdempotencyKey(keys); err != nil {
+			errorHandler(r.Context(), l.mux, nil, w, r, ToStatus(l.cfg.Logger, err))
 			return
 		}
 	}
@@ -270,7 +270,7 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Ganeti's checks on the keys of a write body (renamed, static and
 	// forbidden parameters) need the body as the client sent it.
-	if body, err = service.PrepareLegacyBody(m.FullMethod, r.URL.Query(), body); err != nil {
+	if body, err = PrepareLegacyBody(m.FullMethod, r.URL.Query(), body); err != nil {
 		errorHandler(r.Context(), l.mux, nil, w, r, err)
 		return
 	}

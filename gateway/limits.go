@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 )
 
@@ -93,7 +95,7 @@ func (l *Limits) kind(fullMethod string) methodKind {
 				switch {
 				case sd.Name() == "QueryService":
 					k = kindQuery
-				case rule.GetBody() != "" || contains(access, auth.OptionWrite):
+				case rule.GetBody() != "" || slices.Contains(access, auth.OptionWrite):
 					k = kindBody
 				}
 			}
@@ -101,15 +103,6 @@ func (l *Limits) kind(fullMethod string) methodKind {
 	}
 	l.kinds.Store(fullMethod, k)
 	return k
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // BodyLimit is the largest legacy request body of a method: the query
@@ -136,13 +129,13 @@ func (l *Limits) MessageLimit(fullMethod string) int64 {
 // reserveRequest reserves the request budget for a query body or message
 // of n bytes before it is decoded (nothing for other methods, or small
 // ones). The error is a gRPC status.
-func (l *Limits) reserveRequest(ctx context.Context, b *service.MemoryBudget, fullMethod string, n int64) (release func(), err error) {
+func (l *Limits) reserveRequest(ctx context.Context, b *membudget.MemoryBudget, fullMethod string, n int64) (release func(), err error) {
 	if b == nil || n < service.RequestMemoryMin || l.kind(fullMethod) != kindQuery {
 		return func() {}, nil
 	}
 	release, err = b.Reserve(ctx, n*service.RequestMemoryFactor)
 	if err != nil {
-		return nil, service.ToStatus(nil, err)
+		return nil, ToStatus(nil, err)
 	}
 	return release, nil
 }
@@ -160,11 +153,11 @@ type SamePortConfig struct {
 	// query requests being decoded: every request gets a Hold in each,
 	// released when it has been answered. A gRPC query message reserves
 	// the request budget before gRPC receives it.
-	Budget, RequestBudget *service.MemoryBudget
+	Budget, RequestBudget *membudget.MemoryBudget
 	// Admit, when set, is called for every request before anything else
-	// (service.Authorizer.AdmitConnectionRequest): its error (a gRPC status)
+	// (Authorizer.AdmitConnectionRequest): its error (a gRPC status)
 	// refuses the request; release is called when the request ends.
-	Admit func(ctx context.Context, call *service.LegacyCall) (release func(), err error)
+	Admit func(ctx context.Context, call *LegacyCall) (release func(), err error)
 	// TrustedProxies are the reverse proxies whose Forwarded or
 	// X-Forwarded-For header names the client of a request (see
 	// TrustedProxies.ClientAddr); from any other peer these headers are
@@ -186,8 +179,8 @@ func SamePortWith(grpcServer *grpc.Server, legacy http.Handler, cfg SamePortConf
 		r = cfg.TrustedProxies.resolveClient(r)
 		isGRPC := r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 		if cfg.Admit != nil {
-			call := &service.LegacyCall{Authorization: r.Header.Values("Authorization"), RemoteAddr: r.RemoteAddr,
-				Proxy: service.ProxyFromContext(r.Context())}
+			call := &LegacyCall{Authorization: r.Header.Values("Authorization"), RemoteAddr: r.RemoteAddr,
+				Proxy: ProxyFromContext(r.Context())}
 			if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 				call.ClientCert, call.ClientCN = true, r.TLS.VerifiedChains[0][0].Subject.CommonName
 			}
@@ -202,10 +195,10 @@ func SamePortWith(grpcServer *grpc.Server, legacy http.Handler, cfg SamePortConf
 			}
 			defer release()
 		}
-		for _, b := range []*service.MemoryBudget{cfg.Budget, cfg.RequestBudget} {
+		for _, b := range []*membudget.MemoryBudget{cfg.Budget, cfg.RequestBudget} {
 			if hold := b.NewHold(); hold != nil {
 				defer hold.Release()
-				r = r.WithContext(service.WithHold(r.Context(), hold))
+				r = r.WithContext(membudget.WithHold(r.Context(), hold))
 			}
 		}
 		if !isGRPC {
@@ -246,7 +239,7 @@ func SamePortWith(grpcServer *grpc.Server, legacy http.Handler, cfg SamePortConf
 
 func stripInternalMetadata(r *http.Request) {
 	for k := range r.Header {
-		if strings.HasPrefix(strings.ToLower(k), service.InternalMetadataPrefix) {
+		if strings.HasPrefix(strings.ToLower(k), InternalMetadataPrefix) {
 			delete(r.Header, k)
 		}
 	}
@@ -343,7 +336,7 @@ func (f *frameReader) scan(b []byte) error {
 		f.pn = 0
 		length := int64(binary.BigEndian.Uint32(f.prefix[1:]))
 		if f.limit > 0 && length > f.limit {
-			return service.ToStatus(nil, errs.TooLarge("The request message of %d bytes is larger than the %d bytes %s accepts", length, f.limit, f.method))
+			return ToStatus(nil, errs.TooLarge("The request message of %d bytes is larger than the %d bytes %s accepts", length, f.limit, f.method))
 		}
 		if f.reserve != nil {
 			if err := f.reserve(length); err != nil {

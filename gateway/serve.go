@@ -15,14 +15,13 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 )
 
 // SamePort sends gRPC requests (HTTP/2 with an application/grpc content
 // type) to the gRPC server and everything else to the legacy surface.
 // External gRPC requests lose the metadata keys that only the gateway's
-// in-process calls may carry (service.InternalMetadataPrefix). It applies
+// in-process calls may carry (InternalMetadataPrefix). It applies
 // no limits: see SamePortWith.
 func SamePort(grpcServer *grpc.Server, legacy http.Handler) http.Handler {
 	return SamePortWith(grpcServer, legacy, SamePortConfig{})
@@ -140,7 +139,7 @@ func (l *Legacy) Handler() http.Handler {
 			l.ServeHTTP(w, r)
 			return
 		}
-		ctx, info := service.WithAccessInfo(r.Context())
+		ctx, info := WithAccessInfo(r.Context())
 		r2 := r.WithContext(ctx)
 		m := httpsnoop.CaptureMetrics(l, w, r2)
 		// The route ServeHTTP matched, for the HTTP span and metrics.
@@ -159,7 +158,7 @@ func (l *Legacy) Handler() http.Handler {
 			slog.String("user", info.User),
 			slog.String("source", r.RemoteAddr),
 		}
-		if proxy := service.ProxyFromContext(r.Context()); proxy != "" {
+		if proxy := ProxyFromContext(r.Context()); proxy != "" {
 			attrs = append(attrs, slog.String("proxy", proxy))
 		}
 		log.LogAttrs(ctx, slog.LevelInfo, "access", attrs...)

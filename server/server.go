@@ -29,6 +29,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/deploy"
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/selfsigned"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
@@ -84,7 +85,7 @@ type Config struct {
 	// size, measured before it is built).
 	MaxQueryResultBytes int64
 	// QueryMemory is the memory budget of the query results being built
-	// and sent at once (service.MemoryBudget); negative: no budget.
+	// and sent at once (membudget.MemoryBudget); negative: no budget.
 	QueryMemory int64
 	// MaxStreamsPerConn bounds the concurrent requests of one HTTP/2
 	// connection.
@@ -447,8 +448,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.jobs.Start()
 	// Three quarters of the query memory for answers, one for requests
 	// being decoded.
-	budget := service.NewMemoryBudget(cfg.QueryMemory-cfg.QueryMemory/4, 0)
-	requestBudget := service.NewMemoryBudget(cfg.QueryMemory/4, 0)
+	budget := membudget.NewMemoryBudget(cfg.QueryMemory-cfg.QueryMemory/4, 0)
+	requestBudget := membudget.NewMemoryBudget(cfg.QueryMemory/4, 0)
 	services, err := service.New(service.Config{Cluster: model, Jobs: a.jobs, Logger: log, MaxTestDelay: cfg.MaxTestDelay, Limits: service.Limits{
 		MaxQueryFields:      cfg.MaxQueryFields,
 		MaxQueryResultBytes: cfg.MaxQueryResultBytes,
@@ -462,7 +463,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	writeRate := rate.Limit(max(cfg.WriteRate, 0)) // 0: no limit
-	authz, err := service.NewAuthorizer(service.AuthConfig{
+	authz, err := gateway.NewAuthorizer(gateway.AuthConfig{
 		Users:               a.users,
 		AllowAnonymousReads: cfg.AllowAnonymousReads,
 		WriteRate:           writeRate,
@@ -485,8 +486,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		// (gateway.Limits); this bounds the gateway's in-process calls,
 		// whose messages come from legacy bodies of up to MaxBodyBytes.
 		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
-		grpc.ChainUnaryInterceptor(service.ErrorUnaryInterceptor(log), authz.UnaryInterceptor(), service.IdempotencyUnaryInterceptor()),
-		grpc.ChainStreamInterceptor(service.ErrorStreamInterceptor(log), authz.StreamInterceptor(), services.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(log), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()),
+		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), authz.StreamInterceptor(), services.StreamInterceptor()),
 	)...)
 	services.Register(a.grpcServer)
 	healthpb.RegisterHealthServer(a.grpcServer, a.healthSrv)

@@ -20,9 +20,10 @@ var layers = [][]string{
 	// Vocabulary and infrastructure without project imports.
 	{"gen/go/ganeti/rapi/v2", "internal/atomicfile", "internal/buildinfo", "internal/names",
 		"internal/selfsigned", "internal/store", "internal/sim/impexp", "deploy"},
-	{"internal/legacyenum", "internal/telemetry", "internal/auth", "internal/store/boltstore", "internal/store/memstore", "internal/store/faultstore",
+	{"internal/backend", "internal/legacyenum", "internal/telemetry", "internal/auth", "internal/store/boltstore", "internal/store/memstore", "internal/store/faultstore",
 		"internal/store/storetest"},
 	{"internal/legacyjson", "internal/errs"},
+	{"internal/membudget"},
 	// The domain: the simulated cluster, then its job engine.
 	{"internal/sim/cluster", "internal/sim/cluster/internal/gen/fielddefs"},
 	{"internal/sim/jobs"},

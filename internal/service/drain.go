@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -96,7 +97,7 @@ func drainedStatus(cause error, meta map[string]string) *status.Status {
 		msg, reason = "The job queue stopped", ReasonQueueStopped
 	}
 	st := status.New(codes.Unavailable, msg)
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: meta}); err == nil {
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errs.Domain, Metadata: meta}); err == nil {
 		st = d
 	}
 	return st
@@ -118,7 +119,7 @@ func watchEnded(cause error, id int64, w *watchState) error {
 func ResumeOf(st *status.Status) (version, logSerial int64, ok bool) {
 	for _, d := range st.Details() {
 		info, isInfo := d.(*errdetails.ErrorInfo)
-		if !isInfo || info.GetDomain() != ErrorDomain {
+		if !isInfo || info.GetDomain() != errs.Domain {
 			continue
 		}
 		v, err1 := strconv.ParseInt(info.GetMetadata()[MetaVersion], 10, 64)

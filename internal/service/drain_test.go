@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
@@ -83,7 +84,7 @@ func interruption(t *testing.T, err error) *errdetails.ErrorInfo {
 		t.Fatalf("stream ended with %v, want UNAVAILABLE", err)
 	}
 	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == service.ErrorDomain {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == errs.Domain {
 			return info
 		}
 	}

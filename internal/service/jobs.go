@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
@@ -150,7 +151,7 @@ func (j *jobService) SubmitJob(ctx context.Context, req *rapiv2.SubmitJobRequest
 			return nil, errs.BadRequest("%s", err.Error())
 		}
 	}
-	id, err := eng.Submit(ctx, ops, submitOptions(ctx))
+	id, err := eng.Submit(ctx, ops, backend.SubmitOptions{Idempotency: backend.IdempotencyFrom(ctx)})
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
@@ -39,8 +40,8 @@ func newJobConn(t *testing.T, start bool) (*grpc.ClientConn, *jobs.Engine, *clus
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(service.ErrorUnaryInterceptor(quiet), testUserInterceptor(t)),
-		grpc.ChainStreamInterceptor(service.ErrorStreamInterceptor(quiet)))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(quiet), testUserInterceptor(t)),
+		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(quiet)))
 	svcs.Register(srv)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()

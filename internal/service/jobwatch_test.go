@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
@@ -77,8 +78,8 @@ func serveJobs(tb testing.TB, model *cluster.Model, eng *jobs.Engine, maxWatchAg
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(service.ErrorStreamInterceptor(quiet), svcs.StreamInterceptor()),
-		grpc.ChainUnaryInterceptor(service.ErrorUnaryInterceptor(quiet)))
+	srv := grpc.NewServer(grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(quiet), svcs.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(quiet)))
 	svcs.Register(srv)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	lis := bufconn.Listen(4 << 20)

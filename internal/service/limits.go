@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 )
 
@@ -22,7 +23,7 @@ type Limits struct {
 	// Budget, when set, is what the query results being built and sent at
 	// once may take: each reserves QueryMemoryFactor bytes per byte of its
 	// estimate until its request has been answered.
-	Budget *MemoryBudget
+	Budget *membudget.MemoryBudget
 }
 
 // Defaults and fixed limits of queries.

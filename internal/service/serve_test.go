@@ -2,16 +2,11 @@ package service_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
@@ -46,52 +41,4 @@ func goldenEngine(tb testing.TB, execs map[string]jobs.Executor) (*cluster.Model
 		_ = eng.Stop(ctx)
 	})
 	return model, eng
-}
-
-// serveSamePort serves srv and the legacy gateway of cfg (its Conn is the
-// in-process connection to srv, made here) on one loopback port, plain
-// HTTP and h2c, as the server does, until the test ends; sp configures
-// the same-port limits (nil: SamePort's defaults). It returns the address.
-func serveSamePort(t *testing.T, srv *grpc.Server, cfg gateway.Config, sp *gateway.SamePortConfig, to gateway.Timeouts) string {
-	t.Helper()
-	inproc, err := gateway.InProcess(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Conn = inproc
-	legacy, err := gateway.NewLegacy(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if to.ReadHeader == 0 {
-		to.ReadHeader, to.Idle = time.Second, time.Minute
-	}
-	handler := gateway.SamePort(srv, legacy)
-	if sp != nil {
-		handler = gateway.SamePortWith(srv, legacy, *sp)
-	}
-	hs := gateway.NewHTTPServer(handler, nil, to)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = hs.Serve(lis) }()
-	t.Cleanup(func() {
-		hs.Close()
-		inproc.Close()
-		srv.Stop()
-	})
-	return lis.Addr().String()
-}
-
-// dialTest opens a plain-text gRPC connection to addr, closed when the
-// test ends.
-func dialTest(t *testing.T, addr string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }

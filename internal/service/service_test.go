@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
@@ -49,7 +50,7 @@ func newConn(t *testing.T) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(service.ErrorUnaryInterceptor(quiet)))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(quiet)))
 	svcs.Register(srv)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()
@@ -115,7 +116,7 @@ func TestReadErrors(t *testing.T) {
 					info = i
 				}
 			}
-			if info == nil || info.GetReason() != c.reason || info.GetDomain() != service.ErrorDomain || info.GetMetadata()[service.MetaErrorClass] == "" {
+			if info == nil || info.GetReason() != c.reason || info.GetDomain() != errs.Domain || info.GetMetadata()[errs.MetaErrorClass] == "" {
 				t.Errorf("ErrorInfo %v, want reason %s", info, c.reason)
 			}
 		})
@@ -142,12 +143,12 @@ func TestToStatus(t *testing.T) {
 		{status.Error(codes.PermissionDenied, "Forbidden"), codes.PermissionDenied, "Forbidden"},
 	}
 	for _, c := range cases {
-		st := status.Convert(service.ToStatus(quiet, c.err))
+		st := status.Convert(gateway.ToStatus(quiet, c.err))
 		if st.Code() != c.code || st.Message() != c.msg {
 			t.Errorf("%v: %v %q, want %v %q", c.err, st.Code(), st.Message(), c.code, c.msg)
 		}
 	}
-	if service.ToStatus(quiet, nil) != nil {
+	if gateway.ToStatus(quiet, nil) != nil {
 		t.Error("nil error mapped to a status")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 )
@@ -88,7 +89,7 @@ func (t *tagService) submit(ctx context.Context, c tagChange) (*rapiv2.JobSubmis
 			Kind: &kind, Tags: tags, Name: c.name, DryRun: &dry, Priority: &prio, Depends: depends, Reason: reason,
 		}}
 	}
-	id, err := eng.Submit(ctx, []*rapiv2.OpCode{op}, submitOptions(ctx))
+	id, err := eng.Submit(ctx, []*rapiv2.OpCode{op}, backend.SubmitOptions{Idempotency: backend.IdempotencyFrom(ctx)})
 	if err != nil {
 		return nil, err
 	}

@@ -124,14 +124,14 @@ func addTypedRoutes(routes map[string][]*typedRoute, md protoreflect.MethodDescr
 	if verb == "" || job.GetHandler() == "" || len(job.GetOps()) == 0 {
 		return fmt.Errorf("server: %s: legacy_job without a route, a handler or opcodes", full)
 	}
-	body := loadLegacyBodyRules()[full]
+	body := legacyjson.BodyRuleOf(full)
 	bodyOp := bodyOpcode(md, rule.GetBody())
 	for _, op := range job.GetOps() {
 		r := &typedRoute{
 			method: full, route: verb + " " + tmpl, handler: job.GetHandler(),
 			single: len(job.GetOps()) == 1, body: bodyOp != "" && bodyOp == op.GetOpcode(),
 			client: set(op.GetClientParams()), fixed: map[string]json.RawMessage{},
-			static: set(body.static), forbidden: set(body.forbidden),
+			static: set(body.Static), forbidden: set(body.Forbidden),
 		}
 		for _, f := range op.GetFixed() {
 			var v any
@@ -242,7 +242,7 @@ func (r *typedRoute) check(msg proto.Message) (fits bool, err error) {
 			got, _ := legacy.Get(name)
 			b, err := json.Marshal(got)
 			if err != nil || string(b) != string(fixed) {
-				return false, staticError([]string{name})
+				return false, errs.StaticParams([]string{name})
 			}
 		}
 	}
@@ -255,12 +255,12 @@ func (r *typedRoute) check(msg proto.Message) (fits bool, err error) {
 		switch {
 		case r.fixed[name] != nil:
 		case name == paramReason:
-			return true, staticError([]string{name})
+			return true, errs.StaticParams([]string{name})
 		case r.forbidden[name]:
-			return true, forbiddenParam(name)
+			return true, errs.ForbiddenParam(name)
 		case r.client[name], r.body && !r.static[name]:
 		default:
-			return true, forbiddenParam(name)
+			return true, errs.ForbiddenParam(name)
 		}
 	}
 	return true, nil

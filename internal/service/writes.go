@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
@@ -91,7 +90,7 @@ func (s *Services) submit(ctx context.Context, w write) (*rapiv2.JobSubmission, 
 			return nil, errs.NotImplemented("%s is not implemented yet", id)
 		}
 	}
-	id, err := eng.Submit(ctx, ops, submitOptions(ctx))
+	id, err := eng.Submit(ctx, ops, backend.SubmitOptions{Idempotency: backend.IdempotencyFrom(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +117,7 @@ func buildOp(ow opWrite, trail []any) (proto.Message, error) {
 		}
 	}
 	if len(overwritten) > 0 {
-		return nil, staticError(overwritten)
+		return nil, errs.StaticParams(overwritten)
 	}
 	tmp := m.New().Interface()
 	if err := legacyjson.FromValue(tmp, map[string]any(static)); err != nil {
@@ -172,18 +171,6 @@ func has(m protoreflect.Message, fd protoreflect.FieldDescriptor) bool {
 		return m.Get(fd).List().Len() > 0
 	}
 	return true
-}
-
-// staticError is Ganeti's "Can't overwrite static parameters {'a', 'b'}"
-// (a Python set; sorted here).
-func staticError(keys []string) error {
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	quoted := make([]string, len(keys))
-	for i, k := range keys {
-		quoted[i] = "'" + k + "'"
-	}
-	return errs.BadRequest("Can't overwrite static parameters {%s}", strings.Join(quoted, ", "))
 }
 
 // codecError turns a codec error into a 400 with its Ganeti message.

@@ -60,7 +60,7 @@ func instanceCreateValue(v *structpb.Value) (*structpb.Value, error) {
 	}
 	fields := obj.AsMap()
 	// Each element takes the legacy names an instance creation body takes.
-	if err := applyRenames(fields, bodyRule(rapiv2.InstanceService_CreateInstance_FullMethodName).renames); err != nil {
+	if err := applyRenames(fields, legacyjson.BodyRuleOf(rapiv2.InstanceService_CreateInstance_FullMethodName).Renames); err != nil {
 		return nil, err
 	}
 	if err := legacyjson.FromValue(&rapiv2.OpInstanceCreate{}, fields); err != nil {

@@ -226,16 +226,6 @@ type Network struct {
 	ExtReservations string `json:"ext_reservations"`
 }
 
-// FilterRule is a job filter rule (GET /2/filters).
-type FilterRule struct {
-	UUID        string `json:"uuid"`
-	Watermark   int64  `json:"watermark"`
-	Priority    int64  `json:"priority"`
-	Predicates  []any  `json:"predicates"`
-	Action      any    `json:"action"`
-	ReasonTrail []any  `json:"reason_trail"`
-}
-
 // Export is an instance export kept on a node.
 type Export struct {
 	Node string `json:"node"` // node UUID

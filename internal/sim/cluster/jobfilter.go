@@ -14,15 +14,6 @@ import (
 // Ganeti.JQScheduler.Filtering does. The job engine decides what the
 // applying rule's action means.
 
-// Filter rule actions.
-const (
-	FilterAccept    = "ACCEPT"
-	FilterContinue  = "CONTINUE"
-	FilterPause     = "PAUSE"
-	FilterReject    = "REJECT"
-	FilterRateLimit = "RATE_LIMIT"
-)
-
 // CheckFilterAction checks a rule's action: one of ACCEPT, CONTINUE,
 // PAUSE, REJECT, or ["RATE_LIMIT", n] with n > 0 (JSON-like, numbers as
 // int64).
@@ -122,30 +113,9 @@ type FilterJob struct {
 	Reasons [][]any
 }
 
-// RateLimit returns n for a ["RATE_LIMIT", n] action.
-func (f *FilterRule) RateLimit() (int64, bool) {
-	l, ok := f.Action.([]any)
-	if !ok || len(l) != 2 || l[0] != FilterRateLimit {
-		return 0, false
-	}
-	n, ok := l[1].(int64)
-	return n, ok
-}
-
-// ActionName is the action's name (RATE_LIMIT for ["RATE_LIMIT", n]).
-func (f *FilterRule) ActionName() string {
-	if s, ok := f.Action.(string); ok {
-		return s
-	}
-	if _, ok := f.RateLimit(); ok {
-		return FilterRateLimit
-	}
-	return ""
-}
-
-// Matches reports whether all predicates of f are true for job (lazily
+// RuleMatches reports whether all predicates of f are true for job (lazily
 // computed by view, at most once).
-func (f *FilterRule) Matches(view func() *FilterJob) bool {
+func RuleMatches(f *FilterRule, view func() *FilterJob) bool {
 	var job *FilterJob
 	get := func() *FilterJob {
 		if job == nil {

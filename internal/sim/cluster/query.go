@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
@@ -10,50 +9,6 @@ import (
 // This file is the query engine behind /2/query/[resource], the bulk lists
 // and the single-object GETs: field definitions, rows of [status, value]
 // cells, filters.
-
-// Result statuses of a query cell (constants.json query_result_status).
-const (
-	StatusNormal  = 0 // value is valid
-	StatusUnknown = 1 // unknown field
-	StatusNoData  = 2 // no data (e.g. RPC error)
-	StatusUnavail = 3 // value unavailable for this item
-	StatusOffline = 4 // the node is offline
-)
-
-// Query field kinds (constants.json query_field_kinds).
-const (
-	KindUnknown   = "unknown"
-	KindText      = "text"
-	KindBool      = "bool"
-	KindNumber    = "number"
-	KindUnit      = "unit"
-	KindTimestamp = "timestamp"
-	KindOther     = "other"
-	KindFloat     = "float"
-)
-
-// FieldDef describes a query field as /2/query/[resource]/fields shows it.
-type FieldDef struct {
-	Name  string `json:"name"`
-	Title string `json:"title"`
-	Kind  string `json:"kind"`
-	Doc   string `json:"doc"`
-}
-
-// Cell is one value of a query row; it marshals as Ganeti's [status, value].
-type Cell struct {
-	Status int
-	Value  any
-}
-
-// MarshalJSON implements json.Marshaler.
-func (c Cell) MarshalJSON() ([]byte, error) { return json.Marshal([2]any{c.Status, c.Value}) }
-
-// QueryResult is the answer to a query: field definitions and rows.
-type QueryResult struct {
-	Fields []FieldDef `json:"fields"`
-	Data   [][]Cell   `json:"data"`
-}
 
 func normal(v any) Cell { return Cell{Status: StatusNormal, Value: v} }
 
@@ -166,17 +121,6 @@ func row[T any](ctx *queryCtx, item T, fields []*field[T], into []Cell) {
 			into[i] = unknownC
 		}
 	}
-}
-
-// QueryLimits bound the result of a query before it is built.
-type QueryLimits struct {
-	// MaxBytes, when positive, is the largest result allowed, as the
-	// estimated length of its JSON encoding (field definitions and rows): a
-	// larger one is refused with errs.TooLarge before it is built.
-	MaxBytes int64
-	// Admit, when set, is called with that estimate before the result is
-	// built (to reserve memory for it); its error aborts the query.
-	Admit func(estimate int64) error
 }
 
 // query runs a query on the table. With limits, the matching items are
@@ -297,21 +241,6 @@ type queryTable interface {
 	get(s *State, name string, names []string, shared bool) ([]Cell, error)
 	fieldDefs(names []string) []FieldDef
 }
-
-// Query resources (fields.json query_resources_via_rapi).
-const (
-	ResExport   = "export"
-	ResFilter   = "filter"
-	ResGroup    = "group"
-	ResInstance = "instance"
-	ResJob      = "job"
-	ResLock     = "lock"
-	ResNetwork  = "network"
-	ResNode     = "node"
-)
-
-// QueryResources are the resources /2/query serves.
-var QueryResources = []string{ResExport, ResFilter, ResGroup, ResInstance, ResJob, ResLock, ResNetwork, ResNode}
 
 // notViaRAPI are Ganeti query resources that RAPI does not offer.
 var notViaRAPI = []string{"cluster", "extstorage", "os"}

@@ -389,15 +389,6 @@ func (s *State) Names(resource string) []string {
 	return out
 }
 
-// Tag kinds (constants.json tag_kinds).
-const (
-	TagCluster   = "cluster"
-	TagNode      = "node"
-	TagNodeGroup = "nodegroup"
-	TagInstance  = "instance"
-	TagNetwork   = "network"
-)
-
 // Tags returns the sorted tags of an object: kind is cluster (name
 // ignored), node, nodegroup, instance or network.
 func (s *State) Tags(kind, name string) ([]string, error) {

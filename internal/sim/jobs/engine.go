@@ -132,20 +132,6 @@ func (c *Config) CheckAndSetDefaults() error {
 	return nil
 }
 
-// SubmitOptions are the options of a submission.
-type SubmitOptions struct {
-	// Priority, when set, is the priority of every opcode of the job
-	// (PriorityHighest..PriorityLowest), overriding their priority
-	// parameters.
-	Priority *int
-	// Idempotency, when set, makes the submission idempotent: a
-	// submission with the same scope and key, within
-	// Config.IdempotencyTTL, gets this job's id back and creates nothing
-	// (same fingerprint) or fails with an errs.ClassConflict error
-	// (another fingerprint).
-	Idempotency *Idempotency
-}
-
 // Engine is the job queue and executor.
 type Engine struct {
 	cfg   Config

@@ -108,7 +108,7 @@ func (e *Engine) applyingRule(rules []*cluster.FilterRule, j *job) *cluster.Filt
 		if r.ActionName() == cluster.FilterContinue {
 			continue
 		}
-		if r.Matches(get) {
+		if cluster.RuleMatches(r, get) {
 			return r
 		}
 	}

@@ -34,19 +34,6 @@ const DefaultIdempotencyTTL = 24 * time.Hour
 // idemSweepBatch bounds the keys one expiry transaction removes.
 const idemSweepBatch = 10000
 
-// Idempotency makes a submission idempotent.
-type Idempotency struct {
-	// Scope is whose key it is (the user): the same key in two scopes
-	// names two submissions.
-	Scope string
-	// Key is the client's idempotency key (not empty).
-	Key string
-	// Fingerprint identifies the request (e.g. its method and a hash of
-	// its message): a key used again with another fingerprint is a
-	// conflict.
-	Fingerprint string
-}
-
 // idemRecord is the stored value of a key.
 type idemRecord struct {
 	Job         int64  `json:"job"`

@@ -41,31 +41,8 @@ const instrumentationName = "github.com/ganeti-gateway/ganeti-gateway/internal/s
 // maxListAttr caps the values of a list attribute.
 const maxListAttr = 32
 
-// Origin is who submitted a job and through which request: it goes with
-// the job's record and on its spans.
-type Origin struct {
-	// User is the authenticated user ("" when anonymous).
-	User string
-	// Route is the legacy route of the request, e.g. "PUT
-	// /2/instances/{instance_name}/startup" ("" for gRPC calls).
-	Route string
-	// RPC is the gRPC method, e.g. /ganeti.rapi.v2.TagService/AddTags.
-	RPC string
-}
-
-type originKey struct{}
-
-// WithOrigin returns ctx carrying o, for Submit.
-func WithOrigin(ctx context.Context, o Origin) context.Context {
-	return context.WithValue(ctx, originKey{}, o)
-}
-
-func originFrom(ctx context.Context) Origin {
-	o, _ := ctx.Value(originKey{}).(Origin)
-	return o
-}
-
-func (o Origin) attrs() []attribute.KeyValue {
+// originAttrs are the span attributes of the origin of a job.
+func originAttrs(o Origin) []attribute.KeyValue {
 	var out []attribute.KeyValue
 	if o.User != "" {
 		out = append(out, telemetry.AttrUser.String(o.User))
@@ -209,7 +186,7 @@ func (e *Engine) startSubmit(ctx context.Context, ops int) (context.Context, tra
 		return ctx, tracenoop.Span{}
 	}
 	return e.tel.tracer.Start(ctx, "job.submit", trace.WithAttributes(
-		append(originFrom(ctx).attrs(), attribute.Int("ganeti.job.opcodes", ops))...))
+		append(originAttrs(originFrom(ctx)), attribute.Int("ganeti.job.opcodes", ops))...))
 }
 
 // endSubmit ends the submission span and counts the job.
@@ -276,7 +253,7 @@ func (e *Engine) startJobTrace(j *job) {
 	r := j.rec
 	attrs := append([]attribute.KeyValue{telemetry.AttrJobID.Int64(r.ID), telemetry.AttrOpcode.String(j.ids[0]),
 		attribute.Int("ganeti.job.opcodes", len(j.ids))},
-		Origin{User: r.User, Route: r.Route, RPC: r.RPC}.attrs()...)
+		originAttrs(Origin{User: r.User, Route: r.Route, RPC: r.RPC})...)
 	opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithAttributes(attrs...)}
 	if len(r.Trace) > 0 {
 		sub := e.tel.prop.Extract(context.Background(), propagation.MapCarrier(r.Trace))

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 )
 
@@ -43,7 +44,7 @@ func decodeRecord(b []byte) (*record, error) {
 		return nil, fmt.Errorf("jobs: decode job: %w", err)
 	}
 	for i, v := range r.OpResult {
-		r.OpResult[i] = normalizeNumbers(v)
+		r.OpResult[i] = backend.NormalizeNumbers(v)
 	}
 	n := len(r.Ops)
 	if n == 0 {
@@ -69,42 +70,6 @@ func decodeRecord(b []byte) (*record, error) {
 		}
 	}
 	return &r, nil
-}
-
-// decodeValue decodes a JSON value into nil, bool, int64, float64, string,
-// []any and map[string]any.
-func decodeValue(b []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	return normalizeNumbers(v), nil
-}
-
-// normalizeNumbers turns the json.Numbers of a decoded value into int64
-// (integers) or float64.
-func normalizeNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case []any:
-		for i, e := range x {
-			x[i] = normalizeNumbers(e)
-		}
-		return x
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalizeNumbers(e)
-		}
-		return x
-	}
-	return v
 }
 
 // decodeOps decodes the opcodes of a record.

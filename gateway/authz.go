@@ -1,9 +1,10 @@
-package service
+package gateway
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,8 +26,9 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 )
 
@@ -55,7 +57,7 @@ type LegacyCall struct {
 	// client a trusted proxy named (then Proxy is the peer's).
 	RemoteAddr string
 	// Proxy is the address of the trusted reverse proxy the request came
-	// through (gateway.TrustedProxies); empty when RemoteAddr is the peer.
+	// through (TrustedProxies); empty when RemoteAddr is the peer.
 	Proxy string
 	// ClientCert is set when the client presented a certificate verified
 	// against the client CA; ClientCN is its subject's common name.
@@ -140,7 +142,7 @@ type AuthConfig struct {
 	MaxAnonymousPerPeer, MaxAnonymous int
 	// Budget is the memory budget of large answers; the legacy gateway's
 	// in-process calls find their request's Hold in it.
-	Budget *MemoryBudget
+	Budget *membudget.MemoryBudget
 	// InProcess reports whether a call comes from the legacy gateway over
 	// the in-process connection, whose internal metadata is trusted.
 	InProcess func(context.Context) bool
@@ -250,25 +252,16 @@ func (a *Authorizer) method(full string) *methodInfo {
 			}
 		}
 	}
-	m.write = contains(m.access, auth.OptionWrite) && !contains(m.access, auth.OptionRead) && !m.longPoll
+	m.write = slices.Contains(m.access, auth.OptionWrite) && !slices.Contains(m.access, auth.OptionRead) && !m.longPoll
 	a.methods.Store(full, m)
 	return m
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // request is what the checks need to know of one call.
 type request struct {
 	method *methodInfo
 	call   *LegacyCall
-	// legacy: the call came through the legacy gateway.
+	// legacy: the call came through the legacy
 	legacy bool
 }
 
@@ -532,19 +525,18 @@ func jobIDOf(req, resp any) (int64, bool) {
 // Attribute keys of the spans the authorizer annotates (shared with the
 // job engine's).
 var (
-	attrUser  = telemetry.AttrUser
-	attrRoute = telemetry.AttrRoute
+	attrUser = telemetry.AttrUser
 )
 
 // annotate puts the user in the context (auth.FromContext) and the job
-// origin (jobs.WithOrigin), and the user and the legacy route on the
+// origin (backend.WithOrigin), and the user and the legacy route on the
 // call's span.
 func (a *Authorizer) annotate(ctx context.Context, r *request, user *auth.User) context.Context {
-	o := jobs.Origin{RPC: r.method.full}
+	o := backend.Origin{RPC: r.method.full}
 	if r.legacy && r.call.Hold != "" {
 		// The legacy request's Hold: what the call reserves is kept until
 		// the gateway has written the answer.
-		ctx = WithHold(ctx, a.cfg.Budget.Lookup(r.call.Hold))
+		ctx = membudget.WithHold(ctx, a.cfg.Budget.Lookup(r.call.Hold))
 	}
 	if user != nil {
 		ctx = auth.NewContext(ctx, user)
@@ -561,10 +553,10 @@ func (a *Authorizer) annotate(ctx context.Context, r *request, user *auth.User) 
 			span.SetAttributes(attrRoute.String(o.Route))
 		}
 	}
-	if !contains(r.method.access, auth.OptionWrite) {
+	if !slices.Contains(r.method.access, auth.OptionWrite) {
 		return ctx // submits no job
 	}
-	return jobs.WithOrigin(ctx, o)
+	return backend.WithOrigin(ctx, o)
 }
 
 // annotateError puts the Ganeti error class and classification of a
@@ -614,7 +606,7 @@ type proxyKey struct{}
 // WithProxy records in ctx that the request came through the trusted
 // reverse proxy at addr, and that its peer address (peer.FromContext, the
 // HTTP request's RemoteAddr) is the client the proxy named. Only the
-// listener (gateway.TrustedProxies) sets it.
+// listener (TrustedProxies) sets it.
 func WithProxy(ctx context.Context, addr string) context.Context {
 	return context.WithValue(ctx, proxyKey{}, addr)
 }

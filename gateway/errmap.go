@@ -1,4 +1,4 @@
-package service
+package gateway
 
 import (
 	"context"
@@ -14,15 +14,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
-)
-
-// ErrorDomain is the ErrorInfo domain of every error this server returns.
-const ErrorDomain = "ganeti.rapi"
-
-// Metadata keys of the ErrorInfo attached to every mapped error.
-const (
-	MetaErrorClass = "errorClass"
-	MetaErrorCode  = "errorCode"
 )
 
 // codeTable is the one mapping from Ganeti's error classification to gRPC
@@ -78,8 +69,8 @@ func ToStatus(log *slog.Logger, err error) error {
 		}
 		info := &errdetails.ErrorInfo{
 			Reason:   reason,
-			Domain:   ErrorDomain,
-			Metadata: map[string]string{MetaErrorClass: de.Class, MetaErrorCode: string(de.Code)},
+			Domain:   errs.Domain,
+			Metadata: map[string]string{errs.MetaErrorClass: de.Class, errs.MetaErrorCode: string(de.Code)},
 		}
 		details := []protoadapt.MessageV1{info}
 		if de.RetryAfter > 0 {
@@ -109,8 +100,8 @@ func ToStatus(log *slog.Logger, err error) error {
 // produced by ToStatus ("" when there are none).
 func ErrorOf(st *status.Status) (class, code string) {
 	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
-			return info.GetMetadata()[MetaErrorClass], info.GetMetadata()[MetaErrorCode]
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == errs.Domain {
+			return info.GetMetadata()[errs.MetaErrorClass], info.GetMetadata()[errs.MetaErrorCode]
 		}
 	}
 	return "", ""

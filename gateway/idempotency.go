@@ -1,4 +1,4 @@
-package service
+package gateway
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 )
 
 // Idempotent writes: a job-creating call (a method that answers a
@@ -24,7 +24,7 @@ import (
 // metadata (the legacy surface's Idempotency-Key header, which the gateway
 // forwards as that metadata). The key is scoped to the user; the request's
 // fingerprint is its method and a hash of its message. The job engine
-// keeps the key with the job (jobs.SubmitOptions.Idempotency): a retry
+// keeps the key with the job (backend.SubmitOptions.Idempotency): a retry
 // with the same key and message gets the first job's id and creates
 // nothing, the same key with another message is a conflict (409 /
 // ALREADY_EXISTS). Other calls ignore the key.
@@ -129,20 +129,6 @@ func requestFingerprint(fullMethod string, req proto.Message) (string, error) {
 	return fullMethod + " sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
-type idempotencyKey struct{}
-
-// idempotencyFrom is the idempotency of the submission of ctx's call (nil
-// when the call has no key).
-func idempotencyFrom(ctx context.Context) *jobs.Idempotency {
-	k, _ := ctx.Value(idempotencyKey{}).(*jobs.Idempotency)
-	return k
-}
-
-// submitOptions are the job options of ctx's call.
-func submitOptions(ctx context.Context) jobs.SubmitOptions {
-	return jobs.SubmitOptions{Idempotency: idempotencyFrom(ctx)}
-}
-
 // IdempotencyUnaryInterceptor reads the idempotency key of job-creating
 // calls, validates it (INVALID_ARGUMENT / 400) and hands it, with the
 // user and the request's fingerprint, to the job submission. It goes after
@@ -165,10 +151,10 @@ func IdempotencyUnaryInterceptor() grpc.UnaryServerInterceptor {
 		if err != nil {
 			return nil, err
 		}
-		k := &jobs.Idempotency{Key: key, Fingerprint: fp}
+		k := &backend.Idempotency{Key: key, Fingerprint: fp}
 		if u, ok := auth.FromContext(ctx); ok {
 			k.Scope = u.Name
 		}
-		return handler(context.WithValue(ctx, idempotencyKey{}, k), req)
+		return handler(backend.WithIdempotency(ctx, k), req)
 	}
 }

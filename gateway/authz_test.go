@@ -1,4 +1,4 @@
-package service_test
+package gateway_test
 
 import (
 	"bytes"
@@ -24,7 +24,6 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 )
 
 // fakeJobs blocks WaitJobChange and WatchJob until release is closed, and
@@ -112,7 +111,7 @@ const harnessUsers = "reader rpass-secret read\nwriter wpass-secret write\n"
 // newHarness serves fake job and version services with the production
 // interceptors and the legacy gateway on one loopback port (plain HTTP and
 // h2c).
-func newHarness(t *testing.T, cfg service.AuthConfig, readTimeout time.Duration) *harness {
+func newHarness(t *testing.T, cfg gateway.AuthConfig, readTimeout time.Duration) *harness {
 	t.Helper()
 	tab, _, err := auth.ParseUsers([]byte(harnessUsers))
 	if err != nil {
@@ -123,13 +122,13 @@ func newHarness(t *testing.T, cfg service.AuthConfig, readTimeout time.Duration)
 	cfg.Users = staticUsers{tab}
 	cfg.InProcess = gateway.IsInProcess
 	cfg.Logger = log
-	authz, err := service.NewAuthorizer(cfg)
+	authz, err := gateway.NewAuthorizer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(service.ErrorUnaryInterceptor(log), authz.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(service.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(log), authz.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
 	)
 	jobs := &fakeJobs{release: make(chan struct{})}
 	rapiv2.RegisterJobServiceServer(srv, jobs)
@@ -193,7 +192,7 @@ func watchFirst(jobs rapiv2.JobServiceClient, ctx context.Context) error {
 // and everything is admitted again once the others end. The handlers see
 // the authenticated user.
 func TestLongPollLimit(t *testing.T) {
-	h := newHarness(t, service.AuthConfig{MaxWaiters: 2, MaxWatchers: 1}, 0)
+	h := newHarness(t, gateway.AuthConfig{MaxWaiters: 2, MaxWatchers: 1}, 0)
 	jobs := rapiv2.NewJobServiceClient(h.conn)
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -264,7 +263,7 @@ func TestLongPollLimit(t *testing.T) {
 // TestWatchersPerUser: with MaxWatchersPerUser 1 a user's second
 // concurrent watch is refused while another user's is admitted.
 func TestWatchersPerUser(t *testing.T) {
-	h := newHarness(t, service.AuthConfig{MaxWatchers: 10, MaxWatchersPerUser: 1}, 0)
+	h := newHarness(t, gateway.AuthConfig{MaxWatchers: 10, MaxWatchersPerUser: 1}, 0)
 	jobs := rapiv2.NewJobServiceClient(h.conn)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -302,7 +301,7 @@ func retryDelay(err error) time.Duration {
 // TestReadTimeout: a legacy body that trickles in slower than ReadTimeout
 // is cut, while a long poll that outlasts ReadTimeout is not.
 func TestReadTimeout(t *testing.T) {
-	h := newHarness(t, service.AuthConfig{}, 300*time.Millisecond)
+	h := newHarness(t, gateway.AuthConfig{}, 300*time.Millisecond)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +334,7 @@ func TestReadTimeout(t *testing.T) {
 // source address (nor does x-forwarded-for or forwarded metadata, from a
 // peer that is not a trusted proxy).
 func TestInternalMetadataNotTrusted(t *testing.T) {
-	h := newHarness(t, service.AuthConfig{}, 0)
+	h := newHarness(t, gateway.AuthConfig{}, 0)
 	jobs := rapiv2.NewJobServiceClient(h.conn)
 	ctx := metadata.AppendToOutgoingContext(context.Background(),
 		"x-ganeti-gateway-client-cn-bin", "writer",
@@ -386,9 +385,9 @@ func TestAuthErrorStatuses(t *testing.T) {
 		{errs.TooManyRequests(1500*time.Millisecond, "slow down"), codes.ResourceExhausted, "slow down", 1500 * time.Millisecond},
 	}
 	for _, c := range cases {
-		st := status.Convert(service.ToStatus(nil, c.err))
-		d, hasRetry := service.RetryDelayOf(st)
-		class, _ := service.ErrorOf(st)
+		st := status.Convert(gateway.ToStatus(nil, c.err))
+		d, hasRetry := gateway.RetryDelayOf(st)
+		class, _ := gateway.ErrorOf(st)
 		if st.Code() != c.code || st.Message() != c.msg || d != c.retry || hasRetry != (c.retry > 0) || class == "" {
 			t.Errorf("%v: %v %q retry %v (%v) class %q", c.err, st.Code(), st.Message(), d, hasRetry, class)
 		}

@@ -1,4 +1,4 @@
-package service_test
+package membudget_test
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
+	"github.com/ganeti-gateway/ganeti-gateway/gateway"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
 )
 
 // TestMemoryBudget: reservations wait in arrival order for room, a request
@@ -17,7 +18,7 @@ import (
 // request's Hold (or found by its ticket) lasts until the Hold is
 // released, not until the handler returns.
 func TestMemoryBudget(t *testing.T) {
-	b := service.NewMemoryBudget(100, 200*time.Millisecond)
+	b := membudget.NewMemoryBudget(100, 200*time.Millisecond)
 	ctx := context.Background()
 
 	r1, err := b.Reserve(ctx, 60)
@@ -50,7 +51,7 @@ func TestMemoryBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = b.Reserve(ctx, 1)
-	if st := status.Convert(service.ToStatus(nil, err)); st.Code() != codes.ResourceExhausted || retryDelay(st.Err()) <= 0 {
+	if st := status.Convert(gateway.ToStatus(nil, err)); st.Code() != codes.ResourceExhausted || retryDelay(st.Err()) <= 0 {
 		t.Errorf("wait beyond MaxWait: %v", err)
 	}
 	hold()
@@ -68,7 +69,7 @@ func TestMemoryBudget(t *testing.T) {
 
 	// Under a Hold, found in the context or by its ticket.
 	h := b.NewHold()
-	hctx := service.WithHold(ctx, h)
+	hctx := membudget.WithHold(ctx, h)
 	release, err := b.Reserve(hctx, 30)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func TestMemoryBudget(t *testing.T) {
 	if ticket == "" || b.Lookup(ticket) != h {
 		t.Fatalf("ticket %q does not find the Hold", ticket)
 	}
-	release, err = b.Reserve(service.WithHold(ctx, b.Lookup(ticket)), 20)
+	release, err = b.Reserve(membudget.WithHold(ctx, b.Lookup(ticket)), 20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +92,15 @@ func TestMemoryBudget(t *testing.T) {
 		t.Errorf("after the Hold's release: used %d, ticket still known %v", b.Used(), b.Lookup(ticket) != nil)
 	}
 	// A nil budget reserves nothing and never waits.
-	var none *service.MemoryBudget
+	var none *membudget.MemoryBudget
 	if r, err := none.Reserve(ctx, 1<<40); err != nil {
 		t.Errorf("nil budget: %v", err)
 	} else {
 		r()
 	}
+}
+
+func retryDelay(err error) time.Duration {
+	d, _ := gateway.RetryDelayOf(status.Convert(err))
+	return d
 }

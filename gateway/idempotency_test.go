@@ -1,4 +1,4 @@
-package service_test
+package gateway_test
 
 import (
 	"context"
@@ -37,13 +37,13 @@ func newIdemServer(t *testing.T) (string, *grpc.ClientConn, *jobs.Engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authz, err := service.NewAuthorizer(service.AuthConfig{Users: staticUsers{tab}, AllowAnonymousReads: true,
+	authz, err := gateway.NewAuthorizer(gateway.AuthConfig{Users: staticUsers{tab}, AllowAnonymousReads: true,
 		InProcess: gateway.IsInProcess, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(service.ErrorUnaryInterceptor(quiet), authz.UnaryInterceptor(),
-		service.IdempotencyUnaryInterceptor()))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(quiet), authz.UnaryInterceptor(),
+		gateway.IdempotencyUnaryInterceptor()))
 	svcs.Register(srv)
 	addr := serveSamePort(t, srv, gateway.Config{Authorize: authz.Preflight, Logger: quiet}, nil, gateway.Timeouts{})
 	return "http://" + addr, dialTest(t, addr), eng
@@ -240,7 +240,7 @@ func TestParseIdempotencyKey(t *testing.T) {
 		{values: []string{"x", "x"}, wantErr: true},
 	}
 	for _, c := range cases {
-		got, err := service.ParseIdempotencyKey(c.values)
+		got, err := gateway.ParseIdempotencyKey(c.values)
 		if got != c.want || (err != nil) != c.wantErr {
 			t.Errorf("ParseIdempotencyKey(%q) = %q, %v; want %q (error %v)", c.values, got, err, c.want, c.wantErr)
 		}

@@ -1,4 +1,4 @@
-package service_test
+package gateway_test
 
 import (
 	"context"
@@ -24,7 +24,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 )
 
 // limitHarness serves the fake job and version services and gRPC health
@@ -36,7 +35,7 @@ type limitHarness struct {
 	logs *lockedBuffer
 }
 
-func newLimitHarness(t *testing.T, cfg service.AuthConfig, sp gateway.SamePortConfig, to gateway.Timeouts) *limitHarness {
+func newLimitHarness(t *testing.T, cfg gateway.AuthConfig, sp gateway.SamePortConfig, to gateway.Timeouts) *limitHarness {
 	t.Helper()
 	tab, _, err := auth.ParseUsers([]byte(harnessUsers))
 	if err != nil {
@@ -47,13 +46,13 @@ func newLimitHarness(t *testing.T, cfg service.AuthConfig, sp gateway.SamePortCo
 	cfg.Users = staticUsers{tab}
 	cfg.InProcess = gateway.IsInProcess
 	cfg.Logger = log
-	authz, err := service.NewAuthorizer(cfg)
+	authz, err := gateway.NewAuthorizer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(service.ErrorUnaryInterceptor(log), authz.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(service.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(log), authz.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
 	)
 	jobs := &fakeJobs{release: make(chan struct{})}
 	rapiv2.RegisterJobServiceServer(srv, jobs)
@@ -124,7 +123,7 @@ func rawCall(t *testing.T, addr, method string, writeBody func(w *io.PipeWriter)
 // whose message arrived in time may last longer than the timeout (a long
 // poll), and a server stream stays open after its request.
 func TestGRPCReceiveDeadline(t *testing.T) {
-	h := newLimitHarness(t, service.AuthConfig{AllowAnonymousReads: true}, gateway.SamePortConfig{Limits: &gateway.Limits{}, ReadTimeout: 300 * time.Millisecond}, gateway.Timeouts{})
+	h := newLimitHarness(t, gateway.AuthConfig{AllowAnonymousReads: true}, gateway.SamePortConfig{Limits: &gateway.Limits{}, ReadTimeout: 300 * time.Millisecond}, gateway.Timeouts{})
 	const method = "/ganeti.rapi.v2.VersionService/GetVersion"
 
 	done := make(chan struct{})
@@ -195,7 +194,7 @@ func withUnknown(n int) *rapiv2.GetVersionRequest {
 // refused with ResourceExhausted from its length prefix, before it is
 // received or decoded; it used to be read and decoded up to gRPC's 4 MiB.
 func TestGRPCMessageLimit(t *testing.T) {
-	h := newLimitHarness(t, service.AuthConfig{AllowAnonymousReads: true}, gateway.SamePortConfig{
+	h := newLimitHarness(t, gateway.AuthConfig{AllowAnonymousReads: true}, gateway.SamePortConfig{
 		Limits: &gateway.Limits{ReadMessageBytes: 1 << 10, BodyBytes: 64 << 10, QueryBodyBytes: 8 << 10},
 	}, gateway.Timeouts{})
 	conn := h.dial(t)
@@ -227,7 +226,7 @@ func TestGRPCMessageLimit(t *testing.T) {
 // connection; a request with valid credentials is not counted; a place
 // freed is taken again. The refusals are audited once, not once each.
 func TestAnonymousStreamsPerPeer(t *testing.T) {
-	h := newLimitHarness(t, service.AuthConfig{MaxAnonymousPerPeer: 3}, gateway.SamePortConfig{}, gateway.Timeouts{})
+	h := newLimitHarness(t, gateway.AuthConfig{MaxAnonymousPerPeer: 3}, gateway.SamePortConfig{}, gateway.Timeouts{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var streams []context.CancelFunc
@@ -297,7 +296,7 @@ func TestAnonymousPerClientBehindProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newLimitHarness(t, service.AuthConfig{MaxAnonymousPerPeer: 1}, gateway.SamePortConfig{TrustedProxies: trusted}, gateway.Timeouts{})
+	h := newLimitHarness(t, gateway.AuthConfig{MaxAnonymousPerPeer: 1}, gateway.SamePortConfig{TrustedProxies: trusted}, gateway.Timeouts{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	watch := func(client string) error {
@@ -335,7 +334,7 @@ func TestAnonymousPerClientBehindProxy(t *testing.T) {
 // TestStreamsPerConnection: the HTTP/2 connection allows
 // MaxConcurrentStreams calls at once; the client queues the next.
 func TestStreamsPerConnection(t *testing.T) {
-	h := newLimitHarness(t, service.AuthConfig{}, gateway.SamePortConfig{}, gateway.Timeouts{MaxConcurrentStreams: 2})
+	h := newLimitHarness(t, gateway.AuthConfig{}, gateway.SamePortConfig{}, gateway.Timeouts{MaxConcurrentStreams: 2})
 	conn := h.dial(t)
 	hc := healthpb.NewHealthClient(conn)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -363,7 +362,7 @@ func TestStreamsPerConnection(t *testing.T) {
 // closes it when the ping is not answered (it used to keep it until the
 // idle timeout).
 func TestKeepalivePing(t *testing.T) {
-	h := newLimitHarness(t, service.AuthConfig{}, gateway.SamePortConfig{},
+	h := newLimitHarness(t, gateway.AuthConfig{}, gateway.SamePortConfig{},
 		gateway.Timeouts{ReadHeader: time.Second, Idle: time.Minute, Keepalive: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond})
 	c, err := net.Dial("tcp", h.addr)
 	if err != nil {

@@ -1,0 +1,38 @@
+package jobs
+
+import "github.com/ganeti-gateway/ganeti-gateway/internal/backend"
+
+// The job vocabulary is the backend's (internal/backend); the engine uses
+// it under its own names.
+type (
+	Job           = backend.Job
+	Timestamp     = backend.Timestamp
+	LogEntry      = backend.LogEntry
+	SubmitOptions = backend.SubmitOptions
+	Idempotency   = backend.Idempotency
+	Origin        = backend.Origin
+)
+
+// Job and opcode statuses.
+const (
+	StatusQueued    = backend.StatusQueued
+	StatusWaiting   = backend.StatusWaiting
+	StatusCanceling = backend.StatusCanceling
+	StatusRunning   = backend.StatusRunning
+	StatusCanceled  = backend.StatusCanceled
+	StatusSuccess   = backend.StatusSuccess
+	StatusError     = backend.StatusError
+)
+
+var (
+	// Finalized reports whether a job or opcode status is final.
+	Finalized = backend.Finalized
+	// JobStatus derives a job's status from its opcodes' statuses.
+	JobStatus = backend.JobStatus
+	// TimestampOf converts a time.
+	TimestampOf = backend.TimestampOf
+	// WithOrigin returns ctx carrying o, for Submit.
+	WithOrigin  = backend.WithOrigin
+	originFrom  = backend.OriginFrom
+	decodeValue = backend.DecodeValue
+)
