@@ -18,6 +18,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 )
 
@@ -29,7 +30,7 @@ const idemUsers = "alice apass write,admin\nbob bpass write\n"
 func newIdemServer(t *testing.T) (string, *grpc.ClientConn, *jobs.Engine) {
 	t.Helper()
 	model, eng := goldenEngine(t, nil)
-	svcs, err := service.New(service.Config{Cluster: model, Jobs: eng, Logger: quiet})
+	svcs, err := service.New(service.Config{Backend: sim.New(model, eng), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/selfsigned"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/impexp"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
@@ -450,7 +451,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	// being decoded.
 	budget := membudget.NewMemoryBudget(cfg.QueryMemory-cfg.QueryMemory/4, 0)
 	requestBudget := membudget.NewMemoryBudget(cfg.QueryMemory/4, 0)
-	services, err := service.New(service.Config{Cluster: model, Jobs: a.jobs, Logger: log, MaxTestDelay: cfg.MaxTestDelay, Limits: service.Limits{
+	services, err := service.New(service.Config{Backend: sim.New(model, a.jobs), Logger: log, MaxTestDelay: cfg.MaxTestDelay, Limits: service.Limits{
 		MaxQueryFields:      cfg.MaxQueryFields,
 		MaxQueryResultBytes: cfg.MaxQueryResultBytes,
 		Budget:              budget,

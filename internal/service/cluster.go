@@ -11,9 +11,13 @@ type clusterService struct {
 	s *Services
 }
 
-func (c *clusterService) GetInfo(context.Context, *rapiv2.GetInfoRequest) (*rapiv2.ClusterInfo, error) {
+func (c *clusterService) GetInfo(ctx context.Context, _ *rapiv2.GetInfoRequest) (*rapiv2.ClusterInfo, error) {
+	shared, err := c.s.cfg.Backend.ClusterInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
 	info := &rapiv2.ClusterInfo{}
-	if err := fill(info, c.s.state().InfoShared()); err != nil { // fill copies what it keeps
+	if err := fill(info, shared); err != nil { // fill copies what it keeps
 		return nil, err
 	}
 	return info, nil

@@ -1,16 +1,17 @@
 package service
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 )
 
 // fill converts a Ganeti-shaped value from the domain into msg. A failure
@@ -39,7 +40,7 @@ func rowFiller(msg proto.Message) (*legacyjson.RowFiller, []string) {
 
 // fillRow converts one query row into msg, the Ganeti object of the row:
 // cells without data are left out, so they read as null.
-func fillRow(b *legacyjson.Batch, rf *legacyjson.RowFiller, msg proto.Message, cells []cluster.Cell, vals []any) error {
+func fillRow(b *legacyjson.Batch, rf *legacyjson.RowFiller, msg proto.Message, cells []backend.Cell, vals []any) error {
 	for i := range vals {
 		vals[i] = nil
 		if i < len(cells) && cells[i].Status == 0 {
@@ -53,9 +54,9 @@ func fillRow(b *legacyjson.Batch, rf *legacyjson.RowFiller, msg proto.Message, c
 }
 
 // listObjects runs the bulk query of a resource into messages made by newMsg.
-func listObjects[T proto.Message](st *cluster.State, resource string, newMsg func() T) ([]T, error) {
+func listObjects[T proto.Message](ctx context.Context, b backend.Reader, resource string, newMsg func() T) ([]T, error) {
 	rf, fields := rowFiller(newMsg())
-	res, err := st.QueryShared(resource, fields, nil) // the conversion copies what it keeps
+	res, err := b.Query(ctx, resource, fields, nil, backend.QueryLimits{}) // the conversion copies what it keeps
 	if err != nil {
 		return nil, err
 	}
@@ -73,9 +74,9 @@ func listObjects[T proto.Message](st *cluster.State, resource string, newMsg fun
 }
 
 // getObject reads one object of a resource into msg.
-func getObject(st *cluster.State, resource, name string, msg proto.Message) error {
+func getObject(ctx context.Context, b backend.Reader, resource, name string, msg proto.Message) error {
 	rf, fields := rowFiller(msg)
-	cells, err := st.GetShared(resource, name, fields)
+	cells, err := b.Get(ctx, resource, name, fields)
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func getObject(st *cluster.State, resource, name string, msg proto.Message) erro
 }
 
 // queryResponse converts a domain query result.
-func queryResponse(res *cluster.QueryResult) (*rapiv2.QueryResponse, error) {
+func queryResponse(res *backend.QueryResult) (*rapiv2.QueryResponse, error) {
 	resp := &rapiv2.QueryResponse{Fields: fieldDefinitions(res.Fields)}
 	resp.Data = make([]*rapiv2.QueryRow, len(res.Data))
 	var batch legacyjson.Batch
@@ -104,7 +105,7 @@ func queryResponse(res *cluster.QueryResult) (*rapiv2.QueryResponse, error) {
 	return resp, nil
 }
 
-func fieldDefinitions(defs []cluster.FieldDef) []*rapiv2.FieldDefinition {
+func fieldDefinitions(defs []backend.FieldDef) []*rapiv2.FieldDefinition {
 	out := make([]*rapiv2.FieldDefinition, len(defs))
 	for i, d := range defs {
 		out[i] = &rapiv2.FieldDefinition{Name: d.Name, Title: d.Title, Kind: fieldKind(d.Kind), Doc: d.Doc}

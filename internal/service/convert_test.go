@@ -13,7 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
@@ -76,10 +78,11 @@ func TestFastConversionSameAsFromValue(t *testing.T) {
 		{cluster.ResNetwork, func() proto.Message { return newNetwork() }},
 		{cluster.ResFilter, func() proto.Message { return newFilterRule() }},
 	}
+	ctx := context.Background()
 	for _, file := range []string{"testdata/golden-cluster.json", "deploy/demo-cluster.json"} {
 		st := openState(t, file)
 		for _, r := range resources {
-			list, err := listObjects(st, r.resource, r.newMsg)
+			list, err := listObjects(ctx, stateReader{st: st}, r.resource, r.newMsg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +103,7 @@ func TestFastConversionSameAsFromValue(t *testing.T) {
 			}
 			for _, name := range st.Names(r.resource) {
 				got := r.newMsg()
-				if err := getObject(st, r.resource, name, got); err != nil {
+				if err := getObject(ctx, stateReader{st: st}, r.resource, name, got); err != nil {
 					t.Fatal(err)
 				}
 				cells, err := st.Get(r.resource, name, fields)
@@ -191,7 +194,7 @@ func BenchmarkListInstances1000(b *testing.B) {
 	b.Run("fast", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if l, err := listObjects(st, cluster.ResInstance, newInstance); err != nil || len(l) != 1000 {
+			if l, err := listObjects(context.Background(), stateReader{st: st}, cluster.ResInstance, newInstance); err != nil || len(l) != 1000 {
 				b.Fatal(err)
 			}
 		}
@@ -228,11 +231,26 @@ func BenchmarkClusterInfo(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc := &clusterService{s: &Services{cfg: Config{Cluster: model}}}
+	svc := &clusterService{s: &Services{cfg: Config{Backend: sim.New(model, nil)}}}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if _, err := svc.GetInfo(context.Background(), &rapiv2.GetInfoRequest{}); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// stateReader reads one cluster state: the reads the conversion tests
+// compare (the other methods are not called).
+type stateReader struct {
+	backend.Reader
+	st *cluster.State
+}
+
+func (r stateReader) Get(_ context.Context, resource, name string, fields []string) ([]backend.Cell, error) {
+	return r.st.GetShared(resource, name, fields)
+}
+
+func (r stateReader) Query(_ context.Context, resource string, fields []string, filter any, lim backend.QueryLimits) (*backend.QueryResult, error) {
+	return r.st.QueryLimited(resource, fields, filter, lim)
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 )
 
 type groupService struct {
@@ -14,24 +14,27 @@ type groupService struct {
 
 func newGroup() *rapiv2.Group { return &rapiv2.Group{} }
 
-func (g *groupService) ListGroups(_ context.Context, req *rapiv2.ListGroupsRequest) (*rapiv2.ListGroupsResponse, error) {
-	st := g.s.state()
+func (g *groupService) ListGroups(ctx context.Context, req *rapiv2.ListGroupsRequest) (*rapiv2.ListGroupsResponse, error) {
 	if !req.GetBulk() {
-		return &rapiv2.ListGroupsResponse{Refs: namedRefs(st.Names(cluster.ResGroup), "/2/groups/")}, nil
+		names, err := g.s.cfg.Backend.Names(ctx, backend.ResGroup)
+		if err != nil {
+			return nil, err
+		}
+		return &rapiv2.ListGroupsResponse{Refs: namedRefs(names, "/2/groups/")}, nil
 	}
-	groups, err := listObjects(st, cluster.ResGroup, newGroup)
+	groups, err := listObjects(ctx, g.s.cfg.Backend, backend.ResGroup, newGroup)
 	if err != nil {
 		return nil, err
 	}
 	return &rapiv2.ListGroupsResponse{Groups: groups}, nil
 }
 
-func (g *groupService) GetGroup(_ context.Context, req *rapiv2.GetGroupRequest) (*rapiv2.Group, error) {
+func (g *groupService) GetGroup(ctx context.Context, req *rapiv2.GetGroupRequest) (*rapiv2.Group, error) {
 	if err := refuseSyncQuery(req.GetLock()); err != nil {
 		return nil, err
 	}
 	group := newGroup()
-	if err := getObject(g.s.state(), cluster.ResGroup, req.GetGroupName(), group); err != nil {
+	if err := getObject(ctx, g.s.cfg.Backend, backend.ResGroup, req.GetGroupName(), group); err != nil {
 		return nil, err
 	}
 	return group, nil

@@ -15,7 +15,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 )
 
 // Waiting for a job change: Ganeti's RAPI waits at most _WFJC_TIMEOUT (10
@@ -26,35 +25,36 @@ const (
 	jobWaitMax     = 30 * time.Second
 )
 
-// jobService answers the job RPCs from the job engine. Without one
-// (Config.Jobs nil) the queue is empty: every job id is unknown, which
-// Ganeti answers with a job whose fields are all null.
+// jobService answers the job RPCs from the backend's job queue.
 type jobService struct {
 	rapiv2.UnimplementedJobServiceServer
 	s *Services
 }
 
-func (j *jobService) engine() *jobs.Engine { return j.s.cfg.Jobs }
+func (j *jobService) queue() backend.JobQueue { return j.s.cfg.Backend }
 
 // LegacyOpValue is the legacy JSON value of an opcode (its OP_ID and
-// parameters): what jobs.Config.EncodeOp should be for the "ops" field of
-// the "job" query resource.
+// parameters): how a backend shows the "ops" field of the "job" query
+// resource.
 func LegacyOpValue(op *rapiv2.OpCode) (any, error) { return legacyjson.ToValue(op) }
 
-func (j *jobService) ListJobs(_ context.Context, req *rapiv2.ListJobsRequest) (*rapiv2.ListJobsResponse, error) {
-	eng := j.engine()
-	if eng == nil {
-		return &rapiv2.ListJobsResponse{}, nil
-	}
+func (j *jobService) ListJobs(ctx context.Context, req *rapiv2.ListJobsRequest) (*rapiv2.ListJobsResponse, error) {
+	q := j.queue()
 	if !req.GetBulk() {
-		ids := eng.IDs()
+		ids, err := q.JobIDs(ctx)
+		if err != nil {
+			return nil, err
+		}
 		refs := make([]*rapiv2.JobRef, len(ids))
 		for i, id := range ids {
 			refs[i] = &rapiv2.JobRef{Id: id, Uri: fmt.Sprintf("/2/jobs/%d", id)}
 		}
 		return &rapiv2.ListJobsResponse{Refs: refs}, nil
 	}
-	list := eng.List()
+	list, err := q.Jobs(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*rapiv2.JobSummary, len(list))
 	for i, job := range list {
 		out[i] = jobSummary(job)
@@ -62,12 +62,8 @@ func (j *jobService) ListJobs(_ context.Context, req *rapiv2.ListJobsRequest) (*
 	return &rapiv2.ListJobsResponse{Jobs: out}, nil
 }
 
-func (j *jobService) GetJob(_ context.Context, req *rapiv2.GetJobRequest) (*rapiv2.Job, error) {
-	eng := j.engine()
-	if eng == nil {
-		return &rapiv2.Job{Id: req.GetJobId()}, nil
-	}
-	job, ok, err := eng.Lookup(req.GetJobId())
+func (j *jobService) GetJob(ctx context.Context, req *rapiv2.GetJobRequest) (*rapiv2.Job, error) {
+	job, ok, err := j.queue().Job(ctx, req.GetJobId())
 	if err != nil {
 		return nil, err // an internal error: never a partial job, never "not found"
 	}
@@ -77,20 +73,15 @@ func (j *jobService) GetJob(_ context.Context, req *rapiv2.GetJobRequest) (*rapi
 	return jobMessage(job)
 }
 
-func (j *jobService) CancelJob(_ context.Context, req *rapiv2.CancelJobRequest) (*rapiv2.CancelJobResponse, error) {
-	eng := j.engine()
-	if eng == nil {
-		return &rapiv2.CancelJobResponse{Success: false, Message: fmt.Sprintf("Job %d not found in queue", req.GetJobId())}, nil
+func (j *jobService) CancelJob(ctx context.Context, req *rapiv2.CancelJobRequest) (*rapiv2.CancelJobResponse, error) {
+	ok, msg, err := j.queue().Cancel(ctx, req.GetJobId())
+	if err != nil {
+		return nil, err
 	}
-	ok, msg := eng.Cancel(req.GetJobId())
 	return &rapiv2.CancelJobResponse{Success: ok, Message: msg}, nil
 }
 
 func (j *jobService) WaitJobChange(ctx context.Context, req *rapiv2.WaitJobChangeRequest) (*rapiv2.WaitJobChangeResponse, error) {
-	eng := j.engine()
-	if eng == nil {
-		return nil, jobs.NotFound(req.GetJobId())
-	}
 	if err := j.s.cfg.Limits.checkFields(req.GetFields()); err != nil {
 		return nil, err
 	}
@@ -108,7 +99,7 @@ func (j *jobService) WaitJobChange(ctx context.Context, req *rapiv2.WaitJobChang
 	}
 	waitCtx, cancel := j.s.untilDrain(ctx)
 	defer cancel()
-	info, logs, changed, err := eng.WaitForChange(waitCtx, req.GetJobId(), req.GetFields(), prev, serial, timeout)
+	info, logs, changed, err := j.queue().WaitForChange(waitCtx, req.GetJobId(), req.GetFields(), prev, serial, timeout)
 	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(waitCtx), errDraining) {
 		// The server drains: answer as when the wait times out.
 		err, changed = nil, false
@@ -135,23 +126,20 @@ func (j *jobService) WaitJobChange(ctx context.Context, req *rapiv2.WaitJobChang
 }
 
 func (j *jobService) SubmitJob(ctx context.Context, req *rapiv2.SubmitJobRequest) (*rapiv2.JobSubmission, error) {
-	eng := j.engine()
-	if eng == nil {
-		return nil, errs.NotImplemented("The job queue is not available")
-	}
+	q := j.queue()
 	ops, err := j.s.typedJob(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	for _, op := range ops {
-		if id := jobs.OpID(op); !eng.Implements(id) {
+		if id := backend.OpID(op); !q.Supports(id) {
 			return nil, errs.NotImplemented("%s is not implemented yet", id)
 		}
 		if err := legacyjson.CheckParams(op); err != nil {
 			return nil, errs.BadRequest("%s", err.Error())
 		}
 	}
-	id, err := eng.Submit(ctx, ops, backend.SubmitOptions{Idempotency: backend.IdempotencyFrom(ctx)})
+	id, err := q.Submit(ctx, ops, backend.SubmitOptions{Idempotency: backend.IdempotencyFrom(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -159,10 +147,6 @@ func (j *jobService) SubmitJob(ctx context.Context, req *rapiv2.SubmitJobRequest
 }
 
 func (j *jobService) WatchJob(req *rapiv2.WatchJobRequest, stream grpc.ServerStreamingServer[rapiv2.Job]) error {
-	eng := j.engine()
-	if eng == nil {
-		return jobs.NotFound(req.GetJobId())
-	}
 	if (req.AfterVersion == nil) != (req.AfterLogSerial == nil) {
 		return errs.BadRequest("after_version and after_log_serial go together")
 	}
@@ -177,7 +161,7 @@ func (j *jobService) WatchJob(req *rapiv2.WatchJobRequest, stream grpc.ServerStr
 	if errors.Is(context.Cause(ctx), errDraining) {
 		return watchEnded(errDraining, req.GetJobId(), &w)
 	}
-	ch, err := eng.Watch(ctx, req.GetJobId())
+	ch, err := j.queue().Watch(ctx, req.GetJobId())
 	if err != nil {
 		return err
 	}
@@ -228,14 +212,14 @@ func jobStatusList(s []string) []rapiv2.JobStatus {
 	return out
 }
 
-func jobTimestamp(t *jobs.Timestamp) *rapiv2.JobTimestamp {
+func jobTimestamp(t *backend.Timestamp) *rapiv2.JobTimestamp {
 	if t == nil {
 		return nil
 	}
 	return &rapiv2.JobTimestamp{Seconds: t.Sec, Microseconds: t.Usec}
 }
 
-func jobSummary(j *jobs.Job) *rapiv2.JobSummary {
+func jobSummary(j *backend.Job) *rapiv2.JobSummary {
 	return &rapiv2.JobSummary{
 		Id:         j.ID,
 		Ops:        j.Ops,
@@ -249,7 +233,7 @@ func jobSummary(j *jobs.Job) *rapiv2.JobSummary {
 }
 
 // jobMessage converts a job snapshot to the J_FIELDS message.
-func jobMessage(j *jobs.Job) (*rapiv2.Job, error) {
+func jobMessage(j *backend.Job) (*rapiv2.Job, error) {
 	st := jobStatus(j.Status)
 	out := &rapiv2.Job{
 		Id:         j.ID,
@@ -295,11 +279,11 @@ func opResult(status string, res any) (*rapiv2.OpResult, error) {
 		return &rapiv2.OpResult{}, nil
 	}
 	switch status {
-	case jobs.StatusError:
+	case backend.StatusError:
 		if e := opError(res); e != nil {
 			return &rapiv2.OpResult{Result: &rapiv2.OpResult_Error{Error: e}}, nil
 		}
-	case jobs.StatusCanceled:
+	case backend.StatusCanceled:
 		if s, ok := res.(string); ok {
 			return &rapiv2.OpResult{Result: &rapiv2.OpResult_Canceled{Canceled: s}}, nil
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 )
@@ -36,7 +37,7 @@ func newJobConn(t *testing.T, start bool) (*grpc.ClientConn, *jobs.Engine, *clus
 	if start {
 		eng.Start()
 	}
-	svcs, err := service.New(service.Config{Cluster: model, Jobs: eng, Logger: quiet})
+	svcs, err := service.New(service.Config{Backend: sim.New(model, eng), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,23 +334,5 @@ func TestJobRPCs(t *testing.T) {
 	ws, _ := js.WatchJob(ctx, &rapiv2.WatchJobRequest{JobId: 999})
 	if _, err := ws.Recv(); status.Code(err) != codes.NotFound {
 		t.Errorf("watch unknown: %v", err)
-	}
-}
-
-// TestWritesWithoutEngine: without a job engine, writes are not
-// implemented and the queue is empty.
-func TestWritesWithoutEngine(t *testing.T) {
-	conn := newConn(t)
-	ctx := context.Background()
-	_, err := rapiv2.NewTagServiceClient(conn).AddClusterTags(ctx, &rapiv2.ChangeClusterTagsRequest{Tag: []string{"x"}})
-	if status.Code(err) != codes.Unimplemented {
-		t.Errorf("tag write: %v", err)
-	}
-	js := rapiv2.NewJobServiceClient(conn)
-	if l, err := js.ListJobs(ctx, &rapiv2.ListJobsRequest{}); err != nil || len(l.GetRefs()) != 0 {
-		t.Errorf("list = %v %v", l, err)
-	}
-	if c, err := js.CancelJob(ctx, &rapiv2.CancelJobRequest{JobId: 3}); err != nil || c.GetMessage() != "Job 3 not found in queue" {
-		t.Errorf("cancel = %v %v", c, err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 )
 
 // watchState is what a WatchJob stream has sent so far: its first message
@@ -33,7 +33,7 @@ type watchState struct {
 // version (with opresult and ops when an opcode changed since), or the
 // whole job when j is older than that version or the serial is beyond j's
 // log (a store restored from a backup).
-func (w *watchState) resume(j *jobs.Job, version, logSerial int64) bool {
+func (w *watchState) resume(j *backend.Job, version, logSerial int64) bool {
 	switch {
 	case j.Version == version:
 		w.sent, w.version, w.serial, w.opstatus, w.ops = true, version, logSerial, slices.Clone(j.OpStatus), j.Ops
@@ -54,7 +54,7 @@ func (w *watchState) resume(j *jobs.Job, version, logSerial int64) bool {
 }
 
 // next is the stream's message for a snapshot of the job.
-func (w *watchState) next(j *jobs.Job) (*rapiv2.Job, error) {
+func (w *watchState) next(j *backend.Job) (*rapiv2.Job, error) {
 	msg, err := w.message(j)
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func (w *watchState) next(j *jobs.Job) (*rapiv2.Job, error) {
 	return msg, nil
 }
 
-func (w *watchState) message(j *jobs.Job) (*rapiv2.Job, error) {
+func (w *watchState) message(j *backend.Job) (*rapiv2.Job, error) {
 	if !w.sent {
 		// The whole job, its log converted through the shared cache.
 		noLog := *j
@@ -86,7 +86,7 @@ func (w *watchState) message(j *jobs.Job) (*rapiv2.Job, error) {
 // timestamps, the new log entries, the results when an opcode's status
 // changed, the opcodes when one changed (the engine fills an opcode's
 // debug_level when it starts).
-func (w *watchState) delta(j *jobs.Job) (*rapiv2.Job, error) {
+func (w *watchState) delta(j *backend.Job) (*rapiv2.Job, error) {
 	st := jobStatus(j.Status)
 	after := w.serial
 	out := &rapiv2.Job{
@@ -124,7 +124,7 @@ func (w *watchState) delta(j *jobs.Job) (*rapiv2.Job, error) {
 }
 
 // oplog converts, per opcode, the log entries with a serial above after.
-func (w *watchState) oplog(j *jobs.Job, after int64) ([]*rapiv2.OpLog, error) {
+func (w *watchState) oplog(j *backend.Job, after int64) ([]*rapiv2.OpLog, error) {
 	out := make([]*rapiv2.OpLog, len(j.OpLog))
 	for i, l := range j.OpLog {
 		// Serials grow along a job's log: the new entries are a suffix.
@@ -139,7 +139,7 @@ func (w *watchState) oplog(j *jobs.Job, after int64) ([]*rapiv2.OpLog, error) {
 }
 
 // lastSerial is the highest log serial of j, at least floor.
-func lastSerial(j *jobs.Job, floor int64) int64 {
+func lastSerial(j *backend.Job, floor int64) int64 {
 	for _, l := range j.OpLog {
 		if n := len(l); n > 0 && l[n-1].Serial > floor {
 			floor = l[n-1].Serial
@@ -188,7 +188,7 @@ func (c *watchLogs) release(l *jobLogs) {
 
 // convert returns the messages of entries, converting those not converted
 // yet.
-func (l *jobLogs) convert(entries []jobs.LogEntry) ([]*rapiv2.LogEntry, error) {
+func (l *jobLogs) convert(entries []backend.LogEntry) ([]*rapiv2.LogEntry, error) {
 	out := make([]*rapiv2.LogEntry, len(entries))
 	l.mu.Lock()
 	defer l.mu.Unlock()

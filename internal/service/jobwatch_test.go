@@ -19,6 +19,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 )
@@ -74,7 +75,7 @@ func newJobServer(tb testing.TB, ex jobs.Executor, maxWatchAge time.Duration) *j
 // as a second server of the same store would.
 func serveJobs(tb testing.TB, model *cluster.Model, eng *jobs.Engine, maxWatchAge time.Duration) *jobServer {
 	tb.Helper()
-	svcs, err := service.New(service.Config{Cluster: model, Jobs: eng, Logger: quiet, MaxWatchAge: maxWatchAge})
+	svcs, err := service.New(service.Config{Backend: sim.New(model, eng), Logger: quiet, MaxWatchAge: maxWatchAge})
 	if err != nil {
 		tb.Fatal(err)
 	}

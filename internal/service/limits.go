@@ -3,9 +3,9 @@ package service
 import (
 	"context"
 
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 )
 
 // Limits bound what one query (/2/query, QueryService) may make the
@@ -74,13 +74,13 @@ func (l *Limits) checkFields(fields []string) error {
 // query runs a query within the limits. release gives back the memory
 // reserved for the result when the request has no Hold (else the Hold
 // does, once the answer is sent).
-func (s *Services) query(ctx context.Context, resource string, fields []string, filter any) (_ *cluster.QueryResult, release func(), err error) {
+func (s *Services) query(ctx context.Context, resource string, fields []string, filter any) (_ *backend.QueryResult, release func(), err error) {
 	lim := &s.cfg.Limits
 	if err := lim.checkFields(fields); err != nil {
 		return nil, nil, err
 	}
 	release = func() {}
-	res, err := s.state().QueryLimited(resource, fields, filter, cluster.QueryLimits{
+	res, err := s.cfg.Backend.Query(ctx, resource, fields, filter, backend.QueryLimits{
 		MaxBytes: lim.MaxQueryResultBytes,
 		Admit: func(estimate int64) error {
 			r, err := lim.Budget.Reserve(ctx, estimate*QueryMemoryFactor)

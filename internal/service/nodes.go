@@ -4,7 +4,7 @@ import (
 	"context"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 )
 
 type nodeService struct {
@@ -14,24 +14,27 @@ type nodeService struct {
 
 func newNode() *rapiv2.Node { return &rapiv2.Node{} }
 
-func (n *nodeService) ListNodes(_ context.Context, req *rapiv2.ListNodesRequest) (*rapiv2.ListNodesResponse, error) {
-	st := n.s.state()
+func (n *nodeService) ListNodes(ctx context.Context, req *rapiv2.ListNodesRequest) (*rapiv2.ListNodesResponse, error) {
 	if !req.GetBulk() {
-		return &rapiv2.ListNodesResponse{Refs: itemRefs(st.Names(cluster.ResNode), "/2/nodes/")}, nil
+		names, err := n.s.cfg.Backend.Names(ctx, backend.ResNode)
+		if err != nil {
+			return nil, err
+		}
+		return &rapiv2.ListNodesResponse{Refs: itemRefs(names, "/2/nodes/")}, nil
 	}
-	nodes, err := listObjects(st, cluster.ResNode, newNode)
+	nodes, err := listObjects(ctx, n.s.cfg.Backend, backend.ResNode, newNode)
 	if err != nil {
 		return nil, err
 	}
 	return &rapiv2.ListNodesResponse{Nodes: nodes}, nil
 }
 
-func (n *nodeService) GetNode(_ context.Context, req *rapiv2.GetNodeRequest) (*rapiv2.Node, error) {
+func (n *nodeService) GetNode(ctx context.Context, req *rapiv2.GetNodeRequest) (*rapiv2.Node, error) {
 	if err := refuseSyncQuery(req.GetLock()); err != nil {
 		return nil, err
 	}
 	node := newNode()
-	if err := getObject(n.s.state(), cluster.ResNode, req.GetNodeName(), node); err != nil {
+	if err := getObject(ctx, n.s.cfg.Backend, backend.ResNode, req.GetNodeName(), node); err != nil {
 		return nil, err
 	}
 	sip := node.GetSip()
@@ -39,11 +42,11 @@ func (n *nodeService) GetNode(_ context.Context, req *rapiv2.GetNodeRequest) (*r
 	return node, nil
 }
 
-func (n *nodeService) GetNodeRole(_ context.Context, req *rapiv2.GetNodeRoleRequest) (*rapiv2.NodeRole, error) {
+func (n *nodeService) GetNodeRole(ctx context.Context, req *rapiv2.GetNodeRoleRequest) (*rapiv2.NodeRole, error) {
 	if err := refuseSyncQuery(req.GetLock()); err != nil {
 		return nil, err
 	}
-	role, err := n.s.state().NodeRole(req.GetNodeName())
+	role, err := n.s.cfg.Backend.NodeRole(ctx, req.GetNodeName())
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,10 @@ type osService struct {
 	s *Services
 }
 
-func (o *osService) ListOperatingSystems(context.Context, *rapiv2.ListOperatingSystemsRequest) (*rapiv2.OperatingSystems, error) {
-	return &rapiv2.OperatingSystems{Names: o.s.state().OSNames()}, nil
+func (o *osService) ListOperatingSystems(ctx context.Context, _ *rapiv2.ListOperatingSystemsRequest) (*rapiv2.OperatingSystems, error) {
+	names, err := o.s.cfg.Backend.OSNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &rapiv2.OperatingSystems{Names: names}, nil
 }

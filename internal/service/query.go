@@ -48,11 +48,11 @@ func (q *queryService) QueryWithFilter(ctx context.Context, req *rapiv2.QueryWit
 	return queryResponse(res)
 }
 
-func (q *queryService) QueryFields(_ context.Context, req *rapiv2.QueryFieldsRequest) (*rapiv2.QueryFieldsResponse, error) {
+func (q *queryService) QueryFields(ctx context.Context, req *rapiv2.QueryFieldsRequest) (*rapiv2.QueryFieldsResponse, error) {
 	if err := q.s.cfg.Limits.checkFields(req.GetFields()); err != nil {
 		return nil, err
 	}
-	defs, err := q.s.state().FieldDefs(req.GetResource(), req.GetFields())
+	defs, err := q.s.cfg.Backend.QueryFields(ctx, req.GetResource(), req.GetFields())
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,7 @@
 // Package service holds the gRPC service handlers of ganeti-gateway. They are
-// thin: validate the request, call the domain (the cluster model, later the
-// job engine), convert the domain's Ganeti-shaped values into the typed
-// messages, and return domain errors for the interceptor to map.
+// thin: validate the request, call the backend (backend.Backend), convert
+// its Ganeti-shaped values into the typed messages, and return its errors
+// for the transport to map.
 package service
 
 import (
@@ -13,17 +13,13 @@ import (
 	"google.golang.org/grpc"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 )
 
 // Config holds the dependencies of the services.
 type Config struct {
-	// Cluster is the cluster model. Required.
-	Cluster *cluster.Model
-	// Jobs is the job engine. Optional: without it the job queue is empty
-	// and every write answers "not implemented".
-	Jobs *jobs.Engine
+	// Backend is the cluster the services answer for. Required.
+	Backend backend.Backend
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// MaxTestDelay bounds the sleep of an OP_TEST_DELAY an administrator
@@ -41,8 +37,8 @@ type Config struct {
 
 // CheckAndSetDefaults validates the config and fills in defaults.
 func (c *Config) CheckAndSetDefaults() error {
-	if c.Cluster == nil {
-		return errors.New("server: Config.Cluster is required")
+	if c.Backend == nil {
+		return errors.New("service: Config.Backend is required")
 	}
 	c.Limits.setDefaults()
 	if c.Logger == nil {
@@ -88,5 +84,3 @@ func (s *Services) Register(r grpc.ServiceRegistrar) {
 	rapiv2.RegisterTagServiceServer(r, &tagService{s: s})
 	rapiv2.RegisterQueryServiceServer(r, &queryService{s: s})
 }
-
-func (s *Services) state() *cluster.State { return s.cfg.Cluster.State() }

@@ -23,7 +23,9 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 )
@@ -46,7 +48,11 @@ func newConn(t *testing.T) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svcs, err := service.New(service.Config{Cluster: model, Logger: quiet})
+	eng, err := jobs.New(jobs.Config{Model: model, Logger: quiet, EncodeOp: service.LegacyOpValue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, err := service.New(service.Config{Backend: sim.New(model, eng), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,6 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 )
 
 type tagService struct {
@@ -17,32 +15,32 @@ type tagService struct {
 	s *Services
 }
 
-func (t *tagService) tags(kind, name string) (*rapiv2.TagList, error) {
-	tags, err := t.s.state().Tags(kind, name)
+func (t *tagService) tags(ctx context.Context, kind, name string) (*rapiv2.TagList, error) {
+	tags, err := t.s.cfg.Backend.Tags(ctx, kind, name)
 	if err != nil {
 		return nil, err
 	}
 	return &rapiv2.TagList{Tags: tags}, nil
 }
 
-func (t *tagService) ListClusterTags(context.Context, *rapiv2.ListClusterTagsRequest) (*rapiv2.TagList, error) {
-	return t.tags(cluster.TagCluster, "")
+func (t *tagService) ListClusterTags(ctx context.Context, _ *rapiv2.ListClusterTagsRequest) (*rapiv2.TagList, error) {
+	return t.tags(ctx, backend.TagCluster, "")
 }
 
-func (t *tagService) ListNodeTags(_ context.Context, req *rapiv2.ListNodeTagsRequest) (*rapiv2.TagList, error) {
-	return t.tags(cluster.TagNode, req.GetNodeName())
+func (t *tagService) ListNodeTags(ctx context.Context, req *rapiv2.ListNodeTagsRequest) (*rapiv2.TagList, error) {
+	return t.tags(ctx, backend.TagNode, req.GetNodeName())
 }
 
-func (t *tagService) ListGroupTags(_ context.Context, req *rapiv2.ListGroupTagsRequest) (*rapiv2.TagList, error) {
-	return t.tags(cluster.TagNodeGroup, req.GetGroupName())
+func (t *tagService) ListGroupTags(ctx context.Context, req *rapiv2.ListGroupTagsRequest) (*rapiv2.TagList, error) {
+	return t.tags(ctx, backend.TagNodeGroup, req.GetGroupName())
 }
 
-func (t *tagService) ListInstanceTags(_ context.Context, req *rapiv2.ListInstanceTagsRequest) (*rapiv2.TagList, error) {
-	return t.tags(cluster.TagInstance, req.GetInstanceName())
+func (t *tagService) ListInstanceTags(ctx context.Context, req *rapiv2.ListInstanceTagsRequest) (*rapiv2.TagList, error) {
+	return t.tags(ctx, backend.TagInstance, req.GetInstanceName())
 }
 
-func (t *tagService) ListNetworkTags(_ context.Context, req *rapiv2.ListNetworkTagsRequest) (*rapiv2.TagList, error) {
-	return t.tags(cluster.TagNetwork, req.GetNetworkName())
+func (t *tagService) ListNetworkTags(ctx context.Context, req *rapiv2.ListNetworkTagsRequest) (*rapiv2.TagList, error) {
+	return t.tags(ctx, backend.TagNetwork, req.GetNetworkName())
 }
 
 // Tag writes ------------------------------------------------------------------
@@ -63,10 +61,7 @@ type tagChange struct {
 // submit builds OP_TAGS_SET or OP_TAGS_DEL as Ganeti's rlib2 does and
 // queues it.
 func (t *tagService) submit(ctx context.Context, c tagChange) (*rapiv2.JobSubmission, error) {
-	eng := t.s.cfg.Jobs
-	if eng == nil {
-		return nil, errs.NotImplemented("The job queue is not available")
-	}
+	eng := t.s.cfg.Backend
 	now := time.Now().UnixNano()
 	var reason []*rapiv2.ReasonEntry
 	if c.reason != "" {

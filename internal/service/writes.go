@@ -14,7 +14,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 )
 
 // params are opcode parameters in their legacy JSON form (keys are the
@@ -61,10 +60,7 @@ func opOf[T proto.Message](op T, empty func() T) proto.Message {
 // dependencies, required-parameter checks), refuses the job if an opcode
 // has no executor, and queues it.
 func (s *Services) submit(ctx context.Context, w write) (*rapiv2.JobSubmission, error) {
-	eng := s.cfg.Jobs
-	if eng == nil {
-		return nil, errs.NotImplemented("The job queue is not available")
-	}
+	eng := s.cfg.Backend
 	now := time.Now().UnixNano()
 	var trail []any
 	if w.reason != "" {
@@ -86,7 +82,7 @@ func (s *Services) submit(ctx context.Context, w write) (*rapiv2.JobSubmission, 
 		ops = append(ops, op)
 	}
 	for _, op := range ops {
-		if id := jobs.OpID(op); !eng.Implements(id) {
+		if id := backend.OpID(op); !eng.Supports(id) {
 			return nil, errs.NotImplemented("%s is not implemented yet", id)
 		}
 	}

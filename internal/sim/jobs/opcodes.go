@@ -30,40 +30,8 @@ const (
 	PriorityLowest  = 19
 )
 
-// opMember returns the opcode message set in op (nil when none is).
-func opMember(op *rapiv2.OpCode) proto.Message {
-	if op == nil {
-		return nil
-	}
-	m := op.ProtoReflect()
-	od := m.Descriptor().Oneofs().ByName("op")
-	if od == nil {
-		return nil
-	}
-	fd := m.WhichOneof(od)
-	if fd == nil {
-		return nil
-	}
-	return m.Get(fd).Message().Interface()
-}
-
-// opcodeInfo returns the (ganeti.rapi.v2.opcode) option of an opcode message.
-func opcodeInfo(msg proto.Message) *rapiv2.OpcodeInfo {
-	info, _ := proto.GetExtension(msg.ProtoReflect().Descriptor().Options(), rapiv2.E_Opcode).(*rapiv2.OpcodeInfo)
-	return info
-}
-
 // opKey is the OP_ID of an opcode message type (the executors' keys).
 func opKey(msg proto.Message) string { return opcodeInfo(msg).GetId() }
-
-// OpID returns the OP_ID of the opcode in op ("" when none is set).
-func OpID(op *rapiv2.OpCode) string {
-	msg := opMember(op)
-	if msg == nil {
-		return ""
-	}
-	return opcodeInfo(msg).GetId()
-}
 
 func field(msg proto.Message, name string) (protoreflect.Message, protoreflect.FieldDescriptor) {
 	m := msg.ProtoReflect()

@@ -35,4 +35,10 @@ var (
 	WithOrigin  = backend.WithOrigin
 	originFrom  = backend.OriginFrom
 	decodeValue = backend.DecodeValue
+	// OpID returns the OP_ID of the opcode in op.
+	OpID       = backend.OpID
+	opMember   = backend.OpMember
+	opcodeInfo = backend.OpcodeInfo
+	// NotFound is Ganeti's error for an unknown job id.
+	NotFound = backend.JobNotFound
 )

@@ -130,11 +130,6 @@ func LogValues(entries []LogEntry) [][]any {
 	return out
 }
 
-// NotFound is the error for an unknown job id.
-func NotFound(id int64) error {
-	return errs.Prereq(errs.CodeNoEnt, "Job %d not found", id)
-}
-
 // WaitForChange waits until job id changes, with the semantics of
 // Ganeti's WaitForJobChange: it returns at once (changed true) with the
 // current values of fields and the log entries with a serial above
