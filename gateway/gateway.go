@@ -146,22 +146,8 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 		runtime.WithMetadata(legacyMetadata),
 	)
 	conn := cfg.Conn
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		rapiv2.RegisterVersionServiceHandler,
-		rapiv2.RegisterClusterServiceHandler,
-		rapiv2.RegisterNodeServiceHandler,
-		rapiv2.RegisterGroupServiceHandler,
-		rapiv2.RegisterInstanceServiceHandler,
-		rapiv2.RegisterNetworkServiceHandler,
-		rapiv2.RegisterJobServiceHandler,
-		rapiv2.RegisterFilterServiceHandler,
-		rapiv2.RegisterOsServiceHandler,
-		rapiv2.RegisterTagServiceHandler,
-		rapiv2.RegisterQueryServiceHandler,
-	} {
-		if err := register(ctx, mux, conn); err != nil {
-			return nil, err
-		}
+	if err := registerLegacy(ctx, mux, conn); err != nil {
+		return nil, err
 	}
 	// GET /2/jobs/{job_id}/wait carries a JSON body, which grpc-gateway does
 	// not read on GET; this handler (registered last, so it wins) does.

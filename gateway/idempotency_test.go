@@ -45,7 +45,9 @@ func newIdemServer(t *testing.T) (string, *grpc.ClientConn, *jobs.Engine) {
 	}
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(quiet), authz.UnaryInterceptor(),
 		gateway.IdempotencyUnaryInterceptor()))
-	svcs.Register(srv)
+	if err := gateway.RegisterServices(srv, svcs.Implementation); err != nil {
+		t.Fatal(err)
+	}
 	addr := serveSamePort(t, srv, gateway.Config{Authorize: authz.Preflight, Logger: quiet}, nil, gateway.Timeouts{})
 	return "http://" + addr, dialTest(t, addr), eng
 }

@@ -490,7 +490,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(log), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()),
 		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), authz.StreamInterceptor(), services.StreamInterceptor()),
 	)...)
-	services.Register(a.grpcServer)
+	if err := gateway.RegisterServices(a.grpcServer, services.Implementation); err != nil {
+		return nil, err
+	}
 	healthpb.RegisterHealthServer(a.grpcServer, a.healthSrv)
 	if a.healthMetric, err = telemetry.ObserveHealth(a.tel.Meter(), a.healthSrv); err != nil {
 		return nil, err

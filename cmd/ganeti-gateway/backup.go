@@ -5,15 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"path/filepath"
-	"strconv"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/atomicfile"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
@@ -65,96 +58,13 @@ func backupCommand(args []string, std stdio) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	var rep boltstore.Report
-	var n int64
-	err := writeVerified(*output, func(f *os.File) (err error) {
-		if *admin != "" {
-			n, err = fetchBackup(ctx, *admin, f)
-			return err
-		}
-		sn, err := boltstore.OpenSnapshot(filepath.Join(*dataDir, boltstore.FileName))
-		if errors.Is(err, boltstore.ErrInUse) {
-			return fmt.Errorf("%w: a server runs on %s: use --admin with its --admin-listen address", err, *dataDir)
-		}
-		if err != nil {
-			return err
-		}
-		defer sn.Close()
-		n, err = sn.WriteTo(f)
-		return err
-	}, &rep)
+	res, err := server.Backup(ctx, *output, *admin, *dataDir)
+	if errors.Is(err, server.ErrStoreInUse) {
+		err = fmt.Errorf("%w: a server runs on %s: use --admin with its --admin-listen address", err, *dataDir)
+	}
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	fmt.Fprintf(std.out, "wrote %s: %d bytes, %d buckets, %d records, verified\n", *output, n, rep.Buckets, rep.Keys)
+	fmt.Fprintf(std.out, "wrote %s: %d bytes, %d buckets, %d records, verified\n", *output, res.Bytes, res.Buckets, res.Keys)
 	return nil
-}
-
-// writeVerified writes path atomically (mode 0600): fill writes it, and
-// the copy must verify as a store before it is named path.
-func writeVerified(path string, fill func(*os.File) error, rep *boltstore.Report) error {
-	return atomicfile.Write(path, fill, func(tmp string) error {
-		r, err := boltstore.Verify(tmp)
-		if err != nil {
-			return fmt.Errorf("the copy does not verify: %w", err)
-		}
-		if !r.Checksums {
-			return errors.New("the copy is not a ganeti-gateway store (no format record)")
-		}
-		*rep = r
-		return nil
-	})
-}
-
-// fetchBackup copies GET http://<admin>/backup into w, checking that it
-// got the whole Content-Length.
-func fetchBackup(ctx context.Context, admin string, w io.Writer) (int64, error) {
-	addr, err := dialAddr(admin)
-	if err != nil {
-		return 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/backup", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return 0, fmt.Errorf("GET http://%s/backup: %s: %s", addr, resp.Status, msg)
-	}
-	want, err := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("GET http://%s/backup: no Content-Length", addr)
-	}
-	n, err := io.Copy(w, resp.Body)
-	if err == nil && n != want {
-		err = fmt.Errorf("got %d bytes of %d", n, want)
-	}
-	return n, err
-}
-
-// dialAddr turns an --admin-listen value into an address to connect to:
-// a bare port, or a wildcard host, is the loopback interface (where the
-// server accepts backup clients).
-func dialAddr(listen string) (string, error) {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		host, port = "", listen
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return "", usageErrorf("backup: --admin %q: want host:port", listen)
-	}
-	switch ip := net.ParseIP(host); {
-	case host == "":
-		host = "127.0.0.1"
-	case ip != nil && ip.IsUnspecified() && ip.To4() != nil:
-		host = "127.0.0.1"
-	case ip != nil && ip.IsUnspecified():
-		host = "::1"
-	}
-	return net.JoinHostPort(host, port), nil
 }

@@ -5,12 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"time"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // healthcheckTimeout bounds the whole check (connect, request, answer).
@@ -43,7 +42,7 @@ func healthcheck(args []string) error {
 	if *adminListen == "" {
 		return fmt.Errorf("healthcheck: no admin listener: set --admin-listen or %s", envName("admin-listen"))
 	}
-	addr, err := healthcheckAddr(*adminListen)
+	addr, err := server.AdminDialAddr(*adminListen)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
@@ -65,25 +64,4 @@ func healthcheck(args []string) error {
 	}
 	fmt.Fprintln(os.Stdout, "ok")
 	return nil
-}
-
-// healthcheckAddr is the address to dial for an --admin-listen value: the
-// server's own rule (a bare port binds loopback), and loopback for an
-// unspecified host, which the server binds on every interface.
-func healthcheckAddr(adminListen string) (string, error) {
-	addr, err := telemetry.AdminAddr(adminListen)
-	if err != nil {
-		return "", err
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", err
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-		if ip.To4() == nil {
-			host = "::1"
-		}
-	}
-	return net.JoinHostPort(host, port), nil
 }

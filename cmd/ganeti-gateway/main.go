@@ -23,10 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ganeti-gateway/ganeti-gateway/gateway"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/buildinfo"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
@@ -150,10 +146,10 @@ func serve(args []string, std stdio) error {
 	fs.BoolVar(&cfg.AllowAnonymousReads, "allow-anonymous-reads", false, "let requests without credentials call methods that need no user option (Ganeti's default without --require-authentication)")
 	fs.StringVar(&cfg.ClientCA, "client-ca", "", "require TLS client certificates verified against this CA bundle (PEM); a certificate's CN is the user")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest accepted request body, and gRPC message of a write (default 4 MiB)")
-	fs.Int64Var(&cfg.MaxQueryBodyBytes, "max-query-body-bytes", gateway.DefaultMaxQueryBodyBytes, "largest PUT /2/query body and QueryService message")
-	fs.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", gateway.DefaultMaxHeaderBytes, "largest request headers (with the request line: a GET's query string), and gRPC message of a read")
-	fs.IntVar(&cfg.MaxQueryFields, "max-query-fields", service.DefaultMaxQueryFields, "most fields one query or job wait may name")
-	fs.Int64Var(&cfg.MaxQueryResultBytes, "max-query-result-bytes", service.DefaultMaxQueryResultBytes, "largest query result (its JSON size, estimated before it is built)")
+	fs.Int64Var(&cfg.MaxQueryBodyBytes, "max-query-body-bytes", server.DefaultMaxQueryBodyBytes, "largest PUT /2/query body and QueryService message")
+	fs.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest request headers (with the request line: a GET's query string), and gRPC message of a read")
+	fs.IntVar(&cfg.MaxQueryFields, "max-query-fields", server.DefaultMaxQueryFields, "most fields one query or job wait may name")
+	fs.Int64Var(&cfg.MaxQueryResultBytes, "max-query-result-bytes", server.DefaultMaxQueryResultBytes, "largest query result (its JSON size, estimated before it is built)")
 	fs.Int64Var(&cfg.QueryMemory, "query-memory", server.DefaultQueryMemory, "memory the query results being built and sent at once may take (estimated); beyond, queries wait, then 429; -1 for no limit")
 	fs.IntVar(&cfg.MaxStreamsPerConn, "max-streams-per-conn", server.DefaultMaxStreamsPerConn, "concurrent requests (gRPC calls) of one HTTP/2 connection")
 	fs.IntVar(&cfg.MaxAnonymousPerPeer, "max-anonymous-per-peer", server.DefaultMaxAnonymousPerPeer, "concurrent requests and streams without valid credentials (health checks, reflection, anonymous reads) from one client address (an IPv6 /64); -1 for no limit")
@@ -166,10 +162,10 @@ func serve(args []string, std stdio) error {
 	fs.Var((*rateFlag)(&cfg.WriteRate), "write-rate", "writes each user may make, as N/s, N/m or N/h, or off (Ganeti has no such limit; beyond it, writes get 429)")
 	fs.IntVar(&cfg.WriteBurst, "write-burst", server.DefaultWriteBurst, "writes a user may make at once before --write-rate applies (with a --write-rate)")
 	fs.IntVar(&cfg.JobWorkers, "job-workers", 4, "jobs that run at once (conflicting jobs still wait for each other's locks)")
-	fs.DurationVar(&cfg.JobArchiveAfter, "job-archive-after", jobs.DefaultArchiveAfter, "age after which finished jobs are archived (readable by id, no longer listed); negative: never")
-	fs.IntVar(&cfg.JobQueueSize, "job-queue-size", jobs.DefaultQueueSize, "jobs the queue holds (not archived) before submissions are refused with 503 \"Job queue is full, needs archiving\" (Ganeti's JOB_QUEUE_SIZE_HARD_LIMIT); from 80% on, finished jobs are archived early; -1 for no limit")
-	fs.DurationVar(&cfg.IdempotencyKeyTTL, "idempotency-key-ttl", jobs.DefaultIdempotencyTTL, "how long the Idempotency-Key of a write (idempotency-key metadata over gRPC) is kept: a retry within it gets the first job's id")
-	fs.IntVar(&cfg.MaxOpcodesPerJob, "max-opcodes-per-job", jobs.DefaultMaxOpsPerJob, "opcodes one job may have (400 beyond)")
+	fs.DurationVar(&cfg.JobArchiveAfter, "job-archive-after", server.DefaultJobArchiveAfter, "age after which finished jobs are archived (readable by id, no longer listed); negative: never")
+	fs.IntVar(&cfg.JobQueueSize, "job-queue-size", server.DefaultJobQueueSize, "jobs the queue holds (not archived) before submissions are refused with 503 \"Job queue is full, needs archiving\" (Ganeti's JOB_QUEUE_SIZE_HARD_LIMIT); from 80% on, finished jobs are archived early; -1 for no limit")
+	fs.DurationVar(&cfg.IdempotencyKeyTTL, "idempotency-key-ttl", server.DefaultIdempotencyKeyTTL, "how long the Idempotency-Key of a write (idempotency-key metadata over gRPC) is kept: a retry within it gets the first job's id")
+	fs.IntVar(&cfg.MaxOpcodesPerJob, "max-opcodes-per-job", server.DefaultMaxOpcodesPerJob, "opcodes one job may have (400 beyond)")
 	fs.DurationVar(&cfg.MaxTestDelay, "max-test-delay", server.DefaultMaxTestDelay, "longest an OP_TEST_DELAY may sleep in all (duration × repeat); only users with the admin option may submit one")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", server.DefaultMaxWaiters, "concurrent job waits (GET /2/jobs/{id}/wait, WaitJobChange); -1 for no limit")
 	fs.IntVar(&cfg.MaxWatchers, "max-watchers", server.DefaultMaxWatchers, "concurrent WatchJob streams (a budget of their own, apart from --max-waiters); -1 for no limit")
@@ -240,7 +236,7 @@ func serve(args []string, std stdio) error {
 		}
 		return err
 	}
-	build := buildinfo.Get()
+	build := server.Build()
 	attrs := []any{"addr", lis.Addr().String(), "tls", !cfg.Insecure, "version", build.Version, "commit", build.Commit}
 	if a.Fingerprint != "" {
 		attrs = append(attrs, "tls_sha256_fingerprint", a.Fingerprint)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/buildinfo"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
 // TestEnvironment checks that every flag has an environment variable and
@@ -144,9 +145,9 @@ func TestDialAddr(t *testing.T) {
 		{"localhost:9090", "localhost:9090"},
 		{"x", ""},
 	} {
-		got, err := dialAddr(c.in)
+		got, err := server.AdminDialAddr(c.in)
 		if got != c.want || (err != nil) != (c.want == "") {
-			t.Errorf("dialAddr(%q) = %q, %v; want %q", c.in, got, err, c.want)
+			t.Errorf("AdminDialAddr(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
 }

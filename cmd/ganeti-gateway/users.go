@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
@@ -59,45 +58,24 @@ func usersCommand(args []string, std stdio) error {
 		return usageErrorf("users %s: want one user name, got %d arguments", sub, len(names))
 	}
 	name := names[0]
-	if err := auth.CheckUserName(name); err != nil {
+	if err := server.CheckUserName(name); err != nil {
 		return usageErrorf("users %s: %v", sub, err)
 	}
 	path := *usersFile
 	if path == "" {
 		path = filepath.Join(*dataDir, "rapi", "users")
 	}
+	edit := server.UserEdit{Path: path, Name: name, Add: sub == "add", Read: read, Write: write, Admin: admin}
 	// Fail before asking for a password.
-	data, err := os.ReadFile(path)
-	if err != nil && !(sub == "add" && errors.Is(err, os.ErrNotExist)) {
+	if err := edit.Check(); err != nil {
 		return err
-	}
-	var options []string
-	for _, o := range []struct {
-		set  bool
-		name string
-	}{{read, auth.OptionRead}, {write, auth.OptionWrite}, {admin, auth.OptionAdmin}} {
-		if o.set {
-			options = append(options, o.name)
-		}
-	}
-	edit := func(data []byte) ([]byte, error) { return auth.SetPassword(data, name, "") }
-	if sub == "add" {
-		edit = func(data []byte) ([]byte, error) { return auth.AddUser(data, name, "", options) }
-	}
-	if _, err := edit(data); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	password, err := readPassword(std, name)
 	if err != nil {
 		return err
 	}
-	if sub == "add" {
-		edit = func(data []byte) ([]byte, error) { return auth.AddUser(data, name, password, options) }
-	} else {
-		edit = func(data []byte) ([]byte, error) { return auth.SetPassword(data, name, password) }
-	}
-	if err := auth.UpdateUsersFile(path, edit); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if err := edit.Apply(password); err != nil {
+		return err
 	}
 	what := "set the password of"
 	if sub == "add" {

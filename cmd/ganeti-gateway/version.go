@@ -4,10 +4,10 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/buildinfo"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
-// versionCommand prints the one line of buildinfo.Get.
+// versionCommand prints the one line of server.Build.
 func versionCommand(args []string, std stdio) error {
 	fs := flag.NewFlagSet("ganeti-gateway version", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -19,7 +19,7 @@ func versionCommand(args []string, std stdio) error {
 	if fs.NArg() > 0 {
 		return usageErrorf("version: unexpected argument %q", fs.Arg(0))
 	}
-	_, err := fmt.Fprintln(std.out, buildinfo.Get())
+	_, err := fmt.Fprintln(std.out, server.Build())
 	return err
 }
 

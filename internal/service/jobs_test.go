@@ -43,7 +43,9 @@ func newJobConn(t *testing.T, start bool) (*grpc.ClientConn, *jobs.Engine, *clus
 	}
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(quiet), testUserInterceptor(t)),
 		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(quiet)))
-	svcs.Register(srv)
+	if err := gateway.RegisterServices(srv, svcs.Implementation); err != nil {
+		t.Fatal(err)
+	}
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)

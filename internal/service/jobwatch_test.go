@@ -81,7 +81,9 @@ func serveJobs(tb testing.TB, model *cluster.Model, eng *jobs.Engine, maxWatchAg
 	}
 	srv := grpc.NewServer(grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(quiet), svcs.StreamInterceptor()),
 		grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(quiet)))
-	svcs.Register(srv)
+	if err := gateway.RegisterServices(srv, svcs.Implementation); err != nil {
+		tb.Fatal(err)
+	}
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	lis := bufconn.Listen(4 << 20)
 	go func() { _ = srv.Serve(lis) }()

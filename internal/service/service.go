@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"time"
 
-	"google.golang.org/grpc"
-
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 )
@@ -70,17 +68,32 @@ func New(cfg Config) (*Services, error) {
 	return s, nil
 }
 
-// Register registers every RAPI service on r.
-func (s *Services) Register(r grpc.ServiceRegistrar) {
-	rapiv2.RegisterVersionServiceServer(r, &versionService{})
-	rapiv2.RegisterClusterServiceServer(r, &clusterService{s: s})
-	rapiv2.RegisterNodeServiceServer(r, &nodeService{s: s})
-	rapiv2.RegisterGroupServiceServer(r, &groupService{s: s})
-	rapiv2.RegisterInstanceServiceServer(r, &instanceService{s: s})
-	rapiv2.RegisterNetworkServiceServer(r, &networkService{s: s})
-	rapiv2.RegisterJobServiceServer(r, &jobService{s: s})
-	rapiv2.RegisterFilterServiceServer(r, &filterService{s: s})
-	rapiv2.RegisterOsServiceServer(r, &osService{s: s})
-	rapiv2.RegisterTagServiceServer(r, &tagService{s: s})
-	rapiv2.RegisterQueryServiceServer(r, &queryService{s: s})
+// Implementation returns the implementation of the RAPI service with the
+// full name serviceName, nil when there is none.
+func (s *Services) Implementation(serviceName string) any {
+	switch serviceName {
+	case rapiv2.VersionService_ServiceDesc.ServiceName:
+		return &versionService{}
+	case rapiv2.ClusterService_ServiceDesc.ServiceName:
+		return &clusterService{s: s}
+	case rapiv2.NodeService_ServiceDesc.ServiceName:
+		return &nodeService{s: s}
+	case rapiv2.GroupService_ServiceDesc.ServiceName:
+		return &groupService{s: s}
+	case rapiv2.InstanceService_ServiceDesc.ServiceName:
+		return &instanceService{s: s}
+	case rapiv2.NetworkService_ServiceDesc.ServiceName:
+		return &networkService{s: s}
+	case rapiv2.JobService_ServiceDesc.ServiceName:
+		return &jobService{s: s}
+	case rapiv2.FilterService_ServiceDesc.ServiceName:
+		return &filterService{s: s}
+	case rapiv2.OsService_ServiceDesc.ServiceName:
+		return &osService{s: s}
+	case rapiv2.TagService_ServiceDesc.ServiceName:
+		return &tagService{s: s}
+	case rapiv2.QueryService_ServiceDesc.ServiceName:
+		return &queryService{s: s}
+	}
+	return nil
 }

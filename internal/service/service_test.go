@@ -57,7 +57,9 @@ func newConn(t *testing.T) *grpc.ClientConn {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(quiet)))
-	svcs.Register(srv)
+	if err := gateway.RegisterServices(srv, svcs.Implementation); err != nil {
+		t.Fatal(err)
+	}
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
