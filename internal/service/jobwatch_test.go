@@ -30,6 +30,9 @@ import (
 type logger struct {
 	n    int
 	gate chan struct{}
+	// mid, when set, is waited for (up to 10 s) halfway through the first
+	// opcode's entries.
+	mid chan struct{}
 }
 
 func (l *logger) Locks(proto.Message, *cluster.State) ([]jobs.Lock, error) { return nil, nil }
@@ -39,6 +42,12 @@ func (l *logger) Exec(*jobs.ExecContext, proto.Message) (any, error) { return "l
 func (l *logger) Run(x *jobs.ExecContext, _ proto.Message) error {
 	<-l.gate
 	for i := 0; i < l.n; i++ {
+		if l.mid != nil && x.OpIndex == 0 && i == l.n/2 {
+			select {
+			case <-l.mid:
+			case <-time.After(10 * time.Second):
+			}
+		}
 		x.LogInfo("entry %d of opcode %d", i, x.OpIndex)
 		if i%8 == 7 {
 			time.Sleep(50 * time.Microsecond)
@@ -113,6 +122,8 @@ func submitLogJob(tb testing.TB, eng *jobs.Engine, ops int) int64 {
 
 // watched is a job as a WatchJob client rebuilds it from the messages.
 type watched struct {
+	// onMsg, when set, is called after each message with the count so far.
+	onMsg func(n int)
 	msgs, bytes int
 	job         *rapiv2.Job // without version
 	version     int64       // of the last message
@@ -199,6 +210,9 @@ func watchInto(t testing.TB, js rapiv2.JobServiceClient, id int64, first chan<- 
 			return w
 		}
 		w.apply(t, m)
+		if w.onMsg != nil {
+			w.onMsg(w.msgs)
+		}
 		if w.msgs == 1 {
 			first <- struct{}{}
 			if pause != nil {
@@ -216,7 +230,9 @@ func watchInto(t testing.TB, js rapiv2.JobServiceClient, id int64, first chan<- 
 // GetJob returns at the end, for a reader that keeps up and for a slow one
 // (whose changes are coalesced).
 func TestWatchJobDeltas(t *testing.T) {
-	l := &logger{n: 40, gate: make(chan struct{})}
+	// The job waits halfway through its first opcode until the fast
+	// reader has had a message after the first: it sees the job change.
+	l := &logger{n: 40, gate: make(chan struct{}), mid: make(chan struct{})}
 	js, eng := newLogJobConn(t, l)
 	id := submitLogJob(t, eng, 2)
 	first := make(chan struct{}, 2)
@@ -224,7 +240,13 @@ func TestWatchJobDeltas(t *testing.T) {
 	var fast, slow *watched
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); fast = watch(t, js, id, first, nil) }()
+	var midOnce sync.Once
+	fastW := &watched{onMsg: func(n int) {
+		if n == 2 {
+			midOnce.Do(func() { close(l.mid) })
+		}
+	}}
+	go func() { defer wg.Done(); fast = watchInto(t, js, id, first, nil, fastW) }()
 	go func() { defer wg.Done(); slow = watch(t, js, id, first, pause) }()
 	<-first
 	<-first
