@@ -123,7 +123,7 @@ func submitLogJob(tb testing.TB, eng *jobs.Engine, ops int) int64 {
 // watched is a job as a WatchJob client rebuilds it from the messages.
 type watched struct {
 	// onMsg, when set, is called after each message with the count so far.
-	onMsg func(n int)
+	onMsg       func(n int)
 	msgs, bytes int
 	job         *rapiv2.Job // without version
 	version     int64       // of the last message
