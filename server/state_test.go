@@ -339,11 +339,11 @@ func TestArchivedJobDamagedAtRunTime(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	j, ok, err := a.jobs.Lookup(77)
+	j, ok, err := a.jobs.Lookup(context.Background(), 77)
 	if err == nil || j != nil || ok || !errors.Is(err, store.ErrCorrupt) {
 		t.Errorf("Lookup(77) = %v, %v, %v; want an error wrapping store.ErrCorrupt", j, ok, err)
 	}
-	if _, ok, err := a.jobs.Lookup(78); ok || err != nil {
+	if _, ok, err := a.jobs.Lookup(context.Background(), 78); ok || err != nil {
 		t.Errorf("Lookup of an unknown job = %v, %v", ok, err)
 	}
 }

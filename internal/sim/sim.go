@@ -79,8 +79,8 @@ func (b *Backend) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt backend.
 	return b.jobs.Submit(ctx, ops, opt)
 }
 
-func (b *Backend) Job(_ context.Context, id int64) (*backend.Job, bool, error) {
-	return b.jobs.Lookup(id)
+func (b *Backend) Job(ctx context.Context, id int64) (*backend.Job, bool, error) {
+	return b.jobs.Lookup(ctx, id)
 }
 
 func (b *Backend) JobIDs(context.Context) ([]int64, error) { return b.jobs.IDs(), nil }

@@ -603,7 +603,7 @@ var errQueueFull = errors.New("jobs: queue full")
 // Get returns a snapshot of a job, archived or not; false for an unknown
 // id and for an archived job that cannot be read (see Lookup).
 func (e *Engine) Get(id int64) (*Job, bool) {
-	s, ok, err := e.Lookup(id)
+	s, ok, err := e.Lookup(context.Background(), id)
 	return s, ok && err == nil
 }
 
@@ -611,7 +611,7 @@ func (e *Engine) Get(id int64) (*Job, bool) {
 // unknown id. An archived job whose record cannot be read is an error
 // (logged, wrapping store.ErrCorrupt when the record is damaged), never a
 // partial job and never "not found".
-func (e *Engine) Lookup(id int64) (*Job, bool, error) {
+func (e *Engine) Lookup(ctx context.Context, id int64) (*Job, bool, error) {
 	e.mu.Lock()
 	if j := e.jobs[id]; j != nil && !j.pending {
 		s := e.snapshot(j)
@@ -619,7 +619,7 @@ func (e *Engine) Lookup(id int64) (*Job, bool, error) {
 		return s, true, nil
 	}
 	e.mu.Unlock()
-	r, err := loadArchived(context.Background(), e.st, id)
+	r, err := loadArchived(ctx, e.st, id)
 	if err != nil {
 		e.log.Error("reading an archived job failed", "job", id, "err", err)
 		return nil, false, fmt.Errorf("jobs: archived job %d: %w", id, err)

@@ -50,7 +50,7 @@ func TestNextIDAboveArchive(t *testing.T) {
 	if err != nil || got != 501 {
 		t.Errorf("new job id %d (%v), want 501", got, err)
 	}
-	if j, ok, err := e.Lookup(500); !ok || err != nil || j.ID != 500 || !j.Archived {
+	if j, ok, err := e.Lookup(context.Background(), 500); !ok || err != nil || j.ID != 500 || !j.Archived {
 		t.Errorf("Lookup(500) = %+v, %v, %v", j, ok, err)
 	}
 }
@@ -110,7 +110,7 @@ func TestDamagedRecords(t *testing.T) {
 			for _, c := range tc.key {
 				id = id*10 + int64(c-'0')
 			}
-			j, ok, err := e.Lookup(id)
+			j, ok, err := e.Lookup(context.Background(), id)
 			if err == nil || ok || j != nil || !errors.Is(err, store.ErrCorrupt) {
 				t.Errorf("Lookup(%d) = %v, %v, %v; want an error wrapping store.ErrCorrupt", id, j, ok, err)
 			}

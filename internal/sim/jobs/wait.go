@@ -158,7 +158,7 @@ func (e *Engine) WaitForChange(ctx context.Context, id int64, fields []string, p
 		}
 	}()
 	for {
-		snap, notify, err := e.watchSnapshot(id)
+		snap, notify, err := e.watchSnapshot(ctx, id)
 		if err != nil {
 			return nil, nil, false, err
 		}
@@ -188,7 +188,7 @@ func (e *Engine) WaitForChange(ctx context.Context, id int64, fields []string, p
 // watchSnapshot returns a snapshot of a job and the channel closed on its
 // next change (nil for an archived job, which does not change); NotFound
 // for an unknown job.
-func (e *Engine) watchSnapshot(id int64) (*Job, <-chan struct{}, error) {
+func (e *Engine) watchSnapshot(ctx context.Context, id int64) (*Job, <-chan struct{}, error) {
 	e.mu.Lock()
 	if j := e.jobs[id]; j != nil && !j.pending {
 		s, n := e.snapshot(j), j.notify
@@ -196,7 +196,7 @@ func (e *Engine) watchSnapshot(id int64) (*Job, <-chan struct{}, error) {
 		return s, n, nil
 	}
 	e.mu.Unlock()
-	s, ok, err := e.Lookup(id)
+	s, ok, err := e.Lookup(ctx, id)
 	switch {
 	case err != nil:
 		return nil, nil, err
@@ -220,7 +220,7 @@ func (e *Engine) Watch(ctx context.Context, id int64) (<-chan *Job, error) {
 	}
 	e.mu.Unlock()
 	if first == nil {
-		s, ok, err := e.Lookup(id)
+		s, ok, err := e.Lookup(ctx, id)
 		switch {
 		case err != nil:
 			return nil, err
