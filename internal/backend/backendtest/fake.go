@@ -21,9 +21,10 @@ import (
 // SetJob, SetUnsupported ...), an error per method (SetErr), and a record
 // of every call with its context and arguments (Calls).
 //
-// Its job queue runs a job at once: a tag opcode changes the tags, any
-// other succeeds with a null result. It passes backendtest.Run except
-// what needs a job that does not end by itself (FakeLacks).
+// Its job queue runs a job at once, unless a filter rule with the action
+// PAUSE holds it queued (REJECT cancels it): a tag opcode changes the
+// tags, any other succeeds with a null result. It passes backendtest.Run
+// but for the running job OP_TEST_DELAY makes (FakeLacks).
 type Fake struct {
 	mu          sync.Mutex
 	calls       []Call
@@ -40,8 +41,9 @@ type Fake struct {
 	version     int64
 }
 
-// FakeLacks are the capabilities Fake lacks (its jobs end at once).
-var FakeLacks = []Capability{PauseFilter, TestDelay}
+// FakeLacks are the capabilities Fake lacks (its jobs do not run for a
+// while).
+var FakeLacks = []Capability{TestDelay}
 
 var _ backend.Backend = (*Fake)(nil)
 
@@ -523,15 +525,42 @@ func (f *Fake) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt backend.Sub
 		return 0, errs.Prereq(errs.CodeInval, "Job has no opcodes")
 	}
 	now := backend.TimestampOf(time.Now())
-	j := &backend.Job{ID: f.lastID + 1, Ops: ops, ReceivedTS: &now, StartTS: &now, EndTS: &now,
-		Priority: 0, OpLog: make([][]backend.LogEntry, len(ops))}
-	for _, op := range ops {
+	j := &backend.Job{ID: f.lastID + 1, Ops: ops, ReceivedTS: &now, Status: backend.StatusQueued,
+		OpLog: make([][]backend.LogEntry, len(ops))}
+	for range ops {
+		j.Summary = append(j.Summary, "")
+		j.OpStatus = append(j.OpStatus, backend.StatusQueued)
+		j.OpResult = append(j.OpResult, nil)
+		j.OpPriority = append(j.OpPriority, 0)
+		j.OpStart, j.OpExec, j.OpEnd = append(j.OpStart, nil), append(j.OpExec, nil), append(j.OpEnd, nil)
+	}
+	for i, op := range ops {
+		j.Summary[i] = strings.TrimPrefix(backend.OpID(op), "OP_")
+	}
+	f.putJob(j)
+	f.schedule(j)
+	return j.ID, nil
+}
+
+// schedule runs a queued job unless a PAUSE filter rule holds it (mu
+// held).
+func (f *Fake) schedule(q *backend.Job) {
+	switch f.filterAction(q) {
+	case backend.FilterPause:
+		return
+	case backend.FilterReject:
+		f.finish(q, backend.StatusCanceled)
+		return
+	}
+	now := backend.TimestampOf(time.Now())
+	j := &backend.Job{ID: q.ID, Ops: q.Ops, Summary: q.Summary, ReceivedTS: q.ReceivedTS, StartTS: &now, EndTS: &now,
+		OpLog: q.OpLog}
+	for _, op := range q.Ops {
 		status, res := backend.StatusSuccess, any(nil)
 		if err := f.run(op); err != nil {
 			de, _ := errs.As(err)
 			status, res = backend.StatusError, []any{de.Class, []any{de.Msg, string(de.Code)}}
 		}
-		j.Summary = append(j.Summary, strings.TrimPrefix(backend.OpID(op), "OP_"))
 		j.OpStatus = append(j.OpStatus, status)
 		j.OpResult = append(j.OpResult, res)
 		j.OpPriority = append(j.OpPriority, 0)
@@ -539,7 +568,86 @@ func (f *Fake) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt backend.Sub
 	}
 	j.Status = backend.JobStatus(j.OpStatus)
 	f.putJob(j)
-	return j.ID, nil
+}
+
+// finish ends a queued job with status (mu held).
+func (f *Fake) finish(j *backend.Job, status string) {
+	c := *j
+	c.Version = 0
+	c.Status = status
+	c.OpStatus = make([]string, len(j.OpStatus))
+	for i := range c.OpStatus {
+		c.OpStatus[i] = status
+	}
+	f.putJob(&c)
+}
+
+// filterAction is the action of the first filter rule, by priority, that
+// applies to a job (its id above the rule's watermark and every predicate
+// matching) and does not say CONTINUE: ACCEPT when none (mu held).
+func (f *Fake) filterAction(j *backend.Job) any {
+	rules := slices.Clone(f.objects[backend.ResFilter])
+	slices.SortStableFunc(rules, func(a, b map[string]any) int { return int(a["priority"].(int64) - b["priority"].(int64)) })
+	for _, r := range rules {
+		if wm, _ := r["watermark"].(int64); j.ID <= wm {
+			continue
+		}
+		all := true
+		for _, p := range toList(r["predicates"]) {
+			all = all && predicateMatches(j, toList(p))
+		}
+		if all && r["action"] != backend.FilterContinue {
+			return r["action"]
+		}
+	}
+	return backend.FilterAccept
+}
+
+// predicateMatches evaluates a [kind, filter] predicate of a filter rule
+// on a job: "jobid" on its id, "opcode" on each opcode's OP_ID, "reason"
+// on each entry of the opcodes' reason trails.
+func predicateMatches(j *backend.Job, p []any) bool {
+	var rows []map[string]any
+	switch p[0] {
+	case "jobid":
+		rows = append(rows, map[string]any{"id": j.ID})
+	case "opcode":
+		for _, op := range j.Ops {
+			rows = append(rows, map[string]any{"OP_ID": backend.OpID(op)})
+		}
+	case "reason":
+		for _, op := range j.Ops {
+			m := backend.OpMember(op).ProtoReflect()
+			fd := m.Descriptor().Fields().ByName("reason")
+			if fd == nil {
+				continue
+			}
+			trail := m.Get(fd).List()
+			for i := 0; i < trail.Len(); i++ {
+				if e, ok := trail.Get(i).Message().Interface().(*rapiv2.ReasonEntry); ok {
+					rows = append(rows, map[string]any{"source": e.GetSource(), "reason": e.GetReason(), "timestamp": e.GetTimestampNs()})
+				}
+			}
+		}
+	}
+	for _, row := range rows {
+		if ok, _ := matches(p[1], row, predicateFields); ok {
+			return true
+		}
+	}
+	return false
+}
+
+var predicateFields = textFields("id", "OP_ID", "source", "reason", "timestamp")
+
+// reschedule runs the queued jobs the filter rules no longer hold (mu
+// held).
+func (f *Fake) reschedule() {
+	for _, id := range sortedIDs(f.jobs) {
+		if j := f.jobs[id]; j.Status == backend.StatusQueued {
+			f.schedule(j)
+		}
+	}
 }
 
 // run runs one opcode (mu held): a tag change changes the tags.
@@ -633,14 +741,7 @@ func (f *Fake) Cancel(ctx context.Context, id int64) (bool, string, error) {
 	case j.Status != backend.StatusQueued && j.Status != backend.StatusWaiting:
 		return false, fmt.Sprintf("Job %d is no longer waiting in the queue", id), nil
 	}
-	c := *j
-	c.Version = 0
-	c.Status = backend.StatusCanceled
-	c.OpStatus = make([]string, len(j.OpStatus))
-	for i := range c.OpStatus {
-		c.OpStatus[i] = backend.StatusCanceled
-	}
-	f.putJob(&c)
+	f.finish(j, backend.StatusCanceled)
 	return true, fmt.Sprintf("Dequeued job %d", id), nil
 }
 
@@ -813,8 +914,7 @@ func (f *Fake) ReplaceFilter(ctx context.Context, uuid string, rule backend.Filt
 		if !ok || len(l) != 2 || !slices.Contains([]any{"jobid", "opcode", "reason"}, l[0]) {
 			return "", errs.BadRequest("Invalid filter rule: predicates[%d] %v", i, p)
 		}
-		fields := textFields("id", "OP_ID", "source", "reason", "timestamp")
-		if _, err := matches(l[1], map[string]any{}, fields); err != nil {
+		if _, err := matches(l[1], map[string]any{}, predicateFields); err != nil {
 			return "", errs.BadRequest("Invalid filter rule: predicates[%d] %v", i, p)
 		}
 	}
@@ -827,6 +927,7 @@ func (f *Fake) ReplaceFilter(ctx context.Context, uuid string, rule backend.Filt
 	} else {
 		f.objects[backend.ResFilter] = append(objs, obj)
 	}
+	f.reschedule()
 	return uuid, nil
 }
 
@@ -842,6 +943,7 @@ func (f *Fake) DeleteFilter(ctx context.Context, uuid string) error {
 		return errs.Prereq(errs.CodeNoEnt, "Filter rule with UUID %s does not exist", uuid)
 	}
 	f.objects[backend.ResFilter] = slices.Delete(objs, i, i+1)
+	f.reschedule()
 	return nil
 }
 
