@@ -39,7 +39,8 @@ var layers = [][]string{
 
 // testOnly packages hold tests and their helpers: they may import anything,
 // and no other package may import them.
-var testOnly = []string{"e2e", "internal/testutil", "internal/specconform", "internal/archtest"}
+var testOnly = []string{"e2e", "internal/testutil", "internal/specconform", "internal/archtest",
+	"internal/backend/backendtest"}
 
 // forbidden are imports that the ranks allow but the architecture does not:
 // the transport reaches a backend only through the services, and the

@@ -50,8 +50,8 @@ type Reader interface {
 	// Tags returns the sorted tags of an object: kind is a Tag* constant,
 	// name is ignored for the cluster.
 	Tags(ctx context.Context, kind, name string) ([]string, error)
-	// NodeRole is a node's role as RAPI shows it (master, candidate,
-	// regular, drained, offline).
+	// NodeRole is a node's role as RAPI shows it (master,
+	// master-candidate, regular, drained, offline: Ganeti's _NR_MAP).
 	NodeRole(ctx context.Context, name string) (string, error)
 	// InstanceConsole is the console information of a running instance.
 	InstanceConsole(ctx context.Context, name string) (map[string]any, error)

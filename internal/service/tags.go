@@ -8,6 +8,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 )
 
 type tagService struct {
@@ -83,6 +84,9 @@ func (t *tagService) submit(ctx context.Context, c tagChange) (*rapiv2.JobSubmis
 		op.Op = &rapiv2.OpCode_TagsSet{TagsSet: &rapiv2.OpTagsSet{
 			Kind: &kind, Tags: tags, Name: c.name, DryRun: &dry, Priority: &prio, Depends: depends, Reason: reason,
 		}}
+	}
+	if id := backend.OpID(op); !eng.Supports(id) {
+		return nil, errs.NotImplemented("%s is not implemented yet", id)
 	}
 	id, err := eng.Submit(ctx, []*rapiv2.OpCode{op}, backend.SubmitOptions{Idempotency: backend.IdempotencyFrom(ctx)})
 	if err != nil {
