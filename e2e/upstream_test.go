@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ganeti-gateway/ganeti-gateway/server"
+)
+
+// Suites through the RAPI upstream: a test whose name starts with one of
+// upstreamSuites gets, from inProcess and startServer, a gateway in front
+// of the simulated one (--upstream at its address, as the e2e user): the
+// same requests must get the same answers.
+
+var upstreamSuites sync.Map // test name prefix -> true
+
+// viaUpstream runs fn (a suite) with every server it starts fronted by an
+// upstream-mode gateway.
+func viaUpstream(t *testing.T, fn func(*testing.T)) {
+	upstreamSuites.Store(t.Name(), true)
+	t.Cleanup(func() { upstreamSuites.Delete(t.Name()) })
+	fn(t)
+}
+
+func throughUpstream(t testing.TB) bool {
+	found := false
+	upstreamSuites.Range(func(k, _ any) bool {
+		name := k.(string)
+		if t.Name() == name || strings.HasPrefix(t.Name(), name+"/") {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+// upstreamPasswordFile writes the e2e user's password to a file.
+func upstreamPasswordFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "upstream-password")
+	if err := os.WriteFile(path, []byte(e2ePassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// upstreamFront starts an in-process gateway whose backend is the gateway
+// at back (a base URL with the e2e user's credentials), with the test
+// users and the same configuration changes, and returns its base URL
+// (with the e2e user's credentials).
+func upstreamFront(t testing.TB, back string, configure func(*server.Config)) string {
+	t.Helper()
+	dataDir := t.TempDir()
+	writeTestUsers(t, dataDir)
+	cfg := server.Config{
+		DataDir:  dataDir,
+		Insecure: true,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	cfg.Upstream = server.UpstreamConfig{
+		URLs: []string{anonymous(back)}, User: e2eUser, PasswordFile: upstreamPasswordFile(t),
+		MaxConcurrent: 64, HealthInterval: time.Second,
+	}
+	a, err := server.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.Serve(lis) }()
+	t.Cleanup(a.Close)
+	return "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String()
+}
+
+// TestUpstreamGoldenReads replays the golden reads through an upstream
+// gateway in front of the simulated one.
+func TestUpstreamGoldenReads(t *testing.T) { viaUpstream(t, TestGoldenReads) }
+
+// TestUpstreamGoldenWriteFlows replays the golden write flows through an
+// upstream gateway in front of the simulated one.
+func TestUpstreamGoldenWriteFlows(t *testing.T) { viaUpstream(t, TestGoldenWriteFlows) }
