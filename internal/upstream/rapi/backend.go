@@ -467,6 +467,12 @@ func (b *Backend) invalidate() {
 // Supports reports whether a RAPI route submits the opcode.
 func (b *Backend) Supports(opID string) bool { return reachable(opID) }
 
+// Unsupported is the error for an opcode no RAPI route submits:
+// FAILED_PRECONDITION naming the transport.
+func (b *Backend) Unsupported(opID string) error {
+	return unreachable("%s cannot be submitted over RAPI: no RAPI route submits it", opID)
+}
+
 // reasonText is the ?reason= of a submission: who asked (the gateway's
 // user and trace id) and the client's own reason, so that gnt-job info on
 // the cluster shows who did what.

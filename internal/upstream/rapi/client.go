@@ -81,6 +81,10 @@ type Config struct {
 	// OnHealth, when set, is called after every health check (nil: the
 	// master answered).
 	OnHealth func(error)
+	// BreakerFailures consecutive failed calls open the circuit breaker
+	// for BreakerOpen (defaults: the constants).
+	BreakerFailures int
+	BreakerOpen     time.Duration
 	// Transport, when set, replaces the HTTP transport (tests).
 	Transport http.RoundTripper
 }
@@ -167,6 +171,12 @@ func newClient(cfg Config) (*client, error) {
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = DefaultIdempotencyTTL
 	}
+	if cfg.BreakerFailures <= 0 {
+		cfg.BreakerFailures = BreakerFailures
+	}
+	if cfg.BreakerOpen <= 0 {
+		cfg.BreakerOpen = BreakerOpen
+	}
 	if cfg.IdempotencyMax <= 0 {
 		cfg.IdempotencyMax = DefaultIdempotencyMax
 	}
@@ -184,6 +194,12 @@ func newClient(cfg Config) (*client, error) {
 				return nil, fmt.Errorf("--upstream-ca: no PEM certificate in %s", cfg.CAFile)
 			}
 			tlsCfg.RootCAs = pool
+			// Ganeti's rapi.pem is self-signed for the cluster with no
+			// subject alternative names, which Go's host name check
+			// refuses: the chain is verified against the CA bundle, and the
+			// host name only when the certificate names hosts.
+			tlsCfg.InsecureSkipVerify = true
+			tlsCfg.VerifyConnection = func(cs tls.ConnectionState) error { return verifyPinned(cs, pool) }
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = tlsCfg
@@ -195,9 +211,9 @@ func newClient(cfg Config) (*client, error) {
 	c.sem = make(chan struct{}, cfg.MaxConcurrent)
 	c.breaker = gobreaker.NewCircuitBreaker[*response](gobreaker.Settings{
 		Name:    "upstream",
-		Timeout: BreakerOpen,
+		Timeout: cfg.BreakerOpen,
 		ReadyToTrip: func(counts gobreaker.Counts) bool {
-			return counts.ConsecutiveFailures >= BreakerFailures
+			return counts.ConsecutiveFailures >= uint32(cfg.BreakerFailures)
 		},
 		IsSuccessful: func(err error) bool {
 			var ue *upstreamError
@@ -211,6 +227,25 @@ func newClient(cfg Config) (*client, error) {
 		c.cache = newCache(cfg.CacheTTL)
 	}
 	return c, nil
+}
+
+// verifyPinned verifies the peer's chain against roots, and its host name
+// when the certificate has subject alternative names.
+func verifyPinned(cs tls.ConnectionState, roots *x509.CertPool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("upstream: no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	opts := x509.VerifyOptions{Roots: roots, Intermediates: inter}
+	if len(leaf.DNSNames) > 0 || len(leaf.IPAddresses) > 0 {
+		opts.DNSName = cs.ServerName
+	}
+	_, err := leaf.Verify(opts)
+	return err
 }
 
 // redactURL drops any user information from a URL for messages.
