@@ -420,5 +420,3 @@ func TestCredentialsNeverInURLsOrErrors(t *testing.T) {
 		t.Errorf("error %v: must name neither the password nor the address", err)
 	}
 }
-
-
