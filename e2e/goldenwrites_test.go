@@ -702,9 +702,9 @@ func normalise(v any, jobs map[int64]int64) any {
 }
 
 // gatewayReason undoes, in a reason trail entry, what an upstream-mode
-// gateway adds (its documented difference): the "gnt:user" entry it sends
-// names the gateway's user and trace, then the client's own reason. It
-// returns the client's entry (keep false when the client gave none).
+// gateway adds (its documented difference): when the client gave no
+// reason, the "gnt:user" entry it sends names the gateway's user and
+// trace. keep is false for that entry.
 func gatewayReason(v any) (any, bool) {
 	l, ok := v.([]any)
 	if !ok || len(l) != 3 || l[0] != "gnt:user" {
@@ -713,9 +713,6 @@ func gatewayReason(v any) (any, bool) {
 	text, _ := l[1].(string)
 	if text != "ganeti-gateway" && !strings.HasPrefix(text, "ganeti-gateway ") {
 		return v, true
-	}
-	if _, client, ok := strings.Cut(text, " reason="); ok {
-		return []any{l[0], client, l[2]}, true
 	}
 	return nil, false
 }

@@ -92,3 +92,53 @@ func TestUpstreamGoldenReads(t *testing.T) { viaUpstream(t, TestGoldenReads) }
 // TestUpstreamGoldenWriteFlows replays the golden write flows through an
 // upstream gateway in front of the simulated one.
 func TestUpstreamGoldenWriteFlows(t *testing.T) { viaUpstream(t, TestGoldenWriteFlows) }
+
+// startUpstreamPair starts the simulated gateway with args (plain HTTP)
+// and, in dataDir, a gateway in front of it with the same args and the
+// upstream flags; it returns the front, whose Back is the simulated one.
+func startUpstreamPair(t *testing.T, dataDir string, args ...string) *serverProcess {
+	t.Helper()
+	backDir := t.TempDir()
+	writeTestUsers(t, backDir)
+	back := startServerRaw(t, backDir, append(append([]string{}, args...), "--insecure")...)
+	front := startServerRaw(t, dataDir, append(append([]string{}, args...),
+		"--upstream", "http://"+back.Addr, "--upstream-user", e2eUser,
+		"--upstream-password-file", upstreamPasswordFile(t), "--upstream-max-concurrent", "64")...)
+	front.Back = back
+	return front
+}
+
+// TestUpstreamOfficialClientConformance runs the official Python client's
+// conformance suite against a gateway in front of the simulated one.
+func TestUpstreamOfficialClientConformance(t *testing.T) {
+	viaUpstream(t, TestOfficialClientConformance)
+}
+
+// upstreamKnownFailures are the conformance checks that fail through the
+// RAPI upstream, by the beginning of their name: a reinstall is a job of
+// several opcodes, which no RAPI route takes as opcodes (the legacy
+// reinstall route builds them itself from its own body); the log-entries
+// check waits for the reinstall's job; the coverage check then misses
+// ReinstallInstance.
+var upstreamKnownFailures = []string{
+	"ReinstallInstance: ",
+	"ReinstallInstance with reason: ",
+	"WaitForJobChange: log entries of a finished job",
+	"coverage: ",
+}
+
+func knownUpstreamFailure(check string) bool {
+	for _, k := range upstreamKnownFailures {
+		if strings.HasPrefix(strings.TrimSpace(check), k) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestUpstreamHtoolsReadCluster and TestUpstreamHbalBalancesOverRAPI run
+// the htools tests (hscan, hspace, hbal) against a gateway in front of the
+// simulated one.
+func TestUpstreamHtoolsReadCluster(t *testing.T) { viaUpstream(t, TestHtoolsReadCluster) }
+
+func TestUpstreamHbalBalancesOverRAPI(t *testing.T) { viaUpstream(t, TestHbalBalancesOverRAPI) }

@@ -473,10 +473,18 @@ func (b *Backend) Unsupported(opID string) error {
 	return unreachable("%s cannot be submitted over RAPI: no RAPI route submits it", opID)
 }
 
-// reasonText is the ?reason= of a submission: who asked (the gateway's
-// user and trace id) and the client's own reason, so that gnt-job info on
-// the cluster shows who did what.
+// reasonText is the ?reason= of a submission, which Ganeti's rlib2 puts
+// first in the reason trail as ["gnt:user", text, now]. A client's own
+// reason is sent unchanged (job filter rules match reasons exactly); a
+// submission without one gets who asked: "ganeti-gateway user=<user>
+// trace=<trace id>", so that gnt-job info on the cluster shows who did
+// what. The gateway's audit log has the user of every job either way.
 func reasonText(ctx context.Context, ops []*rapiv2.OpCode) string {
+	if len(ops) == 1 {
+		if client := clientReason(ops[0]); client != "" {
+			return client
+		}
+	}
 	o := backend.OriginFrom(ctx)
 	parts := []string{"ganeti-gateway"}
 	if o.User != "" {
@@ -484,11 +492,6 @@ func reasonText(ctx context.Context, ops []*rapiv2.OpCode) string {
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		parts = append(parts, "trace="+sc.TraceID().String())
-	}
-	if len(ops) == 1 {
-		if client := clientReason(ops[0]); client != "" {
-			parts = append(parts, "reason="+client)
-		}
 	}
 	return strings.Join(parts, " ")
 }

@@ -310,6 +310,27 @@ func (r *route) build(md protoreflect.MessageDescriptor, obj legacyjson.Object, 
 		}
 		delete(remaining, p)
 	}
+	// A dict parameter whose keys are all query arguments of the route
+	// (the storage modify handler builds "changes" from ?allocatable=).
+	for p, val := range remaining {
+		keys, ok := objectKeys(val)
+		if !ok || len(keys) == 0 {
+			continue
+		}
+		args := url.Values{}
+		for k, v := range keys {
+			if !r.hasQuery(k) || q.Has(k) || !addQuery(args, k, v, false) {
+				args = nil
+				break
+			}
+		}
+		if args != nil {
+			for k, v := range args {
+				q[k] = v
+			}
+			delete(remaining, p)
+		}
+	}
 	if reason != "" {
 		q.Set("reason", reason)
 	}
@@ -395,6 +416,31 @@ func pathValue(obj legacyjson.Object, has func(string) bool, v string) (string, 
 		return s, "name", ok
 	}
 	return "", "", false
+}
+
+// hasQuery reports whether the route has the query argument name.
+func (r *route) hasQuery(name string) bool {
+	for _, fd := range r.query {
+		if fd.JSONName() == name {
+			return true
+		}
+	}
+	return false
+}
+
+// objectKeys returns a JSON object value's members.
+func objectKeys(v any) (map[string]any, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		return x, true
+	case legacyjson.Object:
+		m := make(map[string]any, len(x))
+		for _, e := range x {
+			m[e.Key] = e.Value
+		}
+		return m, true
+	}
+	return nil, false
 }
 
 func dynamicMessage(md protoreflect.MessageDescriptor) proto.Message {
