@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,8 +15,13 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
+
+func repoRoot(t testing.TB) string { return testutil.RepoRoot(t) }
 
 // Suites through the RAPI upstream: a test whose name starts with one of
 // upstreamSuites gets, from inProcess and startServer, a gateway in front
@@ -142,3 +150,87 @@ func knownUpstreamFailure(check string) bool {
 func TestUpstreamHtoolsReadCluster(t *testing.T) { viaUpstream(t, TestHtoolsReadCluster) }
 
 func TestUpstreamHbalBalancesOverRAPI(t *testing.T) { viaUpstream(t, TestHbalBalancesOverRAPI) }
+
+// TestUpstreamHealthAndMasterFailover fronts two simulated gateways, as
+// the two addresses of one cluster: reads go to the first that answers;
+// when it stops, the gateway follows to the other within about one health
+// interval; when none answers, /healthz and gRPC health report it.
+func TestUpstreamHealthAndMasterFailover(t *testing.T) {
+	first := startServer(t, "", "--insecure", "--cluster-file", filepath.Join(repoRoot(t), "deploy/demo-cluster.json"))
+	second := startServer(t, "", "--insecure", "--cluster-file", filepath.Join(repoRoot(t), "testdata/golden-cluster.json"))
+	dataDir := t.TempDir()
+	writeTestUsers(t, dataDir)
+	a, err := server.New(context.Background(), server.Config{
+		DataDir: dataDir, Insecure: true, AdminListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Upstream: server.UpstreamConfig{
+			URLs: []string{"http://" + first.Addr, "http://" + second.Addr}, User: e2eUser,
+			PasswordFile: upstreamPasswordFile(t), HealthInterval: 200 * time.Millisecond, Timeout: time.Second,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.Serve(lis) }()
+	admin, err := a.ListenAdmin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.ServeAdmin(admin) }()
+	base := "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String()
+	// The two clusters differ in their nodes.
+	clusterName := func() string {
+		_, _, b := do(t, "GET", base+"/2/nodes", "", "")
+		var nodes []struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(b, &nodes) != nil || len(nodes) == 0 {
+			return ""
+		}
+		return fmt.Sprint(len(nodes), " nodes")
+	}
+	healthz := func() int {
+		resp, err := http.Get("http://" + admin.Addr().String() + "/healthz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	grpcHealth := func() healthpb.HealthCheckResponse_ServingStatus {
+		conn := dialGRPC(t, base)
+		resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return healthpb.HealthCheckResponse_UNKNOWN
+		}
+		return resp.GetStatus()
+	}
+	firstName := clusterName()
+	if firstName == "" || healthz() != http.StatusOK || grpcHealth() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("at start: cluster %q, /healthz %d, gRPC health %v", firstName, healthz(), grpcHealth())
+	}
+	first.Stop(t) // the master fails over to the second address
+	deadline := time.Now().Add(3 * time.Second)
+	for clusterName() == firstName || clusterName() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway did not follow the master to the second address")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	second.Stop(t) // now nothing answers
+	deadline = time.Now().Add(3 * time.Second)
+	for healthz() == http.StatusOK || grpcHealth() == healthpb.HealthCheckResponse_SERVING {
+		if time.Now().After(deadline) {
+			t.Fatalf("with no upstream: /healthz %d, gRPC health %v", healthz(), grpcHealth())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st, _, _ := do(t, "GET", base+"/2/info", "", ""); st != http.StatusBadGateway {
+		t.Errorf("GET /2/info with no upstream: %d, want 502", st)
+	}
+}

@@ -96,7 +96,9 @@ type client struct {
 	password string
 	http     *http.Client
 	sem      chan struct{}
-	breaker  *gobreaker.CircuitBreaker[*response]
+	// breakers has one circuit breaker per address: a master failover
+	// moves the calls to a closed one.
+	breakers []*gobreaker.CircuitBreaker[*response]
 	group    singleflight.Group
 	cache    *cache
 	master   atomic.Int32 // index into cfg.URLs
@@ -209,20 +211,22 @@ func newClient(cfg Config) (*client, error) {
 	}
 	c.http = &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	c.sem = make(chan struct{}, cfg.MaxConcurrent)
-	c.breaker = gobreaker.NewCircuitBreaker[*response](gobreaker.Settings{
-		Name:    "upstream",
-		Timeout: cfg.BreakerOpen,
-		ReadyToTrip: func(counts gobreaker.Counts) bool {
-			return counts.ConsecutiveFailures >= uint32(cfg.BreakerFailures)
-		},
-		IsSuccessful: func(err error) bool {
-			var ue *upstreamError
-			return !errors.As(err, &ue)
-		},
-		OnStateChange: func(_ string, from, to gobreaker.State) {
-			c.log.Warn("upstream circuit breaker", "from", from.String(), "to", to.String())
-		},
-	})
+	for range cfg.URLs {
+		c.breakers = append(c.breakers, gobreaker.NewCircuitBreaker[*response](gobreaker.Settings{
+			Name:    "upstream",
+			Timeout: cfg.BreakerOpen,
+			ReadyToTrip: func(counts gobreaker.Counts) bool {
+				return counts.ConsecutiveFailures >= uint32(cfg.BreakerFailures)
+			},
+			IsSuccessful: func(err error) bool {
+				var ue *upstreamError
+				return !errors.As(err, &ue)
+			},
+			OnStateChange: func(_ string, from, to gobreaker.State) {
+				c.log.Warn("upstream circuit breaker", "from", from.String(), "to", to.String())
+			},
+		}))
+	}
 	if cfg.CacheTTL > 0 {
 		c.cache = newCache(cfg.CacheTTL)
 	}
@@ -258,9 +262,6 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-// base is the master's base URL.
-func (c *client) base() string { return strings.TrimRight(c.cfg.URLs[c.master.Load()], "/") }
-
 // call makes one upstream request within the cap, the timeout and the
 // breaker. A 2xx answer is returned; Ganeti's error answers become errs
 // errors; a transport failure, a 5xx of the proxy kind or an open breaker
@@ -276,7 +277,9 @@ func (c *client) call(ctx context.Context, method, path string, body any, timeou
 			return nil, err
 		}
 	}
-	resp, err := c.breaker.Execute(func() (*response, error) {
+	master := c.master.Load()
+	base := strings.TrimRight(c.cfg.URLs[master], "/")
+	resp, err := c.breakers[master].Execute(func() (*response, error) {
 		select {
 		case c.sem <- struct{}{}:
 		case <-ctx.Done():
@@ -293,7 +296,7 @@ func (c *client) call(ctx context.Context, method, path string, body any, timeou
 		c.calls.Add(1)
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		req, err := http.NewRequestWithContext(cctx, method, c.base()+path, bytes.NewReader(payload))
+		req, err := http.NewRequestWithContext(cctx, method, base+path, bytes.NewReader(payload))
 		if err != nil {
 			return nil, err
 		}
