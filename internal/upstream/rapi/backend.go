@@ -167,11 +167,11 @@ func (c *client) probe(ctx context.Context, base string) (string, error) {
 // ---------------------------------------------------------------- reads
 
 func (b *Backend) getValue(ctx context.Context, path string) (any, error) {
-	body, err := b.c.get(ctx, path)
+	p, err := b.c.read(ctx, http.MethodGet, path, nil, decode)
 	if err != nil {
 		return nil, err
 	}
-	return decode(body)
+	return p.val, nil
 }
 
 func (b *Backend) ClusterInfo(ctx context.Context) (map[string]any, error) {
@@ -233,38 +233,38 @@ func (b *Backend) Get(ctx context.Context, resource, name string, fields []strin
 }
 
 func (b *Backend) Query(ctx context.Context, resource string, fields []string, filter any, lim backend.QueryLimits) (*backend.QueryResult, error) {
-	body, err := b.queryBody(ctx, resource, fields, filter)
+	p, err := b.queryParsed(ctx, resource, fields, filter)
 	if err != nil {
 		return nil, err
 	}
-	n := int64(len(body))
-	if lim.MaxBytes > 0 && n > lim.MaxBytes {
-		return nil, errs.TooLarge("Query result too large: about %d bytes, at most %d", n, lim.MaxBytes)
+	if lim.MaxBytes > 0 && p.size > lim.MaxBytes {
+		return nil, errs.TooLarge("Query result too large: about %d bytes, at most %d", p.size, lim.MaxBytes)
 	}
 	if lim.Admit != nil {
-		if err := lim.Admit(n); err != nil {
+		if err := lim.Admit(p.size); err != nil {
 			return nil, err
 		}
 	}
-	return parseQueryResult(body)
+	return p.val.(*backend.QueryResult), nil
 }
 
 func (b *Backend) query(ctx context.Context, resource string, fields []string, filter any) (*backend.QueryResult, error) {
-	body, err := b.queryBody(ctx, resource, fields, filter)
+	p, err := b.queryParsed(ctx, resource, fields, filter)
 	if err != nil {
 		return nil, err
 	}
-	return parseQueryResult(body)
+	return p.val.(*backend.QueryResult), nil
 }
 
-// queryBody is PUT /2/query/{resource}: Ganeti's query with a filter,
+// queryParsed is PUT /2/query/{resource}: Ganeti's query with a filter,
 // answering every field the cluster knows (a newer Ganeti's too).
-func (b *Backend) queryBody(ctx context.Context, resource string, fields []string, filter any) ([]byte, error) {
+func (b *Backend) queryParsed(ctx context.Context, resource string, fields []string, filter any) (parsed, error) {
 	req := map[string]any{"fields": nonNilStrings(fields)}
 	if filter != nil {
 		req["qfilter"] = filter
 	}
-	return b.c.read(ctx, http.MethodPut, "/2/query/"+url.PathEscape(resource), req)
+	return b.c.read(ctx, http.MethodPut, "/2/query/"+url.PathEscape(resource), req,
+		func(body []byte) (any, error) { return parseQueryResult(body) })
 }
 
 func nonNilStrings(s []string) []string {

@@ -425,14 +425,17 @@ func ganetiError(b []byte) bool {
 	return json.Unmarshal(b, &e) == nil && e.Code != 0 && e.Message != ""
 }
 
-// get is a read: cached (when on), singleflight for identical concurrent
-// reads.
-func (c *client) get(ctx context.Context, path string) ([]byte, error) {
-	return c.read(ctx, http.MethodGet, path, nil)
+// parsed is a read's answer, parsed, and the size of its JSON.
+type parsed struct {
+	val  any
+	size int64
 }
 
-// read is get for a method and body (PUT /2/query reads).
-func (c *client) read(ctx context.Context, method, path string, body any) ([]byte, error) {
+// read is a read (GET, or PUT /2/query), parsed by parse: cached when the
+// cache is on (parsed: a hit costs no decoding; the values are shared and
+// never modified, see backend), singleflight for identical concurrent
+// reads. A path's reads always use the same parse.
+func (c *client) read(ctx context.Context, method, path string, body any, parse func([]byte) (any, error)) (parsed, error) {
 	key := method + " " + path
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -440,8 +443,8 @@ func (c *client) read(ctx context.Context, method, path string, body any) ([]byt
 	}
 	cacheable := c.cache != nil && !strings.Contains(path, "/2/jobs") && !strings.Contains(path, "/2/query/job")
 	if cacheable {
-		if b, ok := c.cache.get(key); ok {
-			return b, nil
+		if p, ok := c.cache.get(key); ok {
+			return p, nil
 		}
 	}
 	// The flight runs on its own context (a caller leaving must not cut
@@ -452,19 +455,24 @@ func (c *client) read(ctx context.Context, method, path string, body any) ([]byt
 		if err != nil {
 			return nil, err
 		}
-		if cacheable {
-			c.cache.put(key, r.body)
+		v, err := parse(r.body)
+		if err != nil {
+			return nil, err
 		}
-		return r.body, nil
+		p := parsed{val: v, size: int64(len(r.body))}
+		if cacheable {
+			c.cache.put(key, p)
+		}
+		return p, nil
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return parsed{}, res.Err
 		}
-		return res.Val.([]byte), nil
+		return res.Val.(parsed), nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return parsed{}, ctx.Err()
 	}
 }
 
@@ -486,24 +494,24 @@ type cache struct {
 }
 
 type cacheEntry struct {
-	body    []byte
+	p       parsed
 	expires time.Time
 }
 
 func newCache(ttl time.Duration) *cache { return &cache{ttl: ttl, m: map[string]cacheEntry{}} }
 
-func (c *cache) get(key string) ([]byte, bool) {
+func (c *cache) get(key string) (parsed, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[key]
 	if !ok || time.Now().After(e.expires) {
 		delete(c.m, key)
-		return nil, false
+		return parsed{}, false
 	}
-	return e.body, true
+	return e.p, true
 }
 
-func (c *cache) put(key string, b []byte) {
+func (c *cache) put(key string, p parsed) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) > 10000 { // bounded: drop the expired, then everything
@@ -517,7 +525,7 @@ func (c *cache) put(key string, b []byte) {
 			clear(c.m)
 		}
 	}
-	c.m[key] = cacheEntry{body: b, expires: time.Now().Add(c.ttl)}
+	c.m[key] = cacheEntry{p: p, expires: time.Now().Add(c.ttl)}
 }
 
 // invalidate drops every cached read: a job may change any list, query,

@@ -34,6 +34,7 @@ type fakeRAPI struct {
 	jobs                        int64
 	requests, inflight, maxSeen atomic.Int64
 	submissions                 atomic.Int64
+	readOnly                    bool // the service user may not wait
 	reasons                     []string
 }
 
@@ -64,6 +65,11 @@ func (f *fakeRAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.reasons = append(f.reasons, r.URL.Query().Get("reason"))
 		f.jobs++
 		_ = json.NewEncoder(w).Encode(f.jobs)
+	case strings.HasSuffix(r.URL.Path, "/wait") && f.readOnly:
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `{"code": 403, "message": "Forbidden", "explain": ""}`)
+	case r.URL.Path == "/2/query/job":
+		_, _ = io.WriteString(w, `{"fields": [], "data": [[[0, "success"], [0, [[[1, [1, 0], "message", "done"]]]], [0, "success"]]]}`)
 	case strings.HasPrefix(r.URL.Path, "/2/jobs/"):
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": 1, "status": "success", "ops": []any{}, "opstatus": []any{}})
 	default:
@@ -418,5 +424,20 @@ func TestCredentialsNeverInURLsOrErrors(t *testing.T) {
 	_, err := b.ClusterInfo(context.Background())
 	if err == nil || strings.Contains(err.Error(), testPassword) || strings.Contains(err.Error(), p.lis.Addr().String()) {
 		t.Errorf("error %v: must name neither the password nor the address", err)
+	}
+}
+
+func TestWaitPollsForReadOnlyServiceUser(t *testing.T) {
+	f := &fakeRAPI{readOnly: true}
+	b, _ := newTest(t, f, nil)
+	info, logs, changed, err := b.WaitForChange(context.Background(), 1, []string{"status"}, []any{"running"}, -1, 2*time.Second)
+	if err != nil || !changed {
+		t.Fatalf("WaitForChange: changed %v, %v", changed, err)
+	}
+	if len(info) != 1 || info[0] != "success" || len(logs) != 1 {
+		t.Errorf("info %v logs %v, want [success] and one log entry", info, logs)
+	}
+	if !b.waitForbidden {
+		t.Error("the refused wait was not remembered: every wait would try it again")
 	}
 }
