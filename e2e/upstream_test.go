@@ -234,3 +234,12 @@ func TestUpstreamHealthAndMasterFailover(t *testing.T) {
 		t.Errorf("GET /2/info with no upstream: %d, want 502", st)
 	}
 }
+
+// TestUpstreamIdempotencyKeyRetries, TestUpstreamTagJobsLikeGaneti and
+// TestUpstreamGRPCReads run those suites through an upstream gateway: the
+// gateway keeps the key -> job id map itself (the upstream has none).
+func TestUpstreamIdempotencyKeyRetries(t *testing.T) { viaUpstream(t, TestIdempotencyKeyRetries) }
+
+func TestUpstreamTagJobsLikeGaneti(t *testing.T) { viaUpstream(t, TestTagJobsLikeGaneti) }
+
+func TestUpstreamGRPCReads(t *testing.T) { viaUpstream(t, TestGRPCReads) }

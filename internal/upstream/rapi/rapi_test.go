@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
@@ -374,12 +376,16 @@ func TestUnreachableJobsMakeNoCall(t *testing.T) {
 func TestReasonTrailNamesTheCaller(t *testing.T) {
 	f := &fakeRAPI{}
 	b, _ := newTest(t, f, nil)
-	ctx := backend.WithOrigin(context.Background(), backend.Origin{User: "alice"})
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	ctx = backend.WithOrigin(ctx, backend.Origin{User: "alice"})
 	if _, err := b.Submit(ctx, tagOp(t, "a"), backend.SubmitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.reasons) != 1 || !strings.Contains(f.reasons[0], "user=alice") {
-		t.Errorf("reasons %q: want the caller's user", f.reasons)
+	want := "ganeti-gateway user=alice trace=4bf92f3577b34da6a3ce929d0e0e4736"
+	if len(f.reasons) != 1 || f.reasons[0] != want {
+		t.Errorf("reasons %q, want [%q]", f.reasons, want)
 	}
 }
 
