@@ -195,7 +195,8 @@ type UpstreamConfig struct {
 	// CacheTTL, when positive, caches reads (invalidated when a job ends).
 	CacheTTL time.Duration
 	// Timeout bounds one upstream call; MaxConcurrent caps those in
-	// flight; HealthInterval is how often the master is checked.
+	// flight (and, apart, the job waits in flight); HealthInterval is how
+	// often the master is checked.
 	Timeout        time.Duration
 	MaxConcurrent  int
 	HealthInterval time.Duration

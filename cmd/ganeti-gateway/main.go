@@ -197,7 +197,7 @@ func serve(args []string, std stdio) error {
 	fs.BoolVar(&cfg.Upstream.Insecure, "upstream-insecure", false, "do not verify the upstream's TLS certificate (testing only)")
 	fs.DurationVar(&cfg.Upstream.CacheTTL, "upstream-cache-ttl", 0, "cache upstream reads this long (dropped whenever the gateway sees a job end); 0: off")
 	fs.DurationVar(&cfg.Upstream.Timeout, "upstream-timeout", 8*time.Second, "longest one upstream call may take (a job wait: Ganeti's 10 s more)")
-	fs.IntVar(&cfg.Upstream.MaxConcurrent, "upstream-max-concurrent", 16, "upstream calls in flight at most (job waits included)")
+	fs.IntVar(&cfg.Upstream.MaxConcurrent, "upstream-max-concurrent", 16, "upstream calls in flight at most; as many job waits (each may hold a call for Ganeti's 10 s) are capped apart")
 	fs.DurationVar(&cfg.Upstream.HealthInterval, "upstream-health-interval", 5*time.Second, "how often the upstream master is checked (and found again after a master failover)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n"+

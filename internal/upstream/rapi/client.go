@@ -63,7 +63,8 @@ type Config struct {
 	// Insecure skips verification.
 	CAFile   string
 	Insecure bool
-	// MaxConcurrent caps the upstream calls in flight (waits included).
+	// MaxConcurrent caps the upstream calls in flight, and apart the job
+	// waits in flight (each may hold its call for Ganeti's 10 s).
 	MaxConcurrent int
 	// Timeout bounds one upstream call (a job wait asks Ganeti for at
 	// most its own 10 s and gets this plus that).
@@ -96,6 +97,9 @@ type client struct {
 	password string
 	http     *http.Client
 	sem      chan struct{}
+	// waitSem caps the job waits apart: a wait holds its call for up to
+	// Ganeti's 10 s, and must not starve the reads.
+	waitSem chan struct{}
 	// breakers has one circuit breaker per address: a master failover
 	// moves the calls to a closed one.
 	breakers []*gobreaker.CircuitBreaker[*response]
@@ -211,6 +215,7 @@ func newClient(cfg Config) (*client, error) {
 	}
 	c.http = &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	c.sem = make(chan struct{}, cfg.MaxConcurrent)
+	c.waitSem = make(chan struct{}, cfg.MaxConcurrent)
 	for range cfg.URLs {
 		c.breakers = append(c.breakers, gobreaker.NewCircuitBreaker[*response](gobreaker.Settings{
 			Name:    "upstream",
@@ -267,6 +272,11 @@ func redactURL(s string) string {
 // errors; a transport failure, a 5xx of the proxy kind or an open breaker
 // become 502 / UNAVAILABLE.
 func (c *client) call(ctx context.Context, method, path string, body any, timeout time.Duration) (*response, error) {
+	return c.callWith(ctx, c.sem, method, path, body, timeout)
+}
+
+// callWith is call within the cap sem.
+func (c *client) callWith(ctx context.Context, sem chan struct{}, method, path string, body any, timeout time.Duration) (*response, error) {
 	if timeout <= 0 {
 		timeout = c.cfg.Timeout
 	}
@@ -281,18 +291,21 @@ func (c *client) call(ctx context.Context, method, path string, body any, timeou
 	base := strings.TrimRight(c.cfg.URLs[master], "/")
 	resp, err := c.breakers[master].Execute(func() (*response, error) {
 		select {
-		case c.sem <- struct{}{}:
+		case sem <- struct{}{}:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		n := c.inflight.Add(1)
-		for {
-			m := c.maxSeen.Load()
-			if n <= m || c.maxSeen.CompareAndSwap(m, n) {
-				break
+		if sem == c.sem {
+			n := c.inflight.Add(1)
+			for {
+				m := c.maxSeen.Load()
+				if n <= m || c.maxSeen.CompareAndSwap(m, n) {
+					break
+				}
 			}
+			defer c.inflight.Add(-1)
 		}
-		defer func() { c.inflight.Add(-1); <-c.sem }()
+		defer func() { <-sem }()
 		c.calls.Add(1)
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()

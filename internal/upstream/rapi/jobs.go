@@ -316,7 +316,7 @@ func (b *Backend) waitOnce(ctx context.Context, id int64, fields []string, prevI
 	// long, plus the usual timeout; a caller with less time cuts it.
 	cctx, cancel := context.WithTimeout(ctx, left)
 	defer cancel()
-	r, err := b.c.call(cctx, http.MethodGet, "/2/jobs/"+strconv.FormatInt(id, 10)+"/wait", body, ganetiWait+b.c.cfg.Timeout)
+	r, err := b.c.callWith(cctx, b.c.waitSem, http.MethodGet, "/2/jobs/"+strconv.FormatInt(id, 10)+"/wait", body, ganetiWait+b.c.cfg.Timeout)
 	if err != nil {
 		if ctx.Err() == nil && cctx.Err() != nil {
 			return nil, nil, false, nil // our timeout passed: nothing changed
