@@ -51,6 +51,27 @@ var knownDifferences = map[int]string{
 	289: "final node dfree: the real node's filesystem free space drifted (77869 at seq 8 and 93, 77414 here); ours stays 77869 since file disks are sparse",
 }
 
+// knownUpstreamDifferences are the further records an upstream-mode
+// gateway (internal/upstream/rapi) does not reproduce: a reinstall is a
+// job of several opcodes, which no RAPI route takes from a client as
+// opcodes (the legacy reinstall route builds them itself); the records
+// after it show its effect missing. The node role route's opcode goes to
+// the node modify route (the role route's body is a role name, not
+// opcode parameters), so the upstream's reason trail names that handler.
+var knownUpstreamDifferences = map[int]string{
+	142: "reinstall: a job of several opcodes cannot be submitted over RAPI",
+	143: "reinstall: a job of several opcodes cannot be submitted over RAPI",
+	146: "reinstall: a job of several opcodes cannot be submitted over RAPI",
+	147: "reinstall: a job of several opcodes cannot be submitted over RAPI",
+	148: "reinstall: a job of several opcodes cannot be submitted over RAPI",
+	149: "reinstall: a job of several opcodes cannot be submitted over RAPI",
+	176: "the reinstalls above are missing (inst2 stays up)",
+	230: "the reinstall jobs above are missing from the job list",
+	275: "the reinstalls above are missing (inst2 stays up)",
+	288: "the reinstalls above are missing (inst2 stays up)",
+	212: "OP_NODE_SET_PARAMS goes to POST /2/nodes/{name}/modify: the upstream's reason trail names nodes_name_modify",
+}
+
 // TestGoldenWriteFlows replays the write flows of the captures (seq
 // 46-292) in capture order on a fresh server with the mirrored cluster file:
 // every write with its recorded method, path, Content-Type and body as the
@@ -79,6 +100,9 @@ func TestGoldenWriteFlows(t *testing.T) {
 		replayed++
 		diffs := r.replay(c)
 		reason, isKnown := knownDifferences[c.Seq]
+		if why, ok := knownUpstreamDifferences[c.Seq]; ok && throughUpstream(t) {
+			reason, isKnown = why, true
+		}
 		switch {
 		case len(diffs) == 0 && isKnown:
 			nowMatching = append(nowMatching, c.Seq)
@@ -644,9 +668,12 @@ func normalise(v any, jobs map[int64]int64) any {
 		}
 		return x
 	case []any:
-		out := make([]any, len(x))
+		out := make([]any, 0, len(x))
 		for i := range x {
-			out[i] = normalise(x[i], jobs)
+			e, keep := gatewayReason(x[i])
+			if keep {
+				out = append(out, normalise(e, jobs))
+			}
 		}
 		return out
 	case map[string]any:
@@ -672,6 +699,22 @@ func normalise(v any, jobs map[int64]int64) any {
 		}
 	}
 	return v
+}
+
+// gatewayReason undoes, in a reason trail entry, what an upstream-mode
+// gateway adds (its documented difference): when the client gave no
+// reason, the "gnt:user" entry it sends names the gateway's user and
+// trace. keep is false for that entry.
+func gatewayReason(v any) (any, bool) {
+	l, ok := v.([]any)
+	if !ok || len(l) != 3 || l[0] != "gnt:user" {
+		return v, true
+	}
+	text, _ := l[1].(string)
+	if text != "ganeti-gateway" && !strings.HasPrefix(text, "ganeti-gateway ") {
+		return v, true
+	}
+	return nil, false
 }
 
 // ourToCaptured is the inverse of jobs.

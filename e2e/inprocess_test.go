@@ -83,7 +83,11 @@ func inProcessWith(t testing.TB, clusterFile string, configure func(*server.Conf
 	}
 	go func() { _ = a.Serve(lis) }()
 	t.Cleanup(a.Close)
-	return "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String()
+	base := "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String()
+	if throughUpstream(t) {
+		return upstreamFront(t, base, configure)
+	}
+	return base
 }
 
 // anonymous is a base URL without credentials.

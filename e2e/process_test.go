@@ -50,11 +50,14 @@ func serverBinary(t *testing.T) string {
 type serverProcess struct {
 	Addr    string // host:port
 	DataDir string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	logs    *strings.Builder
-	stdout  strings.Builder
-	mu      sync.Mutex
+	// Back is, for a server started in front of an upstream
+	// (viaUpstream), the simulated gateway it fronts.
+	Back   *serverProcess
+	cmd    *exec.Cmd
+	done   chan struct{}
+	logs   *strings.Builder
+	stdout strings.Builder
+	mu     sync.Mutex
 }
 
 // lockedWriter appends to p.stdout.
@@ -83,6 +86,9 @@ func startServer(t *testing.T, dataDir string, args ...string) *serverProcess {
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "rapi", "users")); os.IsNotExist(err) {
 		writeTestUsers(t, dataDir)
+	}
+	if throughUpstream(t) {
+		return startUpstreamPair(t, dataDir, args...)
 	}
 	return startServerRaw(t, dataDir, args...)
 }

@@ -43,6 +43,7 @@ var classTable = map[string]codes.Code{
 	errs.ClassTooManyRequests: codes.ResourceExhausted,
 	errs.ClassTooLarge:        codes.ResourceExhausted,
 	errs.ClassConflict:        codes.AlreadyExists,
+	errs.ClassBadGateway:      codes.Unavailable,
 }
 
 // ToStatus converts any error into a gRPC status that is safe to show a

@@ -46,7 +46,8 @@ var httpStatus = map[codes.Code]int{
 // status the gRPC code does not tell apart: ResourceExhausted is 429 for a
 // rate or concurrency limit (retry later) but 413 for a size limit.
 var classStatus = map[string]int{
-	errs.ClassTooLarge: http.StatusRequestEntityTooLarge,
+	errs.ClassTooLarge:   http.StatusRequestEntityTooLarge,
+	errs.ClassBadGateway: http.StatusBadGateway,
 }
 
 // explain is Python 3.11's long description of each status, which Ganeti

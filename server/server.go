@@ -29,6 +29,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/deploy"
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/selfsigned"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
@@ -39,6 +40,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/upstream/rapi"
 )
 
 // Config is the server configuration; the zero value plus a DataDir works.
@@ -175,6 +177,29 @@ type Config struct {
 	// resumable UNAVAILABLE, so that clients rebalance (0: the default,
 	// negative: no limit).
 	MaxWatchAge time.Duration
+	// Upstream, when set, fronts a real Ganeti cluster over its RAPI
+	// instead of the simulated one (see UpstreamConfig).
+	Upstream UpstreamConfig
+}
+
+// UpstreamConfig is the RAPI upstream (--upstream and its companions).
+type UpstreamConfig struct {
+	// URLs are the cluster's RAPI base URLs (https://host:5080), one per
+	// master candidate; empty: the simulated backend.
+	URLs []string
+	// User and PasswordFile are the service user's credentials.
+	User, PasswordFile string
+	// CAFile verifies the cluster's certificate; Insecure skips it.
+	CAFile   string
+	Insecure bool
+	// CacheTTL, when positive, caches reads (invalidated when a job ends).
+	CacheTTL time.Duration
+	// Timeout bounds one upstream call; MaxConcurrent caps those in
+	// flight (and, apart, the job waits in flight); HealthInterval is how
+	// often the master is checked.
+	Timeout        time.Duration
+	MaxConcurrent  int
+	HealthInterval time.Duration
 }
 
 // Defaults.
@@ -305,6 +330,7 @@ func (c *Config) CheckAndSetDefaults() error {
 // App is a ganeti-gateway ready to serve.
 type App struct {
 	cfg        Config
+	upstream   *rapi.Backend // nil: the simulated backend
 	store      *boltstore.Store
 	users      *auth.Store
 	jobs       *jobs.Engine
@@ -427,31 +453,20 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	secret := domainSecretPath(cfg)
 	a.healthSrv = health.NewServer()
-	model, err := a.openState(seed, jobs.Config{
-		Logger: log, EncodeOp: service.LegacyOpValue, Executors: executors(cfg, log, secret),
-		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
-		QueueSize: cfg.JobQueueSize, MaxOpsPerJob: cfg.MaxOpcodesPerJob,
-		IdempotencyTTL: cfg.IdempotencyKeyTTL,
-		TracerProvider: a.tel.TracerProvider, MeterProvider: a.tel.MeterProvider,
-		// The store refused a commit: the job queue stopped (fail-stop).
-		// Every service reports NOT_SERVING until a restart.
-		OnFailure: func(error) { a.healthSrv.Shutdown() },
-	})
-	if err != nil {
+	var be backend.Backend
+	if len(cfg.Upstream.URLs) > 0 {
+		if be, err = a.openUpstream(ctx); err != nil {
+			return nil, err
+		}
+	} else if be, err = a.openSim(cfg, seed); err != nil {
 		return nil, err
 	}
-	// Files of the first start are created once the store is accepted.
-	if err := ensureDomainSecret(cfg, secret, log); err != nil {
-		return nil, err
-	}
-	a.jobs.Start()
 	// Three quarters of the query memory for answers, one for requests
 	// being decoded.
 	budget := membudget.NewMemoryBudget(cfg.QueryMemory-cfg.QueryMemory/4, 0)
 	requestBudget := membudget.NewMemoryBudget(cfg.QueryMemory/4, 0)
-	services, err := service.New(service.Config{Backend: sim.New(model, a.jobs), Logger: log, MaxTestDelay: cfg.MaxTestDelay, Limits: service.Limits{
+	services, err := service.New(service.Config{Backend: be, Logger: log, MaxTestDelay: cfg.MaxTestDelay, Limits: service.Limits{
 		MaxQueryFields:      cfg.MaxQueryFields,
 		MaxQueryResultBytes: cfg.MaxQueryResultBytes,
 		Budget:              budget,
@@ -552,6 +567,66 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	return a, nil
 }
 
+// openSim opens the store and the simulated cluster behind the backend.
+func (a *App) openSim(cfg Config, seed *cluster.File) (backend.Backend, error) {
+	log := cfg.Logger
+	secret := domainSecretPath(cfg)
+	model, err := a.openState(seed, jobs.Config{
+		Logger: log, EncodeOp: service.LegacyOpValue, Executors: executors(cfg, log, secret),
+		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
+		QueueSize: cfg.JobQueueSize, MaxOpsPerJob: cfg.MaxOpcodesPerJob,
+		IdempotencyTTL: cfg.IdempotencyKeyTTL,
+		TracerProvider: a.tel.TracerProvider, MeterProvider: a.tel.MeterProvider,
+		// The store refused a commit: the job queue stopped (fail-stop).
+		// Every service reports NOT_SERVING until a restart.
+		OnFailure: func(error) { a.healthSrv.Shutdown() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Files of the first start are created once the store is accepted.
+	if err := ensureDomainSecret(cfg, secret, log); err != nil {
+		return nil, err
+	}
+	a.jobs.Start()
+	return sim.New(model, a.jobs), nil
+}
+
+// openUpstream builds the RAPI upstream backend and starts its health
+// checks: every gRPC service and /healthz follow the upstream's
+// reachability.
+func (a *App) openUpstream(ctx context.Context) (backend.Backend, error) {
+	u := a.cfg.Upstream
+	up, err := rapi.New(rapi.Config{
+		URLs: u.URLs, User: u.User, PasswordFile: u.PasswordFile, CAFile: u.CAFile, Insecure: u.Insecure,
+		CacheTTL: u.CacheTTL, Timeout: u.Timeout, MaxConcurrent: u.MaxConcurrent, HealthInterval: u.HealthInterval,
+		IdempotencyTTL: a.cfg.IdempotencyKeyTTL, Logger: a.cfg.Logger.With("upstream", "rapi"),
+		OnHealth: a.upstreamHealth,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.upstream = up
+	up.Start(ctx)
+	return up, nil
+}
+
+// upstreamHealth sets every gRPC service's health from the upstream's
+// reachability (unless draining).
+func (a *App) upstreamHealth(err error) {
+	if a.draining.Load() || a.grpcServer == nil {
+		return
+	}
+	st := healthpb.HealthCheckResponse_SERVING
+	if err != nil {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	a.healthSrv.SetServingStatus("", st)
+	for name := range a.grpcServer.GetServiceInfo() {
+		a.healthSrv.SetServingStatus(name, st)
+	}
+}
+
 // PrometheusMetrics reports whether the admin listener serves /metrics
 // (--metrics-prometheus or OTEL_METRICS_EXPORTER=prometheus).
 func (a *App) PrometheusMetrics() bool {
@@ -563,6 +638,9 @@ func (a *App) PrometheusMetrics() bool {
 func (a *App) health(ctx context.Context) error {
 	if a.draining.Load() {
 		return errors.New("shutting down")
+	}
+	if a.upstream != nil {
+		return a.upstream.Health()
 	}
 	if err := a.jobs.Err(); err != nil {
 		return err
@@ -584,6 +662,10 @@ const BackupTimeout = 5 * time.Minute
 // transaction: writers go on), with its exact Content-Length so that a
 // client can tell a complete copy from a cut one.
 func (a *App) serveBackup(w http.ResponseWriter, r *http.Request) {
+	if a.store == nil {
+		http.Error(w, "no store: the gateway fronts an upstream cluster", http.StatusNotFound)
+		return
+	}
 	sn, err := a.store.Snapshot()
 	if err != nil {
 		a.cfg.Logger.Error("backup: cannot begin a snapshot", "err", err.Error())
@@ -805,6 +887,9 @@ func (a *App) Close() {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // no grace: Shutdown is the graceful path
 		_ = a.jobs.Stop(ctx)
+	}
+	if a.upstream != nil {
+		a.upstream.Close()
 	}
 	if a.store != nil {
 		_ = a.store.Close()

@@ -179,6 +179,22 @@ func serve(args []string, std stdio) error {
 	fs.DurationVar(&cfg.RemoteConnectTimeout, "remote-connect-timeout", 180*time.Second, "how long a remote export tries to connect and a remote import waits for it (Ganeti's RIE_CONNECT_TIMEOUT)")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the admin listener (/healthz, /debug/pprof/, /metrics); a bare port binds loopback only; empty: none")
 	fs.BoolVar(&cfg.MetricsPrometheus, "metrics-prometheus", false, "serve the metrics in Prometheus format on the admin listener's /metrics")
+	fs.Func("upstream", "front a real Ganeti cluster: its RAPI base URL(s), comma-separated, one per master candidate (https://cluster.example.com:5080); default: the simulated cluster", func(v string) error {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				cfg.Upstream.URLs = append(cfg.Upstream.URLs, u)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&cfg.Upstream.User, "upstream-user", "", "the upstream cluster's RAPI user the gateway acts as (needs the write option for writes and job waits)")
+	fs.StringVar(&cfg.Upstream.PasswordFile, "upstream-password-file", "", "file whose first line is --upstream-user's password")
+	fs.StringVar(&cfg.Upstream.CAFile, "upstream-ca", "", "CA bundle (PEM) that verifies the upstream's certificate (Ganeti's self-signed rapi.pem); default: the system's roots")
+	fs.BoolVar(&cfg.Upstream.Insecure, "upstream-insecure", false, "do not verify the upstream's TLS certificate (testing only)")
+	fs.DurationVar(&cfg.Upstream.CacheTTL, "upstream-cache-ttl", 0, "cache upstream reads this long (dropped whenever the gateway sees a job end); 0: off")
+	fs.DurationVar(&cfg.Upstream.Timeout, "upstream-timeout", 8*time.Second, "longest one upstream call may take (a job wait: Ganeti's 10 s more)")
+	fs.IntVar(&cfg.Upstream.MaxConcurrent, "upstream-max-concurrent", 16, "upstream calls in flight at most; as many job waits (each may hold a call for Ganeti's 10 s) are capped apart")
+	fs.DurationVar(&cfg.Upstream.HealthInterval, "upstream-health-interval", 5*time.Second, "how often the upstream master is checked (and found again after a master failover)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n"+
 			"       ganeti-gateway version             print the version, commit and build date (also --version)\n"+

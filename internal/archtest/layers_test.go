@@ -28,7 +28,7 @@ var layers = [][]string{
 	// The domain: the simulated cluster, then its job engine.
 	{"internal/sim/cluster", "internal/sim/cluster/internal/gen/fielddefs"},
 	{"internal/sim/jobs"},
-	{"internal/sim"},
+	{"internal/sim", "internal/upstream/rapi"},
 	// Services (thin gRPC handlers), then the transport.
 	{"internal/service"},
 	{"gateway"},
@@ -47,10 +47,10 @@ var testOnly = []string{"e2e", "internal/testutil", "internal/specconform", "int
 // services only through the backend interface (internal/backend): neither
 // imports a backend's packages or the store (a package or any below it).
 var forbidden = map[string][]string{
-	"gateway": {"internal/sim", "internal/store"},
+	"gateway": {"internal/sim", "internal/store", "internal/upstream"},
 	// The command imports only the composition root.
 	"cmd/ganeti-gateway": {"gateway", "internal", "gen"},
-	"internal/service":   {"internal/sim", "internal/store"},
+	"internal/service":   {"internal/sim", "internal/store", "internal/upstream"},
 }
 
 // known are exceptions to forbidden, each to be removed; an exception that

@@ -92,6 +92,14 @@ type JobQueue interface {
 	Watch(ctx context.Context, id int64) (<-chan *Job, error)
 }
 
+// UnsupportedExplainer is implemented by a job queue that can tell why it
+// does not run an opcode (Supports false): the error a client gets
+// instead of the default "not implemented" (for example, an upstream
+// transport that cannot reach the opcode: FAILED_PRECONDITION).
+type UnsupportedExplainer interface {
+	Unsupported(opID string) error
+}
+
 // FilterRules changes the job filter rules (luxi ReplaceFilter and
 // DeleteFilter); they are read as the "filter" query resource.
 type FilterRules interface {

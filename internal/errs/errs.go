@@ -75,6 +75,11 @@ const (
 	// (Ganeti's HttpConflict, 409): an idempotency key used again for
 	// another request. AlreadyExists over gRPC.
 	ClassConflict = "HttpConflict"
+	// ClassBadGateway marks an upstream cluster that did not answer
+	// usably (unreachable, timed out, circuit breaker open, refused the
+	// gateway's service user): 502 on the legacy surface, Unavailable
+	// over gRPC.
+	ClassBadGateway = "HttpBadGateway"
 )
 
 // Error is a domain error. Msg is safe to show to a client.
@@ -157,6 +162,11 @@ func TooLarge(format string, args ...any) *Error {
 // it again cannot help.
 func Conflict(format string, args ...any) *Error {
 	return &Error{Class: ClassConflict, Msg: fmt.Sprintf(format, args...)}
+}
+
+// BadGateway reports an upstream cluster that did not answer usably.
+func BadGateway(format string, args ...any) *Error {
+	return &Error{Class: ClassBadGateway, Msg: fmt.Sprintf(format, args...)}
 }
 
 // QueryFilter reports a malformed query filter, or one that cannot be

@@ -601,7 +601,9 @@ func fakeConn(t *testing.T, f *backendtest.Fake) *grpc.ClientConn {
 	srv := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(quiet), testUserInterceptor(t), originUnary),
 		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(quiet), originStreamer))
-	svcs.Register(srv)
+	if err := gateway.RegisterServices(srv, svcs.Implementation); err != nil {
+		t.Fatal(err)
+	}
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)

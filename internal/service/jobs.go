@@ -133,7 +133,7 @@ func (j *jobService) SubmitJob(ctx context.Context, req *rapiv2.SubmitJobRequest
 	}
 	for _, op := range ops {
 		if id := backend.OpID(op); !q.Supports(id) {
-			return nil, errs.NotImplemented("%s is not implemented yet", id)
+			return nil, unsupported(q, id)
 		}
 		if err := legacyjson.CheckParams(op); err != nil {
 			return nil, errs.BadRequest("%s", err.Error())

@@ -83,7 +83,7 @@ func (s *Services) submit(ctx context.Context, w write) (*rapiv2.JobSubmission, 
 	}
 	for _, op := range ops {
 		if id := backend.OpID(op); !eng.Supports(id) {
-			return nil, errs.NotImplemented("%s is not implemented yet", id)
+			return nil, unsupported(eng, id)
 		}
 	}
 	id, err := eng.Submit(ctx, ops, backend.SubmitOptions{Idempotency: backend.IdempotencyFrom(ctx)})
@@ -91,6 +91,15 @@ func (s *Services) submit(ctx context.Context, w write) (*rapiv2.JobSubmission, 
 		return nil, err
 	}
 	return &rapiv2.JobSubmission{JobId: id}, nil
+}
+
+// unsupported is the error for an opcode the backend does not run: its
+// own explanation, else "not implemented yet".
+func unsupported(q backend.JobQueue, opID string) error {
+	if e, ok := q.(backend.UnsupportedExplainer); ok {
+		return e.Unsupported(opID)
+	}
+	return errs.NotImplemented("%s is not implemented yet", opID)
 }
 
 // buildOp fills one opcode: Ganeti's FillOpcode with the static
