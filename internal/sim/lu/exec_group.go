@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"slices"
@@ -10,6 +10,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // GroupAdd implements OP_GROUP_ADD (Ganeti's LUGroupAdd). The result is
@@ -33,7 +34,7 @@ type GroupAssignNodes struct{}
 
 // Locks implements Executor: the new group's UUID is only known in Exec,
 // so only the BGL (shared) is taken.
-func (GroupAdd) Locks(op proto.Message, _ *cluster.State) ([]Lock, error) {
+func (GroupAdd) Locks(op proto.Message, _ *cluster.State) ([]opexec.Lock, error) {
 	if _, ok := op.(*rapiv2.OpGroupAdd); !ok {
 		return nil, obUnexpected(op)
 	}
@@ -42,7 +43,7 @@ func (GroupAdd) Locks(op proto.Message, _ *cluster.State) ([]Lock, error) {
 
 // obCheckGroupParams validates the ndparams, diskparams and ipolicy of a
 // group (new values, already merged with the group's old ones).
-func obCheckGroupParams(x *ExecContext, nd cluster.Params, disk map[string]cluster.Params, ipol cluster.Params) (cluster.Params, map[string]cluster.Params, cluster.Params, error) {
+func obCheckGroupParams(x *opexec.ExecContext, nd cluster.Params, disk map[string]cluster.Params, ipol cluster.Params) (cluster.Params, map[string]cluster.Params, cluster.Params, error) {
 	var err error
 	if nd != nil {
 		if nd, err = cluster.CheckNDParams(nd); err != nil {
@@ -88,7 +89,7 @@ func obDiskParams(s *structpb.Struct) map[string]cluster.Params {
 }
 
 // Exec implements Executor.
-func (GroupAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (GroupAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupAdd)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -134,16 +135,16 @@ func (GroupAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // obGroupLock is the exclusive lock on a group named in an opcode.
-func obGroupLock(st *cluster.State, name string) ([]Lock, string, error) {
+func obGroupLock(st *cluster.State, name string) ([]opexec.Lock, string, error) {
 	uuid, err := obLookupGroup(st, name)
 	if err != nil {
 		return nil, "", err
 	}
-	return []Lock{{Level: LevelNodeGroup, Name: uuid, Mode: Exclusive}}, uuid, nil
+	return []opexec.Lock{{Level: opexec.LevelNodeGroup, Name: uuid, Mode: opexec.Exclusive}}, uuid, nil
 }
 
 // Locks implements Executor.
-func (GroupRename) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (GroupRename) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpGroupRename)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -153,7 +154,7 @@ func (GroupRename) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 }
 
 // Exec implements Executor.
-func (GroupRename) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (GroupRename) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupRename)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -180,7 +181,7 @@ func (GroupRename) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor: the group exclusively, its instances shared.
-func (GroupSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (GroupSetParams) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpGroupSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -190,13 +191,13 @@ func (GroupSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error)
 		return nil, err
 	}
 	for _, name := range st.GroupInstances(uuid) {
-		locks = append(locks, Lock{Level: LevelInstance, Name: name, Mode: Shared})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelInstance, Name: name, Mode: opexec.Shared})
 	}
 	return locks, nil
 }
 
 // Exec implements Executor.
-func (GroupSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (GroupSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -264,7 +265,7 @@ func (GroupSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor.
-func (GroupRemove) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (GroupRemove) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpGroupRemove)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -274,7 +275,7 @@ func (GroupRemove) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 }
 
 // Exec implements Executor.
-func (GroupRemove) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (GroupRemove) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupRemove)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -323,7 +324,7 @@ func obWantedNodes(st *cluster.State, names []string) ([]string, error) {
 
 // Locks implements Executor: the target group, the nodes and their current
 // groups, exclusively.
-func (GroupAssignNodes) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (GroupAssignNodes) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpGroupAssignNodes)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -337,11 +338,11 @@ func (GroupAssignNodes) Locks(op proto.Message, st *cluster.State) ([]Lock, erro
 		return nil, err
 	}
 	for _, u := range uuids {
-		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Exclusive})
 		cells, err := st.Get("node", u, []string{"group.uuid"})
 		if err == nil {
 			if g, _ := cells[0].Value.(string); g != "" {
-				locks = append(locks, Lock{Level: LevelNodeGroup, Name: g, Mode: Exclusive})
+				locks = append(locks, opexec.Lock{Level: opexec.LevelNodeGroup, Name: g, Mode: opexec.Exclusive})
 			}
 		}
 	}
@@ -349,7 +350,7 @@ func (GroupAssignNodes) Locks(op proto.Message, st *cluster.State) ([]Lock, erro
 }
 
 // Exec implements Executor.
-func (GroupAssignNodes) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (GroupAssignNodes) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupAssignNodes)
 	if !ok {
 		return nil, obUnexpected(op)

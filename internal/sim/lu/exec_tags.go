@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"slices"
@@ -10,16 +10,17 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // DefaultExecutors returns the executors of the opcodes implemented so far.
-func DefaultExecutors() map[string]Executor {
-	m := map[string]Executor{
+func DefaultExecutors() map[string]opexec.Executor {
+	m := map[string]opexec.Executor{
 		opKey(&rapiv2.OpTagsSet{}):   TagsSet{},
 		opKey(&rapiv2.OpTagsDel{}):   TagsDel{},
 		opKey(&rapiv2.OpTestDelay{}): TestDelay{},
 	}
-	for _, more := range []map[string]Executor{instanceExecutors(), clusterObjectExecutors()} {
+	for _, more := range []map[string]opexec.Executor{instanceExecutors(), clusterObjectExecutors()} {
 		for id, ex := range more {
 			m[id] = ex
 		}
@@ -71,7 +72,7 @@ func tagsParams(op proto.Message) (tagsOp, error) {
 }
 
 // tagLocks is TagsLU.ExpandNames: the lock on the tagged object.
-func tagLocks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func tagLocks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	t, err := tagsParams(op)
 	if err != nil {
 		return nil, err
@@ -85,25 +86,25 @@ func tagLocks(op proto.Message, st *cluster.State) ([]Lock, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []Lock{{Level: LevelNode, Name: uuid, Mode: Exclusive}}, nil
+		return []opexec.Lock{{Level: opexec.LevelNode, Name: uuid, Mode: opexec.Exclusive}}, nil
 	case cluster.TagInstance:
 		full, err := lookupState(st, "instance", t.name, "name")
 		if err != nil {
 			return nil, err
 		}
-		return []Lock{{Level: LevelInstance, Name: full, Mode: Exclusive}}, nil
+		return []opexec.Lock{{Level: opexec.LevelInstance, Name: full, Mode: opexec.Exclusive}}, nil
 	case cluster.TagNodeGroup:
 		uuid, err := lookupState(st, "group", t.name, "uuid")
 		if err != nil {
 			return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", t.name)
 		}
-		return []Lock{{Level: LevelNodeGroup, Name: uuid, Mode: Exclusive}}, nil
+		return []opexec.Lock{{Level: opexec.LevelNodeGroup, Name: uuid, Mode: opexec.Exclusive}}, nil
 	case cluster.TagNetwork:
 		uuid, err := lookupState(st, "network", t.name, "uuid")
 		if err != nil {
 			return nil, errs.Prereq(errs.CodeNoEnt, "Network '%s' not found", t.name)
 		}
-		return []Lock{{Level: LevelNetwork, Name: uuid, Mode: Exclusive}}, nil
+		return []opexec.Lock{{Level: opexec.LevelNetwork, Name: uuid, Mode: opexec.Exclusive}}, nil
 	}
 	return nil, errs.Prereq(errs.CodeInval, "Wrong tag type requested (%s)", t.kind)
 }
@@ -125,7 +126,7 @@ type tagTarget struct {
 }
 
 // findTarget is TagsLU.CheckPrereq on the configuration being changed.
-func findTarget(x *ExecContext, t tagsOp) (*tagTarget, error) {
+func findTarget(x *opexec.ExecContext, t tagsOp) (*tagTarget, error) {
 	cfg, now := x.Config, x.Timestamp()
 	bumpCluster := func() {
 		c := cfg.EditCluster()
@@ -213,10 +214,12 @@ func findByName[T any](m map[string]*T, name string, nameOf func(*T) string, sho
 }
 
 // Locks implements Executor.
-func (TagsSet) Locks(op proto.Message, st *cluster.State) ([]Lock, error) { return tagLocks(op, st) }
+func (TagsSet) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return tagLocks(op, st)
+}
 
 // Exec implements Executor.
-func (TagsSet) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (TagsSet) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	t, err := tagsParams(op)
 	if err != nil {
 		return nil, err
@@ -247,10 +250,12 @@ func (TagsSet) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor.
-func (TagsDel) Locks(op proto.Message, st *cluster.State) ([]Lock, error) { return tagLocks(op, st) }
+func (TagsDel) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return tagLocks(op, st)
+}
 
 // Exec implements Executor.
-func (TagsDel) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (TagsDel) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	t, err := tagsParams(op)
 	if err != nil {
 		return nil, err
