@@ -226,6 +226,16 @@ func valueOr(v any, def string) string {
 // and commit with Model.Update.
 func (s *State) Config() *Config { return s.cfg.Clone() }
 
+// Snapshot returns the configuration as a read-only snapshot: a shallow
+// copy of the maps (so a check may not add to them unseen), whose Edit
+// methods panic with ErrFrozen. The objects are shared with the state and
+// must not be modified.
+func (s *State) Snapshot() *Config {
+	c := s.cfg.cow()
+	c.frozen = true
+	return c
+}
+
 // Master returns the master node's name.
 func (s *State) Master() string { return s.cfg.Nodes[s.cfg.Cluster.MasterNode].Name }
 

@@ -980,7 +980,9 @@ func (e *Engine) encodeError(jobID int64, idx int, err error) []any {
 	return errorResult(classExec, msgUnexpected, "")
 }
 
-// safeExec runs an executor's Exec, turning a panic into an error.
+// safeExec runs an executor's Exec, turning a panic into an error. For a
+// Phased executor whose Check phase ran (x.Env.Checked) it runs Apply on
+// the plan, or returns the Check's error.
 func safeExec(e *Engine, ex opexec.Executor, x *opexec.ExecContext, msg proto.Message) (res any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -988,6 +990,12 @@ func safeExec(e *Engine, ex opexec.Executor, x *opexec.ExecContext, msg proto.Me
 			res, err = nil, fmt.Errorf("panic: %v", p)
 		}
 	}()
+	if ph, ok := ex.(opexec.Phased); ok && x.Env.Checked != nil {
+		if x.Env.Checked.Err != nil {
+			return nil, x.Env.Checked.Err
+		}
+		return ph.Apply(x, msg, x.Env.Checked.Plan)
+	}
 	return ex.Exec(x, msg)
 }
 

@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"slices"
 
 	"google.golang.org/protobuf/proto"
@@ -70,6 +72,27 @@ func (e *Engine) plan(ex opexec.Executor, x *opexec.ExecContext, msg proto.Messa
 	_, _ = safeExec(e, ex, px, msg) // its outcome is the apply phase's to give
 	p.Done()
 	return p
+}
+
+// check runs the Check phase of a Phased executor on the current snapshot
+// with a read-only view of the store (see opexec.Phased), outside any
+// transaction, under the opcode's locks.
+func (e *Engine) check(ph opexec.Phased, x *opexec.ExecContext, msg proto.Message) *opexec.Checked {
+	c := opexec.NewCheckContext(x, e.model.State(), planTx{x.Context(), e.st})
+	plan, err := safeCheck(e, ph, c, msg)
+	return &opexec.Checked{Plan: plan, Err: err}
+}
+
+// safeCheck runs an executor's Check, turning a panic (a write to the
+// read-only snapshot among them) into an error.
+func safeCheck(e *Engine, ph opexec.Phased, c *opexec.CheckContext, msg proto.Message) (plan any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("executor panic in Check", "job", c.JobID, "opcode", c.OpIndex, "panic", p, "stack", string(debug.Stack()))
+			plan, err = nil, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return ph.Check(c, msg)
 }
 
 // planTx is the store as the plan phase sees it: each read in its own

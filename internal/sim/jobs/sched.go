@@ -190,7 +190,17 @@ func (e *Engine) step(j *job) {
 	// runs here, under the locks and outside the write transaction
 	// (plan.go). It acts on nothing: a crash during it leaves the job as a
 	// crash before the commit below does.
-	if x.Env.Plan = e.plan(ex, x, j.msgs[i]); x.Env.Plan != nil && e.runCtx.Err() != nil {
+	// A Phased executor's Check phase (checks and planning, the
+	// allocator included) runs here in the same way, on a read-only
+	// snapshot; other executors that may run an external iallocator get
+	// the generic plan phase.
+	if ph, ok := ex.(opexec.Phased); ok {
+		x.Env.Checked = e.check(ph, x, j.msgs[i])
+		if e.runCtx.Err() != nil {
+			e.abandon(j)
+			return
+		}
+	} else if x.Env.Plan = e.plan(ex, x, j.msgs[i]); x.Env.Plan != nil && e.runCtx.Err() != nil {
 		e.abandon(j)
 		return
 	}

@@ -125,9 +125,9 @@ type tagTarget struct {
 	apply func(tags []string) // writes the new tags, serial and mtime
 }
 
-// findTarget is TagsLU.CheckPrereq on the configuration being changed.
-func findTarget(x *opexec.ExecContext, t tagsOp) (*tagTarget, error) {
-	cfg, now := x.Config, x.Timestamp()
+// findTarget is TagsLU.CheckPrereq on cfg; the target's apply changes
+// cfg (now is the timestamp of the change).
+func findTarget(cfg *cluster.Config, now float64, t tagsOp) (*tagTarget, error) {
 	bumpCluster := func() {
 		c := cfg.EditCluster()
 		c.SerialNo++
@@ -219,19 +219,34 @@ func (TagsSet) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error)
 }
 
 // Exec implements Executor.
-func (TagsSet) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+func (t TagsSet) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(t, x, op)
+}
+
+// Check implements opexec.Phased: TagsLU.CheckPrereq and LUTagsSet's
+// tag validation, on the snapshot. The plan is the checked opcode.
+func (TagsSet) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
 	t, err := tagsParams(op)
 	if err != nil {
 		return nil, err
 	}
-	target, err := findTarget(x, t)
-	if err != nil {
+	if _, err := findTarget(c.Snapshot, 0, t); err != nil {
 		return nil, err
 	}
 	for _, tag := range t.tags {
 		if err := ValidateTag(tag); err != nil {
 			return nil, err
 		}
+	}
+	return t, nil
+}
+
+// Apply implements opexec.Phased: LUTagsSet.Exec.
+func (TagsSet) Apply(x *opexec.ExecContext, _ proto.Message, plan any) (any, error) {
+	t := plan.(tagsOp)
+	target, err := findTarget(x.Config, x.Timestamp(), t)
+	if err != nil {
+		return nil, err
 	}
 	if x.DryRun {
 		return nil, nil
@@ -255,12 +270,18 @@ func (TagsDel) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error)
 }
 
 // Exec implements Executor.
-func (TagsDel) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+func (t TagsDel) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(t, x, op)
+}
+
+// Check implements opexec.Phased: LUTagsDel.CheckPrereq on the snapshot
+// (the tags exist on their object). The plan is the checked opcode.
+func (TagsDel) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
 	t, err := tagsParams(op)
 	if err != nil {
 		return nil, err
 	}
-	target, err := findTarget(x, t)
+	target, err := findTarget(c.Snapshot, 0, t)
 	if err != nil {
 		return nil, err
 	}
@@ -269,19 +290,42 @@ func (TagsDel) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 			return nil, err
 		}
 	}
+	if err := tagsMissing(target.tags, t.tags); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// tagsMissing is LUTagsDel's check that every tag to delete is set.
+func tagsMissing(have, del []string) error {
 	var missing []string
-	for _, tag := range t.tags {
-		if !slices.Contains(target.tags, tag) && !slices.Contains(missing, tag) {
+	for _, tag := range del {
+		if !slices.Contains(have, tag) && !slices.Contains(missing, tag) {
 			missing = append(missing, tag)
 		}
 	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		quoted := make([]string, len(missing))
-		for i, m := range missing {
-			quoted[i] = "'" + m + "'"
-		}
-		return nil, errs.Prereq(errs.CodeNoEnt, "Tag(s) %s not found", strings.Join(quoted, ", "))
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	quoted := make([]string, len(missing))
+	for i, m := range missing {
+		quoted[i] = "'" + m + "'"
+	}
+	return errs.Prereq(errs.CodeNoEnt, "Tag(s) %s not found", strings.Join(quoted, ", "))
+}
+
+// Apply implements opexec.Phased: LUTagsDel.Exec. The locks keep the
+// tags as Check saw them; the check is repeated on the configuration it
+// changes all the same.
+func (TagsDel) Apply(x *opexec.ExecContext, _ proto.Message, plan any) (any, error) {
+	t := plan.(tagsOp)
+	target, err := findTarget(x.Config, x.Timestamp(), t)
+	if err != nil {
+		return nil, err
+	}
+	if err := tagsMissing(target.tags, t.tags); err != nil {
+		return nil, err
 	}
 	if x.DryRun {
 		return nil, nil

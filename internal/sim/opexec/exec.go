@@ -139,6 +139,15 @@ type Env struct {
 	IAllocator IAllocatorRunner
 	// Plan holds the allocator outcomes of the opcode's plan phase.
 	Plan *AllocPlan
+	// Checked is the outcome of a Phased executor's Check phase, which
+	// the engine gives to Apply (nil: no Check phase ran).
+	Checked *Checked
+}
+
+// Checked is the outcome of a Check phase.
+type Checked struct {
+	Plan any
+	Err  error
 }
 
 // IAllocator is the runner of external iallocators.
