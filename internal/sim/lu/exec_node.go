@@ -1,6 +1,7 @@
 package lu
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -146,12 +147,34 @@ func (NodeSetParams) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, 
 }
 
 // Exec implements Executor.
-func (NodeSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+func (p NodeSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(p, x, op)
+}
+
+// nodeSetPlan is what NodeSetParams.Check leaves for Apply.
+type nodeSetPlan struct {
+	node             string // uuid
+	oldRole, newRole obRole
+	newND            cluster.Params
+	lockAll          bool
+	logs             []string // CheckPrereq's feedback, logged by Apply
+}
+
+// Check implements opexec.Phased: LUNodeSetParams.CheckArguments and
+// CheckPrereq on the snapshot.
+func (NodeSetParams) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodeSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
 	}
-	cfg := x.Config
+	cfg := c.Snapshot
+	plan := &nodeSetPlan{}
+	logInfo := func(format string, args ...any) {
+		plan.logs = append(plan.logs, " - INFO: "+fmt.Sprintf(format, args...))
+	}
+	logWarning := func(format string, args ...any) {
+		plan.logs = append(plan.logs, " - WARNING: "+fmt.Sprintf(format, args...))
+	}
 	node := obNode(cfg, m.GetNodeName())
 	if node == nil {
 		return nil, errs.NotFound("Node", m.GetNodeName())
@@ -211,7 +234,7 @@ func (NodeSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) 
 	}
 	for i, f := range flags {
 		if f != nil && !*f && !oldRole[i] {
-			x.LogInfo("Ignoring request to unset flag %s, already unset", roleFlags[i])
+			logInfo("Ignoring request to unset flag %s, already unset", roleFlags[i])
 			flags[i] = nil
 		}
 	}
@@ -230,11 +253,11 @@ func (NodeSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) 
 		if now < min(should+1, cfg.Cluster.CandidatePoolSize) {
 			t := true
 			flags[0] = &t
-			x.LogInfo("Auto-promoting node to master candidate")
+			logInfo("Auto-promoting node to master candidate")
 		}
 	}
 	if isFalse(m.MasterCapable) && node.MasterCandidate {
-		x.LogInfo("Demoting from master candidate")
+		logInfo("Demoting from master candidate")
 		f := false
 		flags[0] = &f
 	}
@@ -252,7 +275,7 @@ func (NodeSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) 
 		newRole = oldRole
 	}
 	if oldRole == roleOffline && newRole != oldRole {
-		x.LogWarning("Transitioning node from offline to online state without using re-add. Please make sure the node is healthy!")
+		logWarning("Transitioning node from offline to online state without using re-add. Please make sure the node is healthy!")
 	}
 	if m.SecondaryIp != nil && *m.SecondaryIp != node.SecondaryIP {
 		for _, n := range cfg.Nodes {
@@ -273,13 +296,27 @@ func (NodeSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) 
 		}
 		newND = nd
 	}
+	plan.node, plan.oldRole, plan.newRole, plan.newND, plan.lockAll = node.UUID, oldRole, newRole, newND, lockAll
+	return plan, nil
+}
+
+// Apply implements opexec.Phased: LUNodeSetParams.Exec.
+func (NodeSetParams) Apply(x *opexec.ExecContext, op proto.Message, p any) (any, error) {
+	m := op.(*rapiv2.OpNodeSetParams)
+	plan := p.(*nodeSetPlan)
+	for _, l := range plan.logs {
+		x.Log(l)
+	}
 	if x.DryRun {
 		return nil, nil
 	}
-
-	// Exec.
+	node := x.Config.Nodes[plan.node]
+	if node == nil {
+		return nil, errs.NotFound("Node", m.GetNodeName())
+	}
+	oldRole, newRole, newND, lockAll := plan.oldRole, plan.newRole, plan.newND, plan.lockAll
 	var changes obChanges
-	e := cfg.EditNode(node.UUID)
+	e := x.Config.EditNode(node.UUID)
 	if newND != nil {
 		e.NDParams = newND
 	}
