@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 )
@@ -55,6 +56,8 @@ type CheckContext struct {
 	ctx        context.Context
 	now        time.Time
 	iallocator IAllocatorRunner
+	handoff    any
+	runParams  []ParamWrite
 }
 
 // NewCheckContext returns the check context of the opcode x is the
@@ -65,7 +68,24 @@ func NewCheckContext(x *ExecContext, st *cluster.State, tx store.Tx) *CheckConte
 		JobID: x.JobID, OpIndex: x.OpIndex, DryRun: x.DryRun,
 		Snapshot: st.Snapshot(), State: st, Tx: tx,
 		ctx: x.Env.Ctx, now: x.Env.Now, iallocator: x.Env.IAllocator,
+		handoff: x.Env.Handoff, runParams: x.Env.RunParams,
 	}
+}
+
+// Scratch returns an execution context on cfg, a private copy of the
+// snapshot, for a Check that plans by running its apply code there: the
+// store view stays read-only, and the logs, parameter writes and follow-up
+// jobs of the run are discarded. plan records the allocator's answers.
+func (c *CheckContext) Scratch(cfg *cluster.Config, plan *AllocPlan) *ExecContext {
+	x := &ExecContext{
+		JobID: c.JobID, OpIndex: c.OpIndex, DryRun: c.DryRun, Config: cfg, State: c.State, Tx: c.Tx,
+		Env: Env{
+			Ctx: c.ctx, Now: c.now, IAllocator: c.iallocator, Plan: plan, Handoff: c.handoff,
+			Submit: func([]*rapiv2.OpCode) (int64, error) { return 0, nil },
+		},
+	}
+	x.StartParams(c.runParams)
+	return x
 }
 
 // Context is canceled when the engine stops.
@@ -96,7 +116,8 @@ func CheckApply(p Phased, x *ExecContext, op proto.Message) (any, error) {
 		snap = x.Config
 	}
 	c := &CheckContext{JobID: x.JobID, OpIndex: x.OpIndex, DryRun: x.DryRun, Snapshot: snap, State: st,
-		Tx: readOnlyTx{x.Tx}, ctx: x.Env.Ctx, now: x.Env.Now, iallocator: x.Env.IAllocator}
+		Tx: readOnlyTx{x.Tx}, ctx: x.Env.Ctx, now: x.Env.Now, iallocator: x.Env.IAllocator,
+		handoff: x.Env.Handoff, runParams: x.Params()}
 	plan, err := p.Check(c, op)
 	if err != nil {
 		return nil, err
