@@ -23,6 +23,9 @@ import (
 // primary node (kept by the Remote until it expires), returned as
 // {"handshake", "x509_key_name", "x509_ca"} signed with the cluster domain
 // secret (HMAC-SHA1), the key name being recorded in the configuration.
+//
+// Not split into opexec.Phased: remote mode makes a key pair, kept by the
+// Remote outside the configuration (Run); Exec returns it.
 type BackupPrepare struct {
 	// Remote configures the remote mode (nil: DefaultExecutors' one).
 	Remote *Remote
@@ -37,6 +40,14 @@ type BackupPrepare struct {
 // then is the instance removed when remove_instance is set. shutdown and
 // remove_instance are honoured. The result is [true, [true for each
 // disk]].
+//
+// Not split into opexec.Phased: remote mode sends the disks over the
+// network, which no Check on a snapshot can do and no Apply may do. It
+// keeps the Runner shape instead: Run (outside any transaction, under the
+// locks, after "running" is durable) shuts the instance down as needed and
+// transfers the disks, and hands its outcome to Exec (SetHandoff), which
+// only records it in the configuration and may run more than once. A
+// crash during Run ends the job as an unclean shutdown.
 type BackupExport struct {
 	// Remote configures the remote mode (nil: DefaultExecutors' one).
 	Remote *Remote

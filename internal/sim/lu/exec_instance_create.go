@@ -50,6 +50,11 @@ import (
 // a "remote-import" log entry, and waits for the source cluster's export;
 // only when every disk arrived does Exec add the instance. A failure or a
 // timeout leaves no instance.
+//
+// It is an opexec.Phased executor (Check plans the allocation, Apply
+// applies), except in remote-import mode, whose disk transfer is network
+// I/O: that runs in the Runner phase (Run, before Check, outside any
+// transaction), which hands Apply only the fact that the disks arrived.
 type InstanceCreate struct {
 	// Remote configures the remote-import mode (nil: DefaultExecutors'
 	// one).
