@@ -35,7 +35,11 @@ type Executor interface {
 	// return Ganeti's dry-run result; it then gets a private copy of the
 	// configuration whose changes are discarded and a read-only Tx.
 	//
-	// An opcode that may run an external iallocator (it has an
+	// An executor in the full logical-unit shape implements Phased: the
+	// engine then runs its Check outside the transaction and its Apply
+	// inside, and Exec only in dry-run mode.
+	//
+	// For the others, an opcode that may run an external iallocator (it has an
 	// "iallocator" parameter) first runs Exec in a plan phase, outside any
 	// transaction, in the same way (a private copy of the current
 	// snapshot, a read-only Tx, its logs, parameter writes and follow-up
