@@ -226,14 +226,13 @@ func valueOr(v any, def string) string {
 // and commit with Model.Update.
 func (s *State) Config() *Config { return s.cfg.Clone() }
 
-// Snapshot returns the configuration as a read-only snapshot: a shallow
-// copy of the maps (so a check may not add to them unseen), whose Edit
-// methods panic with ErrFrozen. The objects are shared with the state and
-// must not be modified.
+// Snapshot returns the configuration as a read-only snapshot, in O(1):
+// its Edit methods panic with ErrFrozen; its maps and objects are the
+// state's own and must not be modified.
 func (s *State) Snapshot() *Config {
-	c := s.cfg.cow()
-	c.frozen = true
-	return c
+	c := *s.cfg
+	c.owned, c.frozen = nil, true
+	return &c
 }
 
 // Master returns the master node's name.
