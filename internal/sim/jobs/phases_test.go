@@ -30,6 +30,9 @@ var phasedOps = []struct {
 	{"tag del", &rapiv2.OpTagsDel{Kind: rapiv2.TagKind_TAG_KIND_INSTANCE.Enum(), Name: proto.String("inst1.example.com"), Tags: []string{"t1"}}},
 	// Logs in its Check phase ("Demoting from master candidate").
 	{"node modify", &rapiv2.OpNodeSetParams{NodeName: proto.String("node2.example.com"), MasterCapable: proto.Bool(false), AutoPromote: proto.Bool(true)}},
+	// The new group's UUID is in the plan.
+	{"group add", &rapiv2.OpGroupAdd{GroupName: proto.String("g2")}},
+	{"group rename", &rapiv2.OpGroupRename{GroupName: proto.String("default"), NewName: proto.String("main")}},
 }
 
 // TestApplyTwiceSameSnapshot: a Phased executor's Apply, run twice on
@@ -145,6 +148,9 @@ func objects(cfg *cluster.Config) string {
 	var out []string
 	for _, n := range cfg.Nodes {
 		out = append(out, fmt.Sprintf("node %s serial %d tags %v mc %v", n.Name, n.SerialNo, n.Tags, n.MasterCandidate))
+	}
+	for _, g := range cfg.Groups {
+		out = append(out, fmt.Sprintf("group %s serial %d", g.Name, g.SerialNo))
 	}
 	for _, i := range cfg.Instances {
 		out = append(out, fmt.Sprintf("instance %s serial %d tags %v disks %d on %s", i.Name, i.SerialNo, i.Tags, len(i.Disks), cfg.Nodes[i.PrimaryNode].Name))

@@ -1,6 +1,7 @@
 package lu
 
 import (
+	"maps"
 	"slices"
 
 	"google.golang.org/protobuf/proto"
@@ -43,7 +44,7 @@ func (GroupAdd) Locks(op proto.Message, _ *cluster.State) ([]opexec.Lock, error)
 
 // obCheckGroupParams validates the ndparams, diskparams and ipolicy of a
 // group (new values, already merged with the group's old ones).
-func obCheckGroupParams(x *opexec.ExecContext, nd cluster.Params, disk map[string]cluster.Params, ipol cluster.Params) (cluster.Params, map[string]cluster.Params, cluster.Params, error) {
+func obCheckGroupParams(cfg *cluster.Config, nd cluster.Params, disk map[string]cluster.Params, ipol cluster.Params) (cluster.Params, map[string]cluster.Params, cluster.Params, error) {
 	var err error
 	if nd != nil {
 		if nd, err = cluster.CheckNDParams(nd); err != nil {
@@ -66,7 +67,7 @@ func obCheckGroupParams(x *opexec.ExecContext, nd cluster.Params, disk map[strin
 		if ipol, err = cluster.CheckIPolicy(ipol); err != nil {
 			return nil, nil, nil, errs.Prereq(errs.CodeInval, "Invalid instance policy: %s", err)
 		}
-		if err := cluster.CheckIPolicyStd(cluster.FillIPolicy(x.Config.Cluster.IPolicy, ipol)); err != nil {
+		if err := cluster.CheckIPolicyStd(cluster.FillIPolicy(cfg.Cluster.IPolicy, ipol)); err != nil {
 			return nil, nil, nil, errs.Prereq(errs.CodeInval, "Invalid instance policy: %s", err)
 		}
 	}
@@ -89,7 +90,16 @@ func obDiskParams(s *structpb.Struct) map[string]cluster.Params {
 }
 
 // Exec implements Executor.
-func (GroupAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+func (g GroupAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(g, x, op)
+}
+
+// groupAddPlan is what GroupAdd.Check leaves for Apply: the new group, its
+// UUID included (a rerun of Apply adds the same group).
+type groupAddPlan struct{ group cluster.Group }
+
+// Check implements opexec.Phased: LUGroupAdd.CheckPrereq on the snapshot.
+func (GroupAdd) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupAdd)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -98,10 +108,10 @@ func (GroupAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	if err := cluster.CheckObjectName("node group", name); err != nil {
 		return nil, err
 	}
-	if g := obGroup(x.Config, name); g != nil {
+	if g := obGroup(c.Snapshot, name); g != nil {
 		return nil, errs.Prereq(errs.CodeExists, "Desired group name '%s' already exists as a node group (UUID: %s)", name, g.UUID)
 	}
-	nd, disk, ipol, err := obCheckGroupParams(x, obParams(m.Ndparams), obDiskParams(m.Diskparams), obParams(m.Ipolicy))
+	nd, disk, ipol, err := obCheckGroupParams(c.Snapshot, obParams(m.Ndparams), obDiskParams(m.Diskparams), obParams(m.Ipolicy))
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +120,6 @@ func (GroupAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 		if s, ok := legacyenum.Of(m.AllocPolicy); ok && s != "" {
 			policy = s
 		}
-	}
-	if x.DryRun {
-		return nil, nil
 	}
 	if nd == nil {
 		nd = cluster.Params{}
@@ -123,13 +130,29 @@ func (GroupAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	if ipol == nil {
 		ipol = cluster.Params{}
 	}
-	now := x.Timestamp()
-	g := &cluster.Group{
-		Name: name, UUID: cluster.NewUUID(), CTime: now, MTime: now, SerialNo: 1,
+	return &groupAddPlan{group: cluster.Group{
+		Name: name, UUID: cluster.NewUUID(), SerialNo: 1,
 		AllocPolicy: policy, NDParams: nd, IPolicy: ipol, DiskParams: disk,
-		Networks: map[string]cluster.Params{}, Tags: []string{},
+	}}, nil
+}
+
+// Apply implements opexec.Phased: LUGroupAdd.Exec. No lock covers the new
+// name, so its uniqueness is checked again on the configuration changed.
+func (GroupAdd) Apply(x *opexec.ExecContext, _ proto.Message, plan any) (any, error) {
+	p := plan.(*groupAddPlan)
+	if g := obGroup(x.Config, p.group.Name); g != nil {
+		return nil, errs.Prereq(errs.CodeExists, "Desired group name '%s' already exists as a node group (UUID: %s)", p.group.Name, g.UUID)
 	}
-	x.Config.Groups[g.UUID] = g
+	if x.DryRun {
+		return nil, nil
+	}
+	now := x.Timestamp()
+	g := p.group // a copy: the plan stays as it was for a rerun
+	g.CTime, g.MTime = now, now
+	g.NDParams, g.IPolicy = maps.Clone(g.NDParams), maps.Clone(g.IPolicy)
+	g.DiskParams = maps.Clone(g.DiskParams)
+	g.Networks, g.Tags = map[string]cluster.Params{}, []string{}
+	x.Config.Groups[g.UUID] = &g
 	obBumpCluster(x)
 	return nil, nil
 }
@@ -154,12 +177,18 @@ func (GroupRename) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, er
 }
 
 // Exec implements Executor.
-func (GroupRename) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+func (g GroupRename) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(g, x, op)
+}
+
+// Check implements opexec.Phased: LUGroupRename.CheckPrereq on the
+// snapshot. The plan is the group's UUID.
+func (GroupRename) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupRename)
 	if !ok {
 		return nil, obUnexpected(op)
 	}
-	g := obGroup(x.Config, m.GetGroupName())
+	g := obGroup(c.Snapshot, m.GetGroupName())
 	if g == nil {
 		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
 	}
@@ -167,13 +196,27 @@ func (GroupRename) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	if err := cluster.CheckObjectName("node group", newName); err != nil {
 		return nil, err
 	}
+	if other := obGroup(c.Snapshot, newName); other != nil {
+		return nil, errs.Prereq(errs.CodeExists, "Desired new name '%s' clashes with existing node group %s (UUID: %s)", newName, other.Name, other.UUID)
+	}
+	return g.UUID, nil
+}
+
+// Apply implements opexec.Phased: LUGroupRename.Exec. The group is
+// locked; its new name is not, and is checked again.
+func (GroupRename) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	m := op.(*rapiv2.OpGroupRename)
+	newName := m.GetNewName()
 	if other := obGroup(x.Config, newName); other != nil {
 		return nil, errs.Prereq(errs.CodeExists, "Desired new name '%s' clashes with existing node group %s (UUID: %s)", newName, other.Name, other.UUID)
 	}
 	if x.DryRun {
 		return nil, nil
 	}
-	e := x.Config.EditGroup(g.UUID)
+	e := x.Config.EditGroup(plan.(string))
+	if e == nil {
+		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
+	}
 	e.Name = newName
 	e.SerialNo++
 	e.MTime = x.Timestamp()
@@ -226,7 +269,7 @@ func (GroupSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error)
 	if m.Ipolicy != nil {
 		ipol = obUpdatedParams(g.IPolicy, obParams(m.Ipolicy), true)
 	}
-	nd, disk, ipol, err := obCheckGroupParams(x, nd, disk, ipol)
+	nd, disk, ipol, err := obCheckGroupParams(x.Config, nd, disk, ipol)
 	if err != nil {
 		return nil, err
 	}
