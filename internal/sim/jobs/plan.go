@@ -54,10 +54,10 @@ func (e *Engine) needsPlan(msg proto.Message, defaultIAllocator func() string) b
 // for x, nil when the opcode runs no external iallocator.
 func (e *Engine) plan(ex opexec.Executor, x *opexec.ExecContext, msg proto.Message) *opexec.AllocPlan {
 	st := e.model.State()
-	cfg := st.Config()
-	if !e.needsPlan(msg, func() string { return cfg.Cluster.DefaultIAllocator }) {
+	if !e.needsPlan(msg, func() string { return st.Snapshot().Cluster.DefaultIAllocator }) {
 		return nil
 	}
+	cfg := st.Config() // a private copy, only for an opcode that plans
 	p := opexec.NewAllocPlan()
 	px := &opexec.ExecContext{
 		JobID: x.JobID, OpIndex: x.OpIndex, Config: cfg, State: st,
