@@ -318,32 +318,53 @@ func (GroupRemove) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, er
 }
 
 // Exec implements Executor.
-func (GroupRemove) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+func (g GroupRemove) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(g, x, op)
+}
+
+// groupRemoveCheck is LUGroupRemove.CheckPrereq on cfg: the group's UUID.
+func groupRemoveCheck(cfg *cluster.Config, op proto.Message) (string, error) {
 	m, ok := op.(*rapiv2.OpGroupRemove)
 	if !ok {
-		return nil, obUnexpected(op)
+		return "", obUnexpected(op)
 	}
-	g := obGroup(x.Config, m.GetGroupName())
+	g := obGroup(cfg, m.GetGroupName())
 	if g == nil {
-		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
+		return "", errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
 	}
 	var members []string
-	for _, n := range x.Config.Nodes {
+	for _, n := range cfg.Nodes {
 		if n.Group == g.UUID {
 			members = append(members, n.UUID)
 		}
 	}
 	if len(members) > 0 {
 		cluster.NiceSort(members)
-		return nil, errs.Prereq(errs.CodeState, "Group '%s' not empty, has the following nodes: %s", m.GetGroupName(), obCommaJoin(members))
+		return "", errs.Prereq(errs.CodeState, "Group '%s' not empty, has the following nodes: %s", m.GetGroupName(), obCommaJoin(members))
 	}
-	if len(x.Config.Groups) == 1 {
-		return nil, errs.Prereq(errs.CodeState, "Group '%s' is the only group, cannot be removed", m.GetGroupName())
+	if len(cfg.Groups) == 1 {
+		return "", errs.Prereq(errs.CodeState, "Group '%s' is the only group, cannot be removed", m.GetGroupName())
+	}
+	return g.UUID, nil
+}
+
+// Check implements opexec.Phased: CheckPrereq on the snapshot.
+func (GroupRemove) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return groupRemoveCheck(c.Snapshot, op)
+}
+
+// Apply implements opexec.Phased: LUGroupRemove.Exec. A node assignment
+// in the same batch is not excluded by the group lock alone, so the
+// checks run again on the configuration changed.
+func (GroupRemove) Apply(x *opexec.ExecContext, op proto.Message, _ any) (any, error) {
+	uuid, err := groupRemoveCheck(x.Config, op)
+	if err != nil {
+		return nil, err
 	}
 	if x.DryRun {
 		return nil, nil
 	}
-	delete(x.Config.Groups, g.UUID)
+	delete(x.Config.Groups, uuid)
 	obBumpCluster(x)
 	return nil, nil
 }

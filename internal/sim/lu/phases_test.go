@@ -21,7 +21,6 @@ var notPhased = map[string]string{
 	"OP_CLUSTER_REDIST_CONF":       todo,
 	"OP_CLUSTER_SET_PARAMS":        todo,
 	"OP_GROUP_ASSIGN_NODES":        todo,
-	"OP_GROUP_REMOVE":              todo,
 	"OP_GROUP_SET_PARAMS":          todo,
 	"OP_INSTANCE_ACTIVATE_DISKS":   todo,
 	"OP_INSTANCE_DEACTIVATE_DISKS": todo,
