@@ -6,7 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/impexp"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // DomainSecretFile is the cluster domain secret's file name in the data
@@ -43,9 +44,9 @@ func ensureDomainSecret(cfg Config, path string, log *slog.Logger) error {
 // executors is the executor table with the remote import/export
 // (move-instance) configured: the cluster domain secret file at path
 // (read when used), the X509 keys in <data dir>/crypto.
-func executors(cfg Config, log *slog.Logger, path string) map[string]jobs.Executor {
-	m := jobs.DefaultExecutors()
-	jobs.NewRemote(jobs.RemoteConfig{
+func executors(cfg Config, log *slog.Logger, path string) map[string]opexec.Executor {
+	m := lu.DefaultExecutors()
+	lu.NewRemote(lu.RemoteConfig{
 		DomainSecret:   func() (string, error) { return impexp.ReadSecret(path) },
 		KeyDir:         filepath.Join(cfg.DataDir, "crypto"),
 		Address:        cfg.RemoteImportAddress,

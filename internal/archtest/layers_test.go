@@ -25,9 +25,12 @@ var layers = [][]string{
 	{"internal/legacyjson", "internal/errs"},
 	{"internal/backend"},
 	{"internal/membudget"},
-	// The domain: the simulated cluster, then its job engine.
+	// The domain: the simulated cluster; the contract between the job
+	// engine and the logical units; the engine and the logical units,
+	// which do not import each other.
 	{"internal/sim/cluster", "internal/sim/cluster/internal/gen/fielddefs"},
-	{"internal/sim/jobs"},
+	{"internal/sim/opexec"},
+	{"internal/sim/jobs", "internal/sim/lu"},
 	{"internal/sim", "internal/upstream/rapi"},
 	// Services (thin gRPC handlers), then the transport.
 	{"internal/service"},

@@ -20,6 +20,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // stepper is an executor (registered as OP_TEST_DELAY) whose Run logs one
@@ -30,11 +31,11 @@ type stepper struct {
 	fail  bool
 }
 
-func (s *stepper) Locks(proto.Message, *cluster.State) ([]jobs.Lock, error) { return nil, nil }
+func (s *stepper) Locks(proto.Message, *cluster.State) ([]opexec.Lock, error) { return nil, nil }
 
-func (s *stepper) Exec(*jobs.ExecContext, proto.Message) (any, error) { return "stepped", nil }
+func (s *stepper) Exec(*opexec.ExecContext, proto.Message) (any, error) { return "stepped", nil }
 
-func (s *stepper) Run(x *jobs.ExecContext, _ proto.Message) error {
+func (s *stepper) Run(x *opexec.ExecContext, _ proto.Message) error {
 	for {
 		select {
 		case more, ok := <-s.steps:

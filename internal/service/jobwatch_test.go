@@ -22,6 +22,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // logger is an executor (registered as OP_TEST_DELAY) that logs n entries
@@ -35,11 +36,11 @@ type logger struct {
 	mid chan struct{}
 }
 
-func (l *logger) Locks(proto.Message, *cluster.State) ([]jobs.Lock, error) { return nil, nil }
+func (l *logger) Locks(proto.Message, *cluster.State) ([]opexec.Lock, error) { return nil, nil }
 
-func (l *logger) Exec(*jobs.ExecContext, proto.Message) (any, error) { return "logged", nil }
+func (l *logger) Exec(*opexec.ExecContext, proto.Message) (any, error) { return "logged", nil }
 
-func (l *logger) Run(x *jobs.ExecContext, _ proto.Message) error {
+func (l *logger) Run(x *opexec.ExecContext, _ proto.Message) error {
 	<-l.gate
 	for i := 0; i < l.n; i++ {
 		if l.mid != nil && x.OpIndex == 0 && i == l.n/2 {
@@ -73,9 +74,9 @@ type jobServer struct {
 
 // newJobServer serves the job service, with ex as OP_TEST_DELAY, and the
 // health service, through the error and drain stream interceptors.
-func newJobServer(tb testing.TB, ex jobs.Executor, maxWatchAge time.Duration) *jobServer {
+func newJobServer(tb testing.TB, ex opexec.Executor, maxWatchAge time.Duration) *jobServer {
 	tb.Helper()
-	model, eng := goldenEngine(tb, map[string]jobs.Executor{"OP_TEST_DELAY": ex})
+	model, eng := goldenEngine(tb, map[string]opexec.Executor{"OP_TEST_DELAY": ex})
 	eng.Start()
 	return serveJobs(tb, model, eng, maxWatchAge)
 }

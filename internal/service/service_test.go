@@ -26,6 +26,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 )
@@ -48,7 +49,7 @@ func newConn(t *testing.T) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := jobs.New(jobs.Config{Model: model, Logger: quiet, EncodeOp: service.LegacyOpValue})
+	eng, err := jobs.New(jobs.Config{Model: model, Logger: quiet, EncodeOp: service.LegacyOpValue, Executors: lu.DefaultExecutors()})
 	if err != nil {
 		t.Fatal(err)
 	}

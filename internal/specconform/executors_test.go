@@ -4,7 +4,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 )
 
 // TestEveryRAPIOpcodeHasAnExecutor checks that the job engine runs every
@@ -15,7 +15,7 @@ func TestEveryRAPIOpcodeHasAnExecutor(t *testing.T) {
 		Reachable []string `json:"rapi_reachable"`
 	}
 	readJSON(t, "opcodes.json", &spec)
-	execs := jobs.DefaultExecutors()
+	execs := lu.DefaultExecutors()
 	var missing []string
 	for _, id := range append(spec.Reachable, "OP_TEST_DELAY") {
 		if execs[id] == nil {

@@ -11,7 +11,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 )
 
 // TestTypedAllowList enumerates SubmitJob's allow-list (derived from the
@@ -66,7 +66,7 @@ func TestTypedAllowList(t *testing.T) {
 		}
 	}
 	var adminOnly []string
-	for id := range jobs.DefaultExecutors() {
+	for id := range lu.DefaultExecutors() {
 		if !slices.Contains(allowed, id) {
 			adminOnly = append(adminOnly, id)
 		}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"maps"
 	"slices"
 )
@@ -302,6 +303,9 @@ type Config struct {
 
 	// owned tracks the objects a copy-on-write copy may modify (see cow).
 	owned map[any]bool
+	// frozen marks a read-only snapshot (State.Snapshot): its Edit
+	// methods refuse.
+	frozen bool
 }
 
 // Clone returns a deep copy of c, which a writer may modify freely.
@@ -544,8 +548,16 @@ func (c *Config) cow() *Config {
 	return out
 }
 
+// ErrFrozen is the panic value of an Edit method of a read-only snapshot
+// (State.Snapshot).
+var ErrFrozen = errors.New("cluster: the configuration snapshot is read-only")
+
 // own marks obj as private to this copy; it reports whether it already was.
+// On a read-only snapshot it panics with ErrFrozen.
 func (c *Config) own(obj any) bool {
+	if c.frozen {
+		panic(ErrFrozen)
+	}
 	if c.owned == nil {
 		// A Config not made by cow (e.g. from Clone) owns everything.
 		return true

@@ -226,6 +226,15 @@ func valueOr(v any, def string) string {
 // and commit with Model.Update.
 func (s *State) Config() *Config { return s.cfg.Clone() }
 
+// Snapshot returns the configuration as a read-only snapshot, in O(1):
+// its Edit methods panic with ErrFrozen; its maps and objects are the
+// state's own and must not be modified.
+func (s *State) Snapshot() *Config {
+	c := *s.cfg
+	c.owned, c.frozen = nil, true
+	return &c
+}
+
 // Master returns the master node's name.
 func (s *State) Master() string { return s.cfg.Nodes[s.cfg.Cluster.MasterNode].Name }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
 )
 
@@ -23,6 +24,9 @@ func benchEngine(b *testing.B, instances int, cfg Config) *Engine {
 		b.Fatal(err)
 	}
 	cfg.Model, cfg.Logger = openModel(b, st, instances), quiet
+	if cfg.Executors == nil {
+		cfg.Executors = lu.DefaultExecutors()
+	}
 	e, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)

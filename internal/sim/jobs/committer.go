@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 
@@ -13,6 +12,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 )
 
@@ -72,9 +72,9 @@ type committer struct {
 type execItem struct {
 	j   *job
 	idx int
-	ex  Executor
+	ex  opexec.Executor
 	msg proto.Message
-	x   *ExecContext
+	x   *opexec.ExecContext
 
 	// Outcome, set by the committer before done is closed.
 	result any
@@ -149,7 +149,7 @@ func (c *committer) exec(it *execItem) bool {
 		return false
 	}
 	c.execs = append(c.execs, it)
-	c.traced.add(it.x.ctx)
+	c.traced.add(it.x.Env.Ctx)
 	c.mu.Unlock()
 	c.signal()
 	return true
@@ -406,16 +406,16 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 	// function more than once, and only the last run's outcome counts.
 	it.result, it.err, it.logs, it.rec, it.op, it.follow, it.nfollow = nil, nil, nil, nil, nil, nil, 0
 	x := it.x
-	x.params = slices.Clone(x.runParams)
-	x.Config, x.Tx, x.State, x.now = cfg, tx, prev, now.Time()
-	x.logf = func(logType string, msg any) {
+	x.StartParams(x.Env.RunParams)
+	x.Config, x.Tx, x.State, x.Env.Now = cfg, tx, prev, now.Time()
+	x.Env.Logf = func(logType string, msg any) {
 		it.logs = append(it.logs, pendingLog{at: TimestampOf(e.cfg.Clock()), logType: logType, msg: msg})
 	}
-	x.submit = func(ops []*rapiv2.OpCode) (int64, error) { return e.submitFollowUp(tx, it, ops) }
+	x.Env.Submit = func(ops []*rapiv2.OpCode) (int64, error) { return e.submitFollowUp(tx, it, ops) }
 	res, err := safeExec(e, it.ex, x, it.msg)
-	x.Config, x.Tx, x.logf, x.submit = nil, nil, nil, nil
-	var kept *keptFailure
-	if err != nil && !errors.As(err, &kept) {
+	x.Config, x.Tx, x.Env.Logf, x.Env.Submit = nil, nil, nil, nil
+	kept, isKept := opexec.Kept(err)
+	if err != nil && !isKept {
 		it.err = err
 		return &execFailed{err: err}
 	}
@@ -427,8 +427,8 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 	// The opcode's status changes (to success or error) in this commit.
 	rec.Version++
 	rec.OpStatusVersion = rec.Version
-	if len(x.params) > 0 {
-		nop, b, err := withParams(op, x.params)
+	if len(x.Params()) > 0 {
+		nop, b, err := withParams(op, x.Params())
 		if err != nil {
 			it.err = err
 			return &execFailed{err: err}
@@ -444,8 +444,8 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 	}
 	end := e.now()
 	switch {
-	case kept != nil: // failed, its changes committed (FailKeeping)
-		rec.fail(it.idx, e.encodeError(rec.ID, it.idx, kept.err), end)
+	case isKept: // failed, its changes committed (FailKeeping)
+		rec.fail(it.idx, e.encodeError(rec.ID, it.idx, kept), end)
 	default:
 		rec.OpStatus[it.idx] = StatusSuccess
 		rec.OpResult[it.idx] = res

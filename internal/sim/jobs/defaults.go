@@ -7,13 +7,13 @@ import (
 	"strings"
 	"sync"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // Opcodes as Ganeti stores them.
@@ -29,12 +29,6 @@ import (
 // and executors see the defaults too. Logical units then write parameters
 // back (instance and node uuids, the default iallocator, ...):
 // ExecContext.SetParam.
-
-// paramSpec returns the (param) option of a field (nil when it has none).
-func paramSpec(fd protoreflect.FieldDescriptor) *rapiv2.ParamSpec {
-	spec, _ := proto.GetExtension(fd.Options(), rapiv2.E_Param).(*rapiv2.ParamSpec)
-	return spec
-}
 
 // defaultsCache maps an opcode message's full name to a message of that
 // type holding the defaults of its parameters (*defaults).
@@ -59,7 +53,7 @@ func defaultsOf(msg proto.Message) (proto.Message, error) {
 	fields := md.Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
-		dj := paramSpec(fd).GetDefaultJson()
+		dj := opexec.ParamSpec(fd).GetDefaultJson()
 		if dj == "" {
 			continue
 		}
@@ -211,13 +205,13 @@ func nestedCreate(v *structpb.Value) (*structpb.Value, bool) {
 		return nil, false
 	}
 	c := &rapiv2.OpInstanceCreate{}
-	if err := legacyjson.FromValue(c, jsonValue(v)); err != nil {
+	if err := legacyjson.FromValue(c, opexec.JSONValue(v)); err != nil {
 		return nil, false
 	}
 	if err := fillOpcode(c); err != nil {
 		return nil, false
 	}
-	out, err := fullOpcodeValue(c)
+	out, err := opexec.FullOpcodeValue(c)
 	if err != nil {
 		return nil, false
 	}
@@ -229,59 +223,4 @@ func nestedCreate(v *structpb.Value) (*structpb.Value, bool) {
 		}
 	}
 	return out, true
-}
-
-// fullOpcodeValue is the serialized form of a Python opcode object: its
-// OP_ID and every parameter, null where the parameter has no value (the
-// dictionaries in it, such as NICs, carry what they were given).
-func fullOpcodeValue(msg proto.Message) (*structpb.Value, error) {
-	val, err := legacyjson.Marshaler{OmitUnset: true}.ToValue(msg)
-	if err != nil {
-		return nil, err
-	}
-	obj, ok := val.(legacyjson.Object)
-	if !ok {
-		return nil, fmt.Errorf("jobs: %T is not an object", val)
-	}
-	m := msg.ProtoReflect()
-	fields := m.Descriptor().Fields()
-	out := legacyjson.Object{{Key: "OP_ID", Value: opcodeInfo(msg).GetId()}}
-	for i := range fields.Len() {
-		fd := fields.Get(i)
-		v, _ := obj.Get(fd.JSONName())
-		if (fd.IsList() || fd.IsMap()) && !m.Has(fd) {
-			// An empty list without a default was not given: None.
-			if spec := paramSpec(fd); spec != nil && !spec.GetRequired() && spec.GetDefaultJson() == "" {
-				v = nil
-			}
-		}
-		out = append(out, legacyjson.Member{Key: fd.JSONName(), Value: v})
-	}
-	b, err := out.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	sv := &structpb.Value{}
-	if err := protojson.Unmarshal(b, sv); err != nil {
-		return nil, err
-	}
-	return sv, nil
-}
-
-// nestedParams is the JSON value of a nested opcode without its "OP_ID"
-// (the full form nestedCreate gives is decoded like what the client sent).
-func nestedParams(v *structpb.Value) any {
-	val := jsonValue(v)
-	if obj, ok := val.(map[string]any); ok {
-		if _, has := obj["OP_ID"]; has {
-			c := make(map[string]any, len(obj))
-			for k, e := range obj {
-				if k != "OP_ID" {
-					c[k] = e
-				}
-			}
-			return c
-		}
-	}
-	return val
 }

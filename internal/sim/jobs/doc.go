@@ -9,14 +9,19 @@
 //
 //  1. its dependencies ("depends": [[job_id, [status, ...]], ...]) are
 //     waited for (status "waiting"), as Ganeti's _JobDependencyManager does;
-//  2. its executor (Config.Executors, by OP_ID) names the locks it needs;
+//  2. its executor (Config.Executors, by OP_ID; the logical units of
+//     internal/sim/lu, behind the contract internal/sim/opexec) names the
+//     locks it needs;
 //     the engine adds the Big Ganeti Lock in shared mode and acquires them
 //     all at once (status "waiting" while another job holds a conflicting
 //     lock, without blocking a worker);
 //  3. the opcode runs (status "running"): the optional Runner phase (e.g.
-//     the sleep of OP_TEST_DELAY) outside any transaction, then the plan
-//     phase of an opcode that may run an external iallocator (hail runs
-//     there, on a snapshot, outside any transaction: plan.go), then Exec inside
+//     the sleep of OP_TEST_DELAY) outside any transaction; then, outside
+//     any transaction too, the Check phase of an executor in Ganeti's
+//     logical-unit shape (opexec.Phased: checks and planning on a
+//     read-only snapshot, the allocator included), or for the others the
+//     generic plan phase of an opcode that may run an external iallocator
+//     (plan.go); then Apply (or Exec) inside
 //     one cluster.Model.Update that applies the opcode's effect to the
 //     configuration and writes the job record with the opcode's new status
 //     and result, atomically. Opcodes ready at the same time share one

@@ -14,6 +14,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
@@ -27,7 +28,7 @@ func TestCrashRecovery(t *testing.T) {
 	st := memstore.New()
 	model := openModel(t, st, 3)
 	clock := newFakeClock()
-	e1, err := New(Config{IAllocator: testIAllocators{}, Model: model, Clock: clock.Now, Logger: quiet, Workers: 1})
+	e1, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Clock: clock.Now, Logger: quiet, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestCrashRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Clock: clock.Now, Logger: quiet})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model2, Clock: clock.Now, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	// The recovery was persisted.
 	e2.Stop(context.Background())
-	e3, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Logger: quiet})
+	e3, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model2, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestStopLeavesRunningJob(t *testing.T) {
 	if err := v.e.Stop(ctx); err == nil {
 		t.Error("Stop did not report the deadline")
 	}
-	e2, err := New(Config{IAllocator: testIAllocators{}, Model: v.model, Logger: quiet})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: v.model, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestGroupCommit(t *testing.T) {
 	defer bolt.Close()
 	st := &countingStore{Store: bolt}
 	model := openModel(t, st, 0)
-	e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
+	e, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 )
 
@@ -29,9 +30,9 @@ type Config struct {
 	// Model is the cluster model the opcodes change; the job records live
 	// in its store. Required.
 	Model *cluster.Model
-	// Executors implement the opcodes, by OP_ID. Defaults to
-	// DefaultExecutors(). Submitting an opcode without an executor fails.
-	Executors map[string]Executor
+	// Executors implement the opcodes, by OP_ID (lu.DefaultExecutors()).
+	// Required. Submitting an opcode without an executor fails.
+	Executors map[string]opexec.Executor
 	// Workers is the number of jobs that run an opcode at the same time
 	// (default 4). Jobs waiting for locks or dependencies take no worker.
 	Workers int
@@ -70,7 +71,7 @@ type Config struct {
 	// IAllocator finds and runs external iallocators (hail) for the
 	// opcodes that allocate nodes; default: hail on PATH (or where
 	// Debian's ganeti-htools-3.0 installs it) run as a subprocess.
-	IAllocator IAllocatorRunner
+	IAllocator opexec.IAllocatorRunner
 }
 
 // Queue limits (Config.QueueSize, Config.MaxOpsPerJob).
@@ -94,10 +95,10 @@ func (c *Config) CheckAndSetDefaults() error {
 		return errors.New("jobs: Config.Model is required")
 	}
 	if c.Executors == nil {
-		c.Executors = DefaultExecutors()
+		return errors.New("jobs: Config.Executors is required")
 	}
 	if c.IAllocator == nil {
-		c.IAllocator = execIAllocators{}
+		c.IAllocator = opexec.SubprocessIAllocators{}
 	}
 	if c.Workers == 0 {
 		c.Workers = 4
@@ -979,34 +980,42 @@ func (e *Engine) encodeError(jobID int64, idx int, err error) []any {
 	return errorResult(classExec, msgUnexpected, "")
 }
 
-// safeExec runs an executor's Exec, turning a panic into an error.
-func safeExec(e *Engine, ex Executor, x *ExecContext, msg proto.Message) (res any, err error) {
+// safeExec runs an executor's Exec, turning a panic into an error. For a
+// Phased executor whose Check phase ran (x.Env.Checked) it runs Apply on
+// the plan, or returns the Check's error.
+func safeExec(e *Engine, ex opexec.Executor, x *opexec.ExecContext, msg proto.Message) (res any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			e.log.Error("executor panic", "job", x.JobID, "opcode", x.OpIndex, "panic", p, "stack", string(debug.Stack()))
 			res, err = nil, fmt.Errorf("panic: %v", p)
 		}
 	}()
+	if ph, ok := ex.(opexec.Phased); ok && x.Env.Checked != nil {
+		if x.Env.Checked.Err != nil {
+			return nil, x.Env.Checked.Err
+		}
+		return ph.Apply(x, msg, x.Env.Checked.Plan)
+	}
 	return ex.Exec(x, msg)
 }
 
 // safeLocks runs an executor's Locks (or locksParams), turning a panic
 // into an error; it returns the parameters written back too.
-func safeLocks(e *Engine, ex Executor, msg proto.Message, st *cluster.State) (locks []Lock, writes []paramWrite, err error) {
+func safeLocks(e *Engine, ex opexec.Executor, msg proto.Message, st *cluster.State) (locks []opexec.Lock, writes []opexec.ParamWrite, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			e.log.Error("executor panic in Locks", "panic", p, "stack", string(debug.Stack()))
 			locks, writes, err = nil, nil, fmt.Errorf("panic: %v", p)
 		}
 	}()
-	if pl, ok := ex.(paramLocker); ok {
-		return pl.locksParams(msg, st)
+	if pl, ok := ex.(opexec.ParamLocker); ok {
+		return pl.LocksParams(msg, st)
 	}
 	locks, err = ex.Locks(msg, st)
 	return locks, nil, err
 }
 
-func safeRun(e *Engine, rn Runner, x *ExecContext, msg proto.Message) (err error) {
+func safeRun(e *Engine, rn opexec.Runner, x *opexec.ExecContext, msg proto.Message) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			e.log.Error("executor panic in Run", "job", x.JobID, "opcode", x.OpIndex, "panic", p, "stack", string(debug.Stack()))

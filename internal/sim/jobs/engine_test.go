@@ -14,6 +14,8 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 const (
@@ -402,7 +404,7 @@ func TestPriorities(t *testing.T) {
 	rec := &recorder{}
 	v := newEnv(t, 0, func(c *Config) {
 		c.Workers = 1
-		c.Executors = map[string]Executor{"OP_TEST_DELAY": rec}
+		c.Executors = map[string]opexec.Executor{"OP_TEST_DELAY": rec}
 	})
 	prio := func(p rapiv2.OpPriority) *rapiv2.OpCode {
 		op := opOf(delay(0))
@@ -590,7 +592,7 @@ func TestArchive(t *testing.T) {
 	// Ids keep increasing across restarts even with an empty queue.
 	ctx := context.Background()
 	v.e.Stop(ctx)
-	e2, err := New(Config{IAllocator: testIAllocators{}, Model: v.model, Logger: quiet})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: v.model, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,14 +641,18 @@ func TestQueryRows(t *testing.T) {
 // TestLockManager checks grants, fairness and release.
 func TestLockManager(t *testing.T) {
 	lm := newLockManager()
-	x := func(level Level, name string) Lock { return Lock{Level: level, Name: name, Mode: Exclusive} }
-	s := func(level Level, name string) Lock { return Lock{Level: level, Name: name, Mode: Shared} }
-	bgl := s(LevelCluster, BGL)
-	r1 := lm.newReq(1, 0, []Lock{x(LevelInstance, "a"), bgl})
-	r2 := lm.newReq(2, 0, []Lock{x(LevelInstance, "b"), bgl})
-	r3 := lm.newReq(3, 0, []Lock{x(LevelInstance, "a"), bgl})
-	r4 := lm.newReq(4, 0, []Lock{s(LevelInstance, "a"), bgl})
-	r5 := lm.newReq(5, -10, []Lock{s(LevelInstance, "c"), x(LevelCluster, BGL)})
+	x := func(level opexec.Level, name string) opexec.Lock {
+		return opexec.Lock{Level: level, Name: name, Mode: opexec.Exclusive}
+	}
+	s := func(level opexec.Level, name string) opexec.Lock {
+		return opexec.Lock{Level: level, Name: name, Mode: opexec.Shared}
+	}
+	bgl := s(opexec.LevelCluster, opexec.BGL)
+	r1 := lm.newReq(1, 0, []opexec.Lock{x(opexec.LevelInstance, "a"), bgl})
+	r2 := lm.newReq(2, 0, []opexec.Lock{x(opexec.LevelInstance, "b"), bgl})
+	r3 := lm.newReq(3, 0, []opexec.Lock{x(opexec.LevelInstance, "a"), bgl})
+	r4 := lm.newReq(4, 0, []opexec.Lock{s(opexec.LevelInstance, "a"), bgl})
+	r5 := lm.newReq(5, -10, []opexec.Lock{s(opexec.LevelInstance, "c"), x(opexec.LevelCluster, opexec.BGL)})
 	if !lm.acquire(r1) || !lm.acquire(r2) {
 		t.Fatal("independent requests not granted")
 	}
@@ -673,8 +679,8 @@ func TestLockManager(t *testing.T) {
 	if len(lm.locks) != 0 {
 		t.Fatalf("left: %v", lm.locks)
 	}
-	got := normalizeLocks([]Lock{x(LevelNetwork, "n"), s(LevelNode, "b"), x(LevelNode, "b"), bgl, s(LevelInstance, "z")})
-	want := []Lock{bgl, s(LevelInstance, "z"), x(LevelNode, "b"), x(LevelNetwork, "n")}
+	got := normalizeLocks([]opexec.Lock{x(opexec.LevelNetwork, "n"), s(opexec.LevelNode, "b"), x(opexec.LevelNode, "b"), bgl, s(opexec.LevelInstance, "z")})
+	want := []opexec.Lock{bgl, s(opexec.LevelInstance, "z"), x(opexec.LevelNode, "b"), x(opexec.LevelNetwork, "n")}
 	if !slices.Equal(got, want) {
 		t.Errorf("normalizeLocks = %v", got)
 	}
@@ -683,7 +689,7 @@ func TestLockManager(t *testing.T) {
 // TestExecutorErrors: panics and plain errors become a generic OpExecError.
 func TestExecutorErrors(t *testing.T) {
 	v := newEnv(t, 0, func(c *Config) {
-		c.Executors = map[string]Executor{"OP_TEST_DELAY": badExec{}, "OP_TAGS_SET": badExec{panic: true}}
+		c.Executors = map[string]opexec.Executor{"OP_TEST_DELAY": badExec{}, "OP_TAGS_SET": badExec{panic: true}}
 	})
 	v.e.Start()
 	j := v.wait(v.submit(opOf(delay(0))))
@@ -698,9 +704,9 @@ func TestExecutorErrors(t *testing.T) {
 
 type badExec struct{ panic bool }
 
-func (badExec) Locks(proto.Message, *cluster.State) ([]Lock, error) { return nil, nil }
+func (badExec) Locks(proto.Message, *cluster.State) ([]opexec.Lock, error) { return nil, nil }
 
-func (b badExec) Exec(*ExecContext, proto.Message) (any, error) {
+func (b badExec) Exec(*opexec.ExecContext, proto.Message) (any, error) {
 	if b.panic {
 		panic("boom")
 	}
@@ -718,7 +724,7 @@ func TestLockManagerRandom(t *testing.T) {
 	check := func() {
 		t.Helper()
 		for name, st := range lm.locks {
-			if st.lock.Mode == Exclusive && len(st.owners) > 1 {
+			if st.lock.Mode == opexec.Exclusive && len(st.owners) > 1 {
 				t.Fatalf("%s held exclusively by %v", name, st.owners)
 			}
 		}
@@ -732,17 +738,17 @@ func TestLockManagerRandom(t *testing.T) {
 	for step := 0; step < 5000; step++ {
 		if rng.IntN(2) == 0 || len(held) == 0 {
 			owner++
-			var locks []Lock
+			var locks []opexec.Lock
 			for _, n := range names {
 				if rng.IntN(3) == 0 {
-					locks = append(locks, Lock{Level: LevelInstance, Name: n, Mode: Mode(rng.IntN(2))})
+					locks = append(locks, opexec.Lock{Level: opexec.LevelInstance, Name: n, Mode: opexec.Mode(rng.IntN(2))})
 				}
 			}
-			mode := Shared
+			mode := opexec.Shared
 			if rng.IntN(20) == 0 {
-				mode = Exclusive
+				mode = opexec.Exclusive
 			}
-			locks = append(locks, Lock{Level: LevelCluster, Name: BGL, Mode: mode})
+			locks = append(locks, opexec.Lock{Level: opexec.LevelCluster, Name: opexec.BGL, Mode: mode})
 			r := lm.newReq(owner, []int{-10, 0, 10}[rng.IntN(3)], locks)
 			if lm.acquire(r) {
 				held = append(held, r)

@@ -208,7 +208,7 @@ func containsInOrder(got, want []string) bool {
 
 func TestInstanceImportDryRun(t *testing.T) {
 	v, _ := exportedEnv(t)
-	node3, err := lookupState(v.model.State(), "node", "node3.example.com", "uuid")
+	node3, err := testLookup(v.model.State(), "node", "node3.example.com", "uuid")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestExportInfoRecorded(t *testing.T) {
 // store's) is one whose config.ini declares nothing.
 func TestInstanceImportExportWithoutInfo(t *testing.T) {
 	v := newInstEnv(t)
-	node2, err := lookupState(v.model.State(), "node", "node2.example.com", "uuid")
+	node2, err := testLookup(v.model.State(), "node", "node2.example.com", "uuid")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
@@ -54,7 +55,7 @@ func newInstEnv(t testing.TB) *env {
 		t.Fatalf("Open: %v", err)
 	}
 	clock := newFakeClock()
-	e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Clock: clock.Now, Logger: quiet})
+	e, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Clock: clock.Now, Logger: quiet})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -169,7 +170,7 @@ func logMessages(j *Job, op int) []string {
 }
 
 func groupUUID(t testing.TB, v *env) string {
-	u, err := lookupState(v.model.State(), "group", "default", "uuid")
+	u, err := testLookup(v.model.State(), "group", "default", "uuid")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +287,7 @@ func TestInstanceCreate(t *testing.T) {
 
 func TestInstanceCreateResult(t *testing.T) {
 	v := newInstEnv(t)
-	pn, err := lookupState(v.model.State(), "node", "node1.example.com", "uuid")
+	pn, err := testLookup(v.model.State(), "node", "node1.example.com", "uuid")
 	if err != nil {
 		t.Fatal(err)
 	}

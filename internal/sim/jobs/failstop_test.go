@@ -14,6 +14,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/faultstore"
@@ -107,7 +108,7 @@ func testFailStop(t *testing.T, c failStopCase) {
 	fs := faultstore.New(inner)
 	model := openModel(t, fs, 0)
 	failed := make(chan error, 1)
-	e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet, Workers: 3, OnFailure: func(err error) { failed <- err }})
+	e, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Logger: quiet, Workers: 3, OnFailure: func(err error) { failed <- err }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func testFailStop(t *testing.T, c failStopCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Logger: quiet})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model2, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

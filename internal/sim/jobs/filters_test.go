@@ -10,6 +10,8 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 )
 
@@ -20,9 +22,9 @@ type gate struct {
 	running atomic.Int64
 }
 
-func (g *gate) Locks(proto.Message, *cluster.State) ([]Lock, error) { return nil, nil }
-func (g *gate) Exec(*ExecContext, proto.Message) (any, error)       { return nil, nil }
-func (g *gate) Run(*ExecContext, proto.Message) error {
+func (g *gate) Locks(proto.Message, *cluster.State) ([]opexec.Lock, error) { return nil, nil }
+func (g *gate) Exec(*opexec.ExecContext, proto.Message) (any, error)       { return nil, nil }
+func (g *gate) Run(*opexec.ExecContext, proto.Message) error {
 	g.running.Add(1)
 	defer g.running.Add(-1)
 	<-g.release
@@ -231,7 +233,7 @@ func TestFilterReasonAndOpcodeFields(t *testing.T) {
 func TestFilterRateLimit(t *testing.T) {
 	g := &gate{release: make(chan struct{})}
 	v := newEnv(t, 0, func(c *Config) {
-		c.Executors = DefaultExecutors()
+		c.Executors = lu.DefaultExecutors()
 		c.Executors["OP_TEST_DELAY"] = g
 		c.Workers = 8
 	})

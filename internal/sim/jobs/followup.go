@@ -6,11 +6,10 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 )
 
@@ -95,26 +94,6 @@ func (e *Engine) newRecord(j *job, id int64, prio *int) error {
 	return nil
 }
 
-// SubmitFollowUp submits a job of ops on behalf of the running opcode and
-// returns its id (see "Follow-up jobs" above). It may only be called from
-// Exec, not in dry-run mode nor from Run.
-func (x *ExecContext) SubmitFollowUp(ops []*rapiv2.OpCode) (int64, error) {
-	if x.submit == nil {
-		return 0, errs.Exec("Follow-up jobs can only be submitted by an opcode that executes")
-	}
-	return x.submit(ops)
-}
-
-// FollowUpResult is Ganeti's "jobs" value of a result with jobs: [[true,
-// job_id], ...].
-func FollowUpResult(ids []int64) []any {
-	out := make([]any, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, []any{true, id})
-	}
-	return out
-}
-
 // submitFollowUp implements SubmitFollowUp for the opcode of it, inside
 // the transaction tx that commits it.
 func (e *Engine) submitFollowUp(tx store.Tx, it *execItem, ops []*rapiv2.OpCode) (int64, error) {
@@ -128,7 +107,7 @@ func (e *Engine) submitFollowUp(tx store.Tx, it *execItem, ops []*rapiv2.OpCode)
 	src := it.msg
 	parentPrio := it.j.rec.OpPriority[it.idx]
 	for _, msg := range j.msgs {
-		setBaseOpParams(src, parentPrio, msg)
+		opexec.SetBaseOpParams(src, parentPrio, msg)
 	}
 	id, next := e.followUpID(it)
 	if err := e.newRecord(j, id, nil); err != nil {
@@ -147,35 +126,6 @@ func (e *Engine) submitFollowUp(tx store.Tx, it *execItem, ops []*rapiv2.OpCode)
 	}
 	it.follow = append(it.follow, j)
 	return id, nil
-}
-
-// setBaseOpParams is Ganeti's _SetBaseOpParams for an opcode dst submitted
-// by src (whose priority is srcPrio).
-func setBaseOpParams(src proto.Message, srcPrio int, dst proto.Message) {
-	if sm, sfd := field(src, "debug_level"); sfd != nil && sm.Has(sfd) {
-		if dm, dfd := field(dst, "debug_level"); dfd != nil && dfd.Kind() == sfd.Kind() {
-			dm.Set(dfd, sm.Get(sfd))
-		}
-	}
-	if dm, dfd := field(dst, paramPriority); dfd != nil && !dm.Has(dfd) && srcPrio != PriorityNormal &&
-		dfd.Kind() == protoreflect.EnumKind {
-		if n, ok := legacyenum.ParseNum(dfd.Enum(), int64(srcPrio)); ok {
-			dm.Set(dfd, protoreflect.ValueOfEnum(n))
-		}
-	}
-	if dm, dfd := field(dst, "comment"); dfd != nil && dfd.Kind() == protoreflect.StringKind && dm.Get(dfd).String() == "" {
-		dm.Set(dfd, protoreflect.ValueOfString("Submitted by "+opcodeInfo(src).GetId()))
-	}
-	sm, sfd := field(src, paramReason)
-	dm, dfd := field(dst, paramReason)
-	if sfd != nil && dfd != nil && sfd.IsList() && dfd.IsList() && sfd.Message() != nil &&
-		dfd.Message() != nil && sfd.Message().FullName() == dfd.Message().FullName() {
-		sl := sm.Get(sfd).List()
-		dl := dm.Mutable(dfd).List()
-		for i := 0; i < sl.Len(); i++ {
-			dl.Append(protoreflect.ValueOfMessage(proto.Clone(sl.Get(i).Message().Interface()).ProtoReflect()))
-		}
-	}
 }
 
 // addFollowUps makes the follow-up jobs of a committed opcode visible and

@@ -11,6 +11,8 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/faultstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
@@ -40,9 +42,9 @@ func followUpIDs(t *testing.T, res any) []int64 {
 // fails when fail is set.
 type submitter struct{ fail bool }
 
-func (submitter) Locks(proto.Message, *cluster.State) ([]Lock, error) { return nil, nil }
+func (submitter) Locks(proto.Message, *cluster.State) ([]opexec.Lock, error) { return nil, nil }
 
-func (s submitter) Exec(x *ExecContext, _ proto.Message) (any, error) {
+func (s submitter) Exec(x *opexec.ExecContext, _ proto.Message) (any, error) {
 	if x.DryRun {
 		_, err := x.SubmitFollowUp([]*rapiv2.OpCode{tagsSet(kCluster, "", "dry")})
 		return nil, err
@@ -54,14 +56,14 @@ func (s submitter) Exec(x *ExecContext, _ proto.Message) (any, error) {
 	if s.fail {
 		return nil, errors.New("boom")
 	}
-	return map[string]any{"jobs": FollowUpResult([]int64{id})}, nil
+	return map[string]any{"jobs": opexec.FollowUpResult([]int64{id})}, nil
 }
 
 func TestFollowUpCommitsWithOpcode(t *testing.T) {
 	st := memstore.New()
 	model := openModel(t, st, 3)
 	clock := newFakeClock()
-	execs := DefaultExecutors()
+	execs := lu.DefaultExecutors()
 	execs["OP_TEST_DELAY"] = submitter{}
 	execs["OP_TEST_ALLOCATOR"] = submitter{fail: true}
 	e1, err := New(Config{IAllocator: testIAllocators{}, Model: model, Clock: clock.Now, Logger: quiet, Executors: execs})
@@ -123,7 +125,7 @@ func TestFollowUpCommitsWithOpcode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Clock: clock.Now, Logger: quiet})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model2, Clock: clock.Now, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +311,7 @@ func TestFollowUpWhenFnRunsTwice(t *testing.T) {
 	st := faultstore.New(memstore.New())
 	model := openModel(t, st, 3)
 	st.Rerun(true)
-	execs := DefaultExecutors()
+	execs := lu.DefaultExecutors()
 	execs["OP_TEST_DELAY"] = submitter{}
 	e, err := New(Config{Model: model, Clock: newFakeClock().Now, Logger: quiet, Executors: execs})
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
@@ -98,7 +100,7 @@ func newEnv(t testing.TB, instances int, mod func(*Config)) *env {
 	st := memstore.New()
 	model := openModel(t, st, instances)
 	clock := newFakeClock()
-	cfg := Config{Model: model, Clock: clock.Now, Logger: quiet, IAllocator: testIAllocators{}}
+	cfg := Config{Model: model, Clock: clock.Now, Logger: quiet, IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors()}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -216,12 +218,12 @@ func (s *countingStore) Update(ctx context.Context, fn func(store.Tx) error) err
 type recorder struct {
 	mu    sync.Mutex
 	order []int64
-	locks []Lock
+	locks []opexec.Lock
 }
 
-func (r *recorder) Locks(proto.Message, *cluster.State) ([]Lock, error) { return r.locks, nil }
+func (r *recorder) Locks(proto.Message, *cluster.State) ([]opexec.Lock, error) { return r.locks, nil }
 
-func (r *recorder) Exec(x *ExecContext, _ proto.Message) (any, error) {
+func (r *recorder) Exec(x *opexec.ExecContext, _ proto.Message) (any, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.order = append(r.order, x.JobID)
@@ -232,4 +234,14 @@ func (r *recorder) Order() []int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]int64(nil), r.order...)
+}
+
+// testLookup returns a string field of the named object in st.
+func testLookup(st *cluster.State, resource, name, fieldName string) (string, error) {
+	cells, err := st.Get(resource, name, []string{fieldName})
+	if err != nil {
+		return "", err
+	}
+	s, _ := cells[0].Value.(string)
+	return s, nil
 }

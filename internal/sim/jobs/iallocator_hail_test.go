@@ -16,6 +16,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // Tests that do not install a runner (useIAllocators) run the installed
@@ -23,7 +24,7 @@ import (
 // the built-in allocator, whose results those tests expect.
 func init() { iallocators = allocateOnly{} }
 
-type allocateOnly struct{ execIAllocators }
+type allocateOnly struct{ opexec.SubprocessIAllocators }
 
 func (a allocateOnly) Run(ctx context.Context, path string, request []byte) ([]byte, error) {
 	var in struct {
@@ -35,18 +36,18 @@ func (a allocateOnly) Run(ctx context.Context, path string, request []byte) ([]b
 		return nil, err
 	}
 	if in.Request.Type != "allocate" {
-		return nil, fmt.Errorf("%s request: %w", in.Request.Type, errNoExternalIAllocator)
+		return nil, fmt.Errorf("%s request: %w", in.Request.Type, opexec.ErrNoExternalIAllocator)
 	}
-	return a.execIAllocators.Run(ctx, path, request)
+	return a.SubprocessIAllocators.Run(ctx, path, request)
 }
 
 // realHail returns the installed hail. Without one the test skips with a
 // message, or fails under CI=true, where .ci/run installs it.
 func realHail(t *testing.T) string {
 	t.Helper()
-	path := execIAllocators{}.Lookup("hail")
+	path := opexec.SubprocessIAllocators{}.Lookup("hail")
 	if path == "" {
-		msg := "hail is not installed (apt-get install ganeti-htools-3.0; Debian puts it at " + hailFallbackPath + ")"
+		msg := "hail is not installed (apt-get install ganeti-htools-3.0; Debian puts it at " + "/usr/lib/ganeti/3.0/usr/lib/ganeti/iallocators/hail" + ")"
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
@@ -101,7 +102,7 @@ func requestOf(t *testing.T, in []byte) map[string]any {
 // ("multi-allocate") and compares with hail run by hand on the request.
 func TestHailMultiAlloc(t *testing.T) {
 	path := realHail(t)
-	fake := &fakeIAllocators{path: path, real: execIAllocators{}}
+	fake := &fakeIAllocators{path: path, real: opexec.SubprocessIAllocators{}}
 	useIAllocators(t, fake)
 	v := newInstEnv(t)
 	// An instance that does not fit: hail (3.0) fails the whole request,
@@ -176,7 +177,7 @@ func TestHailMultiAlloc(t *testing.T) {
 // hail run by hand on the request.
 func TestHailNodeEvacuate(t *testing.T) {
 	path := realHail(t)
-	fake := &fakeIAllocators{path: path, real: execIAllocators{}}
+	fake := &fakeIAllocators{path: path, real: opexec.SubprocessIAllocators{}}
 	useIAllocators(t, fake)
 	v := newInstEnv(t)
 	v.runOK(drbdOn("inst2.example.com", "node1.example.com", "node2.example.com"))
@@ -349,7 +350,7 @@ func TestIAllocatorNodeEvacuateFake(t *testing.T) {
 // TLReplaceDisks._RunAllocator.
 func TestHailRelocate(t *testing.T) {
 	path := realHail(t)
-	fake := &fakeIAllocators{path: path, real: execIAllocators{}}
+	fake := &fakeIAllocators{path: path, real: opexec.SubprocessIAllocators{}}
 	useIAllocators(t, fake)
 	v := newInstEnv(t)
 	v.runOK(drbdOn("inst2.example.com", "node1.example.com", "node2.example.com"))
@@ -399,7 +400,7 @@ func TestHailRelocate(t *testing.T) {
 // moves to the node hail chose.
 func TestHailRelocatePrimary(t *testing.T) {
 	path := realHail(t)
-	fake := &fakeIAllocators{path: path, real: execIAllocators{}}
+	fake := &fakeIAllocators{path: path, real: opexec.SubprocessIAllocators{}}
 	useIAllocators(t, fake)
 	v := newInstEnv(t)
 	j := v.runOK(&rapiv2.OpInstanceMigrate{InstanceName: proto.String("inst1.example.com"), Iallocator: proto.String("hail")})

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -19,7 +20,7 @@ type fakeIAllocators struct {
 	mu       sync.Mutex
 	path     string // what Lookup("hail") returns
 	out      string
-	real     IAllocatorRunner
+	real     opexec.IAllocatorRunner
 	requests [][]byte
 }
 
@@ -52,7 +53,7 @@ func (f *fakeIAllocators) last(t *testing.T) []byte {
 
 // iallocators is the runner of the engines of newEnv (through
 // testIAllocators): useIAllocators replaces it for one test.
-var iallocators IAllocatorRunner = execIAllocators{}
+var iallocators opexec.IAllocatorRunner = opexec.SubprocessIAllocators{}
 
 // testIAllocators is the Config.IAllocator of newEnv's engines.
 type testIAllocators struct{}
@@ -64,7 +65,7 @@ func (testIAllocators) Run(ctx context.Context, path string, request []byte) ([]
 }
 
 // useIAllocators installs r for the test.
-func useIAllocators(t *testing.T, r IAllocatorRunner) {
+func useIAllocators(t *testing.T, r opexec.IAllocatorRunner) {
 	old := iallocators
 	iallocators = r
 	t.Cleanup(func() { iallocators = old })
@@ -255,7 +256,7 @@ func TestIAllocatorFailure(t *testing.T) {
 // TestHail runs the real hail (Debian's ganeti-htools-3.0) through the
 // engine and compares its choice with hail run by hand on the same request.
 func TestHail(t *testing.T) {
-	real := execIAllocators{}
+	real := opexec.SubprocessIAllocators{}
 	path := realHail(t)
 	fake := &fakeIAllocators{path: path, real: real}
 	useIAllocators(t, fake)

@@ -10,6 +10,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/faultstore"
@@ -138,7 +139,7 @@ func TestIdempotencyExpiry(t *testing.T) {
 	if err := v.e.Stop(ctxStop); err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{IAllocator: testIAllocators{}, Model: v.model, Clock: v.clock.Now, Logger: quiet, IdempotencyTTL: time.Hour})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: v.model, Clock: v.clock.Now, Logger: quiet, IdempotencyTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestIdempotencyRestart(t *testing.T) {
 		} else if model, err = cluster.Open(st, nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
+		e, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +234,7 @@ func TestIdempotencyCrashAtomicity(t *testing.T) {
 			}
 			defer inner.Close()
 			fs := faultstore.New(inner)
-			e, err := New(Config{IAllocator: testIAllocators{}, Model: openModel(t, fs, 0), Logger: quiet})
+			e, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: openModel(t, fs, 0), Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,7 +254,7 @@ func TestIdempotencyCrashAtomicity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e2, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
+			e2, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}

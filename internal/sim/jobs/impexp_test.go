@@ -14,13 +14,15 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/impexp"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // rieEnv is one cluster of a move: an engine whose remote import/export
 // uses secret and clock.
 type rieEnv struct {
 	*env
-	remote *Remote
+	remote *lu.Remote
 	now    atomic.Pointer[time.Time]
 }
 
@@ -29,7 +31,7 @@ func newRIEEnv(t *testing.T, instances int, secret string, timeout time.Duration
 	r := &rieEnv{}
 	now := time.Now()
 	r.now.Store(&now)
-	r.remote = NewRemote(RemoteConfig{
+	r.remote = lu.NewRemote(lu.RemoteConfig{
 		DomainSecret:   func() (string, error) { return secret, nil },
 		KeyDir:         t.TempDir(),
 		ConnectTimeout: timeout,
@@ -37,7 +39,7 @@ func newRIEEnv(t *testing.T, instances int, secret string, timeout time.Duration
 		Logger:         quiet,
 	})
 	r.env = newEnv(t, instances, func(c *Config) {
-		c.Executors = DefaultExecutors()
+		c.Executors = lu.DefaultExecutors()
 		r.remote.Install(c.Executors)
 	})
 	r.e.Start()
@@ -124,7 +126,7 @@ func (r *rieEnv) importInfo(t *testing.T, id int64) (map[string]any, bool) {
 			if s, ok := l[0].(int64); ok {
 				serial = max(serial, s)
 			}
-			if l[2] == LogRemoteImport {
+			if l[2] == opexec.LogRemoteImport {
 				m, _ := l[3].(map[string]any)
 				return m, true
 			}
@@ -393,21 +395,21 @@ func TestRemoteExportChecks(t *testing.T) {
 func TestRemoteRunnerFor(t *testing.T) {
 	remoteImport := &rapiv2.OpInstanceCreate{Mode: rapiv2.InstanceCreateMode_INSTANCE_CREATE_MODE_REMOTE_IMPORT.Enum()}
 	for _, tc := range []struct {
-		ex   Executor
+		ex   opexec.Executor
 		op   proto.Message
 		want bool
 	}{
-		{InstanceCreate{}, &rapiv2.OpInstanceCreate{}, false},
-		{InstanceCreate{}, remoteImport, true},
-		{BackupExport{}, &rapiv2.OpBackupExport{Mode: rapiv2.ExportMode_EXPORT_MODE_LOCAL.Enum()}, false},
-		{BackupExport{}, &rapiv2.OpBackupExport{Mode: rapiv2.ExportMode_EXPORT_MODE_REMOTE.Enum()}, true},
-		{BackupPrepare{}, &rapiv2.OpBackupPrepare{}, false},
-		{BackupPrepare{}, &rapiv2.OpBackupPrepare{Mode: rapiv2.ExportMode_EXPORT_MODE_REMOTE.Enum()}, true},
-		{TestDelay{}, &rapiv2.OpTestDelay{}, true},
-		{TagsSet{}, &rapiv2.OpTagsSet{}, false},
+		{lu.InstanceCreate{}, &rapiv2.OpInstanceCreate{}, false},
+		{lu.InstanceCreate{}, remoteImport, true},
+		{lu.BackupExport{}, &rapiv2.OpBackupExport{Mode: rapiv2.ExportMode_EXPORT_MODE_LOCAL.Enum()}, false},
+		{lu.BackupExport{}, &rapiv2.OpBackupExport{Mode: rapiv2.ExportMode_EXPORT_MODE_REMOTE.Enum()}, true},
+		{lu.BackupPrepare{}, &rapiv2.OpBackupPrepare{}, false},
+		{lu.BackupPrepare{}, &rapiv2.OpBackupPrepare{Mode: rapiv2.ExportMode_EXPORT_MODE_REMOTE.Enum()}, true},
+		{lu.TestDelay{}, &rapiv2.OpTestDelay{}, true},
+		{lu.TagsSet{}, &rapiv2.OpTagsSet{}, false},
 	} {
-		if got := runnerFor(tc.ex, tc.op) != nil; got != tc.want {
-			t.Errorf("runnerFor(%T, %v) = %v, want %v", tc.ex, tc.op, got, tc.want)
+		if got := opexec.RunnerFor(tc.ex, tc.op) != nil; got != tc.want {
+			t.Errorf("opexec.RunnerFor(%T, %v) = %v, want %v", tc.ex, tc.op, got, tc.want)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"container/heap"
 	"slices"
 	"strconv"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // lockManager grants the locks of opcodes. Its methods are called with the
@@ -28,7 +30,7 @@ type lockManager struct {
 }
 
 type lockState struct {
-	lock      Lock // Mode: the mode the lock is held in
+	lock      opexec.Lock // Mode: the mode the lock is held in
 	owners    []int64
 	waiters   []*lockReq            // waiting requests naming this lock, in order
 	exWaiters []*lockReq            // those wanting it exclusively, in order
@@ -40,8 +42,8 @@ type lockReq struct {
 	owner     int64
 	prio      int
 	seq       uint64
-	locks     []Lock   // normalized: sorted by (level, name), no duplicates
-	names     []string // the locks' full names
+	locks     []opexec.Lock // normalized: sorted by (level, name), no duplicates
+	names     []string      // the locks' full names
 	granted   bool
 	waiting   bool
 	blockedOn *lockState
@@ -52,9 +54,9 @@ func newLockManager() *lockManager { return &lockManager{locks: map[string]*lock
 
 // normalizeLocks sorts locks in the acquisition order (level, then name)
 // and merges duplicates (exclusive wins).
-func normalizeLocks(locks []Lock) []Lock {
+func normalizeLocks(locks []opexec.Lock) []opexec.Lock {
 	out := slices.Clone(locks)
-	slices.SortFunc(out, func(a, b Lock) int {
+	slices.SortFunc(out, func(a, b opexec.Lock) int {
 		if a.Level != b.Level {
 			return int(a.Level) - int(b.Level)
 		}
@@ -66,10 +68,10 @@ func normalizeLocks(locks []Lock) []Lock {
 		}
 		return int(b.Mode) - int(a.Mode) // exclusive first
 	})
-	return slices.CompactFunc(out, func(a, b Lock) bool { return a.Level == b.Level && a.Name == b.Name })
+	return slices.CompactFunc(out, func(a, b opexec.Lock) bool { return a.Level == b.Level && a.Name == b.Name })
 }
 
-func (lm *lockManager) newReq(owner int64, prio int, locks []Lock) *lockReq {
+func (lm *lockManager) newReq(owner int64, prio int, locks []opexec.Lock) *lockReq {
 	lm.seq++
 	r := &lockReq{owner: owner, prio: prio, seq: lm.seq, locks: normalizeLocks(locks), candIdx: -1}
 	r.names = make([]string, len(r.locks))
@@ -87,7 +89,7 @@ func before(a, b *lockReq) bool {
 	return a.seq < b.seq
 }
 
-func conflict(a, b Mode) bool { return a == Exclusive || b == Exclusive }
+func conflict(a, b opexec.Mode) bool { return a == opexec.Exclusive || b == opexec.Exclusive }
 
 func (lm *lockManager) state(i int, r *lockReq) *lockState {
 	st := lm.locks[r.names[i]]
@@ -115,7 +117,7 @@ func (lm *lockManager) blocker(r *lockReq) *lockState {
 		if len(st.owners) > 0 && conflict(st.lock.Mode, l.Mode) {
 			return st
 		}
-		if l.Mode == Exclusive {
+		if l.Mode == opexec.Exclusive {
 			if len(st.waiters) > 0 && before(st.waiters[0], r) {
 				return st
 			}
@@ -163,7 +165,7 @@ func (lm *lockManager) acquire(r *lockReq) bool {
 	for i, l := range r.locks {
 		st := lm.state(i, r)
 		st.waiters = insertOrdered(st.waiters, r)
-		if l.Mode == Exclusive {
+		if l.Mode == opexec.Exclusive {
 			st.exWaiters = insertOrdered(st.exWaiters, r)
 		}
 	}
@@ -322,7 +324,7 @@ func (r *lockRow) value(field string) any {
 
 // rows lists the locks that are held or waited for, in lock order.
 func (lm *lockManager) rows() []*lockRow {
-	keys := make([]Lock, 0, len(lm.locks))
+	keys := make([]opexec.Lock, 0, len(lm.locks))
 	for _, st := range lm.locks {
 		keys = append(keys, st.lock)
 	}
@@ -341,7 +343,7 @@ func (lm *lockManager) rows() []*lockRow {
 			}
 		}
 		for _, w := range st.waiters {
-			mode := Shared
+			mode := opexec.Shared
 			for i, n := range w.names {
 				if n == name {
 					mode = w.locks[i].Mode

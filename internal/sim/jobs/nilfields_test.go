@@ -15,6 +15,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
@@ -154,7 +155,7 @@ func setRequired(t *testing.T, msg protoreflect.Message) {
 // executor may panic (in Locks, Run or Exec) or fail with an error that is
 // not Ganeti's ("Unexpected error while executing the opcode").
 func TestExecutorsWithUnsetOptionalFields(t *testing.T) {
-	executors := DefaultExecutors()
+	executors := lu.DefaultExecutors()
 	oneof := (&rapiv2.OpCode{}).ProtoReflect().Descriptor().Oneofs().ByName("op")
 	if oneof == nil {
 		t.Fatal("OpCode has no oneof op")
@@ -218,7 +219,7 @@ func nilEnv(t *testing.T, log *slog.Logger) *env {
 		t.Fatalf("Open: %v", err)
 	}
 	clock := newFakeClock()
-	e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Clock: clock.Now, Logger: log})
+	e, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Clock: clock.Now, Logger: log})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

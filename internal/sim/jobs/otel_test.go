@@ -17,6 +17,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
@@ -250,7 +251,7 @@ func TestTraceSurvivesRestart(t *testing.T) {
 	tr := newTraced()
 	st := memstore.New()
 	model := openModel(t, st, 3)
-	e1, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet, TracerProvider: tr.tp})
+	e1, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Logger: quiet, TracerProvider: tr.tp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +270,7 @@ func TestTraceSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Logger: quiet, TracerProvider: tr.tp})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model2, Logger: quiet, TracerProvider: tr.tp})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // Parameters written back.
@@ -24,26 +25,10 @@ import (
 // does not change: the writes go to the job's copy, committed with the
 // opcode's outcome.
 
-// paramWrite is one parameter written back: its legacy key and JSON value
-// (nil unsets it).
-type paramWrite struct {
-	name  string
-	value any
-}
-
-// SetParam writes a parameter of the opcode back into the job, as Ganeti's
-// logical units assign self.op.<name>: value is the parameter's legacy JSON
-// value (nil: None, the parameter is unset). The job record shows it once
-// the opcode's outcome (success or error) is committed; a dry run keeps it
-// too.
-func (x *ExecContext) SetParam(name string, value any) {
-	x.params = append(x.params, paramWrite{name: name, value: value})
-}
-
 // withParams returns a copy of op with the writes applied, and its binary
 // form. A write the opcode's codec refuses is an error (an executor's
 // defect): nothing is applied then.
-func withParams(op *rapiv2.OpCode, writes []paramWrite) (*rapiv2.OpCode, []byte, error) {
+func withParams(op *rapiv2.OpCode, writes []opexec.ParamWrite) (*rapiv2.OpCode, []byte, error) {
 	out := proto.Clone(op).(*rapiv2.OpCode)
 	msg := opMember(out)
 	if msg == nil {
@@ -52,17 +37,17 @@ func withParams(op *rapiv2.OpCode, writes []paramWrite) (*rapiv2.OpCode, []byte,
 	m := msg.ProtoReflect()
 	fields := m.Descriptor().Fields()
 	for _, w := range writes {
-		fd := fields.ByJSONName(w.name)
+		fd := fields.ByJSONName(w.Name)
 		if fd == nil {
-			return nil, nil, fmt.Errorf("jobs: %s has no parameter %q", opcodeInfo(msg).GetId(), w.name)
+			return nil, nil, fmt.Errorf("jobs: %s has no parameter %q", opcodeInfo(msg).GetId(), w.Name)
 		}
-		if w.value == nil {
+		if w.Value == nil {
 			m.Clear(fd)
 			continue
 		}
 		tmp := m.New()
-		if err := legacyjson.FromValue(tmp.Interface(), legacyjson.Object{{Key: w.name, Value: w.value}}); err != nil {
-			return nil, nil, fmt.Errorf("jobs: %s.%s: %w", opcodeInfo(msg).GetId(), w.name, err)
+		if err := legacyjson.FromValue(tmp.Interface(), legacyjson.Object{{Key: w.Name, Value: w.Value}}); err != nil {
+			return nil, nil, fmt.Errorf("jobs: %s.%s: %w", opcodeInfo(msg).GetId(), w.Name, err)
 		}
 		if !tmp.Has(fd) {
 			m.Clear(fd) // an empty list or map
@@ -99,7 +84,7 @@ func (r *record) setOp(i int, msg proto.Message, b []byte) {
 }
 
 // writeParams applies writes to opcode i of j's working state (mu held).
-func (e *Engine) writeParams(j *job, i int, writes []paramWrite) {
+func (e *Engine) writeParams(j *job, i int, writes []opexec.ParamWrite) {
 	if len(writes) == 0 {
 		return
 	}
@@ -122,10 +107,10 @@ var namedObjects = []struct{ resource, name, uuid string }{
 
 // expandNames returns the writes of Ganeti's ExpandNames for msg: the uuid
 // (and full name) of the instance or node it names, when that exists in st.
-func expandNames(msg proto.Message, st *cluster.State) []paramWrite {
+func expandNames(msg proto.Message, st *cluster.State) []opexec.ParamWrite {
 	m := msg.ProtoReflect()
 	fields := m.Descriptor().Fields()
-	var out []paramWrite
+	var out []opexec.ParamWrite
 	for _, o := range namedObjects {
 		nfd, ufd := fields.ByJSONName(o.name), fields.ByJSONName(o.uuid)
 		if nfd == nil || ufd == nil || nfd.Kind() != protoreflect.StringKind || ufd.Kind() != protoreflect.StringKind ||
@@ -142,9 +127,9 @@ func expandNames(msg proto.Message, st *cluster.State) []paramWrite {
 		if uuid == "" {
 			continue
 		}
-		out = append(out, paramWrite{name: o.uuid, value: uuid})
+		out = append(out, opexec.ParamWrite{Name: o.uuid, Value: uuid})
 		if full != "" && full != name {
-			out = append(out, paramWrite{name: o.name, value: full})
+			out = append(out, opexec.ParamWrite{Name: o.name, Value: full})
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
@@ -41,7 +42,7 @@ func TestNextIDAboveArchive(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
+	e, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestDamagedRecords(t *testing.T) {
 			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketJobs, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)
 			}
-			e, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
+			e, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Logger: quiet})
 			if err == nil {
 				e.Stop(context.Background())
 				t.Fatal("the engine started on a damaged record")
@@ -101,7 +102,7 @@ func TestDamagedRecords(t *testing.T) {
 			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketArchive, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)
 			}
-			e, err = New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet})
+			e, err = New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,13 +2,15 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
+	"runtime/debug"
 	"slices"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 )
 
@@ -33,57 +35,6 @@ import (
 // under the plan. A request that was not planned (the executor took
 // another path on the current configuration) runs the allocator as before.
 
-// allocPlan is what the plan phase leaves for the apply phase.
-type allocPlan struct {
-	planning bool // recording (plan phase), else replaying
-	answers  []allocAnswer
-}
-
-// allocAnswer is the outcome of one allocator request.
-type allocAnswer struct {
-	name    string
-	request []byte // the JSON of the "request" object
-	res     json.RawMessage
-	err     error
-}
-
-func planKey(request map[string]any) []byte {
-	b, err := json.Marshal(request)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
-// isPlanning tells whether this is the plan phase.
-func (p *allocPlan) isPlanning() bool { return p != nil && p.planning }
-
-// record keeps an outcome in the plan phase (nil plan: no plan phase).
-func (p *allocPlan) record(name string, request map[string]any, res json.RawMessage, err error) {
-	if p == nil || !p.planning {
-		return
-	}
-	key := planKey(request)
-	if key == nil {
-		return
-	}
-	p.answers = append(p.answers, allocAnswer{name: name, request: key, res: res, err: err})
-}
-
-// replay returns the planned outcome of a request in the apply phase.
-func (p *allocPlan) replay(name string, request map[string]any) (allocAnswer, bool) {
-	if p == nil || p.planning || len(p.answers) == 0 {
-		return allocAnswer{}, false
-	}
-	key := planKey(request)
-	for _, a := range p.answers {
-		if a.name == name && key != nil && string(a.request) == string(key) {
-			return a, true
-		}
-	}
-	return allocAnswer{}, false
-}
-
 // needsPlan tells whether opcode msg may run an external iallocator: it
 // has an "iallocator" parameter naming one that is installed, or an empty
 // one and the cluster's default iallocator is installed.
@@ -101,23 +52,47 @@ func (e *Engine) needsPlan(msg proto.Message, defaultIAllocator func() string) b
 
 // plan runs the plan phase of opcode msg (see above) and returns the plan
 // for x, nil when the opcode runs no external iallocator.
-func (e *Engine) plan(ex Executor, x *ExecContext, msg proto.Message) *allocPlan {
+func (e *Engine) plan(ex opexec.Executor, x *opexec.ExecContext, msg proto.Message) *opexec.AllocPlan {
 	st := e.model.State()
-	cfg := st.Config()
-	if !e.needsPlan(msg, func() string { return cfg.Cluster.DefaultIAllocator }) {
+	if !e.needsPlan(msg, func() string { return st.Snapshot().Cluster.DefaultIAllocator }) {
 		return nil
 	}
-	p := &allocPlan{planning: true}
-	px := &ExecContext{
+	cfg := st.Config() // a private copy, only for an opcode that plans
+	p := opexec.NewAllocPlan()
+	px := &opexec.ExecContext{
 		JobID: x.JobID, OpIndex: x.OpIndex, Config: cfg, State: st,
-		ctx: x.ctx, now: x.now, handoff: x.handoff, params: slices.Clone(x.runParams),
-		ialloc: x.ialloc, plan: p,
-		submit: func([]*rapiv2.OpCode) (int64, error) { return 0, nil },
+		Env: opexec.Env{
+			Ctx: x.Env.Ctx, Now: x.Env.Now, Handoff: x.Env.Handoff,
+			IAllocator: x.Env.IAllocator, Plan: p,
+			Submit: func([]*rapiv2.OpCode) (int64, error) { return 0, nil },
+		},
 	}
-	px.Tx = planTx{x.ctx, e.st}
+	px.StartParams(x.Env.RunParams)
+	px.Tx = planTx{x.Context(), e.st}
 	_, _ = safeExec(e, ex, px, msg) // its outcome is the apply phase's to give
-	p.planning = false
+	p.Done()
 	return p
+}
+
+// check runs the Check phase of a Phased executor on the current snapshot
+// with a read-only view of the store (see opexec.Phased), outside any
+// transaction, under the opcode's locks.
+func (e *Engine) check(ph opexec.Phased, x *opexec.ExecContext, msg proto.Message) *opexec.Checked {
+	c := opexec.NewCheckContext(x, e.model.State(), planTx{x.Context(), e.st})
+	plan, err := safeCheck(e, ph, c, msg)
+	return &opexec.Checked{Plan: plan, Err: err}
+}
+
+// safeCheck runs an executor's Check, turning a panic (a write to the
+// read-only snapshot among them) into an error.
+func safeCheck(e *Engine, ph opexec.Phased, c *opexec.CheckContext, msg proto.Message) (plan any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("executor panic in Check", "job", c.JobID, "opcode", c.OpIndex, "panic", p, "stack", string(debug.Stack()))
+			plan, err = nil, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return ph.Check(c, msg)
 }
 
 // planTx is the store as the plan phase sees it: each read in its own

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 )
 
@@ -140,7 +141,7 @@ func finish(ctx context.Context, e *Engine, id int64) (*Job, error) {
 func TestTracePlannedAllocator(t *testing.T) {
 	tests := []struct {
 		name, span string
-		runner     IAllocatorRunner
+		runner     opexec.IAllocatorRunner
 	}{
 		{"hail", "iallocator hail", &fakeIAllocators{path: "/fake/hail", out: `{"success": true, "info": "ok", "result": ["node2.example.com"]}`}},
 		{"declined", "iallocator builtin", decliningIAllocator{}},
@@ -169,5 +170,5 @@ type decliningIAllocator struct{}
 func (decliningIAllocator) Lookup(string) string { return "/fake/hail" }
 
 func (decliningIAllocator) Run(context.Context, string, []byte) ([]byte, error) {
-	return nil, errNoExternalIAllocator
+	return nil, opexec.ErrNoExternalIAllocator
 }

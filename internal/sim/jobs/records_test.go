@@ -16,6 +16,8 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 )
@@ -202,20 +204,20 @@ type writeBack struct {
 	failLocks, failExec bool
 }
 
-func (w writeBack) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	l, _, err := w.locksParams(op, st)
+func (w writeBack) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	l, _, err := w.LocksParams(op, st)
 	return l, err
 }
 
-func (w writeBack) locksParams(proto.Message, *cluster.State) ([]Lock, []paramWrite, error) {
-	writes := []paramWrite{{"comment", "checked"}}
+func (w writeBack) LocksParams(proto.Message, *cluster.State) ([]opexec.Lock, []opexec.ParamWrite, error) {
+	writes := []opexec.ParamWrite{{Name: "comment", Value: "checked"}}
 	if w.failLocks {
 		return nil, writes, errPrereq("no locks")
 	}
 	return nil, writes, nil
 }
 
-func (w writeBack) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (w writeBack) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	// The executor's opcode has the Locks phase's writes, not its own.
 	if c := op.(*rapiv2.OpTestDelay).GetComment(); c != "checked" {
 		return nil, errPrereq("comment " + c)
@@ -239,7 +241,7 @@ func errPrereq(msg string) error { return errs.Prereq(errs.CodeInval, "%s", msg)
 func TestParamsWrittenBack(t *testing.T) {
 	st := memstore.New()
 	model := openModel(t, st, 1)
-	execs := DefaultExecutors()
+	execs := lu.DefaultExecutors()
 	cfg := func() Config {
 		return Config{IAllocator: testIAllocators{}, Model: model, Clock: newFakeClock().Now, Logger: quiet, Executors: execs}
 	}
@@ -262,7 +264,7 @@ func TestParamsWrittenBack(t *testing.T) {
 		return id
 	}
 	ok, dry, failed, lockFailed := run(writeBack{}, false), run(writeBack{}, true), run(writeBack{failExec: true}, false), run(writeBack{failLocks: true}, false)
-	execs["OP_TEST_DELAY"] = DefaultExecutors()["OP_TEST_DELAY"]
+	execs["OP_TEST_DELAY"] = lu.DefaultExecutors()["OP_TEST_DELAY"]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.Stop(ctx); err != nil {
@@ -307,7 +309,7 @@ func TestNamesExpandedIntoRecord(t *testing.T) {
 	v := newEnv(t, 2, nil)
 	v.e.Start()
 	st := v.model.State()
-	uuid, err := lookupState(st, "instance", "inst1.example.com", "uuid")
+	uuid, err := testLookup(st, "instance", "inst1.example.com", "uuid")
 	if err != nil {
 		t.Fatal(err)
 	}

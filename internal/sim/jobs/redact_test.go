@@ -13,6 +13,8 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
@@ -23,9 +25,11 @@ type osParamsRecorder struct {
 	seen []string
 }
 
-func (r *osParamsRecorder) Locks(proto.Message, *cluster.State) ([]Lock, error) { return nil, nil }
+func (r *osParamsRecorder) Locks(proto.Message, *cluster.State) ([]opexec.Lock, error) {
+	return nil, nil
+}
 
-func (r *osParamsRecorder) Exec(_ *ExecContext, op proto.Message) (any, error) {
+func (r *osParamsRecorder) Exec(_ *opexec.ExecContext, op proto.Message) (any, error) {
 	m := op.(*rapiv2.OpTestOsParams)
 	r.mu.Lock()
 	r.seen = append(r.seen, m.GetOsparamsSecret().GetFields()["pw"].GetStringValue())
@@ -58,7 +62,7 @@ func TestSnapshotsRedactSecrets(t *testing.T) {
 	st := memstore.New()
 	model := openModel(t, st, 0)
 	rec := &osParamsRecorder{}
-	execs := DefaultExecutors()
+	execs := lu.DefaultExecutors()
 	execs["OP_TEST_OS_PARAMS"] = rec
 	e1, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet, Executors: execs})
 	if err != nil {

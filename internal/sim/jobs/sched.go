@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 )
 
@@ -150,13 +151,14 @@ func (e *Engine) step(j *job) {
 	e.mu.Unlock()
 
 	ex := e.cfg.Executors[j.ids[i]]
-	x := &ExecContext{JobID: r.ID, OpIndex: i, DryRun: j.dry[i], ctx: opCtx, now: now.Time(), ialloc: e.cfg.IAllocator}
+	x := &opexec.ExecContext{JobID: r.ID, OpIndex: i, DryRun: j.dry[i],
+		Env: opexec.Env{Ctx: opCtx, Now: now.Time(), IAllocator: e.cfg.IAllocator}}
 	if j.dry[i] {
 		e.dryRun(j, i, ex, x)
 		e.next(j)
 		return
 	}
-	if rn := runnerFor(ex, j.msgs[i]); rn != nil {
+	if rn := opexec.RunnerFor(ex, j.msgs[i]); rn != nil {
 		// The opcode acts outside the store: "running" is made durable
 		// first, so that a crash during Run ends the job in error.
 		if err := <-e.com.write(r.ID); err != nil {
@@ -164,7 +166,7 @@ func (e *Engine) step(j *job) {
 			return
 		}
 		x.State = e.model.State()
-		x.logf = func(logType string, msg any) {
+		x.Env.Logf = func(logType string, msg any) {
 			e.mu.Lock()
 			j.rec.appendLog(i, e.now(), logType, msg)
 			e.changed(j)
@@ -172,23 +174,33 @@ func (e *Engine) step(j *job) {
 			e.mu.Unlock()
 		}
 		err := safeRun(e, rn, x, j.msgs[i])
-		x.logf = nil
+		x.Env.Logf = nil
 		if err != nil {
 			if e.runCtx.Err() != nil {
 				e.abandon(j)
 				return
 			}
-			e.failOp(j, i, err, x.params)
+			e.failOp(j, i, err, x.Params())
 			e.next(j)
 			return
 		}
-		x.runParams = x.params
+		x.Env.RunParams = x.Params()
 	}
 	// The plan phase of an opcode that may run an external iallocator: it
 	// runs here, under the locks and outside the write transaction
 	// (plan.go). It acts on nothing: a crash during it leaves the job as a
 	// crash before the commit below does.
-	if x.plan = e.plan(ex, x, j.msgs[i]); x.plan != nil && e.runCtx.Err() != nil {
+	// A Phased executor's Check phase (checks and planning, the
+	// allocator included) runs here in the same way, on a read-only
+	// snapshot; other executors that may run an external iallocator get
+	// the generic plan phase.
+	if ph, ok := ex.(opexec.Phased); ok {
+		x.Env.Checked = e.check(ph, x, j.msgs[i])
+		if e.runCtx.Err() != nil {
+			e.abandon(j)
+			return
+		}
+	} else if x.Env.Plan = e.plan(ex, x, j.msgs[i]); x.Env.Plan != nil && e.runCtx.Err() != nil {
 		e.abandon(j)
 		return
 	}
@@ -239,7 +251,7 @@ func (e *Engine) prepare(j *job, i int) bool {
 		return false
 	}
 	ex := e.cfg.Executors[j.ids[i]]
-	var locks []Lock
+	var locks []opexec.Lock
 	var err error
 	if ex == nil {
 		err = errs.Exec("Opcode %s is not implemented", j.ids[i])
@@ -247,7 +259,7 @@ func (e *Engine) prepare(j *job, i int) bool {
 		e.mu.Unlock()
 		st := e.model.State()
 		msg := j.msgs[i]
-		var writes []paramWrite
+		var writes []opexec.ParamWrite
 		locks, writes, err = safeLocks(e, ex, msg, st)
 		if err == nil {
 			writes = append(writes, expandNames(msg, st)...)
@@ -265,8 +277,8 @@ func (e *Engine) prepare(j *job, i int) bool {
 		e.persist(j)
 		return false
 	}
-	if !slices.ContainsFunc(locks, func(l Lock) bool { return l.Level == LevelCluster && l.Name == BGL }) {
-		locks = append(locks, Lock{Level: LevelCluster, Name: BGL, Mode: Shared})
+	if !slices.ContainsFunc(locks, func(l opexec.Lock) bool { return l.Level == opexec.LevelCluster && l.Name == opexec.BGL }) {
+		locks = append(locks, opexec.Lock{Level: opexec.LevelCluster, Name: opexec.BGL, Mode: opexec.Shared})
 	}
 	j.req = e.locks.newReq(r.ID, r.priority(), locks)
 	if e.locks.acquire(j.req) {
@@ -312,7 +324,7 @@ func (e *Engine) abandonOrFail(j *job, i int, err error) {
 
 // failOp ends opcode i of j with err, and the job, keeping the parameters
 // the opcode wrote back (mu not held).
-func (e *Engine) failOp(j *job, i int, err error, writes []paramWrite) {
+func (e *Engine) failOp(j *job, i int, err error, writes []opexec.ParamWrite) {
 	res := e.encodeError(j.rec.ID, i, err)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -356,7 +368,7 @@ func (e *Engine) applyOutcome(it *execItem) {
 	res := e.encodeError(it.j.rec.ID, it.idx, err)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.writeParams(it.j, it.idx, it.x.params)
+	e.writeParams(it.j, it.idx, it.x.Params())
 	r := it.j.rec
 	for _, l := range it.logs {
 		r.appendLog(it.idx, l.at, l.logType, l.msg)
@@ -370,11 +382,11 @@ func (e *Engine) applyOutcome(it *execItem) {
 // dryRun runs opcode i in dry-run mode: Exec on a private copy of the
 // configuration, in a read-only transaction; the result is Ganeti's
 // dry-run result and the log says so.
-func (e *Engine) dryRun(j *job, i int, ex Executor, x *ExecContext) {
+func (e *Engine) dryRun(j *job, i int, ex opexec.Executor, x *opexec.ExecContext) {
 	st := e.model.State()
 	var logs []pendingLog
 	x.State, x.Config = st, st.Config()
-	x.logf = func(logType string, msg any) {
+	x.Env.Logf = func(logType string, msg any) {
 		logs = append(logs, pendingLog{at: e.now(), logType: logType, msg: msg})
 	}
 	var res any
@@ -384,7 +396,7 @@ func (e *Engine) dryRun(j *job, i int, ex Executor, x *ExecContext) {
 		res, err = safeExec(e, ex, x, j.msgs[i])
 		return nil
 	})
-	x.Config, x.Tx, x.logf = nil, nil, nil
+	x.Config, x.Tx, x.Env.Logf = nil, nil, nil
 	if err == nil {
 		err = verr
 	}
@@ -394,7 +406,7 @@ func (e *Engine) dryRun(j *job, i int, ex Executor, x *ExecContext) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.writeParams(j, i, x.params)
+	e.writeParams(j, i, x.Params())
 	r := j.rec
 	for _, l := range logs {
 		r.appendLog(i, l.at, l.logType, l.msg)
@@ -403,7 +415,7 @@ func (e *Engine) dryRun(j *job, i int, ex Executor, x *ExecContext) {
 	if fail != nil {
 		r.fail(i, fail, now)
 	} else {
-		r.appendLog(i, now, LogMessage, " - INFO: dry-run mode requested, not actually executing the operation")
+		r.appendLog(i, now, opexec.LogMessage, " - INFO: dry-run mode requested, not actually executing the operation")
 		r.OpStatus[i] = StatusSuccess
 		r.OpResult[i] = res
 		r.OpEnd[i] = &now
@@ -426,5 +438,5 @@ func (e *Engine) setDebugLevel(j *job, i int) {
 	if fd == nil || fd.Kind() != protoreflect.Int64Kind || m.Has(fd) {
 		return
 	}
-	e.writeParams(j, i, []paramWrite{{name: "debug_level", value: 0}})
+	e.writeParams(j, i, []opexec.ParamWrite{{Name: "debug_level", Value: 0}})
 }

@@ -10,6 +10,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
@@ -22,7 +23,7 @@ func TestJobVersion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	st := memstore.New()
-	e1, err := New(Config{IAllocator: testIAllocators{}, Model: openModel(t, st, 3), Logger: quiet, Workers: 1})
+	e1, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: openModel(t, st, 3), Logger: quiet, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestJobVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := New(Config{IAllocator: testIAllocators{}, Model: model2, Logger: quiet, Workers: 1})
+	e2, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model2, Logger: quiet, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestJobVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e3, err := New(Config{IAllocator: testIAllocators{}, Model: model3, Logger: quiet})
+	e3, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model3, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"errors"
@@ -14,6 +14,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // InstanceMigrate implements OP_INSTANCE_MIGRATE and InstanceFailover
@@ -45,7 +46,7 @@ func moveParams(op proto.Message) (moveOp, error) {
 	return moveOp{}, errs.Exec("Unexpected opcode %T", op)
 }
 
-func moveLocks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func moveLocks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	mv, err := moveParams(op)
 	if err != nil {
 		return nil, err
@@ -73,7 +74,7 @@ func moveLocks(op proto.Message, st *cluster.State) ([]Lock, error) {
 				return nil, err
 			}
 			if u != nodes[0] {
-				locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive}, Lock{Level: LevelNodeRes, Name: u, Mode: Exclusive})
+				locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Exclusive}, opexec.Lock{Level: opexec.LevelNodeRes, Name: u, Mode: opexec.Exclusive})
 			}
 			return locks, nil
 		}
@@ -82,22 +83,26 @@ func moveLocks(op proto.Message, st *cluster.State) ([]Lock, error) {
 }
 
 // Locks implements Executor.
-func (InstanceMigrate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (InstanceMigrate) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	return moveLocks(op, st)
 }
 
 // Locks implements Executor.
-func (InstanceFailover) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (InstanceFailover) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	return moveLocks(op, st)
 }
 
 // Exec implements Executor.
-func (InstanceMigrate) Exec(x *ExecContext, op proto.Message) (any, error) { return moveExec(x, op) }
+func (InstanceMigrate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return moveExec(x, op)
+}
 
 // Exec implements Executor.
-func (InstanceFailover) Exec(x *ExecContext, op proto.Message) (any, error) { return moveExec(x, op) }
+func (InstanceFailover) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return moveExec(x, op)
+}
 
-func moveExec(x *ExecContext, op proto.Message) (any, error) {
+func moveExec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	mv, err := moveParams(op)
 	if err != nil {
 		return nil, err
@@ -159,7 +164,7 @@ func moveExec(x *ExecContext, op proto.Message) (any, error) {
 			return nil, errs.Prereq(errs.CodeInval, "No iallocator or target node given and no cluster-wide default iallocator found; please specify either an iallocator or a node, or set a cluster-wide default iallocator")
 		}
 		target, err = externalRelocate(x, ialloc, inst, []string{pnode.UUID})
-		if errors.Is(err, errNoExternalIAllocator) {
+		if errors.Is(err, opexec.ErrNoExternalIAllocator) {
 			target, err = relocateBuiltin(x, ialloc, inst, pnode, maxmem)
 		}
 		if err != nil {
@@ -219,7 +224,7 @@ type InstanceQueryData struct{}
 
 // Locks implements Executor: with use_locking, the instances and their
 // nodes, shared.
-func (InstanceQueryData) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (InstanceQueryData) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpInstanceQueryData)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -228,7 +233,7 @@ func (InstanceQueryData) Locks(op proto.Message, st *cluster.State) ([]Lock, err
 	if len(names) == 0 {
 		names = st.Names("instance")
 	}
-	var locks []Lock
+	var locks []opexec.Lock
 	seen := map[string]bool{}
 	for _, n := range names {
 		full, nodes, err := stateInstance(st, n)
@@ -238,30 +243,30 @@ func (InstanceQueryData) Locks(op proto.Message, st *cluster.State) ([]Lock, err
 		if !m.GetUseLocking() {
 			continue
 		}
-		locks = append(locks, Lock{Level: LevelInstance, Name: full, Mode: Shared})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelInstance, Name: full, Mode: opexec.Shared})
 		for _, u := range nodes {
 			if !seen[u] {
 				seen[u] = true
-				locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Shared})
+				locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Shared})
 			}
 		}
 	}
 	return locks, nil
 }
 
-// locksParams is Locks with LUInstanceQueryData.ExpandNames' write:
+// LocksParams is Locks with LUInstanceQueryData.ExpandNames' write:
 // non-static data is queried with locking.
-func (q InstanceQueryData) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
-	var w []paramWrite
+func (q InstanceQueryData) LocksParams(op proto.Message, st *cluster.State) ([]opexec.Lock, []opexec.ParamWrite, error) {
+	var w []opexec.ParamWrite
 	if m, ok := op.(*rapiv2.OpInstanceQueryData); ok && !m.GetStatic() && !m.GetUseLocking() {
-		w = append(w, paramWrite{"use_locking", true})
+		w = append(w, opexec.ParamWrite{Name: "use_locking", Value: true})
 	}
 	locks, err := q.Locks(op, st)
 	return locks, w, err
 }
 
 // Exec implements Executor.
-func (InstanceQueryData) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceQueryData) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceQueryData)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -434,17 +439,17 @@ func recreateDiskChanges(disks any) (map[int64]map[string]any, error) {
 }
 
 // Locks implements Executor.
-func (InstanceRecreateDisks) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (InstanceRecreateDisks) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	return instanceLocks(op, st, nodeLocks)
 }
 
 // Exec implements Executor.
-func (InstanceRecreateDisks) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceRecreateDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceRecreateDisks)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
 	}
-	changes, err := recreateDiskChanges(jsonValue(m.GetDisks()))
+	changes, err := recreateDiskChanges(opexec.JSONValue(m.GetDisks()))
 	if err != nil {
 		return nil, err
 	}
@@ -509,7 +514,7 @@ func (InstanceRecreateDisks) Exec(x *ExecContext, op proto.Message) (any, error)
 type InstanceReplaceDisks struct{}
 
 // Locks implements Executor.
-func (InstanceReplaceDisks) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (InstanceReplaceDisks) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpInstanceReplaceDisks)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -527,12 +532,12 @@ func (InstanceReplaceDisks) Locks(op proto.Message, st *cluster.State) ([]Lock, 
 		if err != nil {
 			return nil, err
 		}
-		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive}, Lock{Level: LevelNodeRes, Name: u, Mode: Exclusive})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Exclusive}, opexec.Lock{Level: opexec.LevelNodeRes, Name: u, Mode: opexec.Exclusive})
 	}
 	return dedupLocks(locks), nil
 }
 
-func dedupLocks(locks []Lock) []Lock {
+func dedupLocks(locks []opexec.Lock) []opexec.Lock {
 	seen := map[string]bool{}
 	out := locks[:0]
 	for _, l := range locks {
@@ -545,7 +550,7 @@ func dedupLocks(locks []Lock) []Lock {
 }
 
 // Exec implements Executor.
-func (InstanceReplaceDisks) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceReplaceDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceReplaceDisks)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -583,7 +588,7 @@ func (InstanceReplaceDisks) Exec(x *ExecContext, op proto.Message) (any, error) 
 		need := cluster.LocalDiskUsage(inst)
 		exclude := append([]string{inst.PrimaryNode}, inst.SecondaryNodes...)
 		target, err = externalRelocate(x, ialloc, inst, inst.SecondaryNodes)
-		if errors.Is(err, errNoExternalIAllocator) {
+		if errors.Is(err, opexec.ErrNoExternalIAllocator) {
 			end := traceBuiltinAllocator(x, ialloc, "relocate", inst.Name)
 			target, err = nil, nil
 			nodes := allocateUsed(cfg, cfg.Nodes[inst.PrimaryNode].Group, 0, need, false, nil, exclude)
@@ -650,7 +655,7 @@ func containsStr(list []string, s string) bool {
 // an externally mirrored instance's primary: the usable node of the
 // primary's group with the most free memory (enough for the instance
 // when it runs).
-func relocateBuiltin(x *ExecContext, ialloc string, inst *cluster.Instance, pnode *cluster.Node, maxmem int64) (*cluster.Node, error) {
+func relocateBuiltin(x *opexec.ExecContext, ialloc string, inst *cluster.Instance, pnode *cluster.Node, maxmem int64) (*cluster.Node, error) {
 	cfg := x.Config
 	end := traceBuiltinAllocator(x, ialloc, "relocate", inst.Name)
 	var need int64

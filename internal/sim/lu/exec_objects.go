@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"fmt"
@@ -12,12 +12,13 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // clusterObjectExecutors are the executors of the cluster, node, node
 // group and network opcodes.
-func clusterObjectExecutors() map[string]Executor {
-	return map[string]Executor{
+func clusterObjectExecutors() map[string]opexec.Executor {
+	return map[string]opexec.Executor{
 		opKey(&rapiv2.OpOsDiagnose{}): OsDiagnose{},
 
 		opKey(&rapiv2.OpGroupAdd{}):         GroupAdd{},
@@ -115,7 +116,7 @@ func obNode(cfg *cluster.Config, name string) *cluster.Node {
 
 // obBumpCluster is what Ganeti's ConfigWriter does to the cluster
 // object when nodes, groups or networks are added, removed or reassigned.
-func obBumpCluster(x *ExecContext) {
+func obBumpCluster(x *opexec.ExecContext) {
 	c := x.Config.EditCluster()
 	c.SerialNo++
 	c.MTime = x.Timestamp()

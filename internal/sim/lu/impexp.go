@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"crypto/x509"
@@ -13,6 +13,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/impexp"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // RemoteConfig configures the remote (inter-cluster) import and export
@@ -68,7 +69,7 @@ func NewRemote(cfg RemoteConfig) *Remote {
 
 // Install replaces the executors of the opcodes with a remote mode in m
 // by executors configured with r.
-func (r *Remote) Install(m map[string]Executor) {
+func (r *Remote) Install(m map[string]opexec.Executor) {
 	m[opKey(&rapiv2.OpBackupPrepare{})] = BackupPrepare{Remote: r}
 	m[opKey(&rapiv2.OpBackupExport{})] = BackupExport{Remote: r}
 	m[opKey(&rapiv2.OpInstanceCreate{})] = InstanceCreate{Remote: r}
@@ -144,14 +145,14 @@ func (r *Remote) newKey(host string) (*impexp.KeyPair, error) {
 func listValues(vs []*structpb.Value) []any {
 	out := make([]any, len(vs))
 	for i, v := range vs {
-		out[i] = jsonValue(v)
+		out[i] = opexec.JSONValue(v)
 	}
 	return out
 }
 
 // transferFailure is the message of a failed disk transfer, for the job
 // log; the details go to the server's log.
-func (r *Remote) transferFailure(x *ExecContext, disk int, err error) string {
+func (r *Remote) transferFailure(x *opexec.ExecContext, disk int, err error) string {
 	var te *impexp.TransferError
 	if errors.As(err, &te) {
 		if te.Err != nil {

@@ -1,17 +1,13 @@
-package jobs
+package lu
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -20,6 +16,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // This file speaks Ganeti's IAllocator protocol (doc/iallocator.rst,
@@ -32,73 +29,6 @@ import (
 
 // iallocatorVersion is Ganeti's IALLOCATOR_VERSION.
 const iallocatorVersion = 2
-
-// iallocatorTimeout bounds one run of an external allocator.
-const iallocatorTimeout = 30 * time.Second
-
-// hailFallbackPath is where Debian's ganeti-htools-3.0 installs hail.
-const hailFallbackPath = "/usr/lib/ganeti/3.0/usr/lib/ganeti/iallocators/hail"
-
-// IAllocatorRunner finds and runs external iallocators (Config.IAllocator;
-// tests give a fake).
-type IAllocatorRunner interface {
-	// Lookup returns the path of the named iallocator, or "" when it is
-	// not installed (or not one this implementation runs).
-	Lookup(name string) string
-	// Run runs the iallocator at path on the request (a JSON document)
-	// and returns what it printed on its standard output. A runner may
-	// decline a request with an error wrapping errNoExternalIAllocator:
-	// the built-in allocator then decides.
-	Run(ctx context.Context, path string, request []byte) ([]byte, error)
-}
-
-// execIAllocators runs hail as a subprocess: `hail <request file>`.
-type execIAllocators struct{}
-
-func (execIAllocators) Lookup(name string) string {
-	if name != "hail" {
-		return ""
-	}
-	if p, err := exec.LookPath("hail"); err == nil {
-		return p
-	}
-	if st, err := os.Stat(hailFallbackPath); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-		return hailFallbackPath
-	}
-	return ""
-}
-
-func (execIAllocators) Run(ctx context.Context, path string, request []byte) ([]byte, error) {
-	f, err := os.CreateTemp("", "ganeti-iallocator-*.json")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(request); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, iallocatorTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, f.Name())
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = strings.TrimSpace(string(out))
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s timed out after %s", path, iallocatorTimeout)
-		}
-		return nil, fmt.Errorf("%v: %s", err, msg)
-	}
-	return out, nil
-}
 
 // allocReq is one instance to place: the fields of Ganeti's
 // IAReqInstanceAlloc.
@@ -352,45 +282,42 @@ func allocateRequest(r allocReq) map[string]any {
 	return req
 }
 
-// errNoExternalIAllocator says the built-in allocator must be used.
-var errNoExternalIAllocator = errors.New("no external iallocator")
-
 // runIAllocator runs the named iallocator on request and returns its
-// "result" (errNoExternalIAllocator when it is not one to run or not
+// "result" (opexec.ErrNoExternalIAllocator when it is not one to run or not
 // installed). A failed allocation is Ganeti's OpPrereqError.
-func runIAllocator(x *ExecContext, name string, request map[string]any) (json.RawMessage, error) {
+func runIAllocator(x *opexec.ExecContext, name string, request map[string]any) (json.RawMessage, error) {
 	return runIAllocatorFor(x, name, request, "Can't compute nodes using iallocator")
 }
 
 // runIAllocatorFor is runIAllocator with the start of the message of a
 // failed run ("Can't compute nodes using iallocator", or LUNodeEvacuate's
 // "Can't compute node evacuation using iallocator").
-func runIAllocatorFor(x *ExecContext, name string, request map[string]any, failure string) (res json.RawMessage, err error) {
-	if a, ok := x.plan.replay(name, request); ok {
-		if errors.Is(a.err, errNoExternalIAllocator) && x.iallocator().Lookup(name) == "" {
+func runIAllocatorFor(x *opexec.ExecContext, name string, request map[string]any, failure string) (res json.RawMessage, err error) {
+	if res, err, ok := x.Plan().Replay(name, request); ok {
+		if errors.Is(err, opexec.ErrNoExternalIAllocator) && x.IAllocator().Lookup(name) == "" {
 			logNoIAllocator(x, name) // as the run did
 		}
-		return a.res, a.err
+		return res, err
 	}
-	defer func() { x.plan.record(name, request, res, err) }()
+	defer func() { x.Plan().Record(name, request, res, err) }()
 	ctx, span := startAllocatorSpan(x, name, request)
 	defer func() {
 		if span.IsRecording() {
 			endAllocatorSpan(span, res, err)
 		}
 	}()
-	path := x.iallocator().Lookup(name)
+	path := x.IAllocator().Lookup(name)
 	if path == "" {
 		logNoIAllocator(x, name)
-		return nil, errNoExternalIAllocator
+		return nil, opexec.ErrNoExternalIAllocator
 	}
 	in, err := json.Marshal(iallocatorInput(x.Config, request))
 	if err != nil {
 		return nil, err
 	}
-	out, err := x.iallocator().Run(ctx, path, in)
-	if errors.Is(err, errNoExternalIAllocator) {
-		return nil, errNoExternalIAllocator
+	out, err := x.IAllocator().Run(ctx, path, in)
+	if errors.Is(err, opexec.ErrNoExternalIAllocator) {
+		return nil, opexec.ErrNoExternalIAllocator
 	}
 	if err != nil {
 		return nil, errs.Exec("Failure while running the iallocator script: %v", err)
@@ -434,8 +361,8 @@ func resultNodes(cfg *cluster.Config, names []string, required int) ([]*cluster.
 }
 
 // externalAllocate places one instance with an external iallocator
-// (errNoExternalIAllocator: use the built-in one).
-func externalAllocate(x *ExecContext, name string, r allocReq) ([]*cluster.Node, error) {
+// (opexec.ErrNoExternalIAllocator: use the built-in one).
+func externalAllocate(x *opexec.ExecContext, name string, r allocReq) ([]*cluster.Node, error) {
 	res, err := runIAllocator(x, name, allocateRequest(r))
 	if err != nil {
 		return nil, err
@@ -464,7 +391,7 @@ func createAllocReq(cfg *cluster.Config, m *rapiv2.OpInstanceCreate, hv, templat
 }
 
 // logNoIAllocator logs the fallback to the built-in allocator.
-func logNoIAllocator(x *ExecContext, name string) {
+func logNoIAllocator(x *opexec.ExecContext, name string) {
 	if name == "hail" {
 		x.LogInfo("iallocator %s is not installed; using the built-in allocator", name)
 	}
@@ -495,13 +422,13 @@ func multiAllocReq(cfg *cluster.Config, c *rapiv2.OpInstanceCreate) (allocReq, e
 		hv = cfg.Cluster.EnabledHypervisors[0]
 	}
 	template := multiAllocDiskTemplate(cfg, c)
-	be, err := checkBEParams(structMap(c.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(cfg.Cluster.BEParams, p) })
+	be, err := checkBEParams(opexec.StructMap(c.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(cfg.Cluster.BEParams, p) })
 	if err != nil {
 		return allocReq{}, err
 	}
 	var disks []newDisk
 	for _, d := range c.GetDisks() {
-		nd, err := computeDisk(structMap(d), false)
+		nd, err := computeDisk(opexec.StructMap(d), false)
 		if err != nil {
 			return allocReq{}, err
 		}
@@ -513,11 +440,11 @@ func multiAllocReq(cfg *cluster.Config, c *rapiv2.OpInstanceCreate) (allocReq, e
 // externalMultiAllocate runs Ganeti's "multi-allocate" request
 // (IAReqMultiInstanceAlloc) and returns the nodes of every instance by
 // instance index (nil: failed) and the allocatable and failed names in
-// the iallocator's order (errNoExternalIAllocator: use the built-in one).
-func externalMultiAllocate(x *ExecContext, name string, insts []*rapiv2.OpInstanceCreate) (place [][]*cluster.Node, allocatable, failed []string, err error) {
-	if x.iallocator().Lookup(name) == "" {
+// the iallocator's order (opexec.ErrNoExternalIAllocator: use the built-in one).
+func externalMultiAllocate(x *opexec.ExecContext, name string, insts []*rapiv2.OpInstanceCreate) (place [][]*cluster.Node, allocatable, failed []string, err error) {
+	if x.IAllocator().Lookup(name) == "" {
 		logNoIAllocator(x, name)
-		return nil, nil, nil, errNoExternalIAllocator
+		return nil, nil, nil, opexec.ErrNoExternalIAllocator
 	}
 	reqs := make([]any, 0, len(insts))
 	byName := map[string]int{}
@@ -588,11 +515,11 @@ type evacMoved struct {
 // externalEvacuate runs Ganeti's "node-evacuate" request (IAReqNodeEvac)
 // and turns the result into follow-up jobs as LoadNodeEvacResult does:
 // the result's opcodes, with early_release set on the ones that have it
-// (errNoExternalIAllocator: use the built-in planning).
-func externalEvacuate(x *ExecContext, name string, insts []*cluster.Instance, mode string, earlyRelease bool) ([][]*rapiv2.OpCode, error) {
-	if x.iallocator().Lookup(name) == "" {
+// (opexec.ErrNoExternalIAllocator: use the built-in planning).
+func externalEvacuate(x *opexec.ExecContext, name string, insts []*cluster.Instance, mode string, earlyRelease bool) ([][]*rapiv2.OpCode, error) {
+	if x.IAllocator().Lookup(name) == "" {
 		logNoIAllocator(x, name)
-		return nil, errNoExternalIAllocator
+		return nil, opexec.ErrNoExternalIAllocator
 	}
 	names := make([]string, 0, len(insts))
 	for _, inst := range insts {
@@ -722,10 +649,10 @@ func relocateRequest(cfg *cluster.Config, inst *cluster.Instance, from []string)
 }
 
 // externalRelocate asks the named iallocator for a node to replace the
-// nodes from of inst (errNoExternalIAllocator: use the built-in
+// nodes from of inst (opexec.ErrNoExternalIAllocator: use the built-in
 // allocator). As IAReqRelocate.ValidateResult, the node must be in a
 // group of the nodes it replaces or of the primary.
-func externalRelocate(x *ExecContext, name string, inst *cluster.Instance, from []string) (*cluster.Node, error) {
+func externalRelocate(x *opexec.ExecContext, name string, inst *cluster.Instance, from []string) (*cluster.Node, error) {
 	cfg := x.Config
 	res, err := runIAllocator(x, name, relocateRequest(cfg, inst, from))
 	if err != nil {

@@ -1,7 +1,13 @@
-package jobs
+// Package opexec is the contract between the job engine (internal/sim/jobs)
+// and the logical units that implement the opcodes (internal/sim/lu): the
+// Executor interface and its phases, the context an executor gets, the
+// locks it declares, and the runner of external iallocators. Both sides
+// import it; neither imports the other.
+package opexec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,7 +35,11 @@ type Executor interface {
 	// return Ganeti's dry-run result; it then gets a private copy of the
 	// configuration whose changes are discarded and a read-only Tx.
 	//
-	// An opcode that may run an external iallocator (it has an
+	// An executor in the full logical-unit shape implements Phased: the
+	// engine then runs its Check outside the transaction and its Apply
+	// inside, and Exec only in dry-run mode.
+	//
+	// For the others, an opcode that may run an external iallocator (it has an
 	// "iallocator" parameter) first runs Exec in a plan phase, outside any
 	// transaction, in the same way (a private copy of the current
 	// snapshot, a read-only Tx, its logs, parameter writes and follow-up
@@ -43,14 +53,14 @@ type Executor interface {
 	Exec(x *ExecContext, op proto.Message) (result any, err error)
 }
 
-// paramLocker is implemented by executors whose Locks phase writes opcode
+// ParamLocker is implemented by executors whose Locks phase writes opcode
 // parameters back, as Ganeti's CheckArguments and ExpandNames do (a new
 // instance's helper timeouts and primary node uuid, the cluster's default
-// iallocator, ...): the engine calls locksParams instead of Locks, and
+// iallocator, ...): the engine calls LocksParams instead of Locks, and
 // keeps the writes it returns also when it fails (they were made before the
 // failing check).
-type paramLocker interface {
-	locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error)
+type ParamLocker interface {
+	LocksParams(op proto.Message, st *cluster.State) ([]Lock, []ParamWrite, error)
 }
 
 // FailKeeping makes an executor's error one after which the opcode's
@@ -70,6 +80,16 @@ type keptFailure struct{ err error }
 
 func (k *keptFailure) Error() string { return k.err.Error() }
 func (k *keptFailure) Unwrap() error { return k.err }
+
+// Kept reports whether err is (or wraps) a FailKeeping error, and returns
+// the error FailKeeping was given.
+func Kept(err error) (cause error, ok bool) {
+	var kept *keptFailure
+	if !errors.As(err, &kept) {
+		return nil, false
+	}
+	return kept.err, true
+}
 
 // Runner is implemented by executors whose opcode takes time outside the
 // configuration (the sleep of OP_TEST_DELAY, a simulated migration). Run is
@@ -97,45 +117,74 @@ type ExecContext struct {
 	// State is the snapshot of the cluster before this batch of changes:
 	// read-only, and possibly older than Config.
 	State *cluster.State
+	// Env is the engine's side of the context: set by the engine, read
+	// by executors only through the methods of ExecContext.
+	Env Env
 
-	ctx    context.Context
-	now    time.Time
-	logf   func(logType string, msg any)
-	submit func(ops []*rapiv2.OpCode) (int64, error) // SubmitFollowUp, in Exec only
-	// handoff is what Run leaves for the Exec of the same opcode (Exec
+	params []ParamWrite // written back in this phase (SetParam)
+}
+
+// Env is what the engine gives an opcode's phases besides the
+// configuration.
+type Env struct {
+	Ctx context.Context
+	Now time.Time
+	// Logf adds an entry to the opcode's log.
+	Logf func(logType string, msg any)
+	// Submit submits a follow-up job (Exec only).
+	Submit func(ops []*rapiv2.OpCode) (int64, error)
+	// Handoff is what Run leaves for the Exec of the same opcode (Exec
 	// may run more than once: it reads it, never consumes it).
-	handoff any
-	// params are the parameters written back (SetParam) in this phase;
-	// runParams those Run wrote, which every Exec run starts from.
-	params, runParams []paramWrite
-	// ialloc runs external iallocators (Config.IAllocator); plan holds
-	// the allocator outcomes of the opcode's plan phase (plan.go).
-	ialloc IAllocatorRunner
-	plan   *allocPlan
+	Handoff any
+	// RunParams are the parameters Run wrote back, which every Exec run
+	// starts from.
+	RunParams []ParamWrite
+	// IAllocator runs external iallocators (nil: SubprocessIAllocators).
+	IAllocator IAllocatorRunner
+	// Plan holds the allocator outcomes of the opcode's plan phase.
+	Plan *AllocPlan
+	// Checked is the outcome of a Phased executor's Check phase, which
+	// the engine gives to Apply (nil: no Check phase ran).
+	Checked *Checked
 }
 
-// iallocator is the runner of external iallocators.
-func (x *ExecContext) iallocator() IAllocatorRunner {
-	if x.ialloc == nil {
-		return execIAllocators{}
+// Checked is the outcome of a Check phase.
+type Checked struct {
+	Plan any
+	Err  error
+}
+
+// IAllocator is the runner of external iallocators.
+func (x *ExecContext) IAllocator() IAllocatorRunner {
+	if x.Env.IAllocator == nil {
+		return SubprocessIAllocators{}
 	}
-	return x.ialloc
+	return x.Env.IAllocator
 }
 
-// runFilter is implemented by Runners whose Run phase only some of their
+// Plan is the opcode's allocator plan (nil when it has no plan phase).
+func (x *ExecContext) Plan() *AllocPlan { return x.Env.Plan }
+
+// Handoff is what the opcode's Run phase left for Exec (SetHandoff).
+func (x *ExecContext) Handoff() any { return x.Env.Handoff }
+
+// SetHandoff leaves v for the Exec of the same opcode (in Run).
+func (x *ExecContext) SetHandoff(v any) { x.Env.Handoff = v }
+
+// RunFilter is implemented by Runners whose Run phase only some of their
 // opcodes need (a remote export, not a local one): for the others the
 // engine skips Run and the durable "running" mark before it.
-type runFilter interface {
-	needsRun(op proto.Message) bool
+type RunFilter interface {
+	NeedsRun(op proto.Message) bool
 }
 
-// runnerFor returns ex as the Runner of op, or nil.
-func runnerFor(ex Executor, op proto.Message) Runner {
+// RunnerFor returns ex as the Runner of op, or nil.
+func RunnerFor(ex Executor, op proto.Message) Runner {
 	rn, ok := ex.(Runner)
 	if !ok {
 		return nil
 	}
-	if f, ok := ex.(runFilter); ok && !f.needsRun(op) {
+	if f, ok := ex.(RunFilter); ok && !f.NeedsRun(op) {
 		return nil
 	}
 	return rn
@@ -143,18 +192,18 @@ func runnerFor(ex Executor, op proto.Message) Runner {
 
 // Context is canceled when the engine stops.
 func (x *ExecContext) Context() context.Context {
-	if x.ctx == nil {
+	if x.Env.Ctx == nil {
 		return context.Background()
 	}
-	return x.ctx
+	return x.Env.Ctx
 }
 
 // Now is the engine clock's reading when the opcode's phase started.
-func (x *ExecContext) Now() time.Time { return x.now }
+func (x *ExecContext) Now() time.Time { return x.Env.Now }
 
 // Timestamp is Now as a Ganeti timestamp (seconds with microseconds), for
 // ctime and mtime.
-func (x *ExecContext) Timestamp() float64 { return float64(x.now.UnixMicro()) / 1e6 }
+func (x *ExecContext) Timestamp() float64 { return float64(x.Env.Now.UnixMicro()) / 1e6 }
 
 // Log adds an entry of type "message" to the opcode's log (Ganeti's
 // feedback_fn).
@@ -162,8 +211,8 @@ func (x *ExecContext) Log(msg string) { x.LogEntry(LogMessage, msg) }
 
 // LogEntry adds an entry of any of Ganeti's log types (job_log_types).
 func (x *ExecContext) LogEntry(logType string, msg any) {
-	if x.logf != nil {
-		x.logf(logType, msg)
+	if x.Env.Logf != nil {
+		x.Env.Logf(logType, msg)
 	}
 }
 

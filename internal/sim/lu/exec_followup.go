@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"errors"
@@ -15,6 +15,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // Opcodes whose result lists follow-up jobs (Ganeti's ResultWithJobs):
@@ -24,7 +25,7 @@ import (
 
 // submitJobs submits one follow-up job per opcode list and returns the
 // {"jobs": [[true, id], ...]} value.
-func submitJobs(x *ExecContext, jobs [][]*rapiv2.OpCode) ([]any, error) {
+func submitJobs(x *opexec.ExecContext, jobs [][]*rapiv2.OpCode) ([]any, error) {
 	ids := make([]int64, 0, len(jobs))
 	for _, ops := range jobs {
 		id, err := x.SubmitFollowUp(ops)
@@ -33,13 +34,13 @@ func submitJobs(x *ExecContext, jobs [][]*rapiv2.OpCode) ([]any, error) {
 		}
 		ids = append(ids, id)
 	}
-	return FollowUpResult(ids), nil
+	return opexec.FollowUpResult(ids), nil
 }
 
 // Exec implements Executor: one OP_INSTANCE_MIGRATE job per primary
 // instance of the node (LUNodeMigrate.Exec), with the node opcode's
 // migration parameters.
-func (NodeMigrate) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (NodeMigrate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodeMigrate)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -89,7 +90,7 @@ func (NodeMigrate) Exec(x *ExecContext, op proto.Message) (any, error) {
 // its group (OP_INSTANCE_REPLACE_DISKS, replace_new_secondary); plain and
 // file instances cannot be moved, and an instance that cannot be placed
 // fails the whole evacuation.
-func (NodeEvacuate) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (NodeEvacuate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodeEvacuate)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -146,7 +147,7 @@ func (NodeEvacuate) Exec(x *ExecContext, op proto.Message) (any, error) {
 	} else if len(insts) > 0 {
 		var err error
 		jobs, err = externalEvacuate(x, ialloc, insts, mode, m.GetEarlyRelease())
-		if errors.Is(err, errNoExternalIAllocator) {
+		if errors.Is(err, opexec.ErrNoExternalIAllocator) {
 			end := traceBuiltinAllocator(x, ialloc, "node-evacuate", instanceNames(insts)...)
 			jobs, err = planEvacuation(x, node, insts, mode, m.GetEarlyRelease())
 			end(nil, err)
@@ -175,7 +176,7 @@ func replaceSecondaryOp(inst, remote string, earlyRelease bool) *rapiv2.OpCode {
 
 // planEvacuation is the built-in allocator's node evacuation (hail's
 // nodeEvacInstance and Ganeti's LoadNodeEvacResult).
-func planEvacuation(x *ExecContext, node *cluster.Node, insts []*cluster.Instance, mode string, earlyRelease bool) ([][]*rapiv2.OpCode, error) {
+func planEvacuation(x *opexec.ExecContext, node *cluster.Node, insts []*cluster.Instance, mode string, earlyRelease bool) ([][]*rapiv2.OpCode, error) {
 	cfg := x.Config
 	used := map[string]nodeUse{}
 	var jobs [][]*rapiv2.OpCode
@@ -332,7 +333,7 @@ func multiAllocArgs(m *rapiv2.OpInstanceMultiAlloc, insts []*rapiv2.OpInstanceCr
 
 // Locks implements Executor: with an iallocator every node, otherwise the
 // nodes the instances name, shared (the creation jobs take their own).
-func (InstanceMultiAlloc) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (InstanceMultiAlloc) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpInstanceMultiAlloc)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -360,15 +361,15 @@ func (InstanceMultiAlloc) Locks(op proto.Message, st *cluster.State) ([]Lock, er
 			}
 		}
 	}
-	var locks []Lock
+	var locks []opexec.Lock
 	for _, u := range uuids {
-		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Shared}, Lock{Level: LevelNodeRes, Name: u, Mode: Shared})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Shared}, opexec.Lock{Level: opexec.LevelNodeRes, Name: u, Mode: opexec.Shared})
 	}
 	return locks, nil
 }
 
 // Exec implements Executor.
-func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceMultiAlloc) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceMultiAlloc)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -406,7 +407,7 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 			for _, n := range bad {
 				failed = append(failed, n)
 			}
-		case errors.Is(err, errNoExternalIAllocator):
+		case errors.Is(err, opexec.ErrNoExternalIAllocator):
 			end := traceBuiltinAllocator(x, ialloc, "multi-allocate")
 			place, err = multiAllocBuiltin(cfg, insts)
 			end(nil, err)
@@ -482,7 +483,7 @@ func (InstanceMultiAlloc) Exec(x *ExecContext, op proto.Message) (any, error) {
 	// (_SetBaseOpParams).
 	for i, sub := range submitted {
 		if sub {
-			setBaseOpParams(op, PriorityNormal, recs[i])
+			opexec.SetBaseOpParams(op, 0, recs[i])
 		}
 	}
 	recordMultiAlloc(x, recs)
@@ -504,19 +505,19 @@ func setNodes(cfg *cluster.Config, c *rapiv2.OpInstanceCreate, pnode, snode stri
 // job keeps them: full OP_INSTANCE_CREATE objects as loaded by Ganeti's job
 // process, whose JSON loader makes a null private parameter an empty
 // dictionary (serializer.WrapPrivateValues).
-func recordMultiAlloc(x *ExecContext, recs []*rapiv2.OpInstanceCreate) {
+func recordMultiAlloc(x *opexec.ExecContext, recs []*rapiv2.OpInstanceCreate) {
 	out := make([]any, 0, len(recs))
 	for _, c := range recs {
-		v, err := fullOpcodeValue(c)
+		v, err := opexec.FullOpcodeValue(c)
 		if err != nil {
 			return
 		}
-		obj := jsonValue(v).(map[string]any)
+		obj := opexec.JSONValue(v).(map[string]any)
 		fields := c.ProtoReflect().Descriptor().Fields()
 		m := c.ProtoReflect()
 		for i := range fields.Len() {
 			fd := fields.Get(i)
-			if !paramSpec(fd).GetPrivate() {
+			if !opexec.ParamSpec(fd).GetPrivate() {
 				continue
 			}
 			// The record keeps the real values (the encoder nulls them;
@@ -525,7 +526,7 @@ func recordMultiAlloc(x *ExecContext, recs []*rapiv2.OpInstanceCreate) {
 				continue
 			}
 			if st, ok := m.Get(fd).Message().Interface().(*structpb.Struct); ok && m.Has(fd) {
-				obj[fd.JSONName()] = jsonValue(structpb.NewStructValue(st))
+				obj[fd.JSONName()] = opexec.JSONValue(structpb.NewStructValue(st))
 			} else if obj[fd.JSONName()] == nil {
 				obj[fd.JSONName()] = map[string]any{}
 			}
@@ -551,7 +552,7 @@ func multiAllocDiskTemplate(cfg *cluster.Config, c *rapiv2.OpInstanceCreate) str
 // built-in allocator, reserving its resources in used (nil: no room).
 func multiAllocPlace(cfg *cluster.Config, c *rapiv2.OpInstanceCreate, used map[string]nodeUse) ([]*cluster.Node, error) {
 	template := multiAllocDiskTemplate(cfg, c)
-	be, err := checkBEParams(structMap(c.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(cfg.Cluster.BEParams, p) })
+	be, err := checkBEParams(opexec.StructMap(c.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(cfg.Cluster.BEParams, p) })
 	if err != nil {
 		return nil, err
 	}
@@ -559,7 +560,7 @@ func multiAllocPlace(cfg *cluster.Config, c *rapiv2.OpInstanceCreate, used map[s
 	mir := mirrored(template)
 	var disk int64
 	for _, d := range c.GetDisks() {
-		nd, err := computeDisk(structMap(d), false)
+		nd, err := computeDisk(opexec.StructMap(d), false)
 		if err != nil {
 			return nil, err
 		}
@@ -589,4 +590,22 @@ func multiAllocPlace(cfg *cluster.Config, c *rapiv2.OpInstanceCreate, used map[s
 		used[n.UUID] = u
 	}
 	return nodes, nil
+}
+
+// nestedParams is the JSON value of a nested opcode without its "OP_ID"
+// (the full form nestedCreate gives is decoded like what the client sent).
+func nestedParams(v *structpb.Value) any {
+	val := opexec.JSONValue(v)
+	if obj, ok := val.(map[string]any); ok {
+		if _, has := obj["OP_ID"]; has {
+			c := make(map[string]any, len(obj))
+			for k, e := range obj {
+				if k != "OP_ID" {
+					c[k] = e
+				}
+			}
+			return c
+		}
+	}
+	return val
 }

@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"slices"
@@ -9,6 +9,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // NodeModifyStorage implements OP_NODE_MODIFY_STORAGE
@@ -68,17 +69,17 @@ func stUnit(st *cluster.State, nodeUUID, stype, name string) (cluster.StorageUni
 }
 
 // Locks implements Executor: the node.
-func (NodeModifyStorage) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NodeModifyStorage) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNodeModifyStorage)
 	if !ok {
 		return nil, obUnexpected(op)
 	}
-	locks, _, err := obNodeLocks(st, m.GetNodeName(), Exclusive, false)
+	locks, _, err := obNodeLocks(st, m.GetNodeName(), opexec.Exclusive, false)
 	return locks, err
 }
 
 // Exec implements Executor.
-func (NodeModifyStorage) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (NodeModifyStorage) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodeModifyStorage)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -135,7 +136,7 @@ func (NodeModifyStorage) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor: the node.
-func (RepairNodeStorage) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (RepairNodeStorage) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpRepairNodeStorage)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -143,7 +144,7 @@ func (RepairNodeStorage) Locks(op proto.Message, st *cluster.State) ([]Lock, err
 	if err := repairArgs(m); err != nil {
 		return nil, err
 	}
-	locks, _, err := obNodeLocks(st, m.GetNodeName(), Exclusive, false)
+	locks, _, err := obNodeLocks(st, m.GetNodeName(), opexec.Exclusive, false)
 	return locks, err
 }
 
@@ -156,7 +157,7 @@ func repairArgs(m *rapiv2.OpRepairNodeStorage) error {
 }
 
 // Exec implements Executor.
-func (RepairNodeStorage) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (RepairNodeStorage) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpRepairNodeStorage)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -203,7 +204,7 @@ func (RepairNodeStorage) Exec(x *ExecContext, op proto.Message) (any, error) {
 
 // Locks implements Executor: none (Ganeti's LUNodePowercycle takes no
 // lock; the engine adds the BGL in shared mode).
-func (NodePowercycle) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NodePowercycle) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNodePowercycle)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -213,7 +214,7 @@ func (NodePowercycle) Locks(op proto.Message, st *cluster.State) ([]Lock, error)
 }
 
 // Exec implements Executor.
-func (NodePowercycle) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (NodePowercycle) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodePowercycle)
 	if !ok {
 		return nil, obUnexpected(op)

@@ -1,6 +1,7 @@
-package jobs
+package lu
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // NodeSetParams implements OP_NODE_SET_PARAMS (Ganeti's LUNodeSetParams):
@@ -62,7 +64,7 @@ func obMCStats(cfg *cluster.Config, except ...string) (now, should, max int64) {
 
 // obAdjustCandidatePool is Ganeti's AdjustCandidatePool (with
 // MaintainCandidatePool promoting nodes in name order, not at random).
-func obAdjustCandidatePool(x *ExecContext, except ...string) {
+func obAdjustCandidatePool(x *opexec.ExecContext, except ...string) {
 	cfg := x.Config
 	now, should, _ := obMCStats(cfg, except...)
 	if now < should {
@@ -96,14 +98,14 @@ func obAdjustCandidatePool(x *ExecContext, except ...string) {
 	}
 }
 
-func obNodeLocks(st *cluster.State, name string, mode Mode, res bool) ([]Lock, string, error) {
+func obNodeLocks(st *cluster.State, name string, mode opexec.Mode, res bool) ([]opexec.Lock, string, error) {
 	uuid, _, err := st.NodeByName(name)
 	if err != nil {
 		return nil, "", err
 	}
-	locks := []Lock{{Level: LevelNode, Name: uuid, Mode: mode}}
+	locks := []opexec.Lock{{Level: opexec.LevelNode, Name: uuid, Mode: mode}}
 	if res {
-		locks = append(locks, Lock{Level: LevelNodeRes, Name: uuid, Mode: mode})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelNodeRes, Name: uuid, Mode: mode})
 	}
 	return locks, uuid, nil
 }
@@ -116,18 +118,18 @@ func obMightDemote(m *rapiv2.OpNodeSetParams) bool {
 // Locks implements Executor: the node (all nodes with auto_promote when
 // the node may be demoted) and its resources, and the instances on it when
 // the secondary IP changes.
-func (NodeSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NodeSetParams) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNodeSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
 	}
-	locks, uuid, err := obNodeLocks(st, m.GetNodeName(), Exclusive, true)
+	locks, uuid, err := obNodeLocks(st, m.GetNodeName(), opexec.Exclusive, true)
 	if err != nil {
 		return nil, err
 	}
 	if m.GetAutoPromote() && obMightDemote(m) {
 		for _, u := range st.UUIDs("node") {
-			locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive}, Lock{Level: LevelNodeRes, Name: u, Mode: Exclusive})
+			locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Exclusive}, opexec.Lock{Level: opexec.LevelNodeRes, Name: u, Mode: opexec.Exclusive})
 		}
 	}
 	if m.SecondaryIp != nil {
@@ -136,7 +138,7 @@ func (NodeSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error) 
 			for _, c := range cells {
 				names, _ := c.Value.([]string)
 				for _, n := range names {
-					locks = append(locks, Lock{Level: LevelInstance, Name: n, Mode: Shared})
+					locks = append(locks, opexec.Lock{Level: opexec.LevelInstance, Name: n, Mode: opexec.Shared})
 				}
 			}
 		}
@@ -145,12 +147,34 @@ func (NodeSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error) 
 }
 
 // Exec implements Executor.
-func (NodeSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (p NodeSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(p, x, op)
+}
+
+// nodeSetPlan is what NodeSetParams.Check leaves for Apply.
+type nodeSetPlan struct {
+	node             string // uuid
+	oldRole, newRole obRole
+	newND            cluster.Params
+	lockAll          bool
+	logs             []string // CheckPrereq's feedback, logged by Apply
+}
+
+// Check implements opexec.Phased: LUNodeSetParams.CheckArguments and
+// CheckPrereq on the snapshot.
+func (NodeSetParams) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodeSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
 	}
-	cfg := x.Config
+	cfg := c.Snapshot
+	plan := &nodeSetPlan{}
+	logInfo := func(format string, args ...any) {
+		plan.logs = append(plan.logs, " - INFO: "+fmt.Sprintf(format, args...))
+	}
+	logWarning := func(format string, args ...any) {
+		plan.logs = append(plan.logs, " - WARNING: "+fmt.Sprintf(format, args...))
+	}
 	node := obNode(cfg, m.GetNodeName())
 	if node == nil {
 		return nil, errs.NotFound("Node", m.GetNodeName())
@@ -210,7 +234,7 @@ func (NodeSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 	}
 	for i, f := range flags {
 		if f != nil && !*f && !oldRole[i] {
-			x.LogInfo("Ignoring request to unset flag %s, already unset", roleFlags[i])
+			logInfo("Ignoring request to unset flag %s, already unset", roleFlags[i])
 			flags[i] = nil
 		}
 	}
@@ -229,11 +253,11 @@ func (NodeSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 		if now < min(should+1, cfg.Cluster.CandidatePoolSize) {
 			t := true
 			flags[0] = &t
-			x.LogInfo("Auto-promoting node to master candidate")
+			logInfo("Auto-promoting node to master candidate")
 		}
 	}
 	if isFalse(m.MasterCapable) && node.MasterCandidate {
-		x.LogInfo("Demoting from master candidate")
+		logInfo("Demoting from master candidate")
 		f := false
 		flags[0] = &f
 	}
@@ -251,7 +275,7 @@ func (NodeSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 		newRole = oldRole
 	}
 	if oldRole == roleOffline && newRole != oldRole {
-		x.LogWarning("Transitioning node from offline to online state without using re-add. Please make sure the node is healthy!")
+		logWarning("Transitioning node from offline to online state without using re-add. Please make sure the node is healthy!")
 	}
 	if m.SecondaryIp != nil && *m.SecondaryIp != node.SecondaryIP {
 		for _, n := range cfg.Nodes {
@@ -272,13 +296,27 @@ func (NodeSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 		}
 		newND = nd
 	}
+	plan.node, plan.oldRole, plan.newRole, plan.newND, plan.lockAll = node.UUID, oldRole, newRole, newND, lockAll
+	return plan, nil
+}
+
+// Apply implements opexec.Phased: LUNodeSetParams.Exec.
+func (NodeSetParams) Apply(x *opexec.ExecContext, op proto.Message, p any) (any, error) {
+	m := op.(*rapiv2.OpNodeSetParams)
+	plan := p.(*nodeSetPlan)
+	for _, l := range plan.logs {
+		x.Log(l)
+	}
 	if x.DryRun {
 		return nil, nil
 	}
-
-	// Exec.
+	node := x.Config.Nodes[plan.node]
+	if node == nil {
+		return nil, errs.NotFound("Node", m.GetNodeName())
+	}
+	oldRole, newRole, newND, lockAll := plan.oldRole, plan.newRole, plan.newND, plan.lockAll
 	var changes obChanges
-	e := cfg.EditNode(node.UUID)
+	e := x.Config.EditNode(node.UUID)
 	if newND != nil {
 		e.NDParams = newND
 	}
@@ -341,7 +379,7 @@ func queryStorageType(c *cluster.Cluster, given *rapiv2.StorageType) (string, er
 }
 
 // Locks implements Executor: the named nodes (all without names), shared.
-func (NodeQueryStorage) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NodeQueryStorage) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNodeQueryStorage)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -350,16 +388,16 @@ func (NodeQueryStorage) Locks(op proto.Message, st *cluster.State) ([]Lock, erro
 	if err != nil {
 		return nil, err
 	}
-	locks := make([]Lock, len(uuids))
+	locks := make([]opexec.Lock, len(uuids))
 	for i, u := range uuids {
-		locks[i] = Lock{Level: LevelNode, Name: u, Mode: Shared}
+		locks[i] = opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Shared}
 	}
 	return locks, nil
 }
 
 // Exec implements Executor: the storage units of the nodes, one row of
 // output_fields each, sorted by node and unit name.
-func (NodeQueryStorage) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (NodeQueryStorage) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodeQueryStorage)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -429,19 +467,19 @@ func (NodeQueryStorage) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor: the node, shared.
-func (NodeMigrate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NodeMigrate) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNodeMigrate)
 	if !ok {
 		return nil, obUnexpected(op)
 	}
-	locks, _, err := obNodeLocks(st, m.GetNodeName(), Shared, false)
+	locks, _, err := obNodeLocks(st, m.GetNodeName(), opexec.Shared, false)
 	return locks, err
 }
 
-// locksParams is Locks with the writes of LUNodeEvacuate's CheckArguments
+// LocksParams is Locks with the writes of LUNodeEvacuate's CheckArguments
 // (the cluster's default iallocator) and ExpandNames (the new secondary's
 // uuid and full name).
-func (n NodeEvacuate) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
+func (n NodeEvacuate) LocksParams(op proto.Message, st *cluster.State) ([]opexec.Lock, []opexec.ParamWrite, error) {
 	m, ok := op.(*rapiv2.OpNodeEvacuate)
 	if !ok {
 		return nil, nil, obUnexpected(op)
@@ -450,24 +488,24 @@ func (n NodeEvacuate) locksParams(op proto.Message, st *cluster.State) ([]Lock, 
 	locks, err := n.Locks(op, st)
 	if err == nil && m.RemoteNode != nil {
 		if u, full, err := st.NodeByName(m.GetRemoteNode()); err == nil {
-			w = append(w, paramWrite{"remote_node_uuid", u}, paramWrite{"remote_node", full})
+			w = append(w, opexec.ParamWrite{Name: "remote_node_uuid", Value: u}, opexec.ParamWrite{Name: "remote_node", Value: full})
 		}
 	}
 	return locks, w, err
 }
 
 // Locks implements Executor: the node, shared.
-func (NodeEvacuate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NodeEvacuate) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNodeEvacuate)
 	if !ok {
 		return nil, obUnexpected(op)
 	}
-	locks, _, err := obNodeLocks(st, m.GetNodeName(), Shared, false)
+	locks, _, err := obNodeLocks(st, m.GetNodeName(), opexec.Shared, false)
 	if err != nil {
 		return nil, err
 	}
 	if m.RemoteNode != nil {
-		l, _, err := obNodeLocks(st, m.GetRemoteNode(), Shared, false)
+		l, _, err := obNodeLocks(st, m.GetRemoteNode(), opexec.Shared, false)
 		if err != nil {
 			return nil, err
 		}

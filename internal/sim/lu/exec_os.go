@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"slices"
@@ -10,6 +10,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // OsDiagnose implements OP_OS_DIAGNOSE: the OS definitions, one row of
@@ -24,10 +25,10 @@ var osDiagnoseFields = map[string]bool{
 }
 
 // Locks implements Executor: OP_OS_DIAGNOSE only reads.
-func (OsDiagnose) Locks(proto.Message, *cluster.State) ([]Lock, error) { return nil, nil }
+func (OsDiagnose) Locks(proto.Message, *cluster.State) ([]opexec.Lock, error) { return nil, nil }
 
 // Exec implements Executor.
-func (OsDiagnose) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (OsDiagnose) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpOsDiagnose)
 	if !ok {
 		return nil, obUnexpected(op)

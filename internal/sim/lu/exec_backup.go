@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"crypto/x509"
@@ -15,6 +15,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/impexp"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // BackupPrepare implements OP_BACKUP_PREPARE (LUBackupPrepare): null in
@@ -22,6 +23,9 @@ import (
 // primary node (kept by the Remote until it expires), returned as
 // {"handshake", "x509_key_name", "x509_ca"} signed with the cluster domain
 // secret (HMAC-SHA1), the key name being recorded in the configuration.
+//
+// Not split into opexec.Phased: remote mode makes a key pair, kept by the
+// Remote outside the configuration (Run); Exec returns it.
 type BackupPrepare struct {
 	// Remote configures the remote mode (nil: DefaultExecutors' one).
 	Remote *Remote
@@ -36,6 +40,14 @@ type BackupPrepare struct {
 // then is the instance removed when remove_instance is set. shutdown and
 // remove_instance are honoured. The result is [true, [true for each
 // disk]].
+//
+// Not split into opexec.Phased: remote mode sends the disks over the
+// network, which no Check on a snapshot can do and no Apply may do. It
+// keeps the Runner shape instead: Run (outside any transaction, under the
+// locks, after "running" is durable) shuts the instance down as needed and
+// transfers the disks, and hands its outcome to Exec (SetHandoff), which
+// only records it in the configuration and may run more than once. A
+// crash during Run ends the job as an unclean shutdown.
 type BackupExport struct {
 	// Remote configures the remote mode (nil: DefaultExecutors' one).
 	Remote *Remote
@@ -57,11 +69,11 @@ type preparedKey struct {
 }
 
 // Locks implements Executor: the instance.
-func (BackupPrepare) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive})
+func (BackupPrepare) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive})
 }
 
-func (BackupPrepare) needsRun(op proto.Message) bool {
+func (BackupPrepare) NeedsRun(op proto.Message) bool {
 	m, ok := op.(*rapiv2.OpBackupPrepare)
 	return ok && exportModeOf(m.Mode) == "remote"
 }
@@ -80,7 +92,7 @@ func prepareChecks(cfg *cluster.Config, m *rapiv2.OpBackupPrepare) (*cluster.Nod
 }
 
 // Run implements Runner (remote mode): the X509 key on the primary node.
-func (p BackupPrepare) Run(x *ExecContext, op proto.Message) error {
+func (p BackupPrepare) Run(x *opexec.ExecContext, op proto.Message) error {
 	m, ok := op.(*rapiv2.OpBackupPrepare)
 	if !ok {
 		return obUnexpected(op)
@@ -107,12 +119,12 @@ func (p BackupPrepare) Run(x *ExecContext, op proto.Message) error {
 	if err := r.keys.Add(key); err != nil {
 		return err
 	}
-	x.handoff = &preparedKey{cds: cds, key: key, gone: gone}
+	x.SetHandoff(&preparedKey{cds: cds, key: key, gone: gone})
 	return nil
 }
 
 // Exec implements Executor.
-func (p BackupPrepare) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (p BackupPrepare) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpBackupPrepare)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -127,7 +139,7 @@ func (p BackupPrepare) Exec(x *ExecContext, op proto.Message) (any, error) {
 		_, err := remoteOr(p.Remote).secret(x.Config)
 		return nil, err
 	}
-	pk, ok := x.handoff.(*preparedKey)
+	pk, ok := x.Handoff().(*preparedKey)
 	if !ok {
 		return nil, errs.Exec("The X509 key was not created")
 	}
@@ -175,7 +187,7 @@ func exportArgs(m *rapiv2.OpBackupExport) error {
 
 // Locks implements Executor: the instance and, for a local export,
 // shared, every node (old exports on any node may be removed).
-func (BackupExport) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (BackupExport) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpBackupExport)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -184,29 +196,29 @@ func (BackupExport) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 		return nil, err
 	}
 	if exportModeOf(m.Mode) == "remote" {
-		return instanceLocks(op, st, lockSpec{instanceMode: Exclusive})
+		return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive})
 	}
-	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive, nodes: true, nodeMode: Shared, allNodes: true})
+	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive, nodes: true, nodeMode: opexec.Shared, allNodes: true})
 }
 
-// locksParams is Locks with the write of LUBackupExport.ExpandNames: a
+// LocksParams is Locks with the write of LUBackupExport.ExpandNames: a
 // local export's target node uuid and full name.
-func (b BackupExport) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
+func (b BackupExport) LocksParams(op proto.Message, st *cluster.State) ([]opexec.Lock, []opexec.ParamWrite, error) {
 	locks, err := b.Locks(op, st)
 	m, ok := op.(*rapiv2.OpBackupExport)
 	if err != nil || !ok || exportModeOf(m.Mode) == "remote" || m.TargetNodeUuid != nil {
 		return locks, nil, err
 	}
-	var w []paramWrite
+	var w []opexec.ParamWrite
 	if name := m.GetTargetNode().GetStringValue(); name != "" {
 		if u, full, err := st.NodeByName(name); err == nil {
-			w = append(w, paramWrite{"target_node_uuid", u}, paramWrite{"target_node", full})
+			w = append(w, opexec.ParamWrite{Name: "target_node_uuid", Value: u}, opexec.ParamWrite{Name: "target_node", Value: full})
 		}
 	}
 	return locks, w, nil
 }
 
-func (BackupExport) needsRun(op proto.Message) bool {
+func (BackupExport) NeedsRun(op proto.Message) bool {
 	m, ok := op.(*rapiv2.OpBackupExport)
 	return ok && exportModeOf(m.Mode) == "remote"
 }
@@ -243,7 +255,7 @@ func (r *Remote) checkExport(cfg *cluster.Config, m *rapiv2.OpBackupExport) (*re
 	if err != nil {
 		return nil, err
 	}
-	targets, ok := jsonValue(m.GetTargetNode()).([]any)
+	targets, ok := opexec.JSONValue(m.GetTargetNode()).([]any)
 	if !ok {
 		return nil, errs.Prereq(errs.CodeInval, "Remote exports require the destination information as a list")
 	}
@@ -350,7 +362,7 @@ func exportPlan(m *rapiv2.OpBackupExport, inst *cluster.Instance) (*exportRun, e
 // instance is started again at once when it was snapshotted. When the
 // export must abort, the shutdown stays (the instance is left marked up
 // but down, as Ganeti leaves it): the error is FailKeeping's.
-func startExport(x *ExecContext, m *rapiv2.OpBackupExport, inst *cluster.Instance, pnode *cluster.Node) (*exportRun, error) {
+func startExport(x *opexec.ExecContext, m *rapiv2.OpBackupExport, inst *cluster.Instance, pnode *cluster.Node) (*exportRun, error) {
 	ex, planErr := exportPlan(m, inst)
 	if exportShutdown(m) {
 		x.Log("Shutting down instance " + inst.Name)
@@ -366,7 +378,7 @@ func startExport(x *ExecContext, m *rapiv2.OpBackupExport, inst *cluster.Instanc
 			x.Log("Deactivating disks for " + inst.Name)
 		}
 		if exportShutdown(m) {
-			return nil, FailKeeping(planErr)
+			return nil, opexec.FailKeeping(planErr)
 		}
 		return nil, planErr
 	}
@@ -384,7 +396,7 @@ func startExport(x *ExecContext, m *rapiv2.OpBackupExport, inst *cluster.Instanc
 // finish is the end of LUBackupExport's Exec after the transfer: the
 // instance is started if it was not from snapshots, the disks activated
 // for the export are deactivated.
-func (ex *exportRun) finish(x *ExecContext) {
+func (ex *exportRun) finish(x *opexec.ExecContext) {
 	if ex.reboot && !ex.snapshots {
 		exportRestart(x, ex.inst)
 	}
@@ -394,7 +406,7 @@ func (ex *exportRun) finish(x *ExecContext) {
 }
 
 // exportRestart is LUBackupExport's StartInstance.
-func exportRestart(x *ExecContext, inst *cluster.Instance) {
+func exportRestart(x *opexec.ExecContext, inst *cluster.Instance) {
 	x.Log("Starting instance " + inst.Name)
 	if x.Config != nil {
 		startInstance(x.Config, x.Config.EditInstance(inst.UUID), nil)
@@ -412,7 +424,7 @@ type exportDone struct {
 // Run implements Runner (remote mode): each disk is sent to its
 // destination (ExportInstanceHelper.RemoteExport); an error leaves the
 // instance as it is.
-func (b BackupExport) Run(x *ExecContext, op proto.Message) error {
+func (b BackupExport) Run(x *opexec.ExecContext, op proto.Message) error {
 	m, ok := op.(*rapiv2.OpBackupExport)
 	if !ok {
 		return obUnexpected(op)
@@ -425,7 +437,7 @@ func (b BackupExport) Run(x *ExecContext, op proto.Message) error {
 	inst := ex.inst
 	run, err := startExport(x, m, inst, x.State.Config().Nodes[inst.PrimaryNode])
 	if err != nil {
-		x.handoff = &exportDone{err: err}
+		x.SetHandoff(&exportDone{err: err})
 		return nil
 	}
 	tlsCfg := impexp.ClientTLS(ex.key, ex.ca, r.cfg.Now)
@@ -463,12 +475,12 @@ func (b BackupExport) Run(x *ExecContext, op proto.Message) error {
 		return errs.Exec("Export failed, errors in disk export: disk(s) %s", obCommaJoin(failed))
 	}
 	run.finish(x)
-	x.handoff = &exportDone{ex: run, dresults: dresults}
+	x.SetHandoff(&exportDone{ex: run, dresults: dresults})
 	return nil
 }
 
 // Exec implements Executor.
-func (b BackupExport) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (b BackupExport) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpBackupExport)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -539,13 +551,13 @@ func (b BackupExport) Exec(x *ExecContext, op proto.Message) (any, error) {
 
 // execRemote is the configuration part of a remote export, after Run sent
 // every disk: the instance is removed if asked.
-func (b BackupExport) execRemote(x *ExecContext, m *rapiv2.OpBackupExport) (any, error) {
+func (b BackupExport) execRemote(x *opexec.ExecContext, m *rapiv2.OpBackupExport) (any, error) {
 	r := remoteOr(b.Remote)
 	if x.DryRun {
 		_, err := r.checkExport(x.Config, m)
 		return nil, err
 	}
-	done, ok := x.handoff.(*exportDone)
+	done, ok := x.Handoff().(*exportDone)
 	if !ok {
 		return nil, errs.Exec("The disks were not sent")
 	}

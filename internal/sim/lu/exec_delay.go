@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"time"
@@ -8,6 +8,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // TestDelay implements OP_TEST_DELAY (Ganeti's LUTestDelay): it sleeps
@@ -28,7 +29,7 @@ func delayParams(op proto.Message) (*rapiv2.OpTestDelay, error) {
 func onMaster(m *rapiv2.OpTestDelay) bool { return m.OnMaster == nil || *m.OnMaster }
 
 // Locks implements Executor.
-func (TestDelay) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (TestDelay) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, err := delayParams(op)
 	if err != nil {
 		return nil, err
@@ -51,15 +52,15 @@ func (TestDelay) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 	if m.NoLocks == nil || *m.NoLocks {
 		return nil, nil
 	}
-	locks := make([]Lock, len(uuids))
+	locks := make([]opexec.Lock, len(uuids))
 	for i, u := range uuids {
-		locks[i] = Lock{Level: LevelNode, Name: u, Mode: Exclusive}
+		locks[i] = opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Exclusive}
 	}
 	return locks, nil
 }
 
 // Run implements Runner: the sleeps.
-func (TestDelay) Run(x *ExecContext, op proto.Message) error {
+func (TestDelay) Run(x *opexec.ExecContext, op proto.Message) error {
 	m, err := delayParams(op)
 	if err != nil {
 		return err
@@ -76,7 +77,7 @@ func (TestDelay) Run(x *ExecContext, op proto.Message) error {
 	return nil
 }
 
-func delayOnce(x *ExecContext, m *rapiv2.OpTestDelay) error {
+func delayOnce(x *opexec.ExecContext, m *rapiv2.OpTestDelay) error {
 	d := m.GetDuration()
 	if onMaster(m) {
 		if d < 0 {
@@ -95,7 +96,7 @@ func delayOnce(x *ExecContext, m *rapiv2.OpTestDelay) error {
 	return nil
 }
 
-func sleep(x *ExecContext, seconds float64) error {
+func sleep(x *opexec.ExecContext, seconds float64) error {
 	if seconds <= 0 {
 		return nil
 	}
@@ -110,4 +111,4 @@ func sleep(x *ExecContext, seconds float64) error {
 }
 
 // Exec implements Executor: nothing changes; the result is null.
-func (TestDelay) Exec(*ExecContext, proto.Message) (any, error) { return nil, nil }
+func (TestDelay) Exec(*opexec.ExecContext, proto.Message) (any, error) { return nil, nil }

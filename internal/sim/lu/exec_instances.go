@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"errors"
@@ -11,16 +11,16 @@ import (
 	"unicode"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // instanceExecutors are the executors of the instance opcodes.
-func instanceExecutors() map[string]Executor {
-	return map[string]Executor{
+func instanceExecutors() map[string]opexec.Executor {
+	return map[string]opexec.Executor{
 		opKey(&rapiv2.OpInstanceCreate{}):          InstanceCreate{},
 		opKey(&rapiv2.OpInstanceRemove{}):          InstanceRemove{},
 		opKey(&rapiv2.OpInstanceStartup{}):         InstanceStartup{},
@@ -92,17 +92,17 @@ func stateInstance(st *cluster.State, name string) (full string, nodes []string,
 // lockSpec says which node-level locks an instance opcode takes.
 type lockSpec struct {
 	nodes, nodeRes  bool
-	nodeMode        Mode
-	nodeResMode     Mode
+	nodeMode        opexec.Mode
+	nodeResMode     opexec.Mode
 	primaryOnly     bool // node-res on the primary node only
-	instanceMode    Mode
+	instanceMode    opexec.Mode
 	allNodes        bool // every node (an iallocator run)
 	extraInstances  []string
 	nodeGroupShared bool
 }
 
 // instanceLocks is Ganeti's _ExpandAndLockInstance plus _LockInstancesNodes.
-func instanceLocks(op proto.Message, st *cluster.State, spec lockSpec) ([]Lock, error) {
+func instanceLocks(op proto.Message, st *cluster.State, spec lockSpec) ([]opexec.Lock, error) {
 	name, err := instanceNameOf(op)
 	if err != nil {
 		return nil, err
@@ -111,10 +111,10 @@ func instanceLocks(op proto.Message, st *cluster.State, spec lockSpec) ([]Lock, 
 	if err != nil {
 		return nil, err
 	}
-	locks := []Lock{{Level: LevelInstance, Name: full, Mode: spec.instanceMode}}
+	locks := []opexec.Lock{{Level: opexec.LevelInstance, Name: full, Mode: spec.instanceMode}}
 	for _, extra := range spec.extraInstances {
 		if extra != full {
-			locks = append(locks, Lock{Level: LevelInstance, Name: extra, Mode: Exclusive})
+			locks = append(locks, opexec.Lock{Level: opexec.LevelInstance, Name: extra, Mode: opexec.Exclusive})
 		}
 	}
 	if spec.allNodes {
@@ -126,13 +126,13 @@ func instanceLocks(op proto.Message, st *cluster.State, spec lockSpec) ([]Lock, 
 			g, err := lookupState(st, "node", n, "group.uuid")
 			if err == nil && !seen[g] {
 				seen[g] = true
-				locks = append(locks, Lock{Level: LevelNodeGroup, Name: g, Mode: Shared})
+				locks = append(locks, opexec.Lock{Level: opexec.LevelNodeGroup, Name: g, Mode: opexec.Shared})
 			}
 		}
 	}
 	if spec.nodes {
 		for _, n := range nodes {
-			locks = append(locks, Lock{Level: LevelNode, Name: n, Mode: spec.nodeMode})
+			locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: n, Mode: spec.nodeMode})
 		}
 	}
 	if spec.nodeRes {
@@ -141,7 +141,7 @@ func instanceLocks(op proto.Message, st *cluster.State, spec lockSpec) ([]Lock, 
 			resNodes = nodes[:1]
 		}
 		for _, n := range resNodes {
-			locks = append(locks, Lock{Level: LevelNodeRes, Name: n, Mode: spec.nodeResMode})
+			locks = append(locks, opexec.Lock{Level: opexec.LevelNodeRes, Name: n, Mode: spec.nodeResMode})
 		}
 	}
 	return locks, nil
@@ -177,7 +177,7 @@ func findNode(cfg *cluster.Config, name string) (*cluster.Node, error) {
 
 // editInstance returns the instance ready to be modified, with its serial
 // number and mtime bumped (Ganeti's ConfigWriter.Update).
-func editInstance(x *ExecContext, uuid string) *cluster.Instance {
+func editInstance(x *opexec.ExecContext, uuid string) *cluster.Instance {
 	e := x.Config.EditInstance(uuid)
 	e.SerialNo++
 	e.MTime = x.Timestamp()
@@ -269,40 +269,6 @@ func stopInstance(e *cluster.Instance) {
 }
 
 // Parameters -----------------------------------------------------------------
-
-// jsonValue converts a structpb value to a JSON-like Go value; integral
-// numbers become int64.
-func jsonValue(v *structpb.Value) any {
-	switch k := v.GetKind().(type) {
-	case *structpb.Value_NumberValue:
-		f := k.NumberValue
-		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			return int64(f)
-		}
-		return f
-	case *structpb.Value_StringValue:
-		return k.StringValue
-	case *structpb.Value_BoolValue:
-		return k.BoolValue
-	case *structpb.Value_StructValue:
-		return structMap(k.StructValue)
-	case *structpb.Value_ListValue:
-		out := make([]any, 0, len(k.ListValue.GetValues()))
-		for _, e := range k.ListValue.GetValues() {
-			out = append(out, jsonValue(e))
-		}
-		return out
-	}
-	return nil
-}
-
-func structMap(s *structpb.Struct) map[string]any {
-	out := map[string]any{}
-	for k, v := range s.GetFields() {
-		out[k] = jsonValue(v)
-	}
-	return out
-}
 
 // parseUnit is Ganeti's utils.ParseUnit: ^([.\d]+)\s*([a-zA-Z]+)?$ (Python's
 // "$" also matches before a final newline), the number in MiB unless a

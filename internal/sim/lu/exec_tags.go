@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"slices"
@@ -10,16 +10,17 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // DefaultExecutors returns the executors of the opcodes implemented so far.
-func DefaultExecutors() map[string]Executor {
-	m := map[string]Executor{
+func DefaultExecutors() map[string]opexec.Executor {
+	m := map[string]opexec.Executor{
 		opKey(&rapiv2.OpTagsSet{}):   TagsSet{},
 		opKey(&rapiv2.OpTagsDel{}):   TagsDel{},
 		opKey(&rapiv2.OpTestDelay{}): TestDelay{},
 	}
-	for _, more := range []map[string]Executor{instanceExecutors(), clusterObjectExecutors()} {
+	for _, more := range []map[string]opexec.Executor{instanceExecutors(), clusterObjectExecutors()} {
 		for id, ex := range more {
 			m[id] = ex
 		}
@@ -71,7 +72,7 @@ func tagsParams(op proto.Message) (tagsOp, error) {
 }
 
 // tagLocks is TagsLU.ExpandNames: the lock on the tagged object.
-func tagLocks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func tagLocks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	t, err := tagsParams(op)
 	if err != nil {
 		return nil, err
@@ -85,25 +86,25 @@ func tagLocks(op proto.Message, st *cluster.State) ([]Lock, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []Lock{{Level: LevelNode, Name: uuid, Mode: Exclusive}}, nil
+		return []opexec.Lock{{Level: opexec.LevelNode, Name: uuid, Mode: opexec.Exclusive}}, nil
 	case cluster.TagInstance:
 		full, err := lookupState(st, "instance", t.name, "name")
 		if err != nil {
 			return nil, err
 		}
-		return []Lock{{Level: LevelInstance, Name: full, Mode: Exclusive}}, nil
+		return []opexec.Lock{{Level: opexec.LevelInstance, Name: full, Mode: opexec.Exclusive}}, nil
 	case cluster.TagNodeGroup:
 		uuid, err := lookupState(st, "group", t.name, "uuid")
 		if err != nil {
 			return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", t.name)
 		}
-		return []Lock{{Level: LevelNodeGroup, Name: uuid, Mode: Exclusive}}, nil
+		return []opexec.Lock{{Level: opexec.LevelNodeGroup, Name: uuid, Mode: opexec.Exclusive}}, nil
 	case cluster.TagNetwork:
 		uuid, err := lookupState(st, "network", t.name, "uuid")
 		if err != nil {
 			return nil, errs.Prereq(errs.CodeNoEnt, "Network '%s' not found", t.name)
 		}
-		return []Lock{{Level: LevelNetwork, Name: uuid, Mode: Exclusive}}, nil
+		return []opexec.Lock{{Level: opexec.LevelNetwork, Name: uuid, Mode: opexec.Exclusive}}, nil
 	}
 	return nil, errs.Prereq(errs.CodeInval, "Wrong tag type requested (%s)", t.kind)
 }
@@ -124,9 +125,9 @@ type tagTarget struct {
 	apply func(tags []string) // writes the new tags, serial and mtime
 }
 
-// findTarget is TagsLU.CheckPrereq on the configuration being changed.
-func findTarget(x *ExecContext, t tagsOp) (*tagTarget, error) {
-	cfg, now := x.Config, x.Timestamp()
+// findTarget is TagsLU.CheckPrereq on cfg; the target's apply changes
+// cfg (now is the timestamp of the change).
+func findTarget(cfg *cluster.Config, now float64, t tagsOp) (*tagTarget, error) {
 	bumpCluster := func() {
 		c := cfg.EditCluster()
 		c.SerialNo++
@@ -213,22 +214,39 @@ func findByName[T any](m map[string]*T, name string, nameOf func(*T) string, sho
 }
 
 // Locks implements Executor.
-func (TagsSet) Locks(op proto.Message, st *cluster.State) ([]Lock, error) { return tagLocks(op, st) }
+func (TagsSet) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return tagLocks(op, st)
+}
 
 // Exec implements Executor.
-func (TagsSet) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (t TagsSet) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(t, x, op)
+}
+
+// Check implements opexec.Phased: TagsLU.CheckPrereq and LUTagsSet's
+// tag validation, on the snapshot. The plan is the checked opcode.
+func (TagsSet) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
 	t, err := tagsParams(op)
 	if err != nil {
 		return nil, err
 	}
-	target, err := findTarget(x, t)
-	if err != nil {
+	if _, err := findTarget(c.Snapshot, 0, t); err != nil {
 		return nil, err
 	}
 	for _, tag := range t.tags {
 		if err := ValidateTag(tag); err != nil {
 			return nil, err
 		}
+	}
+	return t, nil
+}
+
+// Apply implements opexec.Phased: LUTagsSet.Exec.
+func (TagsSet) Apply(x *opexec.ExecContext, _ proto.Message, plan any) (any, error) {
+	t := plan.(tagsOp)
+	target, err := findTarget(x.Config, x.Timestamp(), t)
+	if err != nil {
+		return nil, err
 	}
 	if x.DryRun {
 		return nil, nil
@@ -247,15 +265,23 @@ func (TagsSet) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor.
-func (TagsDel) Locks(op proto.Message, st *cluster.State) ([]Lock, error) { return tagLocks(op, st) }
+func (TagsDel) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return tagLocks(op, st)
+}
 
 // Exec implements Executor.
-func (TagsDel) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (t TagsDel) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(t, x, op)
+}
+
+// Check implements opexec.Phased: LUTagsDel.CheckPrereq on the snapshot
+// (the tags exist on their object). The plan is the checked opcode.
+func (TagsDel) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
 	t, err := tagsParams(op)
 	if err != nil {
 		return nil, err
 	}
-	target, err := findTarget(x, t)
+	target, err := findTarget(c.Snapshot, 0, t)
 	if err != nil {
 		return nil, err
 	}
@@ -264,19 +290,42 @@ func (TagsDel) Exec(x *ExecContext, op proto.Message) (any, error) {
 			return nil, err
 		}
 	}
+	if err := tagsMissing(target.tags, t.tags); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// tagsMissing is LUTagsDel's check that every tag to delete is set.
+func tagsMissing(have, del []string) error {
 	var missing []string
-	for _, tag := range t.tags {
-		if !slices.Contains(target.tags, tag) && !slices.Contains(missing, tag) {
+	for _, tag := range del {
+		if !slices.Contains(have, tag) && !slices.Contains(missing, tag) {
 			missing = append(missing, tag)
 		}
 	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		quoted := make([]string, len(missing))
-		for i, m := range missing {
-			quoted[i] = "'" + m + "'"
-		}
-		return nil, errs.Prereq(errs.CodeNoEnt, "Tag(s) %s not found", strings.Join(quoted, ", "))
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	quoted := make([]string, len(missing))
+	for i, m := range missing {
+		quoted[i] = "'" + m + "'"
+	}
+	return errs.Prereq(errs.CodeNoEnt, "Tag(s) %s not found", strings.Join(quoted, ", "))
+}
+
+// Apply implements opexec.Phased: LUTagsDel.Exec. The locks keep the
+// tags as Check saw them; the check is repeated on the configuration it
+// changes all the same.
+func (TagsDel) Apply(x *opexec.ExecContext, _ proto.Message, plan any) (any, error) {
+	t := plan.(tagsOp)
+	target, err := findTarget(x.Config, x.Timestamp(), t)
+	if err != nil {
+		return nil, err
+	}
+	if err := tagsMissing(target.tags, t.tags); err != nil {
+		return nil, err
 	}
 	if x.DryRun {
 		return nil, nil

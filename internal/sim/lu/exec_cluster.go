@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"slices"
@@ -9,6 +9,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // ClusterSetParams implements OP_CLUSTER_SET_PARAMS (Ganeti's
@@ -23,34 +24,34 @@ type ClusterRedistConf struct{}
 
 // obAllLocks lists every node (and, with groups/instances, every group and
 // instance) in mode.
-func obAllLocks(st *cluster.State, mode Mode, groups, instances bool) []Lock {
-	var locks []Lock
+func obAllLocks(st *cluster.State, mode opexec.Mode, groups, instances bool) []opexec.Lock {
+	var locks []opexec.Lock
 	for _, u := range st.UUIDs("node") {
-		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: mode})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: mode})
 	}
 	if groups {
 		for _, u := range st.UUIDs("group") {
-			locks = append(locks, Lock{Level: LevelNodeGroup, Name: u, Mode: mode})
+			locks = append(locks, opexec.Lock{Level: opexec.LevelNodeGroup, Name: u, Mode: mode})
 		}
 	}
 	if instances {
 		for _, n := range st.Names("instance") {
-			locks = append(locks, Lock{Level: LevelInstance, Name: n, Mode: mode})
+			locks = append(locks, opexec.Lock{Level: opexec.LevelInstance, Name: n, Mode: mode})
 		}
 	}
 	return locks
 }
 
 // Locks implements Executor: all nodes, shared.
-func (ClusterRedistConf) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (ClusterRedistConf) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	if _, ok := op.(*rapiv2.OpClusterRedistConf); !ok {
 		return nil, obUnexpected(op)
 	}
-	return obAllLocks(st, Shared, false, false), nil
+	return obAllLocks(st, opexec.Shared, false, false), nil
 }
 
 // Exec implements Executor.
-func (ClusterRedistConf) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (ClusterRedistConf) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	if _, ok := op.(*rapiv2.OpClusterRedistConf); !ok {
 		return nil, obUnexpected(op)
 	}
@@ -62,15 +63,15 @@ func (ClusterRedistConf) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor: all nodes, groups and instances, shared.
-func (ClusterSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (ClusterSetParams) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	if _, ok := op.(*rapiv2.OpClusterSetParams); !ok {
 		return nil, obUnexpected(op)
 	}
-	return obAllLocks(st, Shared, true, true), nil
+	return obAllLocks(st, opexec.Shared, true, true), nil
 }
 
 // Exec implements Executor.
-func (ClusterSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (ClusterSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpClusterSetParams)
 	if !ok {
 		return nil, obUnexpected(op)

@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"context"
@@ -24,6 +24,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/impexp"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // InstanceCreate implements OP_INSTANCE_CREATE (Ganeti's LUInstanceCreate)
@@ -49,6 +50,11 @@ import (
 // a "remote-import" log entry, and waits for the source cluster's export;
 // only when every disk arrived does Exec add the instance. A failure or a
 // timeout leaves no instance.
+//
+// It is an opexec.Phased executor (Check plans the allocation, Apply
+// applies), except in remote-import mode, whose disk transfer is network
+// I/O: that runs in the Runner phase (Run, before Check, outside any
+// transaction), which hands Apply only the fact that the disks arrived.
 type InstanceCreate struct {
 	// Remote configures the remote-import mode (nil: DefaultExecutors'
 	// one).
@@ -99,8 +105,8 @@ func createArgs(m *rapiv2.OpInstanceCreate) error {
 // Locks implements Executor: the new instance's name, and its nodes (every
 // node when the allocator chooses them), exclusively at node and node-res
 // level.
-func (c InstanceCreate) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	locks, _, err := c.locksParams(op, st)
+func (c InstanceCreate) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	locks, _, err := c.LocksParams(op, st)
 	return locks, err
 }
 
@@ -114,12 +120,12 @@ const (
 // fileBased are Ganeti's DTS_FILEBASED disk templates.
 var fileBased = []string{"file", "sharedfile", "gluster"}
 
-// locksParams is Locks with the parameters LUInstanceCreate's
+// LocksParams is Locks with the parameters LUInstanceCreate's
 // CheckArguments and ExpandNames write back: the helper VM timeouts, the
 // file driver of a file-based template, the default disk template and
 // iallocator, the primary and secondary node uuids and full names, an
 // import's source.
-func (InstanceCreate) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
+func (InstanceCreate) LocksParams(op proto.Message, st *cluster.State) ([]opexec.Lock, []opexec.ParamWrite, error) {
 	m, err := createParams(op)
 	if err != nil {
 		return nil, nil, err
@@ -128,26 +134,26 @@ func (InstanceCreate) locksParams(op proto.Message, st *cluster.State) ([]Lock, 
 		return nil, nil, err
 	}
 	info := st.InfoShared()
-	var w []paramWrite
+	var w []opexec.ParamWrite
 	if m.HelperStartupTimeout == nil {
-		w = append(w, paramWrite{"helper_startup_timeout", helperVMStartup})
+		w = append(w, opexec.ParamWrite{Name: "helper_startup_timeout", Value: helperVMStartup})
 	}
 	if m.HelperShutdownTimeout == nil {
-		w = append(w, paramWrite{"helper_shutdown_timeout", helperVMShutdown})
+		w = append(w, opexec.ParamWrite{Name: "helper_shutdown_timeout", Value: helperVMShutdown})
 	}
 	template := ""
 	if m.DiskTemplate != nil {
 		template = legacyenum.StringOf(m.GetDiskTemplate())
 	} else if dts, _ := info["enabled_disk_templates"].([]string); len(dts) > 0 {
 		template = dts[0]
-		w = append(w, paramWrite{"disk_template", template})
+		w = append(w, opexec.ParamWrite{Name: "disk_template", Value: template})
 	}
 	if m.GetFileDriver() == rapiv2.FileDriver_FILE_DRIVER_UNSPECIFIED && slices.Contains(fileBased, template) {
-		w = append(w, paramWrite{"file_driver", fileDriverDefault})
+		w = append(w, opexec.ParamWrite{Name: "file_driver", Value: fileDriverDefault})
 	}
 	w = append(w, iallocatorOrNode(info, m.GetIallocator(), m.GetPnode() != "")...)
 	if isImport(m) {
-		w = append(w, paramWrite{"force_variant", true})
+		w = append(w, opexec.ParamWrite{Name: "force_variant", Value: true})
 	}
 	// ExpandNames.
 	name := m.GetInstanceName()
@@ -167,14 +173,14 @@ func (InstanceCreate) locksParams(op proto.Message, st *cluster.State) ([]Lock, 
 				return nil, w, err
 			}
 			if n.key == "pnode" || template == "drbd" { // Ganeti drops another template's snode
-				w = append(w, paramWrite{n.key + "_uuid", u}, paramWrite{n.key, full})
+				w = append(w, opexec.ParamWrite{Name: n.key + "_uuid", Value: u}, opexec.ParamWrite{Name: n.key, Value: full})
 			}
 			nodes = append(nodes, u)
 		}
 	}
 	if isImport(m) {
 		if m.SrcPath == nil {
-			w = append(w, paramWrite{"src_path", name})
+			w = append(w, opexec.ParamWrite{Name: "src_path", Value: name})
 		}
 		// The source node too; without it, the export is searched on
 		// every node.
@@ -185,15 +191,15 @@ func (InstanceCreate) locksParams(op proto.Message, st *cluster.State) ([]Lock, 
 			if err != nil {
 				return nil, w, err
 			}
-			w = append(w, paramWrite{"src_node_uuid", u}, paramWrite{"src_node", full})
+			w = append(w, opexec.ParamWrite{Name: "src_node_uuid", Value: u}, opexec.ParamWrite{Name: "src_node", Value: full})
 			if !slices.Contains(nodes, u) {
 				nodes = append(nodes, u)
 			}
 		}
 	}
-	locks := []Lock{{Level: LevelInstance, Name: name, Mode: Exclusive}}
+	locks := []opexec.Lock{{Level: opexec.LevelInstance, Name: name, Mode: opexec.Exclusive}}
 	for _, u := range nodes {
-		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive}, Lock{Level: LevelNodeRes, Name: u, Mode: Exclusive})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Exclusive}, opexec.Lock{Level: opexec.LevelNodeRes, Name: u, Mode: opexec.Exclusive})
 	}
 	return locks, w, nil
 }
@@ -201,7 +207,7 @@ func (InstanceCreate) locksParams(op proto.Message, st *cluster.State) ([]Lock, 
 // iallocatorOrNode is the write of Ganeti's CheckIAllocatorOrNode: without
 // a node nor an iallocator, or with the iallocator ".", the cluster's
 // default iallocator (when it has one; the executor reports the error).
-func iallocatorOrNode(info map[string]any, ialloc string, nodeGiven bool) []paramWrite {
+func iallocatorOrNode(info map[string]any, ialloc string, nodeGiven bool) []opexec.ParamWrite {
 	if (nodeGiven || ialloc != "") && ialloc != "." {
 		return nil
 	}
@@ -209,7 +215,7 @@ func iallocatorOrNode(info map[string]any, ialloc string, nodeGiven bool) []para
 	if def == "" {
 		return nil
 	}
-	return []paramWrite{{"iallocator", def}}
+	return []opexec.ParamWrite{{Name: "iallocator", Value: def}}
 }
 
 // newDisk is a disk of the opcode, checked.
@@ -506,7 +512,55 @@ func allocateUsed(cfg *cluster.Config, group string, mem, disk int64, mirrored b
 }
 
 // Exec implements Executor.
-func (c InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (c InstanceCreate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(c, x, op)
+}
+
+// Check implements opexec.Phased: the allocation. When the opcode may run
+// an external iallocator (hail: its "iallocator", or the cluster's
+// default, is installed), LUInstanceCreate's CheckPrereq runs here on a
+// private copy of the snapshot and the allocator's answers are recorded
+// (the plan); the copy, its logs and parameter writes are discarded, and
+// its error is Apply's to give (Apply checks again on the configuration it
+// changes, with the same locks held, and logs what the checks say). The
+// built-in allocator is a pure function of the configuration: it runs in
+// Apply.
+func (c InstanceCreate) Check(cc *opexec.CheckContext, op proto.Message) (any, error) {
+	m, err := createParams(op)
+	if err != nil {
+		return nil, nil // Apply reports it
+	}
+	name := m.GetIallocator()
+	if name == "" || name == "." {
+		name = cc.Snapshot.Cluster.DefaultIAllocator
+	}
+	if name == "" || cc.IAllocator().Lookup(name) == "" {
+		return nil, nil
+	}
+	p := opexec.NewAllocPlan()
+	func() {
+		defer func() { _ = recover() }() // Apply meets the same panic and reports it
+		_, _ = c.apply(cc.Scratch(cc.State.Config(), p), op)
+	}()
+	p.Done()
+	return p, nil
+}
+
+// Apply implements opexec.Phased: LUInstanceCreate's checks and Exec on
+// the configuration being changed, with the allocator's planned answers.
+// Not yet pure in one case: an allocator request the plan does not hold
+// (the checks took another path on the configuration Apply gets, which the
+// locks make unlikely) still runs the allocator here, as before the split
+// (runIAllocatorFor).
+func (c InstanceCreate) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	if p, ok := plan.(*opexec.AllocPlan); ok {
+		x.Env.Plan = p
+	}
+	return c.apply(x, op)
+}
+
+// apply is the whole of LUInstanceCreate after the locks.
+func (c InstanceCreate) apply(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, err := createParams(op)
 	if err != nil {
 		return nil, err
@@ -524,7 +578,7 @@ func (c InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
 			if _, err := r.checkImport(cds, m); err != nil {
 				return nil, err
 			}
-		} else if _, ok := x.handoff.(*importDone); !ok {
+		} else if _, ok := x.Handoff().(*importDone); !ok {
 			return nil, errs.Exec("The disks were not imported")
 		}
 	}
@@ -543,7 +597,7 @@ func (c InstanceCreate) Exec(x *ExecContext, op proto.Message) (any, error) {
 // createInstance is CheckPrereq and Exec of LUInstanceCreate, once the
 // arguments were checked (and, for a remote import, the disks received;
 // for an import, src is the export m was filled from).
-func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSource) (any, error) {
+func createInstance(x *opexec.ExecContext, m *rapiv2.OpInstanceCreate, src *importSource) (any, error) {
 	remote := isRemoteImport(m)
 	cfg := x.Config
 	c := cfg.Cluster
@@ -607,7 +661,7 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 	}
 	var disks []newDisk
 	for _, d := range m.GetDisks() {
-		nd, err := computeDisk(structMap(d), false)
+		nd, err := computeDisk(opexec.StructMap(d), false)
 		if err != nil {
 			return nil, err
 		}
@@ -615,7 +669,7 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 	}
 	// Hypervisor parameters as Ganeti checks them: their types, the
 	// hypervisor's own check of the filled set, then the global ones.
-	hvp, err := forceHVTypes(structMap(m.GetHvparams()))
+	hvp, err := forceHVTypes(opexec.StructMap(m.GetHvparams()))
 	if err != nil {
 		return nil, err
 	}
@@ -625,11 +679,11 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 	if err := checkHVGlobals(hvp); err != nil {
 		return nil, err
 	}
-	be, err := checkBEParams(structMap(m.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(c.BEParams, p) })
+	be, err := checkBEParams(opexec.StructMap(m.GetBeparams()), func(p cluster.Params) cluster.Params { return cluster.FillParams(c.BEParams, p) })
 	if err != nil {
 		return nil, err
 	}
-	osp := checkOSParams(structMap(m.GetOsparams()))
+	osp := checkOSParams(opexec.StructMap(m.GetOsparams()))
 	// Ganeti upgrades and converts the opcode's own beparams and hvparams,
 	// and gives it empty private and secret OS parameters.
 	x.SetParam("beparams", map[string]any(be))
@@ -693,7 +747,7 @@ func createInstance(x *ExecContext, m *rapiv2.OpInstanceCreate, src *importSourc
 		}
 		mem, _ := beFull["maxmem"].(int64)
 		nodes, err := externalAllocate(x, ialloc, createAllocReq(cfg, m, hv, template, disks, beFull))
-		if errors.Is(err, errNoExternalIAllocator) {
+		if errors.Is(err, opexec.ErrNoExternalIAllocator) {
 			end := traceBuiltinAllocator(x, ialloc, "allocate", name)
 			nodes, err = allocate(cfg, group, mem, diskReq, mirrored), nil
 			end(nodeNames(nodes), nil)
@@ -853,7 +907,7 @@ func isRemoteImport(m *rapiv2.OpInstanceCreate) bool {
 	return m.Mode != nil && m.GetMode() == rapiv2.InstanceCreateMode_INSTANCE_CREATE_MODE_REMOTE_IMPORT
 }
 
-func (InstanceCreate) needsRun(op proto.Message) bool {
+func (InstanceCreate) NeedsRun(op proto.Message) bool {
 	m, ok := op.(*rapiv2.OpInstanceCreate)
 	return ok && isRemoteImport(m)
 }
@@ -896,7 +950,7 @@ const defaultShutdownTimeout = 120 * time.Second
 // and the wait for every disk (RIE_CONNECT_TIMEOUT plus
 // source_shutdown_timeout). Any failure ends the job before Exec: no
 // instance is created.
-func (c InstanceCreate) Run(x *ExecContext, op proto.Message) error {
+func (c InstanceCreate) Run(x *opexec.ExecContext, op proto.Message) error {
 	m, err := createParams(op)
 	if err != nil {
 		return err
@@ -913,7 +967,7 @@ func (c InstanceCreate) Run(x *ExecContext, op proto.Message) error {
 	}
 	// CheckPrereq now, on a copy: the import must not start when the
 	// instance cannot be created.
-	check := &ExecContext{JobID: x.JobID, OpIndex: x.OpIndex, DryRun: true, Config: cfg, State: x.State, ctx: x.ctx, now: x.now, ialloc: x.ialloc}
+	check := &opexec.ExecContext{JobID: x.JobID, OpIndex: x.OpIndex, DryRun: true, Config: cfg, State: x.State, Env: opexec.Env{Ctx: x.Env.Ctx, Now: x.Env.Now, IAllocator: x.Env.IAllocator}}
 	res, err := createInstance(check, m, nil)
 	if err != nil {
 		return err
@@ -929,7 +983,7 @@ func (c InstanceCreate) Run(x *ExecContext, op proto.Message) error {
 	}
 	var sizes []int64
 	for _, d := range m.GetDisks() {
-		nd, err := computeDisk(structMap(d), false)
+		nd, err := computeDisk(opexec.StructMap(d), false)
 		if err != nil {
 			return err
 		}
@@ -970,7 +1024,7 @@ func (c InstanceCreate) Run(x *ExecContext, op proto.Message) error {
 		x.Log(fmt.Sprintf("Disk %d is now listening", i))
 		disks[i] = impexp.ComputeDiskInfo(cds, secrets[1], i, r.cfg.Address, recv[i].Port(), magic)
 	}
-	x.LogEntry(LogRemoteImport, map[string]any{"disks": disks, "x509_ca": signedCA})
+	x.LogEntry(opexec.LogRemoteImport, map[string]any{"disks": disks, "x509_ca": signedCA})
 
 	timeout := r.cfg.ConnectTimeout + defaultShutdownTimeout
 	if m.SourceShutdownTimeout != nil {
@@ -1008,7 +1062,7 @@ func (c InstanceCreate) Run(x *ExecContext, op proto.Message) error {
 	if slices.Contains(received, false) {
 		return errs.Exec("Some disks for instance %s on node %s were not imported successfully", name, pnode.Name)
 	}
-	x.handoff = &importDone{}
+	x.SetHandoff(&importDone{})
 	return nil
 }
 
@@ -1187,7 +1241,7 @@ func hypervisorEnum(name string) (rapiv2.Hypervisor, bool) {
 // copyDisks logs Ganeti's TransferInstanceData of the n new disks from
 // the export (the disks the export has an image of); the copy itself is
 // simulated.
-func (s *importSource) copyDisks(x *ExecContext, pnode *cluster.Node, n int) {
+func (s *importSource) copyDisks(x *opexec.ExecContext, pnode *cluster.Node, n int) {
 	x.Log("* running the instance OS import scripts...")
 	for i := range min(n, len(s.info().Disks)) {
 		d := fmt.Sprintf("disk/%d", i)

@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"google.golang.org/protobuf/proto"
@@ -6,6 +6,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // InstanceStartup implements OP_INSTANCE_STARTUP (Ganeti's
@@ -26,12 +27,12 @@ type InstanceShutdown struct{}
 type InstanceReboot struct{}
 
 // Locks implements Executor: the instance and its primary node's resources.
-func (InstanceStartup) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive, nodeRes: true, nodeResMode: Exclusive, primaryOnly: true})
+func (InstanceStartup) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive, nodeRes: true, nodeResMode: opexec.Exclusive, primaryOnly: true})
 }
 
 // Exec implements Executor.
-func (InstanceStartup) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceStartup) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceStartup)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -42,12 +43,12 @@ func (InstanceStartup) Exec(x *ExecContext, op proto.Message) (any, error) {
 	}
 	cfg := x.Config
 	var beOverride cluster.Params
-	if p := structMap(m.GetBeparams()); len(p) > 0 {
+	if p := opexec.StructMap(m.GetBeparams()); len(p) > 0 {
 		if beOverride, err = checkBEParams(p, func(b cluster.Params) cluster.Params { return cluster.FillParams(cfg.InstanceBEParams(inst), b) }); err != nil {
 			return nil, err
 		}
 	}
-	if p := structMap(m.GetHvparams()); len(p) > 0 {
+	if p := opexec.StructMap(m.GetHvparams()); len(p) > 0 {
 		hvp, err := forceHVTypes(p)
 		if err != nil {
 			return nil, err
@@ -64,7 +65,7 @@ func (InstanceStartup) Exec(x *ExecContext, op proto.Message) (any, error) {
 	primaryOffline := pnode.Offline
 	if primaryOffline && m.GetIgnoreOfflineNodes() {
 		x.LogWarning("Ignoring offline primary node")
-		if len(beOverride) > 0 || len(structMap(m.GetHvparams())) > 0 {
+		if len(beOverride) > 0 || len(opexec.StructMap(m.GetHvparams())) > 0 {
 			x.LogWarning("Overridden parameters are ignored")
 		}
 	} else {
@@ -100,23 +101,23 @@ func (InstanceStartup) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor: the instance only.
-func (InstanceShutdown) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive})
+func (InstanceShutdown) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive})
 }
 
-// locksParams is Locks with LUInstanceShutdown.CheckArguments' write: the
+// LocksParams is Locks with LUInstanceShutdown.CheckArguments' write: the
 // admin state source defaults to "admin".
-func (s InstanceShutdown) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
-	var w []paramWrite
+func (s InstanceShutdown) LocksParams(op proto.Message, st *cluster.State) ([]opexec.Lock, []opexec.ParamWrite, error) {
+	var w []opexec.ParamWrite
 	if m, ok := op.(*rapiv2.OpInstanceShutdown); ok && m.AdminStateSource == nil {
-		w = append(w, paramWrite{"admin_state_source", "admin"})
+		w = append(w, opexec.ParamWrite{Name: "admin_state_source", Value: "admin"})
 	}
 	locks, err := s.Locks(op, st)
 	return locks, w, err
 }
 
 // Exec implements Executor.
-func (InstanceShutdown) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceShutdown) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceShutdown)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -161,12 +162,12 @@ func (InstanceShutdown) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor: the instance only.
-func (InstanceReboot) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive})
+func (InstanceReboot) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive})
 }
 
 // Exec implements Executor.
-func (InstanceReboot) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceReboot) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceReboot)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)

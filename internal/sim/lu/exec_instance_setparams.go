@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // InstanceSetParams implements OP_INSTANCE_SET_PARAMS
@@ -23,18 +24,18 @@ type InstanceSetParams struct{}
 
 // Locks implements Executor: the instance, its groups shared, its nodes
 // and their resources.
-func (InstanceSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (InstanceSetParams) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	spec := nodeLocks
 	spec.nodeGroupShared = true
 	return instanceLocks(op, st, spec)
 }
 
-// locksParams is Locks with the write of LUInstanceSetParams'
+// LocksParams is Locks with the write of LUInstanceSetParams'
 // CheckArguments: disk and NIC modifications given in the old two-element
 // form are stored upgraded to [operation, index, parameters]
 // (_UpgradeDiskNicMods).
-func (s InstanceSetParams) locksParams(op proto.Message, st *cluster.State) ([]Lock, []paramWrite, error) {
-	var w []paramWrite
+func (s InstanceSetParams) LocksParams(op proto.Message, st *cluster.State) ([]opexec.Lock, []opexec.ParamWrite, error) {
+	var w []opexec.ParamWrite
 	if m, ok := op.(*rapiv2.OpInstanceSetParams); ok {
 		for _, f := range []struct {
 			key  string
@@ -45,7 +46,7 @@ func (s InstanceSetParams) locksParams(op proto.Message, st *cluster.State) ([]L
 				break // Ganeti raises here: nothing more is written
 			}
 			if up != nil {
-				w = append(w, paramWrite{f.key, up})
+				w = append(w, opexec.ParamWrite{Name: f.key, Value: up})
 			}
 		}
 	}
@@ -57,7 +58,7 @@ func (s InstanceSetParams) locksParams(op proto.Message, st *cluster.State) ([]L
 // the two-element form (nil when it is not in that form); false when
 // Ganeti refuses it (more than one add, attach, remove or detach).
 func upgradeMods(v *structpb.Value) ([]any, bool) {
-	list, _ := jsonValue(v).([]any)
+	list, _ := opexec.JSONValue(v).([]any)
 	if len(list) == 0 {
 		return nil, true
 	}
@@ -95,7 +96,7 @@ func parseMods(kind string, v *structpb.Value) ([]containerMod, error) {
 	if v == nil {
 		return nil, nil
 	}
-	list, ok := jsonValue(v).([]any)
+	list, ok := opexec.JSONValue(v).([]any)
 	if !ok {
 		return nil, errs.Prereq(errs.CodeInval, "Invalid %s modifications", kind)
 	}
@@ -217,14 +218,14 @@ func pyStr(v any) string {
 }
 
 // Exec implements Executor.
-func (InstanceSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceSetParams)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
 	}
 	cfg := x.Config
 	c := cfg.Cluster
-	beUpd, hvUpd, osUpd := structMap(m.GetBeparams()), structMap(m.GetHvparams()), structMap(m.GetOsparams())
+	beUpd, hvUpd, osUpd := opexec.StructMap(m.GetBeparams()), opexec.StructMap(m.GetHvparams()), opexec.StructMap(m.GetOsparams())
 	diskMods, err := parseMods("disk", m.GetDisks())
 	if err != nil {
 		return nil, err
@@ -235,7 +236,7 @@ func (InstanceSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 	}
 	if len(beUpd) == 0 && len(hvUpd) == 0 && len(osUpd) == 0 && len(diskMods) == 0 && len(nicMods) == 0 &&
 		m.OsName == nil && m.Offline == nil && m.RuntimeMem == nil && m.DiskTemplate == nil && m.GetPnode() == "" &&
-		m.InstanceCommunication == nil && len(structMap(m.GetOsparamsPrivate())) == 0 {
+		m.InstanceCommunication == nil && len(opexec.StructMap(m.GetOsparamsPrivate())) == 0 {
 		return nil, errs.Prereq(errs.CodeInval, "No changes submitted")
 	}
 	if m.DiskTemplate != nil || m.GetPnode() != "" {

@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // InstanceRemove implements OP_INSTANCE_REMOVE (LUInstanceRemove): the
@@ -37,10 +38,10 @@ type InstanceDeactivateDisks struct{}
 // of a stopped instance with disks. Result: null.
 type InstanceReinstall struct{}
 
-var nodeLocks = lockSpec{instanceMode: Exclusive, nodes: true, nodeMode: Exclusive, nodeRes: true, nodeResMode: Exclusive}
+var nodeLocks = lockSpec{instanceMode: opexec.Exclusive, nodes: true, nodeMode: opexec.Exclusive, nodeRes: true, nodeResMode: opexec.Exclusive}
 
 // Locks implements Executor: the instance, its nodes and their resources.
-func (InstanceRemove) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (InstanceRemove) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	return instanceLocks(op, st, nodeLocks)
 }
 
@@ -54,7 +55,7 @@ func releaseIPs(cfg *cluster.Config, nics []cluster.NIC) {
 }
 
 // Exec implements Executor.
-func (InstanceRemove) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceRemove) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceRemove)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -75,12 +76,12 @@ func (InstanceRemove) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor: the instance under its old and new names.
-func (InstanceRename) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (InstanceRename) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, err := renameParams(op)
 	if err != nil {
 		return nil, err
 	}
-	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive, extraInstances: []string{m.GetNewName()}})
+	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive, extraInstances: []string{m.GetNewName()}})
 }
 
 // renameParams is CheckArguments and _PerformChecksAndResolveNewName of
@@ -126,7 +127,7 @@ func renameParams(op proto.Message) (*rapiv2.OpInstanceRename, error) {
 }
 
 // Exec implements Executor.
-func (InstanceRename) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceRename) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, err := renameParams(op)
 	if err != nil {
 		return nil, err
@@ -153,12 +154,12 @@ func (InstanceRename) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor.
-func (InstanceGrowDisk) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (InstanceGrowDisk) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	return instanceLocks(op, st, nodeLocks)
 }
 
 // Exec implements Executor.
-func (InstanceGrowDisk) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceGrowDisk) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceGrowDisk)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -252,8 +253,8 @@ func joinComma(s []string) string {
 }
 
 // Locks implements Executor: the instance and its nodes, shared.
-func (InstanceActivateDisks) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive, nodes: true, nodeMode: Shared})
+func (InstanceActivateDisks) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive, nodes: true, nodeMode: opexec.Shared})
 }
 
 // diskPath is the device path the fake cluster reports for a disk.
@@ -275,7 +276,7 @@ func diskPath(cfg *cluster.Config, inst *cluster.Instance, idx int) string {
 }
 
 // Exec implements Executor.
-func (InstanceActivateDisks) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceActivateDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceActivateDisks)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -307,12 +308,12 @@ func (InstanceActivateDisks) Exec(x *ExecContext, op proto.Message) (any, error)
 }
 
 // Locks implements Executor: the instance and its nodes.
-func (InstanceDeactivateDisks) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive, nodes: true, nodeMode: Exclusive})
+func (InstanceDeactivateDisks) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive, nodes: true, nodeMode: opexec.Exclusive})
 }
 
 // Exec implements Executor.
-func (InstanceDeactivateDisks) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceDeactivateDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceDeactivateDisks)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -336,12 +337,12 @@ func (InstanceDeactivateDisks) Exec(x *ExecContext, op proto.Message) (any, erro
 }
 
 // Locks implements Executor.
-func (InstanceReinstall) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
-	return instanceLocks(op, st, lockSpec{instanceMode: Exclusive, nodes: true, nodeMode: Exclusive})
+func (InstanceReinstall) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
+	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive, nodes: true, nodeMode: opexec.Exclusive})
 }
 
 // Exec implements Executor.
-func (InstanceReinstall) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (InstanceReinstall) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceReinstall)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -378,7 +379,7 @@ func (InstanceReinstall) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if err := checkOS(cfg, pnode, osName, m.GetForceVariant()); err != nil {
 		return nil, err
 	}
-	osp := checkOSParams(structMap(m.GetOsparams()))
+	osp := checkOSParams(opexec.StructMap(m.GetOsparams()))
 	if x.DryRun {
 		return nil, nil
 	}

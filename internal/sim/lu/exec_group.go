@@ -1,6 +1,7 @@
-package jobs
+package lu
 
 import (
+	"maps"
 	"slices"
 
 	"google.golang.org/protobuf/proto"
@@ -10,6 +11,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // GroupAdd implements OP_GROUP_ADD (Ganeti's LUGroupAdd). The result is
@@ -33,7 +35,7 @@ type GroupAssignNodes struct{}
 
 // Locks implements Executor: the new group's UUID is only known in Exec,
 // so only the BGL (shared) is taken.
-func (GroupAdd) Locks(op proto.Message, _ *cluster.State) ([]Lock, error) {
+func (GroupAdd) Locks(op proto.Message, _ *cluster.State) ([]opexec.Lock, error) {
 	if _, ok := op.(*rapiv2.OpGroupAdd); !ok {
 		return nil, obUnexpected(op)
 	}
@@ -42,7 +44,7 @@ func (GroupAdd) Locks(op proto.Message, _ *cluster.State) ([]Lock, error) {
 
 // obCheckGroupParams validates the ndparams, diskparams and ipolicy of a
 // group (new values, already merged with the group's old ones).
-func obCheckGroupParams(x *ExecContext, nd cluster.Params, disk map[string]cluster.Params, ipol cluster.Params) (cluster.Params, map[string]cluster.Params, cluster.Params, error) {
+func obCheckGroupParams(cfg *cluster.Config, nd cluster.Params, disk map[string]cluster.Params, ipol cluster.Params) (cluster.Params, map[string]cluster.Params, cluster.Params, error) {
 	var err error
 	if nd != nil {
 		if nd, err = cluster.CheckNDParams(nd); err != nil {
@@ -65,7 +67,7 @@ func obCheckGroupParams(x *ExecContext, nd cluster.Params, disk map[string]clust
 		if ipol, err = cluster.CheckIPolicy(ipol); err != nil {
 			return nil, nil, nil, errs.Prereq(errs.CodeInval, "Invalid instance policy: %s", err)
 		}
-		if err := cluster.CheckIPolicyStd(cluster.FillIPolicy(x.Config.Cluster.IPolicy, ipol)); err != nil {
+		if err := cluster.CheckIPolicyStd(cluster.FillIPolicy(cfg.Cluster.IPolicy, ipol)); err != nil {
 			return nil, nil, nil, errs.Prereq(errs.CodeInval, "Invalid instance policy: %s", err)
 		}
 	}
@@ -88,7 +90,16 @@ func obDiskParams(s *structpb.Struct) map[string]cluster.Params {
 }
 
 // Exec implements Executor.
-func (GroupAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (g GroupAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(g, x, op)
+}
+
+// groupAddPlan is what GroupAdd.Check leaves for Apply: the new group, its
+// UUID included (a rerun of Apply adds the same group).
+type groupAddPlan struct{ group cluster.Group }
+
+// Check implements opexec.Phased: LUGroupAdd.CheckPrereq on the snapshot.
+func (GroupAdd) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupAdd)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -97,10 +108,10 @@ func (GroupAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if err := cluster.CheckObjectName("node group", name); err != nil {
 		return nil, err
 	}
-	if g := obGroup(x.Config, name); g != nil {
+	if g := obGroup(c.Snapshot, name); g != nil {
 		return nil, errs.Prereq(errs.CodeExists, "Desired group name '%s' already exists as a node group (UUID: %s)", name, g.UUID)
 	}
-	nd, disk, ipol, err := obCheckGroupParams(x, obParams(m.Ndparams), obDiskParams(m.Diskparams), obParams(m.Ipolicy))
+	nd, disk, ipol, err := obCheckGroupParams(c.Snapshot, obParams(m.Ndparams), obDiskParams(m.Diskparams), obParams(m.Ipolicy))
 	if err != nil {
 		return nil, err
 	}
@@ -109,9 +120,6 @@ func (GroupAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
 		if s, ok := legacyenum.Of(m.AllocPolicy); ok && s != "" {
 			policy = s
 		}
-	}
-	if x.DryRun {
-		return nil, nil
 	}
 	if nd == nil {
 		nd = cluster.Params{}
@@ -122,28 +130,44 @@ func (GroupAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if ipol == nil {
 		ipol = cluster.Params{}
 	}
-	now := x.Timestamp()
-	g := &cluster.Group{
-		Name: name, UUID: cluster.NewUUID(), CTime: now, MTime: now, SerialNo: 1,
+	return &groupAddPlan{group: cluster.Group{
+		Name: name, UUID: cluster.NewUUID(), SerialNo: 1,
 		AllocPolicy: policy, NDParams: nd, IPolicy: ipol, DiskParams: disk,
-		Networks: map[string]cluster.Params{}, Tags: []string{},
+	}}, nil
+}
+
+// Apply implements opexec.Phased: LUGroupAdd.Exec. No lock covers the new
+// name, so its uniqueness is checked again on the configuration changed.
+func (GroupAdd) Apply(x *opexec.ExecContext, _ proto.Message, plan any) (any, error) {
+	p := plan.(*groupAddPlan)
+	if g := obGroup(x.Config, p.group.Name); g != nil {
+		return nil, errs.Prereq(errs.CodeExists, "Desired group name '%s' already exists as a node group (UUID: %s)", p.group.Name, g.UUID)
 	}
-	x.Config.Groups[g.UUID] = g
+	if x.DryRun {
+		return nil, nil
+	}
+	now := x.Timestamp()
+	g := p.group // a copy: the plan stays as it was for a rerun
+	g.CTime, g.MTime = now, now
+	g.NDParams, g.IPolicy = maps.Clone(g.NDParams), maps.Clone(g.IPolicy)
+	g.DiskParams = maps.Clone(g.DiskParams)
+	g.Networks, g.Tags = map[string]cluster.Params{}, []string{}
+	x.Config.Groups[g.UUID] = &g
 	obBumpCluster(x)
 	return nil, nil
 }
 
 // obGroupLock is the exclusive lock on a group named in an opcode.
-func obGroupLock(st *cluster.State, name string) ([]Lock, string, error) {
+func obGroupLock(st *cluster.State, name string) ([]opexec.Lock, string, error) {
 	uuid, err := obLookupGroup(st, name)
 	if err != nil {
 		return nil, "", err
 	}
-	return []Lock{{Level: LevelNodeGroup, Name: uuid, Mode: Exclusive}}, uuid, nil
+	return []opexec.Lock{{Level: opexec.LevelNodeGroup, Name: uuid, Mode: opexec.Exclusive}}, uuid, nil
 }
 
 // Locks implements Executor.
-func (GroupRename) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (GroupRename) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpGroupRename)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -153,12 +177,18 @@ func (GroupRename) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 }
 
 // Exec implements Executor.
-func (GroupRename) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (g GroupRename) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(g, x, op)
+}
+
+// Check implements opexec.Phased: LUGroupRename.CheckPrereq on the
+// snapshot. The plan is the group's UUID.
+func (GroupRename) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupRename)
 	if !ok {
 		return nil, obUnexpected(op)
 	}
-	g := obGroup(x.Config, m.GetGroupName())
+	g := obGroup(c.Snapshot, m.GetGroupName())
 	if g == nil {
 		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
 	}
@@ -166,13 +196,27 @@ func (GroupRename) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if err := cluster.CheckObjectName("node group", newName); err != nil {
 		return nil, err
 	}
+	if other := obGroup(c.Snapshot, newName); other != nil {
+		return nil, errs.Prereq(errs.CodeExists, "Desired new name '%s' clashes with existing node group %s (UUID: %s)", newName, other.Name, other.UUID)
+	}
+	return g.UUID, nil
+}
+
+// Apply implements opexec.Phased: LUGroupRename.Exec. The group is
+// locked; its new name is not, and is checked again.
+func (GroupRename) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	m := op.(*rapiv2.OpGroupRename)
+	newName := m.GetNewName()
 	if other := obGroup(x.Config, newName); other != nil {
 		return nil, errs.Prereq(errs.CodeExists, "Desired new name '%s' clashes with existing node group %s (UUID: %s)", newName, other.Name, other.UUID)
 	}
 	if x.DryRun {
 		return nil, nil
 	}
-	e := x.Config.EditGroup(g.UUID)
+	e := x.Config.EditGroup(plan.(string))
+	if e == nil {
+		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
+	}
 	e.Name = newName
 	e.SerialNo++
 	e.MTime = x.Timestamp()
@@ -180,7 +224,7 @@ func (GroupRename) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor: the group exclusively, its instances shared.
-func (GroupSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (GroupSetParams) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpGroupSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -190,13 +234,13 @@ func (GroupSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error)
 		return nil, err
 	}
 	for _, name := range st.GroupInstances(uuid) {
-		locks = append(locks, Lock{Level: LevelInstance, Name: name, Mode: Shared})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelInstance, Name: name, Mode: opexec.Shared})
 	}
 	return locks, nil
 }
 
 // Exec implements Executor.
-func (GroupSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (GroupSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -225,7 +269,7 @@ func (GroupSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 	if m.Ipolicy != nil {
 		ipol = obUpdatedParams(g.IPolicy, obParams(m.Ipolicy), true)
 	}
-	nd, disk, ipol, err := obCheckGroupParams(x, nd, disk, ipol)
+	nd, disk, ipol, err := obCheckGroupParams(x.Config, nd, disk, ipol)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +308,7 @@ func (GroupSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor.
-func (GroupRemove) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (GroupRemove) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpGroupRemove)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -274,32 +318,53 @@ func (GroupRemove) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 }
 
 // Exec implements Executor.
-func (GroupRemove) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (g GroupRemove) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(g, x, op)
+}
+
+// groupRemoveCheck is LUGroupRemove.CheckPrereq on cfg: the group's UUID.
+func groupRemoveCheck(cfg *cluster.Config, op proto.Message) (string, error) {
 	m, ok := op.(*rapiv2.OpGroupRemove)
 	if !ok {
-		return nil, obUnexpected(op)
+		return "", obUnexpected(op)
 	}
-	g := obGroup(x.Config, m.GetGroupName())
+	g := obGroup(cfg, m.GetGroupName())
 	if g == nil {
-		return nil, errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
+		return "", errs.Prereq(errs.CodeNoEnt, "Node group '%s' not found", m.GetGroupName())
 	}
 	var members []string
-	for _, n := range x.Config.Nodes {
+	for _, n := range cfg.Nodes {
 		if n.Group == g.UUID {
 			members = append(members, n.UUID)
 		}
 	}
 	if len(members) > 0 {
 		cluster.NiceSort(members)
-		return nil, errs.Prereq(errs.CodeState, "Group '%s' not empty, has the following nodes: %s", m.GetGroupName(), obCommaJoin(members))
+		return "", errs.Prereq(errs.CodeState, "Group '%s' not empty, has the following nodes: %s", m.GetGroupName(), obCommaJoin(members))
 	}
-	if len(x.Config.Groups) == 1 {
-		return nil, errs.Prereq(errs.CodeState, "Group '%s' is the only group, cannot be removed", m.GetGroupName())
+	if len(cfg.Groups) == 1 {
+		return "", errs.Prereq(errs.CodeState, "Group '%s' is the only group, cannot be removed", m.GetGroupName())
+	}
+	return g.UUID, nil
+}
+
+// Check implements opexec.Phased: CheckPrereq on the snapshot.
+func (GroupRemove) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return groupRemoveCheck(c.Snapshot, op)
+}
+
+// Apply implements opexec.Phased: LUGroupRemove.Exec. A node assignment
+// in the same batch is not excluded by the group lock alone, so the
+// checks run again on the configuration changed.
+func (GroupRemove) Apply(x *opexec.ExecContext, op proto.Message, _ any) (any, error) {
+	uuid, err := groupRemoveCheck(x.Config, op)
+	if err != nil {
+		return nil, err
 	}
 	if x.DryRun {
 		return nil, nil
 	}
-	delete(x.Config.Groups, g.UUID)
+	delete(x.Config.Groups, uuid)
 	obBumpCluster(x)
 	return nil, nil
 }
@@ -323,7 +388,7 @@ func obWantedNodes(st *cluster.State, names []string) ([]string, error) {
 
 // Locks implements Executor: the target group, the nodes and their current
 // groups, exclusively.
-func (GroupAssignNodes) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (GroupAssignNodes) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpGroupAssignNodes)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -337,11 +402,11 @@ func (GroupAssignNodes) Locks(op proto.Message, st *cluster.State) ([]Lock, erro
 		return nil, err
 	}
 	for _, u := range uuids {
-		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Exclusive})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Exclusive})
 		cells, err := st.Get("node", u, []string{"group.uuid"})
 		if err == nil {
 			if g, _ := cells[0].Value.(string); g != "" {
-				locks = append(locks, Lock{Level: LevelNodeGroup, Name: g, Mode: Exclusive})
+				locks = append(locks, opexec.Lock{Level: opexec.LevelNodeGroup, Name: g, Mode: opexec.Exclusive})
 			}
 		}
 	}
@@ -349,7 +414,7 @@ func (GroupAssignNodes) Locks(op proto.Message, st *cluster.State) ([]Lock, erro
 }
 
 // Exec implements Executor.
-func (GroupAssignNodes) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (GroupAssignNodes) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupAssignNodes)
 	if !ok {
 		return nil, obUnexpected(op)

@@ -1,4 +1,4 @@
-package jobs
+package lu
 
 import (
 	"fmt"
@@ -12,6 +12,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
 // NetworkAdd implements OP_NETWORK_ADD (Ganeti's LUNetworkAdd).
@@ -76,7 +77,7 @@ func obIPv6Addr(s string) (string, error) {
 
 // Locks implements Executor: with conflicts_check, all nodes (shared), whose
 // addresses are reserved in the new network.
-func (NetworkAdd) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NetworkAdd) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNetworkAdd)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -84,15 +85,15 @@ func (NetworkAdd) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
 	if m.ConflictsCheck != nil && !*m.ConflictsCheck {
 		return nil, nil
 	}
-	var locks []Lock
+	var locks []opexec.Lock
 	for _, u := range st.UUIDs("node") {
-		locks = append(locks, Lock{Level: LevelNode, Name: u, Mode: Shared})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelNode, Name: u, Mode: opexec.Shared})
 	}
 	return locks, nil
 }
 
 // Exec implements Executor.
-func (NetworkAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (NetworkAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNetworkAdd)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -208,7 +209,7 @@ func (NetworkAdd) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor.
-func (NetworkSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NetworkSetParams) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNetworkSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -217,11 +218,11 @@ func (NetworkSetParams) Locks(op proto.Message, st *cluster.State) ([]Lock, erro
 	if err != nil {
 		return nil, err
 	}
-	return []Lock{{Level: LevelNetwork, Name: uuid, Mode: Exclusive}}, nil
+	return []opexec.Lock{{Level: opexec.LevelNetwork, Name: uuid, Mode: opexec.Exclusive}}, nil
 }
 
 // Exec implements Executor.
-func (NetworkSetParams) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (NetworkSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNetworkSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -328,7 +329,7 @@ func obStrOr(s *string, def string) string {
 }
 
 // Locks implements Executor: the network exclusively, all groups shared.
-func (NetworkRemove) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NetworkRemove) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNetworkRemove)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -337,15 +338,15 @@ func (NetworkRemove) Locks(op proto.Message, st *cluster.State) ([]Lock, error) 
 	if err != nil {
 		return nil, err
 	}
-	locks := []Lock{{Level: LevelNetwork, Name: uuid, Mode: Exclusive}}
+	locks := []opexec.Lock{{Level: opexec.LevelNetwork, Name: uuid, Mode: opexec.Exclusive}}
 	for _, g := range st.UUIDs("group") {
-		locks = append(locks, Lock{Level: LevelNodeGroup, Name: g, Mode: Shared})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelNodeGroup, Name: g, Mode: opexec.Shared})
 	}
 	return locks, nil
 }
 
 // Exec implements Executor.
-func (NetworkRemove) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (NetworkRemove) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNetworkRemove)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -391,7 +392,7 @@ func (NetworkRemove) Exec(x *ExecContext, op proto.Message) (any, error) {
 // obConnectLocks are the locks of connect and disconnect: the group
 // exclusively, its instances shared and, with conflicts check, the network
 // shared.
-func obConnectLocks(st *cluster.State, group, network string, withNetwork bool) ([]Lock, error) {
+func obConnectLocks(st *cluster.State, group, network string, withNetwork bool) ([]opexec.Lock, error) {
 	netUUID, err := obLookupNetwork(st, network)
 	if err != nil {
 		return nil, err
@@ -400,19 +401,19 @@ func obConnectLocks(st *cluster.State, group, network string, withNetwork bool) 
 	if err != nil {
 		return nil, err
 	}
-	locks := []Lock{{Level: LevelNodeGroup, Name: groupUUID, Mode: Exclusive}}
+	locks := []opexec.Lock{{Level: opexec.LevelNodeGroup, Name: groupUUID, Mode: opexec.Exclusive}}
 	if withNetwork {
-		locks = append(locks, Lock{Level: LevelNetwork, Name: netUUID, Mode: Shared})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelNetwork, Name: netUUID, Mode: opexec.Shared})
 	}
 	for _, name := range st.GroupInstances(groupUUID) {
-		locks = append(locks, Lock{Level: LevelInstance, Name: name, Mode: Shared})
+		locks = append(locks, opexec.Lock{Level: opexec.LevelInstance, Name: name, Mode: opexec.Shared})
 	}
 	return locks, nil
 }
 
 // obConflictCheck is Ganeti's _NetworkConflictCheck over the instances of
 // group: check tells whether a NIC conflicts.
-func obConflictCheck(x *ExecContext, networkName string, group *cluster.Group, action string, check func(*cluster.NIC) bool) error {
+func obConflictCheck(x *opexec.ExecContext, networkName string, group *cluster.Group, action string, check func(*cluster.NIC) bool) error {
 	type conflict struct {
 		name    string
 		details []string
@@ -449,7 +450,7 @@ func obConflictCheck(x *ExecContext, networkName string, group *cluster.Group, a
 }
 
 // Locks implements Executor.
-func (NetworkConnect) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NetworkConnect) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNetworkConnect)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -458,7 +459,7 @@ func (NetworkConnect) Locks(op proto.Message, st *cluster.State) ([]Lock, error)
 }
 
 // Exec implements Executor.
-func (NetworkConnect) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (NetworkConnect) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNetworkConnect)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -509,7 +510,7 @@ func (NetworkConnect) Exec(x *ExecContext, op proto.Message) (any, error) {
 }
 
 // Locks implements Executor.
-func (NetworkDisconnect) Locks(op proto.Message, st *cluster.State) ([]Lock, error) {
+func (NetworkDisconnect) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, error) {
 	m, ok := op.(*rapiv2.OpNetworkDisconnect)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -518,7 +519,7 @@ func (NetworkDisconnect) Locks(op proto.Message, st *cluster.State) ([]Lock, err
 }
 
 // Exec implements Executor.
-func (NetworkDisconnect) Exec(x *ExecContext, op proto.Message) (any, error) {
+func (NetworkDisconnect) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNetworkDisconnect)
 	if !ok {
 		return nil, obUnexpected(op)
