@@ -16,6 +16,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 )
@@ -58,7 +59,7 @@ func newSim(t *testing.T, file []byte) *sim.Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := jobs.New(jobs.Config{Model: model, EncodeOp: encodeOp,
+	eng, err := jobs.New(jobs.Config{Model: model, EncodeOp: encodeOp, Executors: lu.DefaultExecutors(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
