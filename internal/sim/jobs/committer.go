@@ -406,7 +406,7 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 	// function more than once, and only the last run's outcome counts.
 	it.result, it.err, it.logs, it.rec, it.op, it.follow, it.nfollow = nil, nil, nil, nil, nil, nil, 0
 	x := it.x
-	x.params = slices.Clone(x.runParams)
+	x.params, x.onDone = slices.Clone(x.runParams), nil
 	x.Config, x.Tx, x.State, x.now = cfg, tx, prev, now.Time()
 	x.logf = func(logType string, msg any) {
 		it.logs = append(it.logs, pendingLog{at: TimestampOf(e.cfg.Clock()), logType: logType, msg: msg})

@@ -112,6 +112,21 @@ type ExecContext struct {
 	// the allocator outcomes of the opcode's plan phase (plan.go).
 	ialloc IAllocatorRunner
 	plan   *allocPlan
+	// onDone holds what the current run of Exec does once its outcome is
+	// final (telemetry): Exec may run more than once, only the last run's
+	// are done, after the transaction (see afterCommit).
+	onDone []func()
+}
+
+// afterCommit runs f once the opcode's outcome is final: at once outside a
+// transaction (Run), else after the transaction of this run of Exec, and
+// never for a run the store discarded.
+func (x *ExecContext) afterCommit(f func()) {
+	if x.Tx == nil {
+		f()
+		return
+	}
+	x.onDone = append(x.onDone, f)
 }
 
 // iallocator is the runner of external iallocators.

@@ -58,7 +58,7 @@ func (s submitter) Exec(x *ExecContext, _ proto.Message) (any, error) {
 }
 
 func TestFollowUpCommitsWithOpcode(t *testing.T) {
-	st := memstore.New()
+	st := testStore()
 	model := openModel(t, st, 3)
 	clock := newFakeClock()
 	execs := DefaultExecutors()

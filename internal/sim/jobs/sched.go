@@ -326,6 +326,10 @@ func (e *Engine) failOp(j *job, i int, err error, writes []paramWrite) {
 // execDone applies an executed opcode's outcome and continues the job
 // (called by the committer).
 func (e *Engine) execDone(it *execItem) {
+	for _, f := range it.x.onDone {
+		f()
+	}
+	it.x.onDone = nil
 	e.applyOutcome(it)
 	e.next(it.j)
 }
