@@ -48,11 +48,12 @@ func Open(st store.Store, seed *File, clock func() time.Time) (*Model, error) {
 	}
 	m := &Model{st: st, clock: clock, reg: newRegistry()}
 	var cfg *Config
+	var rev int64
 	// Opening has no caller's context: it runs once, at start.
 	ctx := context.Background()
 	err := st.View(ctx, func(tx store.Tx) error {
 		var err error
-		cfg, err = loadConfig(tx)
+		cfg, rev, err = load(tx)
 		return err
 	})
 	if err != nil {
@@ -68,16 +69,17 @@ func Open(st store.Store, seed *File, clock func() time.Time) (*Model, error) {
 		}
 		err = st.Update(ctx, func(tx store.Tx) error {
 			// Another process may have seeded the store meanwhile.
-			existing, err := loadConfig(tx)
+			existing, existingRev, err := load(tx)
 			if err != nil {
 				return err
 			}
 			if existing != nil {
-				cfg = existing
+				cfg, rev = existing, existingRev
 				return nil
 			}
 			cfg = fresh
-			return saveAll(tx, fresh)
+			rev, err = saveAll(tx, fresh)
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -87,8 +89,23 @@ func Open(st store.Store, seed *File, clock func() time.Time) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.rev = rev
 	m.state.Store(s)
 	return m, nil
+}
+
+// load reads the configuration and its revision; nil when the store holds
+// none.
+func load(tx store.Tx) (*Config, int64, error) {
+	cfg, err := loadConfig(tx)
+	if err != nil || cfg == nil {
+		return nil, 0, err
+	}
+	rev, err := readCfgRev(tx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return cfg, rev, nil
 }
 
 // State returns the current snapshot. It never blocks.
@@ -110,6 +127,15 @@ func (m *Model) SetRowSource(resource string, src RowSource) error {
 	return m.reg.set(resource, src)
 }
 
+// MaxRereads bounds how often one Update reads the configuration afresh
+// because another writer changed it (see Update).
+const MaxRereads = 10
+
+// ErrConflict is returned by an Update whose transaction the store kept
+// rerunning because other writers kept changing the configuration. It
+// changed nothing.
+var ErrConflict = errors.New("cluster: the configuration kept changing under this update (other writers), gave up")
+
 // Update runs fn in one store transaction with a copy of the current
 // configuration. fn may write its own records through tx (the job engine
 // puts its job records there) and change cfg: existing objects only through
@@ -118,28 +144,61 @@ func (m *Model) SetRowSource(resource string, src RowSource) error {
 // When fn returns nil, the changed objects are written in the same
 // transaction and, once it has committed, the new State is published. If
 // fn, the consistency check of the new configuration or the commit fails,
-// nothing changes. Updates are serialized. An Update whose ctx is done
-// before it commits changes nothing and returns ctx.Err().
+// nothing changes. Updates of one Model are serialized. An Update whose
+// ctx is done before it commits changes nothing and returns ctx.Err().
 //
-// fn may run more than once (store.Store): each run gets a fresh copy of
-// the configuration and a fresh transaction, and must have no effect
-// outside them.
+// Other writers (other Models on the same store: replicas) are detected
+// inside the transaction: when the configuration's revision in the store
+// is not the one the current State was built from, the transaction reads
+// the configuration afresh and fn runs on that; the State published is
+// built from it. A store that reruns the transaction because another
+// writer committed meanwhile (store.Store: fn may run more than once) gets
+// the same treatment at each run. After MaxRereads runs that found the
+// configuration changed, the next one ends the Update with ErrConflict.
+//
+// fn may therefore run more than once: each run gets a fresh copy of the
+// configuration and a fresh transaction, and must have no effect outside
+// them.
 func (m *Model) Update(ctx context.Context, fn func(tx store.Tx, cfg *Config) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	prev := m.state.Load()
 	var next *State
+	conflicts := 0
 	err := m.st.Update(ctx, func(tx store.Tx) error {
-		cfg := prev.cfg.cow()
+		next = nil
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rev, err := readCfgRev(tx)
+		if err != nil {
+			return err
+		}
+		base, baseRev, reuse := prev.cfg, prev.rev, prev
+		if rev != prev.rev {
+			// Another writer changed the configuration: read it here,
+			// in this transaction, and work on that.
+			if conflicts++; conflicts > MaxRereads {
+				return fmt.Errorf("%w after %d rereads", ErrConflict, MaxRereads)
+			}
+			if base, baseRev, err = load(tx); err != nil {
+				return err
+			}
+			if base == nil {
+				return store.Corrupt(BucketCluster, keyConfig, errors.New("the cluster was removed from the store"))
+			}
+			reuse = nil
+		}
+		cfg := base.cow()
 		if err := fn(tx, cfg); err != nil {
 			return err
 		}
 		cfg.owned = nil
-		s, err := newState(cfg, m.reg, prev)
+		s, err := newState(cfg, m.reg, reuse)
 		if err != nil {
 			return err
 		}
-		if err := saveDiff(tx, prev.cfg, cfg); err != nil {
+		if s.rev, err = saveDiff(tx, base, cfg, baseRev); err != nil {
 			return err
 		}
 		next = s

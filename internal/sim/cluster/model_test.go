@@ -162,7 +162,7 @@ func TestUpdate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Join(db.puts, " "); got != "jobs/1 cluster/config meta/schema instances/"+web.UUID {
+			if got := strings.Join(db.puts, " "); got != "jobs/1 cluster/config meta/schema instances/"+web.UUID+" meta/cfgrev" {
 				t.Errorf("Update wrote %s", got)
 			}
 			after := m.State()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 )
@@ -12,6 +13,14 @@ import (
 // of the store, keyed by UUID (OSes by name, exports by "<node uuid>/<name>",
 // the cluster object under "config"). A commit writes only the objects that
 // changed.
+//
+// Every commit that changes the configuration also writes its own store
+// revision under meta/"cfgrev": the configuration's revision. A Model
+// remembers the one its State was built from and, inside each update's
+// transaction, compares it with the stored one: equal, the State is the
+// stored configuration (the store's other writes, job records, leave the
+// configuration alone); different, another writer (another replica on the
+// same store) changed it, and the Model reloads before it writes.
 
 // Buckets of the cluster model; other users of the store must use others.
 const (
@@ -33,6 +42,7 @@ var Buckets = []string{BucketMeta, BucketCluster, BucketNodes, BucketGroups, Buc
 const (
 	keyConfig     = "config"
 	keySchema     = "schema"
+	keyCfgRev     = "cfgrev"
 	schemaVersion = "1"
 )
 
@@ -48,15 +58,63 @@ func putJSON(tx store.Tx, bucket, key string, v any) error {
 
 func exportKey(e Export) string { return e.Node + "/" + e.Name }
 
-// saveAll writes a whole configuration (seeding an empty store).
-func saveAll(tx store.Tx, cfg *Config) error {
-	return saveDiff(tx, &Config{}, cfg)
+// readCfgRev returns the configuration's revision as the store holds it
+// (0 when absent: a store written before it was kept).
+func readCfgRev(tx store.Tx) (int64, error) {
+	raw, err := tx.Get(BucketMeta, keyCfgRev)
+	if err != nil || raw == nil {
+		return 0, err
+	}
+	rev, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return 0, store.Corrupt(BucketMeta, keyCfgRev, err)
+	}
+	return rev, nil
+}
+
+// saveAll writes a whole configuration (seeding an empty store) and returns
+// its revision.
+func saveAll(tx store.Tx, cfg *Config) (int64, error) {
+	return saveDiff(tx, &Config{}, cfg, 0)
 }
 
 // saveDiff writes the objects of next that are not the very objects of prev
 // (writers replace what they change, see Config.EditNode and friends) and
-// deletes the objects next no longer has.
-func saveDiff(tx store.Tx, prev, next *Config) error {
+// deletes the objects next no longer has. It returns the configuration's
+// revision after the commit: prevRev when nothing changed, else the
+// commit's revision, which it records.
+func saveDiff(tx store.Tx, prev, next *Config, prevRev int64) (int64, error) {
+	w := &writeCounter{Tx: tx}
+	if err := writeDiff(w, prev, next); err != nil {
+		return 0, err
+	}
+	if w.writes == 0 {
+		return prevRev, nil
+	}
+	rev := tx.Revision() + 1
+	if err := tx.Put(BucketMeta, keyCfgRev, []byte(strconv.FormatInt(rev, 10))); err != nil {
+		return 0, err
+	}
+	return rev, nil
+}
+
+// writeCounter counts the writes made through it.
+type writeCounter struct {
+	store.Tx
+	writes int
+}
+
+func (t *writeCounter) Put(bucket, key string, val []byte) error {
+	t.writes++
+	return t.Tx.Put(bucket, key, val)
+}
+
+func (t *writeCounter) Delete(bucket, key string) error {
+	t.writes++
+	return t.Tx.Delete(bucket, key)
+}
+
+func writeDiff(tx store.Tx, prev, next *Config) error {
 	if prev.Cluster != next.Cluster {
 		if err := putJSON(tx, BucketCluster, keyConfig, next.Cluster); err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 type State struct {
 	cfg *Config
 	reg *registry
+	rev int64 // the configuration's revision in the store (see persist.go)
 
 	// Objects sorted as Ganeti lists them (NiceSort by name; filters by UUID).
 	nodes     []*Node

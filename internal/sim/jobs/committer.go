@@ -407,6 +407,7 @@ func (c *committer) execOne(tx store.Tx, cfg *cluster.Config, prev *cluster.Stat
 	it.result, it.err, it.logs, it.rec, it.op, it.follow, it.nfollow = nil, nil, nil, nil, nil, nil, 0
 	x := it.x
 	x.StartParams(x.Env.RunParams)
+	x.Env.OnDone = nil
 	x.Config, x.Tx, x.State, x.Env.Now = cfg, tx, prev, now.Time()
 	x.Env.Logf = func(logType string, msg any) {
 		it.logs = append(it.logs, pendingLog{at: TimestampOf(e.cfg.Clock()), logType: logType, msg: msg})

@@ -17,7 +17,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // TestCrashRecovery persists jobs, drops the engine without Stop (nothing
@@ -25,7 +24,7 @@ import (
 // same store: queued and waiting jobs run, the running one ends as an
 // unclean shutdown.
 func TestCrashRecovery(t *testing.T) {
-	st := memstore.New()
+	st := testStore()
 	model := openModel(t, st, 3)
 	clock := newFakeClock()
 	e1, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Clock: clock.Now, Logger: quiet, Workers: 1})

@@ -16,7 +16,6 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // instClusterJSON: three nodes with little memory (free: node1 3072 MiB,
@@ -49,7 +48,7 @@ func newInstEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatalf("ParseFile: %v", err)
 	}
-	st := memstore.New()
+	st := testStore()
 	model, err := cluster.Open(st, f, func() time.Time { return time.Unix(1795376000, 0) })
 	if err != nil {
 		t.Fatalf("Open: %v", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store/faultstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
@@ -94,10 +96,23 @@ type env struct {
 	clock *fakeClock
 }
 
+// testStore is the store of newEnv: a memstore, run through
+// faultstore.Rerun (every update function runs twice, the first run
+// discarded) when GANETI_TEST_STORE_RERUN=1, to check that no update of
+// the engine has its effect twice.
+func testStore() store.Store {
+	if os.Getenv("GANETI_TEST_STORE_RERUN") == "1" {
+		s := faultstore.New(memstore.New())
+		s.Rerun(true)
+		return s
+	}
+	return memstore.New()
+}
+
 // newEnv opens a model on a memstore and an engine (not started).
 func newEnv(t testing.TB, instances int, mod func(*Config)) *env {
 	t.Helper()
-	st := memstore.New()
+	st := testStore()
 	model := openModel(t, st, instances)
 	clock := newFakeClock()
 	cfg := Config{Model: model, Clock: clock.Now, Logger: quiet, IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors()}
@@ -224,9 +239,11 @@ type recorder struct {
 func (r *recorder) Locks(proto.Message, *cluster.State) ([]opexec.Lock, error) { return r.locks, nil }
 
 func (r *recorder) Exec(x *opexec.ExecContext, _ proto.Message) (any, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.order = append(r.order, x.JobID)
+	x.AfterCommit(func() { // Exec may run more than once
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.order = append(r.order, x.JobID)
+	})
 	return int64(x.JobID), nil
 }
 

@@ -12,7 +12,6 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // TestNextIDAboveArchive: job ids never restart below an archived job's id
@@ -80,7 +79,7 @@ func TestDamagedRecords(t *testing.T) {
 		{"opcode not a proto", jobKey(1), badOp(t, good), "opcode 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := memstore.New()
+			st := testStore()
 			model := openModel(t, st, 0)
 			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketJobs, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)
@@ -97,7 +96,7 @@ func TestDamagedRecords(t *testing.T) {
 
 			// The same record archived: the engine starts, reading it is
 			// an error.
-			st = memstore.New()
+			st = testStore()
 			model = openModel(t, st, 0)
 			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketArchive, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 )
 
@@ -239,7 +238,7 @@ func errPrereq(msg string) error { return errs.Prereq(errs.CodeInval, "%s", msg)
 // self.op.* as they go); the Locks phase's writes are kept when it fails;
 // they survive a restart.
 func TestParamsWrittenBack(t *testing.T) {
-	st := memstore.New()
+	st := testStore()
 	model := openModel(t, st, 1)
 	execs := lu.DefaultExecutors()
 	cfg := func() Config {

@@ -15,7 +15,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // osParamsRecorder is an OP_TEST_OS_PARAMS executor that records the
@@ -29,11 +28,13 @@ func (r *osParamsRecorder) Locks(proto.Message, *cluster.State) ([]opexec.Lock, 
 	return nil, nil
 }
 
-func (r *osParamsRecorder) Exec(_ *opexec.ExecContext, op proto.Message) (any, error) {
-	m := op.(*rapiv2.OpTestOsParams)
-	r.mu.Lock()
-	r.seen = append(r.seen, m.GetOsparamsSecret().GetFields()["pw"].GetStringValue())
-	r.mu.Unlock()
+func (r *osParamsRecorder) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	pw := op.(*rapiv2.OpTestOsParams).GetOsparamsSecret().GetFields()["pw"].GetStringValue()
+	x.AfterCommit(func() { // Exec may run more than once
+		r.mu.Lock()
+		r.seen = append(r.seen, pw)
+		r.mu.Unlock()
+	})
 	return nil, nil
 }
 
@@ -59,7 +60,7 @@ func secretOp(t *testing.T, pw string) *rapiv2.OpCode {
 // keeps the real opcodes).
 func TestSnapshotsRedactSecrets(t *testing.T) {
 	const secret = "s3cret-pw"
-	st := memstore.New()
+	st := testStore()
 	model := openModel(t, st, 0)
 	rec := &osParamsRecorder{}
 	execs := lu.DefaultExecutors()

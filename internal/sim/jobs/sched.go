@@ -338,6 +338,10 @@ func (e *Engine) failOp(j *job, i int, err error, writes []opexec.ParamWrite) {
 // execDone applies an executed opcode's outcome and continues the job
 // (called by the committer).
 func (e *Engine) execDone(it *execItem) {
+	for _, f := range it.x.Env.OnDone {
+		f()
+	}
+	it.x.Env.OnDone = nil
 	e.applyOutcome(it)
 	e.next(it.j)
 }

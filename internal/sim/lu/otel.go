@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
@@ -83,7 +84,9 @@ func allocatorNodes(result []byte) []string {
 // traceBuiltinAllocator starts the span of a run of the built-in allocator
 // ("iallocator builtin"), which stands in for the iallocator name when it
 // is not installed; mode is the IAllocator request type it answers. The returned func ends the span
-// with the chosen node names or the error.
+// with the chosen node names or the error. Inside a transaction the span is
+// recorded once the opcode's outcome is final, with the times of the run
+// that counts (Exec may run more than once).
 func traceBuiltinAllocator(x *opexec.ExecContext, name, mode string, instances ...string) func(nodes []string, err error) {
 	parent := trace.SpanFromContext(x.Context())
 	if !parent.IsRecording() || x.Plan().IsPlanning() { // the apply phase runs it again
@@ -94,14 +97,19 @@ func traceBuiltinAllocator(x *opexec.ExecContext, name, mode string, instances .
 	if len(instances) > 0 {
 		attrs = append(attrs, telemetry.AttrInstance.StringSlice(capList(instances)))
 	}
-	_, span := parent.TracerProvider().Tracer(instrumentationName).Start(x.Context(), "iallocator builtin", trace.WithAttributes(attrs...))
+	ctx, start := x.Context(), time.Now()
 	return func(nodes []string, err error) {
-		if err != nil {
-			recordError(span, err)
-		} else if len(nodes) > 0 {
-			span.SetAttributes(telemetry.AttrNode.StringSlice(capList(nodes)))
-		}
-		span.End()
+		end := time.Now()
+		x.AfterCommit(func() {
+			_, span := parent.TracerProvider().Tracer(instrumentationName).Start(ctx, "iallocator builtin",
+				trace.WithAttributes(attrs...), trace.WithTimestamp(start))
+			if err != nil {
+				recordError(span, err)
+			} else if len(nodes) > 0 {
+				span.SetAttributes(telemetry.AttrNode.StringSlice(capList(nodes)))
+			}
+			span.End(trace.WithTimestamp(end))
+		})
 	}
 }
 

@@ -146,6 +146,22 @@ type Env struct {
 	// Checked is the outcome of a Phased executor's Check phase, which
 	// the engine gives to Apply (nil: no Check phase ran).
 	Checked *Checked
+	// OnDone holds what the current run of Exec does once its outcome is
+	// final (AfterCommit): the engine resets it before each run of Exec
+	// and calls it after the transaction that commits that run.
+	OnDone []func()
+}
+
+// AfterCommit runs f once the opcode's outcome is final: at once outside a
+// transaction (Run), else after the transaction of this run of Exec, and
+// never for a run the store discarded (Exec may run more than once, as a
+// store's update function may).
+func (x *ExecContext) AfterCommit(f func()) {
+	if x.Tx == nil {
+		f()
+		return
+	}
+	x.Env.OnDone = append(x.Env.OnDone, f)
 }
 
 // Checked is the outcome of a Check phase.
