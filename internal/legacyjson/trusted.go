@@ -90,6 +90,7 @@ type RowFiller struct {
 type rowCol struct {
 	col int
 	f   *planField
+	sel int // the column of f's (variant_by) selector; -1 when none
 }
 
 // NewRowFiller prepares the conversion of rows whose values are, in order,
@@ -118,7 +119,13 @@ func NewRowFiller(prototype proto.Message, keys []string) *RowFiller {
 	}
 	for i := range p.fields {
 		if col, ok := byField[i]; ok {
-			r.cols = append(r.cols, rowCol{col: col, f: &p.fields[i]})
+			rc := rowCol{col: col, f: &p.fields[i], sel: -1}
+			if v := p.fields[i].variant; v != nil {
+				if sc, ok := byField[v.index]; ok {
+					rc.sel = sc
+				}
+			}
+			r.cols = append(r.cols, rc)
 		}
 	}
 	r.p, r.fast = p, true
@@ -160,6 +167,19 @@ func (r *RowFiller) fill(sl *slab, msg proto.Message, vals []any) (err error) {
 	for _, c := range r.cols {
 		v := vals[c.col]
 		if v == nil {
+			continue
+		}
+		if c.f.variantName != "" {
+			if m == nil {
+				m = msg.ProtoReflect()
+			}
+			var sel any
+			if c.sel >= 0 {
+				sel = vals[c.sel]
+			}
+			if err := d.withVariant(m, c.f.fieldInfo, v, sel, sel != nil); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := r.p.setField(sl, base, msg, &m, &d, c.f, v, 1); err != nil {
@@ -430,7 +450,17 @@ func (p *plan) fillObject(sl *slab, msg proto.Message, v any, depth int) (err er
 		if !setS[i] {
 			continue
 		}
-		if err := p.setField(sl, base, msg, &m, &d, &p.fields[i], valsS[i], depth); err != nil {
+		f := &p.fields[i]
+		if f.variantName != "" {
+			if m == nil {
+				m = msg.ProtoReflect()
+			}
+			if err := d.variantField(m, f.fieldInfo, valsS[i], valsS, setS); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := p.setField(sl, base, msg, &m, &d, f, valsS[i], depth); err != nil {
 			return err
 		}
 	}
