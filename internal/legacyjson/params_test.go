@@ -432,7 +432,9 @@ func TestHvParamsVariant(t *testing.T) {
 					i.GetHvparams().GetKvm().GetRootPath().Value == nil && i.GetCustomHvparams().GetKvm() != nil
 			}},
 		{"xen-pvm", map[string]any{"hypervisor": "xen-pvm", "hvparams": map[string]any{"root_path": "/dev/xvda1"}},
-			false, func(i *rapiv2.Instance) bool { return i.GetHvparams().GetXenPvm().GetRootPath().GetValue() == "/dev/xvda1" }},
+			false, func(i *rapiv2.Instance) bool {
+				return i.GetHvparams().GetXenPvm().GetRootPath().GetValue() == "/dev/xvda1"
+			}},
 		{"null without hypervisor", map[string]any{"hvparams": nil}, false,
 			func(i *rapiv2.Instance) bool { return i.Hvparams == nil }},
 		{"no hypervisor", map[string]any{"hvparams": kvm}, true, nil},
