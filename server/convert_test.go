@@ -83,7 +83,7 @@ func TestFastConversionSameAsFromValue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fields := legacyjson.Keys(r.newMsg())
+			fields := legacyjson.QueryKeys(r.newMsg())
 			res, err := st.Query(r.resource, fields, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -197,7 +197,7 @@ func BenchmarkListInstances1000(b *testing.B) {
 		}
 	})
 	b.Run("FromValue", func(b *testing.B) {
-		fields := legacyjson.Keys(newInstance())
+		fields := legacyjson.QueryKeys(newInstance())
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			res, err := st.Query(cluster.ResInstance, fields, nil)

@@ -170,12 +170,15 @@ func (r *RowFiller) fill(sl *slab, msg proto.Message, vals []any) (err error) {
 			continue
 		}
 		if c.f.variantName != "" {
-			if m == nil {
-				m = msg.ProtoReflect()
-			}
 			var sel any
 			if c.sel >= 0 {
 				sel = vals[c.sel]
+			}
+			if sel != nil && r.p.fastVariant(sl, base, c.f, v, sel, 1) {
+				continue
+			}
+			if m == nil {
+				m = msg.ProtoReflect()
 			}
 			if err := d.withVariant(m, c.f.fieldInfo, v, sel, sel != nil); err != nil {
 				return err
@@ -452,6 +455,14 @@ func (p *plan) fillObject(sl *slab, msg proto.Message, v any, depth int) (err er
 		}
 		f := &p.fields[i]
 		if f.variantName != "" {
+			var sel any
+			var ok bool
+			if f.variant != nil {
+				sel, ok = valsS[f.variant.index], setS[f.variant.index]
+			}
+			if ok && p.fastVariant(sl, base, f, valsS[i], sel, depth) {
+				continue
+			}
 			if m == nil {
 				m = msg.ProtoReflect()
 			}
@@ -511,7 +522,9 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 		if f.op == opString {
 			*(*string)(ptr) = s
 		} else {
-			*(**string)(ptr) = &s
+			x := take(&sl.optStrs, &sl.nOptStrs)
+			*x = s
+			*(**string)(ptr) = x
 		}
 	case opInt64, opOptInt64:
 		i, ok := fastInt(v)
@@ -521,7 +534,9 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 		if f.op == opInt64 {
 			*(*int64)(ptr) = i
 		} else {
-			*(**int64)(ptr) = &i
+			x := take(&sl.optInts, &sl.nOptInts)
+			*x = i
+			*(**int64)(ptr) = x
 		}
 	case opInt32, opOptInt32:
 		i, ok := fastInt(v)
@@ -542,7 +557,9 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 		if f.op == opBool {
 			*(*bool)(ptr) = b
 		} else {
-			*(**bool)(ptr) = &b
+			x := take(&sl.optBools, &sl.nOptBools)
+			*x = b
+			*(**bool)(ptr) = x
 		}
 	case opDouble, opOptDouble:
 		var x float64
@@ -559,7 +576,9 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 		if f.op == opDouble {
 			*(*float64)(ptr) = x
 		} else {
-			*(**float64)(ptr) = &x
+			y := take(&sl.optFloats, &sl.nOptFloats)
+			*y = x
+			*(**float64)(ptr) = y
 		}
 	case opEnum:
 		n, ok := fastEnum(f.enum, v)
@@ -640,6 +659,89 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 		return false
 	}
 	return true
+}
+
+// fastVariant sets the (variant_by) field f (at base) from the object v,
+// as the member its selector value sel names, like decoder.withVariant;
+// false leaves the field to it.
+func (p *plan) fastVariant(sl *slab, base unsafe.Pointer, f *planField, v, sel any, depth int) bool {
+	if f.op != opMessage {
+		return false
+	}
+	switch v.(type) {
+	case map[string]any, Object:
+	default:
+		return false
+	}
+	key, ok := variantKey(f.variant, sel, true)
+	if !ok {
+		return false
+	}
+	outer := reflect.New(f.sub.Elem()).Interface().(proto.Message)
+	om := outer.ProtoReflect()
+	oi := infoFor(om.Descriptor())
+	member := oi.byKey[key]
+	if !oi.unwrap || member == nil || !member.oneof || member.fd.Kind() != protoreflect.MessageKind {
+		return false
+	}
+	val := om.NewField(member.fd)
+	sub := val.Message().Interface()
+	sp := planForMessage(sub)
+	if sp == nil || !sp.object || sp.fillObject(sl, sub, v, depth+1) != nil {
+		return false
+	}
+	if set := oneofSetterFor(f.sub, member.fd); set != nil {
+		set(outer, sub)
+	} else {
+		om.Set(member.fd, val)
+	}
+	*(*unsafe.Pointer)(unsafe.Add(base, f.offset)) = pointerOf(outer)
+	return true
+}
+
+var oneofSetters sync.Map // protoreflect.FullName (member) -> func(outer, sub proto.Message); nil when not found
+
+// oneofSetterFor returns a function that sets the oneof member fd of a
+// generated message of type t (a *T) to a message of the member's type,
+// straight into the struct's oneof field (protoreflect's Set costs far
+// more); nil when the generated struct is not as expected.
+func oneofSetterFor(t reflect.Type, fd protoreflect.FieldDescriptor) func(outer, sub proto.Message) {
+	if v, ok := oneofSetters.Load(fd.FullName()); ok {
+		set, _ := v.(func(outer, sub proto.Message))
+		return set
+	}
+	set := buildOneofSetter(t, fd)
+	oneofSetters.Store(fd.FullName(), set)
+	return set
+}
+
+func buildOneofSetter(t reflect.Type, fd protoreflect.FieldDescriptor) func(outer, sub proto.Message) {
+	od := fd.ContainingOneof()
+	if od == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	// The wrapper type of the member: what protoreflect puts in the field.
+	scratch := reflect.New(t.Elem()).Interface().(proto.Message)
+	sm := scratch.ProtoReflect()
+	sm.Set(fd, sm.NewField(fd))
+	st := t.Elem()
+	for i := 0; i < st.NumField(); i++ {
+		sf := st.Field(i)
+		if sf.Tag.Get("protobuf_oneof") != string(od.Name()) || sf.Type.Kind() != reflect.Interface {
+			continue
+		}
+		w := reflect.ValueOf(scratch).Elem().Field(i).Elem() // *Wrapper
+		if w.Kind() != reflect.Pointer || w.Elem().Kind() != reflect.Struct || w.Elem().NumField() != 1 {
+			return nil
+		}
+		wt, offset, it := w.Type(), sf.Offset, sf.Type
+		return func(outer, sub proto.Message) {
+			x := reflect.New(wt.Elem())
+			x.Elem().Field(0).Set(reflect.ValueOf(sub))
+			reflect.NewAt(it, unsafe.Add(pointerOf(outer), offset)).Elem().Set(x)
+		}
+	}
+	return nil
 }
 
 // fastInt is decoder.toInt for the Go integer types and integral floats.
@@ -925,6 +1027,15 @@ type slab struct {
 	structKinds []structpb.Value_StructValue
 
 	nVals, nPtrs, nStructs, nLists, nStrs, nNums, nBools, nNulls, nListKinds, nStructKinds int
+
+	// The targets of optional scalar fields (a typed parameter message
+	// has many).
+	optStrs   []string
+	optInts   []int64
+	optBools  []bool
+	optFloats []float64
+
+	nOptStrs, nOptInts, nOptBools, nOptFloats int
 }
 
 const (
