@@ -29,6 +29,22 @@
 //     written as null) when the field has presence, except
 //     google.protobuf.Value whose null is a value; decoding accepts arrays
 //     that lack such trailing positions.
+//   - (params) messages are Ganeti parameter dicts (params.proto): unset
+//     fields are left out, and doubles are written as Ganeti's numbers (an
+//     integral value as a JSON integer), as google.protobuf.Struct numbers.
+//   - (null_value) messages take JSON null as a value: decoding null sets
+//     the field to an empty message (MaybeString, written back as null).
+//   - (variant_by) = "key" on a field holding an (unwrap) oneof message
+//     (HvParams): the sibling field keyed "key" names the member by its
+//     json_name (an instance's "hypervisor" chooses the hypervisor's
+//     parameters). Decoding fails when the selector is absent, null, not a
+//     string or names no member; null for the field itself stays null.
+//     Opcode bodies keep google.protobuf.Struct hvparams (see params.proto);
+//     a typed one without a hypervisor would take the cluster's default
+//     hypervisor, Ganeti's rule, which the caller must supply.
+//   - (typed_only) fields are never written on the legacy surface; Keys
+//     leaves them out, QueryKeys (the query fields that fill a read
+//     message) keeps them.
 //   - A message made of a single oneof whose members are all (opcode)
 //     messages, such as ganeti.rapi.v2.OpCode, is the chosen opcode's object
 //     with a first member "OP_ID"; decoding picks the member by OP_ID.
