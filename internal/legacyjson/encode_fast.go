@@ -42,7 +42,7 @@ func (e *encoder) planMembers(m protoreflect.Message, p *plan) (bool, error) {
 		if f.typedOnly {
 			continue
 		}
-		if pf.op == opGeneric || pf.op == opMessage || f.inline || f.private() {
+		if pf.op == opGeneric || pf.op == opMessage || pf.op == opMessages || f.inline || f.private() {
 			var err error
 			if first, err = e.member(m, f, first, ""); err != nil {
 				return first, err

@@ -231,6 +231,7 @@ const (
 	opMapInt64                // map[string]int64
 	opMapString               // map[string]string
 	opMessage                 // *T, a plain generated message
+	opMessages                // []*T, plain generated messages
 )
 
 // plan is the compiled fast path of one generated message type.
@@ -375,6 +376,9 @@ func fieldOp(f *fieldInfo, gt reflect.Type) (fastOp, reflect.Type) {
 			return opInt64s, nil
 		case fd.Kind() == protoreflect.MessageKind && f.valKind == wktStruct && gt == typStructs:
 			return opStructs, nil
+		case fd.Kind() == protoreflect.MessageKind && f.valKind == wktNone && gt.Kind() == reflect.Slice &&
+			gt.Elem().Kind() == reflect.Pointer && gt.Elem().Elem().Kind() == reflect.Struct && gt.Elem().Implements(typProtoMsg):
+			return opMessages, gt
 		}
 		return opGeneric, nil
 	}
@@ -655,6 +659,30 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 			return false
 		}
 		*(*unsafe.Pointer)(ptr) = pointerOf(sub)
+	case opMessages:
+		list, ok := v.([]any)
+		if !ok {
+			return false
+		}
+		elem := f.sub.Elem()
+		sp := planFor(f.fd.Message(), elem)
+		if !sp.object {
+			return false
+		}
+		out := reflect.MakeSlice(f.sub, len(list), len(list))
+		for i, x := range list {
+			switch x.(type) {
+			case map[string]any, Object:
+			default:
+				return false
+			}
+			sub := reflect.New(elem.Elem())
+			if sp.fillObject(sl, sub.Interface().(proto.Message), x, depth+1) != nil {
+				return false
+			}
+			out.Index(i).Set(sub)
+		}
+		reflect.NewAt(f.sub, ptr).Elem().Set(out)
 	default:
 		return false
 	}
