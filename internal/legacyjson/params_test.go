@@ -403,7 +403,8 @@ func TestParamMessagesRoundTripLegacyJSON(t *testing.T) {
 				tc{"instance hvparams " + hv, &rapiv2.Instance{}, []map[string]any{
 					wrap("hvparams", d, "custom_hvparams", map[string]any{}, "hypervisor", hv)}},
 				tc{"cluster hvparams " + hv, &rapiv2.ClusterInfo{}, []map[string]any{
-					wrap("hvparams", map[string]any{hv: d, "fake": map[string]any{}})}})
+					wrap("hvparams", map[string]any{hv: d, "fake": map[string]any{}},
+						"os_hvp", map[string]any{"debootstrap": map[string]any{hv: d}, "noop": map[string]any{}})}})
 		}
 	}
 	cases = append(cases, tc{"cluster osparams", &rapiv2.ClusterInfo{}, []map[string]any{

@@ -383,7 +383,8 @@ type ClusterInfo struct {
 	EnabledHypervisors []string               `protobuf:"bytes,11,rep,name=enabled_hypervisors,proto3" json:"enabled_hypervisors,omitempty"`
 	// Per hypervisor, its parameters.
 	Hvparams *ClusterHvParams `protobuf:"bytes,12,opt,name=hvparams,proto3" json:"hvparams,omitempty"`
-	OsHvp    *structpb.Struct `protobuf:"bytes,13,opt,name=os_hvp,proto3" json:"os_hvp,omitempty"`
+	// Per OS, the hypervisor parameters it overrides.
+	OsHvp map[string]*ClusterHvParams `protobuf:"bytes,13,rep,name=os_hvp,proto3" json:"os_hvp,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Per node group name ("default"), its backend parameters.
 	Beparams map[string]*BeParams `protobuf:"bytes,14,rep,name=beparams,proto3" json:"beparams,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Per OS, its parameters.
@@ -552,7 +553,7 @@ func (x *ClusterInfo) GetHvparams() *ClusterHvParams {
 	return nil
 }
 
-func (x *ClusterInfo) GetOsHvp() *structpb.Struct {
+func (x *ClusterInfo) GetOsHvp() map[string]*ClusterHvParams {
 	if x != nil {
 		return x.OsHvp
 	}
@@ -885,7 +886,7 @@ const file_ganeti_rapi_v2_cluster_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"h\n" +
 	"\x19RedistributeConfigRequest\x123\n" +
 	"\x02op\x18\x01 \x01(\v2#.ganeti.rapi.v2.OpClusterRedistConfR\x02op\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9d\x19\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x87\x1a\n" +
 	"\vClusterInfo\x12*\n" +
 	"\x10software_version\x18\x01 \x01(\tR\x10software_version\x12*\n" +
 	"\x10protocol_version\x18\x02 \x01(\x03R\x10protocol_version\x12&\n" +
@@ -899,8 +900,8 @@ const file_ganeti_rapi_v2_cluster_proto_rawDesc = "" +
 	"\x12default_hypervisor\x18\n" +
 	" \x01(\tR\x12default_hypervisor\x120\n" +
 	"\x13enabled_hypervisors\x18\v \x03(\tR\x13enabled_hypervisors\x12;\n" +
-	"\bhvparams\x18\f \x01(\v2\x1f.ganeti.rapi.v2.ClusterHvParamsR\bhvparams\x12/\n" +
-	"\x06os_hvp\x18\r \x01(\v2\x17.google.protobuf.StructR\x06os_hvp\x12E\n" +
+	"\bhvparams\x18\f \x01(\v2\x1f.ganeti.rapi.v2.ClusterHvParamsR\bhvparams\x12>\n" +
+	"\x06os_hvp\x18\r \x03(\v2&.ganeti.rapi.v2.ClusterInfo.OsHvpEntryR\x06os_hvp\x12E\n" +
 	"\bbeparams\x18\x0e \x03(\v2).ganeti.rapi.v2.ClusterInfo.BeparamsEntryR\bbeparams\x12E\n" +
 	"\bosparams\x18\x0f \x03(\v2).ganeti.rapi.v2.ClusterInfo.OsparamsEntryR\bosparams\x121\n" +
 	"\aipolicy\x18\x10 \x01(\v2\x17.ganeti.rapi.v2.IPolicyR\aipolicy\x12H\n" +
@@ -948,7 +949,11 @@ const file_ganeti_rapi_v2_cluster_proto_rawDesc = "" +
 	"\fssh_key_type\x186 \x01(\tR\fssh_key_type\x12\"\n" +
 	"\fssh_key_bits\x187 \x01(\x03R\fssh_key_bits\x12\x1d\n" +
 	"\avg_name\x188 \x01(\tH\x02R\avg_name\x88\x01\x01\x12%\n" +
-	"\vdrbd_helper\x189 \x01(\tH\x03R\vdrbd_helper\x88\x01\x01\x1aU\n" +
+	"\vdrbd_helper\x189 \x01(\tH\x03R\vdrbd_helper\x88\x01\x01\x1aY\n" +
+	"\n" +
+	"OsHvpEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x125\n" +
+	"\x05value\x18\x02 \x01(\v2\x1f.ganeti.rapi.v2.ClusterHvParamsR\x05value:\x028\x01\x1aU\n" +
 	"\rBeparamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
 	"\x05value\x18\x02 \x01(\v2\x18.ganeti.rapi.v2.BeParamsR\x05value:\x028\x01\x1aU\n" +
@@ -1000,7 +1005,7 @@ func file_ganeti_rapi_v2_cluster_proto_rawDescGZIP() []byte {
 	return file_ganeti_rapi_v2_cluster_proto_rawDescData
 }
 
-var file_ganeti_rapi_v2_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_ganeti_rapi_v2_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_ganeti_rapi_v2_cluster_proto_goTypes = []any{
 	(*GetRootRequest)(nil),            // 0: ganeti.rapi.v2.GetRootRequest
 	(*GetVersionRequest)(nil),         // 1: ganeti.rapi.v2.GetVersionRequest
@@ -1011,62 +1016,64 @@ var file_ganeti_rapi_v2_cluster_proto_goTypes = []any{
 	(*ModifyClusterRequest)(nil),      // 6: ganeti.rapi.v2.ModifyClusterRequest
 	(*RedistributeConfigRequest)(nil), // 7: ganeti.rapi.v2.RedistributeConfigRequest
 	(*ClusterInfo)(nil),               // 8: ganeti.rapi.v2.ClusterInfo
-	nil,                               // 9: ganeti.rapi.v2.ClusterInfo.BeparamsEntry
-	nil,                               // 10: ganeti.rapi.v2.ClusterInfo.OsparamsEntry
-	nil,                               // 11: ganeti.rapi.v2.ClusterInfo.NicparamsEntry
-	nil,                               // 12: ganeti.rapi.v2.ClusterInfo.EnabledDataCollectorsEntry
-	nil,                               // 13: ganeti.rapi.v2.ClusterInfo.DataCollectorIntervalEntry
-	(*OpClusterSetParams)(nil),        // 14: ganeti.rapi.v2.OpClusterSetParams
-	(*OpClusterRedistConf)(nil),       // 15: ganeti.rapi.v2.OpClusterRedistConf
-	(*ClusterHvParams)(nil),           // 16: ganeti.rapi.v2.ClusterHvParams
-	(*structpb.Struct)(nil),           // 17: google.protobuf.Struct
+	nil,                               // 9: ganeti.rapi.v2.ClusterInfo.OsHvpEntry
+	nil,                               // 10: ganeti.rapi.v2.ClusterInfo.BeparamsEntry
+	nil,                               // 11: ganeti.rapi.v2.ClusterInfo.OsparamsEntry
+	nil,                               // 12: ganeti.rapi.v2.ClusterInfo.NicparamsEntry
+	nil,                               // 13: ganeti.rapi.v2.ClusterInfo.EnabledDataCollectorsEntry
+	nil,                               // 14: ganeti.rapi.v2.ClusterInfo.DataCollectorIntervalEntry
+	(*OpClusterSetParams)(nil),        // 15: ganeti.rapi.v2.OpClusterSetParams
+	(*OpClusterRedistConf)(nil),       // 16: ganeti.rapi.v2.OpClusterRedistConf
+	(*ClusterHvParams)(nil),           // 17: ganeti.rapi.v2.ClusterHvParams
 	(*IPolicy)(nil),                   // 18: ganeti.rapi.v2.IPolicy
 	(*NdParams)(nil),                  // 19: ganeti.rapi.v2.NdParams
 	(*DiskParams)(nil),                // 20: ganeti.rapi.v2.DiskParams
 	(*structpb.ListValue)(nil),        // 21: google.protobuf.ListValue
-	(*BeParams)(nil),                  // 22: ganeti.rapi.v2.BeParams
-	(*OsParams)(nil),                  // 23: ganeti.rapi.v2.OsParams
-	(*NicLinkParams)(nil),             // 24: ganeti.rapi.v2.NicLinkParams
-	(*structpb.Value)(nil),            // 25: google.protobuf.Value
-	(*JobSubmission)(nil),             // 26: ganeti.rapi.v2.JobSubmission
+	(*structpb.Struct)(nil),           // 22: google.protobuf.Struct
+	(*BeParams)(nil),                  // 23: ganeti.rapi.v2.BeParams
+	(*OsParams)(nil),                  // 24: ganeti.rapi.v2.OsParams
+	(*NicLinkParams)(nil),             // 25: ganeti.rapi.v2.NicLinkParams
+	(*structpb.Value)(nil),            // 26: google.protobuf.Value
+	(*JobSubmission)(nil),             // 27: ganeti.rapi.v2.JobSubmission
 }
 var file_ganeti_rapi_v2_cluster_proto_depIdxs = []int32{
-	14, // 0: ganeti.rapi.v2.ModifyClusterRequest.op:type_name -> ganeti.rapi.v2.OpClusterSetParams
-	15, // 1: ganeti.rapi.v2.RedistributeConfigRequest.op:type_name -> ganeti.rapi.v2.OpClusterRedistConf
-	16, // 2: ganeti.rapi.v2.ClusterInfo.hvparams:type_name -> ganeti.rapi.v2.ClusterHvParams
-	17, // 3: ganeti.rapi.v2.ClusterInfo.os_hvp:type_name -> google.protobuf.Struct
-	9,  // 4: ganeti.rapi.v2.ClusterInfo.beparams:type_name -> ganeti.rapi.v2.ClusterInfo.BeparamsEntry
-	10, // 5: ganeti.rapi.v2.ClusterInfo.osparams:type_name -> ganeti.rapi.v2.ClusterInfo.OsparamsEntry
+	15, // 0: ganeti.rapi.v2.ModifyClusterRequest.op:type_name -> ganeti.rapi.v2.OpClusterSetParams
+	16, // 1: ganeti.rapi.v2.RedistributeConfigRequest.op:type_name -> ganeti.rapi.v2.OpClusterRedistConf
+	17, // 2: ganeti.rapi.v2.ClusterInfo.hvparams:type_name -> ganeti.rapi.v2.ClusterHvParams
+	9,  // 3: ganeti.rapi.v2.ClusterInfo.os_hvp:type_name -> ganeti.rapi.v2.ClusterInfo.OsHvpEntry
+	10, // 4: ganeti.rapi.v2.ClusterInfo.beparams:type_name -> ganeti.rapi.v2.ClusterInfo.BeparamsEntry
+	11, // 5: ganeti.rapi.v2.ClusterInfo.osparams:type_name -> ganeti.rapi.v2.ClusterInfo.OsparamsEntry
 	18, // 6: ganeti.rapi.v2.ClusterInfo.ipolicy:type_name -> ganeti.rapi.v2.IPolicy
-	11, // 7: ganeti.rapi.v2.ClusterInfo.nicparams:type_name -> ganeti.rapi.v2.ClusterInfo.NicparamsEntry
+	12, // 7: ganeti.rapi.v2.ClusterInfo.nicparams:type_name -> ganeti.rapi.v2.ClusterInfo.NicparamsEntry
 	19, // 8: ganeti.rapi.v2.ClusterInfo.ndparams:type_name -> ganeti.rapi.v2.NdParams
 	20, // 9: ganeti.rapi.v2.ClusterInfo.diskparams:type_name -> ganeti.rapi.v2.DiskParams
 	21, // 10: ganeti.rapi.v2.ClusterInfo.uid_pool:type_name -> google.protobuf.ListValue
-	17, // 11: ganeti.rapi.v2.ClusterInfo.default_iallocator_params:type_name -> google.protobuf.Struct
-	12, // 12: ganeti.rapi.v2.ClusterInfo.enabled_data_collectors:type_name -> ganeti.rapi.v2.ClusterInfo.EnabledDataCollectorsEntry
-	13, // 13: ganeti.rapi.v2.ClusterInfo.data_collector_interval:type_name -> ganeti.rapi.v2.ClusterInfo.DataCollectorIntervalEntry
-	22, // 14: ganeti.rapi.v2.ClusterInfo.BeparamsEntry.value:type_name -> ganeti.rapi.v2.BeParams
-	23, // 15: ganeti.rapi.v2.ClusterInfo.OsparamsEntry.value:type_name -> ganeti.rapi.v2.OsParams
-	24, // 16: ganeti.rapi.v2.ClusterInfo.NicparamsEntry.value:type_name -> ganeti.rapi.v2.NicLinkParams
-	0,  // 17: ganeti.rapi.v2.VersionService.GetRoot:input_type -> ganeti.rapi.v2.GetRootRequest
-	0,  // 18: ganeti.rapi.v2.VersionService.GetRootV2:input_type -> ganeti.rapi.v2.GetRootRequest
-	1,  // 19: ganeti.rapi.v2.VersionService.GetVersion:input_type -> ganeti.rapi.v2.GetVersionRequest
-	3,  // 20: ganeti.rapi.v2.VersionService.GetFeatures:input_type -> ganeti.rapi.v2.GetFeaturesRequest
-	5,  // 21: ganeti.rapi.v2.ClusterService.GetInfo:input_type -> ganeti.rapi.v2.GetInfoRequest
-	6,  // 22: ganeti.rapi.v2.ClusterService.ModifyCluster:input_type -> ganeti.rapi.v2.ModifyClusterRequest
-	7,  // 23: ganeti.rapi.v2.ClusterService.RedistributeConfig:input_type -> ganeti.rapi.v2.RedistributeConfigRequest
-	25, // 24: ganeti.rapi.v2.VersionService.GetRoot:output_type -> google.protobuf.Value
-	25, // 25: ganeti.rapi.v2.VersionService.GetRootV2:output_type -> google.protobuf.Value
-	2,  // 26: ganeti.rapi.v2.VersionService.GetVersion:output_type -> ganeti.rapi.v2.Version
-	4,  // 27: ganeti.rapi.v2.VersionService.GetFeatures:output_type -> ganeti.rapi.v2.Features
-	8,  // 28: ganeti.rapi.v2.ClusterService.GetInfo:output_type -> ganeti.rapi.v2.ClusterInfo
-	26, // 29: ganeti.rapi.v2.ClusterService.ModifyCluster:output_type -> ganeti.rapi.v2.JobSubmission
-	26, // 30: ganeti.rapi.v2.ClusterService.RedistributeConfig:output_type -> ganeti.rapi.v2.JobSubmission
-	24, // [24:31] is the sub-list for method output_type
-	17, // [17:24] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	22, // 11: ganeti.rapi.v2.ClusterInfo.default_iallocator_params:type_name -> google.protobuf.Struct
+	13, // 12: ganeti.rapi.v2.ClusterInfo.enabled_data_collectors:type_name -> ganeti.rapi.v2.ClusterInfo.EnabledDataCollectorsEntry
+	14, // 13: ganeti.rapi.v2.ClusterInfo.data_collector_interval:type_name -> ganeti.rapi.v2.ClusterInfo.DataCollectorIntervalEntry
+	17, // 14: ganeti.rapi.v2.ClusterInfo.OsHvpEntry.value:type_name -> ganeti.rapi.v2.ClusterHvParams
+	23, // 15: ganeti.rapi.v2.ClusterInfo.BeparamsEntry.value:type_name -> ganeti.rapi.v2.BeParams
+	24, // 16: ganeti.rapi.v2.ClusterInfo.OsparamsEntry.value:type_name -> ganeti.rapi.v2.OsParams
+	25, // 17: ganeti.rapi.v2.ClusterInfo.NicparamsEntry.value:type_name -> ganeti.rapi.v2.NicLinkParams
+	0,  // 18: ganeti.rapi.v2.VersionService.GetRoot:input_type -> ganeti.rapi.v2.GetRootRequest
+	0,  // 19: ganeti.rapi.v2.VersionService.GetRootV2:input_type -> ganeti.rapi.v2.GetRootRequest
+	1,  // 20: ganeti.rapi.v2.VersionService.GetVersion:input_type -> ganeti.rapi.v2.GetVersionRequest
+	3,  // 21: ganeti.rapi.v2.VersionService.GetFeatures:input_type -> ganeti.rapi.v2.GetFeaturesRequest
+	5,  // 22: ganeti.rapi.v2.ClusterService.GetInfo:input_type -> ganeti.rapi.v2.GetInfoRequest
+	6,  // 23: ganeti.rapi.v2.ClusterService.ModifyCluster:input_type -> ganeti.rapi.v2.ModifyClusterRequest
+	7,  // 24: ganeti.rapi.v2.ClusterService.RedistributeConfig:input_type -> ganeti.rapi.v2.RedistributeConfigRequest
+	26, // 25: ganeti.rapi.v2.VersionService.GetRoot:output_type -> google.protobuf.Value
+	26, // 26: ganeti.rapi.v2.VersionService.GetRootV2:output_type -> google.protobuf.Value
+	2,  // 27: ganeti.rapi.v2.VersionService.GetVersion:output_type -> ganeti.rapi.v2.Version
+	4,  // 28: ganeti.rapi.v2.VersionService.GetFeatures:output_type -> ganeti.rapi.v2.Features
+	8,  // 29: ganeti.rapi.v2.ClusterService.GetInfo:output_type -> ganeti.rapi.v2.ClusterInfo
+	27, // 30: ganeti.rapi.v2.ClusterService.ModifyCluster:output_type -> ganeti.rapi.v2.JobSubmission
+	27, // 31: ganeti.rapi.v2.ClusterService.RedistributeConfig:output_type -> ganeti.rapi.v2.JobSubmission
+	25, // [25:32] is the sub-list for method output_type
+	18, // [18:25] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_ganeti_rapi_v2_cluster_proto_init() }
@@ -1085,7 +1092,7 @@ func file_ganeti_rapi_v2_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ganeti_rapi_v2_cluster_proto_rawDesc), len(file_ganeti_rapi_v2_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
