@@ -57,6 +57,7 @@ func requireNodeGRPC(t *testing.T) string {
 // and the tag itself over Go gRPC.
 func TestNodeGRPCClient(t *testing.T) {
 	node := requireNodeGRPC(t)
+	demoInst := firstDemoInstance(t)
 	p := startServer(t, "")
 	certFile := filepath.Join(p.DataDir, "tls.crt")
 	const tag = "from-node-grpc-js"
@@ -67,7 +68,7 @@ func TestNodeGRPCClient(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"GRPC_TARGET="+p.Addr, "GRPC_CA_FILE="+certFile, "GRPC_SERVER_NAME=localhost",
 		"RAPI_USER="+e2eUser, "RAPI_PASSWORD="+e2ePassword, "WRITER_USER=writer", "WRITER_PASSWORD=writepass", "TAG="+tag,
-		"TEST_DELAY=0.2")
+		"TEST_DELAY=0.2", "INSTANCE="+demoInst.Name)
 	out, err := cmd.CombinedOutput()
 	t.Logf("node client:\n%s", out)
 	if err != nil {
@@ -80,6 +81,15 @@ func TestNodeGRPCClient(t *testing.T) {
 		Updates                     int
 		Statuses, Opstatus, Summary []string
 		Tags                        []string
+		Typed                       *struct {
+			Maxmem         string
+			MaxmemType     string   `json:"maxmem_type"`
+			CustomMaxmem   string   `json:"custom_maxmem"`
+			BeparamsKeys   []string `json:"beparams_keys"`
+			Hypervisor     string
+			HvparamsMember string `json:"hvparams_member"`
+			ClusterVcpus   string `json:"cluster_vcpus"`
+		}
 	}
 	found := false
 	for _, l := range strings.Split(string(out), "\n") {
@@ -114,6 +124,23 @@ func TestNodeGRPCClient(t *testing.T) {
 	if !slices.Contains(res.Tags, tag) {
 		t.Errorf("tags read by node: %v", res.Tags)
 	}
+	// Typed parameters: beparams.maxmem is an int64 field (proto-loader's
+	// longs: String gives its decimal text), not a google.protobuf.Struct
+	// value, and the hvparams oneof member is the instance's hypervisor.
+	maxmem := strconv.FormatInt(demoInst.Beparams.Maxmem, 10)
+	switch ty := res.Typed; {
+	case ty == nil:
+		t.Error("no typed parameters from the node client")
+	case ty.Maxmem != maxmem || ty.MaxmemType != "string" || ty.CustomMaxmem != maxmem:
+		t.Errorf("instance %s from node: beparams.maxmem %q (%s), custom %q, want %q",
+			demoInst.Name, ty.Maxmem, ty.MaxmemType, ty.CustomMaxmem, maxmem)
+	case !slices.Equal(ty.BeparamsKeys, []string{"always_failover", "auto_balance", "maxmem", "memory", "minmem", "spindle_use", "vcpus"}):
+		t.Errorf("instance %s from node: beparams fields %v", demoInst.Name, ty.BeparamsKeys)
+	case ty.Hypervisor != "fake" || ty.HvparamsMember != "fake":
+		t.Errorf("instance %s from node: hypervisor %q, hvparams member %q, want fake", demoInst.Name, ty.Hypervisor, ty.HvparamsMember)
+	case ty.ClusterVcpus == "":
+		t.Errorf("cluster beparams[default].vcpus from node: empty")
+	}
 
 	// The same job and tag, read over Go gRPC.
 	id, err := strconv.ParseInt(res.JobID, 10, 64)
@@ -144,4 +171,32 @@ func TestNodeGRPCClient(t *testing.T) {
 	if !slices.Contains(tags.GetTags(), tag) {
 		t.Errorf("cluster tags %v, want %q among them", tags.GetTags(), tag)
 	}
+}
+
+// demoInstance is what the Node client test reads of an instance of
+// deploy/demo-cluster.json.
+type demoInstance struct {
+	Name     string `json:"name"`
+	Beparams struct {
+		Maxmem int64 `json:"maxmem"`
+	} `json:"beparams"`
+}
+
+// firstDemoInstance is the first instance of deploy/demo-cluster.json.
+func firstDemoInstance(t *testing.T) demoInstance {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "deploy", "demo-cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var demo struct {
+		Instances []demoInstance `json:"instances"`
+	}
+	if err := json.Unmarshal(data, &demo); err != nil {
+		t.Fatal(err)
+	}
+	if len(demo.Instances) == 0 || demo.Instances[0].Beparams.Maxmem == 0 {
+		t.Fatal("deploy/demo-cluster.json: no first instance with beparams.maxmem")
+	}
+	return demo.Instances[0]
 }

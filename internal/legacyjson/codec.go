@@ -29,6 +29,22 @@
 //     written as null) when the field has presence, except
 //     google.protobuf.Value whose null is a value; decoding accepts arrays
 //     that lack such trailing positions.
+//   - (params) messages are Ganeti parameter dicts (params.proto): unset
+//     fields are left out, and doubles are written as Ganeti's numbers (an
+//     integral value as a JSON integer), as google.protobuf.Struct numbers.
+//   - (null_value) messages take JSON null as a value: decoding null sets
+//     the field to an empty message (MaybeString, written back as null).
+//   - (variant_by) = "key" on a field holding an (unwrap) oneof message
+//     (HvParams): the sibling field keyed "key" names the member by its
+//     json_name (an instance's "hypervisor" chooses the hypervisor's
+//     parameters). Decoding fails when the selector is absent, null, not a
+//     string or names no member; null for the field itself stays null.
+//     Opcode bodies keep google.protobuf.Struct hvparams (see params.proto);
+//     a typed one without a hypervisor would take the cluster's default
+//     hypervisor, Ganeti's rule, which the caller must supply.
+//   - (typed_only) fields are never written on the legacy surface; Keys
+//     leaves them out, QueryKeys (the query fields that fill a read
+//     message) keeps them.
 //   - A message made of a single oneof whose members are all (opcode)
 //     messages, such as ganeti.rapi.v2.OpCode, is the chosen opcode's object
 //     with a first member "OP_ID"; decoding picks the member by OP_ID.
@@ -158,6 +174,18 @@ type fieldInfo struct {
 	// or ListValue field (or list or map of them) whose sig checks more
 	// than the JSON shape (see sig.go); nil otherwise.
 	sig *sigType
+	// number: a double of a (params) message, written as Ganeti's number
+	// (an integral value as a JSON integer).
+	number bool
+	// nullMsg: a singular message field whose type is (null_value): JSON
+	// null sets it to an empty message.
+	nullMsg bool
+	// typedOnly: (typed_only), never written on the legacy surface.
+	typedOnly bool
+	// variantName is the (variant_by) option; variant the sibling field
+	// it names (nil when there is none in the message).
+	variantName string
+	variant     *fieldInfo
 }
 
 // private reports whether the field holds a private (secret) value.
@@ -198,10 +226,12 @@ func infoFor(md protoreflect.MessageDescriptor) *msgInfo {
 
 // msgOpts are the legacy message options of a message type.
 type msgOpts struct {
-	tuple  bool
-	unwrap bool
-	opcode *rapiv2.OpcodeInfo
-	strict string
+	tuple     bool
+	unwrap    bool
+	opcode    *rapiv2.OpcodeInfo
+	strict    string
+	params    bool
+	nullValue bool
 }
 
 func messageOptions(md protoreflect.MessageDescriptor) msgOpts {
@@ -213,6 +243,8 @@ func messageOptions(md protoreflect.MessageDescriptor) msgOpts {
 	mo.tuple, _ = getExtension(opts, rapiv2.E_Tuple).(bool)
 	mo.unwrap, _ = getExtension(opts, rapiv2.E_Unwrap).(bool)
 	mo.strict, _ = getExtension(opts, rapiv2.E_StrictObject).(string)
+	mo.params, _ = getExtension(opts, rapiv2.E_Params).(bool)
+	mo.nullValue, _ = getExtension(opts, rapiv2.E_NullValue).(bool)
 	if oc, ok := getExtension(opts, rapiv2.E_Opcode).(*rapiv2.OpcodeInfo); ok && oc != nil {
 		mo.opcode = oc
 	}
@@ -305,6 +337,8 @@ func buildMsgInfo(md protoreflect.MessageDescriptor) *msgInfo {
 				f.spec = ps
 			}
 			f.empty, _ = getExtension(opts, rapiv2.E_Empty).(rapiv2.LegacyEmpty)
+			f.typedOnly, _ = getExtension(opts, rapiv2.E_TypedOnly).(bool)
+			f.variantName, _ = getExtension(opts, rapiv2.E_VariantBy).(string)
 			if in, _ := getExtension(opts, rapiv2.E_Inline).(bool); in && !mi.tuple && !mi.unwrap && !opSwitch &&
 				fd.Kind() == protoreflect.MessageKind && fd.Cardinality() != protoreflect.Repeated && !f.oneof &&
 				plainObject(fd.Message()) {
@@ -313,6 +347,16 @@ func buildMsgInfo(md protoreflect.MessageDescriptor) *msgInfo {
 		}
 		if opSwitch {
 			f.opID = messageOptions(fd.Message()).opcode.GetId()
+		}
+		if mo.params {
+			// A parameter dict: unset parameters are not in it.
+			if f.empty == rapiv2.LegacyEmpty_LEGACY_EMPTY_UNSPECIFIED {
+				f.empty = rapiv2.LegacyEmpty_LEGACY_EMPTY_OMIT
+			}
+			f.number = fd.Kind() == protoreflect.DoubleKind
+		}
+		if fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() {
+			f.nullMsg = messageOptions(fd.Message()).nullValue
 		}
 		if f.oneof && mi.unwrap {
 			f.match = unwrapMatch[fd.FullName()]
@@ -359,7 +403,23 @@ func buildMsgInfo(md protoreflect.MessageDescriptor) *msgInfo {
 			mi.minTuple = i + 1
 		}
 	}
+	for _, f := range mi.fields {
+		if f.variantName != "" {
+			f.variant = mi.byKey[f.variantName]
+		}
+	}
 	return mi
+}
+
+// variantKey is the member a (variant_by) field's selector value names:
+// its legacy string (an enum's legacy spelling, or a string). ok is false
+// when the selector is absent, null or not a string.
+func variantKey(sel *fieldInfo, v any, set bool) (string, bool) {
+	if sel == nil || !set {
+		return "", false
+	}
+	s, ok := asString(deref(v))
+	return s, ok && s != ""
 }
 
 // tupleDroppable reports whether a tuple position may be left out at the

@@ -132,6 +132,9 @@ func checkRequired(m protoreflect.Message, depth int) error {
 type decoder struct {
 	strict bool // inside an opcode: Ganeti's type checks apply
 	depth  int
+	// variant is the member the next (unwrap) oneof message decoded takes
+	// (the value of a (variant_by) field's selector); "" when none.
+	variant string
 }
 
 func (d *decoder) push() error {
@@ -165,7 +168,8 @@ func (d *decoder) object(m protoreflect.Message, mi *msgInfo, obj Object) error 
 		if !set[i] {
 			continue
 		}
-		if err := d.setField(m, f, vals[i]); err != nil {
+		err := d.variantField(m, f, vals[i], vals, set)
+		if err != nil {
 			if d.strict {
 				return err // the enclosing opcode names the parameter
 			}
@@ -173,6 +177,37 @@ func (d *decoder) object(m protoreflect.Message, mi *msgInfo, obj Object) error 
 		}
 	}
 	return nil
+}
+
+// variantField is setField for a field of an object whose values collect
+// gave: a (variant_by) field takes the member its selector names (and
+// fails without one, unless null).
+func (d *decoder) variantField(m protoreflect.Message, f *fieldInfo, v any, vals []any, set []bool) error {
+	if f.variantName == "" {
+		return d.setField(m, f, v)
+	}
+	var sel any
+	var ok bool
+	if f.variant != nil {
+		sel, ok = vals[f.variant.index], set[f.variant.index]
+	}
+	return d.withVariant(m, f, v, sel, ok)
+}
+
+// withVariant sets the (variant_by) field f from v, the member chosen by
+// the selector value sel (present when ok).
+func (d *decoder) withVariant(m protoreflect.Message, f *fieldInfo, v, sel any, ok bool) error {
+	if deref(v) == nil {
+		return d.field(m, f, nil)
+	}
+	key, ok := variantKey(f.variant, sel, ok)
+	if !ok {
+		return errInvalid
+	}
+	d.variant = key
+	err := d.field(m, f, v)
+	d.variant = ""
+	return err
 }
 
 // setField sets f from the value collect assigned it: for an (inline)
@@ -276,6 +311,8 @@ func (d *decoder) tuple(m protoreflect.Message, mi *msgInfo, list []any) error {
 // field's (e.g. the array of a repeated first field). Null leaves the
 // message empty.
 func (d *decoder) unwrap(m protoreflect.Message, mi *msgInfo, v any) error {
+	variant := d.variant
+	d.variant = ""
 	if v == nil || len(mi.fields) == 0 {
 		return nil
 	}
@@ -284,6 +321,14 @@ func (d *decoder) unwrap(m protoreflect.Message, mi *msgInfo, v any) error {
 		return d.field(m, first, v)
 	}
 	od := first.fd.ContainingOneof()
+	if variant != "" {
+		// A (variant_by) field's selector names the member.
+		f := mi.byKey[variant]
+		if f == nil || f.fd.ContainingOneof() != od {
+			return errInvalid
+		}
+		return d.field(m, f, v)
+	}
 	var values []*fieldInfo
 	var lastErr error
 	try := func(f *fieldInfo) bool {
@@ -359,6 +404,11 @@ func (d *decoder) field(m protoreflect.Message, f *fieldInfo, v any) error {
 	fd := f.fd
 	v = deref(v)
 	spec := d.spec(f)
+	if v == nil && f.nullMsg {
+		// A (null_value) message: null is one of its values.
+		m.Set(fd, m.NewField(fd))
+		return nil
+	}
 	if v == nil {
 		// A google.protobuf.Value field takes null whatever its spec says
 		// (Ganeti's "any"); unset and null encode alike.

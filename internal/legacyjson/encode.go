@@ -402,7 +402,7 @@ func (e *encoder) member(m protoreflect.Message, f *fieldInfo, first bool, skip 
 		e.pop()
 		return first, nil
 	}
-	if skip != "" && f.key == skip {
+	if (skip != "" && f.key == skip) || f.typedOnly {
 		return first, nil
 	}
 	if (f.oneof || e.omitUnset) && f.fd.HasPresence() && !m.Has(f.fd) && !e.nullWhenUnset(f) {
@@ -506,6 +506,9 @@ func (e *encoder) field(m protoreflect.Message, f *fieldInfo) error {
 		return e.mapField(m.Get(fd).Map(), f)
 	case fd.HasPresence() && !m.Has(fd):
 		e.null()
+		return nil
+	case f.number:
+		e.buf = appendNumberValue(e.buf, m.Get(fd).Float())
 		return nil
 	}
 	return e.single(fd, f.enum, m.Get(fd))

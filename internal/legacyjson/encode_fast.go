@@ -39,7 +39,10 @@ func (e *encoder) planMembers(m protoreflect.Message, p *plan) (bool, error) {
 	for i := range p.fields {
 		pf := &p.fields[i]
 		f := pf.fieldInfo
-		if pf.op == opGeneric || pf.op == opMessage || f.inline || f.private() {
+		if f.typedOnly {
+			continue
+		}
+		if pf.op == opGeneric || pf.op == opMessage || pf.op == opMessages || f.inline || f.private() {
 			var err error
 			if first, err = e.member(m, f, first, ""); err != nil {
 				return first, err
@@ -114,9 +117,9 @@ func (e *encoder) planField(pf *planField, ptr unsafe.Pointer) error {
 	case opOptBool:
 		e.buf = strconv.AppendBool(e.buf, **(**bool)(ptr))
 	case opDouble:
-		e.buf = appendPyFloat(e.buf, *(*float64)(ptr), 64)
+		e.buf = appendDouble(e.buf, *(*float64)(ptr), pf.number)
 	case opOptDouble:
-		e.buf = appendPyFloat(e.buf, **(**float64)(ptr), 64)
+		e.buf = appendDouble(e.buf, **(**float64)(ptr), pf.number)
 	case opEnum:
 		e.enum(pf.enum, protoreflect.EnumNumber(*(*int32)(ptr)))
 	case opStrings:
@@ -185,4 +188,13 @@ func writeMap[V any](e *encoder, mp map[string]V, val func(V)) {
 		val(mp[k])
 	}
 	e.buf = append(e.buf, '}')
+}
+
+// appendDouble writes a double field: as Ganeti's number for a (params)
+// field (see fieldInfo.number), otherwise as Python's float repr.
+func appendDouble(b []byte, f float64, number bool) []byte {
+	if number {
+		return appendNumberValue(b, f)
+	}
+	return appendPyFloat(b, f, 64)
 }

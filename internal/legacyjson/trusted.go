@@ -90,6 +90,7 @@ type RowFiller struct {
 type rowCol struct {
 	col int
 	f   *planField
+	sel int // the column of f's (variant_by) selector; -1 when none
 }
 
 // NewRowFiller prepares the conversion of rows whose values are, in order,
@@ -118,7 +119,13 @@ func NewRowFiller(prototype proto.Message, keys []string) *RowFiller {
 	}
 	for i := range p.fields {
 		if col, ok := byField[i]; ok {
-			r.cols = append(r.cols, rowCol{col: col, f: &p.fields[i]})
+			rc := rowCol{col: col, f: &p.fields[i], sel: -1}
+			if v := p.fields[i].variant; v != nil {
+				if sc, ok := byField[v.index]; ok {
+					rc.sel = sc
+				}
+			}
+			r.cols = append(r.cols, rc)
 		}
 	}
 	r.p, r.fast = p, true
@@ -160,6 +167,22 @@ func (r *RowFiller) fill(sl *slab, msg proto.Message, vals []any) (err error) {
 	for _, c := range r.cols {
 		v := vals[c.col]
 		if v == nil {
+			continue
+		}
+		if c.f.variantName != "" {
+			var sel any
+			if c.sel >= 0 {
+				sel = vals[c.sel]
+			}
+			if sel != nil && r.p.fastVariant(sl, base, c.f, v, sel, 1) {
+				continue
+			}
+			if m == nil {
+				m = msg.ProtoReflect()
+			}
+			if err := d.withVariant(m, c.f.fieldInfo, v, sel, sel != nil); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := r.p.setField(sl, base, msg, &m, &d, c.f, v, 1); err != nil {
@@ -208,6 +231,7 @@ const (
 	opMapInt64                // map[string]int64
 	opMapString               // map[string]string
 	opMessage                 // *T, a plain generated message
+	opMessages                // []*T, plain generated messages
 )
 
 // plan is the compiled fast path of one generated message type.
@@ -352,6 +376,9 @@ func fieldOp(f *fieldInfo, gt reflect.Type) (fastOp, reflect.Type) {
 			return opInt64s, nil
 		case fd.Kind() == protoreflect.MessageKind && f.valKind == wktStruct && gt == typStructs:
 			return opStructs, nil
+		case fd.Kind() == protoreflect.MessageKind && f.valKind == wktNone && gt.Kind() == reflect.Slice &&
+			gt.Elem().Kind() == reflect.Pointer && gt.Elem().Elem().Kind() == reflect.Struct && gt.Elem().Implements(typProtoMsg):
+			return opMessages, gt
 		}
 		return opGeneric, nil
 	}
@@ -430,7 +457,25 @@ func (p *plan) fillObject(sl *slab, msg proto.Message, v any, depth int) (err er
 		if !setS[i] {
 			continue
 		}
-		if err := p.setField(sl, base, msg, &m, &d, &p.fields[i], valsS[i], depth); err != nil {
+		f := &p.fields[i]
+		if f.variantName != "" {
+			var sel any
+			var ok bool
+			if f.variant != nil {
+				sel, ok = valsS[f.variant.index], setS[f.variant.index]
+			}
+			if ok && p.fastVariant(sl, base, f, valsS[i], sel, depth) {
+				continue
+			}
+			if m == nil {
+				m = msg.ProtoReflect()
+			}
+			if err := d.variantField(m, f.fieldInfo, valsS[i], valsS, setS); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := p.setField(sl, base, msg, &m, &d, f, valsS[i], depth); err != nil {
 			return err
 		}
 	}
@@ -481,7 +526,9 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 		if f.op == opString {
 			*(*string)(ptr) = s
 		} else {
-			*(**string)(ptr) = &s
+			x := take(&sl.optStrs, &sl.nOptStrs)
+			*x = s
+			*(**string)(ptr) = x
 		}
 	case opInt64, opOptInt64:
 		i, ok := fastInt(v)
@@ -491,7 +538,9 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 		if f.op == opInt64 {
 			*(*int64)(ptr) = i
 		} else {
-			*(**int64)(ptr) = &i
+			x := take(&sl.optInts, &sl.nOptInts)
+			*x = i
+			*(**int64)(ptr) = x
 		}
 	case opInt32, opOptInt32:
 		i, ok := fastInt(v)
@@ -512,7 +561,9 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 		if f.op == opBool {
 			*(*bool)(ptr) = b
 		} else {
-			*(**bool)(ptr) = &b
+			x := take(&sl.optBools, &sl.nOptBools)
+			*x = b
+			*(**bool)(ptr) = x
 		}
 	case opDouble, opOptDouble:
 		var x float64
@@ -529,7 +580,9 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 		if f.op == opDouble {
 			*(*float64)(ptr) = x
 		} else {
-			*(**float64)(ptr) = &x
+			y := take(&sl.optFloats, &sl.nOptFloats)
+			*y = x
+			*(**float64)(ptr) = y
 		}
 	case opEnum:
 		n, ok := fastEnum(f.enum, v)
@@ -606,10 +659,117 @@ func (p *plan) fast(sl *slab, base unsafe.Pointer, f *planField, v any, depth in
 			return false
 		}
 		*(*unsafe.Pointer)(ptr) = pointerOf(sub)
+	case opMessages:
+		list, ok := v.([]any)
+		if !ok {
+			return false
+		}
+		elem := f.sub.Elem()
+		sp := planFor(f.fd.Message(), elem)
+		if !sp.object {
+			return false
+		}
+		out := reflect.MakeSlice(f.sub, len(list), len(list))
+		for i, x := range list {
+			switch x.(type) {
+			case map[string]any, Object:
+			default:
+				return false
+			}
+			sub := reflect.New(elem.Elem())
+			if sp.fillObject(sl, sub.Interface().(proto.Message), x, depth+1) != nil {
+				return false
+			}
+			out.Index(i).Set(sub)
+		}
+		reflect.NewAt(f.sub, ptr).Elem().Set(out)
 	default:
 		return false
 	}
 	return true
+}
+
+// fastVariant sets the (variant_by) field f (at base) from the object v,
+// as the member its selector value sel names, like decoder.withVariant;
+// false leaves the field to it.
+func (p *plan) fastVariant(sl *slab, base unsafe.Pointer, f *planField, v, sel any, depth int) bool {
+	if f.op != opMessage {
+		return false
+	}
+	switch v.(type) {
+	case map[string]any, Object:
+	default:
+		return false
+	}
+	key, ok := variantKey(f.variant, sel, true)
+	if !ok {
+		return false
+	}
+	outer := reflect.New(f.sub.Elem()).Interface().(proto.Message)
+	om := outer.ProtoReflect()
+	oi := infoFor(om.Descriptor())
+	member := oi.byKey[key]
+	if !oi.unwrap || member == nil || !member.oneof || member.fd.Kind() != protoreflect.MessageKind {
+		return false
+	}
+	val := om.NewField(member.fd)
+	sub := val.Message().Interface()
+	sp := planForMessage(sub)
+	if sp == nil || !sp.object || sp.fillObject(sl, sub, v, depth+1) != nil {
+		return false
+	}
+	if set := oneofSetterFor(f.sub, member.fd); set != nil {
+		set(outer, sub)
+	} else {
+		om.Set(member.fd, val)
+	}
+	*(*unsafe.Pointer)(unsafe.Add(base, f.offset)) = pointerOf(outer)
+	return true
+}
+
+var oneofSetters sync.Map // protoreflect.FullName (member) -> func(outer, sub proto.Message); nil when not found
+
+// oneofSetterFor returns a function that sets the oneof member fd of a
+// generated message of type t (a *T) to a message of the member's type,
+// straight into the struct's oneof field (protoreflect's Set costs far
+// more); nil when the generated struct is not as expected.
+func oneofSetterFor(t reflect.Type, fd protoreflect.FieldDescriptor) func(outer, sub proto.Message) {
+	if v, ok := oneofSetters.Load(fd.FullName()); ok {
+		set, _ := v.(func(outer, sub proto.Message))
+		return set
+	}
+	set := buildOneofSetter(t, fd)
+	oneofSetters.Store(fd.FullName(), set)
+	return set
+}
+
+func buildOneofSetter(t reflect.Type, fd protoreflect.FieldDescriptor) func(outer, sub proto.Message) {
+	od := fd.ContainingOneof()
+	if od == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	// The wrapper type of the member: what protoreflect puts in the field.
+	scratch := reflect.New(t.Elem()).Interface().(proto.Message)
+	sm := scratch.ProtoReflect()
+	sm.Set(fd, sm.NewField(fd))
+	st := t.Elem()
+	for i := 0; i < st.NumField(); i++ {
+		sf := st.Field(i)
+		if sf.Tag.Get("protobuf_oneof") != string(od.Name()) || sf.Type.Kind() != reflect.Interface {
+			continue
+		}
+		w := reflect.ValueOf(scratch).Elem().Field(i).Elem() // *Wrapper
+		if w.Kind() != reflect.Pointer || w.Elem().Kind() != reflect.Struct || w.Elem().NumField() != 1 {
+			return nil
+		}
+		wt, offset, it := w.Type(), sf.Offset, sf.Type
+		return func(outer, sub proto.Message) {
+			x := reflect.New(wt.Elem())
+			x.Elem().Field(0).Set(reflect.ValueOf(sub))
+			reflect.NewAt(it, unsafe.Add(pointerOf(outer), offset)).Elem().Set(x)
+		}
+	}
+	return nil
 }
 
 // fastInt is decoder.toInt for the Go integer types and integral floats.
@@ -895,6 +1055,15 @@ type slab struct {
 	structKinds []structpb.Value_StructValue
 
 	nVals, nPtrs, nStructs, nLists, nStrs, nNums, nBools, nNulls, nListKinds, nStructKinds int
+
+	// The targets of optional scalar fields (a typed parameter message
+	// has many).
+	optStrs   []string
+	optInts   []int64
+	optBools  []bool
+	optFloats []float64
+
+	nOptStrs, nOptInts, nOptBools, nOptFloats int
 }
 
 const (

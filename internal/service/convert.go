@@ -26,10 +26,10 @@ func fill(msg proto.Message, v any) error {
 
 var rowFillers sync.Map // protoreflect.FullName -> *legacyjson.RowFiller
 
-// rowFiller converts query rows of legacyjson.Keys(msg) into messages of msg's
+// rowFiller converts query rows of legacyjson.QueryKeys(msg) into messages of msg's
 // type.
 func rowFiller(msg proto.Message) (*legacyjson.RowFiller, []string) {
-	fields := legacyjson.Keys(msg)
+	fields := legacyjson.QueryKeys(msg)
 	name := msg.ProtoReflect().Descriptor().FullName()
 	if v, ok := rowFillers.Load(name); ok {
 		return v.(*legacyjson.RowFiller), fields

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
@@ -86,7 +87,7 @@ func TestFastConversionSameAsFromValue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fields := legacyjson.Keys(r.newMsg())
+			fields := legacyjson.QueryKeys(r.newMsg())
 			res, err := st.Query(r.resource, fields, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -200,7 +201,7 @@ func BenchmarkListInstances1000(b *testing.B) {
 		}
 	})
 	b.Run("FromValue", func(b *testing.B) {
-		fields := legacyjson.Keys(newInstance())
+		fields := legacyjson.QueryKeys(newInstance())
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			res, err := st.Query(cluster.ResInstance, fields, nil)
@@ -253,4 +254,41 @@ func (r stateReader) Get(_ context.Context, resource, name string, fields []stri
 
 func (r stateReader) Query(_ context.Context, resource string, fields []string, filter any, lim backend.QueryLimits) (*backend.QueryResult, error) {
 	return r.st.QueryLimited(resource, fields, filter, lim)
+}
+
+// TestTypedParamsHoldDomainParams checks that the typed parameter messages
+// have a field for every parameter the domain accepts, so that converting
+// an object never drops one: per hypervisor, the parameters it supports;
+// the backend parameters.
+func TestTypedParamsHoldDomainParams(t *testing.T) {
+	fieldsOf := func(md interface {
+		Fields() protoreflect.FieldDescriptors
+	}) map[string]bool {
+		out := map[string]bool{}
+		for i := 0; i < md.Fields().Len(); i++ {
+			out[md.Fields().Get(i).JSONName()] = true
+		}
+		return out
+	}
+	members := (&rapiv2.HvParams{}).ProtoReflect().Descriptor().Oneofs().ByName("hypervisor").Fields()
+	for _, hv := range cluster.Hypervisors {
+		supported, ok := cluster.HypervisorParameters(hv)
+		member := members.ByJSONName(hv)
+		if !ok || member == nil {
+			t.Errorf("hypervisor %q: domain knows it %v, HvParams member %v", hv, ok, member)
+			continue
+		}
+		have := fieldsOf(member.Message())
+		for k := range supported {
+			if !have[k] {
+				t.Errorf("hypervisor %q: parameter %q has no field in %s", hv, k, member.Message().Name())
+			}
+		}
+	}
+	have := fieldsOf((&rapiv2.BeParams{}).ProtoReflect().Descriptor())
+	for k := range cluster.BEParamTypes() {
+		if !have[k] {
+			t.Errorf("backend parameter %q has no field in BeParams", k)
+		}
+	}
 }

@@ -212,6 +212,9 @@ func TestReadMessagesMatchFieldLists(t *testing.T) {
 			if fd.JSONName() == "log_serial_after" || fd.JSONName() == "version" { // WatchJob's deltas and versions: typed API only, never set on the legacy surface
 				continue
 			}
+			if typedOnly, _ := proto.GetExtension(fd.Options(), rapiv2.E_TypedOnly).(bool); typedOnly { // typed API only (an instance's hypervisor)
+				continue
+			}
 			got = append(got, fd.JSONName())
 		}
 		if strings.Join(got, ",") != strings.Join(want, ",") {

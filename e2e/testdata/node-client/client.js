@@ -15,7 +15,12 @@
 //   3. follows it with the JobService.WatchJob server stream until it ends,
 //      rebuilding the job from the stream: the first message is the whole
 //      job, the later ones only what changed (Job.log_serial_after);
-//   4. reads the cluster's tags back (TagService.ListClusterTags).
+//   4. reads the cluster's tags back (TagService.ListClusterTags);
+//   5. with INSTANCE set, reads that instance (InstanceService.GetInstance)
+//      and reports its typed parameters: beparams.maxmem (an int64 field,
+//      a decimal string with longs: String), its hypervisor and which
+//      member of the hvparams oneof is set, and the cluster's default
+//      vcpus (ClusterInfo.beparams["default"].vcpus).
 // On success it prints one JSON line starting with "RESULT " and exits 0.
 //
 // Environment: GRPC_TARGET (host:port), GRPC_CA_FILE (PEM certificate to
@@ -136,6 +141,7 @@ async function main() {
   const cluster = new v2.ClusterService(target, channel, options);
   const jobs = new v2.JobService(target, channel, options);
   const tags = new v2.TagService(target, channel, options);
+  const instances = new v2.InstanceService(target, channel, options);
 
   // 1. GetInfo without credentials (refused unless anonymous reads are
   // allowed), then with them.
@@ -180,6 +186,24 @@ async function main() {
     throw new Error(`cluster tags after job ${jobId}: ${JSON.stringify(tagList.tags)}`);
   }
 
+  // 5. Typed parameters of an instance and of the cluster.
+  let typed = null;
+  const instanceName = process.env.INSTANCE;
+  if (instanceName) {
+    const inst = await unary(instances, 'GetInstance', { instance_name: instanceName }, authed());
+    const be = inst.beparams || {};
+    typed = {
+      maxmem: be.maxmem,
+      maxmem_type: typeof be.maxmem,
+      custom_maxmem: (inst.custom_beparams || {}).maxmem,
+      // (proto-loader names each proto3 optional's synthetic oneof "_<field>")
+      beparams_keys: Object.keys(be).filter((k) => !k.startsWith('_')).sort(),
+      hypervisor: inst.hypervisor,
+      hvparams_member: (inst.hvparams || {}).hypervisor,
+      cluster_vcpus: ((info.beparams || {}).default || {}).vcpus,
+    };
+  }
+
   const statuses = [];
   for (const u of updates) {
     if (statuses[statuses.length - 1] !== u.status) statuses.push(u.status);
@@ -196,10 +220,12 @@ async function main() {
     summary: last.summary,
     log_entries: (last.oplog || []).reduce((n, l) => n + ((l && l.entries) || []).length, 0),
     tags: tagList.tags,
+    typed,
   }));
   cluster.close();
   jobs.close();
   tags.close();
+  instances.close();
 }
 
 main().catch((err) => {

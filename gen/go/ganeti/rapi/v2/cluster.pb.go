@@ -382,31 +382,35 @@ type ClusterInfo struct {
 	DefaultHypervisor  string                 `protobuf:"bytes,10,opt,name=default_hypervisor,proto3" json:"default_hypervisor,omitempty"`
 	EnabledHypervisors []string               `protobuf:"bytes,11,rep,name=enabled_hypervisors,proto3" json:"enabled_hypervisors,omitempty"`
 	// Per hypervisor, its parameters.
-	Hvparams             *structpb.Struct `protobuf:"bytes,12,opt,name=hvparams,proto3" json:"hvparams,omitempty"`
-	OsHvp                *structpb.Struct `protobuf:"bytes,13,opt,name=os_hvp,proto3" json:"os_hvp,omitempty"`
-	Beparams             *structpb.Struct `protobuf:"bytes,14,opt,name=beparams,proto3" json:"beparams,omitempty"`
-	Osparams             *structpb.Struct `protobuf:"bytes,15,opt,name=osparams,proto3" json:"osparams,omitempty"`
-	Ipolicy              *structpb.Struct `protobuf:"bytes,16,opt,name=ipolicy,proto3" json:"ipolicy,omitempty"`
-	Nicparams            *structpb.Struct `protobuf:"bytes,17,opt,name=nicparams,proto3" json:"nicparams,omitempty"`
-	Ndparams             *structpb.Struct `protobuf:"bytes,18,opt,name=ndparams,proto3" json:"ndparams,omitempty"`
-	Diskparams           *structpb.Struct `protobuf:"bytes,19,opt,name=diskparams,proto3" json:"diskparams,omitempty"`
-	CandidatePoolSize    int64            `protobuf:"varint,20,opt,name=candidate_pool_size,proto3" json:"candidate_pool_size,omitempty"`
-	MaxRunningJobs       int64            `protobuf:"varint,21,opt,name=max_running_jobs,proto3" json:"max_running_jobs,omitempty"`
-	MaxTrackedJobs       int64            `protobuf:"varint,22,opt,name=max_tracked_jobs,proto3" json:"max_tracked_jobs,omitempty"`
-	MacPrefix            string           `protobuf:"bytes,23,opt,name=mac_prefix,proto3" json:"mac_prefix,omitempty"`
-	MasterNetdev         string           `protobuf:"bytes,24,opt,name=master_netdev,proto3" json:"master_netdev,omitempty"`
-	MasterNetmask        int64            `protobuf:"varint,25,opt,name=master_netmask,proto3" json:"master_netmask,omitempty"`
-	UseExternalMipScript bool             `protobuf:"varint,26,opt,name=use_external_mip_script,proto3" json:"use_external_mip_script,omitempty"`
-	VolumeGroupName      *string          `protobuf:"bytes,27,opt,name=volume_group_name,proto3,oneof" json:"volume_group_name,omitempty"`
-	DrbdUsermodeHelper   *string          `protobuf:"bytes,28,opt,name=drbd_usermode_helper,proto3,oneof" json:"drbd_usermode_helper,omitempty"`
-	FileStorageDir       string           `protobuf:"bytes,29,opt,name=file_storage_dir,proto3" json:"file_storage_dir,omitempty"`
-	SharedFileStorageDir string           `protobuf:"bytes,30,opt,name=shared_file_storage_dir,proto3" json:"shared_file_storage_dir,omitempty"`
-	GlusterStorageDir    string           `protobuf:"bytes,31,opt,name=gluster_storage_dir,proto3" json:"gluster_storage_dir,omitempty"`
-	MaintainNodeHealth   bool             `protobuf:"varint,32,opt,name=maintain_node_health,proto3" json:"maintain_node_health,omitempty"`
-	Ctime                float64          `protobuf:"fixed64,33,opt,name=ctime,proto3" json:"ctime,omitempty"`
-	Mtime                float64          `protobuf:"fixed64,34,opt,name=mtime,proto3" json:"mtime,omitempty"`
-	Uuid                 string           `protobuf:"bytes,35,opt,name=uuid,proto3" json:"uuid,omitempty"`
-	Tags                 []string         `protobuf:"bytes,36,rep,name=tags,proto3" json:"tags,omitempty"`
+	Hvparams *ClusterHvParams `protobuf:"bytes,12,opt,name=hvparams,proto3" json:"hvparams,omitempty"`
+	// Per OS, the hypervisor parameters it overrides.
+	OsHvp map[string]*ClusterHvParams `protobuf:"bytes,13,rep,name=os_hvp,proto3" json:"os_hvp,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Per node group name ("default"), its backend parameters.
+	Beparams map[string]*BeParams `protobuf:"bytes,14,rep,name=beparams,proto3" json:"beparams,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Per OS, its parameters.
+	Osparams map[string]*OsParams `protobuf:"bytes,15,rep,name=osparams,proto3" json:"osparams,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Ipolicy  *IPolicy             `protobuf:"bytes,16,opt,name=ipolicy,proto3" json:"ipolicy,omitempty"`
+	// Per node group name ("default"), its NIC parameters.
+	Nicparams            map[string]*NicLinkParams `protobuf:"bytes,17,rep,name=nicparams,proto3" json:"nicparams,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Ndparams             *NdParams                 `protobuf:"bytes,18,opt,name=ndparams,proto3" json:"ndparams,omitempty"`
+	Diskparams           *DiskParams               `protobuf:"bytes,19,opt,name=diskparams,proto3" json:"diskparams,omitempty"`
+	CandidatePoolSize    int64                     `protobuf:"varint,20,opt,name=candidate_pool_size,proto3" json:"candidate_pool_size,omitempty"`
+	MaxRunningJobs       int64                     `protobuf:"varint,21,opt,name=max_running_jobs,proto3" json:"max_running_jobs,omitempty"`
+	MaxTrackedJobs       int64                     `protobuf:"varint,22,opt,name=max_tracked_jobs,proto3" json:"max_tracked_jobs,omitempty"`
+	MacPrefix            string                    `protobuf:"bytes,23,opt,name=mac_prefix,proto3" json:"mac_prefix,omitempty"`
+	MasterNetdev         string                    `protobuf:"bytes,24,opt,name=master_netdev,proto3" json:"master_netdev,omitempty"`
+	MasterNetmask        int64                     `protobuf:"varint,25,opt,name=master_netmask,proto3" json:"master_netmask,omitempty"`
+	UseExternalMipScript bool                      `protobuf:"varint,26,opt,name=use_external_mip_script,proto3" json:"use_external_mip_script,omitempty"`
+	VolumeGroupName      *string                   `protobuf:"bytes,27,opt,name=volume_group_name,proto3,oneof" json:"volume_group_name,omitempty"`
+	DrbdUsermodeHelper   *string                   `protobuf:"bytes,28,opt,name=drbd_usermode_helper,proto3,oneof" json:"drbd_usermode_helper,omitempty"`
+	FileStorageDir       string                    `protobuf:"bytes,29,opt,name=file_storage_dir,proto3" json:"file_storage_dir,omitempty"`
+	SharedFileStorageDir string                    `protobuf:"bytes,30,opt,name=shared_file_storage_dir,proto3" json:"shared_file_storage_dir,omitempty"`
+	GlusterStorageDir    string                    `protobuf:"bytes,31,opt,name=gluster_storage_dir,proto3" json:"gluster_storage_dir,omitempty"`
+	MaintainNodeHealth   bool                      `protobuf:"varint,32,opt,name=maintain_node_health,proto3" json:"maintain_node_health,omitempty"`
+	Ctime                float64                   `protobuf:"fixed64,33,opt,name=ctime,proto3" json:"ctime,omitempty"`
+	Mtime                float64                   `protobuf:"fixed64,34,opt,name=mtime,proto3" json:"mtime,omitempty"`
+	Uuid                 string                    `protobuf:"bytes,35,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Tags                 []string                  `protobuf:"bytes,36,rep,name=tags,proto3" json:"tags,omitempty"`
 	// List of [low, high] user-id ranges.
 	UidPool                      *structpb.ListValue `protobuf:"bytes,37,opt,name=uid_pool,proto3" json:"uid_pool,omitempty"`
 	DefaultIallocator            string              `protobuf:"bytes,38,opt,name=default_iallocator,proto3" json:"default_iallocator,omitempty"`
@@ -542,56 +546,56 @@ func (x *ClusterInfo) GetEnabledHypervisors() []string {
 	return nil
 }
 
-func (x *ClusterInfo) GetHvparams() *structpb.Struct {
+func (x *ClusterInfo) GetHvparams() *ClusterHvParams {
 	if x != nil {
 		return x.Hvparams
 	}
 	return nil
 }
 
-func (x *ClusterInfo) GetOsHvp() *structpb.Struct {
+func (x *ClusterInfo) GetOsHvp() map[string]*ClusterHvParams {
 	if x != nil {
 		return x.OsHvp
 	}
 	return nil
 }
 
-func (x *ClusterInfo) GetBeparams() *structpb.Struct {
+func (x *ClusterInfo) GetBeparams() map[string]*BeParams {
 	if x != nil {
 		return x.Beparams
 	}
 	return nil
 }
 
-func (x *ClusterInfo) GetOsparams() *structpb.Struct {
+func (x *ClusterInfo) GetOsparams() map[string]*OsParams {
 	if x != nil {
 		return x.Osparams
 	}
 	return nil
 }
 
-func (x *ClusterInfo) GetIpolicy() *structpb.Struct {
+func (x *ClusterInfo) GetIpolicy() *IPolicy {
 	if x != nil {
 		return x.Ipolicy
 	}
 	return nil
 }
 
-func (x *ClusterInfo) GetNicparams() *structpb.Struct {
+func (x *ClusterInfo) GetNicparams() map[string]*NicLinkParams {
 	if x != nil {
 		return x.Nicparams
 	}
 	return nil
 }
 
-func (x *ClusterInfo) GetNdparams() *structpb.Struct {
+func (x *ClusterInfo) GetNdparams() *NdParams {
 	if x != nil {
 		return x.Ndparams
 	}
 	return nil
 }
 
-func (x *ClusterInfo) GetDiskparams() *structpb.Struct {
+func (x *ClusterInfo) GetDiskparams() *DiskParams {
 	if x != nil {
 		return x.Diskparams
 	}
@@ -868,7 +872,7 @@ var File_ganeti_rapi_v2_cluster_proto protoreflect.FileDescriptor
 
 const file_ganeti_rapi_v2_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1cganeti/rapi/v2/cluster.proto\x12\x0eganeti.rapi.v2\x1a\x1bganeti/rapi/v2/common.proto\x1a\x1cganeti/rapi/v2/opcodes.proto\x1a\x1cganeti/rapi/v2/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x10\n" +
+	"\x1cganeti/rapi/v2/cluster.proto\x12\x0eganeti.rapi.v2\x1a\x1bganeti/rapi/v2/common.proto\x1a\x1cganeti/rapi/v2/opcodes.proto\x1a\x1cganeti/rapi/v2/options.proto\x1a\x1bganeti/rapi/v2/params.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x10\n" +
 	"\x0eGetRootRequest\"\x13\n" +
 	"\x11GetVersionRequest\"#\n" +
 	"\aVersion\x12\x18\n" +
@@ -882,7 +886,7 @@ const file_ganeti_rapi_v2_cluster_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"h\n" +
 	"\x19RedistributeConfigRequest\x123\n" +
 	"\x02op\x18\x01 \x01(\v2#.ganeti.rapi.v2.OpClusterRedistConfR\x02op\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xcf\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x87\x1a\n" +
 	"\vClusterInfo\x12*\n" +
 	"\x10software_version\x18\x01 \x01(\tR\x10software_version\x12*\n" +
 	"\x10protocol_version\x18\x02 \x01(\x03R\x10protocol_version\x12&\n" +
@@ -895,16 +899,16 @@ const file_ganeti_rapi_v2_cluster_proto_rawDesc = "" +
 	"\x06master\x18\t \x01(\tR\x06master\x12.\n" +
 	"\x12default_hypervisor\x18\n" +
 	" \x01(\tR\x12default_hypervisor\x120\n" +
-	"\x13enabled_hypervisors\x18\v \x03(\tR\x13enabled_hypervisors\x123\n" +
-	"\bhvparams\x18\f \x01(\v2\x17.google.protobuf.StructR\bhvparams\x12/\n" +
-	"\x06os_hvp\x18\r \x01(\v2\x17.google.protobuf.StructR\x06os_hvp\x123\n" +
-	"\bbeparams\x18\x0e \x01(\v2\x17.google.protobuf.StructR\bbeparams\x123\n" +
-	"\bosparams\x18\x0f \x01(\v2\x17.google.protobuf.StructR\bosparams\x121\n" +
-	"\aipolicy\x18\x10 \x01(\v2\x17.google.protobuf.StructR\aipolicy\x125\n" +
-	"\tnicparams\x18\x11 \x01(\v2\x17.google.protobuf.StructR\tnicparams\x123\n" +
-	"\bndparams\x18\x12 \x01(\v2\x17.google.protobuf.StructR\bndparams\x127\n" +
+	"\x13enabled_hypervisors\x18\v \x03(\tR\x13enabled_hypervisors\x12;\n" +
+	"\bhvparams\x18\f \x01(\v2\x1f.ganeti.rapi.v2.ClusterHvParamsR\bhvparams\x12>\n" +
+	"\x06os_hvp\x18\r \x03(\v2&.ganeti.rapi.v2.ClusterInfo.OsHvpEntryR\x06os_hvp\x12E\n" +
+	"\bbeparams\x18\x0e \x03(\v2).ganeti.rapi.v2.ClusterInfo.BeparamsEntryR\bbeparams\x12E\n" +
+	"\bosparams\x18\x0f \x03(\v2).ganeti.rapi.v2.ClusterInfo.OsparamsEntryR\bosparams\x121\n" +
+	"\aipolicy\x18\x10 \x01(\v2\x17.ganeti.rapi.v2.IPolicyR\aipolicy\x12H\n" +
+	"\tnicparams\x18\x11 \x03(\v2*.ganeti.rapi.v2.ClusterInfo.NicparamsEntryR\tnicparams\x124\n" +
+	"\bndparams\x18\x12 \x01(\v2\x18.ganeti.rapi.v2.NdParamsR\bndparams\x12:\n" +
 	"\n" +
-	"diskparams\x18\x13 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"diskparams\x18\x13 \x01(\v2\x1a.ganeti.rapi.v2.DiskParamsR\n" +
 	"diskparams\x120\n" +
 	"\x13candidate_pool_size\x18\x14 \x01(\x03R\x13candidate_pool_size\x12*\n" +
 	"\x10max_running_jobs\x18\x15 \x01(\x03R\x10max_running_jobs\x12*\n" +
@@ -945,7 +949,20 @@ const file_ganeti_rapi_v2_cluster_proto_rawDesc = "" +
 	"\fssh_key_type\x186 \x01(\tR\fssh_key_type\x12\"\n" +
 	"\fssh_key_bits\x187 \x01(\x03R\fssh_key_bits\x12\x1d\n" +
 	"\avg_name\x188 \x01(\tH\x02R\avg_name\x88\x01\x01\x12%\n" +
-	"\vdrbd_helper\x189 \x01(\tH\x03R\vdrbd_helper\x88\x01\x01\x1aH\n" +
+	"\vdrbd_helper\x189 \x01(\tH\x03R\vdrbd_helper\x88\x01\x01\x1aY\n" +
+	"\n" +
+	"OsHvpEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x125\n" +
+	"\x05value\x18\x02 \x01(\v2\x1f.ganeti.rapi.v2.ClusterHvParamsR\x05value:\x028\x01\x1aU\n" +
+	"\rBeparamsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
+	"\x05value\x18\x02 \x01(\v2\x18.ganeti.rapi.v2.BeParamsR\x05value:\x028\x01\x1aU\n" +
+	"\rOsparamsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
+	"\x05value\x18\x02 \x01(\v2\x18.ganeti.rapi.v2.OsParamsR\x05value:\x028\x01\x1a[\n" +
+	"\x0eNicparamsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x123\n" +
+	"\x05value\x18\x02 \x01(\v2\x1d.ganeti.rapi.v2.NicLinkParamsR\x05value:\x028\x01\x1aH\n" +
 	"\x1aEnabledDataCollectorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\x1aH\n" +
@@ -988,7 +1005,7 @@ func file_ganeti_rapi_v2_cluster_proto_rawDescGZIP() []byte {
 	return file_ganeti_rapi_v2_cluster_proto_rawDescData
 }
 
-var file_ganeti_rapi_v2_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_ganeti_rapi_v2_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_ganeti_rapi_v2_cluster_proto_goTypes = []any{
 	(*GetRootRequest)(nil),            // 0: ganeti.rapi.v2.GetRootRequest
 	(*GetVersionRequest)(nil),         // 1: ganeti.rapi.v2.GetVersionRequest
@@ -999,49 +1016,64 @@ var file_ganeti_rapi_v2_cluster_proto_goTypes = []any{
 	(*ModifyClusterRequest)(nil),      // 6: ganeti.rapi.v2.ModifyClusterRequest
 	(*RedistributeConfigRequest)(nil), // 7: ganeti.rapi.v2.RedistributeConfigRequest
 	(*ClusterInfo)(nil),               // 8: ganeti.rapi.v2.ClusterInfo
-	nil,                               // 9: ganeti.rapi.v2.ClusterInfo.EnabledDataCollectorsEntry
-	nil,                               // 10: ganeti.rapi.v2.ClusterInfo.DataCollectorIntervalEntry
-	(*OpClusterSetParams)(nil),        // 11: ganeti.rapi.v2.OpClusterSetParams
-	(*OpClusterRedistConf)(nil),       // 12: ganeti.rapi.v2.OpClusterRedistConf
-	(*structpb.Struct)(nil),           // 13: google.protobuf.Struct
-	(*structpb.ListValue)(nil),        // 14: google.protobuf.ListValue
-	(*structpb.Value)(nil),            // 15: google.protobuf.Value
-	(*JobSubmission)(nil),             // 16: ganeti.rapi.v2.JobSubmission
+	nil,                               // 9: ganeti.rapi.v2.ClusterInfo.OsHvpEntry
+	nil,                               // 10: ganeti.rapi.v2.ClusterInfo.BeparamsEntry
+	nil,                               // 11: ganeti.rapi.v2.ClusterInfo.OsparamsEntry
+	nil,                               // 12: ganeti.rapi.v2.ClusterInfo.NicparamsEntry
+	nil,                               // 13: ganeti.rapi.v2.ClusterInfo.EnabledDataCollectorsEntry
+	nil,                               // 14: ganeti.rapi.v2.ClusterInfo.DataCollectorIntervalEntry
+	(*OpClusterSetParams)(nil),        // 15: ganeti.rapi.v2.OpClusterSetParams
+	(*OpClusterRedistConf)(nil),       // 16: ganeti.rapi.v2.OpClusterRedistConf
+	(*ClusterHvParams)(nil),           // 17: ganeti.rapi.v2.ClusterHvParams
+	(*IPolicy)(nil),                   // 18: ganeti.rapi.v2.IPolicy
+	(*NdParams)(nil),                  // 19: ganeti.rapi.v2.NdParams
+	(*DiskParams)(nil),                // 20: ganeti.rapi.v2.DiskParams
+	(*structpb.ListValue)(nil),        // 21: google.protobuf.ListValue
+	(*structpb.Struct)(nil),           // 22: google.protobuf.Struct
+	(*BeParams)(nil),                  // 23: ganeti.rapi.v2.BeParams
+	(*OsParams)(nil),                  // 24: ganeti.rapi.v2.OsParams
+	(*NicLinkParams)(nil),             // 25: ganeti.rapi.v2.NicLinkParams
+	(*structpb.Value)(nil),            // 26: google.protobuf.Value
+	(*JobSubmission)(nil),             // 27: ganeti.rapi.v2.JobSubmission
 }
 var file_ganeti_rapi_v2_cluster_proto_depIdxs = []int32{
-	11, // 0: ganeti.rapi.v2.ModifyClusterRequest.op:type_name -> ganeti.rapi.v2.OpClusterSetParams
-	12, // 1: ganeti.rapi.v2.RedistributeConfigRequest.op:type_name -> ganeti.rapi.v2.OpClusterRedistConf
-	13, // 2: ganeti.rapi.v2.ClusterInfo.hvparams:type_name -> google.protobuf.Struct
-	13, // 3: ganeti.rapi.v2.ClusterInfo.os_hvp:type_name -> google.protobuf.Struct
-	13, // 4: ganeti.rapi.v2.ClusterInfo.beparams:type_name -> google.protobuf.Struct
-	13, // 5: ganeti.rapi.v2.ClusterInfo.osparams:type_name -> google.protobuf.Struct
-	13, // 6: ganeti.rapi.v2.ClusterInfo.ipolicy:type_name -> google.protobuf.Struct
-	13, // 7: ganeti.rapi.v2.ClusterInfo.nicparams:type_name -> google.protobuf.Struct
-	13, // 8: ganeti.rapi.v2.ClusterInfo.ndparams:type_name -> google.protobuf.Struct
-	13, // 9: ganeti.rapi.v2.ClusterInfo.diskparams:type_name -> google.protobuf.Struct
-	14, // 10: ganeti.rapi.v2.ClusterInfo.uid_pool:type_name -> google.protobuf.ListValue
-	13, // 11: ganeti.rapi.v2.ClusterInfo.default_iallocator_params:type_name -> google.protobuf.Struct
-	9,  // 12: ganeti.rapi.v2.ClusterInfo.enabled_data_collectors:type_name -> ganeti.rapi.v2.ClusterInfo.EnabledDataCollectorsEntry
-	10, // 13: ganeti.rapi.v2.ClusterInfo.data_collector_interval:type_name -> ganeti.rapi.v2.ClusterInfo.DataCollectorIntervalEntry
-	0,  // 14: ganeti.rapi.v2.VersionService.GetRoot:input_type -> ganeti.rapi.v2.GetRootRequest
-	0,  // 15: ganeti.rapi.v2.VersionService.GetRootV2:input_type -> ganeti.rapi.v2.GetRootRequest
-	1,  // 16: ganeti.rapi.v2.VersionService.GetVersion:input_type -> ganeti.rapi.v2.GetVersionRequest
-	3,  // 17: ganeti.rapi.v2.VersionService.GetFeatures:input_type -> ganeti.rapi.v2.GetFeaturesRequest
-	5,  // 18: ganeti.rapi.v2.ClusterService.GetInfo:input_type -> ganeti.rapi.v2.GetInfoRequest
-	6,  // 19: ganeti.rapi.v2.ClusterService.ModifyCluster:input_type -> ganeti.rapi.v2.ModifyClusterRequest
-	7,  // 20: ganeti.rapi.v2.ClusterService.RedistributeConfig:input_type -> ganeti.rapi.v2.RedistributeConfigRequest
-	15, // 21: ganeti.rapi.v2.VersionService.GetRoot:output_type -> google.protobuf.Value
-	15, // 22: ganeti.rapi.v2.VersionService.GetRootV2:output_type -> google.protobuf.Value
-	2,  // 23: ganeti.rapi.v2.VersionService.GetVersion:output_type -> ganeti.rapi.v2.Version
-	4,  // 24: ganeti.rapi.v2.VersionService.GetFeatures:output_type -> ganeti.rapi.v2.Features
-	8,  // 25: ganeti.rapi.v2.ClusterService.GetInfo:output_type -> ganeti.rapi.v2.ClusterInfo
-	16, // 26: ganeti.rapi.v2.ClusterService.ModifyCluster:output_type -> ganeti.rapi.v2.JobSubmission
-	16, // 27: ganeti.rapi.v2.ClusterService.RedistributeConfig:output_type -> ganeti.rapi.v2.JobSubmission
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	15, // 0: ganeti.rapi.v2.ModifyClusterRequest.op:type_name -> ganeti.rapi.v2.OpClusterSetParams
+	16, // 1: ganeti.rapi.v2.RedistributeConfigRequest.op:type_name -> ganeti.rapi.v2.OpClusterRedistConf
+	17, // 2: ganeti.rapi.v2.ClusterInfo.hvparams:type_name -> ganeti.rapi.v2.ClusterHvParams
+	9,  // 3: ganeti.rapi.v2.ClusterInfo.os_hvp:type_name -> ganeti.rapi.v2.ClusterInfo.OsHvpEntry
+	10, // 4: ganeti.rapi.v2.ClusterInfo.beparams:type_name -> ganeti.rapi.v2.ClusterInfo.BeparamsEntry
+	11, // 5: ganeti.rapi.v2.ClusterInfo.osparams:type_name -> ganeti.rapi.v2.ClusterInfo.OsparamsEntry
+	18, // 6: ganeti.rapi.v2.ClusterInfo.ipolicy:type_name -> ganeti.rapi.v2.IPolicy
+	12, // 7: ganeti.rapi.v2.ClusterInfo.nicparams:type_name -> ganeti.rapi.v2.ClusterInfo.NicparamsEntry
+	19, // 8: ganeti.rapi.v2.ClusterInfo.ndparams:type_name -> ganeti.rapi.v2.NdParams
+	20, // 9: ganeti.rapi.v2.ClusterInfo.diskparams:type_name -> ganeti.rapi.v2.DiskParams
+	21, // 10: ganeti.rapi.v2.ClusterInfo.uid_pool:type_name -> google.protobuf.ListValue
+	22, // 11: ganeti.rapi.v2.ClusterInfo.default_iallocator_params:type_name -> google.protobuf.Struct
+	13, // 12: ganeti.rapi.v2.ClusterInfo.enabled_data_collectors:type_name -> ganeti.rapi.v2.ClusterInfo.EnabledDataCollectorsEntry
+	14, // 13: ganeti.rapi.v2.ClusterInfo.data_collector_interval:type_name -> ganeti.rapi.v2.ClusterInfo.DataCollectorIntervalEntry
+	17, // 14: ganeti.rapi.v2.ClusterInfo.OsHvpEntry.value:type_name -> ganeti.rapi.v2.ClusterHvParams
+	23, // 15: ganeti.rapi.v2.ClusterInfo.BeparamsEntry.value:type_name -> ganeti.rapi.v2.BeParams
+	24, // 16: ganeti.rapi.v2.ClusterInfo.OsparamsEntry.value:type_name -> ganeti.rapi.v2.OsParams
+	25, // 17: ganeti.rapi.v2.ClusterInfo.NicparamsEntry.value:type_name -> ganeti.rapi.v2.NicLinkParams
+	0,  // 18: ganeti.rapi.v2.VersionService.GetRoot:input_type -> ganeti.rapi.v2.GetRootRequest
+	0,  // 19: ganeti.rapi.v2.VersionService.GetRootV2:input_type -> ganeti.rapi.v2.GetRootRequest
+	1,  // 20: ganeti.rapi.v2.VersionService.GetVersion:input_type -> ganeti.rapi.v2.GetVersionRequest
+	3,  // 21: ganeti.rapi.v2.VersionService.GetFeatures:input_type -> ganeti.rapi.v2.GetFeaturesRequest
+	5,  // 22: ganeti.rapi.v2.ClusterService.GetInfo:input_type -> ganeti.rapi.v2.GetInfoRequest
+	6,  // 23: ganeti.rapi.v2.ClusterService.ModifyCluster:input_type -> ganeti.rapi.v2.ModifyClusterRequest
+	7,  // 24: ganeti.rapi.v2.ClusterService.RedistributeConfig:input_type -> ganeti.rapi.v2.RedistributeConfigRequest
+	26, // 25: ganeti.rapi.v2.VersionService.GetRoot:output_type -> google.protobuf.Value
+	26, // 26: ganeti.rapi.v2.VersionService.GetRootV2:output_type -> google.protobuf.Value
+	2,  // 27: ganeti.rapi.v2.VersionService.GetVersion:output_type -> ganeti.rapi.v2.Version
+	4,  // 28: ganeti.rapi.v2.VersionService.GetFeatures:output_type -> ganeti.rapi.v2.Features
+	8,  // 29: ganeti.rapi.v2.ClusterService.GetInfo:output_type -> ganeti.rapi.v2.ClusterInfo
+	27, // 30: ganeti.rapi.v2.ClusterService.ModifyCluster:output_type -> ganeti.rapi.v2.JobSubmission
+	27, // 31: ganeti.rapi.v2.ClusterService.RedistributeConfig:output_type -> ganeti.rapi.v2.JobSubmission
+	25, // [25:32] is the sub-list for method output_type
+	18, // [18:25] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_ganeti_rapi_v2_cluster_proto_init() }
@@ -1052,6 +1084,7 @@ func file_ganeti_rapi_v2_cluster_proto_init() {
 	file_ganeti_rapi_v2_common_proto_init()
 	file_ganeti_rapi_v2_opcodes_proto_init()
 	file_ganeti_rapi_v2_options_proto_init()
+	file_ganeti_rapi_v2_params_proto_init()
 	file_ganeti_rapi_v2_cluster_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1059,7 +1092,7 @@ func file_ganeti_rapi_v2_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ganeti_rapi_v2_cluster_proto_rawDesc), len(file_ganeti_rapi_v2_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

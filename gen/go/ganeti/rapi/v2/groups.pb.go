@@ -10,7 +10,6 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -181,12 +180,12 @@ type Group struct {
 	Name             string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	NodeCnt          int64                  `protobuf:"varint,3,opt,name=node_cnt,proto3" json:"node_cnt,omitempty"`
 	NodeList         []string               `protobuf:"bytes,4,rep,name=node_list,proto3" json:"node_list,omitempty"`
-	Ipolicy          *structpb.Struct       `protobuf:"bytes,5,opt,name=ipolicy,proto3" json:"ipolicy,omitempty"`
-	CustomIpolicy    *structpb.Struct       `protobuf:"bytes,6,opt,name=custom_ipolicy,proto3" json:"custom_ipolicy,omitempty"`
-	Diskparams       *structpb.Struct       `protobuf:"bytes,7,opt,name=diskparams,proto3" json:"diskparams,omitempty"`
-	CustomDiskparams *structpb.Struct       `protobuf:"bytes,8,opt,name=custom_diskparams,proto3" json:"custom_diskparams,omitempty"`
-	Ndparams         *structpb.Struct       `protobuf:"bytes,9,opt,name=ndparams,proto3" json:"ndparams,omitempty"`
-	CustomNdparams   *structpb.Struct       `protobuf:"bytes,10,opt,name=custom_ndparams,proto3" json:"custom_ndparams,omitempty"`
+	Ipolicy          *IPolicy               `protobuf:"bytes,5,opt,name=ipolicy,proto3" json:"ipolicy,omitempty"`
+	CustomIpolicy    *IPolicy               `protobuf:"bytes,6,opt,name=custom_ipolicy,proto3" json:"custom_ipolicy,omitempty"`
+	Diskparams       *DiskParams            `protobuf:"bytes,7,opt,name=diskparams,proto3" json:"diskparams,omitempty"`
+	CustomDiskparams *DiskParams            `protobuf:"bytes,8,opt,name=custom_diskparams,proto3" json:"custom_diskparams,omitempty"`
+	Ndparams         *NdParams              `protobuf:"bytes,9,opt,name=ndparams,proto3" json:"ndparams,omitempty"`
+	CustomNdparams   *NdParams              `protobuf:"bytes,10,opt,name=custom_ndparams,proto3" json:"custom_ndparams,omitempty"`
 	Ctime            float64                `protobuf:"fixed64,11,opt,name=ctime,proto3" json:"ctime,omitempty"`
 	Mtime            float64                `protobuf:"fixed64,12,opt,name=mtime,proto3" json:"mtime,omitempty"`
 	Uuid             string                 `protobuf:"bytes,13,opt,name=uuid,proto3" json:"uuid,omitempty"`
@@ -254,42 +253,42 @@ func (x *Group) GetNodeList() []string {
 	return nil
 }
 
-func (x *Group) GetIpolicy() *structpb.Struct {
+func (x *Group) GetIpolicy() *IPolicy {
 	if x != nil {
 		return x.Ipolicy
 	}
 	return nil
 }
 
-func (x *Group) GetCustomIpolicy() *structpb.Struct {
+func (x *Group) GetCustomIpolicy() *IPolicy {
 	if x != nil {
 		return x.CustomIpolicy
 	}
 	return nil
 }
 
-func (x *Group) GetDiskparams() *structpb.Struct {
+func (x *Group) GetDiskparams() *DiskParams {
 	if x != nil {
 		return x.Diskparams
 	}
 	return nil
 }
 
-func (x *Group) GetCustomDiskparams() *structpb.Struct {
+func (x *Group) GetCustomDiskparams() *DiskParams {
 	if x != nil {
 		return x.CustomDiskparams
 	}
 	return nil
 }
 
-func (x *Group) GetNdparams() *structpb.Struct {
+func (x *Group) GetNdparams() *NdParams {
 	if x != nil {
 		return x.Ndparams
 	}
 	return nil
 }
 
-func (x *Group) GetCustomNdparams() *structpb.Struct {
+func (x *Group) GetCustomNdparams() *NdParams {
 	if x != nil {
 		return x.CustomNdparams
 	}
@@ -672,7 +671,7 @@ var File_ganeti_rapi_v2_groups_proto protoreflect.FileDescriptor
 
 const file_ganeti_rapi_v2_groups_proto_rawDesc = "" +
 	"\n" +
-	"\x1bganeti/rapi/v2/groups.proto\x12\x0eganeti.rapi.v2\x1a\x1bganeti/rapi/v2/common.proto\x1a\x1cganeti/rapi/v2/opcodes.proto\x1a\x1cganeti/rapi/v2/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"'\n" +
+	"\x1bganeti/rapi/v2/groups.proto\x12\x0eganeti.rapi.v2\x1a\x1bganeti/rapi/v2/common.proto\x1a\x1cganeti/rapi/v2/opcodes.proto\x1a\x1cganeti/rapi/v2/options.proto\x1a\x1bganeti/rapi/v2/params.proto\x1a\x1cgoogle/api/annotations.proto\"'\n" +
 	"\x11ListGroupsRequest\x12\x12\n" +
 	"\x04bulk\x18\x01 \x01(\bR\x04bulk\"w\n" +
 	"\x12ListGroupsResponse\x12,\n" +
@@ -682,21 +681,21 @@ const file_ganeti_rapi_v2_groups_proto_rawDesc = "" +
 	"\n" +
 	"group_name\x18\x01 \x01(\tR\n" +
 	"group_name\x12\x12\n" +
-	"\x04lock\x18\x02 \x01(\bR\x04lock\"\xd7\x04\n" +
+	"\x04lock\x18\x02 \x01(\bR\x04lock\"\xdf\x04\n" +
 	"\x05Group\x12\"\n" +
 	"\falloc_policy\x18\x01 \x01(\tR\falloc_policy\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
 	"\bnode_cnt\x18\x03 \x01(\x03R\bnode_cnt\x12\x1c\n" +
 	"\tnode_list\x18\x04 \x03(\tR\tnode_list\x121\n" +
-	"\aipolicy\x18\x05 \x01(\v2\x17.google.protobuf.StructR\aipolicy\x12?\n" +
-	"\x0ecustom_ipolicy\x18\x06 \x01(\v2\x17.google.protobuf.StructR\x0ecustom_ipolicy\x127\n" +
+	"\aipolicy\x18\x05 \x01(\v2\x17.ganeti.rapi.v2.IPolicyR\aipolicy\x12?\n" +
+	"\x0ecustom_ipolicy\x18\x06 \x01(\v2\x17.ganeti.rapi.v2.IPolicyR\x0ecustom_ipolicy\x12:\n" +
 	"\n" +
-	"diskparams\x18\a \x01(\v2\x17.google.protobuf.StructR\n" +
-	"diskparams\x12E\n" +
-	"\x11custom_diskparams\x18\b \x01(\v2\x17.google.protobuf.StructR\x11custom_diskparams\x123\n" +
-	"\bndparams\x18\t \x01(\v2\x17.google.protobuf.StructR\bndparams\x12A\n" +
+	"diskparams\x18\a \x01(\v2\x1a.ganeti.rapi.v2.DiskParamsR\n" +
+	"diskparams\x12H\n" +
+	"\x11custom_diskparams\x18\b \x01(\v2\x1a.ganeti.rapi.v2.DiskParamsR\x11custom_diskparams\x124\n" +
+	"\bndparams\x18\t \x01(\v2\x18.ganeti.rapi.v2.NdParamsR\bndparams\x12B\n" +
 	"\x0fcustom_ndparams\x18\n" +
-	" \x01(\v2\x17.google.protobuf.StructR\x0fcustom_ndparams\x12\x14\n" +
+	" \x01(\v2\x18.ganeti.rapi.v2.NdParamsR\x0fcustom_ndparams\x12\x14\n" +
 	"\x05ctime\x18\v \x01(\x01R\x05ctime\x12\x14\n" +
 	"\x05mtime\x18\f \x01(\x01R\x05mtime\x12\x12\n" +
 	"\x04uuid\x18\r \x01(\tR\x04uuid\x12\x1c\n" +
@@ -803,28 +802,30 @@ var file_ganeti_rapi_v2_groups_proto_goTypes = []any{
 	(*ModifyGroupRequest)(nil),      // 7: ganeti.rapi.v2.ModifyGroupRequest
 	(*RenameGroupRequest)(nil),      // 8: ganeti.rapi.v2.RenameGroupRequest
 	(*NamedRef)(nil),                // 9: ganeti.rapi.v2.NamedRef
-	(*structpb.Struct)(nil),         // 10: google.protobuf.Struct
-	(*OpGroupAdd)(nil),              // 11: ganeti.rapi.v2.OpGroupAdd
-	(*JobOptions)(nil),              // 12: ganeti.rapi.v2.JobOptions
-	(*OpGroupAssignNodes)(nil),      // 13: ganeti.rapi.v2.OpGroupAssignNodes
-	(*OpGroupSetParams)(nil),        // 14: ganeti.rapi.v2.OpGroupSetParams
-	(*OpGroupRename)(nil),           // 15: ganeti.rapi.v2.OpGroupRename
-	(*JobSubmission)(nil),           // 16: ganeti.rapi.v2.JobSubmission
+	(*IPolicy)(nil),                 // 10: ganeti.rapi.v2.IPolicy
+	(*DiskParams)(nil),              // 11: ganeti.rapi.v2.DiskParams
+	(*NdParams)(nil),                // 12: ganeti.rapi.v2.NdParams
+	(*OpGroupAdd)(nil),              // 13: ganeti.rapi.v2.OpGroupAdd
+	(*JobOptions)(nil),              // 14: ganeti.rapi.v2.JobOptions
+	(*OpGroupAssignNodes)(nil),      // 15: ganeti.rapi.v2.OpGroupAssignNodes
+	(*OpGroupSetParams)(nil),        // 16: ganeti.rapi.v2.OpGroupSetParams
+	(*OpGroupRename)(nil),           // 17: ganeti.rapi.v2.OpGroupRename
+	(*JobSubmission)(nil),           // 18: ganeti.rapi.v2.JobSubmission
 }
 var file_ganeti_rapi_v2_groups_proto_depIdxs = []int32{
 	9,  // 0: ganeti.rapi.v2.ListGroupsResponse.refs:type_name -> ganeti.rapi.v2.NamedRef
 	3,  // 1: ganeti.rapi.v2.ListGroupsResponse.groups:type_name -> ganeti.rapi.v2.Group
-	10, // 2: ganeti.rapi.v2.Group.ipolicy:type_name -> google.protobuf.Struct
-	10, // 3: ganeti.rapi.v2.Group.custom_ipolicy:type_name -> google.protobuf.Struct
-	10, // 4: ganeti.rapi.v2.Group.diskparams:type_name -> google.protobuf.Struct
-	10, // 5: ganeti.rapi.v2.Group.custom_diskparams:type_name -> google.protobuf.Struct
-	10, // 6: ganeti.rapi.v2.Group.ndparams:type_name -> google.protobuf.Struct
-	10, // 7: ganeti.rapi.v2.Group.custom_ndparams:type_name -> google.protobuf.Struct
-	11, // 8: ganeti.rapi.v2.CreateGroupRequest.op:type_name -> ganeti.rapi.v2.OpGroupAdd
-	12, // 9: ganeti.rapi.v2.DeleteGroupRequest.options:type_name -> ganeti.rapi.v2.JobOptions
-	13, // 10: ganeti.rapi.v2.AssignGroupNodesRequest.op:type_name -> ganeti.rapi.v2.OpGroupAssignNodes
-	14, // 11: ganeti.rapi.v2.ModifyGroupRequest.op:type_name -> ganeti.rapi.v2.OpGroupSetParams
-	15, // 12: ganeti.rapi.v2.RenameGroupRequest.op:type_name -> ganeti.rapi.v2.OpGroupRename
+	10, // 2: ganeti.rapi.v2.Group.ipolicy:type_name -> ganeti.rapi.v2.IPolicy
+	10, // 3: ganeti.rapi.v2.Group.custom_ipolicy:type_name -> ganeti.rapi.v2.IPolicy
+	11, // 4: ganeti.rapi.v2.Group.diskparams:type_name -> ganeti.rapi.v2.DiskParams
+	11, // 5: ganeti.rapi.v2.Group.custom_diskparams:type_name -> ganeti.rapi.v2.DiskParams
+	12, // 6: ganeti.rapi.v2.Group.ndparams:type_name -> ganeti.rapi.v2.NdParams
+	12, // 7: ganeti.rapi.v2.Group.custom_ndparams:type_name -> ganeti.rapi.v2.NdParams
+	13, // 8: ganeti.rapi.v2.CreateGroupRequest.op:type_name -> ganeti.rapi.v2.OpGroupAdd
+	14, // 9: ganeti.rapi.v2.DeleteGroupRequest.options:type_name -> ganeti.rapi.v2.JobOptions
+	15, // 10: ganeti.rapi.v2.AssignGroupNodesRequest.op:type_name -> ganeti.rapi.v2.OpGroupAssignNodes
+	16, // 11: ganeti.rapi.v2.ModifyGroupRequest.op:type_name -> ganeti.rapi.v2.OpGroupSetParams
+	17, // 12: ganeti.rapi.v2.RenameGroupRequest.op:type_name -> ganeti.rapi.v2.OpGroupRename
 	0,  // 13: ganeti.rapi.v2.GroupService.ListGroups:input_type -> ganeti.rapi.v2.ListGroupsRequest
 	4,  // 14: ganeti.rapi.v2.GroupService.CreateGroup:input_type -> ganeti.rapi.v2.CreateGroupRequest
 	2,  // 15: ganeti.rapi.v2.GroupService.GetGroup:input_type -> ganeti.rapi.v2.GetGroupRequest
@@ -833,12 +834,12 @@ var file_ganeti_rapi_v2_groups_proto_depIdxs = []int32{
 	7,  // 18: ganeti.rapi.v2.GroupService.ModifyGroup:input_type -> ganeti.rapi.v2.ModifyGroupRequest
 	8,  // 19: ganeti.rapi.v2.GroupService.RenameGroup:input_type -> ganeti.rapi.v2.RenameGroupRequest
 	1,  // 20: ganeti.rapi.v2.GroupService.ListGroups:output_type -> ganeti.rapi.v2.ListGroupsResponse
-	16, // 21: ganeti.rapi.v2.GroupService.CreateGroup:output_type -> ganeti.rapi.v2.JobSubmission
+	18, // 21: ganeti.rapi.v2.GroupService.CreateGroup:output_type -> ganeti.rapi.v2.JobSubmission
 	3,  // 22: ganeti.rapi.v2.GroupService.GetGroup:output_type -> ganeti.rapi.v2.Group
-	16, // 23: ganeti.rapi.v2.GroupService.DeleteGroup:output_type -> ganeti.rapi.v2.JobSubmission
-	16, // 24: ganeti.rapi.v2.GroupService.AssignGroupNodes:output_type -> ganeti.rapi.v2.JobSubmission
-	16, // 25: ganeti.rapi.v2.GroupService.ModifyGroup:output_type -> ganeti.rapi.v2.JobSubmission
-	16, // 26: ganeti.rapi.v2.GroupService.RenameGroup:output_type -> ganeti.rapi.v2.JobSubmission
+	18, // 23: ganeti.rapi.v2.GroupService.DeleteGroup:output_type -> ganeti.rapi.v2.JobSubmission
+	18, // 24: ganeti.rapi.v2.GroupService.AssignGroupNodes:output_type -> ganeti.rapi.v2.JobSubmission
+	18, // 25: ganeti.rapi.v2.GroupService.ModifyGroup:output_type -> ganeti.rapi.v2.JobSubmission
+	18, // 26: ganeti.rapi.v2.GroupService.RenameGroup:output_type -> ganeti.rapi.v2.JobSubmission
 	20, // [20:27] is the sub-list for method output_type
 	13, // [13:20] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
@@ -854,6 +855,7 @@ func file_ganeti_rapi_v2_groups_proto_init() {
 	file_ganeti_rapi_v2_common_proto_init()
 	file_ganeti_rapi_v2_opcodes_proto_init()
 	file_ganeti_rapi_v2_options_proto_init()
+	file_ganeti_rapi_v2_params_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

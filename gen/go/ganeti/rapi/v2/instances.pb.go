@@ -210,23 +210,28 @@ type Instance struct {
 	DiskUuids    []string            `protobuf:"bytes,20,rep,name=disk_uuids,json=disk.uuids,proto3" json:"disk_uuids,omitempty"`
 	DiskNames    *structpb.ListValue `protobuf:"bytes,21,opt,name=disk_names,json=disk.names,proto3" json:"disk_names,omitempty"`
 	// Merged backend parameters, plus "memory" (a copy of maxmem).
-	Beparams  *structpb.Struct `protobuf:"bytes,22,opt,name=beparams,proto3" json:"beparams,omitempty"`
-	Hvparams  *structpb.Struct `protobuf:"bytes,23,opt,name=hvparams,proto3" json:"hvparams,omitempty"`
-	OperState *bool            `protobuf:"varint,24,opt,name=oper_state,proto3,oneof" json:"oper_state,omitempty"`
-	OperRam   *int64           `protobuf:"varint,25,opt,name=oper_ram,proto3,oneof" json:"oper_ram,omitempty"`
-	OperVcpus *int64           `protobuf:"varint,26,opt,name=oper_vcpus,proto3,oneof" json:"oper_vcpus,omitempty"`
+	Beparams *BeParams `protobuf:"bytes,22,opt,name=beparams,proto3" json:"beparams,omitempty"`
+	// Merged hypervisor parameters of the instance's hypervisor.
+	Hvparams  *HvParams `protobuf:"bytes,23,opt,name=hvparams,proto3" json:"hvparams,omitempty"`
+	OperState *bool     `protobuf:"varint,24,opt,name=oper_state,proto3,oneof" json:"oper_state,omitempty"`
+	OperRam   *int64    `protobuf:"varint,25,opt,name=oper_ram,proto3,oneof" json:"oper_ram,omitempty"`
+	OperVcpus *int64    `protobuf:"varint,26,opt,name=oper_vcpus,proto3,oneof" json:"oper_vcpus,omitempty"`
 	// running, ADMIN_down, ADMIN_offline, ERROR_up, ERROR_down, ...
-	Status          string             `protobuf:"bytes,27,opt,name=status,proto3" json:"status,omitempty"`
-	CustomHvparams  *structpb.Struct   `protobuf:"bytes,28,opt,name=custom_hvparams,proto3" json:"custom_hvparams,omitempty"`
-	CustomBeparams  *structpb.Struct   `protobuf:"bytes,29,opt,name=custom_beparams,proto3" json:"custom_beparams,omitempty"`
-	CustomNicparams []*structpb.Struct `protobuf:"bytes,30,rep,name=custom_nicparams,proto3" json:"custom_nicparams,omitempty"`
-	Ctime           float64            `protobuf:"fixed64,31,opt,name=ctime,proto3" json:"ctime,omitempty"`
-	Mtime           float64            `protobuf:"fixed64,32,opt,name=mtime,proto3" json:"mtime,omitempty"`
-	Uuid            string             `protobuf:"bytes,33,opt,name=uuid,proto3" json:"uuid,omitempty"`
-	SerialNo        int64              `protobuf:"varint,34,opt,name=serial_no,proto3" json:"serial_no,omitempty"`
-	Tags            []string           `protobuf:"bytes,35,rep,name=tags,proto3" json:"tags,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	Status          string           `protobuf:"bytes,27,opt,name=status,proto3" json:"status,omitempty"`
+	CustomHvparams  *HvParams        `protobuf:"bytes,28,opt,name=custom_hvparams,proto3" json:"custom_hvparams,omitempty"`
+	CustomBeparams  *BeParams        `protobuf:"bytes,29,opt,name=custom_beparams,proto3" json:"custom_beparams,omitempty"`
+	CustomNicparams []*NicLinkParams `protobuf:"bytes,30,rep,name=custom_nicparams,proto3" json:"custom_nicparams,omitempty"`
+	Ctime           float64          `protobuf:"fixed64,31,opt,name=ctime,proto3" json:"ctime,omitempty"`
+	Mtime           float64          `protobuf:"fixed64,32,opt,name=mtime,proto3" json:"mtime,omitempty"`
+	Uuid            string           `protobuf:"bytes,33,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	SerialNo        int64            `protobuf:"varint,34,opt,name=serial_no,proto3" json:"serial_no,omitempty"`
+	Tags            []string         `protobuf:"bytes,35,rep,name=tags,proto3" json:"tags,omitempty"`
+	// The instance's hypervisor (Ganeti's name, such as "kvm"): it chooses
+	// the member of hvparams and custom_hvparams. Not in the legacy object
+	// (not one of rlib2's I_FIELDS).
+	Hypervisor    string `protobuf:"bytes,36,opt,name=hypervisor,proto3" json:"hypervisor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -406,14 +411,14 @@ func (x *Instance) GetDiskNames() *structpb.ListValue {
 	return nil
 }
 
-func (x *Instance) GetBeparams() *structpb.Struct {
+func (x *Instance) GetBeparams() *BeParams {
 	if x != nil {
 		return x.Beparams
 	}
 	return nil
 }
 
-func (x *Instance) GetHvparams() *structpb.Struct {
+func (x *Instance) GetHvparams() *HvParams {
 	if x != nil {
 		return x.Hvparams
 	}
@@ -448,21 +453,21 @@ func (x *Instance) GetStatus() string {
 	return ""
 }
 
-func (x *Instance) GetCustomHvparams() *structpb.Struct {
+func (x *Instance) GetCustomHvparams() *HvParams {
 	if x != nil {
 		return x.CustomHvparams
 	}
 	return nil
 }
 
-func (x *Instance) GetCustomBeparams() *structpb.Struct {
+func (x *Instance) GetCustomBeparams() *BeParams {
 	if x != nil {
 		return x.CustomBeparams
 	}
 	return nil
 }
 
-func (x *Instance) GetCustomNicparams() []*structpb.Struct {
+func (x *Instance) GetCustomNicparams() []*NicLinkParams {
 	if x != nil {
 		return x.CustomNicparams
 	}
@@ -502,6 +507,13 @@ func (x *Instance) GetTags() []string {
 		return x.Tags
 	}
 	return nil
+}
+
+func (x *Instance) GetHypervisor() string {
+	if x != nil {
+		return x.Hypervisor
+	}
+	return ""
 }
 
 // CreateInstanceRequest creates an instance. Its legacy body is
@@ -2088,7 +2100,7 @@ var File_ganeti_rapi_v2_instances_proto protoreflect.FileDescriptor
 
 const file_ganeti_rapi_v2_instances_proto_rawDesc = "" +
 	"\n" +
-	"\x1eganeti/rapi/v2/instances.proto\x12\x0eganeti.rapi.v2\x1a\x1bganeti/rapi/v2/common.proto\x1a\x1cganeti/rapi/v2/opcodes.proto\x1a\x1cganeti/rapi/v2/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\">\n" +
+	"\x1eganeti/rapi/v2/instances.proto\x12\x0eganeti.rapi.v2\x1a\x1bganeti/rapi/v2/common.proto\x1a\x1cganeti/rapi/v2/opcodes.proto\x1a\x1cganeti/rapi/v2/options.proto\x1a\x1bganeti/rapi/v2/params.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\">\n" +
 	"\x14ListInstancesRequest\x12\x12\n" +
 	"\x04bulk\x18\x01 \x01(\bR\x04bulk\x12\x12\n" +
 	"\x04lock\x18\x02 \x01(\bR\x04lock\"\x82\x01\n" +
@@ -2097,7 +2109,7 @@ const file_ganeti_rapi_v2_instances_proto_rawDesc = "" +
 	"\tinstances\x18\x02 \x03(\v2\x18.ganeti.rapi.v2.InstanceR\tinstances:\x04\xe0\xb5\x18\x01\"N\n" +
 	"\x12GetInstanceRequest\x12$\n" +
 	"\rinstance_name\x18\x01 \x01(\tR\rinstance_name\x12\x12\n" +
-	"\x04lock\x18\x02 \x01(\bR\x04lock\"\xc1\v\n" +
+	"\x04lock\x18\x02 \x01(\bR\x04lock\"\x91\f\n" +
 	"\bInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vadmin_state\x18\x02 \x01(\tR\vadmin_state\x12\x0e\n" +
@@ -2128,9 +2140,10 @@ const file_ganeti_rapi_v2_instances_proto_rawDesc = "" +
 	"disk.uuids\x12:\n" +
 	"\n" +
 	"disk_names\x18\x15 \x01(\v2\x1a.google.protobuf.ListValueR\n" +
-	"disk.names\x123\n" +
-	"\bbeparams\x18\x16 \x01(\v2\x17.google.protobuf.StructR\bbeparams\x123\n" +
-	"\bhvparams\x18\x17 \x01(\v2\x17.google.protobuf.StructR\bhvparams\x12#\n" +
+	"disk.names\x124\n" +
+	"\bbeparams\x18\x16 \x01(\v2\x18.ganeti.rapi.v2.BeParamsR\bbeparams\x12D\n" +
+	"\bhvparams\x18\x17 \x01(\v2\x18.ganeti.rapi.v2.HvParamsB\x0e¶\x18\n" +
+	"hypervisorR\bhvparams\x12#\n" +
 	"\n" +
 	"oper_state\x18\x18 \x01(\bH\x01R\n" +
 	"oper_state\x88\x01\x01\x12\x1f\n" +
@@ -2138,15 +2151,19 @@ const file_ganeti_rapi_v2_instances_proto_rawDesc = "" +
 	"\n" +
 	"oper_vcpus\x18\x1a \x01(\x03H\x03R\n" +
 	"oper_vcpus\x88\x01\x01\x12\x16\n" +
-	"\x06status\x18\x1b \x01(\tR\x06status\x12A\n" +
-	"\x0fcustom_hvparams\x18\x1c \x01(\v2\x17.google.protobuf.StructR\x0fcustom_hvparams\x12A\n" +
-	"\x0fcustom_beparams\x18\x1d \x01(\v2\x17.google.protobuf.StructR\x0fcustom_beparams\x12C\n" +
-	"\x10custom_nicparams\x18\x1e \x03(\v2\x17.google.protobuf.StructR\x10custom_nicparams\x12\x14\n" +
+	"\x06status\x18\x1b \x01(\tR\x06status\x12R\n" +
+	"\x0fcustom_hvparams\x18\x1c \x01(\v2\x18.ganeti.rapi.v2.HvParamsB\x0e¶\x18\n" +
+	"hypervisorR\x0fcustom_hvparams\x12B\n" +
+	"\x0fcustom_beparams\x18\x1d \x01(\v2\x18.ganeti.rapi.v2.BeParamsR\x0fcustom_beparams\x12I\n" +
+	"\x10custom_nicparams\x18\x1e \x03(\v2\x1d.ganeti.rapi.v2.NicLinkParamsR\x10custom_nicparams\x12\x14\n" +
 	"\x05ctime\x18\x1f \x01(\x01R\x05ctime\x12\x14\n" +
 	"\x05mtime\x18  \x01(\x01R\x05mtime\x12\x12\n" +
 	"\x04uuid\x18! \x01(\tR\x04uuid\x12\x1c\n" +
 	"\tserial_no\x18\" \x01(\x03R\tserial_no\x12\x12\n" +
-	"\x04tags\x18# \x03(\tR\x04tagsB\x0f\n" +
+	"\x04tags\x18# \x03(\tR\x04tags\x12$\n" +
+	"\n" +
+	"hypervisor\x18$ \x01(\tB\x04ȶ\x18\x01R\n" +
+	"hypervisorB\x0f\n" +
 	"\r_network_portB\r\n" +
 	"\v_oper_stateB\v\n" +
 	"\t_oper_ramB\r\n" +
@@ -2434,25 +2451,28 @@ var file_ganeti_rapi_v2_instances_proto_goTypes = []any{
 	(*StartupInstanceRequest)(nil),         // 26: ganeti.rapi.v2.StartupInstanceRequest
 	(*ItemRef)(nil),                        // 27: ganeti.rapi.v2.ItemRef
 	(*structpb.ListValue)(nil),             // 28: google.protobuf.ListValue
-	(*structpb.Struct)(nil),                // 29: google.protobuf.Struct
-	(*OpInstanceCreate)(nil),               // 30: ganeti.rapi.v2.OpInstanceCreate
-	(*OpInstanceMultiAlloc)(nil),           // 31: ganeti.rapi.v2.OpInstanceMultiAlloc
-	(*OpInstanceRemove)(nil),               // 32: ganeti.rapi.v2.OpInstanceRemove
-	(*JobOptions)(nil),                     // 33: ganeti.rapi.v2.JobOptions
-	(*OpInstanceGrowDisk)(nil),             // 34: ganeti.rapi.v2.OpInstanceGrowDisk
-	(*OpBackupExport)(nil),                 // 35: ganeti.rapi.v2.OpBackupExport
-	(*OpInstanceFailover)(nil),             // 36: ganeti.rapi.v2.OpInstanceFailover
-	(*OpInstanceMigrate)(nil),              // 37: ganeti.rapi.v2.OpInstanceMigrate
-	(*OpInstanceSetParams)(nil),            // 38: ganeti.rapi.v2.OpInstanceSetParams
-	(ExportMode)(0),                        // 39: ganeti.rapi.v2.ExportMode
-	(*OpInstanceReboot)(nil),               // 40: ganeti.rapi.v2.OpInstanceReboot
-	(RebootType)(0),                        // 41: ganeti.rapi.v2.RebootType
-	(*OpInstanceRecreateDisks)(nil),        // 42: ganeti.rapi.v2.OpInstanceRecreateDisks
-	(*OpInstanceRename)(nil),               // 43: ganeti.rapi.v2.OpInstanceRename
-	(*OpInstanceReplaceDisks)(nil),         // 44: ganeti.rapi.v2.OpInstanceReplaceDisks
-	(ReplaceDisksMode)(0),                  // 45: ganeti.rapi.v2.ReplaceDisksMode
-	(*OpInstanceShutdown)(nil),             // 46: ganeti.rapi.v2.OpInstanceShutdown
-	(*JobSubmission)(nil),                  // 47: ganeti.rapi.v2.JobSubmission
+	(*BeParams)(nil),                       // 29: ganeti.rapi.v2.BeParams
+	(*HvParams)(nil),                       // 30: ganeti.rapi.v2.HvParams
+	(*NicLinkParams)(nil),                  // 31: ganeti.rapi.v2.NicLinkParams
+	(*OpInstanceCreate)(nil),               // 32: ganeti.rapi.v2.OpInstanceCreate
+	(*OpInstanceMultiAlloc)(nil),           // 33: ganeti.rapi.v2.OpInstanceMultiAlloc
+	(*structpb.Struct)(nil),                // 34: google.protobuf.Struct
+	(*OpInstanceRemove)(nil),               // 35: ganeti.rapi.v2.OpInstanceRemove
+	(*JobOptions)(nil),                     // 36: ganeti.rapi.v2.JobOptions
+	(*OpInstanceGrowDisk)(nil),             // 37: ganeti.rapi.v2.OpInstanceGrowDisk
+	(*OpBackupExport)(nil),                 // 38: ganeti.rapi.v2.OpBackupExport
+	(*OpInstanceFailover)(nil),             // 39: ganeti.rapi.v2.OpInstanceFailover
+	(*OpInstanceMigrate)(nil),              // 40: ganeti.rapi.v2.OpInstanceMigrate
+	(*OpInstanceSetParams)(nil),            // 41: ganeti.rapi.v2.OpInstanceSetParams
+	(ExportMode)(0),                        // 42: ganeti.rapi.v2.ExportMode
+	(*OpInstanceReboot)(nil),               // 43: ganeti.rapi.v2.OpInstanceReboot
+	(RebootType)(0),                        // 44: ganeti.rapi.v2.RebootType
+	(*OpInstanceRecreateDisks)(nil),        // 45: ganeti.rapi.v2.OpInstanceRecreateDisks
+	(*OpInstanceRename)(nil),               // 46: ganeti.rapi.v2.OpInstanceRename
+	(*OpInstanceReplaceDisks)(nil),         // 47: ganeti.rapi.v2.OpInstanceReplaceDisks
+	(ReplaceDisksMode)(0),                  // 48: ganeti.rapi.v2.ReplaceDisksMode
+	(*OpInstanceShutdown)(nil),             // 49: ganeti.rapi.v2.OpInstanceShutdown
+	(*JobSubmission)(nil),                  // 50: ganeti.rapi.v2.JobSubmission
 }
 var file_ganeti_rapi_v2_instances_proto_depIdxs = []int32{
 	27, // 0: ganeti.rapi.v2.ListInstancesResponse.refs:type_name -> ganeti.rapi.v2.ItemRef
@@ -2464,34 +2484,34 @@ var file_ganeti_rapi_v2_instances_proto_depIdxs = []int32{
 	28, // 6: ganeti.rapi.v2.Instance.nic_bridges:type_name -> google.protobuf.ListValue
 	28, // 7: ganeti.rapi.v2.Instance.disk_spindles:type_name -> google.protobuf.ListValue
 	28, // 8: ganeti.rapi.v2.Instance.disk_names:type_name -> google.protobuf.ListValue
-	29, // 9: ganeti.rapi.v2.Instance.beparams:type_name -> google.protobuf.Struct
-	29, // 10: ganeti.rapi.v2.Instance.hvparams:type_name -> google.protobuf.Struct
-	29, // 11: ganeti.rapi.v2.Instance.custom_hvparams:type_name -> google.protobuf.Struct
-	29, // 12: ganeti.rapi.v2.Instance.custom_beparams:type_name -> google.protobuf.Struct
-	29, // 13: ganeti.rapi.v2.Instance.custom_nicparams:type_name -> google.protobuf.Struct
+	29, // 9: ganeti.rapi.v2.Instance.beparams:type_name -> ganeti.rapi.v2.BeParams
+	30, // 10: ganeti.rapi.v2.Instance.hvparams:type_name -> ganeti.rapi.v2.HvParams
+	30, // 11: ganeti.rapi.v2.Instance.custom_hvparams:type_name -> ganeti.rapi.v2.HvParams
+	29, // 12: ganeti.rapi.v2.Instance.custom_beparams:type_name -> ganeti.rapi.v2.BeParams
+	31, // 13: ganeti.rapi.v2.Instance.custom_nicparams:type_name -> ganeti.rapi.v2.NicLinkParams
 	5,  // 14: ganeti.rapi.v2.CreateInstanceRequest.body:type_name -> ganeti.rapi.v2.CreateInstanceBody
-	30, // 15: ganeti.rapi.v2.CreateInstanceBody.op:type_name -> ganeti.rapi.v2.OpInstanceCreate
-	31, // 16: ganeti.rapi.v2.MultiAllocateInstancesRequest.op:type_name -> ganeti.rapi.v2.OpInstanceMultiAlloc
+	32, // 15: ganeti.rapi.v2.CreateInstanceBody.op:type_name -> ganeti.rapi.v2.OpInstanceCreate
+	33, // 16: ganeti.rapi.v2.MultiAllocateInstancesRequest.op:type_name -> ganeti.rapi.v2.OpInstanceMultiAlloc
 	10, // 17: ganeti.rapi.v2.ReinstallInstanceRequest.body:type_name -> ganeti.rapi.v2.ReinstallBody
-	29, // 18: ganeti.rapi.v2.ReinstallBody.osparams:type_name -> google.protobuf.Struct
-	32, // 19: ganeti.rapi.v2.DeleteInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceRemove
-	33, // 20: ganeti.rapi.v2.ActivateInstanceDisksRequest.options:type_name -> ganeti.rapi.v2.JobOptions
-	33, // 21: ganeti.rapi.v2.DeactivateInstanceDisksRequest.options:type_name -> ganeti.rapi.v2.JobOptions
-	34, // 22: ganeti.rapi.v2.GrowInstanceDiskRequest.op:type_name -> ganeti.rapi.v2.OpInstanceGrowDisk
-	35, // 23: ganeti.rapi.v2.ExportInstanceRequest.op:type_name -> ganeti.rapi.v2.OpBackupExport
-	36, // 24: ganeti.rapi.v2.FailoverInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceFailover
-	37, // 25: ganeti.rapi.v2.MigrateInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceMigrate
-	38, // 26: ganeti.rapi.v2.ModifyInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceSetParams
-	39, // 27: ganeti.rapi.v2.PrepareInstanceExportRequest.mode:type_name -> ganeti.rapi.v2.ExportMode
-	33, // 28: ganeti.rapi.v2.PrepareInstanceExportRequest.options:type_name -> ganeti.rapi.v2.JobOptions
-	40, // 29: ganeti.rapi.v2.RebootInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceReboot
-	41, // 30: ganeti.rapi.v2.RebootInstanceRequest.type:type_name -> ganeti.rapi.v2.RebootType
-	42, // 31: ganeti.rapi.v2.RecreateInstanceDisksRequest.op:type_name -> ganeti.rapi.v2.OpInstanceRecreateDisks
-	43, // 32: ganeti.rapi.v2.RenameInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceRename
-	44, // 33: ganeti.rapi.v2.ReplaceInstanceDisksRequest.op:type_name -> ganeti.rapi.v2.OpInstanceReplaceDisks
-	45, // 34: ganeti.rapi.v2.ReplaceInstanceDisksRequest.mode:type_name -> ganeti.rapi.v2.ReplaceDisksMode
-	46, // 35: ganeti.rapi.v2.ShutdownInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceShutdown
-	33, // 36: ganeti.rapi.v2.StartupInstanceRequest.options:type_name -> ganeti.rapi.v2.JobOptions
+	34, // 18: ganeti.rapi.v2.ReinstallBody.osparams:type_name -> google.protobuf.Struct
+	35, // 19: ganeti.rapi.v2.DeleteInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceRemove
+	36, // 20: ganeti.rapi.v2.ActivateInstanceDisksRequest.options:type_name -> ganeti.rapi.v2.JobOptions
+	36, // 21: ganeti.rapi.v2.DeactivateInstanceDisksRequest.options:type_name -> ganeti.rapi.v2.JobOptions
+	37, // 22: ganeti.rapi.v2.GrowInstanceDiskRequest.op:type_name -> ganeti.rapi.v2.OpInstanceGrowDisk
+	38, // 23: ganeti.rapi.v2.ExportInstanceRequest.op:type_name -> ganeti.rapi.v2.OpBackupExport
+	39, // 24: ganeti.rapi.v2.FailoverInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceFailover
+	40, // 25: ganeti.rapi.v2.MigrateInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceMigrate
+	41, // 26: ganeti.rapi.v2.ModifyInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceSetParams
+	42, // 27: ganeti.rapi.v2.PrepareInstanceExportRequest.mode:type_name -> ganeti.rapi.v2.ExportMode
+	36, // 28: ganeti.rapi.v2.PrepareInstanceExportRequest.options:type_name -> ganeti.rapi.v2.JobOptions
+	43, // 29: ganeti.rapi.v2.RebootInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceReboot
+	44, // 30: ganeti.rapi.v2.RebootInstanceRequest.type:type_name -> ganeti.rapi.v2.RebootType
+	45, // 31: ganeti.rapi.v2.RecreateInstanceDisksRequest.op:type_name -> ganeti.rapi.v2.OpInstanceRecreateDisks
+	46, // 32: ganeti.rapi.v2.RenameInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceRename
+	47, // 33: ganeti.rapi.v2.ReplaceInstanceDisksRequest.op:type_name -> ganeti.rapi.v2.OpInstanceReplaceDisks
+	48, // 34: ganeti.rapi.v2.ReplaceInstanceDisksRequest.mode:type_name -> ganeti.rapi.v2.ReplaceDisksMode
+	49, // 35: ganeti.rapi.v2.ShutdownInstanceRequest.op:type_name -> ganeti.rapi.v2.OpInstanceShutdown
+	36, // 36: ganeti.rapi.v2.StartupInstanceRequest.options:type_name -> ganeti.rapi.v2.JobOptions
 	0,  // 37: ganeti.rapi.v2.InstanceService.ListInstances:input_type -> ganeti.rapi.v2.ListInstancesRequest
 	4,  // 38: ganeti.rapi.v2.InstanceService.CreateInstance:input_type -> ganeti.rapi.v2.CreateInstanceRequest
 	6,  // 39: ganeti.rapi.v2.InstanceService.MultiAllocateInstances:input_type -> ganeti.rapi.v2.MultiAllocateInstancesRequest
@@ -2515,27 +2535,27 @@ var file_ganeti_rapi_v2_instances_proto_depIdxs = []int32{
 	25, // 57: ganeti.rapi.v2.InstanceService.ShutdownInstance:input_type -> ganeti.rapi.v2.ShutdownInstanceRequest
 	26, // 58: ganeti.rapi.v2.InstanceService.StartupInstance:input_type -> ganeti.rapi.v2.StartupInstanceRequest
 	1,  // 59: ganeti.rapi.v2.InstanceService.ListInstances:output_type -> ganeti.rapi.v2.ListInstancesResponse
-	47, // 60: ganeti.rapi.v2.InstanceService.CreateInstance:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 61: ganeti.rapi.v2.InstanceService.MultiAllocateInstances:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 60: ganeti.rapi.v2.InstanceService.CreateInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 61: ganeti.rapi.v2.InstanceService.MultiAllocateInstances:output_type -> ganeti.rapi.v2.JobSubmission
 	3,  // 62: ganeti.rapi.v2.InstanceService.GetInstance:output_type -> ganeti.rapi.v2.Instance
 	8,  // 63: ganeti.rapi.v2.InstanceService.GetInstanceConsole:output_type -> ganeti.rapi.v2.InstanceConsole
-	47, // 64: ganeti.rapi.v2.InstanceService.ReinstallInstance:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 65: ganeti.rapi.v2.InstanceService.DeleteInstance:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 66: ganeti.rapi.v2.InstanceService.ActivateInstanceDisks:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 67: ganeti.rapi.v2.InstanceService.DeactivateInstanceDisks:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 68: ganeti.rapi.v2.InstanceService.GrowInstanceDisk:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 69: ganeti.rapi.v2.InstanceService.ExportInstance:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 70: ganeti.rapi.v2.InstanceService.FailoverInstance:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 71: ganeti.rapi.v2.InstanceService.GetInstanceInfo:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 72: ganeti.rapi.v2.InstanceService.MigrateInstance:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 73: ganeti.rapi.v2.InstanceService.ModifyInstance:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 74: ganeti.rapi.v2.InstanceService.PrepareInstanceExport:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 75: ganeti.rapi.v2.InstanceService.RebootInstance:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 76: ganeti.rapi.v2.InstanceService.RecreateInstanceDisks:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 77: ganeti.rapi.v2.InstanceService.RenameInstance:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 78: ganeti.rapi.v2.InstanceService.ReplaceInstanceDisks:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 79: ganeti.rapi.v2.InstanceService.ShutdownInstance:output_type -> ganeti.rapi.v2.JobSubmission
-	47, // 80: ganeti.rapi.v2.InstanceService.StartupInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 64: ganeti.rapi.v2.InstanceService.ReinstallInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 65: ganeti.rapi.v2.InstanceService.DeleteInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 66: ganeti.rapi.v2.InstanceService.ActivateInstanceDisks:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 67: ganeti.rapi.v2.InstanceService.DeactivateInstanceDisks:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 68: ganeti.rapi.v2.InstanceService.GrowInstanceDisk:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 69: ganeti.rapi.v2.InstanceService.ExportInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 70: ganeti.rapi.v2.InstanceService.FailoverInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 71: ganeti.rapi.v2.InstanceService.GetInstanceInfo:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 72: ganeti.rapi.v2.InstanceService.MigrateInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 73: ganeti.rapi.v2.InstanceService.ModifyInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 74: ganeti.rapi.v2.InstanceService.PrepareInstanceExport:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 75: ganeti.rapi.v2.InstanceService.RebootInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 76: ganeti.rapi.v2.InstanceService.RecreateInstanceDisks:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 77: ganeti.rapi.v2.InstanceService.RenameInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 78: ganeti.rapi.v2.InstanceService.ReplaceInstanceDisks:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 79: ganeti.rapi.v2.InstanceService.ShutdownInstance:output_type -> ganeti.rapi.v2.JobSubmission
+	50, // 80: ganeti.rapi.v2.InstanceService.StartupInstance:output_type -> ganeti.rapi.v2.JobSubmission
 	59, // [59:81] is the sub-list for method output_type
 	37, // [37:59] is the sub-list for method input_type
 	37, // [37:37] is the sub-list for extension type_name
@@ -2551,6 +2571,7 @@ func file_ganeti_rapi_v2_instances_proto_init() {
 	file_ganeti_rapi_v2_common_proto_init()
 	file_ganeti_rapi_v2_opcodes_proto_init()
 	file_ganeti_rapi_v2_options_proto_init()
+	file_ganeti_rapi_v2_params_proto_init()
 	file_ganeti_rapi_v2_instances_proto_msgTypes[3].OneofWrappers = []any{}
 	file_ganeti_rapi_v2_instances_proto_msgTypes[8].OneofWrappers = []any{}
 	file_ganeti_rapi_v2_instances_proto_msgTypes[9].OneofWrappers = []any{}

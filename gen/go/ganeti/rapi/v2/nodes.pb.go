@@ -10,7 +10,6 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -207,18 +206,18 @@ type Node struct {
 	Pip      string `protobuf:"bytes,18,opt,name=pip,proto3" json:"pip,omitempty"`
 	Sip      string `protobuf:"bytes,19,opt,name=sip,proto3" json:"sip,omitempty"`
 	// M(aster), C(andidate), R(egular), D(rained) or O(ffline).
-	Role          string           `protobuf:"bytes,20,opt,name=role,proto3" json:"role,omitempty"`
-	PinstList     []string         `protobuf:"bytes,21,rep,name=pinst_list,proto3" json:"pinst_list,omitempty"`
-	SinstList     []string         `protobuf:"bytes,22,rep,name=sinst_list,proto3" json:"sinst_list,omitempty"`
-	MasterCapable bool             `protobuf:"varint,23,opt,name=master_capable,proto3" json:"master_capable,omitempty"`
-	VmCapable     bool             `protobuf:"varint,24,opt,name=vm_capable,proto3" json:"vm_capable,omitempty"`
-	Ndparams      *structpb.Struct `protobuf:"bytes,25,opt,name=ndparams,proto3" json:"ndparams,omitempty"`
-	GroupUuid     string           `protobuf:"bytes,26,opt,name=group_uuid,json=group.uuid,proto3" json:"group_uuid,omitempty"`
-	Ctime         float64          `protobuf:"fixed64,27,opt,name=ctime,proto3" json:"ctime,omitempty"`
-	Mtime         float64          `protobuf:"fixed64,28,opt,name=mtime,proto3" json:"mtime,omitempty"`
-	Uuid          string           `protobuf:"bytes,29,opt,name=uuid,proto3" json:"uuid,omitempty"`
-	SerialNo      int64            `protobuf:"varint,30,opt,name=serial_no,proto3" json:"serial_no,omitempty"`
-	Tags          []string         `protobuf:"bytes,31,rep,name=tags,proto3" json:"tags,omitempty"`
+	Role          string    `protobuf:"bytes,20,opt,name=role,proto3" json:"role,omitempty"`
+	PinstList     []string  `protobuf:"bytes,21,rep,name=pinst_list,proto3" json:"pinst_list,omitempty"`
+	SinstList     []string  `protobuf:"bytes,22,rep,name=sinst_list,proto3" json:"sinst_list,omitempty"`
+	MasterCapable bool      `protobuf:"varint,23,opt,name=master_capable,proto3" json:"master_capable,omitempty"`
+	VmCapable     bool      `protobuf:"varint,24,opt,name=vm_capable,proto3" json:"vm_capable,omitempty"`
+	Ndparams      *NdParams `protobuf:"bytes,25,opt,name=ndparams,proto3" json:"ndparams,omitempty"`
+	GroupUuid     string    `protobuf:"bytes,26,opt,name=group_uuid,json=group.uuid,proto3" json:"group_uuid,omitempty"`
+	Ctime         float64   `protobuf:"fixed64,27,opt,name=ctime,proto3" json:"ctime,omitempty"`
+	Mtime         float64   `protobuf:"fixed64,28,opt,name=mtime,proto3" json:"mtime,omitempty"`
+	Uuid          string    `protobuf:"bytes,29,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	SerialNo      int64     `protobuf:"varint,30,opt,name=serial_no,proto3" json:"serial_no,omitempty"`
+	Tags          []string  `protobuf:"bytes,31,rep,name=tags,proto3" json:"tags,omitempty"`
 	// Copy of sip, only in GET /2/nodes/{node_name}.
 	SecondaryIp   *string `protobuf:"bytes,32,opt,name=secondary_ip,proto3,oneof" json:"secondary_ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -423,7 +422,7 @@ func (x *Node) GetVmCapable() bool {
 	return false
 }
 
-func (x *Node) GetNdparams() *structpb.Struct {
+func (x *Node) GetNdparams() *NdParams {
 	if x != nil {
 		return x.Ndparams
 	}
@@ -1176,7 +1175,7 @@ var File_ganeti_rapi_v2_nodes_proto protoreflect.FileDescriptor
 
 const file_ganeti_rapi_v2_nodes_proto_rawDesc = "" +
 	"\n" +
-	"\x1aganeti/rapi/v2/nodes.proto\x12\x0eganeti.rapi.v2\x1a\x1bganeti/rapi/v2/common.proto\x1a\x1cganeti/rapi/v2/opcodes.proto\x1a\x1cganeti/rapi/v2/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"&\n" +
+	"\x1aganeti/rapi/v2/nodes.proto\x12\x0eganeti.rapi.v2\x1a\x1bganeti/rapi/v2/common.proto\x1a\x1cganeti/rapi/v2/opcodes.proto\x1a\x1cganeti/rapi/v2/options.proto\x1a\x1bganeti/rapi/v2/params.proto\x1a\x1cgoogle/api/annotations.proto\"&\n" +
 	"\x10ListNodesRequest\x12\x12\n" +
 	"\x04bulk\x18\x01 \x01(\bR\x04bulk\"r\n" +
 	"\x11ListNodesResponse\x12+\n" +
@@ -1184,7 +1183,7 @@ const file_ganeti_rapi_v2_nodes_proto_rawDesc = "" +
 	"\x05nodes\x18\x02 \x03(\v2\x14.ganeti.rapi.v2.NodeR\x05nodes:\x04\xe0\xb5\x18\x01\"B\n" +
 	"\x0eGetNodeRequest\x12\x1c\n" +
 	"\tnode_name\x18\x01 \x01(\tR\tnode_name\x12\x12\n" +
-	"\x04lock\x18\x02 \x01(\bR\x04lock\"\xaf\b\n" +
+	"\x04lock\x18\x02 \x01(\bR\x04lock\"\xb0\b\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aoffline\x18\x02 \x01(\bR\aoffline\x12*\n" +
@@ -1217,8 +1216,8 @@ const file_ganeti_rapi_v2_nodes_proto_rawDesc = "" +
 	"\x0emaster_capable\x18\x17 \x01(\bR\x0emaster_capable\x12\x1e\n" +
 	"\n" +
 	"vm_capable\x18\x18 \x01(\bR\n" +
-	"vm_capable\x123\n" +
-	"\bndparams\x18\x19 \x01(\v2\x17.google.protobuf.StructR\bndparams\x12\x1e\n" +
+	"vm_capable\x124\n" +
+	"\bndparams\x18\x19 \x01(\v2\x18.ganeti.rapi.v2.NdParamsR\bndparams\x12\x1e\n" +
 	"\n" +
 	"group_uuid\x18\x1a \x01(\tR\n" +
 	"group.uuid\x12\x14\n" +
@@ -1369,7 +1368,7 @@ var file_ganeti_rapi_v2_nodes_proto_goTypes = []any{
 	(*ModifyNodeStorageRequest)(nil), // 12: ganeti.rapi.v2.ModifyNodeStorageRequest
 	(*RepairNodeStorageRequest)(nil), // 13: ganeti.rapi.v2.RepairNodeStorageRequest
 	(*ItemRef)(nil),                  // 14: ganeti.rapi.v2.ItemRef
-	(*structpb.Struct)(nil),          // 15: google.protobuf.Struct
+	(*NdParams)(nil),                 // 15: ganeti.rapi.v2.NdParams
 	(*OpNodeEvacuate)(nil),           // 16: ganeti.rapi.v2.OpNodeEvacuate
 	(*OpNodeMigrate)(nil),            // 17: ganeti.rapi.v2.OpNodeMigrate
 	(MigrationMode)(0),               // 18: ganeti.rapi.v2.MigrationMode
@@ -1382,7 +1381,7 @@ var file_ganeti_rapi_v2_nodes_proto_goTypes = []any{
 var file_ganeti_rapi_v2_nodes_proto_depIdxs = []int32{
 	14, // 0: ganeti.rapi.v2.ListNodesResponse.refs:type_name -> ganeti.rapi.v2.ItemRef
 	3,  // 1: ganeti.rapi.v2.ListNodesResponse.nodes:type_name -> ganeti.rapi.v2.Node
-	15, // 2: ganeti.rapi.v2.Node.ndparams:type_name -> google.protobuf.Struct
+	15, // 2: ganeti.rapi.v2.Node.ndparams:type_name -> ganeti.rapi.v2.NdParams
 	16, // 3: ganeti.rapi.v2.EvacuateNodeRequest.op:type_name -> ganeti.rapi.v2.OpNodeEvacuate
 	17, // 4: ganeti.rapi.v2.MigrateNodeRequest.op:type_name -> ganeti.rapi.v2.OpNodeMigrate
 	18, // 5: ganeti.rapi.v2.MigrateNodeRequest.mode:type_name -> ganeti.rapi.v2.MigrationMode
@@ -1431,6 +1430,7 @@ func file_ganeti_rapi_v2_nodes_proto_init() {
 	file_ganeti_rapi_v2_common_proto_init()
 	file_ganeti_rapi_v2_opcodes_proto_init()
 	file_ganeti_rapi_v2_options_proto_init()
+	file_ganeti_rapi_v2_params_proto_init()
 	file_ganeti_rapi_v2_nodes_proto_msgTypes[3].OneofWrappers = []any{}
 	file_ganeti_rapi_v2_nodes_proto_msgTypes[5].OneofWrappers = []any{}
 	file_ganeti_rapi_v2_nodes_proto_msgTypes[11].OneofWrappers = []any{}

@@ -729,6 +729,22 @@ var file_ganeti_rapi_v2_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Filename:      "ganeti/rapi/v2/options.proto",
 	},
 	{
+		ExtendedType:  (*descriptorpb.MessageOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         50014,
+		Name:          "ganeti.rapi.v2.params",
+		Tag:           "varint,50014,opt,name=params",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
+		ExtendedType:  (*descriptorpb.MessageOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         50015,
+		Name:          "ganeti.rapi.v2.null_value",
+		Tag:           "varint,50015,opt,name=null_value",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
 		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
 		ExtensionType: (*ParamSpec)(nil),
 		Field:         50020,
@@ -774,6 +790,22 @@ var file_ganeti_rapi_v2_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Field:         50028,
 		Name:          "ganeti.rapi.v2.csv_int_error",
 		Tag:           "bytes,50028,opt,name=csv_int_error",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*string)(nil),
+		Field:         50024,
+		Name:          "ganeti.rapi.v2.variant_by",
+		Tag:           "bytes,50024,opt,name=variant_by",
+		Filename:      "ganeti/rapi/v2/options.proto",
+	},
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         50025,
+		Name:          "ganeti.rapi.v2.typed_only",
+		Tag:           "varint,50025,opt,name=typed_only",
 		Filename:      "ganeti/rapi/v2/options.proto",
 	},
 	{
@@ -832,26 +864,40 @@ var (
 	//
 	// optional string strict_object = 50013;
 	E_StrictObject = &file_ganeti_rapi_v2_options_proto_extTypes[4]
+	// The message is a Ganeti parameter dict (ganeti/rapi/v2/params.proto):
+	// an unset field is left out of the object (every field has presence),
+	// and a double field is written as Ganeti's number, an integral value
+	// as a JSON integer ("vcpu-ratio": 4), as google.protobuf.Struct
+	// numbers are.
+	//
+	// optional bool params = 50014;
+	E_Params = &file_ganeti_rapi_v2_options_proto_extTypes[5]
+	// JSON null is a value of the message, not the absence of the field
+	// that holds it: decoding null sets the field to an empty message (an
+	// (unwrap) message whose first field is unset, written back as null).
+	//
+	// optional bool null_value = 50015;
+	E_NullValue = &file_ganeti_rapi_v2_options_proto_extTypes[6]
 )
 
 // Extension fields to descriptorpb.FieldOptions.
 var (
 	// optional ganeti.rapi.v2.ParamSpec param = 50020;
-	E_Param = &file_ganeti_rapi_v2_options_proto_extTypes[5]
+	E_Param = &file_ganeti_rapi_v2_options_proto_extTypes[7]
 	// How the field is written when empty (see LegacyEmpty).
 	//
 	// optional ganeti.rapi.v2.LegacyEmpty empty = 50021;
-	E_Empty = &file_ganeti_rapi_v2_options_proto_extTypes[6]
+	E_Empty = &file_ganeti_rapi_v2_options_proto_extTypes[8]
 	// A message field whose own fields appear inline in the parent's JSON
 	// object (keys the parent does not know go to it).
 	//
 	// optional bool inline = 50022;
-	E_Inline = &file_ganeti_rapi_v2_options_proto_extTypes[7]
+	E_Inline = &file_ganeti_rapi_v2_options_proto_extTypes[9]
 	// A repeated query argument given as one comma-separated value
 	// (Ganeti's csv / csv_int query arguments), e.g. ?fields=name,mtotal.
 	//
 	// optional bool csv = 50023;
-	E_Csv = &file_ganeti_rapi_v2_options_proto_extTypes[8]
+	E_Csv = &file_ganeti_rapi_v2_options_proto_extTypes[10]
 	// The opcode parameter a query argument sets, as "<OP_ID>.<parameter>"
 	// (resources.json sets_opcode_param). Ganeti passes the argument's text
 	// to the opcode, so a value the field cannot hold (an unknown enum
@@ -860,13 +906,28 @@ var (
 	// 'wrong_input')".
 	//
 	// optional string sets_param = 50027;
-	E_SetsParam = &file_ganeti_rapi_v2_options_proto_extTypes[9]
+	E_SetsParam = &file_ganeti_rapi_v2_options_proto_extTypes[11]
 	// For a csv query argument of integers: Ganeti's message when a part is
 	// not an integer is this text, ": " and Python's int() error, e.g.
 	// "Invalid disk index passed: invalid literal for int() with base 10: 'a'".
 	//
 	// optional string csv_int_error = 50028;
-	E_CsvIntError = &file_ganeti_rapi_v2_options_proto_extTypes[10]
+	E_CsvIntError = &file_ganeti_rapi_v2_options_proto_extTypes[12]
+	// On a field of an (unwrap) message made of one oneof (HvParams): the
+	// json_name of a sibling field whose legacy value names the member, by
+	// the member's json_name (an instance's "hypervisor" chooses the
+	// hypervisor's parameters). Decoding fails when the sibling is absent,
+	// null or names no member.
+	//
+	// optional string variant_by = 50024;
+	E_VariantBy = &file_ganeti_rapi_v2_options_proto_extTypes[13]
+	// The field is not on the legacy surface: never written, and not one of
+	// the legacy keys of a read message for Ganeti's field lists, though the
+	// domain fills it like any query field (an instance's hypervisor, which
+	// chooses its hvparams variant).
+	//
+	// optional bool typed_only = 50025;
+	E_TypedOnly = &file_ganeti_rapi_v2_options_proto_extTypes[14]
 )
 
 // Extension fields to descriptorpb.MethodOptions.
@@ -875,15 +936,15 @@ var (
 	// ("read", "write"); empty means anonymous access is allowed.
 	//
 	// repeated string access = 50030;
-	E_Access = &file_ganeti_rapi_v2_options_proto_extTypes[11]
+	E_Access = &file_ganeti_rapi_v2_options_proto_extTypes[15]
 	// Ganeti's checks on the keys of the legacy body.
 	//
 	// optional ganeti.rapi.v2.LegacyBodyRules legacy_body = 50031;
-	E_LegacyBody = &file_ganeti_rapi_v2_options_proto_extTypes[12]
+	E_LegacyBody = &file_ganeti_rapi_v2_options_proto_extTypes[16]
 	// The job the method submits (legacy routes that submit one).
 	//
 	// optional ganeti.rapi.v2.LegacyJob legacy_job = 50032;
-	E_LegacyJob = &file_ganeti_rapi_v2_options_proto_extTypes[13]
+	E_LegacyJob = &file_ganeti_rapi_v2_options_proto_extTypes[17]
 )
 
 var File_ganeti_rapi_v2_options_proto protoreflect.FileDescriptor
@@ -943,14 +1004,21 @@ const file_ganeti_rapi_v2_options_proto_rawDesc = "" +
 	"\x05tuple\x12\x1f.google.protobuf.MessageOptions\x18چ\x03 \x01(\bR\x05tuple:U\n" +
 	"\x06opcode\x12\x1f.google.protobuf.MessageOptions\x18ۆ\x03 \x01(\v2\x1a.ganeti.rapi.v2.OpcodeInfoR\x06opcode:9\n" +
 	"\x06unwrap\x12\x1f.google.protobuf.MessageOptions\x18܆\x03 \x01(\bR\x06unwrap:F\n" +
-	"\rstrict_object\x12\x1f.google.protobuf.MessageOptions\x18݆\x03 \x01(\tR\fstrictObject:P\n" +
+	"\rstrict_object\x12\x1f.google.protobuf.MessageOptions\x18݆\x03 \x01(\tR\fstrictObject:9\n" +
+	"\x06params\x12\x1f.google.protobuf.MessageOptions\x18ކ\x03 \x01(\bR\x06params:@\n" +
+	"\n" +
+	"null_value\x12\x1f.google.protobuf.MessageOptions\x18߆\x03 \x01(\bR\tnullValue:P\n" +
 	"\x05param\x12\x1d.google.protobuf.FieldOptions\x18\xe4\x86\x03 \x01(\v2\x19.ganeti.rapi.v2.ParamSpecR\x05param:R\n" +
 	"\x05empty\x12\x1d.google.protobuf.FieldOptions\x18\xe5\x86\x03 \x01(\x0e2\x1b.ganeti.rapi.v2.LegacyEmptyR\x05empty:7\n" +
 	"\x06inline\x12\x1d.google.protobuf.FieldOptions\x18\xe6\x86\x03 \x01(\bR\x06inline:1\n" +
 	"\x03csv\x12\x1d.google.protobuf.FieldOptions\x18\xe7\x86\x03 \x01(\bR\x03csv:>\n" +
 	"\n" +
 	"sets_param\x12\x1d.google.protobuf.FieldOptions\x18\xeb\x86\x03 \x01(\tR\tsetsParam:C\n" +
-	"\rcsv_int_error\x12\x1d.google.protobuf.FieldOptions\x18\xec\x86\x03 \x01(\tR\vcsvIntError:8\n" +
+	"\rcsv_int_error\x12\x1d.google.protobuf.FieldOptions\x18\xec\x86\x03 \x01(\tR\vcsvIntError:>\n" +
+	"\n" +
+	"variant_by\x12\x1d.google.protobuf.FieldOptions\x18\xe8\x86\x03 \x01(\tR\tvariantBy:>\n" +
+	"\n" +
+	"typed_only\x12\x1d.google.protobuf.FieldOptions\x18\xe9\x86\x03 \x01(\bR\ttypedOnly:8\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xee\x86\x03 \x03(\tR\x06access:b\n" +
 	"\vlegacy_body\x12\x1e.google.protobuf.MethodOptions\x18\xef\x86\x03 \x01(\v2\x1f.ganeti.rapi.v2.LegacyBodyRulesR\n" +
 	"legacyBody:Z\n" +
@@ -996,25 +1064,29 @@ var file_ganeti_rapi_v2_options_proto_depIdxs = []int32{
 	10, // 5: ganeti.rapi.v2.opcode:extendee -> google.protobuf.MessageOptions
 	10, // 6: ganeti.rapi.v2.unwrap:extendee -> google.protobuf.MessageOptions
 	10, // 7: ganeti.rapi.v2.strict_object:extendee -> google.protobuf.MessageOptions
-	11, // 8: ganeti.rapi.v2.param:extendee -> google.protobuf.FieldOptions
-	11, // 9: ganeti.rapi.v2.empty:extendee -> google.protobuf.FieldOptions
-	11, // 10: ganeti.rapi.v2.inline:extendee -> google.protobuf.FieldOptions
-	11, // 11: ganeti.rapi.v2.csv:extendee -> google.protobuf.FieldOptions
-	11, // 12: ganeti.rapi.v2.sets_param:extendee -> google.protobuf.FieldOptions
-	11, // 13: ganeti.rapi.v2.csv_int_error:extendee -> google.protobuf.FieldOptions
-	12, // 14: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
-	12, // 15: ganeti.rapi.v2.legacy_body:extendee -> google.protobuf.MethodOptions
-	12, // 16: ganeti.rapi.v2.legacy_job:extendee -> google.protobuf.MethodOptions
-	1,  // 17: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
-	2,  // 18: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
-	3,  // 19: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
-	0,  // 20: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
-	4,  // 21: ganeti.rapi.v2.legacy_body:type_name -> ganeti.rapi.v2.LegacyBodyRules
-	6,  // 22: ganeti.rapi.v2.legacy_job:type_name -> ganeti.rapi.v2.LegacyJob
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	17, // [17:23] is the sub-list for extension type_name
-	3,  // [3:17] is the sub-list for extension extendee
+	10, // 8: ganeti.rapi.v2.params:extendee -> google.protobuf.MessageOptions
+	10, // 9: ganeti.rapi.v2.null_value:extendee -> google.protobuf.MessageOptions
+	11, // 10: ganeti.rapi.v2.param:extendee -> google.protobuf.FieldOptions
+	11, // 11: ganeti.rapi.v2.empty:extendee -> google.protobuf.FieldOptions
+	11, // 12: ganeti.rapi.v2.inline:extendee -> google.protobuf.FieldOptions
+	11, // 13: ganeti.rapi.v2.csv:extendee -> google.protobuf.FieldOptions
+	11, // 14: ganeti.rapi.v2.sets_param:extendee -> google.protobuf.FieldOptions
+	11, // 15: ganeti.rapi.v2.csv_int_error:extendee -> google.protobuf.FieldOptions
+	11, // 16: ganeti.rapi.v2.variant_by:extendee -> google.protobuf.FieldOptions
+	11, // 17: ganeti.rapi.v2.typed_only:extendee -> google.protobuf.FieldOptions
+	12, // 18: ganeti.rapi.v2.access:extendee -> google.protobuf.MethodOptions
+	12, // 19: ganeti.rapi.v2.legacy_body:extendee -> google.protobuf.MethodOptions
+	12, // 20: ganeti.rapi.v2.legacy_job:extendee -> google.protobuf.MethodOptions
+	1,  // 21: ganeti.rapi.v2.legacy:type_name -> ganeti.rapi.v2.LegacyValue
+	2,  // 22: ganeti.rapi.v2.opcode:type_name -> ganeti.rapi.v2.OpcodeInfo
+	3,  // 23: ganeti.rapi.v2.param:type_name -> ganeti.rapi.v2.ParamSpec
+	0,  // 24: ganeti.rapi.v2.empty:type_name -> ganeti.rapi.v2.LegacyEmpty
+	4,  // 25: ganeti.rapi.v2.legacy_body:type_name -> ganeti.rapi.v2.LegacyBodyRules
+	6,  // 26: ganeti.rapi.v2.legacy_job:type_name -> ganeti.rapi.v2.LegacyJob
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	21, // [21:27] is the sub-list for extension type_name
+	3,  // [3:21] is the sub-list for extension extendee
 	0,  // [0:3] is the sub-list for field type_name
 }
 
@@ -1035,7 +1107,7 @@ func file_ganeti_rapi_v2_options_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ganeti_rapi_v2_options_proto_rawDesc), len(file_ganeti_rapi_v2_options_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   8,
-			NumExtensions: 14,
+			NumExtensions: 18,
 			NumServices:   0,
 		},
 		GoTypes:           file_ganeti_rapi_v2_options_proto_goTypes,
