@@ -39,8 +39,9 @@ const DefaultMaxBodyBytes = 4 << 20
 
 // Config configures the legacy surface.
 type Config struct {
-	// Conn reaches the gRPC services (an in-process connection). Required.
-	Conn *grpc.ClientConn
+	// Conn reaches the gRPC services (an in-process connection: Direct,
+	// or InProcess). Required.
+	Conn grpc.ClientConnInterface
 	// MaxBodyBytes caps request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Limits, when set, are the per-method limits (their BodyBytes
@@ -146,20 +147,40 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 		runtime.WithMetadata(legacyMetadata),
 	)
 	conn := cfg.Conn
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		rapiv2.RegisterVersionServiceHandler,
-		rapiv2.RegisterClusterServiceHandler,
-		rapiv2.RegisterNodeServiceHandler,
-		rapiv2.RegisterGroupServiceHandler,
-		rapiv2.RegisterInstanceServiceHandler,
-		rapiv2.RegisterNetworkServiceHandler,
-		rapiv2.RegisterJobServiceHandler,
-		rapiv2.RegisterFilterServiceHandler,
-		rapiv2.RegisterOsServiceHandler,
-		rapiv2.RegisterTagServiceHandler,
-		rapiv2.RegisterQueryServiceHandler,
+	for _, register := range []func() error{
+		func() error {
+			return rapiv2.RegisterVersionServiceHandlerClient(ctx, mux, rapiv2.NewVersionServiceClient(conn))
+		},
+		func() error {
+			return rapiv2.RegisterClusterServiceHandlerClient(ctx, mux, rapiv2.NewClusterServiceClient(conn))
+		},
+		func() error {
+			return rapiv2.RegisterNodeServiceHandlerClient(ctx, mux, rapiv2.NewNodeServiceClient(conn))
+		},
+		func() error {
+			return rapiv2.RegisterGroupServiceHandlerClient(ctx, mux, rapiv2.NewGroupServiceClient(conn))
+		},
+		func() error {
+			return rapiv2.RegisterInstanceServiceHandlerClient(ctx, mux, rapiv2.NewInstanceServiceClient(conn))
+		},
+		func() error {
+			return rapiv2.RegisterNetworkServiceHandlerClient(ctx, mux, rapiv2.NewNetworkServiceClient(conn))
+		},
+		func() error {
+			return rapiv2.RegisterJobServiceHandlerClient(ctx, mux, rapiv2.NewJobServiceClient(conn))
+		},
+		func() error {
+			return rapiv2.RegisterFilterServiceHandlerClient(ctx, mux, rapiv2.NewFilterServiceClient(conn))
+		},
+		func() error { return rapiv2.RegisterOsServiceHandlerClient(ctx, mux, rapiv2.NewOsServiceClient(conn)) },
+		func() error {
+			return rapiv2.RegisterTagServiceHandlerClient(ctx, mux, rapiv2.NewTagServiceClient(conn))
+		},
+		func() error {
+			return rapiv2.RegisterQueryServiceHandlerClient(ctx, mux, rapiv2.NewQueryServiceClient(conn))
+		},
 	} {
-		if err := register(ctx, mux, conn); err != nil {
+		if err := register(); err != nil {
 			return nil, err
 		}
 	}

@@ -175,6 +175,10 @@ type Config struct {
 	// resumable UNAVAILABLE, so that clients rebalance (0: the default,
 	// negative: no limit).
 	MaxWatchAge time.Duration
+	// InProcessCodec sends the legacy surface's calls through the gRPC
+	// codec over the in-process connection, as before gateway.Direct
+	// (the differential tests compare both; no flag).
+	InProcessCodec bool
 }
 
 // Defaults.
@@ -482,15 +486,24 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	unary := []grpc.UnaryServerInterceptor{gateway.ErrorUnaryInterceptor(log), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()}
 	a.grpcServer = grpc.NewServer(append(telemetry.ServerOptions(a.tel, gateway.IsInProcess),
 		// External messages are bounded per method by the listener
 		// (gateway.Limits); this bounds the gateway's in-process calls,
 		// whose messages come from legacy bodies of up to MaxBodyBytes.
 		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
-		grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(log), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()),
+		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), authz.StreamInterceptor(), services.StreamInterceptor()),
 	)...)
-	services.Register(a.grpcServer)
+	// The legacy surface calls the services in process without the gRPC
+	// codec (gateway.Direct), through the same interceptors and stats
+	// handlers; streams take the in-process connection.
+	direct := gateway.NewDirect(gateway.DirectConfig{
+		Unary:       unary,
+		ServerStats: telemetry.ServerStatsHandler(a.tel, gateway.IsInProcess),
+		ClientStats: telemetry.ClientStatsHandler(a.tel),
+	})
+	services.Register(direct.Registrar(a.grpcServer))
 	healthpb.RegisterHealthServer(a.grpcServer, a.healthSrv)
 	if a.healthMetric, err = telemetry.ObserveHealth(a.tel.Meter(), a.healthSrv); err != nil {
 		return nil, err
@@ -505,13 +518,18 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.conn, err = gateway.InProcess(a.grpcServer, telemetry.DialOptions(a.tel)...); err != nil {
 		return nil, err
 	}
+	direct.SetFallback(a.conn)
+	var legacyConn grpc.ClientConnInterface = direct
+	if cfg.InProcessCodec {
+		legacyConn = a.conn
+	}
 	limits := &gateway.Limits{
 		BodyBytes:        cfg.MaxBodyBytes,
 		QueryBodyBytes:   cfg.MaxQueryBodyBytes,
 		ReadMessageBytes: int64(cfg.MaxHeaderBytes),
 	}
 	if a.legacy, err = gateway.NewLegacy(ctx, gateway.Config{
-		Conn:          a.conn,
+		Conn:          legacyConn,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		Limits:        limits,
 		Budget:        budget,
