@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -98,6 +99,36 @@ func TestDirectMatchesCodec(t *testing.T) {
 		mc, errC := call(cc)
 		if errD != nil || errC != nil || !proto.Equal(md, mc) {
 			t.Errorf("%s: direct %v (%v), codec %v (%v)", name, md, errD, mc, errC)
+		}
+	}
+}
+
+// TestBulkListFollowsChanges: the bulk lists the services share while the
+// cluster state is the same (and their cached legacy encodings) give way
+// to the new state after a change, on both APIs.
+func TestBulkListFollowsChanges(t *testing.T) {
+	base := inProcess(t, "") // the demo cluster
+	for _, path := range []string{"/2/instances?bulk=1", "/2/nodes?bulk=1"} {
+		if status, _, body := do(t, "GET", base+path, "", ""); status != 200 || strings.Contains(string(body), "cache-probe") {
+			t.Fatalf("GET %s: %d %s", path, status, body)
+		}
+	}
+	for _, obj := range []string{"instances/web1.example.com", "nodes/node1.example.com"} {
+		status, _, body := do(t, "PUT", base+"/2/"+obj+"/tags?tag=cache-probe", "", "")
+		if status != 200 {
+			t.Fatalf("PUT tags: %d %s", status, body)
+		}
+		id, err := strconv.ParseInt(strings.TrimSpace(string(body)), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job := waitJob(t, base, id); job["status"] != "success" {
+			t.Fatalf("tag job: %v", job)
+		}
+	}
+	for _, path := range []string{"/2/instances?bulk=1", "/2/nodes?bulk=1"} {
+		if status, _, body := do(t, "GET", base+path, "", ""); status != 200 || !strings.Contains(string(body), "cache-probe") {
+			t.Errorf("GET %s after the change: %d %s", path, status, body)
 		}
 	}
 }

@@ -55,6 +55,8 @@ type Services struct {
 	cfg Config
 	// watchLogs shares converted log entries among WatchJob streams.
 	watchLogs watchLogs
+	// bulk shares the bulk lists of one cluster state.
+	bulk bulkCache
 	// draining is canceled by Drain.
 	draining context.Context
 	drain    context.CancelFunc

@@ -1,0 +1,72 @@
+package legacyjson
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Frozen messages: a caller that shares messages between requests and
+// never changes them again (the services' bulk lists of one cluster state)
+// freezes them; an encoder with the default options (compact, unset
+// fields as null) then encodes each element of a list that is a frozen
+// message once and copies those bytes afterwards, so that a bulk list is
+// assembled from fragments. Thaw drops them (and their bytes) once the
+// caller stops sharing them.
+
+// frozen maps a frozen message's pointer to its fragment; the entry keeps
+// the message alive, so a pointer cannot be reused while it is there.
+var (
+	frozen      sync.Map // protoreflect.Message (the message) -> *fragment
+	frozenCount atomic.Int64
+)
+
+type fragment struct {
+	once sync.Once
+	b    []byte
+}
+
+// Freeze marks msgs as never changed again (see above).
+func Freeze[T proto.Message](msgs []T) {
+	for _, m := range msgs {
+		if _, loaded := frozen.LoadOrStore(m.ProtoReflect(), &fragment{}); !loaded {
+			frozenCount.Add(1)
+		}
+	}
+}
+
+// Thaw forgets msgs and their encodings.
+func Thaw[T proto.Message](msgs []T) {
+	for _, m := range msgs {
+		if _, loaded := frozen.LoadAndDelete(m.ProtoReflect()); loaded {
+			frozenCount.Add(-1)
+		}
+	}
+}
+
+// frozenMessage appends the encoding of m when m is frozen and the
+// encoder has the default options; false: encode m as usual.
+func (e *encoder) frozenMessage(m protoreflect.Message) (bool, error) {
+	if e.ascii || e.omitUnset || e.opRecord || frozenCount.Load() == 0 {
+		return false, nil
+	}
+	v, ok := frozen.Load(m)
+	if !ok {
+		return false, nil
+	}
+	f := v.(*fragment)
+	var err error
+	f.once.Do(func() {
+		sub := encoder{depth: e.depth}
+		if err = sub.message(m); err == nil {
+			f.b = sub.buf
+		}
+	})
+	if err != nil || f.b == nil {
+		return false, err
+	}
+	e.buf = append(e.buf, f.b...)
+	return true, nil
+}
