@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"slices"
@@ -54,6 +55,9 @@ type encoder struct {
 	lastPlanMD protoreflect.MessageDescriptor
 	lastPlanT  reflect.Type
 	lastPlan   *plan
+	// w, when set, receives the output as it is encoded (Streamed).
+	w    io.Writer
+	werr error
 }
 
 func (e *encoder) info(md protoreflect.MessageDescriptor) *msgInfo {
@@ -568,10 +572,16 @@ func (e *encoder) list(l protoreflect.List, f *fieldInfo) error {
 				if err != nil {
 					return err
 				}
+				if err := e.flush(false); err != nil {
+					return err
+				}
 				continue
 			}
 		}
 		if err := e.single(f.fd, f.enum, v); err != nil {
+			return err
+		}
+		if err := e.flush(false); err != nil {
 			return err
 		}
 	}

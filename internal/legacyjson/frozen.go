@@ -1,6 +1,7 @@
 package legacyjson
 
 import (
+	"io"
 	"sync"
 	"sync/atomic"
 
@@ -69,4 +70,46 @@ func (e *encoder) frozenMessage(m protoreflect.Message) (bool, error) {
 	}
 	e.buf = append(e.buf, f.b...)
 	return true, nil
+}
+
+// Streamed is a value that Marshal does not return: Marshal encodes Value
+// (as it would encode it) to W in pieces of about StreamChunk bytes, the
+// elements of lists (and the frozen fragments) going out as they are
+// encoded, and returns no bytes. An answer of any size then costs a chunk
+// of memory, not a copy of the answer. An encoding error after the first
+// piece leaves the output cut (the caller cannot answer an error any
+// more); a write error ends the encoding.
+type Streamed struct {
+	Value any
+	W     io.Writer
+}
+
+// StreamChunk is the size of the pieces of a Streamed value.
+const StreamChunk = 32 << 10
+
+// flush writes the buffer out when it is a chunk or more (all when final).
+func (e *encoder) flush(final bool) error {
+	if e.w == nil || e.werr != nil || (!final && len(e.buf) < StreamChunk) {
+		return e.werr
+	}
+	if _, err := e.w.Write(e.buf); err != nil {
+		e.werr = err
+	}
+	e.buf = e.buf[:0]
+	return e.werr
+}
+
+func (m Marshaler) stream(s Streamed) error {
+	bp := bufPool.Get().(*[]byte)
+	e := encoder{buf: (*bp)[:0], ascii: m.PythonStyle, omitUnset: m.OmitUnset, w: s.W}
+	err := e.value(s.Value)
+	if err == nil {
+		e.buf = append(e.buf, '\n')
+		err = e.flush(true)
+	}
+	if cap(e.buf) <= maxPooledBuffer {
+		*bp = e.buf[:0]
+		bufPool.Put(bp)
+	}
+	return err
 }

@@ -2,6 +2,8 @@ package legacyjson
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -42,5 +44,56 @@ func TestFrozenFragments(t *testing.T) {
 	insts[0].Name = "c.example.com"
 	if got, _ := (Marshaler{}).Marshal(resp); bytes.Equal(got, first) || !bytes.Contains(got, []byte("c.example.com")) {
 		t.Errorf("after Thaw and a change: %s", got)
+	}
+}
+
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(p)
+}
+
+type failingWriter struct{ writes int }
+
+func (w *failingWriter) Write([]byte) (int, error) {
+	w.writes++
+	return 0, errors.New("gone")
+}
+
+// A Streamed value is written as Marshal encodes it, in pieces, frozen or
+// not; a write error ends the encoding.
+func TestStreamed(t *testing.T) {
+	insts := make([]*rapiv2.Instance, 2000)
+	for i := range insts {
+		insts[i] = &rapiv2.Instance{Name: fmt.Sprintf("inst%05d.example.com", i), Tags: []string{"a", "b"}}
+	}
+	resp := &rapiv2.ListInstancesResponse{Instances: insts}
+	for _, frozen := range []bool{false, true} {
+		for _, m := range []Marshaler{{}, {PythonStyle: true}} {
+			want, err := m.Marshal(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if frozen {
+				Freeze(insts)
+			}
+			var w countingWriter
+			out, err := m.Marshal(Streamed{Value: resp, W: &w})
+			if err != nil || len(out) != 0 || !bytes.Equal(w.Bytes(), want) {
+				t.Errorf("frozen %v %+v: %d bytes returned, streamed %q (%v), want %q", frozen, m, len(out), w.Bytes(), err, want)
+			}
+			if w.writes < len(want)/StreamChunk {
+				t.Errorf("frozen %v %+v: %d writes for %d bytes", frozen, m, w.writes, len(want))
+			}
+			var f failingWriter
+			if _, err := m.Marshal(Streamed{Value: resp, W: &f}); err == nil || f.writes != 1 {
+				t.Errorf("failing writer: %v after %d writes", err, f.writes)
+			}
+			Thaw(insts)
+		}
 	}
 }
