@@ -103,18 +103,18 @@ func TestDirectMatchesCodec(t *testing.T) {
 	}
 }
 
-// TestBulkListFollowsChanges: the bulk lists the services share while the
-// cluster state is the same (and their cached legacy encodings) give way
-// to the new state after a change, on both APIs.
+// TestBulkListFollowsChanges: the bulk lists and cluster information the
+// services share while the cluster state is the same (and the cached
+// legacy encodings) give way to the new state after a change.
 func TestBulkListFollowsChanges(t *testing.T) {
 	base := inProcess(t, "") // the demo cluster
-	for _, path := range []string{"/2/instances?bulk=1", "/2/nodes?bulk=1"} {
+	for _, path := range []string{"/2/instances?bulk=1", "/2/nodes?bulk=1", "/2/info"} {
 		if status, _, body := do(t, "GET", base+path, "", ""); status != 200 || strings.Contains(string(body), "cache-probe") {
 			t.Fatalf("GET %s: %d %s", path, status, body)
 		}
 	}
-	for _, obj := range []string{"instances/web1.example.com", "nodes/node1.example.com"} {
-		status, _, body := do(t, "PUT", base+"/2/"+obj+"/tags?tag=cache-probe", "", "")
+	for _, obj := range []string{"instances/web1.example.com/", "nodes/node1.example.com/", ""} {
+		status, _, body := do(t, "PUT", base+"/2/"+obj+"tags?tag=cache-probe", "", "")
 		if status != 200 {
 			t.Fatalf("PUT tags: %d %s", status, body)
 		}
@@ -126,7 +126,7 @@ func TestBulkListFollowsChanges(t *testing.T) {
 			t.Fatalf("tag job: %v", job)
 		}
 	}
-	for _, path := range []string{"/2/instances?bulk=1", "/2/nodes?bulk=1"} {
+	for _, path := range []string{"/2/instances?bulk=1", "/2/nodes?bulk=1", "/2/info"} {
 		if status, _, body := do(t, "GET", base+path, "", ""); status != 200 || !strings.Contains(string(body), "cache-probe") {
 			t.Errorf("GET %s after the change: %d %s", path, status, body)
 		}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -57,6 +58,8 @@ type Services struct {
 	watchLogs watchLogs
 	// bulk shares the bulk lists of one cluster state.
 	bulk bulkCache
+	// info is GetInfo's answer of the latest state.
+	info atomic.Pointer[memoInfo]
 	// draining is canceled by Drain.
 	draining context.Context
 	drain    context.CancelFunc
