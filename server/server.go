@@ -492,6 +492,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		// (gateway.Limits); this bounds the gateway's in-process calls,
 		// whose messages come from legacy bodies of up to MaxBodyBytes.
 		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
+		gateway.ServerCodec(),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), authz.StreamInterceptor(), services.StreamInterceptor()),
 	)...)

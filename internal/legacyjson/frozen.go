@@ -27,6 +27,25 @@ var (
 type fragment struct {
 	once sync.Once
 	b    []byte
+	// The protobuf encoding, for FrozenWire.
+	wireOnce sync.Once
+	wire     []byte
+	wireErr  error
+}
+
+// FrozenWire returns the protobuf wire encoding of a frozen message, made
+// once (gateway's gRPC server codec sends it); false when m is not frozen.
+func FrozenWire(m proto.Message) ([]byte, bool, error) {
+	if frozenCount.Load() == 0 {
+		return nil, false, nil
+	}
+	v, ok := frozen.Load(m.ProtoReflect())
+	if !ok {
+		return nil, false, nil
+	}
+	f := v.(*fragment)
+	f.wireOnce.Do(func() { f.wire, f.wireErr = proto.Marshal(m) })
+	return f.wire, true, f.wireErr
 }
 
 // Freeze marks msgs as never changed again (see above).

@@ -5,6 +5,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 )
 
 type clusterService struct {
@@ -24,7 +25,11 @@ func (c *clusterService) GetInfo(ctx context.Context, _ *rapiv2.GetInfoRequest) 
 	}
 	info, err := c.info(ctx)
 	if err == nil && vb.StateVersion(ctx) == v {
-		c.s.info.Store(&memoInfo{version: v, info: info})
+		// Frozen: the gRPC codec sends its bytes, encoded once.
+		legacyjson.Freeze([]*rapiv2.ClusterInfo{info})
+		if old := c.s.info.Swap(&memoInfo{version: v, info: info}); old != nil {
+			legacyjson.Thaw([]*rapiv2.ClusterInfo{old.info})
+		}
 	}
 	return info, err
 }
