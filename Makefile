@@ -31,7 +31,7 @@ ifneq ($(HTOOLS_DIRS),)
 export PATH := $(PATH):$(subst $() ,:,$(HTOOLS_DIRS))
 endif
 
-.PHONY: help build check-build bin/ganeti-gateway run test generate vendor lint staticcheck breaking check-generated bench fuzz deploy-check ci
+.PHONY: help build check-build bin/ganeti-gateway run test generate vendor lint staticcheck breaking check-generated bench bench-serve fuzz deploy-check ci
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -103,6 +103,9 @@ check-generated: generate ## fail if gen/ differs from what buf generate produce
 
 bench: ## go test -bench . -benchmem ./... (BENCH=regexp)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
+
+bench-serve: ## the whole-path benchmarks (GET /2/info, GetInfo, bulk lists of 1,000 and 10,000 instances, job round trip), with allocs/op
+	$(GO) test -run '^$$' -bench 'Serve' -benchmem ./server
 
 fuzz: ## run every Fuzz target for FUZZTIME each (default 10s)
 	GO='$(GO)' FUZZTIME='$(FUZZTIME)' tools/fuzz.sh

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -39,8 +40,9 @@ const DefaultMaxBodyBytes = 4 << 20
 
 // Config configures the legacy surface.
 type Config struct {
-	// Conn reaches the gRPC services (an in-process connection). Required.
-	Conn *grpc.ClientConn
+	// Conn reaches the gRPC services (an in-process connection: Direct,
+	// or InProcess). Required.
+	Conn grpc.ClientConnInterface
 	// MaxBodyBytes caps request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Limits, when set, are the per-method limits (their BodyBytes
@@ -144,6 +146,7 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithMetadata(legacyMetadata),
+		runtime.WithForwardResponseRewriter(streamResponse),
 	)
 	conn := cfg.Conn
 	if err := registerLegacy(ctx, mux, conn); err != nil {
@@ -261,6 +264,7 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.WithValue(r.Context(), routeKey{}, routeInfo{route.Template, method})
+	ctx = context.WithValue(ctx, writerKey{}, w)
 	r2 := r.WithContext(context.WithValue(ctx, callKey{}, call))
 	r2.Method = method
 	if len(call.Authorization) > 0 {
@@ -270,6 +274,24 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.ContentLength = int64(len(body))
 	r2.Header.Set("Content-Type", "application/json")
 	l.mux.ServeHTTP(w, r2)
+}
+
+type writerKey struct{}
+
+// streamResponse has the legacy marshaler write a service's answer to the
+// client as it encodes it (legacyjson.Streamed), rather than into one
+// buffer the size of the answer: a bulk list of a large cluster costs a
+// chunk per request. Errors (google.rpc.Status) are not streamed.
+func streamResponse(ctx context.Context, resp proto.Message) (any, error) {
+	w, ok := ctx.Value(writerKey{}).(http.ResponseWriter)
+	if !ok || !strings.HasPrefix(string(resp.ProtoReflect().Descriptor().FullName()), "ganeti.") {
+		return resp, nil
+	}
+	var body any = resp
+	if rb, ok := resp.(interface{ XXX_ResponseBody() any }); ok {
+		body = rb.XXX_ResponseBody()
+	}
+	return legacyjson.Streamed{Value: body, W: w}, nil
 }
 
 // optionsBody is the request field of bodies that only carry job options.

@@ -15,23 +15,31 @@ import (
 // surface.
 type apiService struct {
 	desc   *grpc.ServiceDesc
-	legacy func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+	legacy func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error
 }
 
 // apiServices is the one table of the RAPI's services: it drives both
 // registrations (TestServiceTableIsTheProto checks it against the proto).
 var apiServices = []apiService{
-	{&rapiv2.VersionService_ServiceDesc, rapiv2.RegisterVersionServiceHandler},
-	{&rapiv2.ClusterService_ServiceDesc, rapiv2.RegisterClusterServiceHandler},
-	{&rapiv2.NodeService_ServiceDesc, rapiv2.RegisterNodeServiceHandler},
-	{&rapiv2.GroupService_ServiceDesc, rapiv2.RegisterGroupServiceHandler},
-	{&rapiv2.InstanceService_ServiceDesc, rapiv2.RegisterInstanceServiceHandler},
-	{&rapiv2.NetworkService_ServiceDesc, rapiv2.RegisterNetworkServiceHandler},
-	{&rapiv2.JobService_ServiceDesc, rapiv2.RegisterJobServiceHandler},
-	{&rapiv2.FilterService_ServiceDesc, rapiv2.RegisterFilterServiceHandler},
-	{&rapiv2.OsService_ServiceDesc, rapiv2.RegisterOsServiceHandler},
-	{&rapiv2.TagService_ServiceDesc, rapiv2.RegisterTagServiceHandler},
-	{&rapiv2.QueryService_ServiceDesc, rapiv2.RegisterQueryServiceHandler},
+	{&rapiv2.VersionService_ServiceDesc, legacyVia(rapiv2.RegisterVersionServiceHandlerClient, rapiv2.NewVersionServiceClient)},
+	{&rapiv2.ClusterService_ServiceDesc, legacyVia(rapiv2.RegisterClusterServiceHandlerClient, rapiv2.NewClusterServiceClient)},
+	{&rapiv2.NodeService_ServiceDesc, legacyVia(rapiv2.RegisterNodeServiceHandlerClient, rapiv2.NewNodeServiceClient)},
+	{&rapiv2.GroupService_ServiceDesc, legacyVia(rapiv2.RegisterGroupServiceHandlerClient, rapiv2.NewGroupServiceClient)},
+	{&rapiv2.InstanceService_ServiceDesc, legacyVia(rapiv2.RegisterInstanceServiceHandlerClient, rapiv2.NewInstanceServiceClient)},
+	{&rapiv2.NetworkService_ServiceDesc, legacyVia(rapiv2.RegisterNetworkServiceHandlerClient, rapiv2.NewNetworkServiceClient)},
+	{&rapiv2.JobService_ServiceDesc, legacyVia(rapiv2.RegisterJobServiceHandlerClient, rapiv2.NewJobServiceClient)},
+	{&rapiv2.FilterService_ServiceDesc, legacyVia(rapiv2.RegisterFilterServiceHandlerClient, rapiv2.NewFilterServiceClient)},
+	{&rapiv2.OsService_ServiceDesc, legacyVia(rapiv2.RegisterOsServiceHandlerClient, rapiv2.NewOsServiceClient)},
+	{&rapiv2.TagService_ServiceDesc, legacyVia(rapiv2.RegisterTagServiceHandlerClient, rapiv2.NewTagServiceClient)},
+	{&rapiv2.QueryService_ServiceDesc, legacyVia(rapiv2.RegisterQueryServiceHandlerClient, rapiv2.NewQueryServiceClient)},
+}
+
+// legacyVia is a service's grpc-gateway registration over any client
+// connection (the in-process Direct one among them).
+func legacyVia[C any](register func(context.Context, *runtime.ServeMux, C) error, newClient func(grpc.ClientConnInterface) C) func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error {
+	return func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+		return register(ctx, mux, newClient(conn))
+	}
 }
 
 // Implementations gives the implementation of a RAPI service by its full
@@ -52,7 +60,7 @@ func RegisterServices(s grpc.ServiceRegistrar, impl Implementations) error {
 }
 
 // registerLegacy registers the legacy surface of every RAPI service on mux.
-func registerLegacy(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+func registerLegacy(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 	for _, svc := range apiServices {
 		if err := svc.legacy(ctx, mux, conn); err != nil {
 			return err

@@ -180,6 +180,10 @@ type Config struct {
 	// Upstream, when set, fronts a real Ganeti cluster over its RAPI
 	// instead of the simulated one (see UpstreamConfig).
 	Upstream UpstreamConfig
+	// InProcessCodec sends the legacy surface's calls through the gRPC
+	// codec over the in-process connection, as before gateway.Direct
+	// (the differential tests compare both; no flag).
+	InProcessCodec bool
 }
 
 // UpstreamConfig is the RAPI upstream (--upstream and its companions).
@@ -497,15 +501,25 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	unary := []grpc.UnaryServerInterceptor{gateway.ErrorUnaryInterceptor(log), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()}
 	a.grpcServer = grpc.NewServer(append(telemetry.ServerOptions(a.tel, gateway.IsInProcess),
 		// External messages are bounded per method by the listener
 		// (gateway.Limits); this bounds the gateway's in-process calls,
 		// whose messages come from legacy bodies of up to MaxBodyBytes.
 		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
-		grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(log), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()),
+		gateway.ServerCodec(),
+		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), authz.StreamInterceptor(), services.StreamInterceptor()),
 	)...)
-	if err := gateway.RegisterServices(a.grpcServer, services.Implementation); err != nil {
+	// The legacy surface calls the services in process without the gRPC
+	// codec (gateway.Direct), through the same interceptors and stats
+	// handlers; streams take the in-process connection.
+	direct := gateway.NewDirect(gateway.DirectConfig{
+		Unary:       unary,
+		ServerStats: telemetry.ServerStatsHandler(a.tel, gateway.IsInProcess),
+		ClientStats: telemetry.ClientStatsHandler(a.tel),
+	})
+	if err := gateway.RegisterServices(direct.Registrar(a.grpcServer), services.Implementation); err != nil {
 		return nil, err
 	}
 	healthpb.RegisterHealthServer(a.grpcServer, a.healthSrv)
@@ -522,13 +536,18 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.conn, err = gateway.InProcess(a.grpcServer, telemetry.DialOptions(a.tel)...); err != nil {
 		return nil, err
 	}
+	direct.SetFallback(a.conn)
+	var legacyConn grpc.ClientConnInterface = direct
+	if cfg.InProcessCodec {
+		legacyConn = a.conn
+	}
 	limits := &gateway.Limits{
 		BodyBytes:        cfg.MaxBodyBytes,
 		QueryBodyBytes:   cfg.MaxQueryBodyBytes,
 		ReadMessageBytes: int64(cfg.MaxHeaderBytes),
 	}
 	if a.legacy, err = gateway.NewLegacy(ctx, gateway.Config{
-		Conn:          a.conn,
+		Conn:          legacyConn,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		Limits:        limits,
 		Budget:        budget,

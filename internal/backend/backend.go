@@ -121,3 +121,12 @@ type FilterRuleSpec struct {
 	// Reason is the reason trail of the change.
 	Reason []any
 }
+
+// Versioned is implemented by backends whose reads are a function of a
+// state that StateVersion identifies: reads made while it returns the same
+// (==) value see the same state, so their answers may be reused. The value
+// must not be reused for another state (a pointer to an immutable
+// snapshot, say).
+type Versioned interface {
+	StateVersion(ctx context.Context) any
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"slices"
@@ -54,6 +55,9 @@ type encoder struct {
 	lastPlanMD protoreflect.MessageDescriptor
 	lastPlanT  reflect.Type
 	lastPlan   *plan
+	// w, when set, receives the output as it is encoded (Streamed).
+	w    io.Writer
+	werr error
 }
 
 func (e *encoder) info(md protoreflect.MessageDescriptor) *msgInfo {
@@ -560,11 +564,27 @@ func (e *encoder) enum(ei *enumInfo, n protoreflect.EnumNumber) {
 func (e *encoder) list(l protoreflect.List, f *fieldInfo) error {
 	e.buf = append(e.buf, '[')
 	n := l.Len()
+	isMsg := f.fd.Kind() == protoreflect.MessageKind
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			e.comma()
 		}
-		if err := e.single(f.fd, f.enum, l.Get(i)); err != nil {
+		v := l.Get(i)
+		if isMsg {
+			if done, err := e.frozenMessage(v.Message()); done || err != nil {
+				if err != nil {
+					return err
+				}
+				if err := e.flush(false); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := e.single(f.fd, f.enum, v); err != nil {
+			return err
+		}
+		if err := e.flush(false); err != nil {
 			return err
 		}
 	}

@@ -108,6 +108,9 @@ func recordSize(t reflect.Type, hint *atomic.Int64, n int64, size int) {
 // Marshal encodes v as legacy JSON followed by a newline.
 func (m Marshaler) Marshal(v any) (out []byte, err error) {
 	defer catchPanic(&err)
+	if s, ok := v.(Streamed); ok {
+		return nil, m.stream(s)
+	}
 	t, hint, n := sizeHint(v)
 	if hint != nil {
 		if est := hint.Load() * n; est >= bigOutput && est <= maxHintedBuffer {

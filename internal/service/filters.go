@@ -28,7 +28,7 @@ func (f *filterService) ListFilters(ctx context.Context, req *rapiv2.ListFilters
 		}
 		return &rapiv2.ListFiltersResponse{Refs: refs}, nil
 	}
-	rules, err := listObjects(ctx, f.s.cfg.Backend, backend.ResFilter, newFilterRule)
+	rules, err := cachedList(ctx, f.s, backend.ResFilter, newFilterRule)
 	if err != nil {
 		return nil, err
 	}

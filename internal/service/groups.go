@@ -22,7 +22,7 @@ func (g *groupService) ListGroups(ctx context.Context, req *rapiv2.ListGroupsReq
 		}
 		return &rapiv2.ListGroupsResponse{Refs: namedRefs(names, "/2/groups/")}, nil
 	}
-	groups, err := listObjects(ctx, g.s.cfg.Backend, backend.ResGroup, newGroup)
+	groups, err := cachedList(ctx, g.s, backend.ResGroup, newGroup)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ func (i *instanceService) ListInstances(ctx context.Context, req *rapiv2.ListIns
 		}
 		return &rapiv2.ListInstancesResponse{Refs: itemRefs(names, "/2/instances/")}, nil
 	}
-	insts, err := listObjects(ctx, i.s.cfg.Backend, backend.ResInstance, newInstance)
+	insts, err := cachedList(ctx, i.s, backend.ResInstance, newInstance)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func (n *networkService) ListNetworks(ctx context.Context, req *rapiv2.ListNetwo
 		}
 		return &rapiv2.ListNetworksResponse{Refs: namedRefs(names, "/2/networks/")}, nil
 	}
-	nets, err := listObjects(ctx, n.s.cfg.Backend, backend.ResNetwork, newNetwork)
+	nets, err := cachedList(ctx, n.s, backend.ResNetwork, newNetwork)
 	if err != nil {
 		return nil, err
 	}

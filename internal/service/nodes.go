@@ -22,7 +22,7 @@ func (n *nodeService) ListNodes(ctx context.Context, req *rapiv2.ListNodesReques
 		}
 		return &rapiv2.ListNodesResponse{Refs: itemRefs(names, "/2/nodes/")}, nil
 	}
-	nodes, err := listObjects(ctx, n.s.cfg.Backend, backend.ResNode, newNode)
+	nodes, err := cachedList(ctx, n.s, backend.ResNode, newNode)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
@@ -53,6 +54,10 @@ type Services struct {
 	cfg Config
 	// watchLogs shares converted log entries among WatchJob streams.
 	watchLogs watchLogs
+	// bulk shares the bulk lists of one cluster state.
+	bulk bulkCache
+	// info is GetInfo's answer of the latest state.
+	info atomic.Pointer[memoInfo]
 	// draining is canceled by Drain.
 	draining context.Context
 	drain    context.CancelFunc

@@ -24,7 +24,10 @@ type Backend struct {
 	jobs  *jobs.Engine
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend   = (*Backend)(nil)
+	_ backend.Versioned = (*Backend)(nil)
+)
 
 // New returns the backend of a cluster model and the job engine that runs
 // its jobs (both required).
@@ -38,6 +41,10 @@ func New(model *cluster.Model, engine *jobs.Engine) *Backend {
 func (b *Backend) ClusterInfo(context.Context) (map[string]any, error) {
 	return b.model.State().InfoShared(), nil
 }
+
+// StateVersion is the current state snapshot (backend.Versioned): every
+// change commits a new one.
+func (b *Backend) StateVersion(context.Context) any { return b.model.State() }
 
 func (b *Backend) Names(_ context.Context, resource string) ([]string, error) {
 	return b.model.State().Names(resource), nil

@@ -45,15 +45,26 @@ func grpcOptions(p *Providers) []otelgrpc.Option {
 // in-process connection) are traced but record no rpc.server metrics:
 // http.server.request.duration measures them, by route.
 func ServerOptions(p *Providers, inProcess func(context.Context) bool) []grpc.ServerOption {
+	h := ServerStatsHandler(p, inProcess)
+	if h == nil {
+		return nil
+	}
+	return []grpc.ServerOption{grpc.StatsHandler(h)}
+}
+
+// ServerStatsHandler is the stats handler of ServerOptions (nil when
+// telemetry is off), for calls that reach the services without the gRPC
+// server (gateway.Direct).
+func ServerStatsHandler(p *Providers, inProcess func(context.Context) bool) stats.Handler {
 	if !p.Enabled() {
 		return nil
 	}
 	opts := grpcOptions(p)
-	return []grpc.ServerOption{grpc.StatsHandler(&serverHandler{
+	return &serverHandler{
 		external:  otelgrpc.NewServerHandler(opts...),
 		inProcess: otelgrpc.NewServerHandler(append(opts, otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()))...),
 		isIn:      inProcess,
-	})}
+	}
 }
 
 // serverHandler sends each call to the otelgrpc handler of its kind.
@@ -94,9 +105,18 @@ func (h *serverHandler) HandleConn(ctx context.Context, s stats.ConnStats) {
 // its calls are the legacy requests, which the HTTP and the gRPC server
 // metrics already measure.
 func DialOptions(p *Providers) []grpc.DialOption {
+	h := ClientStatsHandler(p)
+	if h == nil {
+		return nil
+	}
+	return []grpc.DialOption{grpc.WithStatsHandler(h)}
+}
+
+// ClientStatsHandler is the stats handler of DialOptions (nil when
+// telemetry is off), for gateway.Direct.
+func ClientStatsHandler(p *Providers) stats.Handler {
 	if !p.Enabled() {
 		return nil
 	}
-	opts := append(grpcOptions(p), otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()))
-	return []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(opts...))}
+	return otelgrpc.NewClientHandler(append(grpcOptions(p), otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()))...)
 }
