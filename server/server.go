@@ -175,6 +175,10 @@ type Config struct {
 	// resumable UNAVAILABLE, so that clients rebalance (0: the default,
 	// negative: no limit).
 	MaxWatchAge time.Duration
+	// Upstream, when set, is the real cluster the gateway fronts instead
+	// of its simulated one: unix:///path/to/luxi-socket (luxi on the
+	// master node).
+	Upstream string
 }
 
 // Defaults.
@@ -451,7 +455,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	// being decoded.
 	budget := membudget.NewMemoryBudget(cfg.QueryMemory-cfg.QueryMemory/4, 0)
 	requestBudget := membudget.NewMemoryBudget(cfg.QueryMemory/4, 0)
-	services, err := service.New(service.Config{Backend: sim.New(model, a.jobs), Logger: log, MaxTestDelay: cfg.MaxTestDelay, Limits: service.Limits{
+	be, err := chooseBackend(cfg.Upstream, sim.New(model, a.jobs), log)
+	if err != nil {
+		return nil, err
+	}
+	services, err := service.New(service.Config{Backend: be, Logger: log, MaxTestDelay: cfg.MaxTestDelay, Limits: service.Limits{
 		MaxQueryFields:      cfg.MaxQueryFields,
 		MaxQueryResultBytes: cfg.MaxQueryResultBytes,
 		Budget:              budget,

@@ -177,6 +177,7 @@ func serve(args []string, std stdio) error {
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving after the health checks turned NOT_SERVING, before the listener closes (behind a load balancer or in Kubernetes: a few seconds, e.g. 5s)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGTERM, the longest the drain may take (--drain-delay included); then everything still open is closed (keep it below systemd's TimeoutStopSec and Kubernetes' terminationGracePeriodSeconds)")
 	fs.DurationVar(&cfg.MaxWatchAge, "max-watch-age", server.DefaultMaxWatchAge, "age (less up to 10% at random) at which a WatchJob stream ends with a resumable UNAVAILABLE, so that clients rebalance; -1s: no limit")
+	fs.StringVar(&cfg.Upstream, "upstream", "", "front a real Ganeti cluster instead of the simulated one: unix:///var/run/ganeti/socket/ganeti-query (luxi, on the master node)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.ClusterDomainSecretFile, "cluster-domain-secret-file", "", "Ganeti's cluster domain secret file; clusters sharing it trust each other for move-instance (default: <data-dir>/cluster-domain-secret, created on first start)")
 	fs.StringVar(&cfg.RemoteImportAddress, "remote-import-address", "127.0.0.1", "address remote imports (move-instance) listen on and announce to the exporting cluster")

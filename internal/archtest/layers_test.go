@@ -29,6 +29,8 @@ var layers = [][]string{
 	{"internal/sim/cluster", "internal/sim/cluster/internal/gen/fielddefs"},
 	{"internal/sim/jobs"},
 	{"internal/sim"},
+	// Upstream backends: a real cluster behind the backend interface.
+	{"internal/upstream/luxi"},
 	// Services (thin gRPC handlers), then the transport.
 	{"internal/service"},
 	{"gateway"},
@@ -46,8 +48,8 @@ var testOnly = []string{"e2e", "internal/testutil", "internal/specconform", "int
 // services only through the backend interface (internal/backend): neither
 // imports a backend's packages or the store (a package or any below it).
 var forbidden = map[string][]string{
-	"gateway":          {"internal/sim", "internal/store"},
-	"internal/service": {"internal/sim", "internal/store"},
+	"gateway":          {"internal/sim", "internal/store", "internal/upstream"},
+	"internal/service": {"internal/sim", "internal/store", "internal/upstream"},
 }
 
 // known are exceptions to forbidden, each to be removed; an exception that
