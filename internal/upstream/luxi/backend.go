@@ -353,7 +353,7 @@ func secondsCeil(d time.Duration) int64 {
 // decodeQueryResult parses a Query answer: {"fields": [...], "data": [[[status, value], ...], ...]}.
 func decodeQueryResult(raw []byte) (*backend.QueryResult, error) {
 	var r struct {
-		Fields []backend.FieldDef   `json:"fields"`
+		Fields []backend.FieldDef  `json:"fields"`
 		Data   [][]json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
@@ -381,4 +381,3 @@ func decodeQueryResult(raw []byte) (*backend.QueryResult, error) {
 	}
 	return out, nil
 }
-

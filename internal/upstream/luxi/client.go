@@ -134,11 +134,16 @@ func (c *Client) roundTrip(ctx context.Context, cn *conn, req []byte, timeout ti
 		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { cn.nc.Close() })
-	defer stop()
-	if _, err := cn.nc.Write(req); err != nil {
-		return nil, err
+	_, err := cn.nc.Write(req)
+	var msg []byte
+	if err == nil {
+		msg, err = readMessage(cn.r, c.cfg.MaxMessage)
 	}
-	msg, err := readMessage(cn.r, c.cfg.MaxMessage)
+	if !stop() {
+		// ctx ended and closed the connection, maybe after the answer:
+		// the caller discards it.
+		return nil, context.Cause(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -99,7 +99,9 @@ func (f *fakeLuxid) requests() []request {
 	return append([]request(nil), f.reqs...)
 }
 
-func ok(result string) []byte { return []byte(`{"success":true,"result":` + result + `,"version":3000000}` + "\x03") }
+func ok(result string) []byte {
+	return []byte(`{"success":true,"result":` + result + `,"version":3000000}` + "\x03")
+}
 
 func fail(result string) []byte { return []byte(`{"success":false,"result":` + result + "}\x03") }
 
