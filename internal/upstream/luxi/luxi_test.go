@@ -132,17 +132,11 @@ func TestCall(t *testing.T) {
 		{name: "closed before answer", answer: nil, class: errs.ClassUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeLuxid(t, func(rawRequest) []byte {
-				if tc.answer != nil && !strings.HasSuffix(string(tc.answer), "\x03") {
-					return append([]byte(nil), tc.answer...) // then the server closes (below)
-				}
-				return tc.answer
-			})
+			var f *fakeLuxid
 			if tc.answer != nil && !strings.HasSuffix(string(tc.answer), "\x03") {
-				// A server that closes mid-answer: serve writes, then the
-				// client waits for the rest until the server's close.
-				f = newFakeLuxid(t, func(rawRequest) []byte { return nil })
 				f = closingMidAnswer(t, tc.answer)
+			} else {
+				f = newFakeLuxid(t, func(rawRequest) []byte { return tc.answer })
 			}
 			c := NewClient(ClientConfig{Socket: f.path, CallTimeout: 2 * time.Second})
 			defer c.Close()
