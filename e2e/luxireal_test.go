@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"reflect"
@@ -289,4 +292,91 @@ func TestLuxiRealSubmitMany(t *testing.T) {
 	ch, _ := b.Watch(ctx, del)
 	for range ch {
 	}
+}
+
+// TestLuxiRealReadsEqualRAPI: the legacy reads of a gateway over luxi equal
+// the real cluster's own RAPI answers (status and parsed body), volatile
+// fields (free memory and disk) and set orders excepted. The real RAPI is
+// GANETI_RAPI_URL (default https://198.51.100.10:5080, its self-signed
+// certificate not verified) with the read user GANETI_RAPI_USER /
+// GANETI_RAPI_PASSWORD (default reader / readpass, ../shared/ganeti-real).
+func TestLuxiRealReadsEqualRAPI(t *testing.T) {
+	base, _ := luxiGateway(t)
+	rapi := envOr("GANETI_RAPI_URL", "https://198.51.100.10:5080")
+	user, password := envOr("GANETI_RAPI_USER", "reader"), envOr("GANETI_RAPI_PASSWORD", "readpass")
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // Ganeti's self-signed rapi.pem
+	}}
+	real := func(path string) (int, any) {
+		req, err := http.NewRequest("GET", rapi+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(user, password)
+		resp, err := client.Do(req)
+		if err != nil {
+			skipOrFailInCI(t, fmt.Sprintf("the real cluster's RAPI (%s) is needed: %v", rapi, err))
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var v any
+		_ = json.Unmarshal(body, &v)
+		return resp.StatusCode, v
+	}
+	var info map[string]any
+	luxiGetJSON(t, base+"/2/info", &info)
+	master, _ := info["master"].(string)
+	for _, path := range []string{
+		"/version", "/2/info", "/2/features", "/2/os", "/2/tags",
+		"/2/nodes", "/2/nodes?bulk=1", "/2/nodes/" + master, "/2/nodes/" + master + "/role", "/2/nodes/" + master + "/tags",
+		"/2/instances", "/2/instances?bulk=1", "/2/instances/no-such-instance",
+		"/2/groups", "/2/groups?bulk=1", "/2/groups/default", "/2/networks?bulk=1", "/2/filters?bulk=1",
+		"/2/jobs", "/2/jobs/1", "/2/jobs/999999",
+		"/2/query/node?fields=name,role,group,master_candidate", "/2/query/instance/fields", "/2/query/job?fields=id,status",
+	} {
+		code, _, body := do(t, "GET", base+path, "", "")
+		var got any
+		_ = json.Unmarshal(body, &got)
+		wantCode, want := real(path)
+		got, want = stable(got), stable(want)
+		if code != wantCode || !reflect.DeepEqual(got, want) {
+			t.Errorf("GET %s: gateway %d %.300v\ncluster %d %.300v", path, code, got, wantCode, want)
+		}
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// volatileFields change between two reads of an idle cluster.
+var volatileFields = map[string]bool{"dfree": true, "mfree": true, "mnode": true, "spfree": true}
+
+// stable drops volatile fields and sorts lists of strings (sets such as
+// /2/features, whose order Ganeti does not keep).
+func stable(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if volatileFields[k] {
+				delete(x, k)
+				continue
+			}
+			x[k] = stable(e)
+		}
+	case []any:
+		strs := true
+		for i, e := range x {
+			x[i] = stable(e)
+			_, ok := e.(string)
+			strs = strs && ok
+		}
+		if strs {
+			sort.Slice(x, func(i, j int) bool { return x[i].(string) < x[j].(string) })
+		}
+	}
+	return v
 }
