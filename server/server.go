@@ -40,7 +40,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/upstream/rapi"
 )
 
 // Config is the server configuration; the zero value plus a DataDir works.
@@ -177,8 +176,8 @@ type Config struct {
 	// resumable UNAVAILABLE, so that clients rebalance (0: the default,
 	// negative: no limit).
 	MaxWatchAge time.Duration
-	// Upstream, when set, fronts a real Ganeti cluster over its RAPI
-	// instead of the simulated one (see UpstreamConfig).
+	// Upstream, when set, fronts a real Ganeti cluster over its RAPI or
+	// luxi instead of the simulated one (see UpstreamConfig).
 	Upstream UpstreamConfig
 	// InProcessCodec sends the legacy surface's calls through the gRPC
 	// codec over the in-process connection, as before gateway.Direct
@@ -186,10 +185,11 @@ type Config struct {
 	InProcessCodec bool
 }
 
-// UpstreamConfig is the RAPI upstream (--upstream and its companions).
+// UpstreamConfig is the upstream cluster (--upstream and its companions).
 type UpstreamConfig struct {
 	// URLs are the cluster's RAPI base URLs (https://host:5080), one per
-	// master candidate; empty: the simulated backend.
+	// master candidate, or one unix:///path of luxid's socket on the
+	// master node; empty: the simulated backend.
 	URLs []string
 	// User and PasswordFile are the service user's credentials.
 	User, PasswordFile string
@@ -334,7 +334,7 @@ func (c *Config) CheckAndSetDefaults() error {
 // App is a ganeti-gateway ready to serve.
 type App struct {
 	cfg        Config
-	upstream   *rapi.Backend // nil: the simulated backend
+	upstream   upstreamBackend // nil: the simulated backend
 	store      *boltstore.Store
 	users      *auth.Store
 	jobs       *jobs.Engine
@@ -609,25 +609,6 @@ func (a *App) openSim(cfg Config, seed *cluster.File) (backend.Backend, error) {
 	}
 	a.jobs.Start()
 	return sim.New(model, a.jobs), nil
-}
-
-// openUpstream builds the RAPI upstream backend and starts its health
-// checks: every gRPC service and /healthz follow the upstream's
-// reachability.
-func (a *App) openUpstream(ctx context.Context) (backend.Backend, error) {
-	u := a.cfg.Upstream
-	up, err := rapi.New(rapi.Config{
-		URLs: u.URLs, User: u.User, PasswordFile: u.PasswordFile, CAFile: u.CAFile, Insecure: u.Insecure,
-		CacheTTL: u.CacheTTL, Timeout: u.Timeout, MaxConcurrent: u.MaxConcurrent, HealthInterval: u.HealthInterval,
-		IdempotencyTTL: a.cfg.IdempotencyKeyTTL, Logger: a.cfg.Logger.With("upstream", "rapi"),
-		OnHealth: a.upstreamHealth,
-	})
-	if err != nil {
-		return nil, err
-	}
-	a.upstream = up
-	up.Start(ctx)
-	return up, nil
 }
 
 // upstreamHealth sets every gRPC service's health from the upstream's

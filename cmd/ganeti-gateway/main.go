@@ -179,7 +179,7 @@ func serve(args []string, std stdio) error {
 	fs.DurationVar(&cfg.RemoteConnectTimeout, "remote-connect-timeout", 180*time.Second, "how long a remote export tries to connect and a remote import waits for it (Ganeti's RIE_CONNECT_TIMEOUT)")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the admin listener (/healthz, /debug/pprof/, /metrics); a bare port binds loopback only; empty: none")
 	fs.BoolVar(&cfg.MetricsPrometheus, "metrics-prometheus", false, "serve the metrics in Prometheus format on the admin listener's /metrics")
-	fs.Func("upstream", "front a real Ganeti cluster: its RAPI base URL(s), comma-separated, one per master candidate (https://cluster.example.com:5080); default: the simulated cluster", func(v string) error {
+	fs.Func("upstream", "front a real Ganeti cluster: its RAPI base URL(s), comma-separated, one per master candidate (https://cluster.example.com:5080), or luxid's socket on the master node (unix:///var/run/ganeti/socket/ganeti-query); default: the simulated cluster", func(v string) error {
 		for _, u := range strings.Split(v, ",") {
 			if u = strings.TrimSpace(u); u != "" {
 				cfg.Upstream.URLs = append(cfg.Upstream.URLs, u)

@@ -31,7 +31,7 @@ var layers = [][]string{
 	{"internal/sim/cluster", "internal/sim/cluster/internal/gen/fielddefs"},
 	{"internal/sim/opexec"},
 	{"internal/sim/jobs", "internal/sim/lu"},
-	{"internal/sim", "internal/upstream/rapi"},
+	{"internal/sim", "internal/upstream/rapi", "internal/upstream/luxi"},
 	// Services (thin gRPC handlers), then the transport.
 	{"internal/service"},
 	{"gateway"},

@@ -1,0 +1,150 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/upstream/luxi"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/upstream/rapi"
+)
+
+// upstreamBackend is a real cluster behind the backend interface, with its
+// health (the admin listener's /healthz and the gRPC health service follow
+// it) and its connections to close.
+type upstreamBackend interface {
+	backend.Backend
+	Health() error
+	Close()
+}
+
+// Upstream transports, by the scheme of the --upstream addresses.
+const (
+	transportRAPI = "rapi" // https://host:5080, one per master candidate
+	transportLUXI = "luxi" // unix:///path/to/luxid's socket, on the master node
+)
+
+// upstreamTransport is the transport of the --upstream addresses: RAPI for
+// http(s) URLs (several: the master candidates), luxi for one unix:// URL
+// (then its socket path).
+func upstreamTransport(addrs []string) (transport, socket string, err error) {
+	for _, a := range addrs {
+		u, err := url.Parse(a)
+		if err != nil {
+			return "", "", fmt.Errorf("--upstream %q: %w", a, err)
+		}
+		switch u.Scheme {
+		case "https", "http":
+			transport = transportRAPI
+		case "unix":
+			if len(addrs) != 1 {
+				return "", "", fmt.Errorf("--upstream: a luxi socket (%s) is the only address of its cluster", a)
+			}
+			if u.Host != "" || u.Path == "" || u.Path[0] != '/' {
+				return "", "", fmt.Errorf("--upstream: want unix:///absolute/path/to/socket, got %q", a)
+			}
+			return transportLUXI, u.Path, nil
+		default:
+			return "", "", fmt.Errorf("--upstream %q: unsupported scheme %q (https:// for RAPI, unix:// for luxi)", a, u.Scheme)
+		}
+	}
+	return transport, "", nil
+}
+
+// openUpstream builds the upstream backend of cfg.Upstream and starts its
+// health checks: every gRPC service and /healthz follow the upstream's
+// reachability.
+func (a *App) openUpstream(ctx context.Context) (backend.Backend, error) {
+	u := a.cfg.Upstream
+	transport, socket, err := upstreamTransport(u.URLs)
+	if err != nil {
+		return nil, err
+	}
+	if transport == transportLUXI {
+		be, err := luxi.New(luxi.Config{Socket: socket, MaxConns: u.MaxConcurrent, CallTimeout: u.Timeout,
+			IdempotencyRetention: a.cfg.IdempotencyKeyTTL})
+		if err != nil {
+			return nil, err
+		}
+		up := &luxiUpstream{Backend: be}
+		a.upstream = up
+		go up.watchHealth(ctx, u.HealthInterval, a.upstreamHealth)
+		a.cfg.Logger.Info("fronting a real cluster over luxi", "socket", socket)
+		return up, nil
+	}
+	up, err := rapi.New(rapi.Config{
+		URLs: u.URLs, User: u.User, PasswordFile: u.PasswordFile, CAFile: u.CAFile, Insecure: u.Insecure,
+		CacheTTL: u.CacheTTL, Timeout: u.Timeout, MaxConcurrent: u.MaxConcurrent, HealthInterval: u.HealthInterval,
+		IdempotencyTTL: a.cfg.IdempotencyKeyTTL, Logger: a.cfg.Logger.With("upstream", "rapi"),
+		OnHealth: a.upstreamHealth,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.upstream = up
+	up.Start(ctx)
+	return up, nil
+}
+
+// luxiUpstream is the luxi backend with a health check: luxid answers a
+// cluster-info query.
+type luxiUpstream struct {
+	*luxi.Backend
+	health healthState
+}
+
+func (l *luxiUpstream) Health() error { return l.health.get() }
+
+func (l *luxiUpstream) Close() { _ = l.Backend.Close() }
+
+// watchHealth checks luxid every interval until ctx ends, reporting each
+// outcome to report.
+func (l *luxiUpstream) watchHealth(ctx context.Context, interval time.Duration, report func(error)) {
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, interval)
+		_, err := l.ClusterInfo(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		l.health.set(err)
+		report(err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// healthState is the outcome of the last health check (an error until the
+// first one answers).
+type healthState struct {
+	mu      sync.Mutex
+	checked bool
+	err     error
+}
+
+func (h *healthState) set(err error) {
+	h.mu.Lock()
+	h.checked, h.err = true, err
+	h.mu.Unlock()
+}
+
+func (h *healthState) get() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.checked {
+		return errors.New("the upstream has not answered a health check yet")
+	}
+	return h.err
+}
