@@ -16,7 +16,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // TestCrashRecovery persists jobs, drops the engine without Stop (nothing
@@ -24,7 +23,7 @@ import (
 // same store: queued and waiting jobs run, the running one ends as an
 // unclean shutdown.
 func TestCrashRecovery(t *testing.T) {
-	st := memstore.New()
+	st := newTestStore(t)
 	model := openModel(t, st, 3)
 	clock := newFakeClock()
 	e1, err := New(Config{IAllocator: testIAllocators{}, Model: model, Clock: clock.Now, Logger: quiet, Workers: 1})

@@ -15,7 +15,6 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // instClusterJSON: three nodes with little memory (free: node1 3072 MiB,
@@ -48,7 +47,7 @@ func newInstEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatalf("ParseFile: %v", err)
 	}
-	st := memstore.New()
+	st := newTestStore(t)
 	model, err := cluster.Open(st, f, func() time.Time { return time.Unix(1795376000, 0) })
 	if err != nil {
 		t.Fatalf("Open: %v", err)

@@ -13,7 +13,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/faultstore"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // followUpIDs returns the job ids of a {"jobs": [[true, id], ...]} result.
@@ -58,7 +57,7 @@ func (s submitter) Exec(x *ExecContext, _ proto.Message) (any, error) {
 }
 
 func TestFollowUpCommitsWithOpcode(t *testing.T) {
-	st := memstore.New()
+	st := newTestStore(t)
 	model := openModel(t, st, 3)
 	clock := newFakeClock()
 	execs := DefaultExecutors()
@@ -306,7 +305,7 @@ func TestInstanceMultiAlloc(t *testing.T) {
 // follow-up jobs are then submitted once, with the IDs the first run took
 // (no job ID skipped, no extra job).
 func TestFollowUpWhenFnRunsTwice(t *testing.T) {
-	st := faultstore.New(memstore.New())
+	st := faultstore.New(newTestStore(t))
 	model := openModel(t, st, 3)
 	st.Rerun(true)
 	execs := DefaultExecutors()

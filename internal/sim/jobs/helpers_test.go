@@ -17,7 +17,6 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -95,7 +94,7 @@ type env struct {
 // newEnv opens a model on a memstore and an engine (not started).
 func newEnv(t testing.TB, instances int, mod func(*Config)) *env {
 	t.Helper()
-	st := memstore.New()
+	st := newTestStore(t)
 	model := openModel(t, st, instances)
 	clock := newFakeClock()
 	cfg := Config{Model: model, Clock: clock.Now, Logger: quiet, IAllocator: testIAllocators{}}

@@ -17,7 +17,6 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 )
@@ -248,7 +247,7 @@ func TestTraceLockWait(t *testing.T) {
 // submission when it runs after it.
 func TestTraceSurvivesRestart(t *testing.T) {
 	tr := newTraced()
-	st := memstore.New()
+	st := newTestStore(t)
 	model := openModel(t, st, 3)
 	e1, err := New(Config{IAllocator: testIAllocators{}, Model: model, Logger: quiet, TracerProvider: tr.tp})
 	if err != nil {

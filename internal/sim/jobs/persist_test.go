@@ -11,7 +11,6 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // TestNextIDAboveArchive: job ids never restart below an archived job's id
@@ -79,7 +78,7 @@ func TestDamagedRecords(t *testing.T) {
 		{"opcode not a proto", jobKey(1), badOp(t, good), "opcode 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := memstore.New()
+			st := newTestStore(t)
 			model := openModel(t, st, 0)
 			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketJobs, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)
@@ -96,7 +95,7 @@ func TestDamagedRecords(t *testing.T) {
 
 			// The same record archived: the engine starts, reading it is
 			// an error.
-			st = memstore.New()
+			st = newTestStore(t)
 			model = openModel(t, st, 0)
 			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketArchive, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyjson"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 )
 
@@ -237,7 +236,7 @@ func errPrereq(msg string) error { return errs.Prereq(errs.CodeInval, "%s", msg)
 // self.op.* as they go); the Locks phase's writes are kept when it fails;
 // they survive a restart.
 func TestParamsWrittenBack(t *testing.T) {
-	st := memstore.New()
+	st := newTestStore(t)
 	model := openModel(t, st, 1)
 	execs := DefaultExecutors()
 	cfg := func() Config {

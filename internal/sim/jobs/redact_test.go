@@ -13,7 +13,6 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // osParamsRecorder is an OP_TEST_OS_PARAMS executor that records the
@@ -55,7 +54,7 @@ func secretOp(t *testing.T, pw string) *rapiv2.OpCode {
 // keeps the real opcodes).
 func TestSnapshotsRedactSecrets(t *testing.T) {
 	const secret = "s3cret-pw"
-	st := memstore.New()
+	st := newTestStore(t)
 	model := openModel(t, st, 0)
 	rec := &osParamsRecorder{}
 	execs := DefaultExecutors()

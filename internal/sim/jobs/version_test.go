@@ -10,7 +10,6 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // TestJobVersion: every committed change of a job gives it a higher
@@ -21,7 +20,7 @@ import (
 func TestJobVersion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st := memstore.New()
+	st := newTestStore(t)
 	e1, err := New(Config{IAllocator: testIAllocators{}, Model: openModel(t, st, 3), Logger: quiet, Workers: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@
 package etcdtest
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"testing"
@@ -15,39 +17,68 @@ import (
 )
 
 // freeURL returns http://127.0.0.1:<a free port>.
-func freeURL(t testing.TB) url.URL {
-	t.Helper()
+func freeURL() (url.URL, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return url.URL{}, err
 	}
 	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}
+	return url.URL{Scheme: "http", Host: l.Addr().String()}, nil
 }
 
-// Start starts an etcd member (fsync on) stopped when the test ends, and
-// returns its client URL.
-func Start(t testing.TB) string {
-	t.Helper()
+// Options of Launch; zero fields keep etcd's defaults.
+type Options struct {
+	MaxTxnOps       uint
+	MaxRequestBytes uint
+}
+
+// Launch starts an etcd member (fsync on) with its data in dir, and
+// returns its client URL and the function that stops it.
+func Launch(dir string, o Options) (string, func(), error) {
 	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
+	cfg.Dir = dir
 	cfg.Logger = "zap"
 	cfg.LogLevel = "fatal" // its shutdown logs errors that are not
-	cu, pu := freeURL(t), freeURL(t)
+	if o.MaxTxnOps > 0 {
+		cfg.MaxTxnOps = o.MaxTxnOps
+	}
+	if o.MaxRequestBytes > 0 {
+		cfg.MaxRequestBytes = o.MaxRequestBytes
+	}
+	cu, err := freeURL()
+	if err != nil {
+		return "", nil, err
+	}
+	pu, err := freeURL()
+	if err != nil {
+		return "", nil, err
+	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		t.Fatalf("embedded etcd: %v", err)
+		return "", nil, fmt.Errorf("embedded etcd: %w", err)
 	}
-	t.Cleanup(e.Close)
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
-		t.Fatal("embedded etcd did not start")
+		e.Close()
+		return "", nil, errors.New("embedded etcd did not start")
 	}
-	return cu.String()
+	return cu.String(), e.Close, nil
+}
+
+// Start starts an etcd member with etcd's default limits, stopped when the
+// test ends, and returns its client URL.
+func Start(t testing.TB) string {
+	t.Helper()
+	endpoint, stop, err := Launch(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return endpoint
 }
 
 // Client returns a client of endpoint, closed when the test ends.
