@@ -118,6 +118,12 @@ type Config struct {
 	// JobArchiveAfter is the age after which finished jobs are archived:
 	// still readable by id, no longer listed (default 6h; negative: never).
 	JobArchiveAfter time.Duration
+	// Store is "bolt" (the default: a file in DataDir) or "etcd" (Etcd):
+	// several replicas share one etcd; the elected leader runs the job
+	// queue (see Etcd).
+	Store string
+	// Etcd is the etcd of Store "etcd".
+	Etcd EtcdConfig
 	// JobQueueSize is the most jobs the queue holds before submissions are
 	// refused (0: jobs.DefaultQueueSize, Ganeti's hard limit; negative: no
 	// limit).
@@ -200,6 +206,9 @@ const (
 
 // CheckAndSetDefaults validates the config and fills in defaults.
 func (c *Config) CheckAndSetDefaults() error {
+	if err := c.checkStore(); err != nil {
+		return err
+	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
@@ -305,7 +314,10 @@ func (c *Config) CheckAndSetDefaults() error {
 // App is a ganeti-gateway ready to serve.
 type App struct {
 	cfg        Config
-	store      *boltstore.Store
+	store      store.Store
+	bolt       *boltstore.Store // the store with Store "bolt": backups
+	lost       chan error       // the leadership was lost (Store "etcd")
+	closeEtcd  func()           // closes the store and the client (Store "etcd")
 	users      *auth.Store
 	jobs       *jobs.Engine
 	grpcServer *grpc.Server
@@ -429,7 +441,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	secret := domainSecretPath(cfg)
 	a.healthSrv = health.NewServer()
-	model, err := a.openState(seed, jobs.Config{
+	model, err := a.openState(ctx, seed, jobs.Config{
 		Logger: log, EncodeOp: service.LegacyOpValue, Executors: executors(cfg, log, secret),
 		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
 		QueueSize: cfg.JobQueueSize, MaxOpsPerJob: cfg.MaxOpcodesPerJob,
@@ -582,7 +594,11 @@ const BackupTimeout = 5 * time.Minute
 // transaction: writers go on), with its exact Content-Length so that a
 // client can tell a complete copy from a cut one.
 func (a *App) serveBackup(w http.ResponseWriter, r *http.Request) {
-	sn, err := a.store.Snapshot()
+	if a.bolt == nil {
+		http.Error(w, "the store is etcd: back it up with etcdctl snapshot save", http.StatusNotImplemented)
+		return
+	}
+	sn, err := a.bolt.Snapshot()
 	if err != nil {
 		a.cfg.Logger.Error("backup: cannot begin a snapshot", "err", err.Error())
 		http.Error(w, "cannot read the store", http.StatusServiceUnavailable)
@@ -804,7 +820,9 @@ func (a *App) Close() {
 		cancel() // no grace: Shutdown is the graceful path
 		_ = a.jobs.Stop(ctx)
 	}
-	if a.store != nil {
+	if a.closeEtcd != nil {
+		a.closeEtcd()
+	} else if a.store != nil {
 		_ = a.store.Close()
 	}
 	if a.users != nil {
