@@ -119,6 +119,12 @@ type Config struct {
 	// JobArchiveAfter is the age after which finished jobs are archived:
 	// still readable by id, no longer listed (default 6h; negative: never).
 	JobArchiveAfter time.Duration
+	// Store is "bolt" (the default: a file in DataDir) or "etcd" (Etcd):
+	// several replicas share one etcd; the elected leader runs the job
+	// queue (see Etcd).
+	Store string
+	// Etcd is the etcd of Store "etcd".
+	Etcd EtcdConfig
 	// JobQueueSize is the most jobs the queue holds before submissions are
 	// refused (0: jobs.DefaultQueueSize, Ganeti's hard limit; negative: no
 	// limit).
@@ -229,6 +235,9 @@ const (
 
 // CheckAndSetDefaults validates the config and fills in defaults.
 func (c *Config) CheckAndSetDefaults() error {
+	if err := c.checkStore(); err != nil {
+		return err
+	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
@@ -335,7 +344,10 @@ func (c *Config) CheckAndSetDefaults() error {
 type App struct {
 	cfg        Config
 	upstream   upstreamBackend // nil: the simulated backend
-	store      *boltstore.Store
+	store      store.Store
+	bolt       *boltstore.Store // the store with Store "bolt": backups
+	lost       chan error       // the leadership was lost (Store "etcd")
+	closeEtcd  func()           // closes the store and the client (Store "etcd")
 	users      *auth.Store
 	jobs       *jobs.Engine
 	grpcServer *grpc.Server
@@ -463,7 +475,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		if be, err = a.openUpstream(ctx); err != nil {
 			return nil, err
 		}
-	} else if be, err = a.openSim(cfg, seed); err != nil {
+	} else if be, err = a.openSim(ctx, cfg, seed); err != nil {
 		return nil, err
 	}
 	// Three quarters of the query memory for answers, one for requests
@@ -587,10 +599,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 }
 
 // openSim opens the store and the simulated cluster behind the backend.
-func (a *App) openSim(cfg Config, seed *cluster.File) (backend.Backend, error) {
+func (a *App) openSim(ctx context.Context, cfg Config, seed *cluster.File) (backend.Backend, error) {
 	log := cfg.Logger
 	secret := domainSecretPath(cfg)
-	model, err := a.openState(seed, jobs.Config{
+	model, err := a.openState(ctx, seed, jobs.Config{
 		Logger: log, EncodeOp: service.LegacyOpValue, Executors: executors(cfg, log, secret),
 		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
 		QueueSize: cfg.JobQueueSize, MaxOpsPerJob: cfg.MaxOpcodesPerJob,
@@ -662,11 +674,15 @@ const BackupTimeout = 5 * time.Minute
 // transaction: writers go on), with its exact Content-Length so that a
 // client can tell a complete copy from a cut one.
 func (a *App) serveBackup(w http.ResponseWriter, r *http.Request) {
-	if a.store == nil {
-		http.Error(w, "no store: the gateway fronts an upstream cluster", http.StatusNotFound)
+	if a.bolt == nil {
+		if a.upstream != nil {
+			http.Error(w, "no store: the gateway fronts an upstream cluster", http.StatusNotFound)
+			return
+		}
+		http.Error(w, "the store is etcd: back it up with etcdctl snapshot save", http.StatusNotImplemented)
 		return
 	}
-	sn, err := a.store.Snapshot()
+	sn, err := a.bolt.Snapshot()
 	if err != nil {
 		a.cfg.Logger.Error("backup: cannot begin a snapshot", "err", err.Error())
 		http.Error(w, "cannot read the store", http.StatusServiceUnavailable)
@@ -891,7 +907,9 @@ func (a *App) Close() {
 	if a.upstream != nil {
 		a.upstream.Close()
 	}
-	if a.store != nil {
+	if a.closeEtcd != nil {
+		a.closeEtcd()
+	} else if a.store != nil {
 		_ = a.store.Close()
 	}
 	if a.users != nil {

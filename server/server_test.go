@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -43,6 +44,11 @@ func TestCheckAndSetDefaults(t *testing.T) {
 		{Listen: "5080"},
 		{Listen: "127.0.0.1:http-nope"},
 		{Listen: "[::1:5080"},
+		{Store: "etcd"},
+		{Store: "zookeeper"},
+		{Etcd: EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{"http://127.0.0.1:2379"}}}},
+		{Store: "etcd", Etcd: EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{"http://127.0.0.1:2379"}}},
+			Upstream: UpstreamConfig{URLs: []string{"https://cluster.example.com:5080"}}},
 	} {
 		if err := bad.CheckAndSetDefaults(); err == nil {
 			t.Errorf("accepted %+v", bad)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,7 +127,10 @@ func generatedUsersFile(path string) bool {
 // used before, or damaged (at the file level or in a record). With
 // Config.Reinit, a refused store is moved aside and a new cluster begins;
 // a healthy store is never touched.
-func (a *App) openState(seed *cluster.File, jc jobs.Config) (*cluster.Model, error) {
+func (a *App) openState(ctx context.Context, seed *cluster.File, jc jobs.Config) (*cluster.Model, error) {
+	if a.cfg.Store == StoreEtcd {
+		return a.openEtcdState(ctx, seed, jc)
+	}
 	log := a.cfg.Logger
 	model, err := a.tryState(seed, jc, false)
 	var refused *StoreError
@@ -222,7 +226,7 @@ func (a *App) tryState(seed *cluster.File, jc jobs.Config, fresh bool) (_ *clust
 				"cluster_file", a.cfg.ClusterFile, "store", path)
 		}
 	}
-	a.store, a.jobs = st, eng
+	a.store, a.bolt, a.jobs = st, st, eng
 	if err := writeMarker(a.cfg.DataDir, problem != ""); err != nil {
 		return nil, err
 	}

@@ -178,6 +178,24 @@ func serve(args []string, std stdio) error {
 	fs.StringVar(&cfg.RemoteImportAddress, "remote-import-address", "127.0.0.1", "address remote imports (move-instance) listen on and announce to the exporting cluster")
 	fs.DurationVar(&cfg.RemoteConnectTimeout, "remote-connect-timeout", 180*time.Second, "how long a remote export tries to connect and a remote import waits for it (Ganeti's RIE_CONNECT_TIMEOUT)")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the admin listener (/healthz, /debug/pprof/, /metrics); a bare port binds loopback only; empty: none")
+	fs.StringVar(&cfg.Store, "store", server.StoreBolt, "where the cluster and the job queue are kept: bolt (a file in --data-dir) or etcd (--etcd-endpoints; replicas sharing it elect the one that runs the job queue)")
+	fs.Func("etcd-endpoints", "with --store etcd: the client URLs of the etcd members, comma-separated", func(v string) error {
+		cfg.Etcd.Endpoints = nil
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				cfg.Etcd.Endpoints = append(cfg.Etcd.Endpoints, e)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&cfg.Etcd.CA, "etcd-ca", "", "CA bundle (PEM) that signed the etcd members' certificates (https endpoints; default: the system's)")
+	fs.StringVar(&cfg.Etcd.Cert, "etcd-cert", "", "client certificate (PEM) for etcd's --client-cert-auth, with --etcd-key")
+	fs.StringVar(&cfg.Etcd.Key, "etcd-key", "", "key (PEM) of --etcd-cert")
+	fs.StringVar(&cfg.Etcd.User, "etcd-user", "", "etcd user (etcd --auth), with --etcd-password-file")
+	fs.StringVar(&cfg.Etcd.PasswordFile, "etcd-password-file", "", "file holding the password of --etcd-user")
+	fs.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", server.DefaultEtcdPrefix, "prefix of the keys in etcd; the replicas of one cluster share it")
+	fs.IntVar(&cfg.Etcd.LeaseTTL, "etcd-lease-ttl", server.DefaultEtcdLeaseTTL, "the leader's lease in seconds: a leader cut off from etcd for this long loses the leadership and another replica takes over")
+	fs.StringVar(&cfg.Etcd.Name, "etcd-name", "", "this replica's name in the election (default: the host name)")
 	fs.BoolVar(&cfg.MetricsPrometheus, "metrics-prometheus", false, "serve the metrics in Prometheus format on the admin listener's /metrics")
 	fs.Func("upstream", "front a real Ganeti cluster: its RAPI base URL(s), comma-separated, one per master candidate (https://cluster.example.com:5080), or luxid's socket on the master node (unix:///var/run/ganeti/socket/ganeti-query); default: the simulated cluster", func(v string) error {
 		for _, u := range strings.Split(v, ",") {
@@ -269,6 +287,9 @@ func serve(args []string, std stdio) error {
 	}
 	select {
 	case err := <-errc:
+		a.Close()
+		return err
+	case err := <-a.Lost():
 		a.Close()
 		return err
 	case <-ctx.Done():

@@ -20,7 +20,7 @@ var layers = [][]string{
 	// Vocabulary and infrastructure without project imports.
 	{"gen/go/ganeti/rapi/v2", "internal/atomicfile", "internal/buildinfo", "internal/names",
 		"internal/selfsigned", "internal/store", "internal/sim/impexp", "deploy"},
-	{"internal/legacyenum", "internal/telemetry", "internal/auth", "internal/store/boltstore", "internal/store/memstore", "internal/store/faultstore",
+	{"internal/legacyenum", "internal/telemetry", "internal/auth", "internal/store/boltstore", "internal/store/memstore", "internal/store/faultstore", "internal/store/etcdstore",
 		"internal/store/storetest"},
 	{"internal/legacyjson", "internal/errs"},
 	{"internal/backend"},
@@ -43,7 +43,7 @@ var layers = [][]string{
 // testOnly packages hold tests and their helpers: they may import anything,
 // and no other package may import them.
 var testOnly = []string{"e2e", "internal/testutil", "internal/specconform", "internal/archtest",
-	"internal/backend/backendtest"}
+	"internal/backend/backendtest", "internal/store/etcdstore/etcdtest"}
 
 // forbidden are imports that the ranks allow but the architecture does not:
 // the transport reaches a backend only through the services, and the

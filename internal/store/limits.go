@@ -24,9 +24,10 @@ type Limits struct {
 //   - a group commit of the job engine writes, for each job of the queue
 //     at most (Ganeti's limit, 5,000 jobs by default), its record (a few
 //     KiB), its idempotency key, and for an archived job a put and a
-//     delete: at most about 20,000 operations. The committer does not
-//     split a batch: a queue configured without a limit, or records of
-//     megabytes, could exceed the limits and stop the engine (fail-stop).
+//     delete: at most about 20,000 operations. The committer splits a
+//     batch by operations (internal/sim/jobs commitParts), not by bytes:
+//     records of megabytes could exceed MaxBytes and stop the engine
+//     (fail-stop).
 var DefaultLimits = Limits{MaxOps: 100_000, MaxBytes: 64 << 20}
 
 // OrDefault returns l with its zero fields set from DefaultLimits.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -24,8 +26,9 @@ import (
 // order of a job's writes: a record is encoded from the job's in-memory
 // state when the batch is taken, and that state only moves forward.
 //
-// A batch is one transaction, never split: store.DefaultLimits are large
-// enough for a batch of the whole queue (see there). The functions the
+// A batch is split into transactions that fit the store's limits
+// (commitParts): with store.DefaultLimits a batch of the whole queue is
+// one; etcd bounds a transaction to 128 operations. The functions the
 // committer passes to the store may run more than once: they write
 // records and take follow-up job IDs (Engine.followUpID) the same way on
 // every run, and the committer publishes records and continues jobs only
@@ -273,21 +276,12 @@ func (c *committer) flush() {
 	if span != nil {
 		ctx = trace.ContextWithSpan(ctx, span)
 	}
-	b, err := c.e.takeBatch(dirty, archive)
-	if err == nil {
-		if len(execs) == 0 {
-			err = c.e.st.Update(ctx, func(tx store.Tx) error { return b.write(tx) })
-			if err == nil {
-				c.e.publishBatch(b)
-			}
-		} else {
-			err = c.runExecs(ctx, b, execs)
-		}
-	}
+	var archIDs []int64
+	err := c.commitParts(ctx, dirty, archive, execs, &archIDs)
 	endCommit(span, err)
 	switch {
 	case err == nil:
-		c.e.archived(b.archIDs)
+		c.e.archived(archIDs)
 	case errors.Is(err, errCrashed):
 	default:
 		// Job records that were not written must not be shown, and the
@@ -297,6 +291,53 @@ func (c *committer) flush() {
 	}
 	for _, w := range waiters {
 		w <- err
+	}
+}
+
+// partSize is how many jobs one transaction may write or archive within
+// the store's limits: two operations each (a record and its idempotency
+// key, or an archived record and the delete of the live one), and one for
+// the next job id. With the default limits a batch of the whole queue is
+// one part; on etcd (127 operations) a part is 63 jobs.
+func partSize(l store.Limits) int { return max(1, (l.MaxOps-1)/2) }
+
+// commitParts commits the writes of one flush in transactions that fit
+// the store's limits, in order: the jobs to write (by id) and archive,
+// in parts, then the opcodes to execute with the last part. It stops at
+// the first error; archIDs gets the ids archived by committed parts.
+func (c *committer) commitParts(ctx context.Context, dirty map[int64]struct{}, archive []int64, execs []*execItem, archIDs *[]int64) error {
+	ids := slices.Sorted(maps.Keys(dirty))
+	size := partSize(store.LimitsOf(c.e.st))
+	for {
+		part := map[int64]struct{}{}
+		n := min(size, len(ids))
+		for _, id := range ids[:n] {
+			part[id] = struct{}{}
+		}
+		ids = ids[n:]
+		m := min(size-n, len(archive))
+		partArchive := archive[:m]
+		archive = archive[m:]
+		last := len(ids) == 0 && len(archive) == 0
+		b, err := c.e.takeBatch(part, partArchive)
+		if err != nil {
+			return err
+		}
+		if last && len(execs) > 0 {
+			err = c.runExecs(ctx, b, execs)
+		} else {
+			err = c.e.st.Update(ctx, func(tx store.Tx) error { return b.write(tx) })
+			if err == nil {
+				c.e.publishBatch(b)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		*archIDs = append(*archIDs, b.archIDs...)
+		if last {
+			return nil
+		}
 	}
 }
 

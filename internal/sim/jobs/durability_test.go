@@ -24,7 +24,7 @@ import (
 // same store: queued and waiting jobs run, the running one ends as an
 // unclean shutdown.
 func TestCrashRecovery(t *testing.T) {
-	st := testStore()
+	st := newTestStore(t)
 	model := openModel(t, st, 3)
 	clock := newFakeClock()
 	e1, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Clock: clock.Now, Logger: quiet, Workers: 1})

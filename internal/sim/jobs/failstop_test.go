@@ -18,7 +18,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/boltstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/faultstore"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 // storedStatus is the status of job id in st ("" when absent).
@@ -96,7 +95,7 @@ type failStopCase struct {
 
 func testFailStop(t *testing.T, c failStopCase) {
 	mode, skip := c.mode, c.skip
-	var inner store.Store = memstore.New()
+	inner := newTestStore(t)
 	if c.bolt {
 		b, err := boltstore.Open(filepath.Join(t.TempDir(), "state.db"))
 		if err != nil {

@@ -60,7 +60,7 @@ func (s submitter) Exec(x *opexec.ExecContext, _ proto.Message) (any, error) {
 }
 
 func TestFollowUpCommitsWithOpcode(t *testing.T) {
-	st := testStore()
+	st := newTestStore(t)
 	model := openModel(t, st, 3)
 	clock := newFakeClock()
 	execs := lu.DefaultExecutors()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,8 +19,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/faultstore"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/store/memstore"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -96,23 +93,10 @@ type env struct {
 	clock *fakeClock
 }
 
-// testStore is the store of newEnv: a memstore, run through
-// faultstore.Rerun (every update function runs twice, the first run
-// discarded) when GANETI_TEST_STORE_RERUN=1, to check that no update of
-// the engine has its effect twice.
-func testStore() store.Store {
-	if os.Getenv("GANETI_TEST_STORE_RERUN") == "1" {
-		s := faultstore.New(memstore.New())
-		s.Rerun(true)
-		return s
-	}
-	return memstore.New()
-}
-
 // newEnv opens a model on a memstore and an engine (not started).
 func newEnv(t testing.TB, instances int, mod func(*Config)) *env {
 	t.Helper()
-	st := testStore()
+	st := newTestStore(t)
 	model := openModel(t, st, instances)
 	clock := newFakeClock()
 	cfg := Config{Model: model, Clock: clock.Now, Logger: quiet, IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors()}

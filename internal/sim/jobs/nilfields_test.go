@@ -212,7 +212,7 @@ func nilEnv(t *testing.T, log *slog.Logger) *env {
 	if err != nil {
 		t.Fatalf("ParseFile: %v", err)
 	}
-	st := testStore()
+	st := newTestStore(t)
 	model, err := cluster.Open(st, f, func() time.Time { return time.Unix(1795376000, 0) })
 	if err != nil {
 		t.Fatalf("Open: %v", err)

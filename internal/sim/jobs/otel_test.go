@@ -248,7 +248,7 @@ func TestTraceLockWait(t *testing.T) {
 // submission when it runs after it.
 func TestTraceSurvivesRestart(t *testing.T) {
 	tr := newTraced()
-	st := testStore()
+	st := newTestStore(t)
 	model := openModel(t, st, 3)
 	e1, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: model, Logger: quiet, TracerProvider: tr.tp})
 	if err != nil {

@@ -79,7 +79,7 @@ func TestDamagedRecords(t *testing.T) {
 		{"opcode not a proto", jobKey(1), badOp(t, good), "opcode 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := testStore()
+			st := newTestStore(t)
 			model := openModel(t, st, 0)
 			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketJobs, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)
@@ -96,7 +96,7 @@ func TestDamagedRecords(t *testing.T) {
 
 			// The same record archived: the engine starts, reading it is
 			// an error.
-			st = testStore()
+			st = newTestStore(t)
 			model = openModel(t, st, 0)
 			if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.Put(BucketArchive, tc.key, []byte(tc.val)) }); err != nil {
 				t.Fatal(err)

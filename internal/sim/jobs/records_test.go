@@ -238,7 +238,7 @@ func errPrereq(msg string) error { return errs.Prereq(errs.CodeInval, "%s", msg)
 // self.op.* as they go); the Locks phase's writes are kept when it fails;
 // they survive a restart.
 func TestParamsWrittenBack(t *testing.T) {
-	st := testStore()
+	st := newTestStore(t)
 	model := openModel(t, st, 1)
 	execs := lu.DefaultExecutors()
 	cfg := func() Config {

@@ -60,7 +60,7 @@ func secretOp(t *testing.T, pw string) *rapiv2.OpCode {
 // keeps the real opcodes).
 func TestSnapshotsRedactSecrets(t *testing.T) {
 	const secret = "s3cret-pw"
-	st := testStore()
+	st := newTestStore(t)
 	model := openModel(t, st, 0)
 	rec := &osParamsRecorder{}
 	execs := lu.DefaultExecutors()

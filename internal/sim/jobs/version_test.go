@@ -21,7 +21,7 @@ import (
 func TestJobVersion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st := testStore()
+	st := newTestStore(t)
 	e1, err := New(Config{IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors(), Model: openModel(t, st, 3), Logger: quiet, Workers: 1})
 	if err != nil {
 		t.Fatal(err)

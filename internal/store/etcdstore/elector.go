@@ -1,0 +1,100 @@
+package etcdstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
+)
+
+// DefaultLeaseTTL is the lease of a leader, in seconds: a leader cut off
+// from etcd loses the leadership (and another replica may win) after it.
+const DefaultLeaseTTL = 10
+
+// Elector elects the leader among the replicas sharing a Store, with an
+// etcd lease and concurrency.Election under <prefix>leader/. Winning sets
+// the store's fence: every later commit of that store compares the create
+// revision of this replica's leader key, in its own transaction.
+type Elector struct {
+	s   *Store
+	id  string
+	ttl int
+
+	mu       sync.Mutex
+	sess     *concurrency.Session
+	election *concurrency.Election
+	cancel   context.CancelFunc
+}
+
+var _ store.Elector = (*Elector)(nil)
+
+// NewElector returns the elector of s; id names this replica (the leader
+// key's value), ttl is the lease in seconds (<= 0: DefaultLeaseTTL).
+func NewElector(s *Store, id string, ttl int) *Elector {
+	if ttl <= 0 {
+		ttl = DefaultLeaseTTL
+	}
+	return &Elector{s: s, id: id, ttl: ttl}
+}
+
+// Campaign blocks until this replica leads. The context it returns ends
+// when the lease is lost (not renewed within its TTL), the leader key is
+// deleted, or Resign is called.
+func (e *Elector) Campaign(ctx context.Context) (context.Context, error) {
+	sess, err := concurrency.NewSession(e.s.cli, concurrency.WithTTL(e.ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, err
+	}
+	el := concurrency.NewElection(sess, e.s.prefix+"leader/")
+	if err := el.Campaign(ctx, e.id); err != nil {
+		_ = sess.Close()
+		return nil, err
+	}
+	e.s.setFence(clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev()))
+	lead, cancel := context.WithCancel(ctx)
+	e.mu.Lock()
+	if e.cancel != nil {
+		e.cancel()
+	}
+	e.sess, e.election, e.cancel = sess, el, cancel
+	e.mu.Unlock()
+	go func() {
+		defer cancel()
+		wch := e.s.cli.Watch(lead, el.Key(), clientv3.WithRev(el.Rev()+1))
+		for {
+			select {
+			case <-lead.Done():
+				return
+			case <-sess.Done():
+				return
+			case resp, ok := <-wch:
+				if !ok || resp.Err() != nil {
+					return
+				}
+				for _, ev := range resp.Events {
+					if ev.Type == clientv3.EventTypeDelete {
+						return
+					}
+				}
+			}
+		}
+	}()
+	return lead, nil
+}
+
+// Resign deletes the leader key and revokes the lease.
+func (e *Elector) Resign(ctx context.Context) error {
+	e.mu.Lock()
+	sess, el, cancel := e.sess, e.election, e.cancel
+	e.sess, e.election, e.cancel = nil, nil, nil
+	e.mu.Unlock()
+	if sess == nil {
+		return nil
+	}
+	cancel()
+	return errors.Join(el.Resign(ctx), sess.Close())
+}

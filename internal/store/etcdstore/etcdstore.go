@@ -1,0 +1,389 @@
+// Package etcdstore is a store.Store on etcd, shared by several replicas.
+//
+// Layout, under a versioned prefix (default /ganeti-gateway/v1/):
+//
+//	<prefix>data/<bucket>/<key>  one etcd key per object
+//	<prefix>meta/rev             the store's revision (decimal)
+//	<prefix>leader/...           the election (Elector)
+//
+// Every Update is one etcd transaction: it puts meta/rev (the store's
+// revision plus one) and its writes, guarded by a compare on the mod
+// revision of meta/rev as the transaction read it. A concurrent commit
+// makes the compare fail and fn runs again on a fresh snapshot (the store
+// contract allows it), so Updates are serializable. Reads of a
+// transaction are at the etcd revision where it read meta/rev: one
+// consistent snapshot.
+//
+// The store's revision is a counter of its own and not the etcd revision,
+// which other keys (leases, the election) also move: the contract wants
+// exactly one per commit.
+//
+// Once an Elector of this store won, every commit also carries the fence:
+// a compare on the create revision of its leader key, in the same
+// transaction, so a deposed leader's commit is refused (store.ErrFenced).
+//
+// Differences from the single-process stores: a watch does not report the
+// Delete of an absent key (etcd has no such event), and a key written
+// more than once by one transaction is reported once, with its last
+// value (etcd refuses a transaction that writes a key twice).
+package etcdstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
+)
+
+// DefaultPrefix is the prefix of the store's keys; v1 is the layout's
+// version.
+const DefaultPrefix = "/ganeti-gateway/v1/"
+
+// DefaultLimits fit etcd's default bounds of one transaction
+// (--max-txn-ops 128, one of which is meta/rev; --max-request-bytes
+// 1.5 MiB, of which 1 MiB for keys and values leaves room for the
+// prefixes and the request's framing).
+var DefaultLimits = store.Limits{MaxOps: 127, MaxBytes: 1 << 20}
+
+// Config configures New.
+type Config struct {
+	// Client is the etcd client; the store does not close it.
+	Client *clientv3.Client
+	// Prefix of every key (default DefaultPrefix); it must end with "/".
+	Prefix string
+	// Limits of one Update (default DefaultLimits): MaxOps must be below
+	// the server's --max-txn-ops, MaxBytes well below --max-request-bytes.
+	Limits store.Limits
+	// WatchBuffer is how many events a watcher may fall behind (default
+	// store.DefaultWatchBuffer).
+	WatchBuffer int
+}
+
+// Store is a store.Store on etcd.
+type Store struct {
+	cli     *clientv3.Client
+	prefix  string
+	metaKey string
+	limits  store.Limits
+	buffer  int
+	fence   atomic.Pointer[clientv3.Cmp]
+
+	mu      sync.Mutex // guards closed and watches
+	closed  bool
+	done    chan struct{} // closed by Close: ends the watches
+	watches sync.WaitGroup
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns the store on cfg.Client.
+func New(cfg Config) (*Store, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("etcdstore: no client")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(cfg.Prefix, "/") {
+		return nil, fmt.Errorf("etcdstore: prefix %q does not end with /", cfg.Prefix)
+	}
+	if cfg.Limits == (store.Limits{}) {
+		cfg.Limits = DefaultLimits
+	}
+	if cfg.WatchBuffer <= 0 {
+		cfg.WatchBuffer = store.DefaultWatchBuffer
+	}
+	return &Store{
+		cli: cfg.Client, prefix: cfg.Prefix, metaKey: cfg.Prefix + "meta/rev",
+		limits: cfg.Limits.OrDefault(), buffer: cfg.WatchBuffer, done: make(chan struct{}),
+	}, nil
+}
+
+// Limits returns the store's transaction limits.
+func (s *Store) Limits() store.Limits { return s.limits }
+
+// Client returns the store's etcd client.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// Prefix returns the prefix of the store's keys.
+func (s *Store) Prefix() string { return s.prefix }
+
+// setFence makes every later commit conditional on cmp (the leadership
+// of an Elector). It is never cleared: a deposed leader keeps a fence that
+// fails.
+func (s *Store) setFence(cmp clientv3.Cmp) { s.fence.Store(&cmp) }
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Store) dataPrefix(bucket string) string { return s.prefix + "data/" + bucket + "/" }
+
+func checkBucket(bucket string) error {
+	if bucket == "" {
+		return store.ErrEmptyName
+	}
+	if strings.Contains(bucket, "/") {
+		return fmt.Errorf("etcdstore: bucket name %q contains /", bucket)
+	}
+	return nil
+}
+
+// begin reads meta/rev: the store's revision, the mod revision of
+// meta/rev (0 when absent) and the etcd revision of the snapshot.
+func (s *Store) begin(ctx context.Context) (*tx, error) {
+	resp, err := s.cli.Get(ctx, s.metaKey)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("etcdstore: read: %w", err)
+	}
+	t := &tx{s: s, ctx: ctx, etcdRev: resp.Header.Revision}
+	if len(resp.Kvs) == 1 {
+		kv := resp.Kvs[0]
+		t.metaMod = kv.ModRevision
+		if t.rev, err = strconv.ParseInt(string(kv.Value), 10, 64); err != nil {
+			return nil, store.Corrupt("meta", "rev", err)
+		}
+	}
+	return t, nil
+}
+
+// View runs fn on the snapshot of the store's latest revision.
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.isClosed() {
+		return store.ErrClosed
+	}
+	t, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(t)
+}
+
+// Update runs fn and commits its writes in one etcd transaction, running
+// fn again when another commit came first.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	for {
+		if s.isClosed() {
+			return store.ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t, err := s.begin(ctx)
+		if err != nil {
+			return err
+		}
+		t.writable = true
+		t.pending = map[string][]byte{}
+		t.budget = store.NewBudget(s.limits)
+		if err := fn(t); err != nil {
+			return err
+		}
+		if err := t.budget.Err(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if s.isClosed() {
+			return store.ErrClosed
+		}
+		ok, err := s.commit(ctx, t)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		// Another commit came first: run fn again.
+	}
+}
+
+// commit sends t's writes; false: the compare on meta/rev failed.
+func (s *Store) commit(ctx context.Context, t *tx) (bool, error) {
+	ops := make([]clientv3.Op, 0, len(t.order)+1)
+	ops = append(ops, clientv3.OpPut(s.metaKey, strconv.FormatInt(t.rev+1, 10)))
+	for _, k := range t.order {
+		if v := t.pending[k]; v == nil {
+			ops = append(ops, clientv3.OpDelete(k))
+		} else {
+			ops = append(ops, clientv3.OpPut(k, string(v)))
+		}
+	}
+	guard := clientv3.Compare(clientv3.ModRevision(s.metaKey), "=", t.metaMod)
+	fence := s.fence.Load()
+	var (
+		resp *clientv3.TxnResponse
+		err  error
+	)
+	if fence == nil {
+		resp, err = s.cli.Txn(ctx).If(guard).Then(ops...).Commit()
+	} else {
+		resp, err = s.cli.Txn(ctx).If(*fence).Then(clientv3.OpTxn([]clientv3.Cmp{guard}, ops, nil)).Commit()
+	}
+	switch {
+	case errors.Is(err, rpctypes.ErrTooManyOps), errors.Is(err, rpctypes.ErrRequestTooLarge):
+		return false, fmt.Errorf("%w: etcd: %v", store.ErrTxTooLarge, err)
+	case err != nil:
+		return false, fmt.Errorf("%w: etcd: %v", store.ErrCommit, err)
+	case !resp.Succeeded:
+		if fence != nil {
+			return false, store.ErrFenced
+		}
+		return false, nil
+	case fence != nil:
+		return resp.Responses[0].GetResponseTxn().Succeeded, nil
+	}
+	return true, nil
+}
+
+// Close ends the watches (with store.ErrClosed) and makes later calls fail
+// with store.ErrClosed. It does not close the etcd client.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	s.mu.Unlock()
+	s.watches.Wait()
+	return nil
+}
+
+// tx is a transaction: reads at etcdRev, writes buffered until commit.
+type tx struct {
+	s        *Store
+	ctx      context.Context
+	rev      int64 // the store's revision
+	metaMod  int64 // mod revision of meta/rev, 0 when absent
+	etcdRev  int64 // the snapshot read
+	writable bool
+	pending  map[string][]byte // full key -> value (nil: deleted)
+	order    []string          // keys of pending, in first-write order
+	budget   store.Budget
+}
+
+func (t *tx) Revision() int64 { return t.rev }
+
+func (t *tx) Get(bucket, key string) ([]byte, error) {
+	if err := store.CheckNames(bucket, key); err != nil {
+		return nil, err
+	}
+	if err := checkBucket(bucket); err != nil {
+		return nil, err
+	}
+	k := t.s.dataPrefix(bucket) + key
+	if v, ok := t.pending[k]; ok {
+		if v == nil {
+			return nil, nil
+		}
+		return append([]byte{}, v...), nil
+	}
+	resp, err := t.s.cli.Get(t.ctx, k, clientv3.WithRev(t.etcdRev))
+	if err != nil {
+		return nil, t.readErr(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return value(resp.Kvs[0].Value), nil
+}
+
+func (t *tx) readErr(err error) error {
+	if t.ctx.Err() != nil {
+		return t.ctx.Err()
+	}
+	return fmt.Errorf("etcdstore: read: %w", err)
+}
+
+// value returns v as a non-nil slice the caller owns.
+func value(v []byte) []byte { return append(make([]byte, 0, len(v)), v...) }
+
+func (t *tx) write(bucket, key string, val []byte, size int) error {
+	if err := store.CheckNames(bucket, key); err != nil {
+		return err
+	}
+	if err := checkBucket(bucket); err != nil {
+		return err
+	}
+	if !t.writable {
+		return store.ErrReadOnly
+	}
+	if err := t.budget.Add(size); err != nil {
+		return err
+	}
+	k := t.s.dataPrefix(bucket) + key
+	if _, ok := t.pending[k]; !ok {
+		t.order = append(t.order, k)
+	}
+	t.pending[k] = val
+	return nil
+}
+
+func (t *tx) Put(bucket, key string, val []byte) error {
+	return t.write(bucket, key, value(val), len(key)+len(val))
+}
+
+func (t *tx) Delete(bucket, key string) error { return t.write(bucket, key, nil, 0) }
+
+func (t *tx) ForEach(bucket string, fn func(key string, val []byte) error) error {
+	if err := checkBucket(bucket); err != nil {
+		return err
+	}
+	p := t.s.dataPrefix(bucket)
+	resp, err := t.s.cli.Get(t.ctx, p, clientv3.WithPrefix(), clientv3.WithRev(t.etcdRev),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return t.readErr(err)
+	}
+	type entry struct {
+		k string
+		v []byte
+	}
+	merged := make([]entry, 0, len(resp.Kvs))
+	seen := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		k := string(kv.Key)
+		v := kv.Value
+		if pv, ok := t.pending[k]; ok {
+			seen[k] = true
+			if pv == nil {
+				continue
+			}
+			v = pv
+		}
+		merged = append(merged, entry{k, v})
+	}
+	var added []entry
+	for _, k := range t.order {
+		if v := t.pending[k]; v != nil && !seen[k] && strings.HasPrefix(k, p) {
+			added = append(added, entry{k, v})
+		}
+	}
+	if len(added) > 0 {
+		merged = append(merged, added...)
+		sortEntries(merged, func(e entry) string { return e.k })
+	}
+	for _, e := range merged {
+		if err := fn(strings.TrimPrefix(e.k, p), value(e.v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

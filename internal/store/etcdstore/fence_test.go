@@ -1,0 +1,118 @@
+package etcdstore_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/pkg/v3/proxy"
+	"go.uber.org/zap"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore/etcdtest"
+)
+
+func put(key string) func(store.Tx) error {
+	return func(tx store.Tx) error { return tx.Put("jobs", key, []byte("x")) }
+}
+
+// TestFencing partitions the leader A from etcd (a fault proxy between
+// them holds its traffic both ways), lets B win once A's lease expired,
+// and releases A: the commit A sent during the partition arrives late and
+// is refused (store.ErrFenced), and nothing of it is visible.
+func TestFencing(t *testing.T) {
+	const ttl = 2 // seconds
+	endpoint := etcdtest.Start(t)
+	to, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := l.Addr().String()
+	l.Close()
+	px := proxy.NewServer(proxy.ServerConfig{Logger: zap.NewNop(),
+		From: url.URL{Scheme: "tcp", Host: from}, To: url.URL{Scheme: "tcp", Host: to.Host}})
+	t.Cleanup(func() { _ = px.Close() })
+	select {
+	case <-px.Ready():
+	case err := <-px.Error():
+		t.Fatal(err)
+	}
+
+	const prefix = "/fence/"
+	a := etcdtest.Store(t, etcdtest.Client(t, "http://"+from), prefix)
+	b := etcdtest.Store(t, etcdtest.Client(t, endpoint), prefix)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	leadA, err := etcdstore.NewElector(a, "a", ttl).Campaign(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(ctx, put("before")); err != nil {
+		t.Fatalf("the leader's commit: %v", err)
+	}
+	bWon := make(chan error, 1)
+	var leadB context.Context
+	go func() {
+		var err error
+		leadB, err = etcdstore.NewElector(b, "b", ttl).Campaign(ctx)
+		bWon <- err
+	}()
+	select {
+	case err := <-bWon:
+		t.Fatalf("B won while A leads (err %v)", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	px.PauseTx()
+	px.PauseRx()
+	late := make(chan error, 1)
+	go func() { late <- a.Update(ctx, put("late")) }()
+
+	if err := <-bWon; err != nil {
+		t.Fatalf("B's campaign: %v", err)
+	}
+	select {
+	case <-leadA.Done():
+	case <-time.After(3 * ttl * time.Second):
+		t.Error("A did not see its leadership lost")
+	}
+	if err := b.Update(ctx, put("by-b")); err != nil {
+		t.Fatalf("the new leader's commit: %v", err)
+	}
+	px.UnpauseTx()
+	px.UnpauseRx()
+
+	if err := <-late; !errors.Is(err, store.ErrFenced) || !errors.Is(err, store.ErrCommit) {
+		t.Errorf("the deposed leader's late commit = %v, want ErrFenced (an ErrCommit)", err)
+	}
+	if err := a.Update(ctx, put("later")); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("a commit of the deposed leader after the partition = %v, want ErrFenced", err)
+	}
+	if leadB.Err() != nil {
+		t.Errorf("B lost the leadership: %v", leadB.Err())
+	}
+	err = b.View(ctx, func(tx store.Tx) error {
+		for key, want := range map[string]bool{"before": true, "by-b": true, "late": false, "later": false} {
+			v, err := tx.Get("jobs", key)
+			if err != nil {
+				return err
+			}
+			if (v != nil) != want {
+				t.Errorf("jobs/%s present = %v, want %v", key, v != nil, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
