@@ -30,9 +30,6 @@ const (
 	PriorityLowest  = 19
 )
 
-// opKey is the OP_ID of an opcode message type (the executors' keys).
-func opKey(msg proto.Message) string { return opcodeInfo(msg).GetId() }
-
 func field(msg proto.Message, name string) (protoreflect.Message, protoreflect.FieldDescriptor) {
 	m := msg.ProtoReflect()
 	return m, m.Descriptor().Fields().ByName(protoreflect.Name(name))
