@@ -472,7 +472,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.healthSrv = health.NewServer()
 	var be backend.Backend
 	if len(cfg.Upstream.URLs) > 0 {
-		if be, err = a.openUpstream(ctx); err != nil {
+		if be, err = a.openUpstream(); err != nil {
 			return nil, err
 		}
 	} else if be, err = a.openSim(ctx, cfg, seed); err != nil {
@@ -595,6 +595,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	// Once Shutdown has closed the listener: end the long polls (the
 	// HTTP/2 connections get their GOAWAY at the same time).
 	a.http.RegisterOnShutdown(services.Drain)
+	if a.upstream != nil { // the App is complete: health reports may come
+		a.upstream.StartHealth(ctx, a.upstreamHealth)
+	}
 	return a, nil
 }
 

@@ -19,6 +19,9 @@ import (
 type upstreamBackend interface {
 	backend.Backend
 	Health() error
+	// StartHealth starts the health checks, which report each outcome
+	// (the RAPI backend reports through its own Config.OnHealth).
+	StartHealth(ctx context.Context, report func(error))
 	Close()
 }
 
@@ -55,10 +58,9 @@ func upstreamTransport(addrs []string) (transport, socket string, err error) {
 	return transport, "", nil
 }
 
-// openUpstream builds the upstream backend of cfg.Upstream and starts its
-// health checks: every gRPC service and /healthz follow the upstream's
-// reachability.
-func (a *App) openUpstream(ctx context.Context) (backend.Backend, error) {
+// openUpstream builds the upstream backend of cfg.Upstream. Its health
+// checks start with startHealth, once the App they report to is complete.
+func (a *App) openUpstream() (backend.Backend, error) {
 	u := a.cfg.Upstream
 	transport, socket, err := upstreamTransport(u.URLs)
 	if err != nil {
@@ -70,9 +72,8 @@ func (a *App) openUpstream(ctx context.Context) (backend.Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		up := &luxiUpstream{Backend: be}
+		up := &luxiUpstream{Backend: be, interval: u.HealthInterval, stop: make(chan struct{})}
 		a.upstream = up
-		go up.watchHealth(ctx, u.HealthInterval, a.upstreamHealth)
 		a.cfg.Logger.Info("fronting a real cluster over luxi", "socket", socket)
 		return up, nil
 	}
@@ -85,45 +86,73 @@ func (a *App) openUpstream(ctx context.Context) (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.upstream = up
-	up.Start(ctx)
-	return up, nil
+	a.upstream = rapiUpstream{up}
+	return a.upstream, nil
 }
+
+// rapiUpstream is the RAPI backend; it reports its health checks through
+// rapi.Config.OnHealth.
+type rapiUpstream struct{ *rapi.Backend }
+
+func (r rapiUpstream) StartHealth(ctx context.Context, _ func(error)) { r.Start(ctx) }
 
 // luxiUpstream is the luxi backend with a health check: luxid answers a
 // cluster-info query.
 type luxiUpstream struct {
 	*luxi.Backend
-	health healthState
+	interval time.Duration
+	health   healthState
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 }
 
 func (l *luxiUpstream) Health() error { return l.health.get() }
 
-func (l *luxiUpstream) Close() { _ = l.Backend.Close() }
+// Close stops the health checks, then closes the connections.
+func (l *luxiUpstream) Close() {
+	l.stopOnce.Do(func() { close(l.stop) })
+	l.wg.Wait()
+	_ = l.Backend.Close()
+}
 
-// watchHealth checks luxid every interval until ctx ends, reporting each
+// StartHealth checks luxid every interval until Close, reporting each
 // outcome to report.
-func (l *luxiUpstream) watchHealth(ctx context.Context, interval time.Duration, report func(error)) {
+func (l *luxiUpstream) StartHealth(_ context.Context, report func(error)) {
+	interval := l.interval
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		cctx, cancel := context.WithTimeout(ctx, interval)
-		_, err := l.ClusterInfo(cctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), interval)
+			go func() { // Close ends a check in flight
+				select {
+				case <-l.stop:
+				case <-ctx.Done():
+				}
+				cancel()
+			}()
+			_, err := l.ClusterInfo(ctx)
+			cancel()
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			l.health.set(err)
+			report(err)
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+			}
 		}
-		l.health.set(err)
-		report(err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	}()
 }
 
 // healthState is the outcome of the last health check (an error until the

@@ -295,6 +295,8 @@ func (c *client) callWith(ctx context.Context, sem chan struct{}, method, path s
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		// Deferred first, so run last: the slot frees after the count.
+		defer func() { <-sem }()
 		if sem == c.sem {
 			n := c.inflight.Add(1)
 			for {
@@ -305,7 +307,6 @@ func (c *client) callWith(ctx context.Context, sem chan struct{}, method, path s
 			}
 			defer c.inflight.Add(-1)
 		}
-		defer func() { <-sem }()
 		c.calls.Add(1)
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
