@@ -50,7 +50,7 @@ func TestUpstreamTLSResumesSessions(t *testing.T) {
 		t.Errorf("%d full handshakes and %d resumed, want 1 and 4", full.Load(), resumed.Load())
 	}
 
-	// Another CA: the resumed session cache does not bypass the check.
+	// With another CA the same server is refused: the check stays.
 	other, err := selfsigned.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
