@@ -547,14 +547,14 @@ func (c InstanceCreate) Check(cc *opexec.CheckContext, op proto.Message) (any, e
 }
 
 // Apply implements opexec.Phased: LUInstanceCreate's checks and Exec on
-// the configuration being changed, with the allocator's planned answers.
-// Not yet pure in one case: an allocator request the plan does not hold
-// (the checks took another path on the configuration Apply gets, which the
-// locks make unlikely) still runs the allocator here, as before the split
-// (runIAllocatorFor).
+// the configuration being changed, with the allocator's planned answers
+// and the planned UUIDs of the new objects, replayed from the start in
+// every run. An allocator request the plan does not hold (the checks took
+// another path on the configuration Apply gets, which the locks make
+// unlikely) fails instead of running the allocator (runIAllocatorFor).
 func (c InstanceCreate) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
 	if p, ok := plan.(*opexec.AllocPlan); ok {
-		x.Env.Plan = p
+		x.Env.Plan = p.Rewound()
 	}
 	return c.apply(x, op)
 }
@@ -848,7 +848,7 @@ func createInstance(x *opexec.ExecContext, m *rapiv2.OpInstanceCreate, src *impo
 	// Create.
 	now := x.Timestamp()
 	inst := &cluster.Instance{
-		Name: name, UUID: cluster.NewUUID(), CTime: now, MTime: now, SerialNo: 1,
+		Name: name, UUID: x.NewUUID(), CTime: now, MTime: now, SerialNo: 1,
 		OS: m.GetOsType(), Hypervisor: hv, PrimaryNode: pnode.UUID, SecondaryNodes: []string{},
 		DiskTemplate: template, BEParams: be, HVParams: hvp, OSParams: osp,
 		AdminState: cluster.AdminDown, AdminStateSource: "admin", NICs: nics,
@@ -861,7 +861,7 @@ func createInstance(x *opexec.ExecContext, m *rapiv2.OpInstanceCreate, src *impo
 		inst.SecondaryNodes = []string{snode.UUID}
 	}
 	for i, d := range disks {
-		inst.Disks = append(inst.Disks, cluster.Disk{UUID: cluster.NewUUID(), Name: d.name, Size: d.size, Spindles: d.spindles, Mode: d.mode})
+		inst.Disks = append(inst.Disks, cluster.Disk{UUID: x.NewUUID(), Name: d.name, Size: d.size, Spindles: d.spindles, Mode: d.mode})
 		x.Log(fmt.Sprintf("* disk %d, size %s", i, sizeString(d.size)))
 	}
 	x.Log("* creating instance disks...")
