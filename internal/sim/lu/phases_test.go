@@ -15,9 +15,9 @@ const todo = "not yet split into Check and Apply"
 // why. The list only shrinks: an executor that becomes Phased must leave
 // it.
 var notPhased = map[string]string{
-	"OP_BACKUP_EXPORT":             "remote mode transfers disks over the network: Runner (Run, then a recording Exec)",
-	"OP_BACKUP_PREPARE":            "remote mode makes a key pair kept by the Remote, outside the configuration",
-	"OP_TEST_DELAY":                "a Runner: the sleep is its Run phase; Exec changes nothing",
+	"OP_BACKUP_EXPORT":  "remote mode transfers disks over the network: Runner (Run, then a recording Exec)",
+	"OP_BACKUP_PREPARE": "remote mode makes a key pair kept by the Remote, outside the configuration",
+	"OP_TEST_DELAY":     "a Runner: the sleep is its Run phase; Exec changes nothing",
 }
 
 // TestPhaseShape: every executor is in Ganeti's LU phases (opexec.Phased)
