@@ -439,7 +439,7 @@ func (InstanceSetParams) body(x *opexec.ExecContext, op proto.Message) (any, err
 			if err != nil {
 				return nil, err
 			}
-			nic, err := buildNIC(cfg, pnode, spec, true, used)
+			nic, err := buildNIC(x, cfg, pnode, spec, true, used)
 			if err != nil {
 				return nil, err
 			}
@@ -489,7 +489,7 @@ func (InstanceSetParams) body(x *opexec.ExecContext, op proto.Message) (any, err
 				case "mac":
 					mac := strings.ToLower(s)
 					if mac == "auto" || mac == "generate" {
-						if mac, err = generateMAC(cfg.MACPrefixOf(""), used); err != nil {
+						if mac, err = generateMAC(x, cfg.MACPrefixOf(""), used); err != nil {
 							return nil, err
 						}
 					} else if !macRe.MatchString(mac) {
@@ -506,7 +506,7 @@ func (InstanceSetParams) body(x *opexec.ExecContext, op proto.Message) (any, err
 						nic.IP = nil
 						break
 					}
-					tmp, err := buildNIC(cfg, pnode, nicSpec{ip: &s, network: nic.Network, mac: &nic.MAC}, true, map[string]bool{})
+					tmp, err := buildNIC(x, cfg, pnode, nicSpec{ip: &s, network: nic.Network, mac: &nic.MAC}, true, map[string]bool{})
 					if err != nil {
 						return nil, err
 					}
