@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
@@ -97,6 +98,17 @@ func TestCheckErrorKeepsFeedback(t *testing.T) {
 			}
 			if got := v.configJSON(); got != before {
 				t.Error("the failed opcode changed the configuration")
+			}
+
+			// In dry-run mode (opexec.CheckApply) too.
+			dry := proto.Clone(tc.op)
+			dry.ProtoReflect().Set(dry.ProtoReflect().Descriptor().Fields().ByName("dry_run"), protoreflect.ValueOfBool(true))
+			j = v.run(dry)
+			if got := anyUUID.ReplaceAllString(jsonOf(t, j.OpResult), "UUID"); got != tc.result {
+				t.Errorf("dry run: result %s\nwant %s", got, tc.result)
+			}
+			if got := logMessages(j, 0); !slices.Equal(got, tc.log) {
+				t.Errorf("dry run: log %q\nwant %q", got, tc.log)
 			}
 		})
 	}

@@ -6,11 +6,6 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/opexec"
 )
 
-// todo marks an executor not yet in the LU phases: its combined Exec runs
-// inside the transaction, after the engine's generic plan phase (which
-// runs an external iallocator outside it).
-const todo = "not yet split into Check and Apply"
-
 // notPhased are the executors that do not implement opexec.Phased, and
 // why. The list only shrinks: an executor that becomes Phased must leave
 // it.
