@@ -992,7 +992,7 @@ func safeExec(e *Engine, ex opexec.Executor, x *opexec.ExecContext, msg proto.Me
 	}()
 	if ph, ok := ex.(opexec.Phased); ok && x.Env.Checked != nil {
 		if x.Env.Checked.Err != nil {
-			return nil, x.Env.Checked.Err
+			return nil, opexec.CheckFailed(x, x.Env.Checked.Err)
 		}
 		return ph.Apply(x, msg, x.Env.Checked.Plan)
 	}

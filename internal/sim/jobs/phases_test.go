@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -33,6 +34,19 @@ var phasedOps = []struct {
 	// The new group's UUID is in the plan.
 	{"group add", &rapiv2.OpGroupAdd{GroupName: proto.String("g2")}},
 	{"group rename", &rapiv2.OpGroupRename{GroupName: proto.String("default"), NewName: proto.String("main")}},
+	// The new network's UUID is in the plan.
+	{"network add", &rapiv2.OpNetworkAdd{NetworkName: proto.String("net2"), Network: proto.String("198.51.100.0/24")}},
+	// The new NIC's UUID and generated MAC are in the plan.
+	{"instance modify nic add", &rapiv2.OpInstanceSetParams{InstanceName: proto.String("inst1.example.com"),
+		Nics: mustValue([]any{[]any{"add", -1, map[string]any{"link": "br7"}}})}},
+	{"instance shutdown", &rapiv2.OpInstanceShutdown{InstanceName: proto.String("inst1.example.com")}},
+	// hail (countingIAllocator) chooses node2: its answer is in the plan.
+	{"instance failover hail", &rapiv2.OpInstanceFailover{InstanceName: proto.String("inst2.example.com"), Iallocator: proto.String("hail")}},
+	{"network connect", &rapiv2.OpNetworkConnect{GroupName: proto.String("default"), NetworkName: proto.String("net1"),
+		NetworkMode: rapiv2.NetworkMode_NETWORK_MODE_BRIDGED.Enum(), NetworkLink: proto.String("br1")}},
+	// The node's new boot id is in the plan.
+	{"node powercycle", &rapiv2.OpNodePowercycle{NodeName: proto.String("node2.example.com"), Force: proto.Bool(true)}},
+	{"cluster modify", &rapiv2.OpClusterSetParams{CandidatePoolSize: proto.Int64(5)}},
 }
 
 // TestApplyTwiceSameSnapshot: a Phased executor's Apply, run twice on
@@ -46,7 +60,7 @@ func TestApplyTwiceSameSnapshot(t *testing.T) {
 			st := model.State()
 			before := jsonOf(t, st.Config())
 			ex := lu.DefaultExecutors()[opexec.OpID(tc.op)].(opexec.Phased)
-			x := &opexec.ExecContext{JobID: 1, State: st}
+			x := &opexec.ExecContext{JobID: 1, State: st, Env: opexec.Env{IAllocator: &countingIAllocator{}}}
 			plan, err := ex.Check(opexec.NewCheckContext(x, st, nil), tc.op)
 			if err != nil {
 				t.Fatalf("Check: %v", err)
@@ -54,7 +68,7 @@ func TestApplyTwiceSameSnapshot(t *testing.T) {
 			apply := func() (cfg, res, logs string) {
 				var log []string
 				x := &opexec.ExecContext{JobID: 1, State: st, Config: st.Config(),
-					Env: opexec.Env{Now: time.Unix(1795376095, 0), Logf: func(_ string, msg any) { log = append(log, fmt.Sprint(msg)) }}}
+					Env: opexec.Env{Now: time.Unix(1795376095, 0), IAllocator: &countingIAllocator{}, Logf: func(_ string, msg any) { log = append(log, fmt.Sprint(msg)) }}}
 				r, err := ex.Apply(x, tc.op, plan)
 				if err != nil {
 					t.Fatalf("Apply: %v", err)
@@ -135,12 +149,17 @@ func TestApplyRerunNoDoubleEffect(t *testing.T) {
 			if got, want := objects(c2), objects(c1); got != want {
 				t.Errorf("nodes and instances:\n%s\nplain store:\n%s", got, want)
 			}
-			if msgs(j2) != msgs(j1) || jsonOf(t, j2.OpResult) != jsonOf(t, j1.OpResult) {
+			// A generated MAC address is random in each of the two runs.
+			res1, res2 := anyMAC.ReplaceAllString(jsonOf(t, j1.OpResult), "MAC"), anyMAC.ReplaceAllString(jsonOf(t, j2.OpResult), "MAC")
+			if msgs(j2) != msgs(j1) || res2 != res1 {
 				t.Errorf("log or result differ:\n%s %s\n%s %s", msgs(j2), jsonOf(t, j2.OpResult), msgs(j1), jsonOf(t, j1.OpResult))
 			}
 		})
 	}
 }
+
+// anyMAC matches a MAC address.
+var anyMAC = regexp.MustCompile(`[0-9a-f]{2}(:[0-9a-f]{2}){5}`)
 
 // objects lists the nodes and instances of cfg by name with their serial
 // numbers, tags and roles.

@@ -33,7 +33,11 @@ import (
 // prerequisite checks), failing with Ganeti's errors. The job's locks
 // (every node for an allocation) keep that configuration from changing
 // under the plan. A request that was not planned (the executor took
-// another path on the current configuration) runs the allocator as before.
+// another path on the current configuration) fails the opcode with
+// OpPrereqError instead of running the allocator inside the transaction.
+// Every executor of internal/sim/lu that may run an iallocator is Phased
+// (its Check phase plans in the same way: internal/sim/lu/phases.go); this
+// generic plan phase is for the others.
 
 // needsPlan tells whether opcode msg may run an external iallocator: it
 // has an "iallocator" parameter naming one that is installed, or an empty

@@ -50,8 +50,24 @@ func (ClusterRedistConf) Locks(op proto.Message, st *cluster.State) ([]opexec.Lo
 	return obAllLocks(st, opexec.Shared, false, false), nil
 }
 
-// Exec implements Executor.
-func (ClusterRedistConf) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e ClusterRedistConf) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e ClusterRedistConf) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e ClusterRedistConf) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (ClusterRedistConf) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	if _, ok := op.(*rapiv2.OpClusterRedistConf); !ok {
 		return nil, obUnexpected(op)
 	}
@@ -70,8 +86,24 @@ func (ClusterSetParams) Locks(op proto.Message, st *cluster.State) ([]opexec.Loc
 	return obAllLocks(st, opexec.Shared, true, true), nil
 }
 
-// Exec implements Executor.
-func (ClusterSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e ClusterSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e ClusterSetParams) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e ClusterSetParams) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (ClusterSetParams) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpClusterSetParams)
 	if !ok {
 		return nil, obUnexpected(op)

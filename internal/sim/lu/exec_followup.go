@@ -37,10 +37,26 @@ func submitJobs(x *opexec.ExecContext, jobs [][]*rapiv2.OpCode) ([]any, error) {
 	return opexec.FollowUpResult(ids), nil
 }
 
-// Exec implements Executor: one OP_INSTANCE_MIGRATE job per primary
-// instance of the node (LUNodeMigrate.Exec), with the node opcode's
-// migration parameters.
-func (NodeMigrate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e NodeMigrate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e NodeMigrate) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e NodeMigrate) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is LUNodeMigrate after its locks: one OP_INSTANCE_MIGRATE job per
+// primary instance of the node (LUNodeMigrate.Exec), with the node
+// opcode's migration parameters.
+func (NodeMigrate) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodeMigrate)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -79,7 +95,23 @@ func (NodeMigrate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 	return map[string]any{"jobs": res}, nil
 }
 
-// Exec implements Executor (LUNodeEvacuate): one job per instance to move.
+// Exec implements Executor: opexec.CheckApply.
+func (e NodeEvacuate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e NodeEvacuate) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e NodeEvacuate) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is LUNodeEvacuate after its locks: one job per instance to move.
 // With a remote node, OP_INSTANCE_REPLACE_DISKS to that node for every
 // secondary instance. With hail installed, its "node-evacuate" result
 // gives the jobs (externalEvacuate); otherwise the built-in allocator
@@ -90,7 +122,7 @@ func (NodeMigrate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 // its group (OP_INSTANCE_REPLACE_DISKS, replace_new_secondary); plain and
 // file instances cannot be moved, and an instance that cannot be placed
 // fails the whole evacuation.
-func (NodeEvacuate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+func (NodeEvacuate) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodeEvacuate)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -368,8 +400,24 @@ func (InstanceMultiAlloc) Locks(op proto.Message, st *cluster.State) ([]opexec.L
 	return locks, nil
 }
 
-// Exec implements Executor.
-func (InstanceMultiAlloc) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceMultiAlloc) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceMultiAlloc) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceMultiAlloc) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceMultiAlloc) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceMultiAlloc)
 	if !ok {
 		return nil, obUnexpected(op)

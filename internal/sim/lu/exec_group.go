@@ -239,8 +239,24 @@ func (GroupSetParams) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock,
 	return locks, nil
 }
 
-// Exec implements Executor.
-func (GroupSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e GroupSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e GroupSetParams) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e GroupSetParams) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (GroupSetParams) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -413,8 +429,24 @@ func (GroupAssignNodes) Locks(op proto.Message, st *cluster.State) ([]opexec.Loc
 	return locks, nil
 }
 
-// Exec implements Executor.
-func (GroupAssignNodes) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e GroupAssignNodes) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e GroupAssignNodes) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e GroupAssignNodes) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (GroupAssignNodes) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpGroupAssignNodes)
 	if !ok {
 		return nil, obUnexpected(op)

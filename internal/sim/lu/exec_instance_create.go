@@ -341,11 +341,15 @@ var macRe = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
 
 // generateMAC is Ganeti's GenerateMAC: the prefix and three random bytes,
 // unused in the cluster.
-func generateMAC(prefix string, used map[string]bool) (string, error) {
+// The random bytes are an identifier of the opcode's plan (AllocPlan.ID):
+// the apply phase replays the ones its plan phase drew.
+func generateMAC(x *opexec.ExecContext, prefix string, used map[string]bool) (string, error) {
 	for attempt := 0; attempt < 64; attempt++ {
-		var r [3]byte
-		_, _ = rand.Read(r[:])
-		mac := fmt.Sprintf("%s:%02x:%02x:%02x", prefix, r[0], r[1], r[2])
+		mac := x.Plan().ID(func() string {
+			var r [3]byte
+			_, _ = rand.Read(r[:])
+			return fmt.Sprintf("%s:%02x:%02x:%02x", prefix, r[0], r[1], r[2])
+		})
 		if !used[mac] {
 			used[mac] = true
 			return mac, nil
@@ -356,8 +360,8 @@ func generateMAC(prefix string, used map[string]bool) (string, error) {
 
 // buildNIC computes a new NIC from its spec (Ganeti's ComputeNics and the
 // NIC part of CheckPrereq) for an instance whose primary node is pnode.
-func buildNIC(cfg *cluster.Config, pnode *cluster.Node, s nicSpec, nameCheck bool, used map[string]bool) (cluster.NIC, error) {
-	nic := cluster.NIC{UUID: cluster.NewUUID(), NICParams: cluster.Params{}}
+func buildNIC(x *opexec.ExecContext, cfg *cluster.Config, pnode *cluster.Node, s nicSpec, nameCheck bool, used map[string]bool) (cluster.NIC, error) {
+	nic := cluster.NIC{UUID: x.NewUUID(), NICParams: cluster.Params{}}
 	var netUUID string
 	if s.network != nil && !isNone(s.network) {
 		nw := findByName(cfg.Networks, *s.network, func(n *cluster.Network) string { return n.Name }, false)
@@ -432,7 +436,7 @@ func buildNIC(cfg *cluster.Config, pnode *cluster.Node, s nicSpec, nameCheck boo
 		return nic, errs.Prereq(errs.CodeInval, "Routed nic mode requires an ip address")
 	}
 	if s.mac == nil || strings.EqualFold(*s.mac, "auto") || strings.EqualFold(*s.mac, "generate") {
-		mac, err := generateMAC(cfg.MACPrefixOf(netUUID), used)
+		mac, err := generateMAC(x, cfg.MACPrefixOf(netUUID), used)
 		if err != nil {
 			return nic, err
 		}
@@ -547,14 +551,14 @@ func (c InstanceCreate) Check(cc *opexec.CheckContext, op proto.Message) (any, e
 }
 
 // Apply implements opexec.Phased: LUInstanceCreate's checks and Exec on
-// the configuration being changed, with the allocator's planned answers.
-// Not yet pure in one case: an allocator request the plan does not hold
-// (the checks took another path on the configuration Apply gets, which the
-// locks make unlikely) still runs the allocator here, as before the split
-// (runIAllocatorFor).
+// the configuration being changed, with the allocator's planned answers
+// and the planned UUIDs of the new objects, replayed from the start in
+// every run. An allocator request the plan does not hold (the checks took
+// another path on the configuration Apply gets, which the locks make
+// unlikely) fails instead of running the allocator (runIAllocatorFor).
 func (c InstanceCreate) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
 	if p, ok := plan.(*opexec.AllocPlan); ok {
-		x.Env.Plan = p
+		x.Env.Plan = p.Rewound()
 	}
 	return c.apply(x, op)
 }
@@ -804,7 +808,7 @@ func createInstance(x *opexec.ExecContext, m *rapiv2.OpInstanceCreate, src *impo
 		if m.GetIdentifyDefaults() {
 			revertNICToDefaults(c, &spec)
 		}
-		nic, err := buildNIC(cfg, pnode, spec, nameCheck, used)
+		nic, err := buildNIC(x, cfg, pnode, spec, nameCheck, used)
 		if err != nil {
 			return nil, err
 		}
@@ -848,7 +852,7 @@ func createInstance(x *opexec.ExecContext, m *rapiv2.OpInstanceCreate, src *impo
 	// Create.
 	now := x.Timestamp()
 	inst := &cluster.Instance{
-		Name: name, UUID: cluster.NewUUID(), CTime: now, MTime: now, SerialNo: 1,
+		Name: name, UUID: x.NewUUID(), CTime: now, MTime: now, SerialNo: 1,
 		OS: m.GetOsType(), Hypervisor: hv, PrimaryNode: pnode.UUID, SecondaryNodes: []string{},
 		DiskTemplate: template, BEParams: be, HVParams: hvp, OSParams: osp,
 		AdminState: cluster.AdminDown, AdminStateSource: "admin", NICs: nics,
@@ -861,7 +865,7 @@ func createInstance(x *opexec.ExecContext, m *rapiv2.OpInstanceCreate, src *impo
 		inst.SecondaryNodes = []string{snode.UUID}
 	}
 	for i, d := range disks {
-		inst.Disks = append(inst.Disks, cluster.Disk{UUID: cluster.NewUUID(), Name: d.name, Size: d.size, Spindles: d.spindles, Mode: d.mode})
+		inst.Disks = append(inst.Disks, cluster.Disk{UUID: x.NewUUID(), Name: d.name, Size: d.size, Spindles: d.spindles, Mode: d.mode})
 		x.Log(fmt.Sprintf("* disk %d, size %s", i, sizeString(d.size)))
 	}
 	x.Log("* creating instance disks...")

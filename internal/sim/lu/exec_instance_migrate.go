@@ -92,13 +92,45 @@ func (InstanceFailover) Locks(op proto.Message, st *cluster.State) ([]opexec.Loc
 	return moveLocks(op, st)
 }
 
-// Exec implements Executor.
-func (InstanceMigrate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceMigrate) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceMigrate) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceMigrate) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceMigrate) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	return moveExec(x, op)
 }
 
-// Exec implements Executor.
-func (InstanceFailover) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceFailover) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceFailover) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceFailover) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceFailover) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	return moveExec(x, op)
 }
 
@@ -265,8 +297,24 @@ func (q InstanceQueryData) LocksParams(op proto.Message, st *cluster.State) ([]o
 	return locks, w, err
 }
 
-// Exec implements Executor.
-func (InstanceQueryData) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceQueryData) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceQueryData) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceQueryData) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceQueryData) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceQueryData)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -443,8 +491,24 @@ func (InstanceRecreateDisks) Locks(op proto.Message, st *cluster.State) ([]opexe
 	return instanceLocks(op, st, nodeLocks)
 }
 
-// Exec implements Executor.
-func (InstanceRecreateDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceRecreateDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceRecreateDisks) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceRecreateDisks) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceRecreateDisks) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceRecreateDisks)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -549,8 +613,24 @@ func dedupLocks(locks []opexec.Lock) []opexec.Lock {
 	return out
 }
 
-// Exec implements Executor.
-func (InstanceReplaceDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceReplaceDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceReplaceDisks) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceReplaceDisks) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceReplaceDisks) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceReplaceDisks)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)

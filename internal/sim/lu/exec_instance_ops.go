@@ -54,8 +54,24 @@ func releaseIPs(cfg *cluster.Config, nics []cluster.NIC) {
 	}
 }
 
-// Exec implements Executor.
-func (InstanceRemove) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceRemove) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceRemove) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceRemove) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceRemove) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceRemove)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -126,8 +142,24 @@ func renameParams(op proto.Message) (*rapiv2.OpInstanceRename, error) {
 	return m, nil
 }
 
-// Exec implements Executor.
-func (InstanceRename) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceRename) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceRename) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceRename) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceRename) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, err := renameParams(op)
 	if err != nil {
 		return nil, err
@@ -158,8 +190,24 @@ func (InstanceGrowDisk) Locks(op proto.Message, st *cluster.State) ([]opexec.Loc
 	return instanceLocks(op, st, nodeLocks)
 }
 
-// Exec implements Executor.
-func (InstanceGrowDisk) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceGrowDisk) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceGrowDisk) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceGrowDisk) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceGrowDisk) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceGrowDisk)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -275,8 +323,24 @@ func diskPath(cfg *cluster.Config, inst *cluster.Instance, idx int) string {
 	return ""
 }
 
-// Exec implements Executor.
-func (InstanceActivateDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceActivateDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceActivateDisks) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceActivateDisks) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceActivateDisks) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceActivateDisks)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -312,8 +376,24 @@ func (InstanceDeactivateDisks) Locks(op proto.Message, st *cluster.State) ([]ope
 	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive, nodes: true, nodeMode: opexec.Exclusive})
 }
 
-// Exec implements Executor.
-func (InstanceDeactivateDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceDeactivateDisks) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceDeactivateDisks) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceDeactivateDisks) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceDeactivateDisks) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceDeactivateDisks)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -341,8 +421,24 @@ func (InstanceReinstall) Locks(op proto.Message, st *cluster.State) ([]opexec.Lo
 	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive, nodes: true, nodeMode: opexec.Exclusive})
 }
 
-// Exec implements Executor.
-func (InstanceReinstall) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceReinstall) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceReinstall) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceReinstall) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceReinstall) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceReinstall)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)

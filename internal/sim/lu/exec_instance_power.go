@@ -31,8 +31,24 @@ func (InstanceStartup) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock
 	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive, nodeRes: true, nodeResMode: opexec.Exclusive, primaryOnly: true})
 }
 
-// Exec implements Executor.
-func (InstanceStartup) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceStartup) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceStartup) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceStartup) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceStartup) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceStartup)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -116,8 +132,24 @@ func (s InstanceShutdown) LocksParams(op proto.Message, st *cluster.State) ([]op
 	return locks, w, err
 }
 
-// Exec implements Executor.
-func (InstanceShutdown) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceShutdown) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceShutdown) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceShutdown) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceShutdown) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceShutdown)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -166,8 +198,24 @@ func (InstanceReboot) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock,
 	return instanceLocks(op, st, lockSpec{instanceMode: opexec.Exclusive})
 }
 
-// Exec implements Executor.
-func (InstanceReboot) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceReboot) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceReboot) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceReboot) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceReboot) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceReboot)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)

@@ -217,8 +217,24 @@ func pyStr(v any) string {
 	return fmt.Sprint(v)
 }
 
-// Exec implements Executor.
-func (InstanceSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e InstanceSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e InstanceSetParams) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e InstanceSetParams) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (InstanceSetParams) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpInstanceSetParams)
 	if !ok {
 		return nil, errs.Exec("Unexpected opcode %T", op)
@@ -342,7 +358,7 @@ func (InstanceSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, err
 			if len(disks) >= cluster.MaxDisks {
 				return nil, errs.Prereq(errs.CodeState, "Instance has too many disks (%d), cannot add more", cluster.MaxDisks)
 			}
-			d := cluster.Disk{UUID: cluster.NewUUID(), Name: nd.name, Size: nd.size, Spindles: nd.spindles, Mode: nd.mode}
+			d := cluster.Disk{UUID: x.NewUUID(), Name: nd.name, Size: nd.size, Spindles: nd.spindles, Mode: nd.mode}
 			disks = slices.Insert(disks, idx, d)
 			diskGrowth += nd.size
 			if mirrored(inst.DiskTemplate) {
@@ -423,7 +439,7 @@ func (InstanceSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, err
 			if err != nil {
 				return nil, err
 			}
-			nic, err := buildNIC(cfg, pnode, spec, true, used)
+			nic, err := buildNIC(x, cfg, pnode, spec, true, used)
 			if err != nil {
 				return nil, err
 			}
@@ -473,7 +489,7 @@ func (InstanceSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, err
 				case "mac":
 					mac := strings.ToLower(s)
 					if mac == "auto" || mac == "generate" {
-						if mac, err = generateMAC(cfg.MACPrefixOf(""), used); err != nil {
+						if mac, err = generateMAC(x, cfg.MACPrefixOf(""), used); err != nil {
 							return nil, err
 						}
 					} else if !macRe.MatchString(mac) {
@@ -490,7 +506,7 @@ func (InstanceSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, err
 						nic.IP = nil
 						break
 					}
-					tmp, err := buildNIC(cfg, pnode, nicSpec{ip: &s, network: nic.Network, mac: &nic.MAC}, true, map[string]bool{})
+					tmp, err := buildNIC(x, cfg, pnode, nicSpec{ip: &s, network: nic.Network, mac: &nic.MAC}, true, map[string]bool{})
 					if err != nil {
 						return nil, err
 					}

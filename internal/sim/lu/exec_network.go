@@ -92,8 +92,24 @@ func (NetworkAdd) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, err
 	return locks, nil
 }
 
-// Exec implements Executor.
-func (NetworkAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e NetworkAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e NetworkAdd) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e NetworkAdd) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (NetworkAdd) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNetworkAdd)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -201,7 +217,7 @@ func (NetworkAdd) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
 		return nil, err
 	}
 	now := x.Timestamp()
-	nw.UUID, nw.CTime, nw.MTime, nw.SerialNo, nw.Tags = cluster.NewUUID(), now, now, 1, tags
+	nw.UUID, nw.CTime, nw.MTime, nw.SerialNo, nw.Tags = x.NewUUID(), now, now, 1, tags
 	nw.Reservations, nw.ExtReservations = pool.Maps()
 	cfg.Networks[nw.UUID] = nw
 	obBumpCluster(x)
@@ -221,8 +237,24 @@ func (NetworkSetParams) Locks(op proto.Message, st *cluster.State) ([]opexec.Loc
 	return []opexec.Lock{{Level: opexec.LevelNetwork, Name: uuid, Mode: opexec.Exclusive}}, nil
 }
 
-// Exec implements Executor.
-func (NetworkSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e NetworkSetParams) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e NetworkSetParams) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e NetworkSetParams) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (NetworkSetParams) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNetworkSetParams)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -345,8 +377,24 @@ func (NetworkRemove) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock, 
 	return locks, nil
 }
 
-// Exec implements Executor.
-func (NetworkRemove) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e NetworkRemove) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e NetworkRemove) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e NetworkRemove) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (NetworkRemove) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNetworkRemove)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -458,8 +506,24 @@ func (NetworkConnect) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock,
 	return obConnectLocks(st, m.GetGroupName(), m.GetNetworkName(), m.ConflictsCheck == nil || *m.ConflictsCheck)
 }
 
-// Exec implements Executor.
-func (NetworkConnect) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e NetworkConnect) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e NetworkConnect) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e NetworkConnect) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (NetworkConnect) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNetworkConnect)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -518,8 +582,24 @@ func (NetworkDisconnect) Locks(op proto.Message, st *cluster.State) ([]opexec.Lo
 	return obConnectLocks(st, m.GetGroupName(), m.GetNetworkName(), false)
 }
 
-// Exec implements Executor.
-func (NetworkDisconnect) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e NetworkDisconnect) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e NetworkDisconnect) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e NetworkDisconnect) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (NetworkDisconnect) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNetworkDisconnect)
 	if !ok {
 		return nil, obUnexpected(op)

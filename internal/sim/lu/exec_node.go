@@ -395,9 +395,25 @@ func (NodeQueryStorage) Locks(op proto.Message, st *cluster.State) ([]opexec.Loc
 	return locks, nil
 }
 
-// Exec implements Executor: the storage units of the nodes, one row of
-// output_fields each, sorted by node and unit name.
-func (NodeQueryStorage) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e NodeQueryStorage) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e NodeQueryStorage) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e NodeQueryStorage) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: the storage units of the
+// nodes, one row of output_fields each, sorted by node and unit name.
+func (NodeQueryStorage) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodeQueryStorage)
 	if !ok {
 		return nil, obUnexpected(op)

@@ -27,8 +27,24 @@ var osDiagnoseFields = map[string]bool{
 // Locks implements Executor: OP_OS_DIAGNOSE only reads.
 func (OsDiagnose) Locks(proto.Message, *cluster.State) ([]opexec.Lock, error) { return nil, nil }
 
-// Exec implements Executor.
-func (OsDiagnose) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e OsDiagnose) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e OsDiagnose) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e OsDiagnose) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (OsDiagnose) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpOsDiagnose)
 	if !ok {
 		return nil, obUnexpected(op)

@@ -78,8 +78,24 @@ func (NodeModifyStorage) Locks(op proto.Message, st *cluster.State) ([]opexec.Lo
 	return locks, err
 }
 
-// Exec implements Executor.
-func (NodeModifyStorage) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e NodeModifyStorage) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e NodeModifyStorage) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e NodeModifyStorage) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (NodeModifyStorage) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodeModifyStorage)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -156,8 +172,24 @@ func repairArgs(m *rapiv2.OpRepairNodeStorage) error {
 	return nil
 }
 
-// Exec implements Executor.
-func (RepairNodeStorage) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e RepairNodeStorage) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e RepairNodeStorage) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e RepairNodeStorage) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (RepairNodeStorage) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpRepairNodeStorage)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -213,8 +245,24 @@ func (NodePowercycle) Locks(op proto.Message, st *cluster.State) ([]opexec.Lock,
 	return nil, err
 }
 
-// Exec implements Executor.
-func (NodePowercycle) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+// Exec implements Executor: opexec.CheckApply.
+func (e NodePowercycle) Exec(x *opexec.ExecContext, op proto.Message) (any, error) {
+	return opexec.CheckApply(e, x, op)
+}
+
+// Check implements opexec.Phased: the checks (and allocator) of body on
+// the snapshot (checkOnSnapshot).
+func (e NodePowercycle) Check(c *opexec.CheckContext, op proto.Message) (any, error) {
+	return checkOnSnapshot(c, op, e.body)
+}
+
+// Apply implements opexec.Phased: body with the plan (applyPlan).
+func (e NodePowercycle) Apply(x *opexec.ExecContext, op proto.Message, plan any) (any, error) {
+	return applyPlan(x, op, plan, e.body)
+}
+
+// body is the logical unit after its locks: CheckPrereq and Exec.
+func (NodePowercycle) body(x *opexec.ExecContext, op proto.Message) (any, error) {
 	m, ok := op.(*rapiv2.OpNodePowercycle)
 	if !ok {
 		return nil, obUnexpected(op)
@@ -235,6 +283,6 @@ func (NodePowercycle) Exec(x *opexec.ExecContext, op proto.Message) (any, error)
 	// The reboot: the node's boot id (/proc/sys/kernel/random/boot_id, the
 	// "bootid" query field) is renewed. Not a configuration change in
 	// Ganeti, so neither the node's serial number nor its mtime move.
-	x.Config.EditNode(node.UUID).BootID = cluster.NewUUID()
+	x.Config.EditNode(node.UUID).BootID = x.NewUUID()
 	return "Reboot scheduled in 5 seconds", nil
 }

@@ -299,6 +299,12 @@ func runIAllocatorFor(x *opexec.ExecContext, name string, request map[string]any
 		}
 		return res, err
 	}
+	if x.Plan().IsReplaying() {
+		// The apply phase runs no allocator: the configuration it got
+		// asks what the checks on the snapshot did not (it changed
+		// between the phases).
+		return nil, errs.Prereq(errs.CodeState, "%s '%s': the configuration changed since the allocation was planned", failure, name)
+	}
 	defer func() { x.Plan().Record(name, request, res, err) }()
 	ctx, span := startAllocatorSpan(x, name, request)
 	defer func() {

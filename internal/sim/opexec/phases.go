@@ -120,9 +120,57 @@ func CheckApply(p Phased, x *ExecContext, op proto.Message) (any, error) {
 		handoff: x.Env.Handoff, runParams: x.Params()}
 	plan, err := p.Check(c, op)
 	if err != nil {
-		return nil, err
+		return nil, CheckFailed(x, err)
 	}
 	return p.Apply(x, op, plan)
+}
+
+// LogRecord is one entry of an opcode's log (ExecContext.LogEntry).
+type LogRecord struct {
+	Type string
+	Msg  any
+}
+
+// checkFailure is a Check error with what the checks logged and wrote
+// back before they failed (FailCheck).
+type checkFailure struct {
+	err    error
+	logs   []LogRecord
+	params []ParamWrite
+}
+
+func (f *checkFailure) Error() string { return f.err.Error() }
+func (f *checkFailure) Unwrap() error { return f.err }
+
+// FailCheck is the error of a Check that fails after Ganeti's logical
+// unit would have written feedback (logs) or opcode parameters (params,
+// the whole list as ExecContext.Params gives it): a Check has no log of
+// its own, so the engine writes them into the opcode's log and parameters
+// when it fails the opcode with err (CheckFailed), as it keeps those of an
+// Exec that fails.
+func FailCheck(err error, logs []LogRecord, params []ParamWrite) error {
+	if err == nil || (len(logs) == 0 && params == nil) {
+		return err
+	}
+	return &checkFailure{err: err, logs: logs, params: params}
+}
+
+// CheckFailed is the error that fails the opcode of x for a Check error
+// err: the logs and parameters FailCheck kept are written to x (the
+// context the failure commits from), and the error FailCheck was given is
+// returned.
+func CheckFailed(x *ExecContext, err error) error {
+	f, ok := err.(*checkFailure)
+	if !ok {
+		return err
+	}
+	for _, l := range f.logs {
+		x.LogEntry(l.Type, l.Msg)
+	}
+	if f.params != nil {
+		x.StartParams(f.params)
+	}
+	return f.err
 }
 
 // readOnlyTx is a transaction whose writes are refused.

@@ -2,6 +2,8 @@ package opexec
 
 import (
 	"encoding/json"
+
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 )
 
 // AllocPlan is what the plan phase of an opcode that may run an external
@@ -10,6 +12,8 @@ import (
 type AllocPlan struct {
 	planning bool // recording (plan phase), else replaying
 	answers  []allocAnswer
+	ids      []string // the new identifiers of the plan phase (ID)
+	next     int      // the next of ids to replay
 }
 
 // NewAllocPlan returns a plan that records (the plan phase); Done turns it
@@ -63,3 +67,46 @@ func (p *AllocPlan) Replay(name string, request map[string]any) (json.RawMessage
 	}
 	return nil, nil, false
 }
+
+// IsReplaying tells whether this is the apply phase of a plan: an
+// allocator request it does not hold must not run the allocator there.
+func (p *AllocPlan) IsReplaying() bool { return p != nil && !p.planning }
+
+// Rewound returns the plan for one run of an apply phase: the same
+// answers and identifiers, replayed from the first (the store may run the
+// apply phase more than once; each run replays the same identifiers).
+func (p *AllocPlan) Rewound() *AllocPlan {
+	if p == nil {
+		return nil
+	}
+	cp := *p
+	cp.next = 0
+	return &cp
+}
+
+// ID returns a new identifier made by gen in the plan phase, which the
+// plan records; the apply phase gets the recorded ones in the same order
+// (gen only when it asks for more than were recorded). Without a plan it
+// is gen's.
+func (p *AllocPlan) ID(gen func() string) string {
+	switch {
+	case p == nil:
+		return gen()
+	case p.planning:
+		id := gen()
+		p.ids = append(p.ids, id)
+		return id
+	case p.next < len(p.ids):
+		id := p.ids[p.next]
+		p.next++
+		return id
+	default:
+		p.next++
+		return gen()
+	}
+}
+
+// NewUUID returns the UUID of a new object: a random one, recorded by the
+// opcode's plan phase and replayed by its apply phase (AllocPlan.ID), so
+// that every run of Apply makes the same objects.
+func (x *ExecContext) NewUUID() string { return x.Env.Plan.ID(cluster.NewUUID) }
