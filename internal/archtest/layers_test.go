@@ -31,7 +31,7 @@ var layers = [][]string{
 	{"internal/sim/cluster", "internal/sim/cluster/internal/gen/fielddefs"},
 	{"internal/sim/opexec"},
 	{"internal/sim/jobs", "internal/sim/lu"},
-	{"internal/sim", "internal/upstream/rapi", "internal/upstream/luxi"},
+	{"internal/sim", "internal/upstream/rapi", "internal/upstream/luxi", "internal/clusters"},
 	// Services (thin gRPC handlers), then the transport.
 	{"internal/service"},
 	{"gateway"},
@@ -50,10 +50,10 @@ var testOnly = []string{"e2e", "internal/testutil", "internal/specconform", "int
 // services only through the backend interface (internal/backend): neither
 // imports a backend's packages or the store (a package or any below it).
 var forbidden = map[string][]string{
-	"gateway": {"internal/sim", "internal/store", "internal/upstream"},
+	"gateway": {"internal/sim", "internal/store", "internal/upstream", "internal/clusters"},
 	// The command imports only the composition root.
 	"cmd/ganeti-gateway": {"gateway", "internal", "gen"},
-	"internal/service":   {"internal/sim", "internal/store", "internal/upstream"},
+	"internal/service":   {"internal/sim", "internal/store", "internal/upstream", "internal/clusters"},
 }
 
 // known are exceptions to forbidden, each to be removed; an exception that
