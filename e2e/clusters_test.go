@@ -1,0 +1,426 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	gatewayv1 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/gateway/v1"
+	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/server"
+)
+
+// The user of the clusters tests whose write option is scoped to cluster a.
+const (
+	scopedUser     = "scoped"
+	scopedPassword = "scoped-password"
+)
+
+// clustersFront is an in-process gateway in front of several clusters.
+type clustersFront struct {
+	Base  string // http://e2e:...@127.0.0.1:port
+	Addr  string
+	Admin string // the admin listener's address
+}
+
+// startClustersFront starts an in-process gateway with the clusters file
+// (the YAML text), the test users and scopedUser, and an admin listener.
+func startClustersFront(t *testing.T, file string, configure func(*server.Config)) *clustersFront {
+	t.Helper()
+	dataDir := t.TempDir()
+	users := writeTestUsers(t, dataDir)
+	f, err := os.OpenFile(users, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "%s %s read,write@a\n", scopedUser, scopedPassword)
+	f.Close()
+	path := filepath.Join(t.TempDir(), "clusters.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{
+		DataDir:      dataDir,
+		Insecure:     true,
+		ClustersFile: path,
+		AdminListen:  "127.0.0.1:0",
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Upstream:     server.UpstreamConfig{MaxConcurrent: 64, HealthInterval: 200 * time.Millisecond, Timeout: 8 * time.Second},
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	a, err := server.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminLis, err := a.ListenAdmin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.Serve(lis) }()
+	go func() { _ = a.ServeAdmin(adminLis) }()
+	t.Cleanup(a.Close)
+	return &clustersFront{
+		Base:  "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String(),
+		Addr:  lis.Addr().String(),
+		Admin: adminLis.Addr().String(),
+	}
+}
+
+// twoUpstreams starts two simulated gateways and returns the clusters file
+// of a gateway in front of them as clusters a and b (hosts a.example.com
+// and b.example.com), plus extra lines for b's entry.
+func twoUpstreams(t *testing.T, bExtra string) string {
+	t.Helper()
+	pw := upstreamPasswordFile(t)
+	entry := func(name, back string) string {
+		return fmt.Sprintf("- name: %s\n  upstream: %s\n  user: %s\n  password_file: %s\n  hosts: [%s.example.com]\n",
+			name, anonymous(back), e2eUser, pw, name)
+	}
+	return "clusters:\n" + entry("a", inProcess(t, "")) + entry("b", inProcess(t, "")) + bExtra
+}
+
+// hostDo sends a legacy request with a Host header ("" keeps the URL's).
+func hostDo(t *testing.T, method, url, host, body string) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, []byte(strings.TrimSpace(string(data)))
+}
+
+// waitJobByHost waits until job id of the cluster host reaches has ended
+// and returns its status.
+func waitJobByHost(t *testing.T, base, host string, id int64) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := hostDo(t, "GET", fmt.Sprintf("%s/2/jobs/%d", base, id), host, "")
+		if code != http.StatusOK {
+			t.Fatalf("GET /2/jobs/%d via %s: %d %s", id, host, code, body)
+		}
+		var job struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(body, &job); err != nil {
+			t.Fatal(err)
+		}
+		switch job.Status {
+		case "success", "error", "canceled":
+			return job.Status
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %d via %s still %s", id, host, job.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func wantLegacyError(t *testing.T, what string, code int, body []byte, wantCode int) {
+	t.Helper()
+	if code != wantCode {
+		t.Errorf("%s: status %d, want %d (%s)", what, code, wantCode, body)
+		return
+	}
+	var e struct {
+		Code    *int    `json:"code"`
+		Message *string `json:"message"`
+		Explain *string `json:"explain"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Code == nil || *e.Code != wantCode || e.Message == nil || e.Explain == nil {
+		t.Errorf("%s: body %s, want the legacy {code, message, explain}", what, body)
+	}
+}
+
+func clusterCtx(name string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "ganeti-cluster", name)
+}
+
+// TestClustersRouting: two upstream clusters that both have a job 1;
+// Host a and b (legacy) and ganeti-cluster: a|b (gRPC) reach the right
+// one; an unknown cluster is 404 / NOT_FOUND, and so is a request naming
+// none without a default cluster.
+func TestClustersRouting(t *testing.T) {
+	front := startClustersFront(t, twoUpstreams(t, ""), nil)
+	base := front.Base
+	for _, c := range []string{"a", "b"} {
+		host := c + ".example.com:5080" // the port is ignored
+		code, body := hostDo(t, "PUT", base+"/2/tags?tag=from-"+c, host, "")
+		if code != http.StatusOK || strings.TrimSpace(string(body)) != "1" {
+			t.Fatalf("PUT /2/tags via %s: %d %s, want job 1 (each cluster its own queue)", host, code, body)
+		}
+		if st := waitJobByHost(t, base, host, 1); st != "success" {
+			t.Fatalf("job 1 of %s: %s", c, st)
+		}
+	}
+	for _, c := range []string{"a", "b"} {
+		// By Host (in any case, with a trailing dot) and by name.
+		for _, host := range []string{c + ".example.com", strings.ToUpper(c) + ".EXAMPLE.com.", c} {
+			code, body := hostDo(t, "GET", base+"/2/tags", host, "")
+			if code != http.StatusOK || string(body) != `["demo","from-`+c+`"]` {
+				t.Errorf("GET /2/tags via Host %s: %d %s, want [\"demo\",\"from-%s\"]", host, code, body, c)
+			}
+		}
+		code, body := hostDo(t, "GET", base+"/2/jobs/1", c+".example.com", "")
+		if code != http.StatusOK || !strings.Contains(string(body), `"from-`+c+`"`) {
+			t.Errorf("GET /2/jobs/1 via %s: %d %s", c, code, body)
+		}
+	}
+
+	conn := dialGRPC(t, base)
+	tags := rapiv2.NewTagServiceClient(conn)
+	jobs := rapiv2.NewJobServiceClient(conn)
+	for _, c := range []string{"a", "b"} {
+		got, err := tags.ListClusterTags(clusterCtx(c), &rapiv2.ListClusterTagsRequest{})
+		if err != nil || len(got.GetTags()) != 2 || got.GetTags()[1] != "from-"+c {
+			t.Errorf("gRPC ListClusterTags on %s: %v %v", c, got, err)
+		}
+		job, err := jobs.GetJob(clusterCtx(c), &rapiv2.GetJobRequest{JobId: 1})
+		if err != nil || job.GetStatus() != rapiv2.JobStatus_JOB_STATUS_SUCCESS {
+			t.Errorf("gRPC GetJob 1 on %s: %v %v", c, job, err)
+		}
+		// A gRPC write goes to the named cluster only.
+		sub, err := tags.AddClusterTags(clusterCtx(c), &rapiv2.ChangeClusterTagsRequest{Tag: []string{"grpc-" + c}})
+		if err != nil || sub.GetJobId() != 2 {
+			t.Fatalf("gRPC AddClusterTags on %s: %v %v, want job 2", c, sub, err)
+		}
+		waitJobByHost(t, base, c, 2)
+		code, body := hostDo(t, "GET", base+"/2/tags", c, "")
+		if code != http.StatusOK || string(body) != `["demo","from-`+c+`","grpc-`+c+`"]` {
+			t.Errorf("after the gRPC write, GET /2/tags of %s: %s", c, body)
+		}
+	}
+
+	// Unknown clusters, and none named without a default.
+	code, body := hostDo(t, "GET", base+"/2/tags", "c.example.com", "")
+	wantLegacyError(t, "Host c.example.com", code, body, http.StatusNotFound)
+	code, body = hostDo(t, "GET", base+"/2/info", "", "")
+	wantLegacyError(t, "no Host of a cluster, no default", code, body, http.StatusNotFound)
+	code, body = hostDo(t, "PUT", base+"/2/tags?tag=x", "c.example.com", "")
+	wantLegacyError(t, "a write to an unknown cluster", code, body, http.StatusNotFound)
+	for _, ctx := range []context.Context{clusterCtx("c"), clusterCtx("a.example.com"), context.Background()} {
+		_, err := tags.ListClusterTags(ctx, &rapiv2.ListClusterTagsRequest{})
+		if status.Code(err) != codes.NotFound {
+			md, _ := metadata.FromOutgoingContext(ctx)
+			t.Errorf("gRPC with %v: %v, want NOT_FOUND", md.Get("ganeti-cluster"), err)
+		}
+	}
+	// The route check comes first: an unknown path is the usual 404.
+	code, _ = hostDo(t, "GET", base+"/2/nope", "a", "")
+	if code != http.StatusNotFound {
+		t.Errorf("unknown path: %d", code)
+	}
+}
+
+// TestClustersScopedOptions: a user whose write option is scoped to a
+// (write@a) writes on a, gets 403 / PERMISSION_DENIED on b, and reads both.
+func TestClustersScopedOptions(t *testing.T) {
+	front := startClustersFront(t, twoUpstreams(t, ""), nil)
+	scoped := "http://" + scopedUser + ":" + scopedPassword + "@" + front.Addr
+	code, body := hostDo(t, "PUT", scoped+"/2/tags?tag=mine", "a.example.com", "")
+	if code != http.StatusOK {
+		t.Errorf("write@a writing on a: %d %s", code, body)
+	}
+	code, body = hostDo(t, "PUT", scoped+"/2/tags?tag=mine", "b.example.com", "")
+	wantLegacyError(t, "write@a writing on b", code, body, http.StatusForbidden)
+	for _, c := range []string{"a", "b"} {
+		if code, body := hostDo(t, "GET", scoped+"/2/tags", c, ""); code != http.StatusOK {
+			t.Errorf("read on %s: %d %s", c, code, body)
+		}
+	}
+	tags := rapiv2.NewTagServiceClient(dialGRPC(t, scoped))
+	if _, err := tags.AddClusterTags(clusterCtx("b"), &rapiv2.ChangeClusterTagsRequest{Tag: []string{"x"}}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("gRPC write@a writing on b: %v, want PERMISSION_DENIED", err)
+	}
+	if _, err := tags.AddClusterTags(clusterCtx("a"), &rapiv2.ChangeClusterTagsRequest{Tag: []string{"x"}}); err != nil {
+		t.Errorf("gRPC write@a writing on a: %v", err)
+	}
+	// Nothing reached b.
+	if _, body := hostDo(t, "GET", front.Base+"/2/tags", "b", ""); string(body) != `["demo"]` {
+		t.Errorf("b's tags: %s, want none", body)
+	}
+}
+
+// TestClustersDefault: requests that name no cluster (no Host of a
+// cluster, no ganeti-cluster metadata) go to the default cluster; the
+// directory and the health checks list every cluster.
+func TestClustersDefault(t *testing.T) {
+	front := startClustersFront(t, twoUpstreams(t, "  default: true\n"), nil)
+	base := front.Base
+	if code, body := hostDo(t, "PUT", base+"/2/tags?tag=dflt", "b", ""); code != http.StatusOK {
+		t.Fatalf("PUT via b: %d %s", code, body)
+	}
+	waitJobByHost(t, base, "b", 1)
+	code, body := hostDo(t, "GET", base+"/2/tags", "", "") // Host 127.0.0.1:port
+	if code != http.StatusOK || string(body) != `["demo","dflt"]` {
+		t.Errorf("without a cluster's Host: %d %s, want the default cluster b's tags", code, body)
+	}
+	if _, body := hostDo(t, "GET", base+"/2/tags", "a", ""); string(body) != `["demo"]` {
+		t.Errorf("a's tags: %s", body)
+	}
+	conn := dialGRPC(t, base)
+	got, err := rapiv2.NewTagServiceClient(conn).ListClusterTags(context.Background(), &rapiv2.ListClusterTagsRequest{})
+	if err != nil || len(got.GetTags()) != 2 || got.GetTags()[1] != "dflt" {
+		t.Errorf("gRPC without ganeti-cluster: %v %v", got, err)
+	}
+	if _, err := rapiv2.NewTagServiceClient(conn).ListClusterTags(clusterCtx("zz"), &rapiv2.ListClusterTagsRequest{}); status.Code(err) != codes.NotFound {
+		t.Errorf("an unknown cluster with a default: %v, want NOT_FOUND", err)
+	}
+	if code, body := hostDo(t, "GET", base+"/2/tags", "zz.example.com", ""); code != http.StatusOK || string(body) != `["demo","dflt"]` {
+		t.Errorf("an unknown Host with a default: %d %s", code, body)
+	}
+
+	// The directory and the health.
+	hc := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(20 * time.Second)
+	for _, c := range []string{"a", "b"} {
+		for {
+			resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "cluster/" + c})
+			if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("health of cluster/%s: %v %v", c, resp, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if _, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "cluster/zz"}); status.Code(err) != codes.NotFound {
+		t.Errorf("health of an unknown cluster: %v", err)
+	}
+	dir, err := gatewayv1.NewClusterDirectoryServiceClient(conn).ListClusters(context.Background(), &gatewayv1.ListClustersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dir.GetClusters()); n != 2 {
+		t.Fatalf("ListClusters: %d clusters", n)
+	}
+	for i, c := range dir.GetClusters() {
+		want := []string{"a", "b"}[i]
+		if c.GetName() != want || c.GetTransport() != gatewayv1.Transport_TRANSPORT_RAPI || c.GetIsDefault() != (want == "b") ||
+			c.GetHealth() != gatewayv1.Health_HEALTH_SERVING || len(c.GetHosts()) != 1 || c.GetHosts()[0] != want+".example.com" {
+			t.Errorf("ListClusters[%d] = %v", i, c)
+		}
+	}
+	// ListClusters needs a user.
+	if _, err := gatewayv1.NewClusterDirectoryServiceClient(dialGRPC(t, anonymous(base))).ListClusters(context.Background(),
+		&gatewayv1.ListClustersRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("anonymous ListClusters: %v", err)
+	}
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/healthz", 200, "ok\ncluster a: ok\ncluster b: ok\n"},
+		{"/healthz/cluster/a", 200, "ok\n"},
+		{"/healthz/cluster/zz", 404, "unknown cluster\n"},
+	} {
+		code, _, body := do(t, "GET", "http://"+front.Admin+tc.path, "", "")
+		if code != tc.code || string(body) != tc.body {
+			t.Errorf("admin %s: %d %q, want %d %q", tc.path, code, body, tc.code, tc.body)
+		}
+	}
+}
+
+// TestClustersUnhealthyCluster: a cluster whose upstream does not answer
+// is NOT_SERVING (gRPC health, directory, admin /healthz/cluster/<name>)
+// and its requests fail, while the other cluster serves.
+func TestClustersUnhealthyCluster(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close() // nothing listens there
+	file := "clusters:\n- name: good\n  upstream: sim\n  default: true\n- name: gone\n  upstream: http://" + deadAddr + "\n"
+	front := startClustersFront(t, file, nil)
+	conn := dialGRPC(t, front.Base)
+	hc := healthpb.NewHealthClient(conn)
+	for c, want := range map[string]healthpb.HealthCheckResponse_ServingStatus{"good": healthpb.HealthCheckResponse_SERVING, "gone": healthpb.HealthCheckResponse_NOT_SERVING} {
+		resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "cluster/" + c})
+		if err != nil || resp.GetStatus() != want {
+			t.Errorf("cluster/%s: %v %v, want %v", c, resp, err, want)
+		}
+	}
+	dir, err := gatewayv1.NewClusterDirectoryServiceClient(conn).ListClusters(context.Background(), &gatewayv1.ListClustersRequest{})
+	if err != nil || len(dir.GetClusters()) != 2 {
+		t.Fatal(dir, err)
+	}
+	if g := dir.GetClusters()[0]; g.GetTransport() != gatewayv1.Transport_TRANSPORT_SIM || g.GetHealth() != gatewayv1.Health_HEALTH_SERVING {
+		t.Errorf("good: %v", g)
+	}
+	if g := dir.GetClusters()[1]; g.GetHealth() != gatewayv1.Health_HEALTH_NOT_SERVING || g.GetHealthMessage() == "" ||
+		strings.Contains(g.GetHealthMessage(), deadAddr) {
+		t.Errorf("gone: %v", g)
+	}
+	code, _, body := do(t, "GET", "http://"+front.Admin+"/healthz", "", "")
+	if code != 200 || string(body) != "ok\ncluster good: ok\ncluster gone: unavailable\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, _, _ := do(t, "GET", "http://"+front.Admin+"/healthz/cluster/gone", "", ""); code != 503 {
+		t.Errorf("/healthz/cluster/gone: %d", code)
+	}
+	if code, body := hostDo(t, "GET", front.Base+"/2/info", "gone", ""); code != http.StatusBadGateway || strings.Contains(string(body), deadAddr) {
+		t.Errorf("a read of the gone cluster: %d %s, want 502 without the address", code, body)
+	}
+	if code, body := hostDo(t, "GET", front.Base+"/2/info", "good", ""); code != http.StatusOK {
+		t.Errorf("a read of the good cluster: %d %s", code, body)
+	}
+}
+
+// TestClustersFlags: --clusters is checked at startup and excludes
+// --upstream.
+func TestClustersFlags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "clusters.yaml")
+	if err := os.WriteFile(path, []byte("clusters:\n- name: a\n  upstream: sim\n  default: true\n- name: b\n  upstream: sim\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{DataDir: t.TempDir(), ClustersFile: path, Insecure: true}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "at most one cluster can be the simulated one") {
+		t.Errorf("two sims: %v", err)
+	}
+	cfg = server.Config{DataDir: t.TempDir(), ClustersFile: path, Insecure: true, Upstream: server.UpstreamConfig{URLs: []string{"https://x:5080"}}}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--clusters and --upstream exclude each other") {
+		t.Errorf("with --upstream: %v", err)
+	}
+}
