@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,7 +11,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -423,4 +428,119 @@ func TestClustersFlags(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--clusters and --upstream exclude each other") {
 		t.Errorf("with --upstream: %v", err)
 	}
+}
+
+// TestClustersOfficialClientConformance runs the official Python client's
+// conformance suite through one gateway process in front of two clusters,
+// each selected by the Host the client connects to: "localhost" is a (the
+// gateway's own simulated cluster, the default), "127.0.0.1" is b (a
+// simulated gateway behind it as a RAPI upstream). Both clusters are
+// seeded from the same cluster file: each run finds its objects as the
+// suite expects, so a request that reached the other cluster would fail.
+func TestClustersOfficialClientConformance(t *testing.T) {
+	requireRapiClient(t)
+	clusterFile := filepath.Join(repoRoot(t), "testdata", "conformance-cluster.json")
+	backDir := t.TempDir()
+	writeTestUsers(t, backDir)
+	back := startServerRaw(t, backDir, "--cluster-file", clusterFile, "--write-rate", "off", "--insecure")
+	file := fmt.Sprintf("clusters:\n- name: a\n  upstream: sim\n  hosts: [localhost]\n  default: true\n"+
+		"- name: b\n  upstream: http://%s\n  user: %s\n  password_file: %s\n  hosts: [127.0.0.1]\n",
+		back.Addr, e2eUser, upstreamPasswordFile(t))
+	path := filepath.Join(t.TempDir(), "clusters.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	writeTestUsers(t, dataDir)
+	front := startServerRaw(t, dataDir, "--clusters", path, "--cluster-file", clusterFile, "--write-rate", "off",
+		"--upstream-max-concurrent", "64")
+	_, port, _ := strings.Cut(front.Addr, ":")
+	certFile := filepath.Join(dataDir, "tls.crt")
+
+	for _, run := range []struct {
+		host, cluster string
+		blockerAddr   string
+		blockerCert   string
+		viaRAPI       bool
+	}{
+		{"localhost", "a", front.Addr, certFile, false},
+		{"127.0.0.1", "b", back.Addr, "", true},
+	} {
+		t.Run(run.cluster, func(t *testing.T) {
+			// The blocker job (OP_TEST_DELAY, over gRPC): on a through the
+			// front (a is the default cluster), on b at the back (RAPI
+			// cannot reach OP_TEST_DELAY).
+			blocker := submitBlocker(t, run.blockerAddr, run.blockerCert)
+			ctx, cancel := context.WithTimeout(context.Background(), conformanceTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, debianPython, conformanceScript)
+			cmd.Env = append(os.Environ(),
+				"RAPI_HOST="+run.host, "RAPI_PORT="+port, "RAPI_CAFILE="+certFile,
+				"RAPI_USER="+e2eUser, "RAPI_PASSWORD="+e2ePassword,
+				"CLUSTER_FILE="+clusterFile, "BLOCKER_JOB="+strconv.FormatInt(blocker, 10))
+			out, err := cmd.CombinedOutput()
+			t.Logf("%s", out)
+			if ctx.Err() != nil {
+				t.Fatalf("the conformance suite did not end within %s\nserver log:\n%s", conformanceTimeout, front.Logs())
+			}
+			summary := regexp.MustCompile(`(?m)^(\d+) passed, (\d+) failed\n*\z`).FindSubmatch(out)
+			if summary == nil {
+				t.Fatalf("no final summary line from the script (%v)\nserver log:\n%s", err, front.Logs())
+			}
+			passed, _ := strconv.Atoi(string(summary[1]))
+			failed, _ := strconv.Atoi(string(summary[2]))
+			minPassed, knownFailed := minConformanceChecks, 0
+			if run.viaRAPI {
+				for _, m := range regexp.MustCompile(`(?m)^FAIL (.*)$`).FindAllSubmatch(out, -1) {
+					if !knownUpstreamFailure(string(m[1])) {
+						t.Errorf("through the RAPI upstream, check failed: %s", m[1])
+					}
+					knownFailed++
+				}
+				minPassed -= len(upstreamKnownFailures) - 1
+			}
+			if failed > knownFailed {
+				t.Errorf("%d checks failed (see the script output above)", failed)
+			}
+			if passed < minPassed {
+				t.Errorf("%d checks passed, want at least %d", passed, minPassed)
+			}
+			if t.Failed() {
+				t.Logf("server log:\n%s", front.Logs())
+			}
+		})
+	}
+	// Each run's writes reached its own cluster only: b's jobs are the
+	// back's, a's the front's simulated cluster's.
+	ca, _ := hostDoTLS(t, front.Addr, certFile, "localhost", "/2/jobs")
+	cb, _ := hostDoTLS(t, front.Addr, certFile, "127.0.0.1", "/2/jobs")
+	if ca != http.StatusOK || cb != http.StatusOK {
+		t.Errorf("GET /2/jobs: %d (a), %d (b)", ca, cb)
+	}
+}
+
+// hostDoTLS sends GET path to a TLS gateway as the e2e user, with the
+// given server name (SNI) and Host.
+func hostDoTLS(t *testing.T, addr, certFile, host, path string) (int, []byte) {
+	t.Helper()
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: host}}}
+	req, err := http.NewRequest("GET", "https://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	req.SetBasicAuth(e2eUser, e2ePassword)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
 }
