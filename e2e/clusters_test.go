@@ -19,6 +19,11 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -26,6 +31,7 @@ import (
 
 	gatewayv1 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/gateway/v1"
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/telemetry"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
 
@@ -543,4 +549,76 @@ func hostDoTLS(t *testing.T, addr, certFile, host, path string) (int, []byte) {
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, data
+}
+
+// TestClustersTelemetry: ganeti.cluster is an attribute of the request
+// spans and of the request metrics, legacy (by Host) and gRPC (by
+// metadata); a cluster name a client makes up labels nothing.
+func TestClustersTelemetry(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	reader := sdkmetric.NewManualReader()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	mp := telemetry.NewMeterProvider(sdkmetric.WithReader(reader))
+	front := startClustersFront(t, twoUpstreams(t, ""), func(c *server.Config) {
+		c.Telemetry = &telemetry.Providers{TracerProvider: tp, MeterProvider: mp}
+	})
+	if code, body := hostDo(t, "GET", front.Base+"/2/tags", "a", ""); code != http.StatusOK {
+		t.Fatalf("GET via a: %d %s", code, body)
+	}
+	tags := rapiv2.NewTagServiceClient(dialGRPC(t, front.Base))
+	if _, err := tags.ListClusterTags(clusterCtx("b"), &rapiv2.ListClusterTagsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tags.ListClusterTags(clusterCtx("made-up"), &rapiv2.ListClusterTagsRequest{}); status.Code(err) != codes.NotFound {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"a", "b"} {
+		found := false
+		for deadline := time.Now().Add(5 * time.Second); !found && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			for _, s := range sr.Ended() {
+				if s.SpanKind() == trace.SpanKindServer && hasAttrs(s, telemetry.AttrCluster.String(c)) {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no server span with ganeti.cluster=%s", c)
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]map[string]bool{} // metric -> ganeti.cluster values
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			h, ok := m.Data.(metricdata.Histogram[float64])
+			if !ok {
+				continue
+			}
+			for _, dp := range h.DataPoints {
+				if v, ok := dp.Attributes.Value(telemetry.AttrCluster); ok {
+					if labels[m.Name] == nil {
+						labels[m.Name] = map[string]bool{}
+					}
+					labels[m.Name][v.AsString()] = true
+				}
+			}
+		}
+	}
+	if !labels["http.server.request.duration"]["a"] {
+		t.Errorf("http.server.request.duration has no ganeti.cluster=a point: %v", labels)
+	}
+	rpcB := false
+	for name, vals := range labels {
+		if strings.HasPrefix(name, "rpc.server.") && vals["b"] {
+			rpcB = true
+		}
+		if vals["made-up"] {
+			t.Errorf("%s is labeled with a made-up cluster", name)
+		}
+	}
+	if !rpcB {
+		t.Errorf("no rpc.server metric with ganeti.cluster=b: %v", labels)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
 	gatewayv1 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/gateway/v1"
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
@@ -133,4 +134,24 @@ func (a *App) directory() gatewayv1.ClusterDirectoryServiceServer {
 	return clusters.NewDirectory(&clusters.File{Clusters: []clusters.Entry{e}}, func(string) error {
 		return a.health(context.Background())
 	})
+}
+
+// clusterOfCall is the cluster of a gRPC call as its metrics name it: the
+// cluster its ganeti-cluster metadata names, or the default one; nil with
+// one cluster. An unknown name gives none (clients cannot make labels).
+func (a *App) clusterOfCall() func(context.Context) string {
+	if a.multi == nil {
+		return nil
+	}
+	return func(ctx context.Context) string {
+		md, _ := metadata.FromIncomingContext(ctx)
+		want := ""
+		if v := md.Get(gateway.MetadataCluster); len(v) > 0 {
+			want = v[0]
+		}
+		if name, ok := a.multi.router.Resolve(want); ok {
+			return name
+		}
+		return ""
+	}
 }

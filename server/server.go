@@ -540,7 +540,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	clusterSel := a.gatewayClusters()
 	unary := []grpc.UnaryServerInterceptor{gateway.ErrorUnaryInterceptor(log),
 		gateway.ClusterUnaryInterceptor(clusterSel, gateway.IsInProcess), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()}
-	a.grpcServer = grpc.NewServer(append(telemetry.ServerOptions(a.tel, gateway.IsInProcess),
+	a.grpcServer = grpc.NewServer(append(telemetry.ServerOptions(a.tel, gateway.IsInProcess, a.clusterOfCall()),
 		// External messages are bounded per method by the listener
 		// (gateway.Limits); this bounds the gateway's in-process calls,
 		// whose messages come from legacy bodies of up to MaxBodyBytes.
