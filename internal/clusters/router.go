@@ -63,8 +63,10 @@ func (r *Router) Resolve(name string) (string, bool) {
 	if name == "" {
 		return r.def, r.def != ""
 	}
-	_, ok := r.backends[name]
-	return name, ok
+	if _, ok := r.backends[name]; !ok {
+		return "", false
+	}
+	return name, true
 }
 
 // ResolveHost is the cluster of a legacy request: the first of hosts (the
