@@ -27,8 +27,8 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/ganeti-gateway/ganeti-gateway/deploy"
-	gatewayv1 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/gateway/v1"
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
+	gatewayv1 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/gateway/v1"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/clusters"

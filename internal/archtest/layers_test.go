@@ -18,7 +18,7 @@ const module = "github.com/ganeti-gateway/ganeti-gateway/"
 // (the test fails on a package it does not know).
 var layers = [][]string{
 	// Vocabulary and infrastructure without project imports.
-	{"gen/go/ganeti/rapi/v2", "internal/atomicfile", "internal/buildinfo", "internal/names",
+	{"gen/go/ganeti/rapi/v2", "gen/go/ganeti/gateway/v1", "internal/atomicfile", "internal/buildinfo", "internal/names",
 		"internal/selfsigned", "internal/store", "internal/sim/impexp", "deploy"},
 	{"internal/legacyenum", "internal/telemetry", "internal/auth", "internal/store/boltstore", "internal/store/memstore", "internal/store/faultstore", "internal/store/etcdstore",
 		"internal/store/storetest"},
