@@ -622,3 +622,71 @@ func TestClustersTelemetry(t *testing.T) {
 		t.Errorf("no rpc.server metric with ganeti.cluster=b: %v", labels)
 	}
 }
+
+// TestClustersHtools points Debian's hscan, hspace and hbal at one gateway
+// process in front of two clusters, by Host: "localhost" is a (the
+// gateway's own simulated cluster, on the balanced multi-group htools
+// cluster), "127.0.0.1" is b (a simulated gateway behind it as a RAPI
+// upstream, on the unbalanced cluster). Each tool must report the figures
+// of its cluster's file, and hbal must find a balanced and b not.
+func TestClustersHtools(t *testing.T) {
+	hscan, hspace, hbal := requireHtool(t, "hscan"), requireHtool(t, "hspace"), requireHtool(t, "hbal")
+	fileA := filepath.Join(repoRoot(t), "testdata", "htools-cluster.json")
+	fileB := filepath.Join(repoRoot(t), "testdata", "unbalanced-cluster.json")
+	backDir := t.TempDir()
+	writeTestUsers(t, backDir)
+	back := startServerRaw(t, backDir, "--cluster-file", fileB, "--insecure")
+	file := fmt.Sprintf("clusters:\n- name: a\n  upstream: sim\n  hosts: [localhost]\n"+
+		"- name: b\n  upstream: http://%s\n  user: %s\n  password_file: %s\n  hosts: [127.0.0.1]\n",
+		back.Addr, e2eUser, upstreamPasswordFile(t))
+	path := filepath.Join(t.TempDir(), "clusters.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	writeTestUsers(t, dataDir)
+	front := startServerRaw(t, dataDir, "--clusters", path, "--cluster-file", fileA, "--allow-anonymous-reads")
+	_, port, _ := strings.Cut(front.Addr, ":")
+
+	for _, c := range []struct {
+		name, host, file string
+		balanced         bool
+	}{{"a", "localhost", fileA, true}, {"b", "127.0.0.1", fileB, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			want := htoolsExpect(t, c.file)
+			url := "https://" + c.host + ":" + port
+			dir := t.TempDir()
+			runHtool(t, front, hscan, "-d", dir, url)
+			files, _ := filepath.Glob(filepath.Join(dir, "*.data"))
+			if len(files) != 1 {
+				t.Fatalf("hscan wrote %v", files)
+			}
+			data, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkHscanData(t, string(data), want)
+
+			out := runHtool(t, front, hspace, "-m", url, "--machine-readable", "-l", "1")
+			for k, w := range map[string]int64{
+				"HTS_CLUSTER_NODES": int64(len(want.nodes)), "HTS_INI_INST_CNT": int64(len(want.instances)),
+				"HTS_CLUSTER_MEM": want.tMem, "HTS_INI_MEM_FREE": want.fMem,
+			} {
+				if !strings.Contains(out, "\n"+k+"="+strconv.FormatInt(w, 10)+"\n") {
+					t.Errorf("hspace via %s: want %s=%d\n%s", c.host, k, w, out)
+				}
+			}
+			moves := 0
+			for g := range want.groups {
+				args := []string{"-m", url, "-C"}
+				if len(want.groups) > 1 {
+					args = append(args, "-G", g)
+				}
+				moves += parseHbal(t, runHtool(t, front, hbal, args...)).length
+			}
+			if c.balanced != (moves == 0) {
+				t.Errorf("hbal via %s proposes %d moves; balanced: %v", c.host, moves, c.balanced)
+			}
+		})
+	}
+}
