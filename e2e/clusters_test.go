@@ -651,7 +651,7 @@ func TestClustersHtools(t *testing.T) {
 	for _, c := range []struct {
 		name, host, file string
 		balanced         bool
-	}{{"a", "localhost", fileA, true}, {"b", "127.0.0.1", fileB, false}} {
+	}{{"a", "localhost", "testdata/htools-cluster.json", true}, {"b", "127.0.0.1", "testdata/unbalanced-cluster.json", false}} {
 		t.Run(c.name, func(t *testing.T) {
 			want := htoolsExpect(t, c.file)
 			url := "https://" + c.host + ":" + port
@@ -668,12 +668,18 @@ func TestClustersHtools(t *testing.T) {
 			checkHscanData(t, string(data), want)
 
 			out := runHtool(t, front, hspace, "-m", url, "--machine-readable", "-l", "1")
+			got := map[string]string{}
+			for _, l := range strings.Split(out, "\n") {
+				if k, v, ok := strings.Cut(l, "="); ok && strings.HasPrefix(k, "HTS_") {
+					got[k] = v
+				}
+			}
 			for k, w := range map[string]int64{
 				"HTS_CLUSTER_NODES": int64(len(want.nodes)), "HTS_INI_INST_CNT": int64(len(want.instances)),
-				"HTS_CLUSTER_MEM": want.tMem, "HTS_INI_MEM_FREE": want.fMem,
+				"HTS_CLUSTER_MEM": want.tMem, "HTS_CLUSTER_DSK": want.tDsk, "HTS_INI_MEM_FREE": want.fMem,
 			} {
-				if !strings.Contains(out, "\n"+k+"="+strconv.FormatInt(w, 10)+"\n") {
-					t.Errorf("hspace via %s: want %s=%d\n%s", c.host, k, w, out)
+				if got[k] != strconv.FormatInt(w, 10) {
+					t.Errorf("hspace via %s: %s=%s, want %d", c.host, k, got[k], w)
 				}
 			}
 			moves := 0
@@ -688,5 +694,49 @@ func TestClustersHtools(t *testing.T) {
 				t.Errorf("hbal via %s proposes %d moves; balanced: %v", c.host, moves, c.balanced)
 			}
 		})
+	}
+}
+
+// TestClustersSNI: over TLS, a legacy request whose Host names no cluster
+// (an address) goes to the cluster its TLS server name names.
+func TestClustersSNI(t *testing.T) {
+	front := startClustersFront(t, twoUpstreams(t, ""), func(c *server.Config) { c.Insecure = false })
+	get := func(method, sni, path string) (int, string) {
+		t.Helper()
+		//nolint:gosec // the test server's self-signed certificate names no cluster host
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: sni}}}
+		defer c.CloseIdleConnections()
+		req, err := http.NewRequest(method, "https://"+front.Addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(e2eUser, e2ePassword)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(data))
+	}
+	if code, body := get("PUT", "a.example.com", "/2/tags?tag=sni-a"); code != http.StatusOK || body != "1" {
+		t.Fatalf("PUT via SNI a: %d %s", code, body)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, body := get("GET", "a.example.com", "/2/tags")
+		if body == `["demo","sni-a"]` {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tags of a via SNI: %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := get("GET", "b.example.com", "/2/tags"); code != http.StatusOK || body != `["demo"]` {
+		t.Errorf("tags of b via SNI: %d %s", code, body)
+	}
+	if code, _ := get("GET", "", "/2/tags"); code != http.StatusNotFound {
+		t.Errorf("no SNI, no Host of a cluster, no default: %d, want 404", code)
 	}
 }
