@@ -740,3 +740,58 @@ func TestClustersSNI(t *testing.T) {
 		t.Errorf("no SNI, no Host of a cluster, no default: %d, want 404", code)
 	}
 }
+
+// TestClustersSimAndUpstreamAnswers: the services' caches of converted
+// answers (cluster info, bulk lists) never mix clusters: requests that
+// alternate between the simulated cluster and an upstream on another
+// cluster file each get their own cluster's answers.
+func TestClustersSimAndUpstreamAnswers(t *testing.T) {
+	back := inProcess(t, "testdata/htools-cluster.json")
+	file := fmt.Sprintf("clusters:\n- name: s\n  upstream: sim\n- name: u\n  upstream: %s\n  user: %s\n  password_file: %s\n",
+		anonymous(back), e2eUser, upstreamPasswordFile(t))
+	front := startClustersFront(t, file, nil)
+	want := map[string][2]string{} // cluster -> (GET /2/info, GET /2/instances?bulk=1) directly
+	_, _, infoS := do(t, "GET", inProcess(t, "")+"/2/info", "", "")
+	_, _, instS := do(t, "GET", inProcess(t, "")+"/2/instances?bulk=1", "", "")
+	_, _, infoU := do(t, "GET", back+"/2/info", "", "")
+	_, _, instU := do(t, "GET", back+"/2/instances?bulk=1", "", "")
+	want["s"] = [2]string{clusterName(t, infoS), instanceNames(t, instS)}
+	want["u"] = [2]string{clusterName(t, infoU), instanceNames(t, instU)}
+	if want["s"] == want["u"] {
+		t.Fatalf("the two cluster files look alike: %v", want)
+	}
+	for i := 0; i < 6; i++ {
+		c := []string{"s", "u"}[i%2]
+		_, info := hostDo(t, "GET", front.Base+"/2/info", c, "")
+		_, inst := hostDo(t, "GET", front.Base+"/2/instances?bulk=1", c, "")
+		if got := [2]string{clusterName(t, info), instanceNames(t, inst)}; got != want[c] {
+			t.Errorf("round %d, cluster %s: %v, want %v", i, c, got, want[c])
+		}
+	}
+}
+
+func clusterName(t *testing.T, info []byte) string {
+	t.Helper()
+	var v struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(info, &v); err != nil || v.Name == "" {
+		t.Fatalf("GET /2/info: %s", info)
+	}
+	return v.Name
+}
+
+func instanceNames(t *testing.T, bulk []byte) string {
+	t.Helper()
+	var v []struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(bulk, &v); err != nil {
+		t.Fatalf("GET /2/instances?bulk=1: %.200s", bulk)
+	}
+	names := make([]string, 0, len(v))
+	for _, i := range v {
+		names = append(names, i.Name)
+	}
+	return strings.Join(names, ",")
+}

@@ -318,14 +318,16 @@ type version struct {
 }
 
 // StateVersion implements backend.Versioned: the call's cluster's version,
-// with its name; a cluster whose backend is not versioned (or an unknown
-// one) has a new version at every call, so nothing of it is reused.
+// with its name; nil for a cluster whose backend is not versioned (or an
+// unknown one): nothing of it is reused.
 func (r *Router) StateVersion(ctx context.Context) any {
 	name, ok := r.Resolve(backend.ClusterFrom(ctx))
 	if ok {
 		if vb, isV := r.backends[name].(backend.Versioned); isV {
-			return version{name, vb.StateVersion(ctx)}
+			if v := vb.StateVersion(ctx); v != nil {
+				return version{name, v}
+			}
 		}
 	}
-	return new(byte)
+	return nil
 }
