@@ -265,7 +265,10 @@ func TestClustersRouting(t *testing.T) {
 // TestClustersScopedOptions: a user whose write option is scoped to a
 // (write@a) writes on a, gets 403 / PERMISSION_DENIED on b, and reads both.
 func TestClustersScopedOptions(t *testing.T) {
-	front := startClustersFront(t, twoUpstreams(t, ""), nil)
+	logs := &syncBuffer{}
+	front := startClustersFront(t, twoUpstreams(t, ""), func(c *server.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
 	scoped := "http://" + scopedUser + ":" + scopedPassword + "@" + front.Addr
 	code, body := hostDo(t, "PUT", scoped+"/2/tags?tag=mine", "a.example.com", "")
 	if code != http.StatusOK {
@@ -288,6 +291,20 @@ func TestClustersScopedOptions(t *testing.T) {
 	// Nothing reached b.
 	if _, body := hostDo(t, "GET", front.Base+"/2/tags", "b", ""); string(body) != `["demo"]` {
 		t.Errorf("b's tags: %s, want none", body)
+	}
+	// The refusals are audited with the cluster.
+	denied := 0
+	for _, l := range strings.Split(logs.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(l), &rec) == nil && rec["event"] == "denied" && rec["user"] == scopedUser {
+			denied++
+			if rec["cluster"] != "b" {
+				t.Errorf("denied record without cluster b: %s", l)
+			}
+		}
+	}
+	if denied != 2 {
+		t.Errorf("%d denied records of %s, want 2 (legacy, gRPC)", denied, scopedUser)
 	}
 }
 

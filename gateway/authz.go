@@ -494,6 +494,9 @@ func (r *request) attrs(user string) []slog.Attr {
 	if r.call.ClientCert {
 		out = append(out, slog.String("client_cert_cn", r.call.ClientCN))
 	}
+	if r.call.Cluster != "" {
+		out = append(out, slog.String("cluster", r.call.Cluster))
+	}
 	return out
 }
 
