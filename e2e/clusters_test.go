@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -811,4 +812,73 @@ func instanceNames(t *testing.T, bulk []byte) string {
 		names = append(names, i.Name)
 	}
 	return strings.Join(names, ",")
+}
+
+// TestClustersNodeGRPCClient runs the Node gRPC client (grpc-js, see
+// TestNodeGRPCClient) through one gateway in front of two clusters, each
+// named by its ganeti-cluster metadata: a (the gateway's simulated demo
+// cluster: a typed job with OP_TEST_DELAY, followed with WatchJob) and b
+// (a simulated gateway on the htools cluster behind it as a RAPI upstream:
+// a tag job). Each gets its own job 1, and its tag only.
+func TestClustersNodeGRPCClient(t *testing.T) {
+	node := requireNodeGRPC(t)
+	demoInst := firstDemoInstance(t)
+	back := inProcess(t, "testdata/htools-cluster.json")
+	file := fmt.Sprintf("clusters:\n- name: a\n  upstream: sim\n  default: true\n"+
+		"- name: b\n  upstream: %s\n  user: %s\n  password_file: %s\n", anonymous(back), e2eUser, upstreamPasswordFile(t))
+	front := startClustersFront(t, file, nil)
+	_, _, infoB := do(t, "GET", back+"/2/info", "", "")
+	wantB := clusterName(t, infoB)
+	conn := dialGRPC(t, front.Base)
+
+	for _, c := range []struct {
+		name, cluster string
+		env           []string
+		summary       string
+	}{
+		{"a", demoExpectations(t).Cluster, []string{"TEST_DELAY=0.2", "WRITER_USER=writer", "WRITER_PASSWORD=writepass", "INSTANCE=" + demoInst.Name}, "TEST_DELAY(0.2),TAGS_SET"},
+		{"b", wantB, nil, "TAGS_SET"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, filepath.Join(repoRoot(t), nodeClientDir, "client.js"))
+			cmd.Env = append(append(os.Environ(),
+				"GRPC_TARGET="+front.Addr, "GRPC_CA_FILE=-", "GANETI_CLUSTER="+c.name,
+				"RAPI_USER="+e2eUser, "RAPI_PASSWORD="+e2ePassword, "TAG=node-"+c.name), c.env...)
+			out, err := cmd.CombinedOutput()
+			t.Logf("node client:\n%s", out)
+			if err != nil {
+				t.Fatalf("node client failed: %v", err)
+			}
+			var res struct {
+				Cluster, Anonymous string
+				WriterTestDelay    string `json:"writer_test_delay"`
+				JobID              string `json:"job_id"`
+				Statuses, Summary  []string
+				Tags               []string
+			}
+			for _, l := range strings.Split(string(out), "\n") {
+				if j, ok := strings.CutPrefix(l, "RESULT "); ok {
+					if err := json.Unmarshal([]byte(j), &res); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if res.Cluster != c.cluster || res.JobID != "1" || strings.Join(res.Summary, ",") != c.summary ||
+				len(res.Statuses) == 0 || res.Statuses[len(res.Statuses)-1] != "JOB_STATUS_SUCCESS" ||
+				!slices.Contains(res.Tags, "node-"+c.name) || res.Anonymous != "UNAUTHENTICATED" {
+				t.Errorf("cluster %s: %+v", c.name, res)
+			}
+			if c.name == "a" && res.WriterTestDelay != "PERMISSION_DENIED" {
+				t.Errorf("OP_TEST_DELAY by a write user: %s", res.WriterTestDelay)
+			}
+		})
+	}
+	for c, other := range map[string]string{"a": "b", "b": "a"} {
+		tags, err := rapiv2.NewTagServiceClient(conn).ListClusterTags(clusterCtx(c), &rapiv2.ListClusterTagsRequest{})
+		if err != nil || !slices.Contains(tags.GetTags(), "node-"+c) || slices.Contains(tags.GetTags(), "node-"+other) {
+			t.Errorf("tags of %s: %v %v", c, tags.GetTags(), err)
+		}
+	}
 }
