@@ -882,3 +882,24 @@ func TestClustersNodeGRPCClient(t *testing.T) {
 		}
 	}
 }
+
+// TestClustersDirectoryOneCluster: a gateway without --clusters lists its
+// one cluster as "default", and ignores the ganeti-cluster metadata.
+func TestClustersDirectoryOneCluster(t *testing.T) {
+	base := inProcess(t, "")
+	conn := dialGRPC(t, base)
+	dir, err := gatewayv1.NewClusterDirectoryServiceClient(conn).ListClusters(context.Background(), &gatewayv1.ListClustersRequest{})
+	if err != nil || len(dir.GetClusters()) != 1 {
+		t.Fatalf("ListClusters: %v %v", dir, err)
+	}
+	if c := dir.GetClusters()[0]; c.GetName() != "default" || !c.GetIsDefault() || c.GetTransport() != gatewayv1.Transport_TRANSPORT_SIM ||
+		c.GetHealth() != gatewayv1.Health_HEALTH_SERVING {
+		t.Errorf("the one cluster: %v", c)
+	}
+	if _, err := rapiv2.NewTagServiceClient(conn).ListClusterTags(clusterCtx("whatever"), &rapiv2.ListClusterTagsRequest{}); err != nil {
+		t.Errorf("ganeti-cluster on a one-cluster gateway: %v", err)
+	}
+	if code, body := hostDo(t, "GET", base+"/2/tags", "whatever.example.com", ""); code != http.StatusOK {
+		t.Errorf("any Host on a one-cluster gateway: %d %s", code, body)
+	}
+}
