@@ -69,6 +69,9 @@ type LegacyCall struct {
 	// Hold is the ticket of the request's memory budget Hold
 	// (Hold.Ticket): the in-process call reserves on the request's behalf.
 	Hold string
+	// Cluster is the cluster the request is for (several clusters behind
+	// the gateway; "" otherwise): a user's options scoped to it apply.
+	Cluster string
 }
 
 // Metadata is the internal metadata that carries c on the gateway's
@@ -88,6 +91,9 @@ func (c *LegacyCall) Metadata() metadata.MD {
 	}
 	if c.Proxy != "" {
 		md.Set(mdProxy, c.Proxy)
+	}
+	if c.Cluster != "" {
+		md.Set(mdCluster, c.Cluster)
 	}
 	return md
 }
@@ -268,9 +274,11 @@ type request struct {
 func (a *Authorizer) requestOf(ctx context.Context, m *methodInfo) *request {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if a.cfg.InProcess(ctx) {
-		return &request{method: m, call: legacyCallFromMetadata(md), legacy: true}
+		c := legacyCallFromMetadata(md)
+		c.Cluster = backend.ClusterFrom(ctx)
+		return &request{method: m, call: c, legacy: true}
 	}
-	c := &LegacyCall{Authorization: md.Get("authorization"), Proxy: ProxyFromContext(ctx)}
+	c := &LegacyCall{Authorization: md.Get("authorization"), Proxy: ProxyFromContext(ctx), Cluster: backend.ClusterFrom(ctx)}
 	if p, ok := peer.FromContext(ctx); ok {
 		if p.Addr != nil {
 			c.RemoteAddr = p.Addr.String()
@@ -345,6 +353,9 @@ func (a *Authorizer) authenticate(ctx context.Context, r *request) (*auth.User, 
 	default:
 		return nil, nil
 	}
+	// The user as it is on the request's cluster: its unscoped options
+	// and those scoped to the cluster ("write@a").
+	user = user.InCluster(r.call.Cluster)
 	if len(access) == 0 || user.HasAny(access) {
 		return user, nil
 	}
@@ -482,6 +493,9 @@ func (r *request) attrs(user string) []slog.Attr {
 	}
 	if r.call.ClientCert {
 		out = append(out, slog.String("client_cert_cn", r.call.ClientCN))
+	}
+	if r.call.Cluster != "" {
+		out = append(out, slog.String("cluster", r.call.Cluster))
 	}
 	return out
 }

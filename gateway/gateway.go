@@ -62,6 +62,9 @@ type Config struct {
 	// the route and method checks and before the body is read. A non-nil
 	// error (a gRPC status) is the response.
 	Authorize func(ctx context.Context, fullMethod string, call *LegacyCall) error
+	// Clusters, when the gateway fronts several clusters, picks each
+	// request's by its Host header or TLS server name.
+	Clusters *Clusters
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -201,6 +204,9 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		call.ClientCert, call.ClientCN = true, r.TLS.VerifiedChains[0][0].Subject.CommonName
+	}
+	if !l.legacyCluster(w, r, call) {
+		return
 	}
 	if l.cfg.Limits.kind(m.FullMethod) == kindQuery {
 		// Only queries reserve memory for their answer.

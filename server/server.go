@@ -28,8 +28,10 @@ import (
 
 	"github.com/ganeti-gateway/ganeti-gateway/deploy"
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
+	gatewayv1 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/gateway/v1"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/clusters"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/selfsigned"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
@@ -185,6 +187,12 @@ type Config struct {
 	// Upstream, when set, fronts a real Ganeti cluster over its RAPI or
 	// luxi instead of the simulated one (see UpstreamConfig).
 	Upstream UpstreamConfig
+	// ClustersFile, when set, names the clusters file (--clusters): the
+	// gateway fronts several clusters, each request going to the one its
+	// Host header, TLS server name or ganeti-cluster metadata picks. The
+	// companions of Upstream (cache, timeout, concurrency, health
+	// interval) apply to each; it excludes Upstream.URLs.
+	ClustersFile string
 	// InProcessCodec sends the legacy surface's calls through the gRPC
 	// codec over the in-process connection, as before gateway.Direct
 	// (the differential tests compare both; no flag).
@@ -237,6 +245,9 @@ const (
 func (c *Config) CheckAndSetDefaults() error {
 	if err := c.checkStore(); err != nil {
 		return err
+	}
+	if c.ClustersFile != "" && len(c.Upstream.URLs) > 0 {
+		return errors.New("--clusters and --upstream exclude each other: list the upstream in the clusters file")
 	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -344,6 +355,7 @@ func (c *Config) CheckAndSetDefaults() error {
 type App struct {
 	cfg        Config
 	upstream   upstreamBackend // nil: the simulated backend
+	multi      *multi          // several clusters (--clusters); nil: one
 	store      store.Store
 	bolt       *boltstore.Store // the store with Store "bolt": backups
 	lost       chan error       // the leadership was lost (Store "etcd")
@@ -375,6 +387,7 @@ type inputs struct {
 	seed      *cluster.File
 	cert      *tls.Certificate // nil: the self-signed one kept in the data dir
 	clientCAs *x509.CertPool   // nil: no client certificates
+	clusters  *clusters.File   // nil: no clusters file
 }
 
 // Validate checks the config and the files it names (cluster file, TLS
@@ -400,6 +413,11 @@ func (c *Config) load() (*inputs, error) {
 	var err error
 	if in.seed, err = cluster.ParseFile(seedData); err != nil {
 		return nil, fmt.Errorf("--cluster-file %s: %w", c.ClusterFile, err)
+	}
+	if c.ClustersFile != "" {
+		if in.clusters, err = clusters.Load(c.ClustersFile); err != nil {
+			return nil, err
+		}
 	}
 	if c.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
@@ -471,7 +489,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.healthSrv = health.NewServer()
 	var be backend.Backend
-	if len(cfg.Upstream.URLs) > 0 {
+	if in.clusters != nil {
+		if be, err = a.openClusters(ctx, cfg, in.clusters, seed); err != nil {
+			return nil, err
+		}
+	} else if len(cfg.Upstream.URLs) > 0 {
 		if be, err = a.openUpstream(); err != nil {
 			return nil, err
 		}
@@ -513,15 +535,20 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	unary := []grpc.UnaryServerInterceptor{gateway.ErrorUnaryInterceptor(log), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()}
-	a.grpcServer = grpc.NewServer(append(telemetry.ServerOptions(a.tel, gateway.IsInProcess),
+	// The cluster of each call (several clusters) is known before the
+	// authorizer, which applies the user's options scoped to it.
+	clusterSel := a.gatewayClusters()
+	unary := []grpc.UnaryServerInterceptor{gateway.ErrorUnaryInterceptor(log),
+		gateway.ClusterUnaryInterceptor(clusterSel, gateway.IsInProcess), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()}
+	a.grpcServer = grpc.NewServer(append(telemetry.ServerOptions(a.tel, gateway.IsInProcess, a.clusterOfCall()),
 		// External messages are bounded per method by the listener
 		// (gateway.Limits); this bounds the gateway's in-process calls,
 		// whose messages come from legacy bodies of up to MaxBodyBytes.
 		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
 		gateway.ServerCodec(),
 		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), authz.StreamInterceptor(), services.StreamInterceptor()),
+		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), gateway.ClusterStreamInterceptor(clusterSel, gateway.IsInProcess),
+			authz.StreamInterceptor(), services.StreamInterceptor()),
 	)...)
 	// The legacy surface calls the services in process without the gRPC
 	// codec (gateway.Direct), through the same interceptors and stats
@@ -534,6 +561,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := gateway.RegisterServices(direct.Registrar(a.grpcServer), services.Implementation); err != nil {
 		return nil, err
 	}
+	gatewayv1.RegisterClusterDirectoryServiceServer(a.grpcServer, a.directory())
 	healthpb.RegisterHealthServer(a.grpcServer, a.healthSrv)
 	if a.healthMetric, err = telemetry.ObserveHealth(a.tel.Meter(), a.healthSrv); err != nil {
 		return nil, err
@@ -566,6 +594,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		RequestBudget: requestBudget,
 		ReadTimeout:   cfg.ReadTimeout,
 		Authorize:     authz.Preflight,
+		Clusters:      clusterSel,
 		Logger:        log,
 	}); err != nil {
 		return nil, err
@@ -576,8 +605,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}
 	legacy := telemetry.HTTPHandler(a.tel, a.legacy.Handler())
-	a.admin = telemetry.NewAdminServer(telemetry.AdminConfig{Metrics: a.tel.Metrics, Health: a.health,
-		Backup: http.HandlerFunc(a.serveBackup)})
+	adminCfg := telemetry.AdminConfig{Metrics: a.tel.Metrics, Health: a.health,
+		Backup: http.HandlerFunc(a.serveBackup)}
+	if a.multi != nil {
+		adminCfg.Clusters = a.healthOfClusters
+	}
+	a.admin = telemetry.NewAdminServer(adminCfg)
 	a.http = gateway.NewHTTPServer(gateway.SamePortWith(a.grpcServer, legacy, gateway.SamePortConfig{
 		Limits:         limits,
 		ReadTimeout:    cfg.ReadTimeout,
@@ -597,6 +630,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.http.RegisterOnShutdown(services.Drain)
 	if a.upstream != nil { // the App is complete: health reports may come
 		a.upstream.StartHealth(ctx, a.upstreamHealth)
+	}
+	if a.multi != nil {
+		a.startClusters(ctx)
 	}
 	return a, nil
 }
@@ -657,6 +693,15 @@ func (a *App) health(ctx context.Context) error {
 	if a.upstream != nil {
 		return a.upstream.Health()
 	}
+	if a.multi != nil { // healthy while one cluster is
+		var err error
+		for _, c := range a.healthOfClusters(ctx) {
+			if err = c.Err; err == nil {
+				return nil
+			}
+		}
+		return err
+	}
 	if err := a.jobs.Err(); err != nil {
 		return err
 	}
@@ -678,7 +723,7 @@ const BackupTimeout = 5 * time.Minute
 // client can tell a complete copy from a cut one.
 func (a *App) serveBackup(w http.ResponseWriter, r *http.Request) {
 	if a.bolt == nil {
-		if a.upstream != nil {
+		if a.upstream != nil || (a.multi != nil && a.multi.sim == "") {
 			http.Error(w, "no store: the gateway fronts an upstream cluster", http.StatusNotFound)
 			return
 		}
@@ -909,6 +954,11 @@ func (a *App) Close() {
 	}
 	if a.upstream != nil {
 		a.upstream.Close()
+	}
+	if a.multi != nil {
+		for _, up := range a.multi.upstreams {
+			up.Close()
+		}
 	}
 	if a.closeEtcd != nil {
 		a.closeEtcd()

@@ -61,7 +61,22 @@ func upstreamTransport(addrs []string) (transport, socket string, err error) {
 // openUpstream builds the upstream backend of cfg.Upstream. Its health
 // checks start with startHealth, once the App they report to is complete.
 func (a *App) openUpstream() (backend.Backend, error) {
-	u := a.cfg.Upstream
+	up, err := a.newUpstream(a.cfg.Upstream, "", a.upstreamHealth)
+	if err != nil {
+		return nil, err
+	}
+	a.upstream = up
+	return up, nil
+}
+
+// newUpstream builds the backend of an upstream cluster (cluster: its
+// name in a clusters file, "" for --upstream); a RAPI backend reports
+// its health checks to onHealth.
+func (a *App) newUpstream(u UpstreamConfig, cluster string, onHealth func(error)) (upstreamBackend, error) {
+	log := a.cfg.Logger
+	if cluster != "" {
+		log = log.With("cluster", cluster)
+	}
 	transport, socket, err := upstreamTransport(u.URLs)
 	if err != nil {
 		return nil, err
@@ -72,22 +87,19 @@ func (a *App) openUpstream() (backend.Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		up := &luxiUpstream{Backend: be, interval: u.HealthInterval, stop: make(chan struct{})}
-		a.upstream = up
-		a.cfg.Logger.Info("fronting a real cluster over luxi", "socket", socket)
-		return up, nil
+		log.Info("fronting a real cluster over luxi", "socket", socket)
+		return &luxiUpstream{Backend: be, interval: u.HealthInterval, stop: make(chan struct{})}, nil
 	}
 	up, err := rapi.New(rapi.Config{
 		URLs: u.URLs, User: u.User, PasswordFile: u.PasswordFile, CAFile: u.CAFile, Insecure: u.Insecure,
 		CacheTTL: u.CacheTTL, Timeout: u.Timeout, MaxConcurrent: u.MaxConcurrent, HealthInterval: u.HealthInterval,
-		IdempotencyTTL: a.cfg.IdempotencyKeyTTL, Logger: a.cfg.Logger.With("upstream", "rapi"),
-		OnHealth: a.upstreamHealth,
+		IdempotencyTTL: a.cfg.IdempotencyKeyTTL, Logger: log.With("upstream", "rapi"),
+		OnHealth: onHealth,
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.upstream = rapiUpstream{up}
-	return a.upstream, nil
+	return rapiUpstream{up}, nil
 }
 
 // rapiUpstream is the RAPI backend; it reports its health checks through

@@ -213,6 +213,7 @@ func serve(args []string, std stdio) error {
 	fs.DurationVar(&cfg.Upstream.Timeout, "upstream-timeout", 8*time.Second, "longest one upstream call may take (a job wait: Ganeti's 10 s more)")
 	fs.IntVar(&cfg.Upstream.MaxConcurrent, "upstream-max-concurrent", 16, "upstream calls in flight at most; as many job waits (each may hold a call for Ganeti's 10 s) are capped apart")
 	fs.DurationVar(&cfg.Upstream.HealthInterval, "upstream-health-interval", 5*time.Second, "how often the upstream master is checked (and found again after a master failover)")
+	fs.StringVar(&cfg.ClustersFile, "clusters", "", "front several clusters: a YAML (or JSON) file listing them (name, upstream: URLs, a unix:// socket or sim, ca, user, password_file, hosts, default; see docs/clusters.md); a request picks its cluster by Host header or TLS server name, a gRPC call by its ganeti-cluster metadata; the --upstream-* settings but the addresses and credentials apply to each; excludes --upstream")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ganeti-gateway [flags]\n"+
 			"       ganeti-gateway version             print the version, commit and build date (also --version)\n"+

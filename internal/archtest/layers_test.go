@@ -18,7 +18,7 @@ const module = "github.com/ganeti-gateway/ganeti-gateway/"
 // (the test fails on a package it does not know).
 var layers = [][]string{
 	// Vocabulary and infrastructure without project imports.
-	{"gen/go/ganeti/rapi/v2", "internal/atomicfile", "internal/buildinfo", "internal/names",
+	{"gen/go/ganeti/rapi/v2", "gen/go/ganeti/gateway/v1", "internal/atomicfile", "internal/buildinfo", "internal/names",
 		"internal/selfsigned", "internal/store", "internal/sim/impexp", "deploy"},
 	{"internal/legacyenum", "internal/telemetry", "internal/auth", "internal/store/boltstore", "internal/store/memstore", "internal/store/faultstore", "internal/store/etcdstore",
 		"internal/store/storetest"},
@@ -31,7 +31,7 @@ var layers = [][]string{
 	{"internal/sim/cluster", "internal/sim/cluster/internal/gen/fielddefs"},
 	{"internal/sim/opexec"},
 	{"internal/sim/jobs", "internal/sim/lu"},
-	{"internal/sim", "internal/upstream/rapi", "internal/upstream/luxi"},
+	{"internal/sim", "internal/upstream/rapi", "internal/upstream/luxi", "internal/clusters"},
 	// Services (thin gRPC handlers), then the transport.
 	{"internal/service"},
 	{"gateway"},
@@ -50,10 +50,10 @@ var testOnly = []string{"e2e", "internal/testutil", "internal/specconform", "int
 // services only through the backend interface (internal/backend): neither
 // imports a backend's packages or the store (a package or any below it).
 var forbidden = map[string][]string{
-	"gateway": {"internal/sim", "internal/store", "internal/upstream"},
+	"gateway": {"internal/sim", "internal/store", "internal/upstream", "internal/clusters"},
 	// The command imports only the composition root.
 	"cmd/ganeti-gateway": {"gateway", "internal", "gen"},
-	"internal/service":   {"internal/sim", "internal/store", "internal/upstream"},
+	"internal/service":   {"internal/sim", "internal/store", "internal/upstream", "internal/clusters"},
 }
 
 // known are exceptions to forbidden, each to be removed; an exception that

@@ -126,7 +126,9 @@ type FilterRuleSpec struct {
 // state that StateVersion identifies: reads made while it returns the same
 // (==) value see the same state, so their answers may be reused. The value
 // must not be reused for another state (a pointer to an immutable
-// snapshot, say).
+// snapshot, say). nil means that the reads of this call are not versioned
+// (a backend that routes calls to several clusters, not all versioned):
+// nothing of them is reused.
 type Versioned interface {
 	StateVersion(ctx context.Context) any
 }

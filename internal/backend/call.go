@@ -66,3 +66,19 @@ func IdempotencyFrom(ctx context.Context) *Idempotency {
 	k, _ := ctx.Value(idempotencyKey{}).(*Idempotency)
 	return k
 }
+
+type clusterKey struct{}
+
+// WithCluster returns ctx carrying the name of the cluster a call is for
+// (several clusters behind one gateway): the transport sets it, a backend
+// that routes between clusters reads it. The services never look at it.
+func WithCluster(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, clusterKey{}, name)
+}
+
+// ClusterFrom returns the cluster name ctx carries ("" when none: the
+// default cluster).
+func ClusterFrom(ctx context.Context) string {
+	n, _ := ctx.Value(clusterKey{}).(string)
+	return n
+}

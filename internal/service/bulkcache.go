@@ -46,7 +46,7 @@ func (c *bulkCache) entry(resource string) *bulkEntry {
 // versioned backend it is listObjects. The messages are shared: read only.
 func cachedList[T proto.Message](ctx context.Context, s *Services, resource string, newMsg func() T) ([]T, error) {
 	vb, ok := s.cfg.Backend.(backend.Versioned)
-	if !ok {
+	if !ok || vb.StateVersion(ctx) == nil {
 		return listObjects(ctx, s.cfg.Backend, resource, newMsg)
 	}
 	e := s.bulk.entry(resource)

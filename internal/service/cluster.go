@@ -15,7 +15,7 @@ type clusterService struct {
 
 func (c *clusterService) GetInfo(ctx context.Context, _ *rapiv2.GetInfoRequest) (*rapiv2.ClusterInfo, error) {
 	vb, ok := c.s.cfg.Backend.(backend.Versioned)
-	if !ok {
+	if !ok || vb.StateVersion(ctx) == nil {
 		return c.info(ctx)
 	}
 	// One conversion per cluster state, shared (read only) by the answers.

@@ -18,9 +18,27 @@ type AdminConfig struct {
 	// Health reports whether the server is healthy (/healthz answers 200
 	// "ok", else 503); nil means always healthy.
 	Health func(context.Context) error
+	// Clusters, when the gateway fronts several clusters, reports each
+	// one's health: /healthz lists them after its verdict, and
+	// /healthz/cluster/{name} answers 200 "ok", 503 or 404 (unknown).
+	Clusters func(context.Context) []ClusterHealth
 	// Backup, when set, serves GET /backup (a copy of the store) to
 	// loopback clients only, whatever address the listener binds.
 	Backup http.Handler
+}
+
+// ClusterHealth is one cluster's health (Err nil: healthy; its text is
+// never shown).
+type ClusterHealth struct {
+	Name string
+	Err  error
+}
+
+func (c ClusterHealth) verdict() string {
+	if c.Err != nil {
+		return "unavailable"
+	}
+	return "ok"
 }
 
 // AdminHandler serves /healthz, /debug/pprof/ and, when enabled, /metrics,
@@ -29,15 +47,36 @@ func AdminHandler(cfg AdminConfig) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		verdict := "ok"
 		if cfg.Health != nil {
 			if err := cfg.Health(r.Context()); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintln(w, "unavailable")
-				return
+				verdict = "unavailable"
 			}
 		}
-		fmt.Fprintln(w, "ok")
+		fmt.Fprintln(w, verdict)
+		if cfg.Clusters != nil {
+			for _, c := range cfg.Clusters(r.Context()) {
+				fmt.Fprintf(w, "cluster %s: %s\n", c.Name, c.verdict())
+			}
+		}
 	})
+	if cfg.Clusters != nil {
+		mux.HandleFunc("GET /healthz/cluster/{name}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			for _, c := range cfg.Clusters(r.Context()) {
+				if c.Name == r.PathValue("name") {
+					if c.Err != nil {
+						w.WriteHeader(http.StatusServiceUnavailable)
+					}
+					fmt.Fprintln(w, c.verdict())
+					return
+				}
+			}
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintln(w, "unknown cluster")
+		})
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

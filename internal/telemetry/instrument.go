@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
@@ -44,8 +45,12 @@ func grpcOptions(p *Providers) []otelgrpc.Option {
 // which inProcess is true (the legacy requests, over the gateway's
 // in-process connection) are traced but record no rpc.server metrics:
 // http.server.request.duration measures them, by route.
-func ServerOptions(p *Providers, inProcess func(context.Context) bool) []grpc.ServerOption {
-	h := ServerStatsHandler(p, inProcess)
+//
+// clusterOf, when given, is the cluster a call is for (several clusters
+// behind the gateway; "" for none or an unknown one): the ganeti.cluster
+// attribute of its metrics.
+func ServerOptions(p *Providers, inProcess func(context.Context) bool, clusterOf ...func(context.Context) string) []grpc.ServerOption {
+	h := ServerStatsHandler(p, inProcess, clusterOf...)
 	if h == nil {
 		return nil
 	}
@@ -55,13 +60,23 @@ func ServerOptions(p *Providers, inProcess func(context.Context) bool) []grpc.Se
 // ServerStatsHandler is the stats handler of ServerOptions (nil when
 // telemetry is off), for calls that reach the services without the gRPC
 // server (gateway.Direct).
-func ServerStatsHandler(p *Providers, inProcess func(context.Context) bool) stats.Handler {
+func ServerStatsHandler(p *Providers, inProcess func(context.Context) bool, clusterOf ...func(context.Context) string) stats.Handler {
 	if !p.Enabled() {
 		return nil
 	}
 	opts := grpcOptions(p)
+	external := opts
+	if len(clusterOf) > 0 && clusterOf[0] != nil {
+		of := clusterOf[0]
+		external = append(external[:len(external):len(external)], otelgrpc.WithMetricAttributesFn(func(ctx context.Context) []attribute.KeyValue {
+			if name := of(ctx); name != "" {
+				return []attribute.KeyValue{AttrCluster.String(name)}
+			}
+			return nil
+		}))
+	}
 	return &serverHandler{
-		external:  otelgrpc.NewServerHandler(opts...),
+		external:  otelgrpc.NewServerHandler(external...),
 		inProcess: otelgrpc.NewServerHandler(append(opts, otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()))...),
 		isIn:      inProcess,
 	}

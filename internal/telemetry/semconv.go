@@ -23,6 +23,9 @@ const (
 	AttrLocks     = attribute.Key("ganeti.locks")
 	AttrBlockedOn = attribute.Key("ganeti.lock.blocked_on")
 	AttrAllocator = attribute.Key("ganeti.iallocator")
+	// AttrCluster is the cluster a request is for, when the gateway fronts
+	// several (--clusters).
+	AttrCluster = attribute.Key("ganeti.cluster")
 	// AttrReplayed marks a submission answered from its idempotency key.
 	AttrReplayed = attribute.Key("ganeti.job.idempotent_replay")
 )

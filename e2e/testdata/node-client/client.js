@@ -127,6 +127,8 @@ async function main() {
   const metadataOf = (value) => () => {
     const md = new grpc.Metadata();
     md.set('authorization', value);
+    // GANETI_CLUSTER: the cluster of a gateway with several (--clusters).
+    if (process.env.GANETI_CLUSTER) md.set('ganeti-cluster', process.env.GANETI_CLUSTER);
     return md;
   };
   const authed = metadataOf(basicOf(user, password));
