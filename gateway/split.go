@@ -77,8 +77,11 @@ type splitter struct {
 	err       error // why run ended (after done is closed)
 }
 
-func (s *splitter) close() {
+// close ends the splitter; err (set before done is closed) is what Accept
+// returns then.
+func (s *splitter) close(err error) {
 	s.closeOnce.Do(func() {
+		s.err = err
 		close(s.done)
 		_ = s.lis.Close()
 	})
@@ -93,8 +96,7 @@ func (s *splitter) run() {
 				time.Sleep(5 * time.Millisecond)
 				continue
 			}
-			s.err = err
-			s.close()
+			s.close(err)
 			return
 		}
 		go s.classify(c)
@@ -341,7 +343,7 @@ func (l *splitListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *splitListener) Close() error { l.s.close(); return nil }
+func (l *splitListener) Close() error { l.s.close(nil); return nil }
 
 func (l *splitListener) Addr() net.Addr { return l.s.lis.Addr() }
 
