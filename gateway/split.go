@@ -253,7 +253,6 @@ type splitConn struct {
 
 func (c *splitConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-
 // ackFilter passes an HTTP/2 client stream (after pass bytes of preface)
 // but for the first SETTINGS acknowledgement, which answers the
 // splitter's emptySettings.
