@@ -200,11 +200,15 @@ func SamePortWith(grpcServer *grpc.Server, legacy http.Handler, cfg SamePortConf
 			}
 			defer release()
 		}
+		ctx := r.Context()
 		for _, b := range []*membudget.MemoryBudget{cfg.Budget, cfg.RequestBudget} {
 			if hold := b.NewHold(); hold != nil {
 				defer hold.Release()
-				r = r.WithContext(membudget.WithHold(r.Context(), hold))
+				ctx = membudget.WithHold(ctx, hold)
 			}
+		}
+		if ctx != r.Context() {
+			r = r.WithContext(ctx)
 		}
 		if !isGRPC {
 			legacy.ServeHTTP(w, r)
