@@ -5,11 +5,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
@@ -25,12 +28,56 @@ import (
 // in the server's chain; calls that SamePortWith served already (a gRPC
 // request on an HTTP connection) and in-process calls pass through.
 //
-// The receive deadline of an incomplete message (SamePortConfig.
-// ReadTimeout) is not applied to these calls: grpc-go's transport has no
-// per-message deadline; its keepalive pings and MaxConcurrentStreams bound
-// a connection instead.
+// The receive deadline (SamePortConfig.ReadTimeout) bounds the first
+// message of these calls: NativeTapHandle gives each call a context that
+// ends with DeadlineExceeded when its message has not arrived in time
+// (grpc-go's transport then stops waiting for it), and the interceptors
+// lift it once the message is in.
 
 type samePortKey struct{}
+
+type readDeadlineKey struct{}
+
+// NativeTapHandle is the gRPC server's InTapHandle: the receive deadline of
+// the first request message of each call on a gRPC connection (see
+// above); in-process calls have none.
+func NativeTapHandle(cfg SamePortConfig) tap.ServerInHandle {
+	return func(ctx context.Context, _ *tap.Info) (context.Context, error) {
+		if cfg.ReadTimeout <= 0 || IsInProcess(ctx) {
+			return ctx, nil
+		}
+		rd := &readDeadline{}
+		rd.Context, rd.cancel = context.WithCancel(ctx)
+		rd.timer = time.AfterFunc(cfg.ReadTimeout, func() {
+			rd.expired.Store(true)
+			rd.cancel()
+		})
+		return context.WithValue(rd, readDeadlineKey{}, rd), nil
+	}
+}
+
+// readDeadline is a call's context until its first message is in: when
+// the timer fires first it ends, with DeadlineExceeded.
+type readDeadline struct {
+	context.Context
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	expired atomic.Bool
+}
+
+func (r *readDeadline) Err() error {
+	if r.expired.Load() {
+		return context.DeadlineExceeded
+	}
+	return r.Context.Err()
+}
+
+// messageIn lifts the receive deadline of ctx's call, if it has one.
+func messageIn(ctx context.Context) {
+	if rd, ok := ctx.Value(readDeadlineKey{}).(*readDeadline); ok {
+		rd.timer.Stop()
+	}
+}
 
 // NativeUnaryInterceptor applies cfg's checks to unary calls (see above).
 func NativeUnaryInterceptor(cfg SamePortConfig) grpc.UnaryServerInterceptor {
@@ -38,6 +85,7 @@ func NativeUnaryInterceptor(cfg SamePortConfig) grpc.UnaryServerInterceptor {
 		cfg.Limits.setDefaults()
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		messageIn(ctx)
 		ctx, done, err := cfg.begin(ctx)
 		if err != nil {
 			return nil, err
@@ -86,6 +134,7 @@ func (s *nativeStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
+	messageIn(s.ctx)
 	if pm, ok := m.(proto.Message); ok {
 		return s.cfg.checkMessage(s.ctx, s.method, pm)
 	}

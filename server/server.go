@@ -539,6 +539,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
 		gateway.ServerCodec(),
 		grpc.Creds(gateway.SplitCredentials()),
+		grpc.InTapHandle(gateway.NativeTapHandle(samePort)),
 		// The HTTP server's HTTP/2 limits, for the gRPC connections.
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreamsPerConn)),
 		grpc.MaxHeaderListSize(uint32(cfg.MaxHeaderBytes)),
