@@ -139,7 +139,14 @@ func (d *Direct) Invoke(ctx context.Context, method string, args, reply any, opt
 	}
 	if err == nil {
 		if r, ok := resp.(proto.Message); ok && r.ProtoReflect().Descriptor() == out.ProtoReflect().Descriptor() {
-			shallowCopy(out.ProtoReflect(), r.ProtoReflect())
+			if res := directResult(ctx); res != nil {
+				// The legacy answer is the response itself: streamResponse
+				// encodes it (a shared, frozen one from its bytes), so
+				// grpc-gateway's message stays empty.
+				res.resp = r
+			} else {
+				shallowCopy(out.ProtoReflect(), r.ProtoReflect())
+			}
 		}
 	}
 	st.deliver(opts)

@@ -92,7 +92,10 @@ func (c *Config) CheckAndSetDefaults() error {
 type Legacy struct {
 	cfg    Config
 	routes *Routes
-	mux    *runtime.ServeMux
+	mux    *runtime.ServeMux // the JobService's (the error handlers')
+	// muxes are the grpc-gateway muxes by full method: one per service, so
+	// that a request is matched against its service's patterns only.
+	muxes map[string]*runtime.ServeMux
 }
 
 type routeKey struct{}
@@ -127,9 +130,9 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 	if err != nil {
 		return nil, err
 	}
-	mux := runtime.NewServeMux(
-		// grpc-gateway keeps the query parser in a package variable; this is
-		// the only mux of the process.
+	opts := []runtime.ServeMuxOption{
+		// grpc-gateway keeps the query parser in a package variable; every
+		// mux of the process sets the same one.
 		runtime.SetQueryParameterParser(queryParser{}),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, legacyjson.Marshaler{}),
 		runtime.WithErrorHandler(errorHandler),
@@ -150,20 +153,31 @@ func NewLegacy(ctx context.Context, cfg Config) (*Legacy, error) {
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithMetadata(legacyMetadata),
 		runtime.WithForwardResponseRewriter(streamResponse),
-	)
+	}
 	conn := cfg.Conn
-	if err := registerLegacy(ctx, mux, conn); err != nil {
+	byService, err := registerLegacy(ctx, func() *runtime.ServeMux { return runtime.NewServeMux(opts...) }, conn)
+	if err != nil {
 		return nil, err
 	}
 	// GET /2/jobs/{job_id}/wait carries a JSON body, which grpc-gateway does
 	// not read on GET; this handler (registered last, so it wins) does.
+	mux := byService[rapiv2.JobService_ServiceDesc.ServiceName]
 	jobs := rapiv2.NewJobServiceClient(conn)
 	if err := mux.HandlePath("GET", "/2/jobs/{job_id}/wait", func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		serveWaitJobChange(mux, jobs, w, r, params)
 	}); err != nil {
 		return nil, err
 	}
-	return &Legacy{cfg: cfg, routes: routes, mux: mux}, nil
+	muxes := map[string]*runtime.ServeMux{}
+	for _, rt := range routes.All() {
+		for _, m := range rt.Methods {
+			svc, _, _ := strings.Cut(strings.TrimPrefix(m.FullMethod, "/"), "/")
+			if muxes[m.FullMethod] = byService[svc]; muxes[m.FullMethod] == nil {
+				return nil, fmt.Errorf("gateway: no legacy registration of %s", m.FullMethod)
+			}
+		}
+	}
+	return &Legacy{cfg: cfg, routes: routes, mux: mux, muxes: muxes}, nil
 }
 
 // Routes returns the legacy route table.
@@ -270,7 +284,7 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.WithValue(r.Context(), routeKey{}, routeInfo{route.Template, method})
-	ctx = context.WithValue(ctx, writerKey{}, w)
+	ctx = context.WithValue(ctx, writerKey{}, &legacyResult{w: w, whole: m.ResponseBody == ""})
 	r2 := r.WithContext(context.WithValue(ctx, callKey{}, call))
 	r2.Method = method
 	if len(call.Authorization) > 0 {
@@ -279,25 +293,53 @@ func (l *Legacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	r2.Header.Set("Content-Type", "application/json")
-	l.mux.ServeHTTP(w, r2)
+	l.muxes[m.FullMethod].ServeHTTP(w, r2)
 }
 
 type writerKey struct{}
+
+// legacyResult is what a legacy request's context carries to its answer:
+// the client's writer and, when the answer is the whole response message,
+// the service's own response (set by Direct, which then skips copying it
+// into grpc-gateway's message: see directResult).
+type legacyResult struct {
+	w     http.ResponseWriter
+	whole bool
+	resp  proto.Message
+}
+
+// directResult returns the slot of ctx that a Direct call may hand its
+// response to instead of copying it, nil when there is none.
+func directResult(ctx context.Context) *legacyResult {
+	if r, ok := ctx.Value(writerKey{}).(*legacyResult); ok && r != nil && r.whole && r.resp == nil {
+		return r
+	}
+	return nil
+}
+
+// withoutDirectResult is ctx for a call whose response its caller reads
+// itself (not through streamResponse).
+func withoutDirectResult(ctx context.Context) context.Context {
+	return context.WithValue(ctx, writerKey{}, (*legacyResult)(nil))
+}
 
 // streamResponse has the legacy marshaler write a service's answer to the
 // client as it encodes it (legacyjson.Streamed), rather than into one
 // buffer the size of the answer: a bulk list of a large cluster costs a
 // chunk per request. Errors (google.rpc.Status) are not streamed.
 func streamResponse(ctx context.Context, resp proto.Message) (any, error) {
-	w, ok := ctx.Value(writerKey{}).(http.ResponseWriter)
-	if !ok || !strings.HasPrefix(string(resp.ProtoReflect().Descriptor().FullName()), "ganeti.") {
+	res, ok := ctx.Value(writerKey{}).(*legacyResult)
+	if !ok || res == nil || !strings.HasPrefix(string(resp.ProtoReflect().Descriptor().FullName()), "ganeti.") {
 		return resp, nil
 	}
 	var body any = resp
-	if rb, ok := resp.(interface{ XXX_ResponseBody() any }); ok {
+	if res.resp != nil && res.resp.ProtoReflect().Descriptor() == resp.ProtoReflect().Descriptor() {
+		// The service's own answer (a frozen one is encoded once).
+		body = res.resp
+	} else if rb, ok := resp.(interface{ XXX_ResponseBody() any }); ok {
 		body = rb.XXX_ResponseBody()
 	}
-	return legacyjson.Streamed{Value: body, W: w}, nil
+	return legacyjson.Streamed{Value: body, W: res.w}, nil
 }
 
 // optionsBody is the request field of bodies that only carry job options.
@@ -368,7 +410,7 @@ func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.M
 // Ganeti's checks and messages.
 func serveWaitJobChange(mux *runtime.ServeMux, jobs rapiv2.JobServiceClient, w http.ResponseWriter, r *http.Request, params map[string]string) {
 	m := legacyjson.Marshaler{}
-	ctx, err := runtime.AnnotateContext(r.Context(), mux, r, "/ganeti.rapi.v2.JobService/WaitJobChange", runtime.WithHTTPPathPattern("/2/jobs/{job_id}/wait"))
+	ctx, err := runtime.AnnotateContext(withoutDirectResult(r.Context()), mux, r, "/ganeti.rapi.v2.JobService/WaitJobChange", runtime.WithHTTPPathPattern("/2/jobs/{job_id}/wait"))
 	if err != nil {
 		errorHandler(r.Context(), mux, m, w, r, err)
 		return

@@ -176,8 +176,13 @@ func SamePortWith(grpcServer *grpc.Server, legacy http.Handler, cfg SamePortConf
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Everything below (and gRPC's peer.FromContext) sees the client
 		// as r.RemoteAddr.
+		withConnTLS(r.Context(), &r.TLS)
 		r = cfg.TrustedProxies.resolveClient(r)
 		isGRPC := r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+		if isGRPC {
+			// The native interceptors let this call pass.
+			r = r.WithContext(context.WithValue(r.Context(), samePortKey{}, true))
+		}
 		if cfg.Admit != nil {
 			call := &LegacyCall{Authorization: r.Header.Values("Authorization"), RemoteAddr: r.RemoteAddr,
 				Proxy: ProxyFromContext(r.Context())}
@@ -195,11 +200,15 @@ func SamePortWith(grpcServer *grpc.Server, legacy http.Handler, cfg SamePortConf
 			}
 			defer release()
 		}
+		ctx := r.Context()
 		for _, b := range []*membudget.MemoryBudget{cfg.Budget, cfg.RequestBudget} {
 			if hold := b.NewHold(); hold != nil {
 				defer hold.Release()
-				r = r.WithContext(membudget.WithHold(r.Context(), hold))
+				ctx = membudget.WithHold(ctx, hold)
 			}
+		}
+		if ctx != r.Context() {
+			r = r.WithContext(ctx)
 		}
 		if !isGRPC {
 			legacy.ServeHTTP(w, r)

@@ -39,6 +39,9 @@ type Method struct {
 	Access []string
 	// BodyField is the request field the body is bound to ("" for none).
 	BodyField string
+	// ResponseBody is the response field the answer is ("" for the whole
+	// response message).
+	ResponseBody string
 }
 
 // Route is one legacy path template with the methods bound to it.
@@ -117,7 +120,8 @@ func addMethod(byTemplate map[string]*Route, md protoreflect.MethodDescriptor) e
 		if _, dup := r.Methods[method]; dup {
 			return fmt.Errorf("%s: %s %s bound twice", full, method, tmpl)
 		}
-		r.Methods[method] = Method{HTTPMethod: method, FullMethod: full, Access: access, BodyField: b.GetBody()}
+		r.Methods[method] = Method{HTTPMethod: method, FullMethod: full, Access: access, BodyField: b.GetBody(),
+			ResponseBody: b.GetResponseBody()}
 	}
 	return nil
 }

@@ -56,6 +56,7 @@ func NewHTTPServer(h http.Handler, tlsConfig *tls.Config, t Timeouts) *http.Serv
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    t.MaxHeaderBytes,
 		Protocols:         new(http.Protocols),
+		ConnContext:       ConnContext,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: t.MaxConcurrentStreams,
 			// The smallest frames HTTP/2 allows: a connection's read
@@ -71,9 +72,10 @@ func NewHTTPServer(h http.Handler, tlsConfig *tls.Config, t Timeouts) *http.Serv
 	srv.Protocols.SetHTTP1(true)
 	if tlsConfig != nil {
 		srv.Protocols.SetHTTP2(true)
-	} else {
-		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
+	// Without TLS: h2c. With TLS, Split hands the HTTP/2 connections on
+	// decrypted, as prior-knowledge HTTP/2 (with their TLS state).
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	return srv
 }
 

@@ -59,12 +59,16 @@ func RegisterServices(s grpc.ServiceRegistrar, impl Implementations) error {
 	return nil
 }
 
-// registerLegacy registers the legacy surface of every RAPI service on mux.
-func registerLegacy(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+// registerLegacy registers the legacy surface of every RAPI service, each
+// on a mux of its own (from newMux), and returns the muxes by service name.
+func registerLegacy(ctx context.Context, newMux func() *runtime.ServeMux, conn grpc.ClientConnInterface) (map[string]*runtime.ServeMux, error) {
+	muxes := map[string]*runtime.ServeMux{}
 	for _, svc := range apiServices {
+		mux := newMux()
 		if err := svc.legacy(ctx, mux, conn); err != nil {
-			return err
+			return nil, err
 		}
+		muxes[svc.desc.ServiceName] = mux
 	}
-	return nil
+	return muxes, nil
 }

@@ -10,8 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -126,6 +129,49 @@ func BenchmarkServeLegacyInfoParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkServeBareInfo is the machine's limit for BenchmarkServeLegacyInfo:
+// a bare net/http handler serving the same /2/info body to the same
+// client (the acceptance target: the gateway's time per request at most
+// twice this).
+func BenchmarkServeBareInfo(b *testing.B) {
+	s := startBareInfo(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.do(b, "GET", "/2/info", "")
+	}
+}
+
+// BenchmarkServeBareInfoParallel is BenchmarkServeBareInfo from
+// GOMAXPROCS*4 clients (for BenchmarkServeLegacyInfoParallel: the gateway
+// at least half this rate).
+func BenchmarkServeBareInfoParallel(b *testing.B) {
+	s := startBareInfo(b)
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.do(b, "GET", "/2/info", "")
+		}
+	})
+}
+
+// startBareInfo serves the gateway's /2/info body from a bare handler.
+func startBareInfo(b *testing.B) *benchServer {
+	gw := startBenchServer(b, 10)
+	body := gw.do(b, "GET", "/2/info", "")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})}
+	go func() { _ = srv.Serve(lis) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	return &benchServer{url: "http://" + lis.Addr().String(), auth: gw.auth, client: gw.client}
+}
+
 func BenchmarkServeGRPCGetInfo(b *testing.B) {
 	s := startBenchServer(b, 10)
 	c := rapiv2.NewClusterServiceClient(s.conn)
@@ -136,6 +182,24 @@ func BenchmarkServeGRPCGetInfo(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkServeGRPCGetInfoParallel: GetInfo from GOMAXPROCS*4 clients on
+// one connection (within 1.5x of BenchmarkServeLegacyInfoParallel).
+func BenchmarkServeGRPCGetInfoParallel(b *testing.B) {
+	s := startBenchServer(b, 10)
+	c := rapiv2.NewClusterServiceClient(s.conn)
+	ctx := s.ctx()
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.GetInfo(ctx, &rapiv2.GetInfoRequest{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 func BenchmarkServeLegacyInstancesBulk1000(b *testing.B) {
@@ -155,6 +219,44 @@ func BenchmarkServeLegacyInstancesBulk10000(b *testing.B) {
 	for b.Loop() {
 		s.do(b, "GET", "/2/instances?bulk=1", "")
 	}
+}
+
+// BenchmarkServeLegacyInstancesBulk10000Parallel: the bulk list of 10,000
+// instances to GOMAXPROCS*8 clients at once; peak-heap-MB is the largest
+// heap in use seen (client and server of the one process; the target is
+// a server RSS of at most 400 MB).
+func BenchmarkServeLegacyInstancesBulk10000Parallel(b *testing.B) {
+	s := startBenchServer(b, 10000)
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.do(b, "GET", "/2/instances?bulk=1", "")
+		}
+	})
+	close(stop)
+	<-done
+	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
 }
 
 // BenchmarkServeGRPCListInstances10000 is the typed bulk list of 10,000

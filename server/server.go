@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/ganeti-gateway/ganeti-gateway/deploy"
@@ -540,15 +542,39 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	clusterSel := a.gatewayClusters()
 	unary := []grpc.UnaryServerInterceptor{gateway.ErrorUnaryInterceptor(log),
 		gateway.ClusterUnaryInterceptor(clusterSel, gateway.IsInProcess), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()}
+	limits := &gateway.Limits{
+		BodyBytes:        cfg.MaxBodyBytes,
+		QueryBodyBytes:   cfg.MaxQueryBodyBytes,
+		ReadMessageBytes: int64(cfg.MaxHeaderBytes),
+	}
+	// The listener's limits: SamePortWith applies them to the requests of
+	// HTTP connections, the native interceptors to the calls of gRPC
+	// connections (gateway.Split), which grpc-go's transport serves.
+	samePort := gateway.SamePortConfig{
+		Limits:         limits,
+		ReadTimeout:    cfg.ReadTimeout,
+		Budget:         budget,
+		RequestBudget:  requestBudget,
+		Admit:          authz.AdmitConnectionRequest,
+		TrustedProxies: cfg.TrustedProxies,
+	}
 	a.grpcServer = grpc.NewServer(append(telemetry.ServerOptions(a.tel, gateway.IsInProcess, a.clusterOfCall()),
 		// External messages are bounded per method by the listener
 		// (gateway.Limits); this bounds the gateway's in-process calls,
 		// whose messages come from legacy bodies of up to MaxBodyBytes.
 		grpc.MaxRecvMsgSize(int(2*cfg.MaxBodyBytes)),
 		gateway.ServerCodec(),
-		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), gateway.ClusterStreamInterceptor(clusterSel, gateway.IsInProcess),
-			authz.StreamInterceptor(), services.StreamInterceptor()),
+		grpc.Creds(gateway.SplitCredentials()),
+		grpc.InTapHandle(gateway.NativeTapHandle(samePort)),
+		// The HTTP server's HTTP/2 limits, for the gRPC connections.
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreamsPerConn)),
+		grpc.MaxHeaderListSize(uint32(cfg.MaxHeaderBytes)),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout,
+			Time: keepaliveTime(cfg.Keepalive), Timeout: gateway.DefaultPingTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{gateway.NativeUnaryInterceptor(samePort)}, unary...)...),
+		grpc.ChainStreamInterceptor(gateway.NativeStreamInterceptor(samePort), gateway.ErrorStreamInterceptor(log),
+			gateway.ClusterStreamInterceptor(clusterSel, gateway.IsInProcess), authz.StreamInterceptor(), services.StreamInterceptor()),
 	)...)
 	// The legacy surface calls the services in process without the gRPC
 	// codec (gateway.Direct), through the same interceptors and stats
@@ -581,11 +607,6 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.InProcessCodec {
 		legacyConn = a.conn
 	}
-	limits := &gateway.Limits{
-		BodyBytes:        cfg.MaxBodyBytes,
-		QueryBodyBytes:   cfg.MaxQueryBodyBytes,
-		ReadMessageBytes: int64(cfg.MaxHeaderBytes),
-	}
 	if a.legacy, err = gateway.NewLegacy(ctx, gateway.Config{
 		Conn:          legacyConn,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
@@ -611,14 +632,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		adminCfg.Clusters = a.healthOfClusters
 	}
 	a.admin = telemetry.NewAdminServer(adminCfg)
-	a.http = gateway.NewHTTPServer(gateway.SamePortWith(a.grpcServer, legacy, gateway.SamePortConfig{
-		Limits:         limits,
-		ReadTimeout:    cfg.ReadTimeout,
-		Budget:         budget,
-		RequestBudget:  requestBudget,
-		Admit:          authz.AdmitConnectionRequest,
-		TrustedProxies: cfg.TrustedProxies,
-	}), a.tls, gateway.Timeouts{
+	a.http = gateway.NewHTTPServer(gateway.SamePortWith(a.grpcServer, legacy, samePort), a.tls, gateway.Timeouts{
 		ReadHeader:           cfg.ReadHeaderTimeout,
 		Idle:                 cfg.IdleTimeout,
 		MaxHeaderBytes:       cfg.MaxHeaderBytes,
@@ -852,16 +866,24 @@ func (a *App) Listen() (net.Listener, error) {
 
 // Serve serves on lis until Shutdown; it returns nil after a shutdown.
 func (a *App) Serve(lis net.Listener) error {
-	var err error
-	if a.tls != nil {
-		err = a.http.Serve(tls.NewListener(lis, a.tls))
-	} else {
-		err = a.http.Serve(lis)
-	}
+	// One port: gRPC connections to grpc-go's transport, the others to
+	// the HTTP server (gateway.Split does the TLS handshake).
+	grpcLis, httpLis := gateway.Split(lis, a.tls, a.cfg.ReadHeaderTimeout)
+	go func() { _ = a.grpcServer.Serve(grpcLis) }()
+	err := a.http.Serve(httpLis)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
+}
+
+// keepaliveTime is grpc-go's keepalive time for Config.Keepalive
+// (negative: never).
+func keepaliveTime(d time.Duration) time.Duration {
+	if d < 0 {
+		return time.Duration(math.MaxInt64)
+	}
+	return d
 }
 
 // ListenAdmin opens the admin listener (nil without AdminListen).
@@ -910,7 +932,18 @@ func (a *App) Shutdown(ctx context.Context) error {
 		t.Stop()
 	}
 	log.Info("draining: closing the listener, sending GOAWAY, ending the long polls; waiting for the requests in flight")
+	// The gRPC connections get their GOAWAY and their calls finish as the
+	// HTTP server's do.
+	grpcDone := make(chan struct{})
+	go func() { a.grpcServer.GracefulStop(); close(grpcDone) }()
 	err := a.http.Shutdown(ctx)
+	select {
+	case <-grpcDone:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
 	log.Info("draining: requests done; stopping the job queue", "err", err, "elapsed", time.Since(start).String())
 	if a.jobs != nil {
 		// Running opcodes finish (or ctx ends); queued jobs stay queued

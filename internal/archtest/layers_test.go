@@ -38,6 +38,9 @@ var layers = [][]string{
 	// The composition root and the command.
 	{"server"},
 	{"cmd/ganeti-gateway"},
+	// Tools beside the command (load generators): clients of the public
+	// API only.
+	{"tools/grpcload"},
 }
 
 // testOnly packages hold tests and their helpers: they may import anything,
@@ -53,6 +56,7 @@ var forbidden = map[string][]string{
 	"gateway": {"internal/sim", "internal/store", "internal/upstream", "internal/clusters"},
 	// The command imports only the composition root.
 	"cmd/ganeti-gateway": {"gateway", "internal", "gen"},
+	"tools/grpcload":     {"gateway", "internal", "server"},
 	"internal/service":   {"internal/sim", "internal/store", "internal/upstream", "internal/clusters"},
 }
 

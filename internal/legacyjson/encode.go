@@ -108,6 +108,11 @@ func (e *encoder) value(v any) error {
 			e.null()
 			return nil
 		}
+		// A frozen answer (GetInfo's, shared per cluster state) is encoded
+		// once, as the elements of a frozen list are.
+		if done, err := e.frozenMessage(m); done || err != nil {
+			return err
+		}
 		return e.message(m)
 	case protoreflect.Enum:
 		e.enum(enumInfoFor(t.Descriptor()), t.Number())

@@ -97,3 +97,29 @@ func TestStreamed(t *testing.T) {
 		}
 	}
 }
+
+// A frozen message marshaled on its own (GetInfo's shared answer) is
+// encoded once and copied, streamed or not, with the output of the
+// message encoded every time.
+func TestFrozenTopLevel(t *testing.T) {
+	info := &rapiv2.ClusterInfo{Name: "cluster.example.com", Tags: []string{"ünïcode"},
+		Beparams: map[string]*rapiv2.BeParams{"default": {Maxmem: proto.Int64(512)}}}
+	for _, m := range []Marshaler{{}, {PythonStyle: true}, {OmitUnset: true}} {
+		want, err := m.Marshal(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Freeze([]*rapiv2.ClusterInfo{info})
+		for range 2 {
+			got, err := m.Marshal(info)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%+v frozen: %s (%v), want %s", m, got, err, want)
+			}
+			var w bytes.Buffer
+			if _, err := m.Marshal(Streamed{Value: info, W: &w}); err != nil || !bytes.Equal(w.Bytes(), want) {
+				t.Errorf("%+v frozen, streamed: %s (%v), want %s", m, w.Bytes(), err, want)
+			}
+		}
+		Thaw([]*rapiv2.ClusterInfo{info})
+	}
+}
