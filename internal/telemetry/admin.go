@@ -18,6 +18,10 @@ type AdminConfig struct {
 	// Health reports whether the server is healthy (/healthz answers 200
 	// "ok", else 503); nil means always healthy.
 	Health func(context.Context) error
+	// LeaderHealth answers /healthz?role=leader: healthy and the replica
+	// that runs the job queue (several replicas on etcd); nil means
+	// Health.
+	LeaderHealth func(context.Context) error
 	// Backup, when set, serves GET /backup (a copy of the store) to
 	// loopback clients only, whatever address the listener binds.
 	Backup http.Handler
@@ -29,8 +33,12 @@ func AdminHandler(cfg AdminConfig) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if cfg.Health != nil {
-			if err := cfg.Health(r.Context()); err != nil {
+		check := cfg.Health
+		if r.URL.Query().Get("role") == "leader" && cfg.LeaderHealth != nil {
+			check = cfg.LeaderHealth
+		}
+		if check != nil {
+			if err := check(r.Context()); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				fmt.Fprintln(w, "unavailable")
 				return
