@@ -134,6 +134,7 @@ type replica struct {
 	jc   jobs.Config
 
 	secret []byte
+	revs   revReader
 	won    chan struct{} // closed when the campaign is won
 	ready  chan struct{} // closed once a role is set
 	cancel context.CancelFunc
@@ -182,6 +183,7 @@ func (a *App) openReplica(ctx context.Context, seed *cluster.File, jc jobs.Confi
 	if err != nil {
 		return nil, err
 	}
+	r.revs.st = st
 	r.rpc = &forward.Client{Leader: r.leaderAddr, Dial: dial, Secret: r.secret}
 	r.fwd = forward.New(forward.Config{Remote: r.rpc, Sync: r.sync})
 	a.replica = r
@@ -325,7 +327,7 @@ func (r *replica) fail(err error) {
 
 // sync returns once every commit etcd holds now is visible here.
 func (r *replica) sync(ctx context.Context) error {
-	rev, err := store.Rev(ctx, r.st)
+	rev, err := r.revs.rev(ctx)
 	if err != nil {
 		return err
 	}
@@ -405,6 +407,61 @@ func (r *replica) stop(ctx context.Context) error {
 	}
 	r.rpc.Close()
 	return err
+}
+
+// revReader reads the store's revision for the reads of a follower,
+// sharing one etcd read among the callers that wait at the same time: a
+// caller joins the next read, which begins after it arrived (so the
+// revision it gets is at least the one when it called), never one in
+// flight.
+type revReader struct {
+	st      store.Store
+	mu      sync.Mutex
+	next    *revRead
+	running bool
+}
+
+type revRead struct {
+	done chan struct{}
+	rev  int64
+	err  error
+}
+
+func (f *revReader) rev(ctx context.Context) (int64, error) {
+	f.mu.Lock()
+	my := f.next
+	if my == nil {
+		my = &revRead{done: make(chan struct{})}
+		f.next = my
+		if !f.running {
+			f.launch()
+		}
+	}
+	f.mu.Unlock()
+	select {
+	case <-my.done:
+		return my.rev, my.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// launch starts the next read (mu held).
+func (f *revReader) launch() {
+	rd := f.next
+	f.next, f.running = nil, true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		rd.rev, rd.err = store.Rev(ctx, f.st)
+		cancel()
+		close(rd.done)
+		f.mu.Lock()
+		f.running = false
+		if f.next != nil {
+			f.launch()
+		}
+		f.mu.Unlock()
+	}()
 }
 
 func cancelled() context.Context {

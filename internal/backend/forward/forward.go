@@ -36,7 +36,7 @@ type Config struct {
 	Remote Remote
 	// Sync returns once every commit the store had when it was called is
 	// visible in the local backend (required): a follower waits for it
-	// after a forwarded write.
+	// before a read and after a forwarded write.
 	Sync func(ctx context.Context) error
 }
 
@@ -93,10 +93,24 @@ func (b *Backend) role() (*role, error) {
 	return r, nil
 }
 
-// Reads: the local state.
+// Reads: the local state. On a follower a read first waits until the
+// copy holds every commit etcd held when the read began (Sync): reads are
+// linearizable on every replica, and a write through one follower is
+// seen by a read on another right after it returned.
+
+func (b *Backend) read(ctx context.Context) (*role, error) {
+	r, err := b.role()
+	if err != nil || r.leader {
+		return r, err
+	}
+	if err := b.sync(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
 
 func (b *Backend) ClusterInfo(ctx context.Context) (map[string]any, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +118,7 @@ func (b *Backend) ClusterInfo(ctx context.Context) (map[string]any, error) {
 }
 
 func (b *Backend) Names(ctx context.Context, resource string) ([]string, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +126,7 @@ func (b *Backend) Names(ctx context.Context, resource string) ([]string, error) 
 }
 
 func (b *Backend) Get(ctx context.Context, resource, name string, fields []string) ([]backend.Cell, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +134,7 @@ func (b *Backend) Get(ctx context.Context, resource, name string, fields []strin
 }
 
 func (b *Backend) Query(ctx context.Context, resource string, fields []string, filter any, lim backend.QueryLimits) (*backend.QueryResult, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +142,7 @@ func (b *Backend) Query(ctx context.Context, resource string, fields []string, f
 }
 
 func (b *Backend) QueryFields(ctx context.Context, resource string, fields []string) ([]backend.FieldDef, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +150,7 @@ func (b *Backend) QueryFields(ctx context.Context, resource string, fields []str
 }
 
 func (b *Backend) Tags(ctx context.Context, kind, name string) ([]string, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +158,7 @@ func (b *Backend) Tags(ctx context.Context, kind, name string) ([]string, error)
 }
 
 func (b *Backend) NodeRole(ctx context.Context, name string) (string, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -152,7 +166,7 @@ func (b *Backend) NodeRole(ctx context.Context, name string) (string, error) {
 }
 
 func (b *Backend) InstanceConsole(ctx context.Context, name string) (map[string]any, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +174,7 @@ func (b *Backend) InstanceConsole(ctx context.Context, name string) (map[string]
 }
 
 func (b *Backend) OSNames(ctx context.Context) ([]string, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +208,7 @@ func (b *Backend) Unsupported(opID string) error {
 }
 
 func (b *Backend) Job(ctx context.Context, id int64) (*backend.Job, bool, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, false, err
 	}
@@ -202,7 +216,7 @@ func (b *Backend) Job(ctx context.Context, id int64) (*backend.Job, bool, error)
 }
 
 func (b *Backend) JobIDs(ctx context.Context) ([]int64, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +224,7 @@ func (b *Backend) JobIDs(ctx context.Context) ([]int64, error) {
 }
 
 func (b *Backend) Jobs(ctx context.Context) ([]*backend.Job, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +233,7 @@ func (b *Backend) Jobs(ctx context.Context) ([]*backend.Job, error) {
 
 func (b *Backend) WaitForChange(ctx context.Context, id int64, fields []string, prevInfo []any, prevSerial int64,
 	timeout time.Duration) ([]any, [][]any, bool, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -227,7 +241,7 @@ func (b *Backend) WaitForChange(ctx context.Context, id int64, fields []string, 
 }
 
 func (b *Backend) Watch(ctx context.Context, id int64) (<-chan *backend.Job, error) {
-	r, err := b.role()
+	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -304,14 +318,14 @@ func (b *Backend) DeleteFilter(ctx context.Context, uuid string) error {
 	return b.sync(ctx)
 }
 
-// sync waits until the write is visible here; the write itself is done,
-// so a failure is Unavailable (the client may read it elsewhere).
+// sync waits until the store's commits (a write just made included) are
+// visible here; a failure is Unavailable.
 func (b *Backend) sync(ctx context.Context) error {
 	if err := b.cfg.Sync(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return errs.Unavailable("The write was committed, but this replica could not catch up with it: %v", err)
+		return errs.Unavailable("This replica could not catch up with the store: %v", err)
 	}
 	return nil
 }
