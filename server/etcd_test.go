@@ -18,6 +18,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend/backendtest"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore/etcdtest"
 )
@@ -284,4 +285,24 @@ func jsonString(v any) string {
 	}
 	walk(v)
 	return b.String()
+}
+
+// TestEtcdFollowerContract runs the backend contract suite
+// (internal/backend/backendtest) on a follower's backend: its reads come
+// from its copy of the store, its writes go to the leader.
+func TestEtcdFollowerContract(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	leader := etcdReplica(t, ctx, endpoint, "leader")
+	for !leader.replica.fwd.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	follower := etcdReplica(t, ctx, endpoint, "follower")
+	if follower.replica.fwd.IsLeader() {
+		t.Fatal("the second replica leads")
+	}
+	backendtest.Run(t, func(*testing.T) backendtest.Harness {
+		return backendtest.Harness{Backend: follower.replica.fwd}
+	})
 }
