@@ -100,6 +100,9 @@ func (c *Config) advertise() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if port == "0" {
+		return "", errors.New("a listener on port 0 needs --etcd-advertise (the others cannot guess its port)")
+	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		if host, err = os.Hostname(); err != nil {
 			return "", err
