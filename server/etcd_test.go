@@ -33,7 +33,7 @@ func etcdReplica(t *testing.T, ctx context.Context, endpoint, name string) *App 
 	}
 	cfg := Config{DataDir: t.TempDir(), Insecure: true, Store: StoreEtcd, Listen: lis.Addr().String(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Etcd: EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: 1, Name: name}}
+		Etcd:   EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: 1, Name: name}}
 	a, err := New(ctx, cfg)
 	if err != nil {
 		lis.Close()
