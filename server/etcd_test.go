@@ -306,3 +306,44 @@ func TestEtcdFollowerContract(t *testing.T) {
 		return backendtest.Harness{Backend: follower.replica.fwd}
 	})
 }
+
+// BenchmarkEtcdReads compares a read (the node names) on the leader and on
+// a follower, whose reads first wait for etcd's current revision (one etcd
+// read shared by the concurrent callers): run with -cpu and -benchtime.
+func BenchmarkEtcdReads(b *testing.B) {
+	endpoint := etcdtest.Start(b)
+	ctx := b.Context()
+	leader := etcdReplicaB(b, ctx, endpoint, "leader")
+	for !leader.replica.fwd.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	follower := etcdReplicaB(b, ctx, endpoint, "follower")
+	for _, x := range []struct {
+		name string
+		be   backend.Backend
+	}{{"leader", leader.replica.fwd}, {"follower", follower.replica.fwd}} {
+		b.Run(x.name, func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := x.be.Names(ctx, "node"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func etcdReplicaB(b *testing.B, ctx context.Context, endpoint, name string) *App {
+	b.Helper()
+	cfg := Config{DataDir: b.TempDir(), Insecure: true, Store: StoreEtcd, Listen: "127.0.0.1:5080",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Etcd: EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: 2, Name: name}}
+	a, err := New(ctx, cfg)
+	if err != nil {
+		b.Fatalf("replica %s: %v", name, err)
+	}
+	b.Cleanup(a.Close)
+	return a
+}
