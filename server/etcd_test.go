@@ -339,7 +339,7 @@ func etcdReplicaB(b *testing.B, ctx context.Context, endpoint, name string) *App
 	b.Helper()
 	cfg := Config{DataDir: b.TempDir(), Insecure: true, Store: StoreEtcd, Listen: "127.0.0.1:5080",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Etcd: EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: 2, Name: name}}
+		Etcd:   EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: 2, Name: name}}
 	a, err := New(ctx, cfg)
 	if err != nil {
 		b.Fatalf("replica %s: %v", name, err)
