@@ -121,8 +121,19 @@ func TestEtcdFailoverUnderLoad(t *testing.T) {
 	for i := range jobs {
 		if i == jobs/3 {
 			go func() {
+				defer close(killed)
 				_ = leader.p.cmd.Process.Kill() // kill -9
-				close(killed)
+				start := time.Now()
+				for time.Since(start) < 30*time.Second {
+					for _, r := range reps {
+						if r != leader && r.leads() {
+							t.Logf("failover: replica %s leads %v after the kill", r.p.Addr, time.Since(start))
+							return
+						}
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				t.Error("no replica took over within 30 s")
 			}()
 		}
 		wg.Add(1)
