@@ -4,73 +4,346 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend/backendtest"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore/etcdtest"
 )
 
-// TestEtcdFailover runs two replicas on one etcd: the first leads and runs
-// the job queue, the second waits in New (it runs no job queue) until the
-// first is gone and its lease expired; it then leads, with the first's
-// jobs, and a new job gets a new id. The first, once it is closed, lost
-// its leadership.
-func TestEtcdFailover(t *testing.T) {
-	endpoint := etcdtest.Start(t)
-	cfg := func(name string) Config {
-		return Config{DataDir: t.TempDir(), Insecure: true, Store: StoreEtcd, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Etcd: EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: 1, Name: name}}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	a, err := New(ctx, cfg("a"))
+// etcdReplica starts a replica on etcd at endpoint, serving on a loopback
+// port; it is closed when the test ends (or by the test).
+func etcdReplica(t *testing.T, ctx context.Context, endpoint, name string) *App {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
-	submit := func(app *App) int64 {
-		t.Helper()
-		id, err := app.jobs.Submit(ctx, []*rapiv2.OpCode{{Op: &rapiv2.OpCode_TestDelay{TestDelay: &rapiv2.OpTestDelay{}}}}, jobs.SubmitOptions{})
-		if err != nil {
-			t.Fatalf("Submit: %v", err)
-		}
-		return id
+	cfg := Config{DataDir: t.TempDir(), Insecure: true, Store: StoreEtcd, Listen: lis.Addr().String(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Etcd:   EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: 1, Name: name}}
+	a, err := New(ctx, cfg)
+	if err != nil {
+		lis.Close()
+		t.Fatalf("replica %s: %v", name, err)
 	}
-	first := submit(a)
+	go func() { _ = a.Serve(lis) }()
+	t.Cleanup(a.Close)
+	return a
+}
 
-	type result struct {
-		app *App
-		err error
+func testDelay(seconds float64) []*rapiv2.OpCode {
+	return []*rapiv2.OpCode{{Op: &rapiv2.OpCode_TestDelay{TestDelay: &rapiv2.OpTestDelay{Duration: proto.Float64(seconds)}}}}
+}
+
+func clusterTag(tag string) []*rapiv2.OpCode {
+	kind := rapiv2.TagKind_TAG_KIND_CLUSTER
+	return []*rapiv2.OpCode{{Op: &rapiv2.OpCode_TagsSet{TagsSet: &rapiv2.OpTagsSet{Kind: &kind, Tags: []string{tag}}}}}
+}
+
+// waitFinal watches job id on be until it ends and returns its last
+// snapshot.
+func waitFinal(t *testing.T, ctx context.Context, be backend.Backend, id int64) *backend.Job {
+	t.Helper()
+	ch, err := be.Watch(ctx, id)
+	if err != nil {
+		t.Fatalf("Watch(%d): %v", id, err)
 	}
-	bc := make(chan result, 1)
-	go func() {
-		b, err := New(ctx, cfg("b"))
-		bc <- result{b, err}
-	}()
-	select {
-	case r := <-bc:
-		t.Fatalf("a second replica started while the first leads: %v", r.err)
-	case <-time.After(2 * time.Second):
+	var last *backend.Job
+	for j := range ch {
+		last = j
 	}
-	a.Close() // dies: its lease expires
-	r := <-bc
-	if r.err != nil {
-		t.Fatalf("the second replica: %v", r.err)
+	if last == nil || !backend.Finalized(last.Status) {
+		t.Fatalf("job %d: the watch ended before the job (last %+v)", id, last)
 	}
-	b := r.app
-	defer b.Close()
-	if _, ok := b.jobs.Get(first); !ok {
-		t.Errorf("the new leader does not have job %d", first)
+	return last
+}
+
+func healthOf(t *testing.T, ctx context.Context, a *App, service string) healthpb.HealthCheckResponse_ServingStatus {
+	t.Helper()
+	conn, err := grpc.NewClient(a.cfg.Listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if second := submit(b); second <= first {
-		t.Errorf("the new leader gave id %d after %d", second, first)
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		t.Fatalf("health %q: %v", service, err)
 	}
-	select {
-	case <-a.Lost():
-	case <-time.After(10 * time.Second):
-		t.Errorf("the closed replica did not report its leadership lost")
+	return resp.Status
+}
+
+// TestEtcdReplicas runs three replicas on one etcd. The first leads (it
+// seeds the cluster); the two others serve at once as followers: reads,
+// the job watch, health per role. A job submitted through a follower is
+// forwarded to the leader, and is visible on the other follower as soon
+// as the submission returned (read your writes); so is its effect on the
+// cluster. Then the leader dies: a follower takes over within a few lease
+// times, the jobs submitted before survive (the queued one runs, the one
+// that was running ends as after an unclean shutdown: it does not run
+// again), a submission made through a follower while there is no leader
+// waits for the new one, and ids keep growing.
+func TestEtcdReplicas(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	a := etcdReplica(t, ctx, endpoint, "a")
+	deadline := time.Now().Add(10 * time.Second)
+	for !a.replica.fwd.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("the first replica does not lead")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	b := etcdReplica(t, ctx, endpoint, "b")
+	c := etcdReplica(t, ctx, endpoint, "c")
+	if b.replica.fwd.IsLeader() || c.replica.fwd.IsLeader() {
+		t.Fatal("a second leader")
+	}
+	fa, fb, fc := a.replica.fwd, b.replica.fwd, c.replica.fwd
+
+	// Health per role.
+	for _, x := range []struct {
+		name   string
+		app    *App
+		leader healthpb.HealthCheckResponse_ServingStatus
+	}{{"a", a, healthpb.HealthCheckResponse_SERVING}, {"b", b, healthpb.HealthCheckResponse_NOT_SERVING}} {
+		if got := healthOf(t, ctx, x.app, ""); got != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("replica %s: overall health %v, want SERVING", x.name, got)
+		}
+		if got := healthOf(t, ctx, x.app, LeaderHealthService); got != x.leader {
+			t.Errorf("replica %s: %s health %v, want %v", x.name, LeaderHealthService, got, x.leader)
+		}
+	}
+	if err := a.leaderHealth(ctx); err != nil {
+		t.Errorf("/healthz?role=leader on the leader: %v", err)
+	}
+	if err := b.leaderHealth(ctx); err == nil {
+		t.Error("/healthz?role=leader on a follower: healthy")
+	}
+	if err := b.health(ctx); err != nil {
+		t.Errorf("/healthz on a follower: %v", err)
+	}
+
+	// Reads on a follower: the leader's cluster.
+	wantNodes, err := fa.Names(ctx, "node")
+	if err != nil || len(wantNodes) == 0 {
+		t.Fatalf("nodes on the leader: %v %v", wantNodes, err)
+	}
+	if got, err := fb.Names(ctx, "node"); err != nil || !slices.Equal(got, wantNodes) {
+		t.Errorf("nodes on a follower = %v, %v; want %v", got, err, wantNodes)
+	}
+
+	// A write through a follower, read on the other follower at once.
+	for i := range 20 {
+		tag := "rw" + string(rune('a'+i))
+		id, err := fb.Submit(ctx, clusterTag(tag), backend.SubmitOptions{})
+		if err != nil {
+			t.Fatalf("submit through a follower: %v", err)
+		}
+		if _, ok, err := fc.Job(ctx, id); err != nil || !ok {
+			t.Fatalf("job %d submitted through b is not on c right after (%v)", id, err)
+		}
+		if j := waitFinal(t, ctx, fc, id); j.Status != backend.StatusSuccess {
+			t.Fatalf("job %d watched on a follower: %s %v", id, j.Status, j.OpResult)
+		}
+		tags, err := fb.Tags(ctx, backend.TagCluster, "")
+		if err != nil || !slices.Contains(tags, tag) {
+			t.Fatalf("cluster tags on a follower after job %d = %v, %v; want %s", id, tags, err, tag)
+		}
+	}
+	// Concurrent writes through both followers: every id once.
+	var mu sync.Mutex
+	var ids []int64
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := []backend.Backend{fb, fc}[i%2]
+			id, err := f.Submit(ctx, testDelay(0), backend.SubmitOptions{})
+			if err != nil {
+				t.Errorf("concurrent submit: %v", err)
+				return
+			}
+			mu.Lock()
+			ids = append(ids, id)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(ids)
+	if len(slices.Compact(slices.Clone(ids))) != len(ids) {
+		t.Fatalf("duplicate ids: %v", ids)
+	}
+
+	// The leader dies while a job runs and another is queued behind it.
+	running, err := fb.Submit(ctx, append(testDelay(30), testDelay(0)...), backend.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		j, _, err := fc.Job(ctx, running)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status == backend.StatusRunning {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Filter rules hold back new jobs: this one stays queued.
+	uuid, err := fc.ReplaceFilter(ctx, "", backend.FilterRuleSpec{Priority: 0, Action: "PAUSE", Predicates: []any{}})
+	if err != nil {
+		t.Fatalf("a filter rule through a follower: %v", err)
+	}
+	queued, err := fb.Submit(ctx, testDelay(0), backend.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, _, _ := fc.Job(ctx, queued); j == nil || j.Status != backend.StatusQueued {
+		t.Fatalf("the paused job on c: %+v", j)
+	}
+	killed := time.Now()
+	a.Close()
+	// A submission through a follower while there is no leader waits
+	// for the next one.
+	during, err := fc.Submit(ctx, testDelay(0), backend.SubmitOptions{})
+	if err != nil {
+		t.Fatalf("a submission during the failover: %v", err)
+	}
+	duringTook := time.Since(killed)
+	var leader, follower *App
+	for leader == nil {
+		switch {
+		case fb.IsLeader():
+			leader, follower = b, c
+		case fc.IsLeader():
+			leader, follower = c, b
+		case time.Since(killed) > 20*time.Second:
+			t.Fatal("no replica took over")
+		default:
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t.Logf("failover: the submission made through a follower when the leader died returned after %v", duringTook)
+	fl, ff := leader.replica.fwd, follower.replica.fwd
+	if got := healthOf(t, ctx, leader, LeaderHealthService); got != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("the new leader's %s health: %v", LeaderHealthService, got)
+	}
+	if during <= queued {
+		t.Errorf("the job submitted during the failover got id %d after %d", during, queued)
+	}
+	if err := ff.DeleteFilter(ctx, uuid); err != nil {
+		t.Fatalf("deleting the filter rule through the follower: %v", err)
+	}
+	j := waitFinal(t, ctx, ff, running)
+	if j.Status != backend.StatusError || !strings.Contains(jsonString(j.OpResult), "Unclean master daemon shutdown") {
+		t.Errorf("the job running when the leader died: %s %v; want error, unclean shutdown", j.Status, j.OpResult)
+	}
+	for _, id := range []int64{queued, during} {
+		if j := waitFinal(t, ctx, ff, id); j.Status != backend.StatusSuccess {
+			t.Errorf("job %d after the failover: %s %v", id, j.Status, j.OpResult)
+		}
+	}
+	for _, id := range ids {
+		j, ok, err := fl.Job(ctx, id)
+		if err != nil || !ok || j.Status != backend.StatusSuccess {
+			t.Errorf("job %d on the new leader: %+v %v %v", id, j, ok, err)
+		}
+	}
+	next, err := ff.Submit(ctx, testDelay(0), backend.SubmitOptions{})
+	if err != nil || next <= during {
+		t.Errorf("a job after the failover: id %d (after %d), %v", next, during, err)
+	}
+}
+
+func jsonString(v any) string {
+	var b strings.Builder
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case string:
+			b.WriteString(x + " ")
+		}
+	}
+	walk(v)
+	return b.String()
+}
+
+// TestEtcdFollowerContract runs the backend contract suite
+// (internal/backend/backendtest) on a follower's backend: its reads come
+// from its copy of the store, its writes go to the leader.
+func TestEtcdFollowerContract(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	leader := etcdReplica(t, ctx, endpoint, "leader")
+	for !leader.replica.fwd.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	follower := etcdReplica(t, ctx, endpoint, "follower")
+	if follower.replica.fwd.IsLeader() {
+		t.Fatal("the second replica leads")
+	}
+	backendtest.Run(t, func(*testing.T) backendtest.Harness {
+		return backendtest.Harness{Backend: follower.replica.fwd}
+	})
+}
+
+// BenchmarkEtcdReads compares a read (the node names) on the leader and on
+// a follower, whose reads first wait for etcd's current revision (one etcd
+// read shared by the concurrent callers): run with -cpu and -benchtime.
+func BenchmarkEtcdReads(b *testing.B) {
+	endpoint := etcdtest.Start(b)
+	ctx := b.Context()
+	leader := etcdReplicaB(b, ctx, endpoint, "leader")
+	for !leader.replica.fwd.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	follower := etcdReplicaB(b, ctx, endpoint, "follower")
+	for _, x := range []struct {
+		name string
+		be   backend.Backend
+	}{{"leader", leader.replica.fwd}, {"follower", follower.replica.fwd}} {
+		b.Run(x.name, func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := x.be.Names(ctx, "node"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func etcdReplicaB(b *testing.B, ctx context.Context, endpoint, name string) *App {
+	b.Helper()
+	cfg := Config{DataDir: b.TempDir(), Insecure: true, Store: StoreEtcd, Listen: "127.0.0.1:5080",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Etcd:   EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: 2, Name: name}}
+	a, err := New(ctx, cfg)
+	if err != nil {
+		b.Fatalf("replica %s: %v", name, err)
+	}
+	b.Cleanup(a.Close)
+	return a
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/clusters"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend/forward"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/membudget"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/selfsigned"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/service"
@@ -361,6 +362,7 @@ type App struct {
 	store      store.Store
 	bolt       *boltstore.Store // the store with Store "bolt": backups
 	lost       chan error       // the leadership was lost (Store "etcd")
+	replica    *replica         // this replica's role (Store "etcd")
 	closeEtcd  func()           // closes the store and the client (Store "etcd")
 	users      *auth.Store
 	jobs       *jobs.Engine
@@ -537,11 +539,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	authzUnary := authz.UnaryInterceptor()
+	if a.replica != nil { // replicas authenticate with their shared secret
+		authzUnary = skipReplicaAuth(authzUnary)
+	}
 	// The cluster of each call (several clusters) is known before the
 	// authorizer, which applies the user's options scoped to it.
 	clusterSel := a.gatewayClusters()
 	unary := []grpc.UnaryServerInterceptor{gateway.ErrorUnaryInterceptor(log),
-		gateway.ClusterUnaryInterceptor(clusterSel, gateway.IsInProcess), authz.UnaryInterceptor(), gateway.IdempotencyUnaryInterceptor()}
+		gateway.ClusterUnaryInterceptor(clusterSel, gateway.IsInProcess), authzUnary, gateway.IdempotencyUnaryInterceptor()}
 	limits := &gateway.Limits{
 		BodyBytes:        cfg.MaxBodyBytes,
 		QueryBodyBytes:   cfg.MaxQueryBodyBytes,
@@ -589,6 +595,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	gatewayv1.RegisterClusterDirectoryServiceServer(a.grpcServer, a.directory())
 	healthpb.RegisterHealthServer(a.grpcServer, a.healthSrv)
+	if a.replica != nil {
+		forward.Register(a.grpcServer, a.replica.handler())
+	}
 	if a.healthMetric, err = telemetry.ObserveHealth(a.tel.Meter(), a.healthSrv); err != nil {
 		return nil, err
 	}
@@ -627,7 +636,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	legacy := telemetry.HTTPHandler(a.tel, a.legacy.Handler())
 	adminCfg := telemetry.AdminConfig{Metrics: a.tel.Metrics, Health: a.health,
-		Backup: http.HandlerFunc(a.serveBackup)}
+		LeaderHealth: a.leaderHealth, Backup: http.HandlerFunc(a.serveBackup)}
 	if a.multi != nil {
 		adminCfg.Clusters = a.healthOfClusters
 	}
@@ -655,7 +664,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 func (a *App) openSim(ctx context.Context, cfg Config, seed *cluster.File) (backend.Backend, error) {
 	log := cfg.Logger
 	secret := domainSecretPath(cfg)
-	model, err := a.openState(ctx, seed, jobs.Config{
+	jc := jobs.Config{
 		Logger: log, EncodeOp: service.LegacyOpValue, Executors: executors(cfg, log, secret),
 		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
 		QueueSize: cfg.JobQueueSize, MaxOpsPerJob: cfg.MaxOpcodesPerJob,
@@ -664,7 +673,14 @@ func (a *App) openSim(ctx context.Context, cfg Config, seed *cluster.File) (back
 		// The store refused a commit: the job queue stopped (fail-stop).
 		// Every service reports NOT_SERVING until a restart.
 		OnFailure: func(error) { a.healthSrv.Shutdown() },
-	})
+	}
+	if cfg.Store == StoreEtcd {
+		if err := ensureDomainSecret(cfg, secret, log); err != nil {
+			return nil, err
+		}
+		return a.openReplica(ctx, seed, jc)
+	}
+	model, err := a.openState(ctx, seed, jc)
 	if err != nil {
 		return nil, err
 	}
@@ -716,10 +732,22 @@ func (a *App) health(ctx context.Context) error {
 		}
 		return err
 	}
+	if a.replica != nil {
+		return a.replica.health(ctx, false)
+	}
 	if err := a.jobs.Err(); err != nil {
 		return err
 	}
 	return a.store.View(ctx, func(store.Tx) error { return nil })
+}
+
+// leaderHealth is /healthz?role=leader: healthy and the replica that runs
+// the job queue (always the one server but with Store "etcd").
+func (a *App) leaderHealth(ctx context.Context) error {
+	if a.replica != nil && !a.draining.Load() {
+		return a.replica.health(ctx, true)
+	}
+	return a.health(ctx)
 }
 
 // InitialPasswordFile is the file, in the data dir, that receives the
@@ -952,6 +980,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 			err = jerr
 		}
 	}
+	if a.replica != nil {
+		if jerr := a.replica.stop(ctx); err == nil {
+			err = jerr
+		}
+	}
 	if a.ownTel {
 		// Export what is buffered.
 		if terr := a.tel.Shutdown(ctx); terr != nil {
@@ -992,6 +1025,9 @@ func (a *App) Close() {
 		for _, up := range a.multi.upstreams {
 			up.Close()
 		}
+	}
+	if a.replica != nil {
+		_ = a.replica.stop(cancelled())
 	}
 	if a.closeEtcd != nil {
 		a.closeEtcd()

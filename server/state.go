@@ -128,9 +128,6 @@ func generatedUsersFile(path string) bool {
 // Config.Reinit, a refused store is moved aside and a new cluster begins;
 // a healthy store is never touched.
 func (a *App) openState(ctx context.Context, seed *cluster.File, jc jobs.Config) (*cluster.Model, error) {
-	if a.cfg.Store == StoreEtcd {
-		return a.openEtcdState(ctx, seed, jc)
-	}
 	log := a.cfg.Logger
 	model, err := a.tryState(seed, jc, false)
 	var refused *StoreError

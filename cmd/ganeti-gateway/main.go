@@ -196,6 +196,8 @@ func serve(args []string, std stdio) error {
 	fs.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", server.DefaultEtcdPrefix, "prefix of the keys in etcd; the replicas of one cluster share it")
 	fs.IntVar(&cfg.Etcd.LeaseTTL, "etcd-lease-ttl", server.DefaultEtcdLeaseTTL, "the leader's lease in seconds: a leader cut off from etcd for this long loses the leadership and another replica takes over")
 	fs.StringVar(&cfg.Etcd.Name, "etcd-name", "", "this replica's name in the election (default: the host name)")
+	fs.StringVar(&cfg.Etcd.Advertise, "etcd-advertise", "", "with --store etcd: the host:port other replicas reach this one's listener at, to forward their writes while it leads (default: --listen, with the host name when it binds every interface)")
+	fs.StringVar(&cfg.Etcd.ReplicaCA, "replica-ca", "", "with --store etcd and TLS: CA bundle (PEM) that verifies the leader's certificate when a replica forwards a write (default: the replicas share --tls-cert)")
 	fs.BoolVar(&cfg.MetricsPrometheus, "metrics-prometheus", false, "serve the metrics in Prometheus format on the admin listener's /metrics")
 	fs.Func("upstream", "front a real Ganeti cluster: its RAPI base URL(s), comma-separated, one per master candidate (https://cluster.example.com:5080), or luxid's socket on the master node (unix:///var/run/ganeti/socket/ganeti-query); default: the simulated cluster", func(v string) error {
 		for _, u := range strings.Split(v, ",") {

@@ -25,6 +25,8 @@ var layers = [][]string{
 	{"internal/legacyjson", "internal/errs"},
 	{"internal/backend"},
 	{"internal/membudget"},
+	// The backend of a replica that forwards its writes to the leader.
+	{"internal/backend/forward"},
 	// The domain: the simulated cluster; the contract between the job
 	// engine and the logical units; the engine and the logical units,
 	// which do not import each other.

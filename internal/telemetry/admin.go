@@ -22,6 +22,10 @@ type AdminConfig struct {
 	// one's health: /healthz lists them after its verdict, and
 	// /healthz/cluster/{name} answers 200 "ok", 503 or 404 (unknown).
 	Clusters func(context.Context) []ClusterHealth
+	// LeaderHealth answers /healthz?role=leader: healthy and the replica
+	// that runs the job queue (several replicas on etcd); nil means
+	// Health.
+	LeaderHealth func(context.Context) error
 	// Backup, when set, serves GET /backup (a copy of the store) to
 	// loopback clients only, whatever address the listener binds.
 	Backup http.Handler
@@ -48,8 +52,12 @@ func AdminHandler(cfg AdminConfig) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		verdict := "ok"
-		if cfg.Health != nil {
-			if err := cfg.Health(r.Context()); err != nil {
+		check := cfg.Health
+		if r.URL.Query().Get("role") == "leader" && cfg.LeaderHealth != nil {
+			check = cfg.LeaderHealth
+		}
+		if check != nil {
+			if err := check(r.Context()); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				verdict = "unavailable"
 			}

@@ -61,7 +61,7 @@ func Open(st store.Store, seed *File, clock func() time.Time) (*Model, error) {
 	}
 	if cfg == nil {
 		if seed == nil {
-			return nil, errors.New("cluster: the store holds no cluster and no cluster file was given")
+			return nil, ErrNoCluster
 		}
 		fresh, err := seed.build(clock, cryptoIDs{})
 		if err != nil {
@@ -94,6 +94,10 @@ func Open(st store.Store, seed *File, clock func() time.Time) (*Model, error) {
 	return m, nil
 }
 
+// ErrNoCluster is Open's error for a store that holds no cluster when no
+// cluster file is given.
+var ErrNoCluster = errors.New("cluster: the store holds no cluster and no cluster file was given")
+
 // load reads the configuration and its revision; nil when the store holds
 // none.
 func load(tx store.Tx) (*Config, int64, error) {
@@ -106,6 +110,36 @@ func load(tx store.Tx) (*Config, int64, error) {
 		return nil, 0, err
 	}
 	return cfg, rev, nil
+}
+
+// Reload publishes the configuration the store holds when its revision
+// differs from the current State's: the model of a follower replica, whose
+// store another replica's commits change. It reports whether the State
+// changed; a store that holds no cluster keeps the State.
+func (m *Model) Reload(ctx context.Context) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	prev := m.state.Load()
+	var cfg *Config
+	var rev int64
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		r, err := readCfgRev(tx)
+		if err != nil || r == prev.rev {
+			return err
+		}
+		cfg, rev, err = load(tx)
+		return err
+	})
+	if err != nil || cfg == nil {
+		return false, err
+	}
+	s, err := newState(cfg, m.reg, nil)
+	if err != nil {
+		return false, err
+	}
+	s.rev = rev
+	m.state.Store(s)
+	return true, nil
 }
 
 // State returns the current snapshot. It never blocks.

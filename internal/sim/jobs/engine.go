@@ -162,6 +162,10 @@ type Engine struct {
 	trims     singleflight.Group // one trimQueue at a time
 	keys      keyLocks           // submissions with an idempotency key being decided
 
+	// follower: the engine shows the records of another replica's commits
+	// and runs and writes nothing (NewFollower).
+	follower bool
+
 	runCtx    context.Context // canceled when Stop gives up waiting
 	cancelRun context.CancelFunc
 	quit      chan struct{} // closed by Stop
@@ -314,7 +318,7 @@ func sortedIDs(m map[int64]*job) []int64 {
 func (e *Engine) Start() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.started || e.stopping {
+	if e.started || e.stopping || e.follower {
 		return
 	}
 	e.started = true
@@ -468,6 +472,9 @@ func (e *Engine) persist(j *job) { e.com.write(j.rec.ID) }
 // dependencies are made absolute, as Ganeti does. The submission is a
 // child span of ctx's; the job's own trace links back to it.
 func (e *Engine) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt SubmitOptions) (int64, error) {
+	if e.follower {
+		return 0, errFollower()
+	}
 	ctx, span := e.startSubmit(ctx, len(ops))
 	var (
 		id       int64
@@ -714,6 +721,9 @@ func snapshotOf(r *record, ops []*rapiv2.OpCode) *Job {
 // locks "Job canceled by request". It returns once the cancellation is
 // committed.
 func (e *Engine) Cancel(id int64) (bool, string) {
+	if e.follower {
+		return false, fmt.Sprintf("Job %d could not be canceled: the job queue is unavailable", id)
+	}
 	done, ok, msg := e.cancel(id)
 	if done == nil {
 		return ok, msg

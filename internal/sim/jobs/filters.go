@@ -240,6 +240,9 @@ func (e *Engine) DeleteFilter(ctx context.Context, uuid string) error {
 // updateFilters commits a change of the filter rules in one store
 // transaction (a "store.commit" span in the caller's trace).
 func (e *Engine) updateFilters(ctx context.Context, op, uuid string, change func(cfg *cluster.Config) error) error {
+	if e.follower {
+		return errFollower()
+	}
 	span := e.startFilterCommit(ctx, op, uuid)
 	err := e.model.Update(ctx, func(_ store.Tx, cfg *cluster.Config) error { return change(cfg) })
 	endFilterCommit(span, err)

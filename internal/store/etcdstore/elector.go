@@ -28,7 +28,46 @@ type Elector struct {
 	sess     *concurrency.Session
 	election *concurrency.Election
 	cancel   context.CancelFunc
+	// pending is the session of a campaign not won yet (Session).
+	pending *concurrency.Session
 }
+
+// Session returns the lease of this replica's campaign, created on first
+// use: its Done channel is closed when the lease could not be renewed
+// within its TTL (this replica is cut off from etcd), leader or not.
+func (e *Elector) Session(ctx context.Context) (*concurrency.Session, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pending != nil {
+		select {
+		case <-e.pending.Done():
+		default:
+			return e.pending, nil
+		}
+	}
+	sess, err := concurrency.NewSession(e.s.cli, concurrency.WithTTL(e.ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, err
+	}
+	e.pending = sess
+	return sess, nil
+}
+
+// Leader returns the value (the id given to NewElector) of the current
+// leader; ErrNoLeader when there is none.
+func (e *Elector) Leader(ctx context.Context) (string, error) {
+	resp, err := e.s.cli.Get(ctx, e.s.prefix+"leader/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return "", err
+	}
+	if len(resp.Kvs) == 0 {
+		return "", ErrNoLeader
+	}
+	return string(resp.Kvs[0].Value), nil
+}
+
+// ErrNoLeader is Leader's answer when no replica leads.
+var ErrNoLeader = errors.New("etcd: no replica leads")
 
 var _ store.Elector = (*Elector)(nil)
 
@@ -45,12 +84,17 @@ func NewElector(s *Store, id string, ttl int) *Elector {
 // when the lease is lost (not renewed within its TTL), the leader key is
 // deleted, or Resign is called.
 func (e *Elector) Campaign(ctx context.Context) (context.Context, error) {
-	sess, err := concurrency.NewSession(e.s.cli, concurrency.WithTTL(e.ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	sess, err := e.Session(ctx)
 	if err != nil {
 		return nil, err
 	}
 	el := concurrency.NewElection(sess, e.s.prefix+"leader/")
 	if err := el.Campaign(ctx, e.id); err != nil {
+		e.mu.Lock()
+		if e.pending == sess {
+			e.pending = nil
+		}
+		e.mu.Unlock()
 		_ = sess.Close()
 		return nil, err
 	}
@@ -61,6 +105,9 @@ func (e *Elector) Campaign(ctx context.Context) (context.Context, error) {
 		e.cancel()
 	}
 	e.sess, e.election, e.cancel = sess, el, cancel
+	if e.pending == sess {
+		e.pending = nil
+	}
 	e.mu.Unlock()
 	go func() {
 		defer cancel()
@@ -93,6 +140,13 @@ func (e *Elector) Resign(ctx context.Context) error {
 	e.sess, e.election, e.cancel = nil, nil, nil
 	e.mu.Unlock()
 	if sess == nil {
+		e.mu.Lock()
+		pending := e.pending
+		e.pending = nil
+		e.mu.Unlock()
+		if pending != nil {
+			return pending.Close()
+		}
 		return nil
 	}
 	cancel()
