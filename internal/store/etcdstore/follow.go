@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
@@ -106,28 +105,11 @@ func (s *Store) Follow(ctx context.Context, snap *Snapshot) (<-chan Commit, erro
 			}
 		}
 		for {
-			var resp clientv3.WatchResponse
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.done:
-				end(store.ErrClosed)
-				return
-			case resp, ok = <-wch:
+			resp, stop, err := s.nextWatch(ctx, wch)
+			if err != nil {
+				end(err)
 			}
-			if !ok {
-				if ctx.Err() == nil {
-					end(fmt.Errorf("%w: etcd watch ended", store.ErrCommit))
-				}
-				return
-			}
-			if err := resp.Err(); err != nil {
-				if errors.Is(err, rpctypes.ErrCompacted) {
-					end(fmt.Errorf("%w: %v", store.ErrCompacted, err))
-				} else {
-					end(fmt.Errorf("%w: etcd watch: %v", store.ErrCommit, err))
-				}
+			if stop {
 				return
 			}
 			// A response holds whole etcd revisions; a commit's meta/rev

@@ -56,28 +56,11 @@ func (s *Store) Watch(ctx context.Context, fromRev int64) (<-chan store.Event, e
 		dataPrefix := s.prefix + "data/"
 		end := func(err error) { out <- store.Event{Rev: cur, Err: err} }
 		for {
-			var resp clientv3.WatchResponse
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.done:
-				end(store.ErrClosed)
-				return
-			case resp, ok = <-wch:
+			resp, stop, err := s.nextWatch(ctx, wch)
+			if err != nil {
+				end(err)
 			}
-			if !ok {
-				if ctx.Err() == nil {
-					end(fmt.Errorf("%w: etcd watch ended", store.ErrCommit))
-				}
-				return
-			}
-			if err := resp.Err(); err != nil {
-				if errors.Is(err, rpctypes.ErrCompacted) {
-					end(fmt.Errorf("%w: %v", store.ErrCompacted, err))
-				} else {
-					end(fmt.Errorf("%w: etcd watch: %v", store.ErrCommit, err))
-				}
+			if stop {
 				return
 			}
 			for _, e := range resp.Events {
@@ -111,4 +94,32 @@ func (s *Store) Watch(ctx context.Context, fromRev int64) (<-chan store.Event, e
 		}
 	}()
 	return out, nil
+}
+
+// nextWatch receives the next response of the etcd watch wch. stop is true
+// when the watch is over: ctx ended (err nil), the store closed, the
+// channel closed or etcd answered an error (err says which, as the store's
+// errors).
+func (s *Store) nextWatch(ctx context.Context, wch clientv3.WatchChan) (resp clientv3.WatchResponse, stop bool, err error) {
+	var ok bool
+	select {
+	case <-ctx.Done():
+		return resp, true, nil
+	case <-s.done:
+		return resp, true, store.ErrClosed
+	case resp, ok = <-wch:
+	}
+	switch {
+	case !ok:
+		if ctx.Err() != nil {
+			return resp, true, nil
+		}
+		return resp, true, fmt.Errorf("%w: etcd watch ended", store.ErrCommit)
+	case resp.Err() == nil:
+		return resp, false, nil
+	case errors.Is(resp.Err(), rpctypes.ErrCompacted):
+		return resp, true, fmt.Errorf("%w: %v", store.ErrCompacted, resp.Err())
+	default:
+		return resp, true, fmt.Errorf("%w: etcd watch: %v", store.ErrCommit, resp.Err())
+	}
 }
