@@ -199,12 +199,9 @@ type job struct {
 	tr      jobTrace      // spans and timings (otel.go)
 }
 
-// New opens the job queue persisted in cfg.Model's store: finished jobs
-// are kept, queued and waiting ones are queued again, and jobs that were
-// running when the server stopped uncleanly end in error (see the package
-// documentation). It registers the "job" and "lock" query resources. Jobs
-// run once Start is called; Submit works before.
-func New(cfg Config) (*Engine, error) {
+// newEngine is an engine on cfg with no job loaded yet (follower: one
+// that only publishes the leader's records).
+func newEngine(cfg Config, follower bool) (*Engine, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
@@ -218,6 +215,7 @@ func New(cfg Config) (*Engine, error) {
 		locks:      newLockManager(),
 		depWaiters: map[int64][]*job{},
 		quit:       make(chan struct{}),
+		follower:   follower,
 	}
 	e.cond = sync.NewCond(&e.mu)
 	e.runCtx, e.cancelRun = context.WithCancel(context.Background())
@@ -226,6 +224,19 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("jobs: telemetry: %w", err)
 	}
 	e.tel = tel
+	return e, nil
+}
+
+// New opens the job queue persisted in cfg.Model's store: finished jobs
+// are kept, queued and waiting ones are queued again, and jobs that were
+// running when the server stopped uncleanly end in error (see the package
+// documentation). It registers the "job" and "lock" query resources. Jobs
+// run once Start is called; Submit works before.
+func New(cfg Config) (*Engine, error) {
+	e, err := newEngine(cfg, false)
+	if err != nil {
+		return nil, err
+	}
 	next, recs, err := loadAll(context.Background(), e.st)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
@@ -28,28 +27,10 @@ func errFollower() error {
 // job is queued, run or changed (the leader recovers interrupted jobs), and
 // Start is not needed. It registers the "job" and "lock" query resources.
 func NewFollower(cfg Config) (*Engine, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
+	e, err := newEngine(cfg, true)
+	if err != nil {
 		return nil, err
 	}
-	e := &Engine{
-		cfg:        cfg,
-		model:      cfg.Model,
-		st:         cfg.Model.Store(),
-		log:        cfg.Logger,
-		jobs:       map[int64]*job{},
-		nextID:     1,
-		locks:      newLockManager(),
-		depWaiters: map[int64][]*job{},
-		quit:       make(chan struct{}),
-		follower:   true,
-	}
-	e.cond = sync.NewCond(&e.mu)
-	e.runCtx, e.cancelRun = context.WithCancel(context.Background())
-	tel, err := newTelemetry(e, cfg.TracerProvider, cfg.MeterProvider)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: telemetry: %w", err)
-	}
-	e.tel = tel
 	_, recs, err := loadAll(context.Background(), e.st)
 	if err != nil {
 		return nil, err
