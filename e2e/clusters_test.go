@@ -686,12 +686,7 @@ func TestClustersHtools(t *testing.T) {
 			checkHscanData(t, string(data), want)
 
 			out := runHtool(t, front, hspace, "-m", url, "--machine-readable", "-l", "1")
-			got := map[string]string{}
-			for _, l := range strings.Split(out, "\n") {
-				if k, v, ok := strings.Cut(l, "="); ok && strings.HasPrefix(k, "HTS_") {
-					got[k] = v
-				}
-			}
+			got := hspaceFigures(out)
 			for k, w := range map[string]int64{
 				"HTS_CLUSTER_NODES": int64(len(want.nodes)), "HTS_INI_INST_CNT": int64(len(want.instances)),
 				"HTS_CLUSTER_MEM": want.tMem, "HTS_CLUSTER_DSK": want.tDsk, "HTS_INI_MEM_FREE": want.fMem,

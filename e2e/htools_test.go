@@ -288,12 +288,7 @@ func TestHtoolsReadCluster(t *testing.T) {
 		// -l 1: one allocation round is enough (the initial figures are
 		// what is checked); unbounded, hspace fills the cluster for ~15 s.
 		out := runHtool(t, p, hspace, "-m", url, "--machine-readable", "-l", "1")
-		got := map[string]string{}
-		for _, l := range strings.Split(out, "\n") {
-			if k, v, ok := strings.Cut(l, "="); ok && strings.HasPrefix(k, "HTS_") {
-				got[k] = v
-			}
-		}
+		got := hspaceFigures(out)
 		for k, w := range map[string]int64{
 			"HTS_CLUSTER_NODES": int64(len(want.nodes)), "HTS_INI_INST_CNT": int64(len(want.instances)),
 			"HTS_CLUSTER_MEM": want.tMem, "HTS_CLUSTER_DSK": want.tDsk, "HTS_CLUSTER_CPU": want.tCpu,
@@ -545,4 +540,16 @@ func hbalCommandRequest(t *testing.T, cmd string, fullName func(string) string) 
 	}
 	t.Fatalf("hbal command %q: %s not translated", cmd, verb)
 	return "", "", ""
+}
+
+// hspaceFigures are the HTS_* figures of hspace's --machine-readable
+// output, by name.
+func hspaceFigures(out string) map[string]string {
+	got := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && strings.HasPrefix(k, "HTS_") {
+			got[k] = v
+		}
+	}
+	return got
 }

@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/ganeti-gateway/ganeti-gateway/gateway"
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
-	"github.com/ganeti-gateway/ganeti-gateway/internal/auth"
 )
 
 // newNativeHarness is newLimitHarness as the server composes it: one port
@@ -26,19 +24,7 @@ import (
 // interceptors and tap handle, and the HTTP server behind SamePortWith.
 func newNativeHarness(t *testing.T, cfg gateway.AuthConfig, sp gateway.SamePortConfig) *limitHarness {
 	t.Helper()
-	tab, _, err := auth.ParseUsers([]byte(harnessUsers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	cfg.Users = staticUsers{tab}
-	cfg.InProcess = gateway.IsInProcess
-	cfg.Logger = log
-	authz, err := gateway.NewAuthorizer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	authz, logs, log := harnessAuthorizer(t, cfg)
 	sp.Admit = authz.AdmitConnectionRequest
 	srv := grpc.NewServer(
 		grpc.Creds(gateway.SplitCredentials()),

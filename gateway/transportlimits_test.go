@@ -37,19 +37,7 @@ type limitHarness struct {
 
 func newLimitHarness(t *testing.T, cfg gateway.AuthConfig, sp gateway.SamePortConfig, to gateway.Timeouts) *limitHarness {
 	t.Helper()
-	tab, _, err := auth.ParseUsers([]byte(harnessUsers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	cfg.Users = staticUsers{tab}
-	cfg.InProcess = gateway.IsInProcess
-	cfg.Logger = log
-	authz, err := gateway.NewAuthorizer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	authz, logs, log := harnessAuthorizer(t, cfg)
 	srv := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(gateway.ErrorUnaryInterceptor(log), authz.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(gateway.ErrorStreamInterceptor(log), authz.StreamInterceptor()),
@@ -392,4 +380,24 @@ func TestKeepalivePing(t *testing.T) {
 	if took := time.Since(start); !pinged || took > 5*time.Second {
 		t.Errorf("pinged %v, closed after %v", pinged, took)
 	}
+}
+
+// harnessAuthorizer is the authorizer of the limit harnesses, on the
+// harness users, with the JSON log it writes to logs.
+func harnessAuthorizer(t *testing.T, cfg gateway.AuthConfig) (*gateway.Authorizer, *lockedBuffer, *slog.Logger) {
+	t.Helper()
+	tab, _, err := auth.ParseUsers([]byte(harnessUsers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	cfg.Users = staticUsers{tab}
+	cfg.InProcess = gateway.IsInProcess
+	cfg.Logger = log
+	authz, err := gateway.NewAuthorizer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return authz, logs, log
 }
