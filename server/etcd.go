@@ -128,13 +128,16 @@ type leaderValue struct {
 // stops: the process exits and its restart follows again. A replica whose
 // lease cannot be renewed (cut off from etcd) stops serving and exits.
 type replica struct {
-	a    *App
-	st   *etcdstore.Store
-	el   *etcdstore.Elector
-	fwd  *forward.Backend
-	rpc  *forward.Client
-	seed *cluster.File
-	jc   jobs.Config
+	a  *App
+	st *etcdstore.Store
+	el *etcdstore.Elector
+	// lease is the replica's etcd lease: once it may have expired, the
+	// replica stops serving.
+	lease *etcdstore.Lease
+	fwd   *forward.Backend
+	rpc   *forward.Client
+	seed  *cluster.File
+	jc    jobs.Config
 
 	secret []byte
 	revs   revReader
@@ -196,6 +199,7 @@ func (a *App) openReplica(ctx context.Context, seed *cluster.File, jc jobs.Confi
 	if err != nil {
 		return nil, fmt.Errorf("etcd: session: %w", err)
 	}
+	r.lease = sess
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
 	log.Info("etcd: this replica serves and campaigns for the leadership", "endpoints", ec.Endpoints, "prefix", st.Prefix(),

@@ -216,6 +216,29 @@ func TestEtcdReplicas(t *testing.T) {
 	if j, _, _ := fc.Job(ctx, queued); j == nil || j.Status != backend.StatusQueued {
 		t.Fatalf("the paused job on c: %+v", j)
 	}
+	// Job watches on both followers, opened before the leader dies: the
+	// one on the replica that takes the lead goes on (its copy stops).
+	type watch struct {
+		on  string
+		id  int64
+		ch  <-chan *backend.Job
+		got []*backend.Job
+	}
+	var watches []*watch
+	for _, f := range []struct {
+		name string
+		be   backend.Backend
+	}{{"b", fb}, {"c", fc}} {
+		for _, id := range []int64{running, queued} {
+			ch, err := f.be.Watch(ctx, id)
+			if err != nil {
+				t.Fatalf("watch of job %d on %s: %v", id, f.name, err)
+			}
+			w := &watch{on: f.name, id: id, ch: ch}
+			w.got = append(w.got, <-ch)
+			watches = append(watches, w)
+		}
+	}
 	killed := time.Now()
 	a.Close()
 	// A submission through a follower while there is no leader waits
@@ -262,6 +285,20 @@ func TestEtcdReplicas(t *testing.T) {
 		j, ok, err := fl.Job(ctx, id)
 		if err != nil || !ok || j.Status != backend.StatusSuccess {
 			t.Errorf("job %d on the new leader: %+v %v %v", id, j, ok, err)
+		}
+	}
+	for _, w := range watches {
+		for j := range w.ch {
+			w.got = append(w.got, j)
+		}
+		last := w.got[len(w.got)-1]
+		if !last.Finalized() {
+			t.Errorf("the watch of job %d on %s ended at %s, before the job (leader now %s)", w.id, w.on, last.Status, leader.cfg.Etcd.Name)
+		}
+		for i := 1; i < len(w.got); i++ {
+			if w.got[i].Version <= w.got[i-1].Version {
+				t.Errorf("the watch of job %d on %s: version %d after %d", w.id, w.on, w.got[i].Version, w.got[i-1].Version)
+			}
 		}
 	}
 	next, err := ff.Submit(ctx, testDelay(0), backend.SubmitOptions{})
@@ -346,4 +383,96 @@ func etcdReplicaB(b *testing.B, ctx context.Context, endpoint, name string) *App
 	}
 	b.Cleanup(a.Close)
 	return a
+}
+
+// TestEtcdReplicaCutOff cuts replicas off from etcd (a fault proxy between
+// each and etcd holds its traffic both ways): a follower, then the leader.
+// Each stops serving within its lease (1 s asked, 2 s granted here): Lost delivers the reason
+// (the process exits on it) and its health is NOT_SERVING; meanwhile a
+// read on it never answers from its stale copy. The replica still
+// connected takes the lead.
+func TestEtcdReplicaCutOff(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	pxLeader, viaLeader := etcdtest.Proxy(t, endpoint)
+	pxFollower, viaFollower := etcdtest.Proxy(t, endpoint)
+	leader := etcdReplica(t, ctx, viaLeader, "leader")
+	for !leader.replica.fwd.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	follower := etcdReplica(t, ctx, viaFollower, "follower")
+	other := etcdReplica(t, ctx, endpoint, "other")
+	lease := leader.replica.lease.TTL // etcdReplica's 1 s, as etcd raised it
+	t.Logf("the lease etcd granted: %v", lease)
+
+	// cutOff cuts a off and returns when it stopped serving.
+	cutOff := func(name string, a *App, px interface {
+		PauseTx()
+		PauseRx()
+	}) (time.Time, <-chan time.Time) {
+		t.Helper()
+		if got := healthOf(t, ctx, a, ""); got != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("%s before the cut: health %v", name, got)
+		}
+		lost := make(chan time.Time, 1)
+		go func() {
+			select {
+			case err := <-a.Lost():
+				t.Logf("%s: %v", name, err)
+				lost <- time.Now()
+			case <-ctx.Done():
+			}
+		}()
+		px.PauseTx()
+		px.PauseRx()
+		return time.Now(), lost
+	}
+	stopped := func(name string, a *App, cut time.Time, lost <-chan time.Time) {
+		t.Helper()
+		select {
+		case at := <-lost:
+			took := at.Sub(cut)
+			t.Logf("%s cut off from etcd: stopped serving after %v", name, took)
+			if took > lease+500*time.Millisecond {
+				t.Errorf("%s stopped serving %v after the cut, lease %v", name, took, lease)
+			}
+		case <-time.After(10 * lease):
+			t.Fatalf("%s still serves %v after it was cut off from etcd", name, 10*lease)
+		}
+		if got := healthOf(t, ctx, a, ""); got != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("%s cut off: health %v, want NOT_SERVING", name, got)
+		}
+	}
+
+	// The follower: a job committed after the cut is never read as
+	// unknown on it.
+	cut, lost := cutOff("the follower", follower, pxFollower)
+	id, err := leader.replica.fwd.Submit(ctx, clusterTag("after-the-cut"), backend.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 3*lease)
+	if _, ok, err := follower.replica.fwd.Job(rctx, id); err == nil && !ok {
+		t.Errorf("job %d, committed after the follower was cut off, read there as unknown", id)
+	}
+	rcancel()
+	stopped("the follower", follower, cut, lost)
+	if _, ok, err := other.replica.fwd.Job(ctx, id); err != nil || !ok {
+		t.Errorf("job %d on the replica still connected: %v %v", id, ok, err)
+	}
+
+	// The leader: the other replica takes over.
+	cut, lost = cutOff("the leader", leader, pxLeader)
+	stopped("the leader", leader, cut, lost)
+	for !other.replica.fwd.IsLeader() {
+		if time.Since(cut) > 10*lease {
+			t.Fatal("the replica still connected did not take the lead")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("the replica still connected leads %v after the leader was cut off", time.Since(cut))
+	if j := waitFinal(t, ctx, other.replica.fwd, id); j.Status != backend.StatusSuccess {
+		t.Errorf("job %d on the new leader: %s", id, j.Status)
+	}
 }

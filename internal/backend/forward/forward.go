@@ -240,12 +240,59 @@ func (b *Backend) WaitForChange(ctx context.Context, id int64, fields []string, 
 	return r.local.WaitForChange(ctx, id, fields, prevInfo, prevSerial, timeout)
 }
 
+// Watch survives a change of role: when this replica takes the lead, its
+// copy's watches end before the job did; the stream then goes on from
+// the new local backend, without the snapshots the client already has.
 func (b *Backend) Watch(ctx context.Context, id int64) (<-chan *backend.Job, error) {
 	r, err := b.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return r.local.Watch(ctx, id)
+	in, err := r.local.Watch(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *backend.Job)
+	go b.relay(ctx, id, r, in, out)
+	return out, nil
+}
+
+// relay copies the snapshots of in to out, then those of the next local
+// backend's watch while the role changed under the previous one.
+func (b *Backend) relay(ctx context.Context, id int64, r *role, in <-chan *backend.Job, out chan<- *backend.Job) {
+	defer close(out)
+	var last int64 = -1
+	for {
+		for j := range in {
+			if j.Version <= last {
+				continue // the new backend's first snapshot, already sent
+			}
+			select {
+			case out <- j:
+				last = j.Version
+			case <-ctx.Done():
+				return
+			}
+			if j.Finalized() {
+				return
+			}
+		}
+		// The watch ended before the job: the context ended, the queue
+		// stopped (a failure: this replica stops serving), or the role
+		// changed, which Set makes visible before the old backend stops.
+		next := b.cur.Load()
+		if ctx.Err() != nil || next == r {
+			return
+		}
+		r = next
+		if !r.leader && b.sync(ctx) != nil {
+			return
+		}
+		var err error
+		if in, err = r.local.Watch(ctx, id); err != nil {
+			return
+		}
+	}
 }
 
 // Writes: local on the leader, else forwarded, then synced.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -25,17 +26,32 @@ type Elector struct {
 	ttl int
 
 	mu       sync.Mutex
-	sess     *concurrency.Session
+	sess     *Lease
 	election *concurrency.Election
 	cancel   context.CancelFunc
-	// pending is the session of a campaign not won yet (Session).
-	pending *concurrency.Session
+	// pending is the lease of a campaign not won yet (Session).
+	pending *Lease
 }
+
+// Lease is a replica's etcd session.
+type Lease struct {
+	*concurrency.Session
+	// TTL is the lease's time to live as etcd granted it (etcd raises
+	// one below its minimum, about 1.5 election timeouts).
+	TTL  time.Duration
+	lost chan struct{}
+}
+
+// Done is closed once the lease may have expired in etcd: no renewal
+// was answered within its TTL (the replica is cut off from etcd), or
+// the session ended. It is the etcd client's own check made exact: that
+// one looks once a second, up to a second after the lease expired.
+func (l *Lease) Done() <-chan struct{} { return l.lost }
 
 // Session returns the lease of this replica's campaign, created on first
 // use: its Done channel is closed when the lease could not be renewed
 // within its TTL (this replica is cut off from etcd), leader or not.
-func (e *Elector) Session(ctx context.Context) (*concurrency.Session, error) {
+func (e *Elector) Session(ctx context.Context) (*Lease, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.pending != nil {
@@ -45,12 +61,51 @@ func (e *Elector) Session(ctx context.Context) (*concurrency.Session, error) {
 			return e.pending, nil
 		}
 	}
-	sess, err := concurrency.NewSession(e.s.cli, concurrency.WithTTL(e.ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	sctx := context.WithoutCancel(ctx)
+	asked := time.Now() // etcd grants the lease after this
+	sess, err := concurrency.NewSession(e.s.cli, concurrency.WithTTL(e.ttl), concurrency.WithContext(sctx))
 	if err != nil {
 		return nil, err
 	}
-	e.pending = sess
-	return sess, nil
+	// The TTL etcd granted (it may raise a short one), and a second
+	// listener of the lease's renewals (the client sends them once for
+	// all listeners).
+	granted, err := e.s.cli.TimeToLive(ctx, sess.Lease())
+	if err != nil {
+		_ = sess.Close()
+		return nil, err
+	}
+	renewals, err := e.s.cli.KeepAlive(sctx, sess.Lease())
+	if err != nil {
+		_ = sess.Close()
+		return nil, err
+	}
+	l := &Lease{Session: sess, TTL: time.Duration(granted.GrantedTTL) * time.Second, lost: make(chan struct{})}
+	go l.expire(renewals, time.Until(asked.Add(l.TTL)))
+	e.pending = l
+	return l, nil
+}
+
+// expire closes lost when the lease expires: first after left, then its
+// TTL after the last renewal's answer arrived (a little after etcd
+// renewed it), unless renewed again.
+func (l *Lease) expire(renewals <-chan *clientv3.LeaseKeepAliveResponse, left time.Duration) {
+	defer close(l.lost)
+	timer := time.NewTimer(left)
+	defer timer.Stop()
+	for {
+		select {
+		case resp, ok := <-renewals:
+			if !ok || resp.TTL <= 0 {
+				return
+			}
+			timer.Reset(time.Duration(resp.TTL) * time.Second)
+		case <-timer.C:
+			return
+		case <-l.Session.Done():
+			return
+		}
+	}
 }
 
 // Leader returns the value (the id given to NewElector) of the current
@@ -88,7 +143,7 @@ func (e *Elector) Campaign(ctx context.Context) (context.Context, error) {
 	if err != nil {
 		return nil, err
 	}
-	el := concurrency.NewElection(sess, e.s.prefix+"leader/")
+	el := concurrency.NewElection(sess.Session, e.s.prefix+"leader/")
 	if err := el.Campaign(ctx, e.id); err != nil {
 		e.mu.Lock()
 		if e.pending == sess {

@@ -3,13 +3,8 @@ package etcdstore_test
 import (
 	"context"
 	"errors"
-	"net"
-	"net/url"
 	"testing"
 	"time"
-
-	"go.etcd.io/etcd/pkg/v3/proxy"
-	"go.uber.org/zap"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore"
@@ -27,27 +22,10 @@ func put(key string) func(store.Tx) error {
 func TestFencing(t *testing.T) {
 	const ttl = 2 // seconds
 	endpoint := etcdtest.Start(t)
-	to, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	from := l.Addr().String()
-	l.Close()
-	px := proxy.NewServer(proxy.ServerConfig{Logger: zap.NewNop(),
-		From: url.URL{Scheme: "tcp", Host: from}, To: url.URL{Scheme: "tcp", Host: to.Host}})
-	t.Cleanup(func() { _ = px.Close() })
-	select {
-	case <-px.Ready():
-	case err := <-px.Error():
-		t.Fatal(err)
-	}
+	px, through := etcdtest.Proxy(t, endpoint)
 
 	const prefix = "/fence/"
-	a := etcdtest.Store(t, etcdtest.Client(t, "http://"+from), prefix)
+	a := etcdtest.Store(t, etcdtest.Client(t, through), prefix)
 	b := etcdtest.Store(t, etcdtest.Client(t, endpoint), prefix)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

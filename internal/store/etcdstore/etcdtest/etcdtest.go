@@ -11,7 +11,9 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/pkg/v3/proxy"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore"
 )
@@ -101,4 +103,29 @@ func Store(t testing.TB, cli *clientv3.Client, prefix string) *etcdstore.Store {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// Proxy starts a fault proxy (go.etcd.io/etcd/pkg/v3/proxy) in front of
+// the member at endpoint, closed when the test ends, and returns it with
+// the client URL that goes through it: PauseTx and PauseRx cut a client
+// off, the Unpause calls let it through again.
+func Proxy(t testing.TB, endpoint string) (proxy.Server, string) {
+	t.Helper()
+	to, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := freeURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := proxy.NewServer(proxy.ServerConfig{Logger: zap.NewNop(),
+		From: url.URL{Scheme: "tcp", Host: from.Host}, To: url.URL{Scheme: "tcp", Host: to.Host}})
+	t.Cleanup(func() { _ = px.Close() })
+	select {
+	case <-px.Ready():
+	case err := <-px.Error():
+		t.Fatal(err)
+	}
+	return px, "http://" + from.Host
 }
