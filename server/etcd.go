@@ -115,6 +115,9 @@ func (c *Config) advertise() (string, error) {
 type leaderValue struct {
 	Name string `json:"name"`
 	Addr string `json:"addr"`
+	// Draining: the leader is shutting down; its listener may be closed
+	// while its job queue stops (watchLeader leaves it alone).
+	Draining bool `json:"draining,omitempty"`
 }
 
 // replica is this process among the replicas sharing one etcd prefix.
@@ -129,6 +132,7 @@ type leaderValue struct {
 // lease cannot be renewed (cut off from etcd) stops serving and exits.
 type replica struct {
 	a  *App
+	id leaderValue // this replica's key in the election
 	st *etcdstore.Store
 	el *etcdstore.Elector
 	// lease is the replica's etcd lease: once it may have expired, the
@@ -180,7 +184,7 @@ func (a *App) openReplica(ctx context.Context, seed *cluster.File, jc jobs.Confi
 		return nil, fmt.Errorf("--etcd-advertise: %w", err)
 	}
 	id, _ := json.Marshal(leaderValue{Name: name, Addr: addr})
-	r := &replica{a: a, st: st, el: etcdstore.NewElector(st, string(id), ec.LeaseTTL), seed: seed, jc: jc,
+	r := &replica{a: a, id: leaderValue{Name: name, Addr: addr}, st: st, el: etcdstore.NewElector(st, string(id), ec.LeaseTTL), seed: seed, jc: jc,
 		won: make(chan struct{}), ready: make(chan struct{}), changed: make(chan struct{})}
 	if r.secret, err = st.SharedSecret(ctx); err != nil {
 		return nil, err
@@ -205,6 +209,7 @@ func (a *App) openReplica(ctx context.Context, seed *cluster.File, jc jobs.Confi
 	log.Info("etcd: this replica serves and campaigns for the leadership", "endpoints", ec.Endpoints, "prefix", st.Prefix(),
 		"name", name, "advertise", addr)
 	go r.campaign(runCtx)
+	go r.watchLeader(runCtx)
 	go func() {
 		select {
 		case <-sess.Done():
@@ -360,6 +365,82 @@ func (r *replica) sync(ctx context.Context) error {
 	}
 }
 
+// Checks of the leader by a follower (watchLeader).
+const (
+	leaderCheckEvery = 250 * time.Millisecond
+	leaderCheckTime  = time.Second
+	// leaderGoneAfter is how many checks in a row must find the leader
+	// gone before it is deposed.
+	leaderGoneAfter = 2
+)
+
+// watchLeader lets a follower depose a leader whose process is gone (kill
+// -9, a crash, a restart) at once, rather than after the leader's lease:
+// the process at the leader's address refuses connections, or answers
+// with another lease (a new process that follows), in leaderGoneAfter
+// checks in a row. A leader that does not answer in time (a partition, a
+// host down) keeps its leadership until its lease expires.
+func (r *replica) watchLeader(ctx context.Context) {
+	log := r.a.cfg.Logger
+	t := time.NewTicker(leaderCheckEvery)
+	defer t.Stop()
+	var suspect int64
+	strikes := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r.fwd.IsLeader() {
+			return
+		}
+		lease, why := r.leaderGone(ctx)
+		if lease == 0 {
+			strikes = 0
+			continue
+		}
+		if lease != suspect {
+			suspect, strikes = lease, 0
+		}
+		if strikes++; strikes < leaderGoneAfter {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, leaderCheckTime)
+		err := r.el.Depose(cctx, lease)
+		cancel()
+		if err != nil {
+			log.Warn("etcd: deposing a leader that is gone failed; its lease will expire", "why", why, "err", err)
+			continue
+		}
+		log.Warn("etcd: the leader is gone; its lease is revoked so that a replica takes over now", "why", why)
+		strikes = 0
+	}
+}
+
+// leaderGone checks the leader once: its lease when it is gone (and
+// why), else 0.
+func (r *replica) leaderGone(ctx context.Context) (int64, string) {
+	ctx, cancel := context.WithTimeout(ctx, leaderCheckTime)
+	defer cancel()
+	v, lease, err := r.el.LeaderLease(ctx)
+	if err != nil || lease == int64(r.lease.Lease()) {
+		return 0, ""
+	}
+	var lv leaderValue
+	if json.Unmarshal([]byte(v), &lv) != nil || lv.Addr == "" || lv.Draining {
+		return 0, ""
+	}
+	if forward.Gone(ctx, lv.Addr) {
+		return lease, "its address " + lv.Addr + " refuses connections"
+	}
+	got, err := r.rpc.Identity(ctx, lv.Addr)
+	if err != nil || got == lease {
+		return 0, ""
+	}
+	return lease, fmt.Sprintf("the replica at its address %s holds another lease", lv.Addr)
+}
+
 // leaderAddr is the advertised address of the current leader.
 func (r *replica) leaderAddr(ctx context.Context) (string, error) {
 	v, err := r.el.Leader(ctx)
@@ -394,6 +475,25 @@ func (r *replica) health(ctx context.Context, leader bool) error {
 		return errors.New("starting")
 	}
 	return r.st.View(ctx, func(store.Tx) error { return nil })
+}
+
+// drain tells the followers that the leader is shutting down (a no-op on
+// a follower), so that they wait for it to resign.
+func (r *replica) drain(ctx context.Context) {
+	v := r.id
+	v.Draining = true
+	b, _ := json.Marshal(v)
+	if err := r.el.Proclaim(ctx, string(b)); err != nil {
+		r.a.cfg.Logger.Warn("etcd: telling the followers that the leader drains failed", "err", err)
+	}
+}
+
+// resign gives up the leadership (or the campaign) once the job queue
+// stopped: another replica takes over at once, not after the lease.
+func (r *replica) resign(ctx context.Context) {
+	if err := r.el.Resign(ctx); err != nil {
+		r.a.cfg.Logger.Warn("etcd: resigning failed; the lease will expire", "err", err)
+	}
 }
 
 // stop stops the job queue (gracefully within ctx) or the copy.
@@ -479,7 +579,8 @@ func cancelled() context.Context {
 
 // handler is the Replica service of this replica.
 func (r *replica) handler() *forward.Handler {
-	return &forward.Handler{Leader: r.fwd.Leader, Secret: func() []byte { return r.secret }}
+	return &forward.Handler{Leader: r.fwd.Leader, Secret: func() []byte { return r.secret },
+		Lease: func() int64 { return int64(r.lease.Lease()) }}
 }
 
 // replicaDialer connects to another replica's listener: h2c with

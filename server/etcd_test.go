@@ -24,16 +24,24 @@ import (
 )
 
 // etcdReplica starts a replica on etcd at endpoint, serving on a loopback
-// port; it is closed when the test ends (or by the test).
+// port, with a 1 s lease; it is closed when the test ends (or by the
+// test).
 func etcdReplica(t *testing.T, ctx context.Context, endpoint, name string) *App {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return etcdReplicaAt(t, ctx, endpoint, name, "127.0.0.1:0", 1)
+}
+
+// etcdReplicaAt starts a replica listening at listen with a lease of ttl
+// seconds.
+func etcdReplicaAt(t *testing.T, ctx context.Context, endpoint, name, listen string, ttl int) *App {
+	t.Helper()
+	lis, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{DataDir: t.TempDir(), Insecure: true, Store: StoreEtcd, Listen: lis.Addr().String(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Etcd:   EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: 1, Name: name}}
+		Etcd:   EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: ttl, Name: name}}
 	a, err := New(ctx, cfg)
 	if err != nil {
 		lis.Close()
@@ -474,5 +482,81 @@ func TestEtcdReplicaCutOff(t *testing.T) {
 	t.Logf("the replica still connected leads %v after the leader was cut off", time.Since(cut))
 	if j := waitFinal(t, ctx, other.replica.fwd, id); j.Status != backend.StatusSuccess {
 		t.Errorf("job %d on the new leader: %s", id, j.Status)
+	}
+}
+
+// leaderAmong waits until one of apps leads and returns it.
+func leaderAmong(t *testing.T, within time.Duration, apps ...*App) *App {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; {
+		for _, a := range apps {
+			if a.replica.fwd.IsLeader() {
+				return a
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no replica leads after %v", within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestEtcdLeaderGone: with a 10 s lease, a leader whose process is gone
+// (its listener closed at once, as by kill -9) is deposed by the
+// followers well before its lease expires, also when a new process (a
+// follower, with another lease) took its address at once; a leader that
+// shuts down gracefully finishes its running job (its followers wait
+// while it drains) and resigns, so that a follower takes over at once.
+func TestEtcdLeaderGone(t *testing.T) {
+	const ttl = 10
+	for _, how := range []string{"killed", "restarted", "shut down"} {
+		t.Run(how, func(t *testing.T) {
+			endpoint := etcdtest.Start(t)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			a := etcdReplicaAt(t, ctx, endpoint, "a", "127.0.0.1:0", ttl)
+			leaderAmong(t, 10*time.Second, a)
+			b := etcdReplicaAt(t, ctx, endpoint, "b", "127.0.0.1:0", ttl)
+			c := etcdReplicaAt(t, ctx, endpoint, "c", "127.0.0.1:0", ttl)
+			job, err := b.replica.fwd.Submit(ctx, testDelay(1), backend.SubmitOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for {
+				j, _, err := b.replica.fwd.Job(ctx, job)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if j.Status == backend.StatusRunning {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			start := time.Now()
+			switch how {
+			case "killed":
+				a.Close()
+			case "restarted":
+				a.Close()
+				etcdReplicaAt(t, ctx, endpoint, "a", a.cfg.Listen, ttl)
+			case "shut down":
+				if err := a.Shutdown(ctx); err != nil {
+					t.Fatalf("shutdown: %v", err)
+				}
+			}
+			next := leaderAmong(t, ttl*time.Second, b, c)
+			took := time.Since(start)
+			t.Logf("leader %s: %s leads %v later (lease %v)", how, next.cfg.Etcd.Name, took, a.replica.lease.TTL)
+			if took > ttl*time.Second/2 {
+				t.Errorf("a replica took over %v after the leader was %s; lease %d s", took, how, ttl)
+			}
+			want := backend.StatusSuccess
+			if how != "shut down" {
+				want = backend.StatusError // cut while running
+			}
+			if j := waitFinal(t, ctx, next.replica.fwd, job); j.Status != want {
+				t.Errorf("the job running when the leader was %s: %s %v, want %s", how, j.Status, j.OpResult, want)
+			}
+		})
 	}
 }

@@ -949,6 +949,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	start := time.Now()
 	a.draining.Store(true)
 	a.healthSrv.Shutdown()
+	if a.replica != nil {
+		a.replica.drain(ctx)
+	}
 	log := a.cfg.Logger
 	log.Info("draining: health checks answer NOT_SERVING", "drain_delay", a.cfg.DrainDelay.String())
 	if a.cfg.DrainDelay > 0 {
@@ -984,6 +987,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if jerr := a.replica.stop(ctx); err == nil {
 			err = jerr
 		}
+		a.replica.resign(ctx)
 	}
 	if a.ownTel {
 		// Export what is buffered.

@@ -8,8 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -76,6 +79,8 @@ type response struct {
 	OK   bool   `json:"ok,omitempty"`
 	Msg  string `json:"msg,omitempty"`
 	UUID string `json:"uuid,omitempty"`
+	// Lease is the answering replica's etcd lease (Identity).
+	Lease int64 `json:"lease,omitempty"`
 	// NotLeader: this replica does not lead; nothing was done.
 	NotLeader bool       `json:"not_leader,omitempty"`
 	Err       *errorJSON `json:"err,omitempty"`
@@ -110,9 +115,15 @@ type Handler struct {
 	Leader func() (backend.Backend, bool)
 	// Secret returns the shared secret (nil: every call is refused).
 	Secret func() []byte
+	// Lease is this replica's etcd lease, the answer of Identity.
+	Lease func() int64
 }
 
 type handlerFunc func(h *Handler, ctx context.Context, be backend.Backend, req *request) (*response, error)
+
+// identity is the method any replica answers: its lease, which tells a
+// follower whether the process at the leader's address is the leader.
+const identity = "Identity"
 
 var methods = map[string]handlerFunc{
 	"Submit": func(_ *Handler, ctx context.Context, be backend.Backend, req *request) (*response, error) {
@@ -158,7 +169,9 @@ var methods = map[string]handlerFunc{
 // Register registers the Replica service of h on s.
 func Register(s grpc.ServiceRegistrar, h *Handler) {
 	desc := grpc.ServiceDesc{ServiceName: ServiceName, HandlerType: (*any)(nil), Metadata: "internal/backend/forward"}
-	for name, fn := range methods {
+	all := maps.Clone(methods)
+	all[identity] = nil
+	for name, fn := range all {
 		desc.Methods = append(desc.Methods, grpc.MethodDesc{MethodName: name,
 			Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
 				in := &wrapperspb.BytesValue{}
@@ -193,9 +206,13 @@ func (h *Handler) serve(ctx context.Context, fn handlerFunc, in *wrapperspb.Byte
 		req.Rule.Reason, _ = backend.NormalizeNumbers(req.Rule.Reason).([]any)
 	}
 	var resp *response
-	if be, ok := h.Leader(); !ok {
+	be, leads := h.Leader()
+	switch {
+	case fn == nil: // identity
+		resp = &response{Lease: h.Lease()}
+	case !leads:
 		resp = &response{NotLeader: true}
-	} else {
+	default:
 		var err error
 		if resp, err = fn(h, backend.WithOrigin(ctx, req.Origin), be, &req); err != nil {
 			return nil, err
@@ -344,6 +361,37 @@ func (c *Client) once(ctx context.Context, method string, body []byte) (*respons
 		return nil, errNotLeader
 	}
 	return &resp, nil
+}
+
+// Identity asks the replica at addr for its lease.
+func (c *Client) Identity(ctx context.Context, addr string) (int64, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return 0, err
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, MetadataSecret, string(c.Secret))
+	out := &wrapperspb.BytesValue{}
+	if err := cc.Invoke(ctx, MethodPrefix+identity, wrapperspb.Bytes([]byte("{}")), out); err != nil {
+		return 0, err
+	}
+	var resp response
+	if err := json.Unmarshal(out.GetValue(), &resp); err != nil {
+		return 0, err
+	}
+	return resp.Lease, nil
+}
+
+// Gone reports whether nothing listens at addr: a connection to it is
+// refused (its process is gone, or another took its port and answers
+// Identity with another lease). A timeout is not an answer: false.
+func Gone(ctx context.Context, addr string) bool {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}
+	_ = conn.Close()
+	return false
 }
 
 func (c *Client) Submit(ctx context.Context, ops []*rapiv2.OpCode, opt backend.SubmitOptions) (int64, error) {

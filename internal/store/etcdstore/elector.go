@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -111,14 +112,34 @@ func (l *Lease) expire(renewals <-chan *clientv3.LeaseKeepAliveResponse, left ti
 // Leader returns the value (the id given to NewElector) of the current
 // leader; ErrNoLeader when there is none.
 func (e *Elector) Leader(ctx context.Context) (string, error) {
+	v, _, err := e.LeaderLease(ctx)
+	return v, err
+}
+
+// LeaderLease returns the value of the current leader and its lease;
+// ErrNoLeader when there is none.
+func (e *Elector) LeaderLease(ctx context.Context) (string, int64, error) {
 	resp, err := e.s.cli.Get(ctx, e.s.prefix+"leader/", clientv3.WithFirstCreate()...)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if len(resp.Kvs) == 0 {
-		return "", ErrNoLeader
+		return "", 0, ErrNoLeader
 	}
-	return string(resp.Kvs[0].Value), nil
+	return string(resp.Kvs[0].Value), resp.Kvs[0].Lease, nil
+}
+
+// Depose ends the leadership held under lease, at once rather than when
+// the lease expires: it revokes the lease, which deletes the leader's key
+// (the next candidate wins; the deposed leader's commits are refused by
+// the fence). For a leader known to be gone; a lease already gone is not
+// an error.
+func (e *Elector) Depose(ctx context.Context, lease int64) error {
+	_, err := e.s.cli.Revoke(ctx, clientv3.LeaseID(lease))
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return nil
+	}
+	return err
 }
 
 // ErrNoLeader is Leader's answer when no replica leads.
@@ -186,6 +207,18 @@ func (e *Elector) Campaign(ctx context.Context) (context.Context, error) {
 		}
 	}()
 	return lead, nil
+}
+
+// Proclaim changes the value of this replica's key while it leads (a
+// no-op when it does not); the commit is fenced like every other.
+func (e *Elector) Proclaim(ctx context.Context, value string) error {
+	e.mu.Lock()
+	el := e.election
+	e.mu.Unlock()
+	if el == nil {
+		return nil
+	}
+	return el.Proclaim(ctx, value)
 }
 
 // Resign deletes the leader key and revokes the lease.
