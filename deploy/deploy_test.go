@@ -2,11 +2,15 @@ package deploy_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,8 +27,13 @@ import (
 // come from).
 const schemaDir = "kubernetes/testdata/schemas"
 
-// manifestKinds are the kinds deploy/kubernetes/ must hold, one each.
-var manifestKinds = []string{"PodDisruptionBudget", "Secret", "Service", "StatefulSet"}
+// manifestKinds are the kinds each directory of manifests must hold:
+// kubernetes/ one replica on bbolt, kubernetes/etcd/ three replicas on a
+// three-member etcd.
+var manifestKinds = map[string][]string{
+	"kubernetes":      {"PodDisruptionBudget", "Secret", "Service", "StatefulSet"},
+	"kubernetes/etcd": {"Deployment", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "PodDisruptionBudget", "Service", "Service", "StatefulSet"},
+}
 
 func newValidator(t *testing.T) validator.Validator {
 	t.Helper()
@@ -72,37 +81,43 @@ func validate(v validator.Validator, name string, data []byte) (kinds, problems 
 	return kinds, problems
 }
 
-func manifestFiles(t *testing.T) []string {
+// readManifests reads the manifests of dir (not its subdirectories): file
+// name → contents.
+func readManifests(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob("kubernetes/*.yaml")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Fatal("no manifests in kubernetes/")
+		t.Fatalf("no manifests in %s/", dir)
 	}
-	return files
-}
-
-// TestManifests validates every manifest of deploy/kubernetes/ strictly
-// against the Kubernetes schemas.
-func TestManifests(t *testing.T) {
-	v := newValidator(t)
-	var all []string
-	for _, file := range manifestFiles(t) {
-		data, err := os.ReadFile(file)
-		if err != nil {
+	m := map[string][]byte{}
+	for _, file := range files {
+		if m[file], err = os.ReadFile(file); err != nil {
 			t.Fatal(err)
 		}
-		kinds, problems := validate(v, file, data)
-		for _, p := range problems {
-			t.Error(p)
-		}
-		all = append(all, kinds...)
 	}
-	slices.Sort(all)
-	if !slices.Equal(all, manifestKinds) {
-		t.Errorf("valid kinds %v, want %v", all, manifestKinds)
+	return m
+}
+
+// TestManifests validates every manifest of deploy/kubernetes/ and
+// deploy/kubernetes/etcd/ strictly against the Kubernetes schemas.
+func TestManifests(t *testing.T) {
+	v := newValidator(t)
+	for dir, want := range manifestKinds {
+		var all []string
+		for file, data := range readManifests(t, dir) {
+			kinds, problems := validate(v, file, data)
+			for _, p := range problems {
+				t.Error(p)
+			}
+			all = append(all, kinds...)
+		}
+		slices.Sort(all)
+		if !slices.Equal(all, want) {
+			t.Errorf("%s: valid kinds %v, want %v", dir, all, want)
+		}
 	}
 }
 
@@ -121,6 +136,10 @@ func TestManifestMistakes(t *testing.T) {
 		{"missing required field", "statefulset.yaml", "  serviceName: ganeti-gateway\n", ""},
 		{"duplicate key", "service.yaml", "  type: ClusterIP\n", "  type: ClusterIP\n  type: NodePort\n"},
 		{"unknown kind", "poddisruptionbudget.yaml", "kind: PodDisruptionBudget", "kind: PodDisruptionBudgets"},
+		{"misspelled field in a Deployment", "etcd/gateway.yaml", "maxUnavailable:", "maxUnavailble:"},
+		{"fieldRef at the wrong level", "etcd/gateway.yaml", "              valueFrom:\n                fieldRef:", "              fieldRef:\n                fieldRef:"},
+		{"a list for a selector", "etcd/networkpolicy.yaml", "  podSelector:\n    matchLabels:", "  podSelector:\n    - matchLabels:"},
+		{"string for a boolean", "etcd/etcd.yaml", "publishNotReadyAddresses: true", `publishNotReadyAddresses: "yes"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,16 +170,30 @@ type (
 	selector struct {
 		MatchLabels map[string]string `json:"matchLabels"`
 	}
-	probe struct {
+	// intOrString is a port (a number or a container port's name) or a
+	// count, as written.
+	intOrString string
+	probe       struct {
 		GRPC *struct {
 			Port int `json:"port"`
 		} `json:"grpc"`
+		HTTPGet *struct {
+			Path string      `json:"path"`
+			Port intOrString `json:"port"`
+		} `json:"httpGet"`
+	}
+	envVar struct {
+		Name      string `json:"name"`
+		Value     string `json:"value"`
+		ValueFrom *struct {
+			FieldRef *struct {
+				FieldPath string `json:"fieldPath"`
+			} `json:"fieldRef"`
+		} `json:"valueFrom"`
 	}
 	container struct {
-		Env []struct {
-			Name  string `json:"name"`
-			Value string `json:"value"`
-		} `json:"env"`
+		Image string   `json:"image"`
+		Env   []envVar `json:"env"`
 		Ports []struct {
 			Name          string `json:"name"`
 			ContainerPort int    `json:"containerPort"`
@@ -173,54 +206,128 @@ type (
 			MountPath string `json:"mountPath"`
 		} `json:"volumeMounts"`
 	}
+	podSpec struct {
+		EnableServiceLinks *bool `json:"enableServiceLinks"`
+		Affinity           *struct {
+			PodAntiAffinity *struct {
+				Required []struct {
+					TopologyKey   string   `json:"topologyKey"`
+					LabelSelector selector `json:"labelSelector"`
+				} `json:"requiredDuringSchedulingIgnoredDuringExecution"`
+			} `json:"podAntiAffinity"`
+		} `json:"affinity"`
+		Containers []container `json:"containers"`
+		Volumes    []struct {
+			Name   string `json:"name"`
+			Secret *struct {
+				SecretName string `json:"secretName"`
+			} `json:"secret"`
+			EmptyDir *struct{} `json:"emptyDir"`
+		} `json:"volumes"`
+	}
 	object struct {
 		Kind       string            `json:"kind"`
 		Metadata   meta              `json:"metadata"`
 		StringData map[string]string `json:"stringData"`
 		Spec       struct {
-			// StatefulSet
-			Replicas    *int     `json:"replicas"`
-			ServiceName string   `json:"serviceName"`
-			Selector    selector `json:"selector"` // also PodDisruptionBudget
-			Template    struct {
-				Metadata meta `json:"metadata"`
-				Spec     struct {
-					Containers []container `json:"containers"`
-					Volumes    []struct {
-						Name   string `json:"name"`
-						Secret *struct {
-							SecretName string `json:"secretName"`
-						} `json:"secret"`
-					} `json:"volumes"`
-				} `json:"spec"`
+			// StatefulSet, Deployment
+			Replicas            *int     `json:"replicas"`
+			ServiceName         string   `json:"serviceName"`
+			PodManagementPolicy string   `json:"podManagementPolicy"`
+			Selector            selector `json:"selector"` // also PodDisruptionBudget
+			Template            struct {
+				Metadata meta    `json:"metadata"`
+				Spec     podSpec `json:"spec"`
 			} `json:"template"`
 			VolumeClaimTemplates []struct {
 				Metadata meta `json:"metadata"`
 			} `json:"volumeClaimTemplates"`
 			// Service
-			ServiceSelector map[string]string `json:"-"`
-			Ports           []struct {
-				Port        int    `json:"port"`
-				TargetPort  string `json:"targetPort"`
-				AppProtocol string `json:"appProtocol"`
+			ServiceSelector          map[string]string `json:"-"`
+			ClusterIP                string            `json:"clusterIP"`
+			PublishNotReadyAddresses bool              `json:"publishNotReadyAddresses"`
+			Ports                    []struct {
+				Name        string      `json:"name"`
+				Port        int         `json:"port"`
+				TargetPort  intOrString `json:"targetPort"`
+				AppProtocol string      `json:"appProtocol"`
 			} `json:"ports"`
+			// PodDisruptionBudget
+			MinAvailable *intOrString `json:"minAvailable"`
+			// NetworkPolicy
+			PodSelector selector `json:"podSelector"`
+			Ingress     []struct {
+				From []struct {
+					PodSelector *selector `json:"podSelector"`
+				} `json:"from"`
+				Ports []struct {
+					Port intOrString `json:"port"`
+				} `json:"ports"`
+			} `json:"ingress"`
 		} `json:"spec"`
 	}
 )
 
-// loadObjects reads every manifest into objects by kind.
-func loadObjects(t *testing.T) map[string]object {
-	t.Helper()
-	objs := map[string]object{}
-	for _, file := range manifestFiles(t) {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
+func (v *intOrString) UnmarshalJSON(data []byte) error {
+	var s string
+	if json.Unmarshal(data, &s) == nil {
+		*v = intOrString(s)
+		return nil
+	}
+	var n int
+	if err := json.Unmarshal(data, &n); err != nil {
+		return err
+	}
+	*v = intOrString(strconv.Itoa(n))
+	return nil
+}
+
+// port is the number of a port as a probe, a Service or a NetworkPolicy
+// names it (a number, or the name of one of c's ports); 0 for none.
+func (c container) port(p intOrString) int {
+	if n, err := strconv.Atoi(string(p)); err == nil {
+		return n
+	}
+	for _, cp := range c.Ports {
+		if cp.Name == string(p) {
+			return cp.ContainerPort
 		}
-		for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
+	}
+	return 0
+}
+
+// env is c's environment as the kubelet makes it: a $(NAME) of a variable
+// defined before is replaced by its value; a variable from a fieldRef has
+// fields[fieldPath], else "{fieldPath}".
+func (c container) env(fields map[string]string) map[string]string {
+	env := map[string]string{}
+	ref := regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+	for _, e := range c.Env {
+		v := ref.ReplaceAllStringFunc(e.Value, func(m string) string {
+			if val, ok := env[m[2:len(m)-1]]; ok {
+				return val
+			}
+			return m
+		})
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			path := e.ValueFrom.FieldRef.FieldPath
+			if v = fields[path]; v == "" {
+				v = "{" + path + "}"
+			}
+		}
+		env[e.Name] = v
+	}
+	return env
+}
+
+// parseObjects reads the objects of manifest files (name → contents).
+func parseObjects(files map[string][]byte) ([]object, error) {
+	var objs []object
+	for _, file := range slices.Sorted(maps.Keys(files)) {
+		for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(files[file]), -1) {
 			var o object
 			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
-				t.Fatalf("%s: %v", file, err)
+				return nil, fmt.Errorf("%s: %w", file, err)
 			}
 			if o.Kind == "Service" {
 				// A Service's selector is a plain map, not a LabelSelector.
@@ -230,14 +337,29 @@ func loadObjects(t *testing.T) map[string]object {
 					} `json:"spec"`
 				}
 				if err := yaml.Unmarshal([]byte(doc), &s); err != nil {
-					t.Fatalf("%s: %v", file, err)
+					return nil, fmt.Errorf("%s: %w", file, err)
 				}
 				o.Spec.ServiceSelector = s.Spec.Selector
 			}
 			if o.Kind != "" {
-				objs[o.Kind] = o
+				objs = append(objs, o)
 			}
 		}
+	}
+	return objs, nil
+}
+
+// loadObjects reads the manifests of deploy/kubernetes/ into objects by
+// kind (one of each).
+func loadObjects(t *testing.T) map[string]object {
+	t.Helper()
+	list, err := parseObjects(readManifests(t, "kubernetes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := map[string]object{}
+	for _, o := range list {
+		objs[o.Kind] = o
 	}
 	return objs
 }
@@ -294,7 +416,7 @@ func TestManifestsAgree(t *testing.T) {
 		t.Fatalf("Service ports %+v, want one", svc.Spec.Ports)
 	}
 	sp := svc.Spec.Ports[0]
-	if sp.Port != 5080 || sp.TargetPort != port.Name {
+	if sp.Port != 5080 || string(sp.TargetPort) != port.Name {
 		t.Errorf("Service port %d → %q, want 5080 → %q", sp.Port, sp.TargetPort, port.Name)
 	}
 	if env["GANETI_GATEWAY_INSECURE"] == "true" && sp.AppProtocol != "kubernetes.io/h2c" {
