@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -33,7 +34,36 @@ func etcdReplica(t *testing.T, ctx context.Context, endpoint, name string) *App 
 
 // etcdReplicaAt starts a replica listening at listen with a lease of ttl
 // seconds.
-func etcdReplicaAt(t *testing.T, ctx context.Context, endpoint, name, listen string, ttl int) *App {
+// BenchmarkEtcdJobRoundTrip: a trivial job (one cluster tag), submitted
+// and watched to success, one at a time, through the leader and through
+// a follower (forwarded), on one embedded etcd member (fsync on).
+func BenchmarkEtcdJobRoundTrip(b *testing.B) {
+	endpoint := etcdtest.Start(b)
+	ctx := b.Context()
+	leader := etcdReplicaAt(b, ctx, endpoint, "leader", "127.0.0.1:0", 2)
+	for !leader.replica.fwd.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	follower := etcdReplicaAt(b, ctx, endpoint, "follower", "127.0.0.1:0", 2)
+	for _, x := range []struct {
+		name string
+		be   backend.Backend
+	}{{"leader", leader.replica.fwd}, {"follower", follower.replica.fwd}} {
+		b.Run(x.name, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				id, err := x.be.Submit(ctx, clusterTag(fmt.Sprintf("%s%d", x.name, i%1000)), backend.SubmitOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if j := waitFinal(b, ctx, x.be, id); j.Status != backend.StatusSuccess {
+					b.Fatalf("job %d: %s", id, j.Status)
+				}
+			}
+		})
+	}
+}
+
+func etcdReplicaAt(t testing.TB, ctx context.Context, endpoint, name, listen string, ttl int) *App {
 	t.Helper()
 	lis, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -63,7 +93,7 @@ func clusterTag(tag string) []*rapiv2.OpCode {
 
 // waitFinal watches job id on be until it ends and returns its last
 // snapshot.
-func waitFinal(t *testing.T, ctx context.Context, be backend.Backend, id int64) *backend.Job {
+func waitFinal(t testing.TB, ctx context.Context, be backend.Backend, id int64) *backend.Job {
 	t.Helper()
 	ch, err := be.Watch(ctx, id)
 	if err != nil {
@@ -358,11 +388,11 @@ func TestEtcdFollowerContract(t *testing.T) {
 func BenchmarkEtcdReads(b *testing.B) {
 	endpoint := etcdtest.Start(b)
 	ctx := b.Context()
-	leader := etcdReplicaB(b, ctx, endpoint, "leader")
+	leader := etcdReplicaAt(b, ctx, endpoint, "leader", "127.0.0.1:0", 2)
 	for !leader.replica.fwd.IsLeader() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	follower := etcdReplicaB(b, ctx, endpoint, "follower")
+	follower := etcdReplicaAt(b, ctx, endpoint, "follower", "127.0.0.1:0", 2)
 	for _, x := range []struct {
 		name string
 		be   backend.Backend
@@ -378,19 +408,6 @@ func BenchmarkEtcdReads(b *testing.B) {
 			})
 		})
 	}
-}
-
-func etcdReplicaB(b *testing.B, ctx context.Context, endpoint, name string) *App {
-	b.Helper()
-	cfg := Config{DataDir: b.TempDir(), Insecure: true, Store: StoreEtcd, Listen: "127.0.0.1:5080",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Etcd:   EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: 2, Name: name}}
-	a, err := New(ctx, cfg)
-	if err != nil {
-		b.Fatalf("replica %s: %v", name, err)
-	}
-	b.Cleanup(a.Close)
-	return a
 }
 
 // TestEtcdReplicaCutOff cuts replicas off from etcd (a fault proxy between
