@@ -47,9 +47,10 @@ bin/ganeti-gateway: ## the static binary (CGO_ENABLED=0, -trimpath), version, co
 run: ## run the server on 127.0.0.1:5080 (plain HTTP, anonymous reads) with the embedded default cluster
 	$(GO) run ./cmd/ganeti-gateway --insecure --allow-anonymous-reads --listen $(LISTEN) --data-dir $(DATA_DIR) $(ARGS)
 
-test: ## go test -race -count=1 ./..., then the job engine's tests on a store that runs every update twice
+test: ## go test -race -count=1 ./..., then the job engine's tests on a store that runs every update twice, and on etcd
 	$(GO) test -race -count=1 ./...
 	GANETI_TEST_STORE_RERUN=1 $(GO) test -race -count=1 ./internal/sim/jobs
+	GANETI_GATEWAY_TEST_STORE=etcd $(GO) test -race -count=1 ./internal/sim/jobs
 
 # buf and google-proto-files come from npm (package-lock.json); installed on demand.
 node_modules/.bin/buf:
