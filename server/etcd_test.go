@@ -32,23 +32,29 @@ func etcdReplica(t *testing.T, ctx context.Context, endpoint, name string) *App 
 	return etcdReplicaAt(t, ctx, endpoint, name, "127.0.0.1:0", 1)
 }
 
-// etcdReplicaAt starts a replica listening at listen with a lease of ttl
-// seconds.
-// BenchmarkEtcdJobRoundTrip: a trivial job (one cluster tag), submitted
-// and watched to success, one at a time, through the leader and through
-// a follower (forwarded), on one embedded etcd member (fsync on).
-func BenchmarkEtcdJobRoundTrip(b *testing.B) {
+type namedBackend struct {
+	name string
+	be   backend.Backend
+}
+
+// leaderAndFollower starts a leader and a follower on one embedded etcd
+// member (fsync on).
+func leaderAndFollower(b *testing.B, ctx context.Context) []namedBackend {
 	endpoint := etcdtest.Start(b)
-	ctx := b.Context()
 	leader := etcdReplicaAt(b, ctx, endpoint, "leader", "127.0.0.1:0", 2)
 	for !leader.replica.fwd.IsLeader() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	follower := etcdReplicaAt(b, ctx, endpoint, "follower", "127.0.0.1:0", 2)
-	for _, x := range []struct {
-		name string
-		be   backend.Backend
-	}{{"leader", leader.replica.fwd}, {"follower", follower.replica.fwd}} {
+	return []namedBackend{{"leader", leader.replica.fwd}, {"follower", follower.replica.fwd}}
+}
+
+// BenchmarkEtcdJobRoundTrip: a trivial job (one cluster tag), submitted
+// and watched to success, one at a time, through the leader and through
+// a follower (forwarded), on one embedded etcd member (fsync on).
+func BenchmarkEtcdJobRoundTrip(b *testing.B) {
+	ctx := b.Context()
+	for _, x := range leaderAndFollower(b, ctx) {
 		b.Run(x.name, func(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				id, err := x.be.Submit(ctx, clusterTag(fmt.Sprintf("%s%d", x.name, i%1000)), backend.SubmitOptions{})
@@ -63,6 +69,8 @@ func BenchmarkEtcdJobRoundTrip(b *testing.B) {
 	}
 }
 
+// etcdReplicaAt starts a replica listening at listen with a lease of ttl
+// seconds.
 func etcdReplicaAt(t testing.TB, ctx context.Context, endpoint, name, listen string, ttl int) *App {
 	t.Helper()
 	lis, err := net.Listen("tcp", listen)
@@ -386,17 +394,8 @@ func TestEtcdFollowerContract(t *testing.T) {
 // a follower, whose reads first wait for etcd's current revision (one etcd
 // read shared by the concurrent callers): run with -cpu and -benchtime.
 func BenchmarkEtcdReads(b *testing.B) {
-	endpoint := etcdtest.Start(b)
 	ctx := b.Context()
-	leader := etcdReplicaAt(b, ctx, endpoint, "leader", "127.0.0.1:0", 2)
-	for !leader.replica.fwd.IsLeader() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	follower := etcdReplicaAt(b, ctx, endpoint, "follower", "127.0.0.1:0", 2)
-	for _, x := range []struct {
-		name string
-		be   backend.Backend
-	}{{"leader", leader.replica.fwd}, {"follower", follower.replica.fwd}} {
+	for _, x := range leaderAndFollower(b, ctx) {
 		b.Run(x.name, func(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

@@ -38,19 +38,7 @@ func TestTwoWriters(t *testing.T) {
 	cli := etcdtest.Client(t, etcdtest.Start(t))
 	a := etcdtest.Store(t, cli, "/two/")
 	b := etcdtest.Store(t, cli, "/two/")
-	incr := func(tx store.Tx) error {
-		v, err := tx.Get("jobs", "n")
-		if err != nil {
-			return err
-		}
-		n := 0
-		if v != nil {
-			if n, err = strconv.Atoi(string(v)); err != nil {
-				return err
-			}
-		}
-		return tx.Put("jobs", "n", []byte(strconv.Itoa(n+1)))
-	}
+	incr := storetest.Increment("jobs", "n")
 	const rounds = 10
 	for range rounds {
 		for _, s := range []store.Store{a, a, b} {

@@ -397,19 +397,7 @@ func testConcurrentUpdates(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < rounds; i++ {
-				err := s.Update(t.Context(), func(tx store.Tx) error {
-					v, err := tx.Get("ctr", "n")
-					if err != nil {
-						return err
-					}
-					n := 0
-					if v != nil {
-						if n, err = strconv.Atoi(string(v)); err != nil {
-							return err
-						}
-					}
-					return tx.Put("ctr", "n", []byte(strconv.Itoa(n+1)))
-				})
+				err := s.Update(t.Context(), Increment("ctr", "n"))
 				if err != nil {
 					errs <- err
 					return
@@ -559,14 +547,7 @@ func testRevisionPerCommit(t *testing.T, s store.Store) {
 // store runs it.
 func testPureUpdate(t *testing.T, s store.Store) {
 	for i := 0; i < 3; i++ {
-		mustUpdate(t, s, func(tx store.Tx) error {
-			v, err := tx.Get("ctr", "n")
-			if err != nil {
-				return err
-			}
-			n, _ := strconv.Atoi(string(v))
-			return tx.Put("ctr", "n", []byte(strconv.Itoa(n+1)))
-		})
+		mustUpdate(t, s, Increment("ctr", "n"))
 	}
 	if v := get(t, s, "ctr", "n"); string(v) != "3" {
 		t.Errorf("counter after 3 updates = %q, want 3", v)
@@ -631,14 +612,7 @@ func testWatchOrder(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 5; i++ {
-				_ = s.Update(t.Context(), func(tx store.Tx) error {
-					v, err := tx.Get("ctr", "n")
-					if err != nil {
-						return err
-					}
-					n, _ := strconv.Atoi(string(v))
-					return tx.Put("ctr", "n", []byte(strconv.Itoa(n+1)))
-				})
+				_ = s.Update(t.Context(), Increment("ctr", "n"))
 			}
 		}()
 	}
@@ -841,4 +815,23 @@ func testTooManyBytes(t *testing.T, s store.Store) {
 	mustUpdate(t, s, func(tx store.Tx) error {
 		return tx.Put("b", "k", make([]byte, lim.MaxBytes-1))
 	})
+}
+
+// Increment is an update function that reads a decimal counter at
+// bucket/key (absent: 0) and writes it plus one: a pure function of the
+// transaction, so its effect shows how many of its runs committed.
+func Increment(bucket, key string) func(store.Tx) error {
+	return func(tx store.Tx) error {
+		v, err := tx.Get(bucket, key)
+		if err != nil {
+			return err
+		}
+		n := 0
+		if v != nil {
+			if n, err = strconv.Atoi(string(v)); err != nil {
+				return err
+			}
+		}
+		return tx.Put(bucket, key, []byte(strconv.Itoa(n+1)))
+	}
 }
