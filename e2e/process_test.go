@@ -100,17 +100,31 @@ func startServerRaw(t *testing.T, dataDir string, args ...string) *serverProcess
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
+	p, err := launchServer(bin, dataDir, args...)
+	if p != nil {
+		t.Cleanup(func() { p.Stop(t) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// launchServer runs bin with --listen 127.0.0.1:0, --data-dir dataDir and
+// args, and waits for its "listening" log line. When the process started
+// it is returned, also with an error (the caller stops it).
+func launchServer(bin, dataDir string, args ...string) (*serverProcess, error) {
 	args = append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "GANETI_GATEWAY_LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &serverProcess{DataDir: dataDir, cmd: cmd, done: make(chan struct{}), logs: &strings.Builder{}}
 	cmd.Stdout = lockedWriter{p}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	addrc := make(chan string, 1)
 	go func() {
@@ -136,17 +150,16 @@ func startServerRaw(t *testing.T, dataDir string, args ...string) *serverProcess
 		_, _ = io.Copy(io.Discard, stderr)
 		_ = cmd.Wait()
 	}()
-	t.Cleanup(func() { p.Stop(t) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	select {
 	case p.Addr = <-addrc:
 	case <-p.done:
-		t.Fatalf("server exited before listening:\n%s", p.Logs())
+		return p, fmt.Errorf("server exited before listening:\n%s", p.Logs())
 	case <-ctx.Done():
-		t.Fatalf("server did not start:\n%s", p.Logs())
+		return p, fmt.Errorf("server did not start:\n%s", p.Logs())
 	}
-	return p
+	return p, nil
 }
 
 // Logs returns what the server wrote on stderr so far: the JSON log lines.

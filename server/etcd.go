@@ -186,6 +186,18 @@ func (a *App) openReplica(ctx context.Context, seed *cluster.File, jc jobs.Confi
 	id, _ := json.Marshal(leaderValue{Name: name, Addr: addr})
 	r := &replica{a: a, id: leaderValue{Name: name, Addr: addr}, st: st, el: etcdstore.NewElector(st, string(id), ec.LeaseTTL), seed: seed, jc: jc,
 		won: make(chan struct{}), ready: make(chan struct{}), changed: make(chan struct{})}
+	// A leader whose commit etcd refused or did not confirm (the member
+	// it went to died: its outcome is unknown) stops its job queue
+	// (fail-stop). It must give up the leadership too, or no replica runs
+	// the queue until someone restarts it: it stops serving and exits, and
+	// another replica takes over, loading from etcd what was committed.
+	onFailure := jc.OnFailure
+	r.jc.OnFailure = func(err error) {
+		if onFailure != nil {
+			onFailure(err)
+		}
+		r.fail(fmt.Errorf("etcd: %w; this replica gives up the leadership and stops serving, restart it", err))
+	}
 	if r.secret, err = st.SharedSecret(ctx); err != nil {
 		return nil, err
 	}

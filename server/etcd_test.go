@@ -6,12 +6,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -70,8 +74,8 @@ func BenchmarkEtcdJobRoundTrip(b *testing.B) {
 }
 
 // etcdReplicaAt starts a replica listening at listen with a lease of ttl
-// seconds.
-func etcdReplicaAt(t testing.TB, ctx context.Context, endpoint, name, listen string, ttl int) *App {
+// seconds, its configuration changed by configure.
+func etcdReplicaAt(t testing.TB, ctx context.Context, endpoint, name, listen string, ttl int, configure ...func(*Config)) *App {
 	t.Helper()
 	lis, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -80,6 +84,9 @@ func etcdReplicaAt(t testing.TB, ctx context.Context, endpoint, name, listen str
 	cfg := Config{DataDir: t.TempDir(), Insecure: true, Store: StoreEtcd, Listen: lis.Addr().String(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Etcd:   EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: ttl, Name: name}}
+	for _, c := range configure {
+		c(&cfg)
+	}
 	a, err := New(ctx, cfg)
 	if err != nil {
 		lis.Close()
@@ -350,6 +357,114 @@ func TestEtcdReplicas(t *testing.T) {
 	next, err := ff.Submit(ctx, testDelay(0), backend.SubmitOptions{})
 	if err != nil || next <= during {
 		t.Errorf("a job after the failover: id %d (after %d), %v", next, during, err)
+	}
+}
+
+// TestEtcdLeaderGivesUpAfterARefusedCommit: etcd refuses a commit of the
+// leader (here its etcd user loses the write permission; in production the
+// member its commit went to dies, and the outcome is unknown) while its
+// lease stays alive. Its job queue stops (fail-stop), and it gives up the
+// leadership: Lost fires (the process exits), and the other replica takes
+// over and runs the jobs. Before, the leader kept its lease with a stopped
+// queue, and no job ran until someone restarted it.
+func TestEtcdLeaderGivesUpAfterARefusedCommit(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	prefix := etcdstore.DefaultPrefix
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	root, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	passwords := map[string]string{}
+	for _, user := range []string{"root", "a", "b"} {
+		passwords[user] = filepath.Join(t.TempDir(), "password")
+		if err := os.WriteFile(passwords[user], []byte(user+"-password\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		role := "role-" + user
+		if user == "root" {
+			role = "root"
+		} else if _, err := root.RoleAdd(ctx, role); err != nil {
+			t.Fatal(err)
+		} else if _, err := root.RoleGrantPermission(ctx, role, prefix, end, clientv3.PermissionType(clientv3.PermReadWrite)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := root.UserAdd(ctx, user, user+"-password"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := root.UserGrantRole(ctx, user, role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := root.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		Username: "root", Password: "root-password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	as := func(user string) func(*Config) {
+		return func(c *Config) { c.Etcd.User, c.Etcd.PasswordFile, c.Etcd.LeaseTTL = user, passwords[user], 3 }
+	}
+	a := etcdReplicaAt(t, ctx, endpoint, "a", "127.0.0.1:0", 1, as("a"))
+	for deadline := time.Now().Add(10 * time.Second); !a.replica.fwd.IsLeader(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first replica does not lead")
+		}
+	}
+	b := etcdReplicaAt(t, ctx, endpoint, "b", "127.0.0.1:0", 1, as("b"))
+	fa, fb := a.replica.fwd, b.replica.fwd
+	id, err := fb.Submit(ctx, clusterTag("before"), backend.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := waitFinal(t, ctx, fb, id); j.Status != backend.StatusSuccess {
+		t.Fatalf("job %d: %s %v", id, j.Status, j.OpResult)
+	}
+
+	// a may read but no longer write, but for its key in the election
+	// (etcd renews a lease only for a user who may write its keys): its
+	// next commit is refused, its lease lives on.
+	if _, err := admin.RoleRevokePermission(ctx, "role-a", prefix, end); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RoleGrantPermission(ctx, "role-a", prefix, end, clientv3.PermissionType(clientv3.PermRead)); err != nil {
+		t.Fatal(err)
+	}
+	election := prefix + "leader/"
+	if _, err := admin.RoleGrantPermission(ctx, "role-a", election, clientv3.GetPrefixRangeEnd(election),
+		clientv3.PermissionType(clientv3.PermReadWrite)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fa.Submit(ctx, clusterTag("refused"), backend.SubmitOptions{}); err == nil {
+		t.Error("a submission whose commit etcd refused was acknowledged")
+	}
+	select {
+	case err := <-a.Lost():
+		t.Logf("the leader stops: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader whose commit was refused kept the leadership")
+	}
+	a.Close() // as the process does on Lost
+	for deadline := time.Now().Add(20 * time.Second); !fb.IsLeader(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the other replica did not take over")
+		}
+	}
+	id, err = fb.Submit(ctx, clusterTag("after"), backend.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := waitFinal(t, ctx, fb, id); j.Status != backend.StatusSuccess {
+		t.Fatalf("job %d after the takeover: %s %v", id, j.Status, j.OpResult)
+	}
+	if tags, err := fb.Tags(ctx, backend.TagCluster, ""); err != nil || slices.Contains(tags, "refused") || !slices.Contains(tags, "after") {
+		t.Errorf("cluster tags after the takeover: %v, %v", tags, err)
 	}
 }
 
