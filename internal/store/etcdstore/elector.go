@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -89,7 +91,14 @@ func (e *Elector) Campaign(ctx context.Context) (context.Context, error) {
 		return nil, err
 	}
 	el := concurrency.NewElection(sess, e.s.prefix+"leader/")
-	if err := el.Campaign(ctx, e.id); err != nil {
+	err = el.Campaign(ctx, e.id)
+	for errors.Is(err, rpctypes.ErrCompacted) && ctx.Err() == nil {
+		// The watch on the candidate before this one resumed (after a
+		// lost connection) at a revision the compaction removed
+		// (Compactor): campaign again, with the same key.
+		err = el.Campaign(ctx, e.id)
+	}
+	if err != nil {
 		e.mu.Lock()
 		if e.pending == sess {
 			e.pending = nil
@@ -119,6 +128,15 @@ func (e *Elector) Campaign(ctx context.Context) (context.Context, error) {
 			case <-sess.Done():
 				return
 			case resp, ok := <-wch:
+				if ok && errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+					// The watch resumed (after a lost connection) at a
+					// revision the compaction removed: the key, read
+					// now, tells whether this replica still leads.
+					if wch = e.rewatch(lead, el); wch != nil {
+						continue
+					}
+					return
+				}
 				if !ok || resp.Err() != nil {
 					return
 				}
@@ -131,6 +149,19 @@ func (e *Elector) Campaign(ctx context.Context) (context.Context, error) {
 		}
 	}()
 	return lead, nil
+}
+
+// rewatch watches the leader key of el from now on, if it is still the
+// key el won with (nil: it is not, or etcd could not be read within the
+// lease).
+func (e *Elector) rewatch(ctx context.Context, el *concurrency.Election) clientv3.WatchChan {
+	rctx, cancel := context.WithTimeout(ctx, time.Duration(e.ttl)*time.Second)
+	defer cancel()
+	resp, err := e.s.cli.Get(rctx, el.Key())
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != el.Rev() {
+		return nil
+	}
+	return e.s.cli.Watch(ctx, el.Key(), clientv3.WithRev(resp.Header.Revision+1))
 }
 
 // Resign deletes the leader key and revokes the lease.
