@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // etcdDir holds the example of three gateway replicas on a three-member
@@ -53,7 +54,8 @@ func TestEtcdExampleMistakes(t *testing.T) {
 		{"a member-level Service", etcd, "  clusterIP: None\n", ""},
 		{"a disruption budget below the quorum", etcd, "minAvailable: 2", "minAvailable: 1"},
 		{"etcd's data outside its volume", etcd, "value: /var/lib/etcd/data", "value: /data"},
-		{"no compaction", etcd, "value: periodic\n", "value: \"\"\n"},
+		{"no compaction", gateway, "            - name: GANETI_GATEWAY_STORE\n", "            - name: GANETI_GATEWAY_ETCD_COMPACTION_INTERVAL\n              value: \"0\"\n            - name: GANETI_GATEWAY_STORE\n"},
+		{"two compactors", etcd, "          ports:\n", "            - name: ETCD_AUTO_COMPACTION_MODE\n              value: periodic\n          ports:\n"},
 		{"another etcd than the tests'", etcd, "image: quay.io/coreos/etcd:v3.", "image: quay.io/coreos/etcd:v2."},
 		{"members on one node", etcd, "topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone"},
 		// Split so that tools/deploy-check.sh, which looks for the settings
@@ -233,8 +235,8 @@ func checkEtcd(p *problems, sts, svc, pdb *object, c container) []string {
 			p.addf("etcd: %s probe %s, want an httpGet of /livez, /readyz or /health on the metrics port %d", name, pr, metrics)
 		}
 	}
-	if env["ETCD_AUTO_COMPACTION_MODE"] == "" || env["ETCD_AUTO_COMPACTION_RETENTION"] == "" {
-		p.addf("etcd: no ETCD_AUTO_COMPACTION_MODE and _RETENTION: the gateway does not compact etcd's history")
+	if env["ETCD_AUTO_COMPACTION_MODE"] != "" || env["ETCD_AUTO_COMPACTION_RETENTION"] != "" {
+		p.addf("etcd: ETCD_AUTO_COMPACTION_*: the gateway's leader compacts etcd's history (--etcd-compaction-interval)")
 	}
 	if len(sts.Spec.VolumeClaimTemplates) != 1 {
 		p.addf("etcd: want one volumeClaimTemplate")
@@ -309,6 +311,11 @@ func checkGateway(t *testing.T, p *problems, dep, svc, pdb *object, c container,
 		}
 	}
 	env := c.env(nil)
+	if v := env["GANETI_GATEWAY_ETCD_COMPACTION_INTERVAL"]; v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			p.addf("gateway: GANETI_GATEWAY_ETCD_COMPACTION_INTERVAL %q: nothing would compact etcd's history", v)
+		}
+	}
 	if env["GANETI_GATEWAY_STORE"] != "etcd" {
 		p.addf("gateway: GANETI_GATEWAY_STORE %q, want etcd", env["GANETI_GATEWAY_STORE"])
 	}

@@ -59,6 +59,12 @@ type EtcdConfig struct {
 	// forwards a write over TLS (PEM; default: this replica's own
 	// certificate, which fits replicas sharing --tls-cert).
 	ReplicaCA string
+	// CompactionInterval is how often the leader compacts etcd's history
+	// (etcdstore.Compactor: to the revision of the previous interval,
+	// the Kubernetes apiserver's way). 0: never (etcd compacts itself
+	// with its --auto-compaction-retention); --etcd-compaction-interval
+	// defaults to DefaultEtcdCompactionInterval.
+	CompactionInterval time.Duration
 }
 
 // checkStore validates Store and Etcd.
@@ -82,6 +88,9 @@ func (c *Config) checkStore() error {
 	}
 	if c.Store == StoreEtcd && len(c.Upstream.URLs) > 0 {
 		return errors.New("--store etcd keeps the simulated cluster: it does not go with --upstream, whose cluster keeps its own state")
+	}
+	if c.Etcd.CompactionInterval < 0 {
+		return errors.New("--etcd-compaction-interval must not be negative (0: never)")
 	}
 	if c.Etcd.Advertise != "" {
 		if err := checkListen(c.Etcd.Advertise); err != nil {
@@ -149,12 +158,13 @@ type replica struct {
 	ready  chan struct{} // closed once a role is set
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	mirror  *mirror      // the follower's copy (nil when leading)
-	engine  *jobs.Engine // the leader's job queue (nil when following)
-	leading bool
-	changed chan struct{} // closed and replaced at each role change
-	stopped bool
+	mu        sync.Mutex
+	mirror    *mirror              // the follower's copy (nil when leading)
+	engine    *jobs.Engine         // the leader's job queue (nil when following)
+	compactor *etcdstore.Compactor // the leader's (nil when following or off)
+	leading   bool
+	changed   chan struct{} // closed and replaced at each role change
+	stopped   bool
 }
 
 // openReplica opens the store on etcd and the role of this replica; it
@@ -311,6 +321,10 @@ func (r *replica) campaign(ctx context.Context) {
 	old := r.mirror
 	r.mirror, r.engine, r.leading = nil, eng, true
 	eng.Start()
+	if iv := r.a.cfg.Etcd.CompactionInterval; iv > 0 {
+		// It ends with the leadership.
+		r.compactor = r.st.StartCompactor(lead, iv, log)
+	}
 	r.fwd.Set(sim.New(model, eng), true)
 	r.roleChanged()
 	r.mu.Unlock()
@@ -512,10 +526,13 @@ func (r *replica) resign(ctx context.Context) {
 func (r *replica) stop(ctx context.Context) error {
 	r.mu.Lock()
 	r.stopped = true
-	m, eng := r.mirror, r.engine
+	m, eng, comp := r.mirror, r.engine, r.compactor
 	r.mu.Unlock()
 	if r.cancel != nil {
 		r.cancel()
+	}
+	if comp != nil {
+		comp.Stop()
 	}
 	var err error
 	if eng != nil {
@@ -658,6 +675,7 @@ func (a *App) Lost() <-chan error { return a.lost }
 
 // Defaults of the etcd store's flags.
 const (
-	DefaultEtcdPrefix   = etcdstore.DefaultPrefix
-	DefaultEtcdLeaseTTL = etcdstore.DefaultLeaseTTL
+	DefaultEtcdPrefix             = etcdstore.DefaultPrefix
+	DefaultEtcdLeaseTTL           = etcdstore.DefaultLeaseTTL
+	DefaultEtcdCompactionInterval = etcdstore.DefaultCompactionInterval
 )

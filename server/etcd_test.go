@@ -2,10 +2,13 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -24,16 +28,17 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend/backendtest"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore/etcdtest"
 )
 
 // etcdReplica starts a replica on etcd at endpoint, serving on a loopback
-// port, with a 1 s lease; it is closed when the test ends (or by the
-// test).
-func etcdReplica(t *testing.T, ctx context.Context, endpoint, name string) *App {
+// port, with a 1 s lease, its configuration changed by mods; it is closed
+// when the test ends (or by the test).
+func etcdReplica(t *testing.T, ctx context.Context, endpoint, name string, mods ...func(*Config)) *App {
 	t.Helper()
-	return etcdReplicaAt(t, ctx, endpoint, name, "127.0.0.1:0", 1)
+	return etcdReplicaAt(t, ctx, endpoint, name, "127.0.0.1:0", 1, mods...)
 }
 
 type namedBackend struct {
@@ -483,6 +488,125 @@ func jsonString(v any) string {
 	}
 	walk(v)
 	return b.String()
+}
+
+// TestEtcdRetention: on etcd the leader removes the archived jobs past
+// their retention, and the removal reaches the followers' copies (a
+// follower answers GET /2/jobs/{id} as Ganeti answers an unknown job);
+// it compacts etcd's history (an old revision is gone, the current data
+// stays), and the follower still follows.
+func TestEtcdRetention(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	cli := etcdtest.Client(t, endpoint)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	short := func(c *Config) {
+		c.AllowAnonymousReads = true
+		c.JobArchiveAfter = time.Millisecond    // archived within a second
+		c.JobArchiveRetention = 2 * time.Second // removed a few seconds after it ended
+		c.Etcd.CompactionInterval = 100 * time.Millisecond
+	}
+	leader := etcdReplica(t, ctx, endpoint, "leader", short)
+	for !leader.replica.fwd.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	follower := etcdReplica(t, ctx, endpoint, "follower", short)
+	f := follower.replica.fwd
+	id, err := f.Submit(ctx, clusterTag("retention"), backend.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFinal(t, ctx, f, id)
+	rev, err := cli.Get(ctx, "any")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := rev.Header.Revision
+
+	// Archived, then removed: on the follower, found archived, then not.
+	archived := false
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j, ok, err := f.Job(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		archived = archived || j.Archived
+		if time.Now().After(deadline) {
+			t.Fatalf("job %d still on the follower: %+v", id, j)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !archived {
+		t.Errorf("job %d was never seen archived on the follower", id)
+	}
+	// Over RAPI, as Ganeti 3.0 answers an unknown job id (its golden
+	// capture "GET unknown job id"): 200, every field null but the id.
+	resp, err := http.Get(fmt.Sprintf("http://%s/2/jobs/%d", follower.cfg.Listen, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != http.StatusOK ||
+		got["id"] != float64(id) || got["status"] != nil || got["ops"] != nil {
+		t.Errorf("GET /2/jobs/%d on the follower after the removal: %d %s; want an unknown job's answer", id, resp.StatusCode, body)
+	}
+
+	// The history before the compaction is gone; the data is not.
+	for {
+		_, err := cli.Get(ctx, "any", clientv3.WithRev(old))
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revision %d not compacted", old)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if tags, err := f.Tags(ctx, backend.TagCluster, ""); err != nil || !slices.Contains(tags, "retention") {
+		t.Errorf("cluster tags on the follower after the compaction = %v, %v", tags, err)
+	}
+	// The follower still follows.
+	next, err := f.Submit(ctx, clusterTag("after"), backend.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := waitFinal(t, ctx, f, next); j.Status != backend.StatusSuccess {
+		t.Errorf("a job after the compaction: %s %v", j.Status, j.OpResult)
+	}
+	if err := follower.health(ctx); err != nil {
+		t.Errorf("the follower's health after the compaction: %v", err)
+	}
+}
+
+// TestFollowerCompactedMessage: a follower whose copy fell behind the
+// history etcd keeps stops, saying why (the restart loads a fresh copy).
+func TestFollowerCompactedMessage(t *testing.T) {
+	m := &mirror{notify: make(chan struct{}), done: make(chan struct{})}
+	commits := make(chan etcdstore.Commit, 1)
+	commits <- etcdstore.Commit{Rev: 7, Err: fmt.Errorf("%w: %v", store.ErrCompacted, rpctypes.ErrCompacted)}
+	close(commits)
+	var got error
+	m.follow(commits, func(err error) { got = err })
+	if got == nil || !errors.Is(got, store.ErrCompacted) ||
+		!strings.Contains(got.Error(), "compacted away") || !strings.Contains(got.Error(), "--etcd-compaction-interval") ||
+		!strings.Contains(got.Error(), "restart it") {
+		t.Errorf("the follower's failure: %v", got)
+	}
+	if !errors.Is(m.Err(), store.ErrCompacted) {
+		t.Errorf("the copy's Err: %v", m.Err())
+	}
 }
 
 // TestEtcdFollowerContract runs the backend contract suite

@@ -71,8 +71,11 @@ func startMirror(ctx context.Context, st *etcdstore.Store, jc jobs.Config, won <
 		}
 		select {
 		case c, ok := <-commits:
-			if !ok || c.Err != nil {
-				return nil, fmt.Errorf("etcd watch: %v", c.Err)
+			if !ok {
+				return nil, errors.New("the etcd watch ended")
+			}
+			if c.Err != nil {
+				return nil, followFailure(c.Err)
 			}
 			if err := m.put(ctx, c.Changes); err != nil {
 				return nil, err
@@ -133,11 +136,22 @@ func (m *mirror) follow(commits <-chan etcdstore.Commit, onFail func(error)) {
 			m.notify = make(chan struct{})
 			m.mu.Unlock()
 			if !stopped {
-				onFail(fmt.Errorf("etcd: this replica's copy of the store stopped following the leader: %w", err))
+				onFail(followFailure(err))
 			}
 			return
 		}
 	}
+}
+
+// followFailure is why the copy stopped following the leader's commits
+// (the replica then stops serving; its restart loads a fresh copy).
+func followFailure(err error) error {
+	if errors.Is(err, store.ErrCompacted) {
+		return fmt.Errorf("etcd: this replica's copy of the store fell behind the history etcd keeps: "+
+			"the commits it had yet to apply were compacted away (it lagged more than --etcd-compaction-interval "+
+			"behind, or more than etcd's --auto-compaction-retention); restart it to load a fresh copy: %w", err)
+	}
+	return fmt.Errorf("etcd: this replica's copy of the store stopped following the leader: %w", err)
 }
 
 // apply makes one commit visible: the copy, then the cluster, then the

@@ -30,6 +30,7 @@ const (
 	DefaultMaxQueryFields      = service.DefaultMaxQueryFields
 	DefaultMaxQueryResultBytes = service.DefaultMaxQueryResultBytes
 	DefaultJobArchiveAfter     = jobs.DefaultArchiveAfter
+	DefaultJobArchiveRetention = jobs.DefaultArchiveRetention
 	DefaultJobQueueSize        = jobs.DefaultQueueSize
 	DefaultIdempotencyKeyTTL   = jobs.DefaultIdempotencyTTL
 	DefaultMaxOpcodesPerJob    = jobs.DefaultMaxOpsPerJob

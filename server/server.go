@@ -124,6 +124,12 @@ type Config struct {
 	// JobArchiveAfter is the age after which finished jobs are archived:
 	// still readable by id, no longer listed (default 6h; negative: never).
 	JobArchiveAfter time.Duration
+	// JobArchiveRetention is how long an archived job is kept after it
+	// ended; the leader then removes it, and it is answered as an unknown
+	// job, as in Ganeti once its cleaner removed it. 0 or negative: keep
+	// them forever (--job-archive-retention defaults to
+	// DefaultJobArchiveRetention, the 21 days of Ganeti's ganeti-cleaner).
+	JobArchiveRetention time.Duration
 	// Store is "bolt" (the default: a file in DataDir) or "etcd" (Etcd):
 	// several replicas share one etcd; the elected leader runs the job
 	// queue (see Etcd).
@@ -666,7 +672,7 @@ func (a *App) openSim(ctx context.Context, cfg Config, seed *cluster.File) (back
 	secret := domainSecretPath(cfg)
 	jc := jobs.Config{
 		Logger: log, EncodeOp: service.LegacyOpValue, Executors: executors(cfg, log, secret),
-		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter,
+		Workers: cfg.JobWorkers, ArchiveAfter: cfg.JobArchiveAfter, ArchiveRetention: archiveRetention(cfg.JobArchiveRetention),
 		QueueSize: cfg.JobQueueSize, MaxOpsPerJob: cfg.MaxOpcodesPerJob,
 		IdempotencyTTL: cfg.IdempotencyKeyTTL,
 		TracerProvider: a.tel.TracerProvider, MeterProvider: a.tel.MeterProvider,
@@ -690,6 +696,16 @@ func (a *App) openSim(ctx context.Context, cfg Config, seed *cluster.File) (back
 	}
 	a.jobs.Start()
 	return sim.New(model, a.jobs), nil
+}
+
+// archiveRetention is the jobs.Config.ArchiveRetention of
+// Config.JobArchiveRetention: 0 keeps archived jobs forever, as a negative
+// value does (for the engine, 0 is its default).
+func archiveRetention(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // upstreamHealth sets every gRPC service's health from the upstream's

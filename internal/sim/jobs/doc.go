@@ -103,5 +103,8 @@
 //
 // Finished jobs older than Config.ArchiveAfter move to the bucket
 // "jobs-archive": Get still finds them, List and the "job" query do not
-// (as Ganeti's /2/jobs).
+// (as Ganeti's /2/jobs). Archived jobs that ended more than
+// Config.ArchiveRetention ago (21 days, as Ganeti's ganeti-cleaner) are
+// removed by the leader's engine, when it starts and periodically
+// (retention.go); they are then unknown, as in Ganeti.
 package jobs

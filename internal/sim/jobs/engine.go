@@ -41,6 +41,11 @@ type Config struct {
 	// ArchiveAfter is how long a finished job stays in the queue (default
 	// 6 hours, what Ganeti's watcher uses; negative: never archive).
 	ArchiveAfter time.Duration
+	// ArchiveRetention is how long an archived job is kept after it
+	// ended; older ones are removed (RemoveArchived). Default
+	// DefaultArchiveRetention (Ganeti's ganeti-cleaner keeps 21 days);
+	// negative: keep them forever.
+	ArchiveRetention time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// EncodeOp gives the legacy JSON value of an opcode (an object with
@@ -111,6 +116,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.ArchiveAfter == 0 {
 		c.ArchiveAfter = DefaultArchiveAfter
+	}
+	if c.ArchiveRetention == 0 {
+		c.ArchiveRetention = DefaultArchiveRetention
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -325,7 +333,9 @@ func sortedIDs(m map[int64]*job) []int64 {
 	return ids
 }
 
-// Start starts the workers and the archiver. It may be called once.
+// Start starts the workers and the housekeeping: the archiver, the
+// removal of expired archived jobs and idempotency keys. It may be called
+// once; a follower's engine starts nothing.
 func (e *Engine) Start() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -339,16 +349,24 @@ func (e *Engine) Start() {
 	}
 	if e.cfg.ArchiveAfter > 0 {
 		// Every tenth of the archive age, between a second and a minute.
-		e.periodically(min(max(e.cfg.ArchiveAfter/10, time.Second), time.Minute), e.archiveOld)
+		e.periodically(min(max(e.cfg.ArchiveAfter/10, time.Second), time.Minute), false, e.archiveOld)
 	}
-	e.periodically(min(max(e.cfg.IdempotencyTTL/10, time.Second), time.Minute), e.expireKeys)
+	if e.cfg.ArchiveRetention > 0 {
+		// At once too: a leader may not lead for a whole period.
+		e.periodically(sweepEvery(e.cfg.ArchiveRetention), true, e.removeOldArchived)
+	}
+	e.periodically(min(max(e.cfg.IdempotencyTTL/10, time.Second), time.Minute), false, e.expireKeys)
 }
 
-// periodically runs fn every d until the engine stops (mu held).
-func (e *Engine) periodically(d time.Duration, fn func()) {
+// periodically runs fn every d (and at once when now is set) until the
+// engine stops (mu held).
+func (e *Engine) periodically(d time.Duration, now bool, fn func()) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		if now {
+			fn()
+		}
 		t := time.NewTicker(d)
 		defer t.Stop()
 		for {

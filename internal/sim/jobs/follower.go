@@ -58,7 +58,8 @@ func NewFollower(cfg Config) (*Engine, error) {
 // (the changes of every bucket; those of the job engine's are used), once
 // the follower's store holds that commit: readers see the new records,
 // waiters and watchers wake up, archived jobs leave the queue (and are read
-// from the archive). Only a follower engine takes changes.
+// from the archive, where the leader's removals of expired ones have
+// already reached the store). Only a follower engine takes changes.
 func (e *Engine) Apply(changes []store.Event) error {
 	if !e.follower {
 		return errs.Unavailable("jobs: Apply on the leader's engine")

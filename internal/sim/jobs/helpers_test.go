@@ -207,6 +207,9 @@ type countingStore struct {
 	updates atomic.Int64
 }
 
+// Limits returns the counted store's limits.
+func (s *countingStore) Limits() store.Limits { return store.LimitsOf(s.Store) }
+
 func (s *countingStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 	s.updates.Add(1)
 	return s.Store.Update(ctx, fn)

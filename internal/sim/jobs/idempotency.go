@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -30,9 +31,6 @@ const BucketIdempotency = "idempotency"
 
 // DefaultIdempotencyTTL is Config.IdempotencyTTL's default.
 const DefaultIdempotencyTTL = 24 * time.Hour
-
-// idemSweepBatch bounds the keys one expiry transaction removes.
-const idemSweepBatch = 10000
 
 // idemRecord is the stored value of a key.
 type idemRecord struct {
@@ -173,77 +171,24 @@ func (e *Engine) lookupKey(ctx context.Context, key string, now time.Time) (*ide
 // ExpireKeys removes the idempotency keys that have expired and returns
 // how many it removed. The engine does it when it opens and periodically.
 // A damaged key record is removed too (and logged): it cannot be honored.
+// Each key is checked again in the transaction that removes it, where a
+// submission may have reused it meanwhile.
 func (e *Engine) ExpireKeys() (int, error) {
-	total := 0
-	for {
-		n, more, err := e.expireBatch(e.cfg.Clock().UnixNano())
-		total += n
-		if err != nil || !more {
-			return total, err
-		}
-	}
-}
-
-// expireBatch removes up to idemSweepBatch expired keys; more reports
-// that there may be others. The keys are found in a read transaction
-// (nothing is written when none has expired) and checked again in the
-// write transaction that removes them, where a submission may have
-// reused one meanwhile.
-func (e *Engine) expireBatch(now int64) (n int, more bool, err error) {
+	now := e.cfg.Clock().UnixNano()
 	expired := func(key string, val []byte) bool {
 		r, err := decodeIdem(key, val)
 		return err != nil || r.Expires <= now
 	}
-	var keys []string
-	errFull := errors.New("batch full")
 	// The engine's housekeeping has no caller's context.
-	ctx := context.Background()
-	err = e.st.View(ctx, func(tx store.Tx) error {
-		return tx.ForEach(BucketIdempotency, func(key string, val []byte) error {
-			if expired(key, val) {
-				keys = append(keys, key)
-				if len(keys) == idemSweepBatch {
-					return errFull
-				}
-			}
-			return nil
-		})
-	})
-	if err != nil && err != errFull {
-		return 0, false, err
-	}
-	more = err == errFull
-	if len(keys) == 0 {
-		return 0, false, nil
-	}
-	var damaged []error // logged once committed: fn may run more than once
-	err = e.st.Update(ctx, func(tx store.Tx) error {
-		n, damaged = 0, nil
-		for _, k := range keys {
-			val, err := tx.Get(BucketIdempotency, k)
-			if err != nil {
-				return err
-			}
-			if val == nil || !expired(k, val) {
-				continue
-			}
-			if _, derr := decodeIdem(k, val); derr != nil {
-				damaged = append(damaged, derr)
-			}
-			if err := tx.Delete(BucketIdempotency, k); err != nil {
-				return err
-			}
-			n++
+	return e.sweep(context.Background(), BucketIdempotency, func(key string, val []byte) verdict {
+		if !expired(key, val) {
+			return keep
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, false, err
-	}
-	for _, derr := range damaged {
-		e.log.Error("removed a damaged idempotency key", "err", derr)
-	}
-	return n, more, nil
+		if _, err := decodeIdem(key, val); err != nil {
+			e.log.Error("removing a damaged idempotency key", "err", err)
+		}
+		return remove
+	}, expired)
 }
 
 // expireKeys removes expired keys (periodically, while the engine runs).
@@ -251,9 +196,6 @@ func (e *Engine) expireKeys() {
 	if e.Err() != nil {
 		return
 	}
-	if n, err := e.ExpireKeys(); err != nil {
-		e.log.Error("removing expired idempotency keys failed", "err", err)
-	} else if n > 0 {
-		e.log.Debug("removed expired idempotency keys", "keys", n)
-	}
+	n, err := e.ExpireKeys()
+	e.swept("idempotency keys", slog.LevelDebug, n, err)
 }

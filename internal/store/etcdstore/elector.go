@@ -165,7 +165,14 @@ func (e *Elector) Campaign(ctx context.Context) (context.Context, error) {
 		return nil, err
 	}
 	el := concurrency.NewElection(sess.Session, e.s.prefix+"leader/")
-	if err := el.Campaign(ctx, e.id); err != nil {
+	err = el.Campaign(ctx, e.id)
+	for errors.Is(err, rpctypes.ErrCompacted) && ctx.Err() == nil {
+		// The watch on the candidate before this one resumed (after a
+		// lost connection) at a revision the compaction removed
+		// (Compactor): campaign again, with the same key.
+		err = el.Campaign(ctx, e.id)
+	}
+	if err != nil {
 		e.mu.Lock()
 		if e.pending == sess {
 			e.pending = nil
@@ -195,6 +202,15 @@ func (e *Elector) Campaign(ctx context.Context) (context.Context, error) {
 			case <-sess.Done():
 				return
 			case resp, ok := <-wch:
+				if ok && errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+					// The watch resumed (after a lost connection) at a
+					// revision the compaction removed: the key, read
+					// now, tells whether this replica still leads.
+					if wch = e.rewatch(lead, el); wch != nil {
+						continue
+					}
+					return
+				}
 				if !ok || resp.Err() != nil {
 					return
 				}
@@ -219,6 +235,19 @@ func (e *Elector) Proclaim(ctx context.Context, value string) error {
 		return nil
 	}
 	return el.Proclaim(ctx, value)
+}
+
+// rewatch watches the leader key of el from now on, if it is still the
+// key el won with (nil: it is not, or etcd could not be read within the
+// lease).
+func (e *Elector) rewatch(ctx context.Context, el *concurrency.Election) clientv3.WatchChan {
+	rctx, cancel := context.WithTimeout(ctx, time.Duration(e.ttl)*time.Second)
+	defer cancel()
+	resp, err := e.s.cli.Get(rctx, el.Key())
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != el.Rev() {
+		return nil
+	}
+	return e.s.cli.Watch(ctx, el.Key(), clientv3.WithRev(resp.Header.Revision+1))
 }
 
 // Resign deletes the leader key and revokes the lease.

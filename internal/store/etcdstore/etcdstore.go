@@ -173,7 +173,7 @@ type head struct{ rev, metaMod, etcdRev int64 }
 // else from a read (begin).
 func (s *Store) beginUpdate(ctx context.Context) (*tx, error) {
 	if h := s.head.Load(); h != nil {
-		return &tx{s: s, ctx: ctx, rev: h.rev, metaMod: h.metaMod, etcdRev: h.etcdRev}, nil
+		return &tx{s: s, ctx: ctx, rev: h.rev, metaMod: h.metaMod, etcdRev: h.etcdRev, fromHead: true}, nil
 	}
 	return s.begin(ctx)
 }
@@ -211,6 +211,12 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		t.pending = map[string][]byte{}
 		t.budget = store.NewBudget(s.limits)
 		if err := fn(t); err != nil {
+			if t.fromHead && t.compacted {
+				// The head's revision was compacted away (no commit for
+				// a compaction interval): start again from a read.
+				s.head.Store(nil)
+				continue
+			}
 			return err
 		}
 		if err := t.budget.Err(); err != nil {
@@ -301,6 +307,9 @@ type tx struct {
 	pending  map[string][]byte // full key -> value (nil: deleted)
 	order    []string          // keys of pending, in first-write order
 	budget   store.Budget
+	// fromHead: the snapshot is the store's last commit (beginUpdate);
+	// compacted: a read found it compacted away.
+	fromHead, compacted bool
 }
 
 func (t *tx) Revision() int64 { return t.rev }
@@ -332,6 +341,9 @@ func (t *tx) Get(bucket, key string) ([]byte, error) {
 func (t *tx) readErr(err error) error {
 	if t.ctx.Err() != nil {
 		return t.ctx.Err()
+	}
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		t.compacted = true
 	}
 	return fmt.Errorf("etcdstore: read: %w", err)
 }

@@ -3,6 +3,8 @@ package etcdstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +94,79 @@ func TestFencing(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestElectionSurvivesCompaction: the watches of the election resume,
+// after a lost connection, at revisions the compaction removed. The
+// leader's watch on its key reads the key again and goes on (it still
+// leads); a candidate waiting for the leader's key campaigns again with
+// its own key (it still waits, and wins once the leader resigns).
+func TestElectionSurvivesCompaction(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	px, through := etcdtest.Proxy(t, endpoint)
+	const prefix = "/elect/"
+	cliA := etcdtest.Client(t, through)
+	a := etcdtest.Store(t, cliA, prefix)
+	cliB := etcdtest.Client(t, through)
+	b := etcdtest.Store(t, cliB, prefix)
+	direct := etcdtest.Client(t, endpoint)
+	d := etcdtest.Store(t, direct, prefix)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	elA := etcdstore.NewElector(a, "a", 30)
+	leadA, err := elA.Campaign(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bWon := make(chan error, 1)
+	go func() {
+		_, err := etcdstore.NewElector(b, "b", 30).Campaign(ctx)
+		bWon <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // B waits for A's key
+
+	for i := range 5 {
+		if err := d.Update(ctx, put(fmt.Sprint("k", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := direct.Get(ctx, "any")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct.Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	// Cut both replicas' connections (a new proxy in place of the old
+	// one): the clients reconnect and resume their watches.
+	_ = px.Close()
+	etcdtest.ProxyAt(t, strings.TrimPrefix(through, "http://"), endpoint)
+	// Cleanups run last first: the clients go before the proxy, whose
+	// Close waits for their connections to end.
+	t.Cleanup(func() {
+		_, _, _, _ = a.Close(), b.Close(), cliA.Close(), cliB.Close()
+	})
+	if _, err := cliA.Get(ctx, "any"); err != nil { // reconnected
+		t.Fatal(err)
+	}
+	select {
+	case err := <-bWon:
+		t.Fatalf("B's campaign ended while A leads: %v", err)
+	case <-leadA.Done():
+		t.Fatal("A lost the leadership after a reconnection")
+	case <-time.After(3 * time.Second):
+	}
+	if err := elA.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-bWon:
+		if err != nil {
+			t.Fatalf("B's campaign: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("B did not win once A resigned")
 	}
 }

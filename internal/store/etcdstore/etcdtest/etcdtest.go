@@ -111,21 +111,28 @@ func Store(t testing.TB, cli *clientv3.Client, prefix string) *etcdstore.Store {
 // off, the Unpause calls let it through again.
 func Proxy(t testing.TB, endpoint string) (proxy.Server, string) {
 	t.Helper()
-	to, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
 	from, err := freeURL()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ProxyAt(t, from.Host, endpoint), "http://" + from.Host
+}
+
+// ProxyAt is Proxy listening at from (host:port): a new proxy in place of
+// one closed, whose clients then reconnect.
+func ProxyAt(t testing.TB, from, endpoint string) proxy.Server {
+	t.Helper()
+	to, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
 	px := proxy.NewServer(proxy.ServerConfig{Logger: zap.NewNop(),
-		From: url.URL{Scheme: "tcp", Host: from.Host}, To: url.URL{Scheme: "tcp", Host: to.Host}})
+		From: url.URL{Scheme: "tcp", Host: from}, To: url.URL{Scheme: "tcp", Host: to.Host}})
 	t.Cleanup(func() { _ = px.Close() })
 	select {
 	case <-px.Ready():
 	case err := <-px.Error():
 		t.Fatal(err)
 	}
-	return px, "http://" + from.Host
+	return px
 }

@@ -1,0 +1,10 @@
+package etcdstore
+
+import "context"
+
+// CompactStep is one turn of a compactor of s (Compactor.step), for the
+// test of the compactors' coordination.
+func CompactStep(ctx context.Context, s *Store, expect, rev int64) (version, cur, compacted int64, err error) {
+	c := &Compactor{s: s, key: s.compactKey()}
+	return c.step(ctx, expect, rev)
+}
