@@ -503,12 +503,18 @@ func (r *replica) health(ctx context.Context, leader bool) error {
 	return r.st.View(ctx, func(store.Tx) error { return nil })
 }
 
+// electionCallTime bounds the calls of drain and resign: etcd may be
+// gone, and the shutdown goes on without them.
+const electionCallTime = 2 * time.Second
+
 // drain tells the followers that the leader is shutting down (a no-op on
 // a follower), so that they wait for it to resign.
 func (r *replica) drain(ctx context.Context) {
 	v := r.id
 	v.Draining = true
 	b, _ := json.Marshal(v)
+	ctx, cancel := context.WithTimeout(ctx, electionCallTime)
+	defer cancel()
 	if err := r.el.Proclaim(ctx, string(b)); err != nil {
 		r.a.cfg.Logger.Warn("etcd: telling the followers that the leader drains failed", "err", err)
 	}
@@ -517,6 +523,10 @@ func (r *replica) drain(ctx context.Context) {
 // resign gives up the leadership (or the campaign) once the job queue
 // stopped: another replica takes over at once, not after the lease.
 func (r *replica) resign(ctx context.Context) {
+	// Also after the shutdown's time ran out: a short try, which spares
+	// the others the lease.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), electionCallTime)
+	defer cancel()
 	if err := r.el.Resign(ctx); err != nil {
 		r.a.cfg.Logger.Warn("etcd: resigning failed; the lease will expire", "err", err)
 	}

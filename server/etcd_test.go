@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -813,5 +814,41 @@ func TestEtcdLeaderGone(t *testing.T) {
 				t.Errorf("the job running when the leader was %s: %s %v, want %s", how, j.Status, j.OpResult, want)
 			}
 		})
+	}
+}
+
+// TestEtcdShutdownWithoutEtcd: the leader is cut off from etcd while a
+// submission's commit is in flight, then shut down. The shutdown returns
+// (within the store's request timeout) instead of waiting for etcd
+// forever.
+func TestEtcdShutdownWithoutEtcd(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	px, through := etcdtest.Proxy(t, endpoint)
+	a := etcdReplicaAt(t, ctx, through, "a", "127.0.0.1:0", 30)
+	leaderAmong(t, 10*time.Second, a)
+	px.PauseTx()
+	px.PauseRx()
+	submitted := make(chan error, 1)
+	go func() {
+		_, err := a.replica.fwd.Submit(ctx, clusterTag("cut"), backend.SubmitOptions{})
+		submitted <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the commit is in flight
+	start := time.Now()
+	sctx, scancel := context.WithTimeout(ctx, time.Second)
+	defer scancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Shutdown(sctx) }()
+	select {
+	case err := <-done:
+		t.Logf("shutdown without etcd returned after %v: %v", time.Since(start), err)
+	case <-time.After(etcdstore.DefaultRequestTimeout + 10*time.Second):
+		_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+		t.Fatal("the shutdown waits for etcd")
+	}
+	if err := <-submitted; err == nil {
+		t.Error("the submission cut off from etcd succeeded")
 	}
 }

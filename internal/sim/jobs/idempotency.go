@@ -180,7 +180,7 @@ func (e *Engine) ExpireKeys() (int, error) {
 		return err != nil || r.Expires <= now
 	}
 	// The engine's housekeeping has no caller's context.
-	return e.sweep(context.Background(), BucketIdempotency, func(key string, val []byte) verdict {
+	return e.sweep(e.runCtx, BucketIdempotency, func(key string, val []byte) verdict {
 		if !expired(key, val) {
 			return keep
 		}

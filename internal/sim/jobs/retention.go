@@ -159,7 +159,7 @@ func (e *Engine) RemoveArchived() (int, error) {
 	cutoff := e.cfg.Clock().Add(-e.cfg.ArchiveRetention)
 	var damaged int
 	var firstDamaged string
-	n, err := e.sweep(context.Background(), BucketArchive, func(key string, val []byte) verdict {
+	n, err := e.sweep(e.runCtx, BucketArchive, func(key string, val []byte) verdict {
 		var t archivedTimes
 		if err := json.Unmarshal(val, &t); err != nil || t.End == nil {
 			if damaged++; damaged == 1 {

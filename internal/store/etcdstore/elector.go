@@ -262,10 +262,21 @@ func (e *Elector) Resign(ctx context.Context) error {
 		e.pending = nil
 		e.mu.Unlock()
 		if pending != nil {
-			return pending.Close()
+			return pending.end(ctx)
 		}
 		return nil
 	}
 	cancel()
-	return errors.Join(el.Resign(ctx), sess.Close())
+	return errors.Join(el.Resign(ctx), sess.end(ctx))
+}
+
+// end stops renewing the lease and revokes it, within ctx (Session.Close
+// gives the revocation the whole TTL).
+func (l *Lease) end(ctx context.Context) error {
+	l.Orphan()
+	_, err := l.Client().Revoke(ctx, l.Lease())
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return nil
+	}
+	return err
 }

@@ -36,6 +36,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -65,7 +66,16 @@ type Config struct {
 	// WatchBuffer is how many events a watcher may fall behind (default
 	// store.DefaultWatchBuffer).
 	WatchBuffer int
+	// RequestTimeout bounds a transaction (View, Update) whose context
+	// has no deadline (default DefaultRequestTimeout): without one, the
+	// etcd client waits for a member to answer, forever while none can.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is the default Config.RequestTimeout: about
+// etcd's own request timeout (5 s and two election timeouts), after which
+// a commit's outcome is unknown anyway.
+const DefaultRequestTimeout = 5 * time.Second
 
 // Store is a store.Store on etcd.
 type Store struct {
@@ -74,6 +84,7 @@ type Store struct {
 	metaKey string
 	limits  store.Limits
 	buffer  int
+	timeout time.Duration
 	fence   atomic.Pointer[clientv3.Cmp]
 	// head is where this store's last commit left the store: the next
 	// Update starts from it without reading meta/rev first (one round
@@ -106,9 +117,12 @@ func New(cfg Config) (*Store, error) {
 	if cfg.WatchBuffer <= 0 {
 		cfg.WatchBuffer = store.DefaultWatchBuffer
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
 	return &Store{
 		cli: cfg.Client, prefix: cfg.Prefix, metaKey: cfg.Prefix + "meta/rev",
-		limits: cfg.Limits.OrDefault(), buffer: cfg.WatchBuffer, done: make(chan struct{}),
+		limits: cfg.Limits.OrDefault(), buffer: cfg.WatchBuffer, timeout: cfg.RequestTimeout, done: make(chan struct{}),
 	}, nil
 }
 
@@ -178,8 +192,18 @@ func (s *Store) beginUpdate(ctx context.Context) (*tx, error) {
 	return s.begin(ctx)
 }
 
+// bound gives ctx the request timeout when it has no deadline.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.timeout)
+}
+
 // View runs fn on the snapshot of the store's latest revision.
 func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -196,6 +220,8 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 // Update runs fn and commits its writes in one etcd transaction, running
 // fn again when another commit came first.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	for {
 		if s.isClosed() {
 			return store.ErrClosed
