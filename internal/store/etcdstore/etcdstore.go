@@ -180,14 +180,50 @@ func (s *Store) begin(ctx context.Context) (*tx, error) {
 }
 
 // head is a store revision, the mod revision of meta/rev, and the etcd
-// revision it was read at (tx).
-type head struct{ rev, metaMod, etcdRev int64 }
+// revision it was read at (tx); written holds what this store's commits
+// up to it wrote, so that a transaction started from it reads those keys
+// without asking etcd (the commit's compare refuses it when another
+// writer came in between, and it runs again from a read).
+type head struct {
+	rev, metaMod, etcdRev int64
+	written               *layer
+}
+
+// layer is the writes of one commit (full key -> value, nil: deleted) on
+// top of the earlier ones; immutable once in a head.
+type layer struct {
+	writes map[string][]byte
+	below  *layer
+	depth  int
+}
+
+// maxLayers bounds the commits a head remembers (a read walks them).
+const maxLayers = 64
+
+// lookup returns the value the last commit that wrote key left, and
+// whether one did.
+func (l *layer) lookup(key string) ([]byte, bool) {
+	for ; l != nil; l = l.below {
+		if v, ok := l.writes[key]; ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// on puts writes on top of l (a new chain once maxLayers are reached).
+func (l *layer) on(writes map[string][]byte) *layer {
+	if l == nil || l.depth >= maxLayers {
+		return &layer{writes: writes, depth: 1}
+	}
+	return &layer{writes: writes, below: l, depth: l.depth + 1}
+}
 
 // beginUpdate starts a write transaction from the last commit's head,
 // else from a read (begin).
 func (s *Store) beginUpdate(ctx context.Context) (*tx, error) {
 	if h := s.head.Load(); h != nil {
-		return &tx{s: s, ctx: ctx, rev: h.rev, metaMod: h.metaMod, etcdRev: h.etcdRev, fromHead: true}, nil
+		return &tx{s: s, ctx: ctx, rev: h.rev, metaMod: h.metaMod, etcdRev: h.etcdRev, head: h}, nil
 	}
 	return s.begin(ctx)
 }
@@ -237,7 +273,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		t.pending = map[string][]byte{}
 		t.budget = store.NewBudget(s.limits)
 		if err := fn(t); err != nil {
-			if t.fromHead && t.compacted {
+			if t.head != nil && t.compacted {
 				// The head's revision was compacted away (no commit for
 				// a compaction interval): start again from a read.
 				s.head.Store(nil)
@@ -258,7 +294,11 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		if err != nil || etcdRev == 0 {
 			s.head.Store(nil)
 		} else {
-			s.head.Store(&head{rev: t.rev + 1, metaMod: etcdRev, etcdRev: etcdRev})
+			var below *layer
+			if t.head != nil {
+				below = t.head.written
+			}
+			s.head.Store(&head{rev: t.rev + 1, metaMod: etcdRev, etcdRev: etcdRev, written: below.on(t.pending)})
 		}
 		if err != nil {
 			return err
@@ -333,9 +373,10 @@ type tx struct {
 	pending  map[string][]byte // full key -> value (nil: deleted)
 	order    []string          // keys of pending, in first-write order
 	budget   store.Budget
-	// fromHead: the snapshot is the store's last commit (beginUpdate);
+	// head: the snapshot is the store's last commit (beginUpdate);
 	// compacted: a read found it compacted away.
-	fromHead, compacted bool
+	head      *head
+	compacted bool
 }
 
 func (t *tx) Revision() int64 { return t.rev }
@@ -353,6 +394,14 @@ func (t *tx) Get(bucket, key string) ([]byte, error) {
 			return nil, nil
 		}
 		return append([]byte{}, v...), nil
+	}
+	if t.head != nil {
+		if v, ok := t.head.written.lookup(k); ok {
+			if v == nil {
+				return nil, nil
+			}
+			return value(v), nil
+		}
 	}
 	resp, err := t.s.cli.Get(t.ctx, k, clientv3.WithRev(t.etcdRev))
 	if err != nil {
