@@ -121,8 +121,14 @@ func TestDefaultWritesUnlimited(t *testing.T) {
 
 // putTag adds a cluster tag and returns the job id, or what went wrong.
 func putTag(base, tag string) (int64, string) {
-	req, _ := http.NewRequest("PUT", base+"/2/tags?tag="+tag, nil)
-	resp, err := http.DefaultClient.Do(req)
+	return submitLegacy(http.DefaultClient, "PUT", base+"/2/tags?tag="+tag)
+}
+
+// submitLegacy calls a legacy route that answers a job id, and returns it, or
+// what went wrong.
+func submitLegacy(client *http.Client, method, url string) (int64, string) {
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err.Error()
 	}

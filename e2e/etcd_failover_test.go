@@ -582,18 +582,7 @@ func (j *foJob) submit(client *http.Client, g *gatewayReplica) (int64, string) {
 		return resp.GetJobId(), ""
 	}
 	method, path := j.ops[0].route()
-	req, _ := http.NewRequest(method, g.base+path, nil)
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var id int64
-	if resp.StatusCode != 200 || json.Unmarshal(body, &id) != nil || id <= 0 {
-		return 0, fmt.Sprintf("%d %s", resp.StatusCode, body)
-	}
-	return id, ""
+	return submitLegacy(client, method, g.base+path)
 }
 
 // readJob reads a job by id on g: ok is false when g gave no answer.
