@@ -217,7 +217,7 @@ func (a *App) openReplica(ctx context.Context, seed *cluster.File, jc jobs.Confi
 	}
 	r.revs.st = st
 	r.rpc = &forward.Client{Leader: r.leaderAddr, Dial: dial, Secret: r.secret}
-	r.fwd = forward.New(forward.Config{Remote: r.rpc, Sync: r.sync})
+	r.fwd = forward.New(forward.Config{Remote: r.rpc, Sync: r.sync, LeaderSync: r.leaderSync})
 	a.replica = r
 	a.lost = make(chan error, 1)
 	a.healthSrv.SetServingStatus(LeaderHealthService, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -465,6 +465,17 @@ func (r *replica) leaderGone(ctx context.Context) (int64, string) {
 		return 0, ""
 	}
 	return lease, fmt.Sprintf("the replica at its address %s holds another lease", lv.Addr)
+}
+
+// leaderSync waits for the leader's commits under way (jobs.Engine.Barrier).
+func (r *replica) leaderSync(ctx context.Context) error {
+	r.mu.Lock()
+	eng := r.engine
+	r.mu.Unlock()
+	if eng == nil {
+		return nil
+	}
+	return eng.Barrier(ctx)
 }
 
 // leaderAddr is the advertised address of the current leader.

@@ -38,6 +38,10 @@ type Config struct {
 	// visible in the local backend (required): a follower waits for it
 	// before a read and after a forwarded write.
 	Sync func(ctx context.Context) error
+	// LeaderSync is Sync on the leader (optional): it returns once the
+	// commits under way when it was called are visible locally, as they
+	// may already be visible to the followers.
+	LeaderSync func(ctx context.Context) error
 }
 
 type role struct {
@@ -100,8 +104,16 @@ func (b *Backend) role() (*role, error) {
 
 func (b *Backend) read(ctx context.Context) (*role, error) {
 	r, err := b.role()
-	if err != nil || r.leader {
+	if err != nil {
 		return r, err
+	}
+	if r.leader {
+		if b.cfg.LeaderSync != nil {
+			if err := b.cfg.LeaderSync(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return r, nil
 	}
 	if err := b.sync(ctx); err != nil {
 		return nil, err

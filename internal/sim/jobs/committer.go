@@ -69,6 +69,12 @@ type committer struct {
 	kick chan struct{}
 	quit chan struct{}
 	done chan struct{}
+
+	// flushes counts the flushes begun and ended; ended is closed and
+	// replaced at the end of each (Barrier).
+	fmu            sync.Mutex
+	begun, settled uint64
+	ended          chan struct{}
 }
 
 // execItem is one opcode handed to the committer for execution.
@@ -107,6 +113,7 @@ func newCommitter(e *Engine) *committer {
 		kick:  make(chan struct{}, 1),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
+		ended: make(chan struct{}),
 	}
 	go c.loop()
 	return c
@@ -221,12 +228,51 @@ func (c *committer) loop() {
 	for {
 		select {
 		case <-c.kick:
-			c.flush()
+			c.counted(c.flush)
 		case <-c.quit:
-			c.flush()
+			c.counted(c.flush)
 			return
 		}
 	}
+}
+
+// counted runs a flush between the counts Barrier waits on.
+func (c *committer) counted(flush func()) {
+	c.fmu.Lock()
+	c.begun++
+	n := c.begun
+	c.fmu.Unlock()
+	defer func() {
+		c.fmu.Lock()
+		c.settled = n
+		close(c.ended)
+		c.ended = make(chan struct{})
+		c.fmu.Unlock()
+	}()
+	flush()
+}
+
+// barrier returns once the flush under way when it was called (if any)
+// has ended: what it committed is published. A commit is visible in etcd
+// (to the followers) before it is published here; a read that waits for
+// this never shows less than a follower showed before it.
+func (c *committer) barrier(ctx context.Context) error {
+	c.fmu.Lock()
+	want := c.begun
+	for c.settled < want {
+		ch := c.ended
+		c.fmu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return nil
+		}
+		c.fmu.Lock()
+	}
+	c.fmu.Unlock()
+	return nil
 }
 
 // batch is what one flush commits.

@@ -380,6 +380,11 @@ func (e *Engine) periodically(d time.Duration, now bool, fn func()) {
 	}()
 }
 
+// Barrier returns once what the engine was committing when it was called
+// is published: a read made after it shows every commit that etcd (and so
+// a follower) could show before the call.
+func (e *Engine) Barrier(ctx context.Context) error { return e.com.barrier(ctx) }
+
 // Stop stops taking submissions, lets the running opcodes finish and
 // waits for them; when ctx ends first, the running opcodes' Run phases are
 // canceled (their jobs stay "running" in the store and end as an unclean

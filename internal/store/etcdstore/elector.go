@@ -34,20 +34,15 @@ type Elector struct {
 	pending *Lease
 }
 
-// Lease is a replica's etcd session.
+// Lease is a replica's etcd session. Its Done is closed when the lease
+// could not be renewed within its TTL (the etcd client checks once a
+// second, so up to a second after it expired), or the session ended.
 type Lease struct {
 	*concurrency.Session
 	// TTL is the lease's time to live as etcd granted it (etcd raises
 	// one below its minimum, about 1.5 election timeouts).
-	TTL  time.Duration
-	lost chan struct{}
+	TTL time.Duration
 }
-
-// Done is closed once the lease may have expired in etcd: no renewal
-// was answered within its TTL (the replica is cut off from etcd), or
-// the session ended. It is the etcd client's own check made exact: that
-// one looks once a second, up to a second after the lease expired.
-func (l *Lease) Done() <-chan struct{} { return l.lost }
 
 // Session returns the lease of this replica's campaign, created on first
 // use: its Done channel is closed when the lease could not be renewed
@@ -63,50 +58,19 @@ func (e *Elector) Session(ctx context.Context) (*Lease, error) {
 		}
 	}
 	sctx := context.WithoutCancel(ctx)
-	asked := time.Now() // etcd grants the lease after this
 	sess, err := concurrency.NewSession(e.s.cli, concurrency.WithTTL(e.ttl), concurrency.WithContext(sctx))
 	if err != nil {
 		return nil, err
 	}
-	// The TTL etcd granted (it may raise a short one), and a second
-	// listener of the lease's renewals (the client sends them once for
-	// all listeners).
+	// The TTL etcd granted (it may raise a short one).
 	granted, err := e.s.cli.TimeToLive(ctx, sess.Lease())
 	if err != nil {
 		_ = sess.Close()
 		return nil, err
 	}
-	renewals, err := e.s.cli.KeepAlive(sctx, sess.Lease())
-	if err != nil {
-		_ = sess.Close()
-		return nil, err
-	}
-	l := &Lease{Session: sess, TTL: time.Duration(granted.GrantedTTL) * time.Second, lost: make(chan struct{})}
-	go l.expire(renewals, time.Until(asked.Add(l.TTL)))
+	l := &Lease{Session: sess, TTL: time.Duration(granted.GrantedTTL) * time.Second}
 	e.pending = l
 	return l, nil
-}
-
-// expire closes lost when the lease expires: first after left, then its
-// TTL after the last renewal's answer arrived (a little after etcd
-// renewed it), unless renewed again.
-func (l *Lease) expire(renewals <-chan *clientv3.LeaseKeepAliveResponse, left time.Duration) {
-	defer close(l.lost)
-	timer := time.NewTimer(left)
-	defer timer.Stop()
-	for {
-		select {
-		case resp, ok := <-renewals:
-			if !ok || resp.TTL <= 0 {
-				return
-			}
-			timer.Reset(time.Duration(resp.TTL) * time.Second)
-		case <-timer.C:
-			return
-		case <-l.Session.Done():
-			return
-		}
-	}
 }
 
 // Leader returns the value (the id given to NewElector) of the current
