@@ -76,26 +76,8 @@ func startClustersFront(t *testing.T, file string, configure func(*server.Config
 	if configure != nil {
 		configure(&cfg)
 	}
-	a, err := server.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminLis, err := a.ListenAdmin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.Serve(lis) }()
-	go func() { _ = a.ServeAdmin(adminLis) }()
-	t.Cleanup(a.Close)
-	return &clustersFront{
-		Base:  "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String(),
-		Addr:  lis.Addr().String(),
-		Admin: adminLis.Addr().String(),
-	}
+	_, addr, admin := serveApp(t, cfg)
+	return &clustersFront{Base: withCreds(addr), Addr: addr, Admin: admin}
 }
 
 // twoUpstreams starts two simulated gateways and returns the clusters file

@@ -73,22 +73,42 @@ func inProcessWith(t testing.TB, clusterFile string, configure func(*server.Conf
 	if configure != nil {
 		configure(&cfg)
 	}
-	a, err := server.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.Serve(lis) }()
-	t.Cleanup(a.Close)
-	base := "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String()
+	_, addr, _ := serveApp(t, cfg)
+	base := withCreds(addr)
 	if throughUpstream(t) {
 		return upstreamFront(t, base, configure)
 	}
 	return base
 }
+
+// serveApp starts a server with cfg on a loopback port, and its admin
+// listener when cfg.AdminListen is set; it is closed when the test ends.
+// It returns the server and the two addresses.
+func serveApp(t testing.TB, cfg server.Config) (a *server.App, addr, admin string) {
+	t.Helper()
+	a, err := server.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.Serve(lis) }()
+	if cfg.AdminListen != "" {
+		adminLis, err := a.ListenAdmin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = a.ServeAdmin(adminLis) }()
+		admin = adminLis.Addr().String()
+	}
+	return a, lis.Addr().String(), admin
+}
+
+// withCreds is the base URL of addr with the tests' user.
+func withCreds(addr string) string { return "http://" + e2eUser + ":" + e2ePassword + "@" + addr }
 
 // anonymous is a base URL without credentials.
 func anonymous(base string) string {

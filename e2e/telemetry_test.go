@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -523,28 +522,14 @@ func gaugeOf(rm metricdata.ResourceMetrics, name string) float64 {
 func TestAdminListener(t *testing.T) {
 	dataDir := t.TempDir()
 	writeTestUsers(t, dataDir)
-	a, err := server.New(context.Background(), server.Config{
+	_, addr, admin := serveApp(t, server.Config{
 		DataDir: dataDir, Insecure: true,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AdminListen: "127.0.0.1:0", MetricsPrometheus: true,
 		Telemetry: nil, // from the environment, plus the Prometheus endpoint
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go a.Serve(lis)
-	admin, err := a.ListenAdmin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go a.ServeAdmin(admin)
-	base := "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String()
-	adminURL := "http://" + admin.Addr().String()
+	base := withCreds(addr)
+	adminURL := "http://" + admin
 	if status, _, _ := do(t, "GET", base+"/2/info", "", ""); status != 200 {
 		t.Fatalf("GET /2/info: %d", status)
 	}

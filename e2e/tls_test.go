@@ -45,16 +45,7 @@ func tlsServer(t *testing.T, configure func(*server.Config)) (port string, roots
 	if configure != nil {
 		configure(&cfg)
 	}
-	a, err := server.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.Serve(lis) }()
-	t.Cleanup(a.Close)
+	_, addr, _ := serveApp(t, cfg)
 	pemData, err := os.ReadFile(filepath.Join(dataDir, selfsigned.CertFile))
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +54,7 @@ func tlsServer(t *testing.T, configure func(*server.Config)) (port string, roots
 	if !roots.AppendCertsFromPEM(pemData) {
 		t.Fatal("bad server certificate")
 	}
-	_, port, _ = net.SplitHostPort(lis.Addr().String())
+	_, port, _ = net.SplitHostPort(addr)
 	return port, roots
 }
 

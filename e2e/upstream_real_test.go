@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -96,20 +95,11 @@ func realFront(t *testing.T) string {
 	if err := os.WriteFile(pw, []byte(realWriterPwd+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a, err := server.New(context.Background(), server.Config{
+	_, addr, _ := serveApp(t, server.Config{
 		DataDir: dataDir, Insecure: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Upstream: server.UpstreamConfig{URLs: []string{realRAPI}, User: realWriter, PasswordFile: pw, CAFile: realCA},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.Serve(lis) }()
-	t.Cleanup(a.Close)
-	return "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String()
+	return withCreds(addr)
 }
 
 // volatileKeys change between two reads of an idle cluster (memory and

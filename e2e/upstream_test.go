@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -80,17 +79,8 @@ func upstreamFront(t testing.TB, back string, configure func(*server.Config)) st
 		URLs: []string{anonymous(back)}, User: e2eUser, PasswordFile: upstreamPasswordFile(t),
 		MaxConcurrent: 64, HealthInterval: time.Second,
 	}
-	a, err := server.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.Serve(lis) }()
-	t.Cleanup(a.Close)
-	return "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String()
+	_, addr, _ := serveApp(t, cfg)
+	return withCreds(addr)
 }
 
 // TestUpstreamGoldenReads replays the golden reads through an upstream
@@ -160,7 +150,7 @@ func TestUpstreamHealthAndMasterFailover(t *testing.T) {
 	second := startServer(t, "", "--insecure", "--cluster-file", filepath.Join(repoRoot(t), "testdata/golden-cluster.json"))
 	dataDir := t.TempDir()
 	writeTestUsers(t, dataDir)
-	a, err := server.New(context.Background(), server.Config{
+	_, addr, admin := serveApp(t, server.Config{
 		DataDir: dataDir, Insecure: true, AdminListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Upstream: server.UpstreamConfig{
@@ -168,21 +158,7 @@ func TestUpstreamHealthAndMasterFailover(t *testing.T) {
 			PasswordFile: upstreamPasswordFile(t), HealthInterval: 200 * time.Millisecond, Timeout: time.Second,
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.Serve(lis) }()
-	admin, err := a.ListenAdmin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.ServeAdmin(admin) }()
-	base := "http://" + e2eUser + ":" + e2ePassword + "@" + lis.Addr().String()
+	base := withCreds(addr)
 	// The two clusters differ in their nodes.
 	clusterName := func() string {
 		_, _, b := do(t, "GET", base+"/2/nodes", "", "")
@@ -195,7 +171,7 @@ func TestUpstreamHealthAndMasterFailover(t *testing.T) {
 		return fmt.Sprint(len(nodes), " nodes")
 	}
 	healthz := func() int {
-		resp, err := http.Get("http://" + admin.Addr().String() + "/healthz")
+		resp, err := http.Get("http://" + admin + "/healthz")
 		if err != nil {
 			return 0
 		}
