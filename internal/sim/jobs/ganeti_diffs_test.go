@@ -145,8 +145,9 @@ func TestExportSnapshotRules(t *testing.T) {
 // The remote mode (move-instance's) has the same rules; the refusal comes
 // before any disk is sent.
 func TestRemoteExportSnapshotRules(t *testing.T) {
-	src := newRIEEnv(t, 0, "s3cret", 2*time.Second)
-	dst := newRIEEnv(t, 0, "s3cret", 2*time.Second)
+	clock := newFakeClock()
+	src := newRIEEnv(t, clock, 0, "s3cret", 2*time.Second)
+	dst := newRIEEnv(t, clock, 0, "s3cret", 2*time.Second)
 	createSource(t, src, []int64{1024})
 	p := src.prepare(t, "moving.example.com")
 	imp := dst.remoteImport(t, p, "moving.example.com", []int64{1024}, nil)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,23 +18,24 @@ import (
 )
 
 // rieEnv is one cluster of a move: an engine whose remote import/export
-// uses secret and clock.
+// uses secret, and x509Clock for its X509 keys and their verification.
+// The two clusters of a move share that clock: a certificate the other
+// cluster makes a moment later would be "not yet valid" for a clock that
+// lags (as for OpenSSL between real clusters whose clocks differ).
 type rieEnv struct {
 	*env
-	remote *lu.Remote
-	now    atomic.Pointer[time.Time]
+	remote    *lu.Remote
+	x509Clock *fakeClock
 }
 
-func newRIEEnv(t *testing.T, instances int, secret string, timeout time.Duration) *rieEnv {
+func newRIEEnv(t *testing.T, clock *fakeClock, instances int, secret string, timeout time.Duration) *rieEnv {
 	t.Helper()
-	r := &rieEnv{}
-	now := time.Now()
-	r.now.Store(&now)
+	r := &rieEnv{x509Clock: clock}
 	r.remote = lu.NewRemote(lu.RemoteConfig{
 		DomainSecret:   func() (string, error) { return secret, nil },
 		KeyDir:         t.TempDir(),
 		ConnectTimeout: timeout,
-		Now:            func() time.Time { return *r.now.Load() },
+		Now:            clock.Now,
 		Logger:         quiet,
 	})
 	r.env = newEnv(t, instances, func(c *Config) {
@@ -44,11 +44,6 @@ func newRIEEnv(t *testing.T, instances int, secret string, timeout time.Duration
 	})
 	r.e.Start()
 	return r
-}
-
-func (r *rieEnv) advance(d time.Duration) {
-	t := r.now.Load().Add(d)
-	r.now.Store(&t)
 }
 
 func (r *rieEnv) instance(name string) *cluster.Instance {
@@ -187,8 +182,9 @@ func createSource(t *testing.T, src *rieEnv, sizes []int64) {
 // the source, remote import on the destination (which publishes where to
 // send each disk), remote export with removal on the source.
 func TestRemoteMove(t *testing.T) {
-	src := newRIEEnv(t, 0, "s3cret", 5*time.Second)
-	dst := newRIEEnv(t, 0, "s3cret", 5*time.Second)
+	clock := newFakeClock()
+	src := newRIEEnv(t, clock, 0, "s3cret", 5*time.Second)
+	dst := newRIEEnv(t, clock, 0, "s3cret", 5*time.Second)
 	sizes := []int64{1024, 2048}
 	createSource(t, src, sizes)
 	p := src.prepare(t, "moving.example.com")
@@ -235,8 +231,9 @@ func TestRemoteMove(t *testing.T) {
 
 // A diskless instance moves too: the import publishes no disk.
 func TestRemoteMoveDiskless(t *testing.T) {
-	src := newRIEEnv(t, 1, "s3cret", 5*time.Second)
-	dst := newRIEEnv(t, 0, "s3cret", 5*time.Second)
+	clock := newFakeClock()
+	src := newRIEEnv(t, clock, 1, "s3cret", 5*time.Second)
+	dst := newRIEEnv(t, clock, 0, "s3cret", 5*time.Second)
 	p := src.prepare(t, "inst1.example.com")
 	imp := dst.remoteImport(t, p, "inst1.example.com", nil, nil)
 	info, ok := dst.importInfo(t, imp)
@@ -253,8 +250,9 @@ func TestRemoteMoveDiskless(t *testing.T) {
 // Clusters with different domain secrets: the import refuses the
 // handshake; nothing is created, nothing listens.
 func TestRemoteImportWrongSecret(t *testing.T) {
-	src := newRIEEnv(t, 1, "s3cret", 5*time.Second)
-	dst := newRIEEnv(t, 0, "other", 5*time.Second)
+	clock := newFakeClock()
+	src := newRIEEnv(t, clock, 1, "s3cret", 5*time.Second)
+	dst := newRIEEnv(t, clock, 0, "other", 5*time.Second)
 	p := src.prepare(t, "inst1.example.com")
 	j := dst.wait(dst.remoteImport(t, p, "inst1.example.com", []int64{1024}, nil))
 	stWantResult(t, j, "error", `["OpPrereqError",["Invalid handshake: Hash didn't match, clusters don't share the same domain secret","wrong_input"]]`)
@@ -276,8 +274,9 @@ func TestRemoteImportWrongSecret(t *testing.T) {
 // The source never connects: the import times out and creates nothing;
 // an export to it then fails and leaves the source instance as it was.
 func TestRemoteImportTimeout(t *testing.T) {
-	src := newRIEEnv(t, 0, "s3cret", 500*time.Millisecond)
-	dst := newRIEEnv(t, 0, "s3cret", 300*time.Millisecond)
+	clock := newFakeClock()
+	src := newRIEEnv(t, clock, 0, "s3cret", 500*time.Millisecond)
+	dst := newRIEEnv(t, clock, 0, "s3cret", 300*time.Millisecond)
 	createSource(t, src, []int64{1024})
 	p := src.prepare(t, "moving.example.com")
 	imp := dst.remoteImport(t, p, "moving.example.com", []int64{1024}, func(op *rapiv2.OpInstanceCreate) {
@@ -308,11 +307,12 @@ func TestRemoteImportTimeout(t *testing.T) {
 // The export's checks (LUBackupExport.CheckPrereq in remote mode) on
 // destination information made here with the impexp helpers.
 func TestRemoteExportChecks(t *testing.T) {
-	src := newRIEEnv(t, 0, "s3cret", time.Second)
+	clock := newFakeClock()
+	src := newRIEEnv(t, clock, 0, "s3cret", time.Second)
 	createSource(t, src, []int64{1024})
 	p := src.prepare(t, "moving.example.com")
 	name := p.KeyName[0].(string)
-	dest, err := impexp.NewKeyPair("x509-2026-01-01_00_00_00-0a0b0c0d", "dst", time.Now(), impexp.CertValidity)
+	dest, err := impexp.NewKeyPair("x509-2026-01-01_00_00_00-0a0b0c0d", "dst", src.x509Clock.Now(), impexp.CertValidity)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,12 +370,12 @@ func TestRemoteExportChecks(t *testing.T) {
 		})
 	}
 	// A day later the key and the destination's CA have expired.
-	src.advance(25 * time.Hour)
+	src.x509Clock.Advance(25 * time.Hour)
 	j := src.wait(src.remoteExport(t, p, "moving.example.com", info(signed("s3cret"), diskInfo("s3cret", 0)), nil))
 	if j.Status != "error" || !strings.Contains(jsonOf(t, j.OpResult), "Invalid destination X509 CA (Certificate is expired (valid from ") {
 		t.Fatalf("export with an expired CA: %s", jsonOf(t, j.OpResult))
 	}
-	later, err := impexp.NewKeyPair("x509-2026-01-01_00_00_00-0a0b0c0e", "dst", *src.now.Load(), impexp.CertValidity)
+	later, err := impexp.NewKeyPair("x509-2026-01-01_00_00_00-0a0b0c0e", "dst", src.x509Clock.Now(), impexp.CertValidity)
 	if err != nil {
 		t.Fatal(err)
 	}
