@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend/forward"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/cluster"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/jobs"
@@ -156,7 +158,11 @@ type replica struct {
 	revs   revReader
 	won    chan struct{} // closed when the campaign is won
 	ready  chan struct{} // closed once a role is set
+	runCtx context.Context
 	cancel context.CancelFunc
+	// suspended: the lease may have expired (watchLease); reads are
+	// refused and health is NOT_SERVING.
+	suspended atomic.Bool
 
 	mu        sync.Mutex
 	mirror    *mirror              // the follower's copy (nil when leading)
@@ -216,8 +222,8 @@ func (a *App) openReplica(ctx context.Context, seed *cluster.File, jc jobs.Confi
 		return nil, err
 	}
 	r.revs.st = st
-	r.rpc = &forward.Client{Leader: r.leaderAddr, Dial: dial, Secret: r.secret}
-	r.fwd = forward.New(forward.Config{Remote: r.rpc, Sync: r.sync, LeaderSync: r.leaderSync})
+	r.rpc = &forward.Client{Leader: r.leaderAddr, Dial: dial, Secret: r.secret, Logger: log}
+	r.fwd = forward.New(forward.Config{Remote: r.rpc, Sync: r.sync, LeaderSync: r.leaderSync, Logger: log})
 	a.replica = r
 	a.lost = make(chan error, 1)
 	a.healthSrv.SetServingStatus(LeaderHealthService, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -227,7 +233,7 @@ func (a *App) openReplica(ctx context.Context, seed *cluster.File, jc jobs.Confi
 	}
 	r.lease = sess
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r.cancel = cancel
+	r.runCtx, r.cancel = runCtx, cancel
 	log.Info("etcd: this replica serves and campaigns for the leadership", "endpoints", ec.Endpoints, "prefix", st.Prefix(),
 		"name", name, "advertise", addr)
 	go r.campaign(runCtx)
@@ -327,12 +333,12 @@ func (r *replica) campaign(ctx context.Context) {
 	}
 	r.fwd.Set(sim.New(model, eng), true)
 	r.roleChanged()
+	if !r.a.draining.Load() && !r.suspended.Load() {
+		r.a.healthSrv.SetServingStatus(LeaderHealthService, healthpb.HealthCheckResponse_SERVING)
+	}
 	r.mu.Unlock()
 	if old != nil {
 		old.stop()
-	}
-	if !r.a.draining.Load() {
-		r.a.healthSrv.SetServingStatus(LeaderHealthService, healthpb.HealthCheckResponse_SERVING)
 	}
 	log.Info("etcd: this replica runs the job queue", "took", time.Since(start).String())
 	select {
@@ -363,8 +369,74 @@ func (r *replica) fail(err error) {
 	}
 }
 
+// leaseCheckEvery is how often a replica checks its own lease
+// (watchLease).
+const leaseCheckEvery = 50 * time.Millisecond
+
+// watchLease stops this replica serving once etcd has not confirmed its
+// lease for half the TTL (Lease.ValidUntil is half a TTL away): well
+// before etcd could let the lease expire, a new leader win, or a write be
+// missed here. Reads are refused and the health is NOT_SERVING until a
+// renewal gets through (a short cut, or etcd electing its own leader,
+// which extends the leases): then it serves again. The etcd client ends
+// the session once the lease has not been renewed for its TTL, and the
+// replica gives up (Lost) up to a second later. It starts once the App is
+// complete (it sets the health of every service).
+func (r *replica) watchLease(ctx context.Context) {
+	log := r.a.cfg.Logger
+	t := time.NewTicker(leaseCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		valid := time.Now().Add(r.lease.TTL / 2).Before(r.lease.ValidUntil())
+		if valid != r.suspended.Load() {
+			continue
+		}
+		if valid {
+			log.Info("etcd: etcd renewed this replica's lease; it serves again")
+		} else {
+			log.Warn("etcd: etcd has not confirmed this replica's lease for half its TTL; it stops serving until it does",
+				"ttl", r.lease.TTL.String())
+		}
+		r.mu.Lock()
+		r.suspended.Store(!valid)
+		r.setHealth(valid, r.leading)
+		r.mu.Unlock()
+	}
+}
+
+// setHealth sets the health of every service (r.mu held): serving, and
+// the Leader service when leading too.
+func (r *replica) setHealth(serving, leading bool) {
+	a := r.a
+	if a.draining.Load() {
+		return
+	}
+	st := func(ok bool) healthpb.HealthCheckResponse_ServingStatus {
+		if ok {
+			return healthpb.HealthCheckResponse_SERVING
+		}
+		return healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	a.healthSrv.SetServingStatus("", st(serving))
+	for name := range a.grpcServer.GetServiceInfo() {
+		a.healthSrv.SetServingStatus(name, st(serving))
+	}
+	a.healthSrv.SetServingStatus(LeaderHealthService, st(serving && leading))
+}
+
+// errSuspended refuses a read on a replica whose lease may have expired.
+var errSuspended = errs.Unavailable("This replica is cut off from etcd; another replica serves")
+
 // sync returns once every commit etcd holds now is visible here.
 func (r *replica) sync(ctx context.Context) error {
+	if r.suspended.Load() {
+		return errSuspended
+	}
 	rev, err := r.revs.rev(ctx)
 	if err != nil {
 		return err
@@ -469,6 +541,9 @@ func (r *replica) leaderGone(ctx context.Context) (int64, string) {
 
 // leaderSync waits for the leader's commits under way (jobs.Engine.Barrier).
 func (r *replica) leaderSync(ctx context.Context) error {
+	if r.suspended.Load() {
+		return errSuspended
+	}
 	r.mu.Lock()
 	eng := r.engine
 	r.mu.Unlock()
@@ -494,6 +569,9 @@ func (r *replica) leaderAddr(ctx context.Context) (string, error) {
 // health is the replica's part of /healthz: leader tells whether it must
 // lead.
 func (r *replica) health(ctx context.Context, leader bool) error {
+	if r.suspended.Load() {
+		return errors.New("cut off from etcd")
+	}
 	r.mu.Lock()
 	m, eng, leading := r.mirror, r.engine, r.leading
 	r.mu.Unlock()

@@ -29,6 +29,7 @@ import (
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend/backendtest"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/errs"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore/etcdtest"
@@ -88,7 +89,7 @@ func etcdReplicaAt(t testing.TB, ctx context.Context, endpoint, name, listen str
 		t.Fatal(err)
 	}
 	cfg := Config{DataDir: t.TempDir(), Insecure: true, Store: StoreEtcd, Listen: lis.Addr().String(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: logShownOnFailure(t, name),
 		Etcd:   EtcdConfig{DialConfig: etcdstore.DialConfig{Endpoints: []string{endpoint}}, LeaseTTL: ttl, Name: name}}
 	for _, c := range configure {
 		c(&cfg)
@@ -102,6 +103,29 @@ func etcdReplicaAt(t testing.TB, ctx context.Context, endpoint, name, listen str
 	t.Cleanup(a.Close)
 	return a
 }
+
+// logShownOnFailure is a logger whose lines the test shows if it fails.
+func logShownOnFailure(t testing.TB, name string) *slog.Logger {
+	var mu sync.Mutex
+	var lines []string
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if t.Failed() && len(lines) > 0 {
+			t.Logf("log of replica %s:\n%s", name, strings.Join(lines, ""))
+		}
+	})
+	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		lines = append(lines, string(p))
+		mu.Unlock()
+		return len(p), nil
+	}), nil))
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func testDelay(seconds float64) []*rapiv2.OpCode {
 	return []*rapiv2.OpCode{{Op: &rapiv2.OpCode_TestDelay{TestDelay: &rapiv2.OpTestDelay{Duration: proto.Float64(seconds)}}}}
@@ -142,6 +166,39 @@ func healthOf(t *testing.T, ctx context.Context, a *App, service string) healthp
 		t.Fatalf("health %q: %v", service, err)
 	}
 	return resp.Status
+}
+
+// healthChanges watches a's health of service and sends the time it
+// turns to want (once).
+func healthChanges(t *testing.T, ctx context.Context, a *App, service string, want healthpb.HealthCheckResponse_ServingStatus) <-chan time.Time {
+	t.Helper()
+	conn, err := grpc.NewClient(a.cfg.Listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil || first.Status == want {
+		t.Fatalf("health %q before: %v %v", service, first.GetStatus(), err)
+	}
+	at := make(chan time.Time, 1)
+	go func() {
+		defer conn.Close()
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if resp.Status == want {
+				at <- time.Now()
+				return
+			}
+		}
+	}()
+	return at
 }
 
 // TestEtcdReplicas runs three replicas on one etcd. The first leads (it
@@ -649,13 +706,107 @@ func BenchmarkEtcdReads(b *testing.B) {
 	}
 }
 
+// TestEtcdReplicaSuspended cuts a follower off from etcd for a moment
+// while etcd goes on holding its lease (the test renews it in the
+// follower's place, as etcd extends the leases while it elects its own
+// leader): once half the lease passed unconfirmed the follower stops
+// serving (every health status NOT_SERVING, reads and /healthz refused)
+// rather than answer from a copy that may be stale, and once etcd
+// answers again it serves again, without giving up.
+func TestEtcdReplicaSuspended(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	leader := etcdReplica(t, ctx, endpoint, "leader")
+	for !leader.replica.fwd.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	px, via := etcdtest.Proxy(t, endpoint)
+	follower := etcdReplica(t, ctx, via, "follower")
+	lease := follower.replica.lease
+	cli := etcdtest.Client(t, endpoint)
+	services := []string{"", LeaderHealthService, "ganeti.rapi.v2.ClusterService"}
+	if got := healthOf(t, ctx, follower, services[2]); got != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("%s before the cut: %v", services[2], got)
+	}
+
+	notServing := healthChanges(t, ctx, follower, "", healthpb.HealthCheckResponse_NOT_SERVING)
+	renewing, stopRenewing := context.WithCancel(ctx)
+	defer stopRenewing()
+	go func() {
+		for renewing.Err() == nil {
+			_, _ = cli.KeepAliveOnce(renewing, lease.Lease())
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	px.PauseTx()
+	px.PauseRx()
+	cut := time.Now()
+	select {
+	case at := <-notServing:
+		t.Logf("NOT_SERVING %v after the cut (lease %v)", at.Sub(cut), lease.TTL)
+		if at.Sub(cut) > lease.TTL {
+			t.Errorf("NOT_SERVING only %v after the cut, lease %v", at.Sub(cut), lease.TTL)
+		}
+	case <-time.After(5 * lease.TTL):
+		t.Fatalf("still SERVING %v after the cut", 5*lease.TTL)
+	}
+	serving := healthChanges(t, ctx, follower, "", healthpb.HealthCheckResponse_SERVING)
+	_, err := follower.replica.fwd.ClusterInfo(ctx)
+	for _, svc := range services {
+		if got := healthOf(t, ctx, follower, svc); got != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("health %q while cut off: %v", svc, got)
+		}
+	}
+	if err := follower.health(ctx); err == nil {
+		t.Error("/healthz while cut off: healthy")
+	}
+	px.UnpauseTx()
+	px.UnpauseRx()
+	back := time.Now()
+	if e, ok := errs.As(err); !ok || e.Class != errs.ClassUnavailable {
+		t.Errorf("a read while cut off: %v, want Unavailable", err)
+	}
+	select {
+	case at := <-serving:
+		t.Logf("SERVING again %v after etcd answered again", at.Sub(back))
+	case <-time.After(5 * lease.TTL):
+		t.Fatalf("not SERVING again %v after etcd answered again", 5*lease.TTL)
+	}
+	stopRenewing()
+	select {
+	case err := <-follower.Lost():
+		t.Fatalf("the follower gave up: %v", err)
+	default:
+	}
+	for _, svc := range services {
+		want := healthpb.HealthCheckResponse_SERVING
+		if svc == LeaderHealthService {
+			want = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		if got := healthOf(t, ctx, follower, svc); got != want {
+			t.Errorf("health %q after: %v, want %v", svc, got, want)
+		}
+	}
+	id, err := follower.replica.fwd.Submit(ctx, clusterTag("after-the-cut"), backend.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := waitFinal(t, ctx, follower.replica.fwd, id); j.Status != backend.StatusSuccess {
+		t.Errorf("job %d after the cut: %s", id, j.Status)
+	}
+	if err := follower.health(ctx); err != nil {
+		t.Errorf("/healthz after: %v", err)
+	}
+}
+
 // TestEtcdReplicaCutOff cuts replicas off from etcd (a fault proxy between
 // each and etcd holds its traffic both ways): a follower, then the leader.
-// Each stops serving within its lease (1 s asked, 2 s granted here) and
-// the etcd client's one-second check: Lost delivers the reason
-// (the process exits on it) and its health is NOT_SERVING; meanwhile a
-// read on it never answers from its stale copy. The replica still
-// connected takes the lead.
+// Each stops serving (health NOT_SERVING) within its lease (1 s asked, 2 s
+// granted here), and gives up within the lease and the etcd client's
+// one-second check: Lost delivers the reason (the process exits on it);
+// meanwhile a read on it never answers from its stale copy. The replica
+// still connected takes the lead.
 func TestEtcdReplicaCutOff(t *testing.T) {
 	endpoint := etcdtest.Start(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -671,39 +822,51 @@ func TestEtcdReplicaCutOff(t *testing.T) {
 	lease := leader.replica.lease.TTL // etcdReplica's 1 s, as etcd raised it
 	t.Logf("the lease etcd granted: %v", lease)
 
-	// cutOff cuts a off and returns when it stopped serving.
+	// cutOff cuts a off and returns when: then when it stopped serving
+	// (health), and when it gave up (Lost).
 	cutOff := func(name string, a *App, px interface {
 		PauseTx()
 		PauseRx()
-	}) (time.Time, <-chan time.Time) {
+	}) (cut time.Time, notServing, lost <-chan time.Time) {
 		t.Helper()
 		if got := healthOf(t, ctx, a, ""); got != healthpb.HealthCheckResponse_SERVING {
 			t.Fatalf("%s before the cut: health %v", name, got)
 		}
-		lost := make(chan time.Time, 1)
+		lostAt := make(chan time.Time, 1)
 		go func() {
 			select {
 			case err := <-a.Lost():
 				t.Logf("%s: %v", name, err)
-				lost <- time.Now()
+				lostAt <- time.Now()
 			case <-ctx.Done():
 			}
 		}()
+		ns := healthChanges(t, ctx, a, "", healthpb.HealthCheckResponse_NOT_SERVING)
 		px.PauseTx()
 		px.PauseRx()
-		return time.Now(), lost
+		return time.Now(), ns, lostAt
 	}
-	stopped := func(name string, a *App, cut time.Time, lost <-chan time.Time) {
+	stopped := func(name string, a *App, cut time.Time, notServing, lost <-chan time.Time) {
 		t.Helper()
 		select {
-		case at := <-lost:
+		case at := <-notServing:
 			took := at.Sub(cut)
-			t.Logf("%s cut off from etcd: stopped serving after %v", name, took)
-			if took > lease+1500*time.Millisecond { // the etcd client checks once a second
+			t.Logf("%s cut off from etcd: NOT_SERVING after %v", name, took)
+			if took > lease {
 				t.Errorf("%s stopped serving %v after the cut, lease %v", name, took, lease)
 			}
 		case <-time.After(10 * lease):
 			t.Fatalf("%s still serves %v after it was cut off from etcd", name, 10*lease)
+		}
+		select {
+		case at := <-lost:
+			took := at.Sub(cut)
+			t.Logf("%s cut off from etcd: gave up after %v", name, took)
+			if took > lease+1500*time.Millisecond { // the etcd client checks once a second
+				t.Errorf("%s gave up %v after the cut, lease %v", name, took, lease)
+			}
+		case <-time.After(10 * lease):
+			t.Fatalf("%s still runs %v after it was cut off from etcd", name, 10*lease)
 		}
 		if got := healthOf(t, ctx, a, ""); got != healthpb.HealthCheckResponse_NOT_SERVING {
 			t.Errorf("%s cut off: health %v, want NOT_SERVING", name, got)
@@ -712,7 +875,7 @@ func TestEtcdReplicaCutOff(t *testing.T) {
 
 	// The follower: a job committed after the cut is never read as
 	// unknown on it.
-	cut, lost := cutOff("the follower", follower, pxFollower)
+	cut, notServing, lost := cutOff("the follower", follower, pxFollower)
 	id, err := leader.replica.fwd.Submit(ctx, clusterTag("after-the-cut"), backend.SubmitOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -722,14 +885,14 @@ func TestEtcdReplicaCutOff(t *testing.T) {
 		t.Errorf("job %d, committed after the follower was cut off, read there as unknown", id)
 	}
 	rcancel()
-	stopped("the follower", follower, cut, lost)
+	stopped("the follower", follower, cut, notServing, lost)
 	if _, ok, err := other.replica.fwd.Job(ctx, id); err != nil || !ok {
 		t.Errorf("job %d on the replica still connected: %v %v", id, ok, err)
 	}
 
 	// The leader: the other replica takes over.
-	cut, lost = cutOff("the leader", leader, pxLeader)
-	stopped("the leader", leader, cut, lost)
+	cut, notServing, lost = cutOff("the leader", leader, pxLeader)
+	stopped("the leader", leader, cut, notServing, lost)
 	for !other.replica.fwd.IsLeader() {
 		if time.Since(cut) > 10*lease {
 			t.Fatal("the replica still connected did not take the lead")

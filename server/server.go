@@ -660,6 +660,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.upstream != nil { // the App is complete: health reports may come
 		a.upstream.StartHealth(ctx, a.upstreamHealth)
 	}
+	if a.replica != nil {
+		go a.replica.watchLease(a.replica.runCtx)
+	}
 	if a.multi != nil {
 		a.startClusters(ctx)
 	}

@@ -14,6 +14,8 @@ package forward
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +44,16 @@ type Config struct {
 	// commits under way when it was called are visible locally, as they
 	// may already be visible to the followers.
 	LeaderSync func(ctx context.Context) error
+	// Logger receives the causes of the failures that clients see as
+	// Unavailable (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (b *Backend) logger() *slog.Logger {
+	if b.cfg.Logger != nil {
+		return b.cfg.Logger
+	}
+	return slog.Default()
 }
 
 type role struct {
@@ -384,7 +396,11 @@ func (b *Backend) sync(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return errs.Unavailable("This replica could not catch up with the store: %v", err)
+		if e, ok := errors.AsType[*errs.Error](err); ok {
+			return e
+		}
+		b.logger().Warn("replica: catching up with the store failed", "err", err)
+		return errs.Unavailable("This replica could not catch up with the store")
 	}
 	return nil
 }

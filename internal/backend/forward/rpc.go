@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"strings"
@@ -249,6 +250,9 @@ type Client struct {
 	// RetryFor bounds how long a write waits for a leader that answers
 	// (default 15 s, within the caller's deadline).
 	RetryFor time.Duration
+	// Logger receives why the leader could not be reached (default
+	// slog.Default()).
+	Logger *slog.Logger
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -311,7 +315,12 @@ func (c *Client) call(ctx context.Context, method string, req *request) (*respon
 			return nil, ctx.Err()
 		}
 		if !retriable(err) || time.Now().Add(pause).After(deadline) {
-			return nil, errs.Unavailable("The leader replica could not be reached: %v", err)
+			logger := c.Logger
+			if logger == nil {
+				logger = slog.Default()
+			}
+			logger.Warn("replica: the leader could not be reached", "method", method, "err", err)
+			return nil, errs.Unavailable("The leader replica could not be reached")
 		}
 		t := time.NewTimer(pause)
 		select {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -37,11 +39,111 @@ type Elector struct {
 // Lease is a replica's etcd session. Its Done is closed when the lease
 // could not be renewed within its TTL (the etcd client checks once a
 // second, so up to a second after it expired), or the session ended.
+// ValidUntil tells earlier, and exactly, until when etcd holds it.
 type Lease struct {
 	*concurrency.Session
 	// TTL is the lease's time to live as etcd granted it (etcd raises
 	// one below its minimum, about 1.5 election timeouts).
 	TTL time.Duration
+	// until is ValidUntil, in Unix nanoseconds.
+	until atomic.Int64
+}
+
+// ValidUntil is a time before which etcd holds the lease for certain:
+// when the last renewal that etcd confirmed was sent, plus the TTL. (The
+// etcd client's own deadline counts from the answer's arrival, with
+// several renewals in flight, and it checks it once a second.) It may
+// pass while etcd still holds the lease (renewals lost, or etcd electing
+// its leader, which extends the leases): a later renewal moves it on.
+func (l *Lease) ValidUntil() time.Time { return time.Unix(0, l.until.Load()) }
+
+// confirm renews the lease every quarter of its TTL, one renewal at a
+// time on a stream of its own, ka (the session renews it too, every
+// third, without telling when it sent what), and records in until what
+// etcd confirmed, until the session ends. A renewal without an answer
+// within the quarter closes the stream; the next one opens another
+// (within the TTL: with etcd auth, a stream costs an authentication).
+func (l *Lease) confirm(ka *keepAlive) {
+	every := max(l.TTL/4, 100*time.Millisecond)
+	defer func() { ka.close() }()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.Done():
+			return
+		case <-t.C:
+		}
+		if ka == nil {
+			ka = openKeepAlive(l.Ctx(), l.Client(), l.TTL)
+			if ka == nil {
+				continue
+			}
+		}
+		sent := time.Now()
+		ttl, err := ka.renew(clientv3.LeaseID(l.Lease()), every)
+		if err != nil {
+			ka.close()
+			ka = nil
+			continue
+		}
+		if ttl > 0 {
+			l.extend(sent.Add(ttl))
+		}
+	}
+}
+
+// extend moves until to t, if later.
+func (l *Lease) extend(t time.Time) {
+	for {
+		old := l.until.Load()
+		if t.UnixNano() <= old || l.until.CompareAndSwap(old, t.UnixNano()) {
+			return
+		}
+	}
+}
+
+// keepAlive is a lease keep-alive stream with one request at a time.
+type keepAlive struct {
+	stream pb.Lease_LeaseKeepAliveClient
+	cancel context.CancelFunc
+}
+
+// openKeepAlive opens a stream on cli's connection (nil: not within
+// timeout).
+func openKeepAlive(ctx context.Context, cli *clientv3.Client, timeout time.Duration) *keepAlive {
+	ctx, cancel := context.WithCancel(ctx)
+	late := time.AfterFunc(timeout, cancel)
+	stream, err := pb.NewLeaseClient(cli.ActiveConnection()).LeaseKeepAlive(ctx)
+	if !late.Stop() || err != nil {
+		cancel()
+		return nil
+	}
+	return &keepAlive{stream: stream, cancel: cancel}
+}
+
+// renew renews lease once and returns the TTL etcd answered (0: the
+// lease is gone); an error when there is no answer within timeout.
+func (k *keepAlive) renew(lease clientv3.LeaseID, timeout time.Duration) (time.Duration, error) {
+	late := time.AfterFunc(timeout, k.cancel)
+	defer late.Stop()
+	if err := k.stream.Send(&pb.LeaseKeepAliveRequest{ID: int64(lease)}); err != nil {
+		return 0, err
+	}
+	resp, err := k.stream.Recv()
+	if err != nil {
+		return 0, err
+	}
+	if resp.ID != int64(lease) {
+		return 0, errors.New("etcd: a keep-alive answer for another lease")
+	}
+	return time.Duration(max(resp.TTL, 0)) * time.Second, nil
+}
+
+func (k *keepAlive) close() {
+	if k != nil {
+		k.cancel()
+	}
 }
 
 // Session returns the lease of this replica's campaign, created on first
@@ -58,17 +160,25 @@ func (e *Elector) Session(ctx context.Context) (*Lease, error) {
 		}
 	}
 	sctx := context.WithoutCancel(ctx)
+	// The stream of confirm, opened first: opening it may take long (an
+	// authentication, with etcd auth).
+	ka := openKeepAlive(sctx, e.s.cli, time.Duration(e.ttl)*time.Second)
+	granting := time.Now()
 	sess, err := concurrency.NewSession(e.s.cli, concurrency.WithTTL(e.ttl), concurrency.WithContext(sctx))
 	if err != nil {
+		ka.close()
 		return nil, err
 	}
 	// The TTL etcd granted (it may raise a short one).
 	granted, err := e.s.cli.TimeToLive(ctx, sess.Lease())
 	if err != nil {
+		ka.close()
 		_ = sess.Close()
 		return nil, err
 	}
 	l := &Lease{Session: sess, TTL: time.Duration(granted.GrantedTTL) * time.Second}
+	l.extend(granting.Add(l.TTL))
+	go l.confirm(ka)
 	e.pending = l
 	return l, nil
 }

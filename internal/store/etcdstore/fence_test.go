@@ -170,3 +170,56 @@ func TestElectionSurvivesCompaction(t *testing.T) {
 		t.Fatal("B did not win once A resigned")
 	}
 }
+
+// TestLeaseValidUntil: ValidUntil moves on while etcd confirms the
+// renewals, never lies beyond the lease etcd could have let expire (the
+// last confirmed renewal was sent before the cut), and moves on again
+// once etcd answers.
+func TestLeaseValidUntil(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	px, through := etcdtest.Proxy(t, endpoint)
+	s := etcdtest.Store(t, etcdtest.Client(t, through), "/valid-until/")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	lease, err := etcdstore.NewElector(s, "a", 1).Session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := lease.ValidUntil()
+	if left := time.Until(first); left <= 0 || left > lease.TTL {
+		t.Fatalf("ValidUntil %v from now, TTL %v", left, lease.TTL)
+	}
+	time.Sleep(lease.TTL / 2)
+	if !lease.ValidUntil().After(first) {
+		t.Fatal("ValidUntil did not move on with the renewals")
+	}
+
+	// A cut shorter than the etcd client's own deadline (two thirds of
+	// the TTL at least), longer than a renewal's period (a quarter).
+	px.PauseTx()
+	px.PauseRx()
+	cut := time.Now()
+	atCut := lease.ValidUntil()
+	time.Sleep(lease.TTL / 3)
+	stalled := lease.ValidUntil()
+	if stalled.After(cut.Add(lease.TTL)) {
+		t.Errorf("ValidUntil %v after the cut, beyond the TTL %v", stalled.Sub(cut), lease.TTL)
+	}
+	if !stalled.Equal(atCut) {
+		t.Errorf("ValidUntil moved on by %v while etcd could not answer", stalled.Sub(atCut))
+	}
+	px.UnpauseTx()
+	px.UnpauseRx()
+	back := time.Now()
+	for !lease.ValidUntil().After(back) {
+		if time.Since(back) > lease.TTL {
+			t.Fatalf("ValidUntil did not move on %v after etcd answered again", lease.TTL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case <-lease.Done():
+		t.Fatal("the session ended")
+	default:
+	}
+}
