@@ -202,8 +202,8 @@ func (a *App) openReplica(ctx context.Context, seed *cluster.File, jc jobs.Confi
 	id, _ := json.Marshal(leaderValue{Name: name, Addr: addr})
 	r := &replica{a: a, id: leaderValue{Name: name, Addr: addr}, st: st, el: etcdstore.NewElector(st, string(id), ec.LeaseTTL), seed: seed, jc: jc,
 		won: make(chan struct{}), ready: make(chan struct{}), changed: make(chan struct{})}
-	// A leader whose commit etcd refused or did not confirm (the member
-	// it went to died: its outcome is unknown) stops its job queue
+	// A leader whose commit etcd refused, or did not confirm even after
+	// its resolution (etcdstore: its outcome is unknown), stops its job queue
 	// (fail-stop). It must give up the leadership too, or no replica runs
 	// the queue until someone restarts it: it stops serving and exits, and
 	// another replica takes over, loading from etcd what was committed.

@@ -22,6 +22,16 @@
 // a compare on the create revision of its leader key, in the same
 // transaction, so a deposed leader's commit is refused (store.ErrFenced).
 //
+// A commit whose outcome etcd leaves unknown (no answer in time, the
+// member it went to died or lost its leader) is resolved rather than
+// reported: a second transaction, under the same guards, puts meta/rev
+// and meta/resolved at once. Exactly one of the two can succeed, as both
+// compare the mod revision of meta/rev; the one that did is known from
+// meta/resolved's mod revision. The first succeeded: the Update returns
+// nil. The resolution did (an empty commit): the first can never apply,
+// and fn runs again. Only when etcd answers neither within the request
+// timeout is the commit reported as failed (store.ErrCommit).
+//
 // Differences from the single-process stores: a watch does not report the
 // Delete of an absent key (etcd has no such event), and a key written
 // more than once by one transaction is reported once, with its last
@@ -38,8 +48,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
 )
@@ -82,15 +96,21 @@ type Store struct {
 	cli     *clientv3.Client
 	prefix  string
 	metaKey string
-	limits  store.Limits
-	buffer  int
-	timeout time.Duration
-	fence   atomic.Pointer[clientv3.Cmp]
+	// resolvedKey is put with meta/rev by the resolution of a commit
+	// whose outcome is unknown.
+	resolvedKey string
+	limits      store.Limits
+	buffer      int
+	timeout     time.Duration
+	fence       atomic.Pointer[clientv3.Cmp]
 	// head is where this store's last commit left the store: the next
 	// Update starts from it without reading meta/rev first (one round
 	// trip less per commit of the one writer). Its compare on meta/rev
 	// still refuses a commit when another came in between.
 	head atomic.Pointer[head]
+	// fault, for tests, makes the outcome of the next commits unknown
+	// (faults.go).
+	fault atomic.Pointer[func() CommitFault]
 
 	mu      sync.Mutex // guards closed and watches
 	closed  bool
@@ -121,7 +141,7 @@ func New(cfg Config) (*Store, error) {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	return &Store{
-		cli: cfg.Client, prefix: cfg.Prefix, metaKey: cfg.Prefix + "meta/rev",
+		cli: cfg.Client, prefix: cfg.Prefix, metaKey: cfg.Prefix + "meta/rev", resolvedKey: cfg.Prefix + "meta/resolved",
 		limits: cfg.Limits.OrDefault(), buffer: cfg.WatchBuffer, timeout: cfg.RequestTimeout, done: make(chan struct{}),
 	}, nil
 }
@@ -291,6 +311,9 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 			return store.ErrClosed
 		}
 		etcdRev, err := s.commit(ctx, t)
+		if err != nil && outcomeUnknown(err) {
+			etcdRev, err = s.resolve(t, err)
+		}
 		if err != nil || etcdRev == 0 {
 			s.head.Store(nil)
 		} else {
@@ -310,6 +333,12 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	}
 }
 
+// commitAttemptTime bounds how long a commit waits for etcd's answer
+// before it is resolved (resolve): a member whose etcd leader died holds
+// the proposals it forwarded until its own request timeout (5 s and two
+// election timeouts).
+const commitAttemptTime = 2 * time.Second
+
 // commit sends t's writes and returns the etcd revision of the commit;
 // 0: the compare on meta/rev failed.
 func (s *Store) commit(ctx context.Context, t *tx) (int64, error) {
@@ -322,31 +351,143 @@ func (s *Store) commit(ctx context.Context, t *tx) (int64, error) {
 			ops = append(ops, clientv3.OpPut(k, string(v)))
 		}
 	}
-	guard := clientv3.Compare(clientv3.ModRevision(s.metaKey), "=", t.metaMod)
-	fence := s.fence.Load()
-	var (
-		resp *clientv3.TxnResponse
-		err  error
-	)
-	if fence == nil {
-		resp, err = s.cli.Txn(ctx).If(guard).Then(ops...).Commit()
-	} else {
-		resp, err = s.cli.Txn(ctx).If(*fence).Then(clientv3.OpTxn([]clientv3.Cmp{guard}, ops, nil)).Commit()
+	f := s.faultNow()
+	if f == FaultBefore {
+		return 0, errFault
+	}
+	actx, cancel := context.WithTimeout(ctx, commitAttemptTime)
+	defer cancel()
+	rev, _, err := s.guardedTxn(actx, t.metaMod, ops, nil)
+	if f == FaultAfter && err == nil {
+		return 0, errFault
 	}
 	switch {
 	case errors.Is(err, rpctypes.ErrTooManyOps), errors.Is(err, rpctypes.ErrRequestTooLarge):
 		return 0, fmt.Errorf("%w: etcd: %v", store.ErrTxTooLarge, err)
 	case err != nil:
-		return 0, fmt.Errorf("%w: etcd: %v", store.ErrCommit, err)
-	case !resp.Succeeded:
-		if fence != nil {
-			return 0, store.ErrFenced
+		return 0, err
+	}
+	return rev, nil
+}
+
+// guardedTxn runs ops (else: elseOps) when meta/rev's mod revision is
+// metaMod, under the fence if one is set. It returns the commit's etcd
+// revision, 0 when the compare on meta/rev failed (with the answers of
+// elseOps), store.ErrFenced when the fence's did.
+func (s *Store) guardedTxn(ctx context.Context, metaMod int64, ops, elseOps []clientv3.Op) (int64, []*etcdserverpb.ResponseOp, error) {
+	guard := clientv3.Compare(clientv3.ModRevision(s.metaKey), "=", metaMod)
+	fence := s.fence.Load()
+	if fence == nil {
+		resp, err := s.cli.Txn(ctx).If(guard).Then(ops...).Else(elseOps...).Commit()
+		switch {
+		case err != nil:
+			return 0, nil, err
+		case !resp.Succeeded:
+			return 0, resp.Responses, nil
 		}
-		return 0, nil
-	case fence != nil && !resp.Responses[0].GetResponseTxn().Succeeded:
+		return resp.Header.Revision, nil, nil
+	}
+	resp, err := s.cli.Txn(ctx).If(*fence).Then(clientv3.OpTxn([]clientv3.Cmp{guard}, ops, elseOps)).Commit()
+	switch {
+	case err != nil:
+		return 0, nil, err
+	case !resp.Succeeded:
+		return 0, nil, store.ErrFenced
+	case !resp.Responses[0].GetResponseTxn().Succeeded:
+		return 0, resp.Responses[0].GetResponseTxn().Responses, nil
+	}
+	return resp.Header.Revision, nil, nil
+}
+
+// outcomeUnknown tells whether a commit that failed with err may have
+// been applied: etcd did not answer, not that it refused.
+func outcomeUnknown(err error) bool {
+	if errors.Is(err, store.ErrFenced) || errors.Is(err, store.ErrTxTooLarge) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, errFault) {
+		return true
+	}
+	var code codes.Code
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code = ee.Code()
+	} else if st, ok := status.FromError(err); ok {
+		code = st.Code()
+	} else {
+		return true
+	}
+	switch code {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Unknown, codes.Internal, codes.Aborted:
+		return true
+	}
+	return false
+}
+
+// resolve finds out whether t's commit, whose outcome is unknown (cause),
+// was applied (its etcd revision), or never will be (0: run fn again),
+// within the request timeout and while the store is open; else it
+// reports the commit as failed.
+func (s *Store) resolve(t *tx, cause error) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	mark := strconv.FormatInt(t.rev+1, 10)
+	ops := []clientv3.Op{clientv3.OpPut(s.metaKey, mark), clientv3.OpPut(s.resolvedKey, mark)}
+	read := []clientv3.Op{clientv3.OpGet(s.metaKey), clientv3.OpGet(s.resolvedKey)}
+	pause := 50 * time.Millisecond
+	for {
+		actx, acancel := context.WithTimeout(ctx, commitAttemptTime)
+		rev, got, err := s.guardedTxn(actx, t.metaMod, ops, read)
+		acancel()
+		switch {
+		case errors.Is(err, store.ErrFenced):
+			return 0, err
+		case err == nil && rev != 0:
+			return 0, nil // resolved: the commit can no longer apply
+		case err == nil:
+			return s.resolved(got, mark, cause)
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("%w: etcd: %v (unresolved: %v)", store.ErrCommit, cause, err)
+		}
+		timer := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+		case <-timer.C:
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
+}
+
+// resolved reads the outcome from meta/rev and meta/resolved after the
+// resolution's compare failed: meta/rev moved, by the commit (its etcd
+// revision) or by an earlier attempt of the resolution (0).
+func (s *Store) resolved(got []*etcdserverpb.ResponseOp, mark string, cause error) (int64, error) {
+	var meta, res *mvccpb.KeyValue
+	if len(got) == 2 {
+		if kvs := got[0].GetResponseRange().GetKvs(); len(kvs) == 1 {
+			meta = kvs[0]
+		}
+		if kvs := got[1].GetResponseRange().GetKvs(); len(kvs) == 1 {
+			res = kvs[0]
+		}
+	}
+	switch {
+	case meta == nil || string(meta.Value) != mark:
+		// Another writer committed (no fence): the outcome stays unknown.
+		return 0, fmt.Errorf("%w: etcd: %v (another commit came in between)", store.ErrCommit, cause)
+	case res != nil && res.ModRevision == meta.ModRevision:
 		return 0, nil
 	}
-	return resp.Header.Revision, nil
+	return meta.ModRevision, nil
 }
 
 // Close ends the watches (with store.ErrClosed) and makes later calls fail

@@ -8,3 +8,13 @@ func CompactStep(ctx context.Context, s *Store, expect, rev int64) (version, cur
 	c := &Compactor{s: s, key: s.compactKey()}
 	return c.step(ctx, expect, rev)
 }
+
+// InjectCommitFaults makes next decide the fault of each later commit
+// (nil: none). For tests.
+func (s *Store) InjectCommitFaults(next func() CommitFault) {
+	if next == nil {
+		s.fault.Store(nil)
+		return
+	}
+	s.fault.Store(&next)
+}
