@@ -97,12 +97,20 @@ func TestDrain(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	// During the drain delay: NOT_SERVING, yet still serving.
+	// During the drain delay: NOT_SERVING (once the process handled the
+	// signal, well within the delay), yet still serving.
 	fresh := dialGRPC(t, base(p))
 	for _, svc := range []string{"", "ganeti.rapi.v2.JobService", "ganeti.rapi.v2.ClusterService"} {
-		res, err := healthpb.NewHealthClient(fresh).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
-		if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
-			t.Errorf("health of %q during the drain delay: %v %v", svc, res, err)
+		for {
+			res, err := healthpb.NewHealthClient(fresh).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+			if err == nil && res.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING {
+				break
+			}
+			if err != nil || time.Since(sigterm) > 500*time.Millisecond {
+				t.Errorf("health of %q %v after SIGTERM, in the drain delay: %v %v", svc, time.Since(sigterm), res, err)
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	if _, err := rapiv2.NewClusterServiceClient(fresh).GetInfo(ctx, &rapiv2.GetInfoRequest{}); err != nil {

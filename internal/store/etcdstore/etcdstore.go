@@ -42,6 +42,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,11 @@ type Config struct {
 	RequestTimeout time.Duration
 }
 
+// forEachPage is how many keys ForEach reads from etcd at a time: a
+// bucket of any size is scanned in bounded memory, and a scan that stops
+// early reads no more than it needs.
+const forEachPage = 500
+
 // DefaultRequestTimeout is the default Config.RequestTimeout: about
 // etcd's own request timeout (5 s and two election timeouts), after which
 // a commit's outcome is unknown anyway.
@@ -99,10 +105,12 @@ type Store struct {
 	// resolvedKey is put with meta/rev by the resolution of a commit
 	// whose outcome is unknown.
 	resolvedKey string
-	limits      store.Limits
-	buffer      int
-	timeout     time.Duration
-	fence       atomic.Pointer[clientv3.Cmp]
+	// page is how many keys ForEach reads at a time (forEachPage).
+	page    int
+	limits  store.Limits
+	buffer  int
+	timeout time.Duration
+	fence   atomic.Pointer[clientv3.Cmp]
 	// head is where this store's last commit left the store: the next
 	// Update starts from it without reading meta/rev first (one round
 	// trip less per commit of the one writer). Its compare on meta/rev
@@ -141,7 +149,7 @@ func New(cfg Config) (*Store, error) {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	return &Store{
-		cli: cfg.Client, prefix: cfg.Prefix, metaKey: cfg.Prefix + "meta/rev", resolvedKey: cfg.Prefix + "meta/resolved",
+		cli: cfg.Client, prefix: cfg.Prefix, metaKey: cfg.Prefix + "meta/rev", resolvedKey: cfg.Prefix + "meta/resolved", page: forEachPage,
 		limits: cfg.Limits.OrDefault(), buffer: cfg.WatchBuffer, timeout: cfg.RequestTimeout, done: make(chan struct{}),
 	}, nil
 }
@@ -599,43 +607,65 @@ func (t *tx) ForEach(bucket string, fn func(key string, val []byte) error) error
 		return err
 	}
 	p := t.s.dataPrefix(bucket)
-	resp, err := t.s.cli.Get(t.ctx, p, clientv3.WithPrefix(), clientv3.WithRev(t.etcdRev),
-		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
-	if err != nil {
-		return t.readErr(err)
-	}
-	type entry struct {
-		k string
-		v []byte
-	}
-	merged := make([]entry, 0, len(resp.Kvs))
-	seen := map[string]bool{}
-	for _, kv := range resp.Kvs {
-		k := string(kv.Key)
-		v := kv.Value
-		if pv, ok := t.pending[k]; ok {
-			seen[k] = true
-			if pv == nil {
-				continue
-			}
-			v = pv
-		}
-		merged = append(merged, entry{k, v})
-	}
-	var added []entry
+	// The transaction's own writes in the bucket, in key order, merged
+	// into each page.
+	var pending []string
 	for _, k := range t.order {
-		if v := t.pending[k]; v != nil && !seen[k] && strings.HasPrefix(k, p) {
-			added = append(added, entry{k, v})
+		if strings.HasPrefix(k, p) {
+			pending = append(pending, k)
 		}
 	}
-	if len(added) > 0 {
-		merged = append(merged, added...)
-		sortEntries(merged, func(e entry) string { return e.k })
-	}
-	for _, e := range merged {
-		if err := fn(strings.TrimPrefix(e.k, p), value(e.v)); err != nil {
-			return err
+	slices.Sort(pending)
+	end := clientv3.GetPrefixRangeEnd(p)
+	from := p
+	for {
+		resp, err := t.s.cli.Get(t.ctx, from, clientv3.WithRange(end), clientv3.WithRev(t.etcdRev),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(int64(t.s.page)))
+		if err != nil {
+			return t.readErr(err)
 		}
+		// This page covers the keys from from up to upTo (excluded).
+		upTo := end
+		if resp.More && len(resp.Kvs) > 0 {
+			upTo = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		}
+		var mine []string
+		for len(pending) > 0 && pending[0] < upTo {
+			mine, pending = append(mine, pending[0]), pending[1:]
+		}
+		emit := func(k string, v []byte) error { return fn(strings.TrimPrefix(k, p), value(v)) }
+		for _, kv := range resp.Kvs {
+			k := string(kv.Key)
+			for len(mine) > 0 && mine[0] <= k {
+				m := mine[0]
+				mine = mine[1:]
+				if v := t.pending[m]; v != nil && m != k {
+					if err := emit(m, v); err != nil {
+						return err
+					}
+				}
+			}
+			v := kv.Value
+			if pv, ok := t.pending[k]; ok {
+				if pv == nil {
+					continue
+				}
+				v = pv
+			}
+			if err := emit(k, v); err != nil {
+				return err
+			}
+		}
+		for _, m := range mine {
+			if v := t.pending[m]; v != nil {
+				if err := emit(m, v); err != nil {
+					return err
+				}
+			}
+		}
+		if !resp.More {
+			return nil
+		}
+		from = upTo
 	}
-	return nil
 }

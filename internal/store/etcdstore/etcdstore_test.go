@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore/etcdtest"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/faultstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/storetest"
@@ -21,6 +22,15 @@ func TestContract(t *testing.T) {
 		return etcdtest.Store(t, cli, fmt.Sprintf("/test/%d/", n.Add(1)))
 	}
 	t.Run("Plain", func(t *testing.T) { storetest.Run(t, open) })
+	// ForEach reading two keys at a time: the pages and the
+	// transaction's own writes merged across them.
+	t.Run("Paged", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) store.Store {
+			s := etcdtest.Store(t, cli, fmt.Sprintf("/test/%d/", n.Add(1)))
+			etcdstore.SetForEachPage(s, 2)
+			return s
+		})
+	})
 	t.Run("Rerun", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T) store.Store {
 			s := faultstore.New(open(t))

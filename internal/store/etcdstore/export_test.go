@@ -18,3 +18,6 @@ func (s *Store) InjectCommitFaults(next func() CommitFault) {
 	}
 	s.fault.Store(&next)
 }
+
+// SetForEachPage sets how many keys ForEach of s reads at a time.
+func SetForEachPage(s *Store, n int) { s.page = n }
