@@ -31,7 +31,7 @@ ifneq ($(HTOOLS_DIRS),)
 export PATH := $(PATH):$(subst $() ,:,$(HTOOLS_DIRS))
 endif
 
-.PHONY: help build check-build bin/ganeti-gateway run test generate vendor lint staticcheck breaking check-generated bench bench-serve fuzz deploy-check ci
+.PHONY: help build check-build bin/ganeti-gateway run test generate vendor lint staticcheck breaking check-generated bench bench-check bench-serve fuzz deploy-check ci
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -104,6 +104,9 @@ check-generated: generate ## fail if gen/ differs from what buf generate produce
 
 bench: ## go test -bench . -benchmem ./... (BENCH=regexp)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
+
+bench-check: ## every benchmark once (-benchtime 1x): a benchmark that no longer runs fails here, not when someone measures
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 bench-serve: ## the whole-path benchmarks (GET /2/info, GetInfo, bulk lists of 1,000 and 10,000 instances, job round trip), with allocs/op
 	$(GO) test -run '^$$' -bench 'Serve' -benchmem ./server

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/sim/lu"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/store/etcdstore/etcdtest"
 )
@@ -25,7 +26,7 @@ func etcdEngine(b *testing.B) *Engine {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := New(Config{Model: openModel(b, st, 0), Logger: quiet, IAllocator: testIAllocators{}})
+	e, err := New(Config{Model: openModel(b, st, 0), Logger: quiet, IAllocator: testIAllocators{}, Executors: lu.DefaultExecutors()})
 	if err != nil {
 		b.Fatal(err)
 	}
