@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/testutil"
 )
 
@@ -669,8 +670,6 @@ type listedJob struct {
 	OpStatus []string         `json:"opstatus"`
 }
 
-func finalStatus(s string) bool { return s == "success" || s == "error" || s == "canceled" }
-
 // failoverRun is one run of TestEtcdFailoverUnderLoad.
 type failoverRun struct {
 	t       *testing.T
@@ -913,7 +912,7 @@ func (r *failoverRun) waitFinal() ([]listedJob, []*gatewayReplica) {
 		listed := map[int64]bool{}
 		for _, j := range list {
 			listed[j.ID] = true
-			if !finalStatus(j.Status) {
+			if !backend.Finalized(j.Status) {
 				pending = append(pending, fmt.Sprintf("%d %s", j.ID, j.Status))
 			}
 		}

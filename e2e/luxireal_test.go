@@ -19,6 +19,7 @@ import (
 
 	rapiv2 "github.com/ganeti-gateway/ganeti-gateway/gen/go/ganeti/rapi/v2"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/backend"
+	"github.com/ganeti-gateway/ganeti-gateway/internal/legacyenum"
 	"github.com/ganeti-gateway/ganeti-gateway/internal/upstream/luxi"
 	"github.com/ganeti-gateway/ganeti-gateway/server"
 )
@@ -238,7 +239,7 @@ func watchStatuses(ctx context.Context, t *testing.T, js rapiv2.JobServiceClient
 			continue // a delta without a status change
 		}
 		s := j.GetStatus()
-		if len(seen) > 0 && finalStatus(statusName(seen[len(seen)-1])) {
+		if len(seen) > 0 && backend.Finalized(legacyenum.StringOf(seen[len(seen)-1])) {
 			t.Fatalf("job %d changed after its end: %v then %v", id, seen, s)
 		}
 		if len(seen) == 0 || seen[len(seen)-1] != s {
@@ -250,11 +251,6 @@ func watchStatuses(ctx context.Context, t *testing.T, js rapiv2.JobServiceClient
 		t.Fatalf("no status for job %d", id)
 	}
 	return seen
-}
-
-// statusName is Ganeti's name of a job status ("success").
-func statusName(s rapiv2.JobStatus) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "JOB_STATUS_"))
 }
 
 // TestLuxiRealSubmitMany: luxi SubmitManyJobs of two jobs, each run.

@@ -616,6 +616,7 @@ func (t *tx) ForEach(bucket string, fn func(key string, val []byte) error) error
 		}
 	}
 	slices.Sort(pending)
+	emit := func(k string, v []byte) error { return fn(strings.TrimPrefix(k, p), value(v)) }
 	end := clientv3.GetPrefixRangeEnd(p)
 	from := p
 	for {
@@ -633,7 +634,6 @@ func (t *tx) ForEach(bucket string, fn func(key string, val []byte) error) error
 		for len(pending) > 0 && pending[0] < upTo {
 			mine, pending = append(mine, pending[0]), pending[1:]
 		}
-		emit := func(k string, v []byte) error { return fn(strings.TrimPrefix(k, p), value(v)) }
 		for _, kv := range resp.Kvs {
 			k := string(kv.Key)
 			for len(mine) > 0 && mine[0] <= k {
